@@ -1,0 +1,203 @@
+"""Expressions to graphs: "(x + y) * z" -> Graph, through Python's ast (never eval or exec).
+
+Names become inputs (a name used twice is one input feeding two nodes), numbers become constants, operators and
+calls become op nodes. Anything else is refused with the offending text and its column.
+"""
+from __future__ import annotations
+
+import ast
+import math
+from typing import Any
+
+from simulator.errors import ExpressionError, GraphError, ValueInputError
+from simulator.graph import Graph
+from simulator.ops import REGISTRY
+
+MAX_LENGTH = 5_000
+MAX_OPS = 500
+
+_BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.MatMult: "matmul"}
+# Friendly spellings accepted in calls, beside every registered op name.
+_ALIASES = {"swish": "silu", "maximum": "max", "minimum": "min", "ln": "log", "lrelu": "leaky_relu"}
+
+
+def _column(node: ast.AST) -> int:
+    return getattr(node, "col_offset", 0) + 1
+
+
+class _Builder:
+    def __init__(self, text: str, tree: ast.Expression):
+        self.text = text
+        self.graph = Graph()
+        self.names = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)})
+        self.op_count = 0
+        self.op_nodes: list[str] = []
+
+    def fail(self, node: ast.AST, why: str) -> ExpressionError:
+        segment = ast.get_source_segment(self.text, node) or ""
+        if len(segment) > 40:
+            segment = segment[:37] + "..."
+        col = _column(node)
+        return ExpressionError(f"{why}: '{segment}' at column {col}", segment, col)
+
+    def op(self, node: ast.AST, op: str, args: list[str], attrs: dict[str, Any] | None = None) -> str:
+        self.op_count += 1
+        if self.op_count > MAX_OPS:
+            raise self.fail(node, f"the expression has more than {MAX_OPS} operations")
+        spec = REGISTRY[op]
+        if len(args) != len(spec.inputs):
+            raise self.fail(node, f"{op} takes {len(spec.inputs)} input{'s' * (len(spec.inputs) != 1)} "
+                                  f"({', '.join(spec.inputs)}), got {len(args)}")
+        try:
+            nid = self.graph.add_op(op, attrs, name=f"_op{self.op_count}")
+            for port, src in zip(spec.inputs, args):
+                self.graph.connect(src, nid, port)
+        except (GraphError, ValueInputError) as exc:
+            raise self.fail(node, str(exc)) from None
+        self.op_nodes.append(nid)
+        return nid
+
+    def const(self, value: float) -> str:
+        return self.graph.add_const(value, name=self.graph.unique_name("c", self.names))
+
+    def visit(self, node: ast.AST) -> str:
+        if isinstance(node, ast.Name):
+            if node.id.startswith("__"):
+                raise self.fail(node, "names starting with __ are not allowed")
+            if node.id not in self.graph:
+                self.graph.add_input(node.id, 0.0)
+            return node.id
+        if isinstance(node, ast.Constant):
+            return self.const(self.number(node))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            if isinstance(node.operand, ast.Constant):
+                v = self.number(node.operand)
+                return self.const(-v if isinstance(node.op, ast.USub) else v)
+            inner = self.visit(node.operand)
+            return self.op(node, "neg", [inner]) if isinstance(node.op, ast.USub) else inner
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, ast.Pow):
+                exponent = self.constant_value(node.right)
+                if exponent is None:
+                    raise self.fail(node.right, "the exponent of ** must be a number")
+                return self.op(node, "pow", [self.visit(node.left)], {"p": exponent})
+            op = _BINOPS.get(type(node.op))
+            if op is None:
+                raise self.fail(node, f"the operator {type(node.op).__name__} is not supported")
+            left = self.visit(node.left)
+            return self.op(node, op, [left, self.visit(node.right)])
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name):
+                raise self.fail(node.func, "only calls of op names such as exp(x) are allowed")
+            name = _ALIASES.get(node.func.id, node.func.id)
+            if name not in REGISTRY:
+                raise self.fail(node.func, f"unknown function '{node.func.id}'")
+            attrs = {}
+            for kw in node.keywords:
+                if kw.arg is None:
+                    raise self.fail(kw.value, "** arguments are not allowed")
+                value = self.attr_value(kw.value)
+                attrs[kw.arg] = value
+            if any(isinstance(a, ast.Starred) for a in node.args):
+                raise self.fail(node, "* arguments are not allowed")
+            args = [self.visit(a) for a in node.args]
+            return self.op(node, name, args, attrs)
+        raise self.fail(node, f"{_describe(node)} is not allowed in an expression")
+
+    def number(self, node: ast.Constant) -> float:
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.fail(node, f"{_describe(node)} is not allowed in an expression")
+        try:
+            f = float(v)
+        except OverflowError:
+            raise self.fail(node, "this number is too large") from None
+        if not math.isfinite(f):
+            raise self.fail(node, "this number is too large")
+        return f
+
+    def constant_value(self, node: ast.AST) -> float | None:
+        if isinstance(node, ast.Constant):
+            return self.number(node)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) \
+                and isinstance(node.operand, ast.Constant):
+            v = self.number(node.operand)
+            return -v if isinstance(node.op, ast.USub) else v
+        return None
+
+    def attr_value(self, node: ast.AST) -> Any:
+        """Keyword arguments hold attributes: numbers, None, or tuples of integers."""
+        if isinstance(node, ast.Constant) and node.value is None:
+            return None
+        if isinstance(node, (ast.Tuple, ast.List)):
+            items = [self.constant_value(e) for e in node.elts]
+            if any(i is None or i != int(i) for i in items):
+                raise self.fail(node, "a shape must be a tuple of whole numbers")
+            return tuple(int(i) for i in items)
+        v = self.constant_value(node)
+        if v is None:
+            raise self.fail(node, "an attribute must be a number")
+        return int(v) if v == int(v) and abs(v) < 2**31 and isinstance(getattr(node, "value", None), int) else v
+
+
+def _describe(node: ast.AST) -> str:
+    kinds = {ast.Attribute: "an attribute access", ast.Subscript: "indexing", ast.Lambda: "a lambda",
+             ast.Compare: "a comparison", ast.BoolOp: "and/or", ast.IfExp: "if/else", ast.List: "a list",
+             ast.Tuple: "a tuple", ast.Dict: "a dict", ast.Set: "a set", ast.JoinedStr: "an f-string",
+             ast.NamedExpr: "an assignment", ast.Await: "await", ast.Starred: "*"}
+    if isinstance(node, ast.Constant):
+        return {str: "a string", bytes: "bytes", bool: "True/False", complex: "a complex number"}.get(
+            type(node.value), "this constant")
+    for cls, text in kinds.items():
+        if isinstance(node, cls):
+            return text
+    return type(node).__name__
+
+
+def _rename_ops(graph: Graph, op_nodes: list[str], reserved: list[str]) -> None:
+    """Give op nodes lecture-style names: the last one 'f', the others q1, q2, ... (or just q if alone)."""
+    *inner, last = op_nodes
+    taken = set(reserved)
+    if len(inner) == 1:
+        targets = ["q"]
+    else:
+        targets = [f"q{i + 1}" for i in range(len(inner))]
+    targets.append("f")
+    for old, want in zip(op_nodes, targets):
+        new = want
+        i = 1
+        while new in taken:
+            new = f"{want}_{i}"
+            i += 1
+        taken.add(new)
+        graph.rename(old, new)
+
+
+def parse_expression(text: str) -> Graph:
+    """Build a Graph from an expression; raises ExpressionError (with .text and .column) when it cannot."""
+    if not isinstance(text, str):
+        raise ExpressionError(f"an expression must be text, got {type(text).__name__}")
+    if not text.strip():
+        raise ExpressionError("the expression is empty", "", 1)
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"the expression is longer than {MAX_LENGTH} characters", text[:20], 1)
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        col = exc.offset or 1
+        bad = (exc.text or text)[max(col - 1, 0):col + 9].strip()
+        raise ExpressionError(f"syntax error ({exc.msg}) at column {col}" + (f": '{bad}'" if bad else ""),
+                              bad, col) from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise ExpressionError(f"the expression cannot be read: {type(exc).__name__}", text[:20], 1) from None
+    builder = _Builder(text.strip(), tree)
+    try:
+        builder.visit(tree.body)
+    except RecursionError:
+        raise ExpressionError("the expression is nested too deeply", text[:20], 1) from None
+    graph = builder.graph
+    if builder.op_nodes:
+        _rename_ops(graph, builder.op_nodes, [n.id for n in graph if n.kind != "op"])
+    from simulator.layout import apply_layout
+    apply_layout(graph)
+    return graph

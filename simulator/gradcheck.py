@@ -1,0 +1,132 @@
+"""Numerical gradients by centred differences in float64, and the relative error that compares them to backprop.
+
+Thresholds from the cs231n notes: a relative error above 1e-2 means the gradient is probably wrong, below 1e-7
+is what a correct smooth gradient gives, and in between deserves a look (kinks such as ReLU's land there).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+
+from simulator.engine import Program, _forward_node, run
+from simulator.errors import GraphError
+from simulator.graph import Graph
+
+GOOD = 1e-7
+BAD = 1e-2
+Status = Literal["good", "warn", "bad"]
+
+
+def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """d f / d x by centred differences (f(x + h) - f(x - h)) / 2h, one entry at a time. `x` is restored."""
+    x = np.asarray(x, dtype=np.float64)
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        fp = float(f(x))
+        flat[i] = old - h
+        fm = float(f(x))
+        flat[i] = old
+        gflat[i] = (fp - fm) / (2.0 * h)
+    return grad
+
+
+def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> np.ndarray:
+    """|a - n| / max(|a|, |n|) per entry; 0 where both are exactly zero."""
+    a = np.asarray(analytic, dtype=np.float64)
+    n = np.asarray(numeric, dtype=np.float64)
+    denom = np.maximum(np.abs(a), np.abs(n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        err = np.abs(a - n) / denom
+    return np.where(denom == 0, 0.0, err)
+
+
+def status_of(error: float) -> Status:
+    if error < GOOD:
+        return "good"
+    if error < BAD:
+        return "warn"
+    return "bad"
+
+
+@dataclass(frozen=True)
+class GradCheck:
+    """One comparison: `what` names the gradient (dL/dx, or node q's local gradient for input port a)."""
+
+    node: str
+    what: str
+    analytic: np.ndarray
+    numeric: np.ndarray
+    errors: np.ndarray
+
+    @property
+    def max_error(self) -> float:
+        return float(np.max(self.errors)) if self.errors.size else 0.0
+
+    @property
+    def status(self) -> Status:
+        return status_of(self.max_error)
+
+
+def check_graph(graph: Graph, nodes: list[str] | None = None, h: float = 1e-5) -> list[GradCheck]:
+    """dL/dnode from backprop against centred differences of the whole forward pass, for every input and
+    parameter (or the given leaves). L is the output (its sum, for a tensor output)."""
+    program = Program(graph)
+    base = program.leaf_values(graph)
+    result = run(program, base)
+    targets = nodes or [nid for nid in program.leaves if program.wants_grad[nid]]
+    checks = []
+    for nid in targets:
+        if nid not in base:
+            raise GraphError(f"'{nid}' is not an input or parameter feeding the output")
+        values = {k: v.astype(np.float64, copy=True) for k, v in base.items()}
+
+        def f(x: np.ndarray, nid: str = nid) -> float:
+            values[nid] = x
+            return float(np.sum(run(program, values, backward=False).value))
+        numeric = numerical_gradient(f, values[nid].copy(), h)
+        analytic = result.grads.get(nid, np.zeros_like(base[nid]))
+        checks.append(GradCheck(nid, f"d{program.output}/d{nid}", analytic, numeric, relative_error(analytic, numeric)))
+    return checks
+
+
+def check_node(graph: Graph, node: str, seed: int = 0, h: float = 1e-5) -> list[GradCheck]:
+    """An op node's backward against centred differences of its forward, one check per differentiable input.
+
+    The node is checked on its current input values with a random upstream gradient g, comparing
+    backward(g) with the numerical gradient of sum(forward(inputs) * g).
+    """
+    program = Program(graph)
+    step = next((s for s in program.steps if s.node == node), None)
+    if step is None:
+        raise GraphError(f"'{node}' is not an op node that feeds the output")
+    values = program.leaf_values(graph)
+    caches: dict = {}
+    for s in program.steps:
+        _forward_node(s, values, caches)
+        if s is step:
+            break
+    ins = [values[s].astype(np.float64, copy=True) for s in step.srcs]
+    rng = np.random.default_rng(seed)
+    upstream = rng.normal(size=np.shape(values[node]))
+    analytic = step.spec.backward(upstream, caches[node])
+    checks = []
+    for i, port in enumerate(step.spec.inputs):
+        if not step.spec.differentiable(port):
+            continue
+
+        def f(x: np.ndarray, i: int = i) -> float:
+            args = list(ins)
+            args[i] = x
+            with np.errstate(all="ignore"):
+                out, _ = step.spec.forward(*args, **step.attrs)
+            return float(np.sum(np.asarray(out) * upstream))
+        numeric = numerical_gradient(f, ins[i].copy(), h)
+        a = np.asarray(analytic[i], dtype=np.float64)
+        checks.append(GradCheck(node, f"local gradient of {node} for input {port} ({step.srcs[i]})", a, numeric,
+                                relative_error(a, numeric)))
+    return checks

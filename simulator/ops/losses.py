@@ -1,0 +1,165 @@
+"""Loss ops: multiclass SVM (hinge, margin 1), softmax cross-entropy, mean squared error, L1 and L2 penalties.
+
+Classification losses take scores (N, C) with integer labels y (N,), or one example's scores (C,) with a scalar
+label, and return the mean loss over the batch. Labels get no gradient.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.errors import ShapeError, ValueInputError
+from simulator.ops.registry import ELEMENTWISE_SHAPES, AttrSpec, OpSpec, away_from, register, same_shape, shape_str
+
+
+def classification_shape(op):
+    def rule(ss, sy):
+        if len(ss) == 2 and tuple(sy) == (ss[0],) or len(ss) == 1 and tuple(sy) == ():
+            return ()
+        raise ShapeError(f"{op}: scores have shape {shape_str(ss)} and labels y have shape {shape_str(sy)}; "
+                         f"expected scores (N, C) with y (N,), or scores (C,) with a scalar y")
+    return rule
+
+
+def as_batch(op, scores, y):
+    """Scores as (N, C) and labels as int (N,), checked to be whole numbers in [0, C)."""
+    s2 = np.atleast_2d(scores)
+    y1 = np.atleast_1d(np.asarray(y))
+    if y1.size and (not np.all(np.isfinite(y1)) or np.any(y1 != np.round(y1))):
+        raise ValueInputError(f"{op}: labels must be whole numbers, got {y1.tolist()}")
+    labels = y1.astype(np.int64)
+    c = s2.shape[1]
+    if labels.size and (labels.min() < 0 or labels.max() >= c):
+        raise ValueInputError(f"{op}: labels must lie in 0..{c - 1} for {c} classes, got {labels.tolist()}")
+    return s2, labels
+
+
+def svm_loss_forward(scores, y):
+    s, labels = as_batch("svm_loss", scores, y)
+    n = s.shape[0]
+    correct = s[np.arange(n), labels][:, None]
+    margins = np.maximum(0.0, s - correct + 1.0)
+    margins[np.arange(n), labels] = 0.0
+    return margins.sum() / n, (margins, labels, np.shape(scores), n)
+
+
+def svm_loss_backward(dout, cache):
+    margins, labels, shape, n = cache
+    ds = (margins > 0).astype(np.float64)
+    ds[np.arange(n), labels] = -ds.sum(axis=1)
+    return (dout * ds / n).reshape(shape), None
+
+
+def softmax_ce_forward(scores, y):
+    s, labels = as_batch("softmax_ce", scores, y)
+    n = s.shape[0]
+    shifted = s - s.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -log_probs[np.arange(n), labels].sum() / n
+    return loss, (np.exp(log_probs), labels, np.shape(scores), n)
+
+
+def softmax_ce_backward(dout, cache):
+    probs, labels, shape, n = cache
+    ds = probs.copy()
+    ds[np.arange(n), labels] -= 1.0
+    return (dout * ds / n).reshape(shape), None
+
+
+def _svm_samples(rng):
+    """Scores whose margins s_j - s_y + 1 stay at least 0.1 from the hinge."""
+    out = []
+    for n, c in ((1, 3), (4, 3), (5, 6)):
+        while True:
+            s = rng.normal(scale=1.5, size=(n, c))
+            y = rng.integers(0, c, size=n)
+            m = s - s[np.arange(n), y][:, None] + 1.0
+            m[np.arange(n), y] = 1.0
+            if np.min(np.abs(m)) > 0.1:
+                break
+        out.append(((s, y.astype(np.float64)), {}))
+    out.append(((np.array([3.2, 5.1, -1.7]), np.array(0.0)), {}))
+    return out
+
+
+def _ce_samples(rng):
+    out = [((rng.normal(size=(n, c)), rng.integers(0, c, size=n).astype(np.float64)), {})
+           for n, c in ((1, 3), (4, 3), (5, 10))]
+    out.append(((np.array([3.2, 5.1, -1.7]), np.array(0.0)), {}))
+    return out
+
+
+register(OpSpec(
+    name="svm_loss", family="loss", inputs=("scores", "y"), forward=svm_loss_forward, backward=svm_loss_backward,
+    infer_shape=classification_shape("svm_loss"), symbol="SVM", formula="(1/N) Σᵢ Σ_{j≠yᵢ} max(0, sⱼ − s_yᵢ + 1)",
+    local_grad={"scores": "1[margin > 0] for j ≠ y; −(number of positive margins) for j = y; all / N"},
+    doc="Multiclass SVM (hinge) loss: every wrong class should score at least 1 below the correct one.",
+    sample=_svm_samples, nondiff=frozenset({"y"})))
+
+register(OpSpec(
+    name="softmax_ce", family="loss", inputs=("scores", "y"), forward=softmax_ce_forward,
+    backward=softmax_ce_backward, infer_shape=classification_shape("softmax_ce"), symbol="CE",
+    formula="(1/N) Σᵢ −log(e^{s_yᵢ} / Σⱼ e^{sⱼ})", local_grad={"scores": "(softmax(s) − onehot(y)) / N"},
+    doc="Softmax cross-entropy: the negative log-probability the softmax gives the correct class.",
+    sample=_ce_samples, nondiff=frozenset({"y"})))
+
+
+def mse_shape(sp, st):
+    same_shape("mse", "pred", "target")(sp, st)
+    return ()
+
+
+def mse_forward(pred, target):
+    diff = pred - target
+    return np.mean(diff * diff), (diff, max(diff.size, 1))
+
+
+def mse_backward(dout, cache):
+    diff, n = cache
+    g = dout * 2.0 * diff / n
+    return g, -g
+
+
+register(OpSpec(
+    name="mse", family="loss", inputs=("pred", "target"), forward=mse_forward, backward=mse_backward,
+    infer_shape=mse_shape, symbol="MSE",
+    formula="(1/n) Σ (pred − target)²", local_grad={"pred": "2(pred − target)/n", "target": "−2(pred − target)/n"},
+    doc="Mean squared error over all entries, the regression loss.",
+    sample=lambda rng: [((rng.normal(size=s), rng.normal(size=s)), {}) for s in ELEMENTWISE_SHAPES]))
+
+
+def l1_forward(w, strength=1.0):
+    return strength * np.sum(np.abs(w)), (w, strength)
+
+
+def l1_backward(dout, cache):
+    w, strength = cache
+    return (dout * strength * np.sign(w),)
+
+
+def l2_forward(w, strength=1.0):
+    return strength * np.sum(w * w), (w, strength)
+
+
+def l2_backward(dout, cache):
+    w, strength = cache
+    return (dout * 2.0 * strength * w,)
+
+
+_STRENGTH = AttrSpec("strength", 1.0, "float", "the regularisation strength λ", minimum=0.0)
+
+
+def _penalty_samples(rng):
+    return [((away_from(rng, s),), {"strength": lam}) for s in ELEMENTWISE_SHAPES for lam in (1.0, 0.05)]
+
+
+register(OpSpec(
+    name="l1", family="loss", inputs=("w",), forward=l1_forward, backward=l1_backward,
+    infer_shape=lambda sw, strength=1.0: (), symbol="L1", formula="λ Σ |w|", local_grad={"w": "λ sign(w)"},
+    doc="L1 penalty: pushes weights to exactly zero (sparse weights).", sample=_penalty_samples,
+    attrs=(_STRENGTH,)))
+
+register(OpSpec(
+    name="l2", family="loss", inputs=("w",), forward=l2_forward, backward=l2_backward,
+    infer_shape=lambda sw, strength=1.0: (), symbol="L2", formula="λ Σ w²", local_grad={"w": "2λw"},
+    doc="L2 penalty (weight decay's cousin): prefers many small weights over a few large ones.",
+    sample=_penalty_samples, attrs=(_STRENGTH,)))
