@@ -200,13 +200,15 @@ def adamw_step(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, s
 
 # ---------------------------------------------------------------------------------------------------- 2-D race step
 @njit(cache=True, error_model="numpy")
-def race_step_2d(x, g, s1, s2, s3, family, hyper, lr, step, active):
-    """One update of K independent float64 optimizers, each on its own point.
+def race_step_2d(x, gx, gy, s1, s2, s3, family, hyper, lr, step, active, diverged, limit):
+    """One update of K independent float64 optimizers, each on its own 2-D point; flags divergence.
 
-    x, g, s1, s2, s3: (K, 2) points, gradients and state (s1: momentum_buffer / sum / square_avg / exp_avg;
-    s2: grad_avg / exp_avg_sq; s3: RMSProp's momentum_buffer). family: (K,) int64 family codes; hyper: (K, N_HYPER);
-    lr: (K,) this step's learning rates; step: (K,) int64 updates already taken (incremented here); active: (K,) bool,
-    inactive rows are left alone. Same per-element rules, hence the same numbers, as the flat kernels.
+    x, s1, s2, s3: (K, 2) points and state (s1: momentum_buffer / sum / square_avg / exp_avg; s2: grad_avg /
+    exp_avg_sq; s3: RMSProp's momentum_buffer). gx, gy: (K,) gradients at x. family: (K,) int64 family codes;
+    hyper: (K, N_HYPER); lr: (K,) this update's rates; step: (K,) int64 updates taken (incremented here);
+    active: (K,) bool, inactive rows are left alone. A row whose new point is non-finite or has a coordinate beyond
+    ``limit`` in size is put back to its previous point, made inactive, and gets diverged[k] = its update number.
+    The per-element rules, hence the numbers, are those of the flat kernels.
     """
     for k in range(x.shape[0]):
         if not active[k]:
@@ -217,39 +219,40 @@ def race_step_2d(x, g, s1, s2, s3, family, hyper, lr, step, active):
         wd = hyper[k, H_WEIGHT_DECAY]
         eps = hyper[k, H_EPS]
         step[k] += 1
-        if fam == SGD:
-            for j in range(2):
-                x[k, j] = _sgd_elem(x[k, j], g[k, j], a, wd)
-        elif fam == SGD_MOMENTUM:
-            nesterov = hyper[k, H_NESTEROV] != 0.0
-            first = step[k] == 1
-            for j in range(2):
-                x[k, j], s1[k, j] = _momentum_elem(x[k, j], g[k, j], s1[k, j], a, mu, wd, nesterov, first)
-        elif fam == ADAGRAD:
-            for j in range(2):
-                x[k, j], s1[k, j] = _adagrad_elem(x[k, j], g[k, j], s1[k, j], a, eps, wd)
-        elif fam == RMSPROP:
-            alpha = hyper[k, H_BETA1]
-            centered = hyper[k, H_CENTERED] != 0.0
-            for j in range(2):
-                x[k, j], s1[k, j], s2[k, j], s3[k, j] = _rmsprop_elem(
-                    x[k, j], g[k, j], s1[k, j], s2[k, j], s3[k, j], a, alpha, 1.0 - alpha, eps, mu, wd,
-                    centered, mu > 0.0)
-        else:
-            b1 = hyper[k, H_BETA1]
-            b2 = hyper[k, H_BETA2]
-            step_size, bc2_sqrt = adam_coefficients(a, b1, b2, step[k])
-            decay = 1.0 - a * wd
-            for j in range(2):
-                gj = g[k, j]
-                xj = x[k, j]
+        x0 = x[k, 0]
+        x1 = x[k, 1]
+        for j in range(2):
+            xj = x[k, j]
+            gj = gx[k] if j == 0 else gy[k]
+            if fam == SGD:
+                xj = _sgd_elem(xj, gj, a, wd)
+            elif fam == SGD_MOMENTUM:
+                xj, s1[k, j] = _momentum_elem(xj, gj, s1[k, j], a, mu, wd, hyper[k, H_NESTEROV] != 0.0,
+                                              step[k] == 1)
+            elif fam == ADAGRAD:
+                xj, s1[k, j] = _adagrad_elem(xj, gj, s1[k, j], a, eps, wd)
+            elif fam == RMSPROP:
+                alpha = hyper[k, H_BETA1]
+                xj, s1[k, j], s2[k, j], s3[k, j] = _rmsprop_elem(
+                    xj, gj, s1[k, j], s2[k, j], s3[k, j], a, alpha, 1.0 - alpha, eps, mu, wd,
+                    hyper[k, H_CENTERED] != 0.0, mu > 0.0)
+            else:
+                b1 = hyper[k, H_BETA1]
+                b2 = hyper[k, H_BETA2]
+                step_size, bc2_sqrt = adam_coefficients(a, b1, b2, step[k])
                 if wd != 0.0:
                     if fam == ADAMW:
-                        xj = xj * decay
+                        xj = xj * (1.0 - a * wd)
                     else:
                         gj = gj + wd * xj
-                x[k, j], s1[k, j], s2[k, j] = _adam_elem(
+                xj, s1[k, j], s2[k, j] = _adam_elem(
                     xj, gj, s1[k, j], s2[k, j], b1, 1.0 - b1, b2, 1.0 - b2, step_size, bc2_sqrt, eps)
+            x[k, j] = xj
+        if not (abs(x[k, 0]) <= limit and abs(x[k, 1]) <= limit):  # also catches NaN
+            x[k, 0] = x0
+            x[k, 1] = x1
+            active[k] = False
+            diverged[k] = step[k]
 
 
 # ---------------------------------------------------------------------------------------------------------- warm-up
@@ -274,8 +277,9 @@ def warmup_tasks() -> list[tuple[str, Callable[[], None]]]:
 
     def race() -> None:
         z = np.zeros((1, 2))
-        race_step_2d(z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), np.zeros(1, np.int64),
-                     np.zeros((1, N_HYPER)), np.ones(1), np.zeros(1, np.int64), np.ones(1, np.bool_))
+        race_step_2d(z.copy(), np.ones(1), np.ones(1), z.copy(), z.copy(), z.copy(), np.zeros(1, np.int64),
+                     np.zeros((1, N_HYPER)), np.ones(1), np.zeros(1, np.int64), np.ones(1, np.bool_),
+                     np.zeros(1, np.int64), 1e6)
 
     tasks.append(("optim.race_step_2d", race))
     return tasks
