@@ -312,14 +312,29 @@ class ExpressionSurface(Surface):
     def name(self) -> str:  # type: ignore[override]
         return self.text
 
+    @cached_property
+    def variables(self) -> tuple[str, ...]:
+        """Which of x and y the expression uses (the engine refuses values for names it does not use)."""
+        import simulator  # the engine: imported when first needed, not when this module loads
+
+        names = {n.id for n in simulator.Graph.from_expression(self.text).leaves()}
+        extra = sorted(names - {"x", "y"})
+        if extra:
+            raise ValueInputError(f"a surface expression may use only x and y; {self.text!r} also uses "
+                                  f"{', '.join(extra)}")
+        return tuple(sorted(names))
+
     def _evaluate(self, x: Any, y: Any):
-        import simulator  # the engine imports this package's siblings: import it only when needed
+        import simulator
 
         x, y = np.broadcast_arrays(*_xy(x, y))
-        return simulator.evaluate(self.text, x=np.array(x), y=np.array(y))
+        given = {"x": np.array(x), "y": np.array(y)}
+        return simulator.evaluate(self.text, **{name: given[name] for name in self.variables})
 
     def value(self, x: Any, y: Any) -> np.ndarray:
-        return np.asarray(self._evaluate(x, y).value, dtype=np.float64)
+        x, y = _xy(x, y)
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        return np.broadcast_to(np.asarray(self._evaluate(x, y).value, dtype=np.float64), shape).copy()
 
     def grad(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         x, y = _xy(x, y)
