@@ -1,0 +1,237 @@
+"""Normalisation kernels: batch norm (plain and spatial share one kernel), layer norm, instance norm; forward and backward.
+
+Shapes are reduced to 3-D views by the caller (simulator/layers.py):
+  batch norm      (N, D)       -> (N, D, 1)     statistics per D over N
+  spatial BN      (N, C, H, W) -> (N, C, H*W)   statistics per C over N, H, W
+  layer norm      (N, ...)     -> (N, D)        statistics per row over D, affine per D
+  instance norm   (N, C, H, W) -> (N, C, H*W)   statistics per (n, c) over H, W, affine per C
+Sums accumulate in float64 whatever the dtype. Variances are biased (divide by m) for normalising, as PyTorch; the
+unbiased running-variance update is the caller's (it needs m > 1).
+
+Backward of xhat = (x - mean) * inv_std over a group of m elements, with dxhat = dout * gamma:
+  dx = inv_std / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, error_model="numpy")
+def batchnorm_train_forward(x3, gamma, beta, eps):
+    """x3: (A, C, B); gamma, beta: (C,). Normalise per C with batch statistics over A and B.
+    Returns (out, xhat, mean (C,), var (C,) biased, inv_std (C,))."""
+    A, C, B = x3.shape
+    m = A * B
+    mean = np.zeros(C, np.float64)
+    var = np.zeros(C, np.float64)
+    for a in range(A):
+        for c in range(C):
+            acc = 0.0
+            for b in range(B):
+                acc += x3[a, c, b]
+            mean[c] += acc
+    mean /= m
+    for a in range(A):
+        for c in range(C):
+            mu = mean[c]
+            acc = 0.0
+            for b in range(B):
+                d = x3[a, c, b] - mu
+                acc += d * d
+            var[c] += acc
+    var /= m
+    inv_std = 1.0 / np.sqrt(var + eps)
+    out = np.empty_like(x3)
+    xhat = np.empty_like(x3)
+    for a in range(A):
+        for c in range(C):
+            mu = mean[c]
+            s = inv_std[c]
+            g = gamma[c]
+            be = beta[c]
+            for b in range(B):
+                h = (x3[a, c, b] - mu) * s
+                xhat[a, c, b] = h
+                out[a, c, b] = h * g + be
+    return out, xhat, mean.astype(x3.dtype), var.astype(x3.dtype), inv_std.astype(x3.dtype)
+
+
+@njit(cache=True, error_model="numpy")
+def batchnorm_eval_forward(x3, gamma, beta, running_mean, running_var, eps):
+    """x3: (A, C, B). Normalise per C with the running statistics. Returns (out, xhat, inv_std (C,))."""
+    A, C, B = x3.shape
+    inv_std = (1.0 / np.sqrt(running_var.astype(np.float64) + eps)).astype(x3.dtype)
+    out = np.empty_like(x3)
+    xhat = np.empty_like(x3)
+    for a in range(A):
+        for c in range(C):
+            mu = running_mean[c]
+            s = inv_std[c]
+            g = gamma[c]
+            be = beta[c]
+            for b in range(B):
+                h = (x3[a, c, b] - mu) * s
+                xhat[a, c, b] = h
+                out[a, c, b] = h * g + be
+    return out, xhat, inv_std
+
+
+@njit(cache=True, error_model="numpy")
+def batchnorm_backward(dout3, xhat3, gamma, inv_std, train):
+    """Returns (dx (A, C, B), dgamma (C,), dbeta (C,)). With train=False the statistics are constants (eval mode)."""
+    A, C, B = xhat3.shape
+    m = A * B
+    dgamma = np.zeros(C, np.float64)
+    dbeta = np.zeros(C, np.float64)
+    for a in range(A):
+        for c in range(C):
+            sg = 0.0
+            sb = 0.0
+            for b in range(B):
+                g = dout3[a, c, b]
+                sb += g
+                sg += g * xhat3[a, c, b]
+            dgamma[c] += sg
+            dbeta[c] += sb
+    dx = np.empty_like(xhat3)
+    for c in range(C):
+        # sum(dxhat) = gamma * dbeta and sum(dxhat * xhat) = gamma * dgamma
+        k = gamma[c] * inv_std[c]
+        mb = dbeta[c] / m if train else 0.0
+        mg = dgamma[c] / m if train else 0.0
+        for a in range(A):
+            for b in range(B):
+                dx[a, c, b] = k * (dout3[a, c, b] - mb - xhat3[a, c, b] * mg)
+    return dx, dgamma.astype(xhat3.dtype), dbeta.astype(xhat3.dtype)
+
+
+@njit(cache=True, error_model="numpy")
+def _row_stats(x2, eps):
+    R, L = x2.shape
+    mean = np.empty(R, np.float64)
+    inv_std = np.empty(R, np.float64)
+    for r in range(R):
+        acc = 0.0
+        for l in range(L):
+            acc += x2[r, l]
+        mu = acc / L
+        acc = 0.0
+        for l in range(L):
+            d = x2[r, l] - mu
+            acc += d * d
+        mean[r] = mu
+        inv_std[r] = 1.0 / np.sqrt(acc / L + eps)
+    return mean, inv_std
+
+
+@njit(cache=True, error_model="numpy")
+def layernorm_forward(x2, gamma, beta, eps):
+    """x2: (N, D); gamma, beta: (D,). Normalise each row. Returns (out, xhat, inv_std (N,))."""
+    N, D = x2.shape
+    mean, inv_std = _row_stats(x2, eps)
+    out = np.empty_like(x2)
+    xhat = np.empty_like(x2)
+    for n in range(N):
+        mu = mean[n]
+        s = inv_std[n]
+        for d in range(D):
+            h = (x2[n, d] - mu) * s
+            xhat[n, d] = h
+            out[n, d] = h * gamma[d] + beta[d]
+    return out, xhat, inv_std.astype(x2.dtype)
+
+
+@njit(cache=True, error_model="numpy")
+def layernorm_backward(dout2, xhat2, gamma, inv_std):
+    """Returns (dx (N, D), dgamma (D,), dbeta (D,))."""
+    N, D = xhat2.shape
+    dgamma = np.zeros(D, np.float64)
+    dbeta = np.zeros(D, np.float64)
+    dx = np.empty_like(xhat2)
+    for n in range(N):
+        s1 = 0.0
+        s2 = 0.0
+        for d in range(D):
+            g = dout2[n, d]
+            h = xhat2[n, d]
+            dgamma[d] += g * h
+            dbeta[d] += g
+            dh = g * gamma[d]
+            s1 += dh
+            s2 += dh * h
+        s1 /= D
+        s2 /= D
+        k = inv_std[n]
+        for d in range(D):
+            dx[n, d] = k * (dout2[n, d] * gamma[d] - s1 - xhat2[n, d] * s2)
+    return dx, dgamma.astype(xhat2.dtype), dbeta.astype(xhat2.dtype)
+
+
+@njit(cache=True, error_model="numpy")
+def instancenorm_forward(x3, gamma, beta, eps):
+    """x3: (N, C, L); gamma, beta: (C,). Normalise each (n, c) row over L. Returns (out, xhat, inv_std (N, C))."""
+    N, C, L = x3.shape
+    x2 = x3.reshape(N * C, L)
+    mean, inv_std = _row_stats(x2, eps)
+    out = np.empty_like(x3)
+    xhat = np.empty_like(x3)
+    for n in range(N):
+        for c in range(C):
+            mu = mean[n * C + c]
+            s = inv_std[n * C + c]
+            g = gamma[c]
+            be = beta[c]
+            for l in range(L):
+                h = (x3[n, c, l] - mu) * s
+                xhat[n, c, l] = h
+                out[n, c, l] = h * g + be
+    return out, xhat, inv_std.astype(x3.dtype).reshape(N, C)
+
+
+@njit(cache=True, error_model="numpy")
+def instancenorm_backward(dout3, xhat3, gamma, inv_std):
+    """Returns (dx (N, C, L), dgamma (C,), dbeta (C,))."""
+    N, C, L = xhat3.shape
+    dgamma = np.zeros(C, np.float64)
+    dbeta = np.zeros(C, np.float64)
+    dx = np.empty_like(xhat3)
+    for n in range(N):
+        for c in range(C):
+            sg = 0.0
+            sb = 0.0
+            for l in range(L):
+                g = dout3[n, c, l]
+                sb += g
+                sg += g * xhat3[n, c, l]
+            dgamma[c] += sg
+            dbeta[c] += sb
+            k = gamma[c] * inv_std[n, c]
+            mb = sb / L
+            mg = sg / L
+            for l in range(L):
+                dx[n, c, l] = k * (dout3[n, c, l] - mb - xhat3[n, c, l] * mg)
+    return dx, dgamma.astype(xhat3.dtype), dbeta.astype(xhat3.dtype)
+
+
+def warmup_tasks(dtypes=(np.float64, np.float32)) -> list[tuple[str, Callable[[], None]]]:
+    """(name, zero-arg callable) pairs that compile (or load from cache) the normalisation kernels for `dtypes`."""
+    def task(dt):
+        def run():
+            x3 = np.linspace(-1, 1, 24).astype(dt).reshape(2, 3, 4)
+            g = np.ones(3, dt)
+            b = np.zeros(3, dt)
+            out, xhat, mean, var, inv_std = batchnorm_train_forward(x3, g, b, 1e-5)
+            batchnorm_backward(out, xhat, g, inv_std, True)
+            out, xhat, inv_std = batchnorm_eval_forward(x3, g, b, mean, var, 1e-5)
+            batchnorm_backward(out, xhat, g, inv_std, False)
+            out, xhat, inv_std = instancenorm_forward(x3, g, b, 1e-5)
+            instancenorm_backward(out, xhat, g, inv_std)
+            x2 = x3.reshape(2, 12)
+            g2 = np.ones(12, dt)
+            out, xhat, inv_std = layernorm_forward(x2, g2, np.zeros(12, dt), 1e-5)
+            layernorm_backward(out, xhat, g2, inv_std)
+        return run
+    return [(f"norm[{np.dtype(dt).name}]", task(dt)) for dt in dtypes]

@@ -1,0 +1,61 @@
+"""Kernel warm-up: compile (or load from Numba's on-disk cache) every kernel before the user needs it.
+
+Convention: each kernel module defines `warmup_tasks() -> list[tuple[str, Callable[[], None]]]`, (name, zero-arg
+callable) pairs that call its kernels on tiny arrays. Modules whose `warmup_tasks` accepts a `dtypes` argument get the
+requested dtypes; others are called with no arguments. kernels.optim (written separately) is imported lazily and
+included when it exists and follows the convention.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Callable, Iterable
+
+import numpy as np
+
+MODULES = ("conv", "pool", "activations", "norm", "dropout", "losses", "optim")
+
+
+def collect_tasks(dtypes: Iterable = (np.float64, np.float32)) -> list[tuple[str, Callable[[], None]]]:
+    """Every module's warm-up tasks, in MODULES order. A missing kernels.optim (or one without warmup_tasks) is skipped;
+    any other import error propagates."""
+    dtypes = tuple(dtypes)
+    tasks: list[tuple[str, Callable[[], None]]] = []
+    for name in MODULES:
+        try:
+            module = importlib.import_module(f"kernels.{name}")
+        except ModuleNotFoundError as exc:
+            if name == "optim" and exc.name == "kernels.optim":
+                continue
+            raise
+        make = getattr(module, "warmup_tasks", None)
+        if make is None:
+            continue
+        if "dtypes" in inspect.signature(make).parameters:
+            tasks.extend(make(dtypes=dtypes))
+        else:
+            tasks.extend(make())
+    return tasks
+
+
+def warmup(progress: Callable[[int, int, str], None] | None = None,
+           dtypes: Iterable = (np.float64, np.float32)) -> int:
+    """Run every warm-up task; after each, call progress(done, total, name). Returns the number of tasks run.
+    Safe to call from a worker thread (no kernel uses parallel=True)."""
+    tasks = collect_tasks(dtypes)
+    total = len(tasks)
+    for done, (name, run) in enumerate(tasks, start=1):
+        run()
+        if progress is not None:
+            progress(done, total, name)
+    return total
+
+
+def _main() -> None:  # python -m kernels.warmup
+    import time
+    t0 = time.perf_counter()
+    warmup(lambda done, total, name: print(f"[{done}/{total}] {name}  {time.perf_counter() - t0:.1f} s"))
+
+
+if __name__ == "__main__":
+    _main()
