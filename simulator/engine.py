@@ -68,7 +68,10 @@ class Program:
         for nid in order:
             node = nodes[nid]
             if node.is_leaf:
-                wants[nid] = node.kind != "const"
+                # labels feed only non-differentiable ports: they get no gradient
+                wants[nid] = node.kind != "const" and any(
+                    e.dst in needed and graph.node(e.dst).spec.differentiable(e.port) for e in graph.edges_from(nid))
+                wants[nid] = wants[nid] or (nid == self.output and node.kind != "const")
                 continue
             srcs = tuple(graph.edge_into(nid, p).src for p in node.ports)
             grad_ports = tuple(node.spec.differentiable(p) and wants[s] for p, s in zip(node.ports, srcs))

@@ -51,7 +51,7 @@ class _Builder:
         try:
             nid = self.graph.add_op(op, attrs, name=f"_op{self.op_count}")
             for port, src in zip(spec.inputs, args):
-                self.graph.connect(src, nid, port)
+                self.graph.connect(src, nid, port, check_shapes=False)
         except (GraphError, ValueInputError) as exc:
             raise self.fail(node, str(exc)) from None
         self.op_nodes.append(nid)
@@ -65,7 +65,10 @@ class _Builder:
             if node.id.startswith("__"):
                 raise self.fail(node, "names starting with __ are not allowed")
             if node.id not in self.graph:
-                self.graph.add_input(node.id, 0.0)
+                try:
+                    self.graph.add_input(node.id, 0.0)
+                except GraphError:
+                    raise self.fail(node, "a name must use ASCII letters, digits and _ (at most 64)") from None
             return node.id
         if isinstance(node, ast.Constant):
             return self.const(self.number(node))

@@ -204,7 +204,7 @@ def _graph_from(g: Any) -> Graph:
         for end in ("src", "dst"):
             _expect(raw[end] in graph, f"edge {i + 1} refers to a node '{raw[end]}' that does not exist")
         try:
-            graph.connect(raw["src"], raw["dst"], raw["port"])
+            graph.connect(raw["src"], raw["dst"], raw["port"], check_shapes=False)
         except StudioError as exc:
             raise FileFormatError(f"edge {i + 1} ({raw['src']} → {raw['dst']}.{raw['port']}): {exc}") from None
     output = g.get("output")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import networkx as nx
 import numpy as np
@@ -246,9 +246,9 @@ class Graph:
 
     # ---- wiring ---------------------------------------------------------------------------------------------
 
-    def connect(self, src: str, dst: str, port: str) -> Edge:
+    def connect(self, src: str, dst: str, port: str, check_shapes: bool = True) -> Edge:
         """Wire src's output into `port` of op node dst; refuses cycles, missing ports, double feeds and
-        shape mismatches (the graph is left unchanged when refused)."""
+        (with check_shapes) a wire that breaks a shape rule. A refused wire leaves the graph unchanged."""
         self.node(src)
         dst_node = self.node(dst)
         if dst_node.kind != "op":
@@ -262,14 +262,18 @@ class Graph:
         if src == dst or nx.has_path(self._nx, dst, src):
             raise GraphError(f"wiring '{src}' into '{dst}' would close a cycle ('{dst}' already feeds '{src}')")
         edge = Edge(src, dst, port)
-        self._in[(dst, port)] = edge
-        self._nx.add_edge(src, dst, key=port)
-        try:
-            self.infer_shapes()
-        except ShapeError:
+
+        def add() -> None:
+            self._in[(dst, port)] = edge
+            self._nx.add_edge(src, dst, key=port)
+
+        def undo() -> None:
             del self._in[(dst, port)]
             self._nx.remove_edge(src, dst, key=port)
-            raise
+        if check_shapes:
+            self._guarded(add, undo)
+        else:
+            add()
         self.changed.emit(GraphChange("edge_added", edge=edge))
         return edge
 
@@ -289,13 +293,14 @@ class Graph:
         if not node.is_leaf:
             raise GraphError(f"'{node_id}' is an op node; its value is computed, not set")
         new = as_value(value, f"value of '{node_id}'")
-        old, node.value = node.value, new
-        if old is None or old.shape != new.shape:
-            try:
-                self.infer_shapes()
-            except ShapeError:
-                node.value = old
-                raise
+        old = node.value
+
+        def assign(v: np.ndarray | None) -> None:
+            node.value = v
+        if old is not None and old.shape == new.shape:
+            assign(new)
+        else:
+            self._guarded(lambda: assign(new), lambda: assign(old))
         self.changed.emit(GraphChange("value_changed", node=node_id))
 
     def set_attrs(self, node_id: str, attrs: Mapping[str, Any]) -> None:
@@ -303,12 +308,11 @@ class Graph:
         merged = dict(node.attrs)
         merged.update(attrs)
         resolved = node.spec.resolve_attrs(merged)
-        old, node.attrs = node.attrs, resolved
-        try:
-            self.infer_shapes()
-        except ShapeError:
-            node.attrs = old
-            raise
+        old = node.attrs
+
+        def assign(a: dict[str, Any]) -> None:
+            node.attrs = a
+        self._guarded(lambda: assign(resolved), lambda: assign(old))
         self.changed.emit(GraphChange("attrs_changed", node=node_id))
 
     def set_kind(self, node_id: str, kind: str) -> None:
@@ -352,6 +356,25 @@ class Graph:
             except StudioError as exc:
                 raise type(exc)(f"node '{nid}' ({node.op}): {exc}") from None
         return shapes
+
+    def shape_problem(self) -> StudioError | None:
+        """The first shape error of the graph, or None when every connected node's shapes fit."""
+        try:
+            self.infer_shapes()
+        except StudioError as exc:
+            return exc
+        return None
+
+    def _guarded(self, apply: Callable[[], None], revert: Callable[[], None]) -> None:
+        """Apply an edit, undoing it and raising if it breaks the shapes of a graph whose shapes fitted.
+        A graph that is already broken (mid-edit) accepts edits, so the learner can repair it step by step."""
+        fitted = self.shape_problem() is None
+        apply()
+        if fitted:
+            problem = self.shape_problem()
+            if problem is not None:
+                revert()
+                raise problem
 
     def missing_inputs(self) -> list[tuple[str, str]]:
         """(node, port) pairs still waiting for a wire."""

