@@ -1,0 +1,103 @@
+"""kernels.conv against a plain numpy reference (direct loops over output positions), forward and backward."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from kernels import conv as K
+
+SETTINGS = settings(max_examples=40, deadline=None, database=None)
+
+
+def ref_forward(x, w, b, stride, pad):
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    Ho = (H + 2 * pad - HH) // stride + 1
+    Wo = (W + 2 * pad - WW) // stride + 1
+    out = np.zeros((N, F, Ho, Wo))
+    for i in range(Ho):
+        for j in range(Wo):
+            win = xp[:, :, i * stride:i * stride + HH, j * stride:j * stride + WW]
+            out[:, :, i, j] = np.einsum("nchw,fchw->nf", win, w) + b
+    return out
+
+
+def ref_backward(dout, x, w, stride, pad):
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            sl = (slice(None), slice(None), slice(i * stride, i * stride + HH), slice(j * stride, j * stride + WW))
+            dxp[sl] += np.einsum("nf,fchw->nchw", dout[:, :, i, j], w)
+            dw += np.einsum("nf,nchw->fchw", dout[:, :, i, j], xp[sl])
+    return dxp[:, :, pad:pad + H, pad:pad + W], dw, dout.sum(axis=(0, 2, 3))
+
+
+@st.composite
+def conv_case(draw):
+    N = draw(st.integers(1, 3))
+    C = draw(st.integers(1, 4))
+    F = draw(st.integers(1, 4))
+    HH = draw(st.integers(1, 4))
+    WW = draw(st.integers(1, 4))
+    stride = draw(st.integers(1, 4))
+    pad = draw(st.integers(0, 5))
+    H = draw(st.integers(max(1, HH - 2 * pad), 11))
+    W = draw(st.integers(max(1, WW - 2 * pad), 11))
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    return N, C, H, W, F, HH, WW, stride, pad, dtype, seed
+
+
+def _check(N, C, H, W, F, HH, WW, stride, pad, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F, C, HH, WW)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    out = K.conv_forward(x, w, b, stride, pad)
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    expected = ref_forward(x64, w64, b64, stride, pad)
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    assert out.dtype == dtype
+    assert out.shape == expected.shape
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol * 10)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    grads = K.conv_backward(dout, x, w, stride, pad)
+    for got, exp in zip(grads, ref_backward(dout.astype(np.float64), x64, w64, stride, pad)):
+        assert got.dtype == dtype and got.shape == exp.shape
+        np.testing.assert_allclose(got, exp, rtol=tol, atol=tol * 10 * max(1.0, np.abs(exp).max()))
+
+
+@SETTINGS
+@given(conv_case())
+def test_conv_matches_reference(case):
+    _check(*case)
+
+
+@pytest.mark.parametrize("case", [
+    (1, 1, 28, 28, 8, 3, 3, 1, 1),    # a single image
+    (2, 3, 5, 5, 4, 1, 1, 1, 0),      # 1x1 convolution (the direct GEMM path)
+    (2, 3, 6, 6, 4, 1, 1, 2, 0),      # 1x1 with stride
+    (2, 2, 9, 9, 3, 2, 2, 3, 0),      # stride larger than the kernel
+    (2, 2, 4, 4, 3, 2, 2, 1, 3),      # padding larger than the kernel
+    (2, 2, 7, 13, 3, 3, 2, 2, 1),     # non-square input and kernel
+    (1, 1, 1, 1, 2, 1, 1, 5, 0),      # 1x1 input, big stride
+    (3, 4, 3, 3, 2, 3, 3, 1, 0),      # kernel the size of the input: 1x1 output
+])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_conv_edge_cases(case, dtype):
+    _check(*case, dtype, 7)
+
+
+def test_padding_and_stride_boundaries_get_no_gradient_when_outside_every_window():
+    # H=7, HH=2, stride=3: rows 2 and 5 and 6 are never in a window, so their gradient is exactly zero
+    x = np.random.default_rng(0).standard_normal((1, 1, 7, 7))
+    w = np.ones((1, 1, 2, 2))
+    out = K.conv_forward(x, w, np.zeros(1), 3, 0)
+    dx, _, _ = K.conv_backward(np.ones_like(out), x, w, 3, 0)
+    assert out.shape == (1, 1, 2, 2)
+    assert np.all(dx[0, 0, [2, 5, 6], :] == 0) and np.all(dx[0, 0, :, [2, 5, 6]] == 0)
+    assert np.all(dx[0, 0, :2, :2] == 1)

@@ -1,0 +1,106 @@
+"""kernels.norm against plain numpy: batch norm (train and eval), layer norm, instance norm, forward and backward."""
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from kernels import norm as K
+
+SETTINGS = settings(max_examples=30, deadline=None, database=None)
+EPS = 1e-5
+
+
+def ref_norm_backward(dout, x, gamma_b, axes, eps):
+    """Backward of out = (x - mean) / sqrt(var + eps) * gamma over `axes`, written out term by term."""
+    m = np.prod([x.shape[a] for a in axes])
+    mu = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)
+    istd = 1 / np.sqrt(var + eps)
+    dxhat = dout * gamma_b
+    dvar = np.sum(dxhat * (x - mu) * -0.5 * istd ** 3, axis=axes, keepdims=True)
+    dmu = np.sum(-dxhat * istd, axis=axes, keepdims=True) + dvar * np.mean(-2 * (x - mu), axis=axes, keepdims=True)
+    return dxhat * istd + dvar * 2 * (x - mu) / m + dmu / m
+
+
+def _tol(dtype):
+    return (1e-10, 1e-10) if dtype == np.float64 else (2e-4, 2e-4)
+
+
+@SETTINGS
+@given(A=st.integers(1, 5), C=st.integers(1, 4), B=st.integers(1, 6), dtype=st.sampled_from([np.float64, np.float32]),
+       seed=st.integers(0, 2**32 - 1))
+def test_batchnorm_train_and_eval(A, C, B, dtype, seed):
+    if A * B < 2:
+        A = 2
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((A, C, B)) * 3 + 1).astype(dtype)
+    g = rng.standard_normal(C).astype(dtype)
+    be = rng.standard_normal(C).astype(dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    x64 = x.astype(np.float64)
+    gb, bb = g[None, :, None].astype(np.float64), be[None, :, None].astype(np.float64)
+    rtol, atol = _tol(dtype)
+
+    out, xhat, mean, var, inv_std = K.batchnorm_train_forward(x, g, be, EPS)
+    mu, v = x64.mean(axis=(0, 2)), x64.var(axis=(0, 2))
+    exp = (x64 - mu[None, :, None]) / np.sqrt(v[None, :, None] + EPS) * gb + bb
+    np.testing.assert_allclose(out, exp, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(mean, mu, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(var, v, rtol=rtol, atol=atol)
+    dx, dg, db = K.batchnorm_backward(dout, xhat, g, inv_std, True)
+    d64 = dout.astype(np.float64)
+    np.testing.assert_allclose(dx, ref_norm_backward(d64, x64, gb, (0, 2), EPS), rtol=rtol * 10, atol=atol * 10)
+    xh = (x64 - mu[None, :, None]) / np.sqrt(v[None, :, None] + EPS)
+    np.testing.assert_allclose(dg, (d64 * xh).sum(axis=(0, 2)), rtol=rtol * 10, atol=atol * 10)
+    np.testing.assert_allclose(db, d64.sum(axis=(0, 2)), rtol=rtol, atol=atol)
+    assert {a.dtype for a in (out, xhat, mean, var, inv_std, dx, dg, db)} == {np.dtype(dtype)}
+
+    rm = rng.standard_normal(C).astype(dtype)
+    rv = rng.uniform(0.5, 2, C).astype(dtype)
+    out, xhat, inv_std = K.batchnorm_eval_forward(x, g, be, rm, rv, EPS)
+    s = 1 / np.sqrt(rv.astype(np.float64) + EPS)
+    np.testing.assert_allclose(out, (x64 - rm[None, :, None]) * s[None, :, None] * gb + bb, rtol=rtol, atol=atol)
+    dx, dg, db = K.batchnorm_backward(dout, xhat, g, inv_std, False)
+    np.testing.assert_allclose(dx, d64 * gb * s[None, :, None], rtol=rtol, atol=atol)
+    np.testing.assert_allclose(dg, (d64 * (x64 - rm[None, :, None]) * s[None, :, None]).sum(axis=(0, 2)),
+                               rtol=rtol * 10, atol=atol * 10)
+
+
+@SETTINGS
+@given(N=st.integers(1, 5), D=st.integers(1, 9), dtype=st.sampled_from([np.float64, np.float32]),
+       seed=st.integers(0, 2**32 - 1))
+def test_layernorm(N, D, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((N, D)) * 2 - 1).astype(dtype)
+    g = rng.standard_normal(D).astype(dtype)
+    be = rng.standard_normal(D).astype(dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    x64, d64 = x.astype(np.float64), dout.astype(np.float64)
+    rtol, atol = _tol(dtype)
+    out, xhat, inv_std = K.layernorm_forward(x, g, be, EPS)
+    xh = (x64 - x64.mean(1, keepdims=True)) / np.sqrt(x64.var(1, keepdims=True) + EPS)
+    np.testing.assert_allclose(out, xh * g + be, rtol=rtol, atol=atol)
+    dx, dg, db = K.layernorm_backward(dout, xhat, g, inv_std)
+    np.testing.assert_allclose(dx, ref_norm_backward(d64, x64, g.astype(np.float64), (1,), EPS),
+                               rtol=rtol * 10, atol=atol * 10)
+    np.testing.assert_allclose(dg, (d64 * xh).sum(0), rtol=rtol * 10, atol=atol * 10)
+    np.testing.assert_allclose(db, d64.sum(0), rtol=rtol, atol=atol)
+
+
+@SETTINGS
+@given(N=st.integers(1, 4), C=st.integers(1, 4), L=st.integers(2, 9), dtype=st.sampled_from([np.float64, np.float32]),
+       seed=st.integers(0, 2**32 - 1))
+def test_instancenorm(N, C, L, dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((N, C, L)) * 2 + 1).astype(dtype)
+    g = rng.standard_normal(C).astype(dtype)
+    be = rng.standard_normal(C).astype(dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    x64, d64 = x.astype(np.float64), dout.astype(np.float64)
+    gb = g[None, :, None].astype(np.float64)
+    rtol, atol = _tol(dtype)
+    out, xhat, inv_std = K.instancenorm_forward(x, g, be, EPS)
+    xh = (x64 - x64.mean(2, keepdims=True)) / np.sqrt(x64.var(2, keepdims=True) + EPS)
+    np.testing.assert_allclose(out, xh * gb + be[None, :, None], rtol=rtol, atol=atol)
+    dx, dg, db = K.instancenorm_backward(dout, xhat, g, inv_std)
+    np.testing.assert_allclose(dx, ref_norm_backward(d64, x64, gb, (2,), EPS), rtol=rtol * 10, atol=atol * 10)
+    np.testing.assert_allclose(dg, (d64 * xh).sum((0, 2)), rtol=rtol * 10, atol=atol * 10)
+    np.testing.assert_allclose(db, d64.sum((0, 2)), rtol=rtol, atol=atol)
