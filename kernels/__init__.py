@@ -1,14 +1,10 @@
 """Numba kernels: plain ndarrays and scalars in, ndarrays out; no knowledge of graphs, no Qt, no simulator imports.
 
 Modules: conv, pool, activations, norm, dropout, losses (and optim). `kernels.warmup(progress=None, dtypes=...)`
-compiles or loads from cache every kernel; it is imported lazily so that `import kernels` stays cheap.
+compiles or loads from cache every kernel. `kernels.warmup` is the kernels/warmup.py module made callable, so it
+stays both the function and the module (collect_tasks, MODULES) however it was imported; importing it is cheap
+(the kernel modules themselves load only when warm-up runs).
 """
 from __future__ import annotations
 
-
-def warmup(progress=None, dtypes=None):
-    """Compile or load from cache every kernel; see kernels/warmup.py."""
-    from kernels.warmup import warmup as _warmup
-    if dtypes is None:
-        return _warmup(progress)
-    return _warmup(progress, dtypes)
+from kernels import warmup as warmup  # noqa: PLC0414  (the callable module)

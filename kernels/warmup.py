@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
+import types
 from typing import Callable, Iterable
 
 import numpy as np
@@ -49,6 +51,18 @@ def warmup(progress: Callable[[int, int, str], None] | None = None,
         if progress is not None:
             progress(done, total, name)
     return total
+
+
+class _CallableModule(types.ModuleType):
+    """Lets `kernels.warmup(...)` work whether `kernels.warmup` names this module or its function: importing a
+    submodule rebinds the package attribute to the module, so the module itself must be callable."""
+
+    def __call__(self, progress: Callable[[int, int, str], None] | None = None,
+                 dtypes: Iterable = (np.float64, np.float32)) -> int:
+        return warmup(progress, dtypes)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 
 def _main() -> None:  # python -m kernels.warmup

@@ -1,0 +1,124 @@
+"""JIT vs pure-Python parity (NUMBA_DISABLE_JIT=1 in a subprocess), the warm-up collector, and the import rules."""
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Runs the same kernels on the same seeded inputs; saved to the .npz path given as argv[1].
+SCRIPT = r'''
+import sys
+import numpy as np
+from kernels import activations as A, conv, dropout, losses, norm, pool
+
+def run():
+    rng = np.random.default_rng(42)
+    r = {}
+    for dt in (np.float64, np.float32):
+        k = np.dtype(dt).name
+        x = rng.standard_normal((2, 3, 7, 6)).astype(dt)
+        w = rng.standard_normal((4, 3, 3, 2)).astype(dt)
+        b = rng.standard_normal(4).astype(dt)
+        out = conv.conv_forward(x, w, b, 2, 1)
+        r["conv_out_" + k] = out
+        for i, g in enumerate(conv.conv_backward(np.ones_like(out), x, w, 2, 1)):
+            r[f"conv_grad{i}_{k}"] = g
+        out, arg = pool.max_pool_forward(x, 2, 2, 2, 2)
+        r["maxpool_" + k] = out
+        r["maxpool_dx_" + k] = pool.max_pool_backward(out, arg, 7, 6)
+        r["avgpool_" + k] = pool.avg_pool_backward(pool.avg_pool_forward(x, 3, 2, 1, 2), 7, 6, 3, 2, 1, 2)
+        x3 = x.reshape(2, 3, 42)
+        o, xh, m, v, s = norm.batchnorm_train_forward(x3, b[:3], b[1:], 1e-5)
+        r["bn_" + k] = o
+        for i, g in enumerate(norm.batchnorm_backward(x3, xh, b[:3], s, True)):
+            r[f"bn_grad{i}_{k}"] = g
+        o, xh, s = norm.layernorm_forward(x3.reshape(2, -1), np.ones(126, dt), np.zeros(126, dt), 1e-5)
+        r["ln_dx_" + k] = norm.layernorm_backward(o, xh, np.ones(126, dt), s)[0]
+        r["gelu_" + k] = A.gelu_backward(x, x) + A.gelu_forward(x)
+        r["sigmoid_" + k] = A.sigmoid_backward(x, A.sigmoid_forward(x))
+        r["prelu_" + k] = A.prelu_backward(x, x, np.full(3, 0.2, dt))[1]
+        r["dropout_" + k] = dropout.dropout_forward(x, 0.3, 5)[0]
+        loss, ds = losses.softmax_loss(x.reshape(6, -1), np.arange(6) % 5)
+        r["softmax_" + k] = ds
+        r["softmax_loss_" + k] = np.array(loss)
+        loss, ds = losses.svm_loss(x.reshape(6, -1), np.arange(6) % 5)
+        r["svm_" + k] = ds
+        r["svm_loss_" + k] = np.array(loss)
+    return r
+
+if __name__ == "__main__":
+    np.savez(sys.argv[1], **run())
+'''
+
+
+def test_pure_python_kernels_match_the_jit(tmp_path):
+    script = tmp_path / "parity.py"
+    script.write_text(SCRIPT)
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=str(ROOT))
+    subprocess.run([sys.executable, str(script), str(tmp_path / "nojit.npz")], env=env, check=True, cwd=ROOT,
+                   timeout=300)
+    namespace = {"__name__": "parity"}
+    exec(compile(SCRIPT, "parity", "exec"), namespace)
+    jit = namespace["run"]()
+    nojit = np.load(tmp_path / "nojit.npz")
+    assert sorted(jit) == sorted(nojit.files)
+    for key, value in jit.items():
+        tol = 1e-12 if "float64" in key else 1e-5
+        assert value.dtype == nojit[key].dtype, key
+        np.testing.assert_allclose(value, nojit[key], rtol=tol, atol=tol, err_msg=key)
+
+
+def test_warmup_reports_progress_for_every_module_and_dtype():
+    import kernels
+    from kernels import warmup as W
+
+    calls = []
+    total = kernels.warmup(lambda done, n, name: calls.append((done, n, name)), dtypes=(np.float64,))
+    assert total == len(calls) > 0
+    assert [c[0] for c in calls] == list(range(1, total + 1))
+    assert all(c[1] == total for c in calls)
+    names = [c[2] for c in calls]
+    for module in ("conv", "pool", "activations", "norm", "dropout", "losses"):
+        assert f"{module}[float64]" in names
+    assert not any("float32" in n for n in names if "[" in n and not n.startswith("optim"))
+    try:
+        import kernels.optim as optim
+    except ModuleNotFoundError:
+        optim = None
+    if optim is not None and hasattr(optim, "warmup_tasks"):
+        assert len(names) > 6  # the optimizer kernels are included
+    assert len(W.collect_tasks((np.float64, np.float32))) > len(W.collect_tasks((np.float64,)))
+
+
+def test_warmup_calls_modules_without_a_dtypes_parameter_with_no_arguments(monkeypatch):
+    from kernels import warmup as W
+
+    ran = []
+    fake = types.ModuleType("kernels.fake_for_test")
+    fake.warmup_tasks = lambda: [("fake", lambda: ran.append(1))]
+    monkeypatch.setitem(sys.modules, "kernels.fake_for_test", fake)
+    monkeypatch.setattr(W, "MODULES", ("fake_for_test", "losses"))
+    progress = []
+    assert W.warmup(lambda d, n, name: progress.append(name), dtypes=(np.float32,)) == 2
+    assert ran == [1] and progress == ["fake", "losses[float32]"]
+
+
+def test_kernels_import_neither_simulator_nor_qt():
+    code = ("import sys, kernels, kernels.warmup, kernels.conv, kernels.pool, kernels.activations, kernels.norm, "
+            "kernels.dropout, kernels.losses\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('simulator', 'PySide6', 'PyQt5', 'PyQt6', 'gui')]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120,
+                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def test_kernels_warmup_is_callable_however_it_was_imported():
+    code = ("import numpy as np\nimport kernels.warmup as W\nimport kernels\nfrom kernels import warmup\n"
+            "assert W is warmup is kernels.warmup\nassert callable(W) and hasattr(W, 'collect_tasks')\n"
+            "from kernels.warmup import warmup as f\nassert callable(f)\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120,
+                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
