@@ -105,8 +105,8 @@ def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndar
         raise ShapeError(f"{fn}: x has {x2.shape[1]} features per sample (shape {x.shape}) "
                          f"but w expects {w.shape[0]} (shape {w.shape})")
     if b.shape != (w.shape[1],):
-        raise ShapeError(f"{fn}: b must have shape ({w.shape[1]},), one bias per column of w (shape {w.shape}), "
-                         f"got shape {b.shape}")
+        raise ShapeError(f"{fn}: b has shape {b.shape} but w (shape {w.shape}) needs one bias per column, "
+                         f"shape ({w.shape[1]},)")
     out = x2 @ w + b
     return out, (x, w)
 
@@ -267,7 +267,7 @@ def maxout_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndar
         raise ShapeError(f"{fn}: x has {x2.shape[1]} features per sample (shape {x.shape}) "
                          f"but w expects {w.shape[0]} (shape {w.shape})")
     if b.shape != w.shape[1:]:
-        raise ShapeError(f"{fn}: b must have shape {w.shape[1:]} to match w (shape {w.shape}), got shape {b.shape}")
+        raise ShapeError(f"{fn}: b has shape {b.shape} but w (shape {w.shape}) needs shape {w.shape[1:]}")
     if w.shape[2] < 1 or w.shape[1] < 1:
         raise ShapeError(f"{fn}: w needs at least one unit and one piece, got shape {w.shape}")
     out, arg = _act.maxout_forward(x2, w, b)
@@ -296,8 +296,8 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1, p
         raise ShapeError(f"{fn}: x has {x.shape[1]} channels (shape {x.shape}) "
                          f"but w expects {w.shape[1]} (shape {w.shape})")
     if b.shape != (w.shape[0],):
-        raise ShapeError(f"{fn}: b must have shape ({w.shape[0]},), one bias per filter of w (shape {w.shape}), "
-                         f"got shape {b.shape}")
+        raise ShapeError(f"{fn}: b has shape {b.shape} but w (shape {w.shape}) needs one bias per filter, "
+                         f"shape ({w.shape[0]},)")
     stride = _int(fn, "stride", stride, 1)
     pad = _int(fn, "pad", pad, 0)
     N, C, H, W = x.shape
@@ -413,8 +413,8 @@ def _bn(fn: str, x3: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: 
 def _affine_params(fn: str, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, C: int, what: str) -> None:
     for name, v in (("gamma", gamma), ("beta", beta)):
         if v.shape != (C,):
-            raise ShapeError(f"{fn}: {name} must have shape ({C},) to match the {what} of x (shape {x.shape}), "
-                             f"got shape {v.shape}")
+            raise ShapeError(f"{fn}: {name} has shape {v.shape} but x (shape {x.shape}) has {C} {what}: "
+                             f"expected shape ({C},)")
 
 
 def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict
@@ -483,8 +483,8 @@ def layernorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, ln_par
     D = int(np.prod(x.shape[1:]))
     for name, v in (("gamma", gamma), ("beta", beta)):
         if v.shape not in (x.shape[1:], (D,)):
-            raise ShapeError(f"{fn}: {name} must have shape {x.shape[1:]} (or ({D},)) to match x (shape {x.shape}), "
-                             f"got shape {v.shape}")
+            raise ShapeError(f"{fn}: {name} has shape {v.shape} but x (shape {x.shape}) needs {x.shape[1:]} "
+                             f"(or ({D},))")
     g = gamma.reshape(D)
     out, xhat, inv_std = _norm.layernorm_forward(x.reshape(x.shape[0], D), g, beta.reshape(D), eps)
     return out.reshape(x.shape), (xhat, g, inv_std, x.shape, gamma.shape)
@@ -564,8 +564,8 @@ def _loss_args(fn: str, scores: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     _ndim(fn, "scores", scores, 2, "(N, C)")
     y = np.asarray(y)
     if y.shape != (scores.shape[0],):
-        raise ShapeError(f"{fn}: y must have shape ({scores.shape[0]},), one label per row of scores "
-                         f"(shape {scores.shape}), got shape {y.shape}")
+        raise ShapeError(f"{fn}: y has shape {y.shape} but scores (shape {scores.shape}) needs one label per row, "
+                         f"shape ({scores.shape[0]},)")
     if scores.shape[0] < 1 or scores.shape[1] < 1:
         raise ShapeError(f"{fn}: scores needs at least one row and one class, got shape {scores.shape}")
     if y.dtype.kind not in "iu":
