@@ -1,0 +1,1 @@
+"""Backprop Studio's Qt user interface: everything Qt and pyqtgraph lives under this package."""

@@ -1,0 +1,145 @@
+"""The app's look in one place: a calm light palette, value/gradient colours (green/red, as on the CS231n slides),
+node colours per kind and op family, fonts, number formatting and the diverging heatmap used for tensor thumbnails."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtGui import QColor, QFont, QImage
+
+# ---- colours ---------------------------------------------------------------------------------------------------
+
+BACKGROUND = QColor("#f6f7f9")
+GRID_DOT = QColor("#cdd3dc")
+GRID_DOT_MAJOR = QColor("#b3bbc7")
+TEXT = QColor("#1f2933")
+TEXT_MUTED = QColor("#6b7785")
+ACCENT = QColor("#2f74d0")          # selection, focus
+WIRE = QColor("#8d97a5")
+WIRE_HOVER = QColor("#5d6878")
+WIRE_RUBBER = QColor("#2f74d0")
+LABEL_BACKGROUND = QColor(246, 247, 249, 225)
+SHADOW = QColor(20, 30, 45, 28)
+ERROR = QColor("#c8372d")
+
+VALUE = QColor("#1e8c3a")           # forward values (green, as on the slides)
+GRADIENT = QColor("#c8372d")        # gradients (red)
+PHASE = {"forward": VALUE, "backward": GRADIENT, "update": QColor("#7a4cc2")}
+
+
+@dataclass(frozen=True)
+class NodeColours:
+    fill: QColor
+    border: QColor
+    text: QColor
+
+
+def _nc(fill: str, border: str, text: str = "#1f2933") -> NodeColours:
+    return NodeColours(QColor(fill), QColor(border), QColor(text))
+
+
+KIND_COLOURS: dict[str, NodeColours] = {
+    "input": _nc("#e7f0fb", "#6f9fd8"),
+    "param": _nc("#fdf0d8", "#d89a2b", "#5c3d06"),
+    "const": _nc("#eceef1", "#a3aab4", "#4a5260"),
+}
+FAMILY_COLOURS: dict[str, NodeColours] = {
+    "arithmetic": _nc("#ffffff", "#7b84d6"),
+    "activations": _nc("#ffffff", "#3a9e9a"),
+    "linear": _nc("#ffffff", "#9a66c8"),
+    "reduction": _nc("#ffffff", "#5f86b0"),
+    "loss": _nc("#ffffff", "#d0577c"),
+}
+_DEFAULT_FAMILY = _nc("#ffffff", "#7d8794")
+
+
+def node_colours(kind: str, family: str | None = None) -> NodeColours:
+    """Colours of a node box: leaves by kind, op nodes by their op's family."""
+    if kind in KIND_COLOURS:
+        return KIND_COLOURS[kind]
+    return FAMILY_COLOURS.get(family or "", _DEFAULT_FAMILY)
+
+
+# ---- fonts -----------------------------------------------------------------------------------------------------
+
+def font(point_size: float, weight: QFont.Weight = QFont.Weight.Normal, mono: bool = False) -> QFont:
+    f = QFont("DejaVu Sans Mono" if mono else QFont().family())
+    if mono:
+        f.setStyleHint(QFont.StyleHint.Monospace)
+    f.setPointSizeF(point_size)
+    f.setWeight(weight)
+    return f
+
+
+# ---- numbers ---------------------------------------------------------------------------------------------------
+
+def format_scalar(x: float) -> str:
+    """4 significant digits, no '-0': -0.19661193 -> '-0.1966', -12.0 -> '-12'."""
+    x = float(x)
+    if x == 0:
+        return "0"
+    if not np.isfinite(x):
+        return str(x)
+    return f"{x:.4g}"
+
+
+def format_value(v: np.ndarray | float | None) -> str:
+    """What a label shows: a scalar's digits or a tensor's shape."""
+    if v is None:
+        return ""
+    a = np.asarray(v)
+    if a.ndim == 0:
+        return format_scalar(float(a))
+    return str(tuple(a.shape))
+
+
+def is_tensor(v: np.ndarray | float | None) -> bool:
+    return v is not None and np.asarray(v).ndim > 0
+
+
+def array_text(v: np.ndarray) -> str:
+    """The numbers of a tensor for a tooltip: 4 decimals, long arrays truncated."""
+    a = np.asarray(v)
+    if a.ndim == 0:
+        return format_scalar(float(a))
+    return np.array2string(a, precision=4, threshold=64, edgeitems=3, max_line_width=72, suppress_small=True)
+
+
+# ---- heatmaps --------------------------------------------------------------------------------------------------
+
+_NEG = np.array([59, 111, 182], dtype=np.float64)    # blue
+_MID = np.array([250, 250, 250], dtype=np.float64)   # white
+_POS = np.array([200, 55, 45], dtype=np.float64)     # red
+
+
+def as_matrix(v: np.ndarray) -> np.ndarray:
+    """A tensor as rows x columns for display: vectors become one row, higher ranks fold leading axes."""
+    a = np.asarray(v, dtype=np.float64)
+    if a.ndim == 0:
+        return a.reshape(1, 1)
+    if a.ndim == 1:
+        return a.reshape(1, -1)
+    return a.reshape(-1, a.shape[-1])
+
+
+def diverging_rgb(m: np.ndarray) -> np.ndarray:
+    """Blue-white-red colours (uint8, rows x cols x 3), symmetric around 0 so that white always means zero."""
+    scale = float(np.max(np.abs(m))) if m.size else 0.0
+    t = np.clip(m / scale, -1.0, 1.0) if scale > 0 else np.zeros_like(m)
+    t = t[..., None]
+    rgb = np.where(t >= 0, _MID + (_POS - _MID) * t, _MID + (_NEG - _MID) * (-t))
+    return np.ascontiguousarray(rgb.round().astype(np.uint8))
+
+
+def heatmap_image(v: np.ndarray, width: int = 24, height: int = 16) -> QImage:
+    """A small thumbnail of a tensor (nearest-neighbour cells), e.g. 24 x 16 px."""
+    m = as_matrix(v)
+    if m.shape[0] > 256 or m.shape[1] > 256:   # thumbnails only need a coarse picture
+        m = m[:: max(1, m.shape[0] // 64), :: max(1, m.shape[1] // 64)]
+    rgb = diverging_rgb(m)
+    rows, cols = rgb.shape[:2]
+    rgba = np.empty((rows, cols, 4), dtype=np.uint8)
+    rgba[..., :3] = rgb
+    rgba[..., 3] = 255
+    img = QImage(rgba.data, cols, rows, cols * 4, QImage.Format.Format_RGBA8888).copy()
+    return img.scaled(width, height)
