@@ -96,6 +96,15 @@ def _col2im_add(dcols, HH, WW, stride, Hout, Wout, dxs_n):
 
 
 @njit(cache=True)
+def _sum_rows_into(d, acc):
+    for f in range(d.shape[0]):
+        t = 0.0
+        for p in range(d.shape[1]):
+            t += d[f, p]
+        acc[f] += t
+
+
+@njit(cache=True)
 def conv_forward(x, w, b, stride, pad):
     """x: (N, C, H, W), w: (F, C, HH, WW), b: (F,) -> out (N, F, Hout, Wout)."""
     N, C, H, W = x.shape
@@ -108,18 +117,18 @@ def conv_forward(x, w, b, stride, pad):
     out = np.empty((N, F, Hout, Wout), x.dtype)
     direct = HH == 1 and WW == 1 and stride == 1 and pad == 0
     if direct:  # 1x1 convolution: each input plane already is the column matrix
-        for n in range(N):
-            np.dot(w2, x[n].reshape(C, P), out[n].reshape(F, P))
+        xs = x.reshape(N, C, H, 1, W)
     else:
-        Wq = (W + 2 * pad + stride - 1) // stride
-        xs = _split_pad(x, pad, stride, Wq)
-        cols = np.empty((K, P), x.dtype)
-        for n in range(N):
-            _im2col(xs[n], HH, WW, stride, Hout, Wout, cols)
-            np.dot(w2, cols, out[n].reshape(F, P))
+        xs = _split_pad(x, pad, stride, (W + 2 * pad + stride - 1) // stride)
+    cols = np.empty((K, P), x.dtype)
     for n in range(N):
         o = out[n].reshape(F, P)
-        for f in range(F):
+        if direct:
+            np.dot(w2, x[n].reshape(C, P), o)
+        else:
+            _im2col(xs[n], HH, WW, stride, Hout, Wout, cols)
+            np.dot(w2, cols, o)
+        for f in range(F):  # bias while this sample's output is still in cache
             bf = b[f]
             for p in range(P):
                 o[f, p] += bf
@@ -139,18 +148,12 @@ def conv_backward(dout, x, w, stride, pad):
     dw2 = np.zeros((F, K), x.dtype)
     dwn = np.empty((F, K), x.dtype)
     db = np.zeros(F, np.float64)
-    for n in range(N):
-        d = dout[n].reshape(F, P)
-        for f in range(F):
-            acc = 0.0
-            for p in range(P):
-                acc += d[f, p]
-            db[f] += acc
     direct = HH == 1 and WW == 1 and stride == 1 and pad == 0
     if direct:
         dx = np.empty_like(x)
         for n in range(N):
             d = dout[n].reshape(F, P)
+            _sum_rows_into(d, db)
             np.dot(d, x[n].reshape(C, P).T, dwn)
             dw2 += dwn
             np.dot(w2t, d, dx[n].reshape(C, P))
@@ -162,6 +165,7 @@ def conv_backward(dout, x, w, stride, pad):
         dcols = np.empty((K, P), x.dtype)
         for n in range(N):
             d = dout[n].reshape(F, P)
+            _sum_rows_into(d, db)
             _im2col(xs[n], HH, WW, stride, Hout, Wout, cols)
             np.dot(d, cols.T, dwn)
             dw2 += dwn
