@@ -120,6 +120,9 @@ class EdgeItem(QGraphicsItem):
                 path.addRect(r)
         return path
 
+    def path(self) -> QPainterPath:
+        return QPainterPath(self._path)
+
     def value_label_rect(self) -> QRectF:
         return QRectF(self._value_rect)
 

@@ -14,6 +14,7 @@ from simulator.ops import OpSpec, families
 
 NAME_ROLE = Qt.ItemDataRole.UserRole
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 1
+SYMBOL_ROLE = Qt.ItemDataRole.UserRole + 2
 
 LEAVES = (
     ("leaf:input", "Input", "x", "input", "A value fed into the graph (data such as x or labels y)."),
@@ -49,18 +50,18 @@ def op_tooltip(spec: OpSpec) -> str:
             f"<span style='font-family:monospace'>{html.escape(spec.formula)}</span><br>{html.escape(spec.doc)}")
 
 
-def _entries() -> list[tuple[str, list[tuple[str, str, str, QIcon, str]]]]:
-    """(group title, [(mime name, label, search text, icon, tooltip)]) in palette order."""
+def _entries() -> list[tuple[str, list[tuple[str, str, str, QIcon, str, str]]]]:
+    """(group title, [(mime name, label, search text, icon, tooltip, symbol)]) in palette order."""
     groups = []
     for family, specs in families().items():
         rows = []
         for spec in specs:
             symbol = spec.display_symbol()
             rows.append((spec.name, spec.name, f"{spec.name} {symbol} {spec.doc} {spec.formula}".lower(),
-                         symbol_icon(symbol, theme.node_colours("op", family)), op_tooltip(spec)))
+                         symbol_icon(symbol, theme.node_colours("op", family)), op_tooltip(spec), symbol))
         groups.append((family.replace("_", " ").title(), rows))
     leaves = [(mime, label, f"{label} {kind} {doc}".lower(), symbol_icon(sym, theme.node_colours(kind)),
-               f"<b>{label}</b><br>{html.escape(doc)}") for mime, label, sym, kind, doc in LEAVES]
+               f"<b>{label}</b><br>{html.escape(doc)}", sym) for mime, label, sym, kind, doc in LEAVES]
     groups.append(("Values", leaves))
     return groups
 
@@ -112,8 +113,9 @@ class PalettePanel(QWidget):
             group.setFont(0, group_font)
             group.setForeground(0, theme.TEXT_MUTED)
             group.setFlags(Qt.ItemFlag.ItemIsEnabled)
-            for name, label, search_text, icon, tip in rows:
+            for name, label, search_text, icon, tip, symbol in rows:
                 item = QTreeWidgetItem(group, [label])
+                item.setData(0, SYMBOL_ROLE, symbol)
                 item.setIcon(0, icon)
                 item.setToolTip(0, tip)
                 item.setData(0, NAME_ROLE, name)
@@ -153,9 +155,13 @@ class PalettePanel(QWidget):
                 item.setHidden(not shown)
                 any_shown |= shown
             group.setHidden(not any_shown)
-        visible = self.visible_names()
-        if text and visible:
-            self.tree.setCurrentItem(self.item_for(visible[0]))
+        visible = [i for i in self.items() if not i.isHidden()]
+        if text and visible:   # Enter takes the best match: a name or symbol that starts with the query
+            query = text.strip().lower()
+            best = next((i for i in visible if i.data(0, NAME_ROLE).split(":")[-1].startswith(query)
+                         or i.text(0).lower().startswith(query) or i.data(0, SYMBOL_ROLE).lower().startswith(query)),
+                        visible[0])
+            self.tree.setCurrentItem(best)
 
     def _on_search_return(self) -> None:
         item = self.tree.currentItem()
@@ -206,8 +212,8 @@ class PlaceOpPopup(QDialog):
         layout.addWidget(self.search)
         layout.addWidget(self.list)
         for _, rows in _entries():
-            for name, label, search_text, icon, tip in rows:
-                item = QListWidgetItem(icon, label if label == name else label)
+            for name, label, search_text, icon, tip, symbol in rows:
+                item = QListWidgetItem(icon, label)
                 item.setData(NAME_ROLE, name)
                 item.setData(SEARCH_ROLE, search_text)
                 item.setToolTip(tip)
