@@ -3,6 +3,7 @@ node colours per kind and op family, fonts, number formatting and the diverging 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PySide6.QtGui import QColor, QFont, QImage
@@ -63,12 +64,32 @@ def node_colours(kind: str, family: str | None = None) -> NodeColours:
 # ---- fonts -----------------------------------------------------------------------------------------------------
 
 def font(point_size: float, weight: QFont.Weight = QFont.Weight.Normal, mono: bool = False) -> QFont:
-    f = QFont("DejaVu Sans Mono" if mono else QFont().family())
+    """The application's UI font at a size and weight (call once a QApplication exists: before it, Qt has
+    no default family and may fall back to a serif face)."""
+    f = QFont()
     if mono:
+        f.setFamilies(["Menlo", "Consolas", "DejaVu Sans Mono", "monospace"])
         f.setStyleHint(QFont.StyleHint.Monospace)
     f.setPointSizeF(point_size)
     f.setWeight(weight)
     return f
+
+
+@dataclass(frozen=True)
+class CanvasFonts:
+    symbol: QFont          # the op symbol in a node box
+    symbol_small: QFont    # longer symbols ("softplus")
+    name: QFont            # a leaf's name
+    node_id: QFont         # an op node's id above its box
+    port: QFont            # input port names
+    number: QFont          # values and gradients
+
+
+@lru_cache(maxsize=1)
+def canvas_fonts() -> CanvasFonts:
+    return CanvasFonts(symbol=font(15, QFont.Weight.DemiBold), symbol_small=font(10.5, QFont.Weight.DemiBold),
+                       name=font(9, QFont.Weight.DemiBold), node_id=font(8), port=font(7.5),
+                       number=font(8.5, QFont.Weight.Medium))
 
 
 # ---- numbers ---------------------------------------------------------------------------------------------------

@@ -3,11 +3,12 @@ gradient flowing back below it (red) while stepping."""
 from __future__ import annotations
 
 import html
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPainterPathStroker, QPen
+from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPainterPath, QPainterPathStroker, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyle, QStyleOptionGraphicsItem
 
 from gui import theme
@@ -16,7 +17,6 @@ from simulator.graph import Edge
 if TYPE_CHECKING:
     from gui.editor.node_item import NodeItem
 
-LABEL_FONT = theme.font(8.5, QFont.Weight.Medium)
 THUMB_W, THUMB_H = 24, 16
 PAD_X, PAD_Y = 4.0, 1.5
 
@@ -91,8 +91,11 @@ class EdgeItem(QGraphicsItem):
         p2 = self.dst_item.port_scene_pos(self.edge.port)
         self._path = wire_path(p1, p2)
         mid = self._path.pointAtPercent(0.5)
-        self._value_rect = self._label_rect(self.value_text, self._value_image, mid, above=True)
-        self._grad_rect = self._label_rect(self.grad_text, self._grad_image, mid, above=False)
+        # On a slanted wire, slide the labels sideways so they sit beside it instead of covering it: a rising
+        # wire has its upper side to the left, a falling one to the right.
+        lean = max(-1.0, min(1.0, 2.0 * math.sin(math.radians(self._path.angleAtPercent(0.5)))))
+        self._value_rect = self._label_rect(self.value_text, self._value_image, mid, above=True, lean=lean)
+        self._grad_rect = self._label_rect(self.grad_text, self._grad_image, mid, above=False, lean=lean)
         bounds = self._path.controlPointRect().adjusted(-6, -6, 6, 6)
         for r in (self._value_rect, self._grad_rect):
             if not r.isNull():
@@ -100,13 +103,15 @@ class EdgeItem(QGraphicsItem):
         self._bounds = bounds
         self.update()
 
-    def _label_rect(self, text: str, image: QImage | None, mid: QPointF, above: bool) -> QRectF:
+    def _label_rect(self, text: str, image: QImage | None, mid: QPointF, above: bool, lean: float = 0.0) -> QRectF:
         if not text:
             return QRectF()
-        w = QFontMetricsF(LABEL_FONT).horizontalAdvance(text) + 2 * PAD_X + (THUMB_W + 4 if image is not None else 0)
+        w = (QFontMetricsF(theme.canvas_fonts().number).horizontalAdvance(text) + 2 * PAD_X
+             + (THUMB_W + 4 if image is not None else 0))
         h = max(15.0, THUMB_H + 2 * PAD_Y if image is not None else 0)
         top = mid.y() - h - 3 if above else mid.y() + 3
-        return QRectF(mid.x() - w / 2, top, w, h)
+        shift = (-lean if above else lean) * min(w / 2 + 3, 16.0)   # wide tensor labels only lean a little
+        return QRectF(mid.x() - w / 2 + shift, top, w, h)
 
     def boundingRect(self) -> QRectF:
         return self._bounds
@@ -168,7 +173,7 @@ class EdgeItem(QGraphicsItem):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(target)
             x += THUMB_W + 4
-        painter.setFont(LABEL_FONT)
+        painter.setFont(theme.canvas_fonts().number)
         painter.setPen(colour)
         painter.drawText(QRectF(x, rect.top(), rect.right() - x, rect.height()),
                          Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)

@@ -3,7 +3,7 @@ with its ports, its gradient under the box and, during stepping, its highlight."
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -14,20 +14,11 @@ from gui import theme
 from gui.editor.port_item import PortItem
 from simulator.graph import Graph, Node
 
-if TYPE_CHECKING:
-    from gui.editor.scene import GraphScene
-
 OP_RADIUS = 8.0
 PORT_GAP = 20.0
 STUB = 26.0            # the output node's short outgoing wire
 THUMB_W, THUMB_H = 24, 16
 
-SYMBOL_FONT = theme.font(15, QFont.Weight.DemiBold)
-SYMBOL_FONT_SMALL = theme.font(10.5, QFont.Weight.DemiBold)
-NAME_FONT = theme.font(9, QFont.Weight.DemiBold)
-ID_FONT = theme.font(8)
-PORT_FONT = theme.font(7.5)
-NUMBER_FONT = theme.font(8.5, QFont.Weight.Medium)
 
 
 def _width(font: QFont, text: str) -> float:
@@ -94,9 +85,9 @@ class NodeItem(QGraphicsItem):
         node = self.node
         if node.kind == "op":
             symbol = node.label()
-            font = SYMBOL_FONT if len(symbol) <= 3 else SYMBOL_FONT_SMALL
+            font = theme.canvas_fonts().symbol if len(symbol) <= 3 else theme.canvas_fonts().symbol_small
             self._symbol, self._symbol_font = symbol, font
-            label_w = max((_width(PORT_FONT, p) for p in node.ports), default=0.0)
+            label_w = max((_width(theme.canvas_fonts().port, p) for p in node.ports), default=0.0)
             label_w = label_w + 8 if label_w else 0.0
             self.h = max(40.0, PORT_GAP * len(node.ports) + 8)
             self._label_w = label_w
@@ -108,7 +99,7 @@ class NodeItem(QGraphicsItem):
         else:
             text = self._leaf_value_text()
             self.h = 40.0
-            self.w = max(52.0, _width(NAME_FONT, node.id) + 30, self._value_width(text) + 22)
+            self.w = max(52.0, _width(theme.canvas_fonts().name, node.id) + 30, self._value_width(text) + 22)
         self._value_image = (theme.heatmap_image(self.value, THUMB_W, THUMB_H)
                              if node.is_leaf and theme.is_tensor(self.value) else None)
         ports = list(self.input_ports.values())
@@ -120,7 +111,7 @@ class NodeItem(QGraphicsItem):
 
     def _value_width(self, text: str) -> float:
         extra = THUMB_W + 5 if theme.is_tensor(self.value) else 0
-        return _width(NUMBER_FONT, text) + extra
+        return _width(theme.canvas_fonts().number, text) + extra
 
     def _leaf_value_text(self) -> str:
         return theme.format_value(self.value)
@@ -192,9 +183,9 @@ class NodeItem(QGraphicsItem):
     def boundingRect(self) -> QRectF:
         right = self.w / 2 + 12
         if self.is_output:
-            right += STUB + max(_width(NUMBER_FONT, self.output_text) + (THUMB_W + 4 if self._out_image else 0), 0)
-        grad_w = _width(NUMBER_FONT, self.grad_text) + (THUMB_W + 6 if self._grad_image else 0) + 12
-        half = max(self.w / 2 + 12, grad_w / 2, _width(ID_FONT, self.node_id) / 2 + 4)
+            right += STUB + max(_width(theme.canvas_fonts().number, self.output_text) + (THUMB_W + 4 if self._out_image else 0), 0)
+        grad_w = _width(theme.canvas_fonts().number, self.grad_text) + (THUMB_W + 6 if self._grad_image else 0) + 12
+        half = max(self.w / 2 + 12, grad_w / 2, _width(theme.canvas_fonts().node_id, self.node_id) / 2 + 4)
         return QRectF(-half, -self.h / 2 - 22, half + max(right, half), self.h + 22 + 30)
 
     def shape(self) -> QPainterPath:
@@ -262,7 +253,7 @@ class NodeItem(QGraphicsItem):
                                QPointF(0, rect.bottom() + 4), align_top=True)
 
     def _paint_op(self, painter: QPainter, node: Node, colours: theme.NodeColours, rect: QRectF) -> None:
-        painter.setFont(ID_FONT)
+        painter.setFont(theme.canvas_fonts().node_id)
         painter.setPen(theme.TEXT_MUTED)
         painter.drawText(QRectF(rect.center().x() - 80, rect.top() - 18, 160, 15),
                          Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, node.id)
@@ -271,7 +262,7 @@ class NodeItem(QGraphicsItem):
         # centred in the room right of the port names (short names barely shift it)
         painter.drawText(rect.adjusted(self._label_w, 0, 0, 0), Qt.AlignmentFlag.AlignCenter, self._symbol)
         if len(self.input_ports) > 0:
-            painter.setFont(PORT_FONT)
+            painter.setFont(theme.canvas_fonts().port)
             painter.setPen(theme.TEXT_MUTED)
             for name, port in self.input_ports.items():
                 y = port.pos().y()
@@ -283,7 +274,7 @@ class NodeItem(QGraphicsItem):
         if node.kind == "const":
             self._paint_number(painter, text, self._value_image, colours.text, QPointF(0, 0), centred=True)
             return
-        painter.setFont(NAME_FONT)
+        painter.setFont(theme.canvas_fonts().name)
         painter.setPen(colours.text)
         painter.drawText(QRectF(rect.left(), rect.top() + 3, rect.width(), 17), Qt.AlignmentFlag.AlignCenter, node.id)
         self._paint_number(painter, text, self._value_image, theme.VALUE, QPointF(0, rect.top() + 29), centred=True)
@@ -314,8 +305,8 @@ class NodeItem(QGraphicsItem):
     def _paint_number(self, painter: QPainter, text: str, image: QImage | None, colour: QColor, anchor: QPointF,
                       centred: bool = False, align_top: bool = False, align_bottom_left: bool = False) -> None:
         """Draw `text` (and a tensor thumbnail before it) centred on, hanging from, or sitting on `anchor`."""
-        painter.setFont(NUMBER_FONT)
-        tw = _width(NUMBER_FONT, text)
+        painter.setFont(theme.canvas_fonts().number)
+        tw = _width(theme.canvas_fonts().number, text)
         iw = THUMB_W + 4 if image is not None else 0
         th = max(14.0, THUMB_H if image is not None else 0)
         total = tw + iw

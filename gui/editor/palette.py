@@ -4,8 +4,8 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QMimeData, QPoint, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QKeyEvent, QPainter, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFrame, QLineEdit, QListWidget, QListWidgetItem,
+from PySide6.QtGui import QFont, QIcon, QKeyEvent, QPainter, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QDialog, QLineEdit, QListWidget, QListWidgetItem,
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from gui import theme
