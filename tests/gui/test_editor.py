@@ -452,3 +452,36 @@ def test_renders_examples_to_png(qtbot):
         assert len(colours) > 20
         image.save(f"/tmp/backprop_editor_{name}.png")
         scene.close()
+
+
+def test_middle_button_and_space_drag_pan(qtbot, editor):
+    graph, stack, scene, view = editor
+    before = view.mapToScene(view.viewport().rect().center())
+    vp = view.viewport()
+    for kind, pos, button, buttons in ((QEvent.Type.MouseButtonPress, QPointF(400, 300), Qt.MouseButton.MiddleButton,
+                                        Qt.MouseButton.MiddleButton),
+                                       (QEvent.Type.MouseMove, QPointF(300, 250), NO, Qt.MouseButton.MiddleButton),
+                                       (QEvent.Type.MouseButtonRelease, QPointF(300, 250), Qt.MouseButton.MiddleButton,
+                                        NO)):
+        QApplication.sendEvent(vp, QMouseEvent(kind, pos, QPointF(vp.mapToGlobal(pos.toPoint())), button, buttons,
+                                               Qt.KeyboardModifier.NoModifier))
+    after = view.mapToScene(view.viewport().rect().center())
+    assert (after - before - QPointF(100, 50)).manhattanLength() < 2
+    view.setFocus()
+    QTest.keyPress(view, Qt.Key.Key_Space)
+    for kind, x, button, buttons in ((QEvent.Type.MouseButtonPress, 400, L, L), (QEvent.Type.MouseMove, 430, NO, L),
+                                     (QEvent.Type.MouseMove, 450, NO, L), (QEvent.Type.MouseButtonRelease, 450, L, NO)):
+        pos = QPointF(x, 300)   # viewport coordinates: the scene point under the mouse moves while panning
+        QApplication.sendEvent(vp, QMouseEvent(kind, pos, QPointF(vp.mapToGlobal(pos.toPoint())), button, buttons,
+                                               Qt.KeyboardModifier.NoModifier))
+    QTest.keyRelease(view, Qt.Key.Key_Space)
+    assert (view.mapToScene(view.viewport().rect().center()) - after + QPointF(50, 0)).manhattanLength() < 2
+    assert len(graph) == 0 and not scene.selectedItems()
+
+
+def test_deleting_the_selected_node_announces_no_selection(qtbot, editor):
+    graph, stack, scene, view = build_xyz(qtbot, editor)
+    scene.select("mul")
+    with qtbot.waitSignal(scene.selection_changed_to) as blocker:
+        scene.delete_selected()
+    assert blocker.args == [None]
