@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from PySide6.QtGui import QColor, QFont, QImage
+from PySide6.QtGui import QColor, QFont, QImage, QPalette
+from PySide6.QtWidgets import QApplication
 
 # ---- colours ---------------------------------------------------------------------------------------------------
 
@@ -26,6 +27,16 @@ ERROR = QColor("#c8372d")
 VALUE = QColor("#1e8c3a")           # forward values (green, as on the slides)
 GRADIENT = QColor("#c8372d")        # gradients (red)
 PHASE = {"forward": VALUE, "backward": GRADIENT, "update": QColor("#7a4cc2")}
+LOCAL = QColor("#2f6fb0")           # local gradients (d out / d input) in the chain-rule view
+
+# the same colours as "#rrggbb" text, for rich-text labels
+CANVAS_HEX = BACKGROUND.name()
+INK_HEX = TEXT.name()
+MUTED_HEX = TEXT_MUTED.name()
+VALUE_HEX = VALUE.name()
+GRAD_HEX = GRADIENT.name()
+LOCAL_HEX = LOCAL.name()
+ACCENT_HEX = ACCENT.name()
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,31 @@ def canvas_fonts() -> CanvasFonts:
     return CanvasFonts(symbol=font(15, QFont.Weight.DemiBold), symbol_small=font(10.5, QFont.Weight.DemiBold),
                        name=font(9, QFont.Weight.DemiBold), node_id=font(8), port=font(7.5),
                        number=font(8.5, QFont.Weight.Medium))
+
+
+def apply(app: QApplication) -> None:
+    """A calm light look for the whole app, whatever the platform's dark/light setting: Fusion with our palette."""
+    app.setStyle("Fusion")
+    pal = QPalette()
+    window, base = QColor("#eef0f3"), QColor("#ffffff")
+    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+        pal.setColor(group, QPalette.ColorRole.Window, window)
+        pal.setColor(group, QPalette.ColorRole.WindowText, TEXT)
+        pal.setColor(group, QPalette.ColorRole.Base, base)
+        pal.setColor(group, QPalette.ColorRole.AlternateBase, QColor("#f5f6f8"))
+        pal.setColor(group, QPalette.ColorRole.Text, TEXT)
+        pal.setColor(group, QPalette.ColorRole.Button, QColor("#f7f8fa"))
+        pal.setColor(group, QPalette.ColorRole.ButtonText, TEXT)
+        pal.setColor(group, QPalette.ColorRole.Highlight, ACCENT)
+        pal.setColor(group, QPalette.ColorRole.HighlightedText, QColor("#ffffff"))
+        pal.setColor(group, QPalette.ColorRole.ToolTipBase, QColor("#fffdf5"))
+        pal.setColor(group, QPalette.ColorRole.ToolTipText, TEXT)
+        pal.setColor(group, QPalette.ColorRole.PlaceholderText, TEXT_MUTED)
+        pal.setColor(group, QPalette.ColorRole.Link, ACCENT)
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
+        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#a3aab4"))
+    app.setPalette(pal)
+    canvas_fonts.cache_clear()   # canvas fonts follow the application font
 
 
 # ---- numbers ---------------------------------------------------------------------------------------------------
