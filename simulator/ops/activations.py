@@ -1,15 +1,16 @@
-"""Activation ops: sigmoid, tanh, ReLU and its relatives, GELU, SiLU, softplus. Elementwise, any shape."""
+"""Activation ops: sigmoid, tanh, ReLU and its relatives, GELU, SiLU, softplus. Elementwise, any shape.
+
+The arithmetic is simulator/layers.py over the Numba kernels (float64 here, for stepping and gradient checks).
+"""
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erf, expit
 
+from simulator import layers as L
 from simulator.ops.registry import ELEMENTWISE_SHAPES, AttrSpec, OpSpec, away_from, register
 
-SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_ALPHA = 1.6732632423543772848170429916717  # the kernels' constants (PyTorch's), shown in the docs
 SELU_SCALE = 1.0507009873554804934193349852946
-_INV_SQRT2 = 0.7071067811865476
-_INV_SQRT_2PI = 0.3989422804014327
 
 
 def _same(sx, **_):
@@ -24,86 +25,42 @@ def _samples(gap=0.0, scale=3.0):
     return sample
 
 
-def sigmoid_forward(x):
-    out = expit(x)
-    return out, out
+def _flat64(x) -> np.ndarray:
+    """x as a C-contiguous float64 vector: the kernels want 1-D+ arrays, graph values may be 0-d or any shape."""
+    return np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
 
 
-def sigmoid_backward(dout, out):
-    return (dout * out * (1.0 - out),)
+def _elementwise(layer_forward, layer_backward):
+    """forward(x, *params)/backward for an elementwise op over simulator/layers.py, any shape (0-d included),
+    in float64. The cache is (layer cache, x's shape); backward never mutates it, so the engine may call it twice."""
+    def forward(x, *params):
+        shape = np.shape(x)
+        out, cache = layer_forward(_flat64(x), *params)
+        return out.reshape(shape), (cache, shape)
+
+    def backward(dout, cache):
+        layer_cache, shape = cache
+        return (layer_backward(_flat64(dout), layer_cache).reshape(shape),)
+    return forward, backward
 
 
-def tanh_forward(x):
-    out = np.tanh(x)
-    return out, out
-
-
-def tanh_backward(dout, out):
-    return (dout * (1.0 - out * out),)
-
-
-def relu_forward(x):
-    return np.maximum(x, 0.0), x
-
-
-def relu_backward(dout, x):
-    return (dout * (x > 0),)
+sigmoid_forward, sigmoid_backward = _elementwise(L.sigmoid_forward, L.sigmoid_backward)
+tanh_forward, tanh_backward = _elementwise(L.tanh_forward, L.tanh_backward)
+relu_forward, relu_backward = _elementwise(L.relu_forward, L.relu_backward)
+_leaky_relu_forward, leaky_relu_backward = _elementwise(L.leaky_relu_forward, L.leaky_relu_backward)
+_elu_forward, elu_backward = _elementwise(L.elu_forward, L.elu_backward)
+selu_forward, selu_backward = _elementwise(L.selu_forward, L.selu_backward)
+gelu_forward, gelu_backward = _elementwise(L.gelu_forward, L.gelu_backward)
+silu_forward, silu_backward = _elementwise(L.silu_forward, L.silu_backward)
+softplus_forward, softplus_backward = _elementwise(L.softplus_forward, L.softplus_backward)
 
 
 def leaky_relu_forward(x, alpha=0.01):
-    return np.where(x > 0, x, alpha * x), (x, alpha)
-
-
-def leaky_relu_backward(dout, cache):
-    x, alpha = cache
-    return (dout * np.where(x > 0, 1.0, alpha),)
+    return _leaky_relu_forward(x, alpha)
 
 
 def elu_forward(x, alpha=1.0):
-    out = np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
-    return out, (x, alpha)
-
-
-def elu_backward(dout, cache):
-    x, alpha = cache
-    return (dout * np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0.0))),)
-
-
-def selu_forward(x):
-    out = SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0.0)))
-    return out, x
-
-
-def selu_backward(dout, x):
-    return (dout * SELU_SCALE * np.where(x > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(x, 0.0))),)
-
-
-def gelu_forward(x):
-    cdf = 0.5 * (1.0 + erf(x * _INV_SQRT2))
-    return x * cdf, (x, cdf)
-
-
-def gelu_backward(dout, cache):
-    x, cdf = cache
-    return (dout * (cdf + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x)),)
-
-
-def silu_forward(x):
-    s = expit(x)
-    return x * s, (x, s)
-
-
-def silu_backward(dout, cache):
-    x, s = cache
-    return (dout * s * (1.0 + x * (1.0 - s)),)
-
-
-def softplus_forward(x):
-    return np.logaddexp(0.0, x), x
-
-
-def softplus_backward(dout, x):
-    return (dout * expit(x),)
+    return _elu_forward(x, alpha)
 
 
 register(OpSpec(

@@ -1,12 +1,14 @@
 """Loss ops: multiclass SVM (hinge, margin 1), softmax cross-entropy, mean squared error, L1 and L2 penalties.
 
 Classification losses take scores (N, C) with integer labels y (N,), or one example's scores (C,) with a scalar
-label, and return the mean loss over the batch. Labels get no gradient.
+label, and return the mean loss over the batch. Labels get no gradient. Labels arrive as float64 graph values and
+are checked here to be whole numbers in range; the arithmetic is simulator/layers.py over the Numba kernels.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from simulator import layers as L
 from simulator.errors import ShapeError, ValueInputError
 from simulator.ops.registry import ELEMENTWISE_SHAPES, AttrSpec, OpSpec, away_from, register, same_shape, shape_str
 
@@ -33,36 +35,22 @@ def as_batch(op, scores, y):
     return s2, labels
 
 
-def svm_loss_forward(scores, y):
-    s, labels = as_batch("svm_loss", scores, y)
-    n = s.shape[0]
-    correct = s[np.arange(n), labels][:, None]
-    margins = np.maximum(0.0, s - correct + 1.0)
-    margins[np.arange(n), labels] = 0.0
-    return margins.sum() / n, (margins, labels, np.shape(scores), n)
+def _classification(op, layer_loss):
+    """forward/backward for a classification loss over simulator/layers.py (float64). The layer returns the loss and
+    d loss / d scores together; the cache keeps that gradient, and backward scales it by the upstream gradient."""
+    def forward(scores, y):
+        s, labels = as_batch(op, np.asarray(scores, dtype=np.float64), y)
+        loss, dscores = layer_loss(s, labels)
+        return np.float64(loss), (dscores, np.shape(scores))
+
+    def backward(dout, cache):
+        dscores, shape = cache
+        return (dout * dscores).reshape(shape), None
+    return forward, backward
 
 
-def svm_loss_backward(dout, cache):
-    margins, labels, shape, n = cache
-    ds = (margins > 0).astype(np.float64)
-    ds[np.arange(n), labels] = -ds.sum(axis=1)
-    return (dout * ds / n).reshape(shape), None
-
-
-def softmax_ce_forward(scores, y):
-    s, labels = as_batch("softmax_ce", scores, y)
-    n = s.shape[0]
-    shifted = s - s.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = -log_probs[np.arange(n), labels].sum() / n
-    return loss, (np.exp(log_probs), labels, np.shape(scores), n)
-
-
-def softmax_ce_backward(dout, cache):
-    probs, labels, shape, n = cache
-    ds = probs.copy()
-    ds[np.arange(n), labels] -= 1.0
-    return (dout * ds / n).reshape(shape), None
+svm_loss_forward, svm_loss_backward = _classification("svm_loss", L.svm_loss)
+softmax_ce_forward, softmax_ce_backward = _classification("softmax_ce", L.softmax_loss)
 
 
 def _svm_samples(rng):
