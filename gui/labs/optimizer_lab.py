@@ -21,7 +21,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGraphicsItem,
+                               QGroupBox,
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QScrollArea,
                                QSizePolicy, QSlider, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
@@ -49,6 +50,10 @@ MAX_STEPS = 10_000
 GRID_N = 360              # heatmap resolution
 CONTOUR_N = 180           # isocurves are traced on a coarser grid: smooth enough, and quick
 N_CONTOURS = 14
+# Paths longer than this are drawn decimated: a point wherever the arc length crosses a multiple of (view width /
+# DECIMATE_FRACTION), about a fifth of a pixel at the default zoom. Markers, losses and arrows use every point.
+DECIMATE_ABOVE = 2000
+DECIMATE_FRACTION = 3000.0
 
 # The default race on the default surface (the ill-conditioned bowl): rates picked so that all seven visibly differ.
 DEFAULT_OPTIMIZERS: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -116,12 +121,28 @@ class _Run:
     gy: np.ndarray
     diverged_at: int | None
     result: RaceResult
+    px: np.ndarray | None = None      # the path as drawn: the points kept by _decimate (None: all of them)
+    py: np.ndarray | None = None
+    pidx: np.ndarray | None = None    # their indices into xs, ys (sorted)
     items: dict[str, Any] = field(default_factory=dict)
     shown_diverged: bool = False
 
     @property
     def m(self) -> int:
         return len(self.xs)
+
+
+def _decimate(xs: np.ndarray, ys: np.ndarray, tol: float) -> np.ndarray:
+    """Indices of the points kept for drawing: one wherever the arc length crosses a multiple of ``tol`` (plus the
+    first and last), so a path that has converged collapses to a few points while every visible turn stays."""
+    d = np.hypot(np.diff(xs), np.diff(ys))
+    s = np.concatenate(([0.0], np.cumsum(d)))
+    with np.errstate(all="ignore"):
+        bins = np.floor(s / tol)
+    keep = np.ones(len(xs), dtype=bool)
+    keep[1:] = bins[1:] != bins[:-1]
+    keep[-1] = True
+    return np.flatnonzero(keep)
 
 
 # ------------------------------------------------------------------------------------------------------- worker
@@ -378,6 +399,7 @@ class OptimizerLab(QWidget):
         self.grad_shafts.setZValue(40)
         sp.addItem(self.grad_shafts)
         self.surface_plot.scene().sigMouseClicked.connect(self._on_surface_clicked)
+        self._cache_axes(sp)
 
         # ---- loss
         self._loss_axis = _LossAxis("left")
@@ -396,6 +418,13 @@ class OptimizerLab(QWidget):
         self.divergence_item = pg.ScatterPlotItem(symbol="x", size=16, pen=pg.mkPen("#1f2933", width=1))
         self.divergence_item.setZValue(60)
         lp.addItem(self.divergence_item)
+        self._cache_axes(lp)
+
+    @staticmethod
+    def _cache_axes(plot_item: pg.PlotItem) -> None:
+        """Axes change only with the view range; caching them as pixmaps keeps their text out of every frame."""
+        for name in ("left", "bottom"):
+            plot_item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def _build_layout(self) -> None:
         def group(title: str, layout) -> QGroupBox:
@@ -948,6 +977,8 @@ class OptimizerLab(QWidget):
         colours = {e.label: e.colour for e in self.entries}
         entries = {e.label: e for e in self.entries}
         lo, hi = math.inf, -math.inf
+        xlim = self.base_surface.xlim if self.base_surface is not None else (-1.0, 1.0)
+        tol = (xlim[1] - xlim[0]) / DECIMATE_FRACTION
         for label, r in results.items():
             colour = colours.get(label, "#555555")
             with np.errstate(all="ignore"):
@@ -962,11 +993,15 @@ class OptimizerLab(QWidget):
             gx, gy = grads.get(label, (np.zeros(len(y)), np.zeros(len(y))))
             run = _Run(label, colour, np.ascontiguousarray(r.trajectory[:, 0]), np.ascontiguousarray(r.trajectory[:, 1]),
                        y, gx, gy, r.diverged_at, r)
+            if run.m > DECIMATE_ABOVE:
+                run.pidx = _decimate(run.xs, run.ys, tol)
+                run.px, run.py = run.xs[run.pidx], run.ys[run.pidx]
             pen = pg.mkPen(colour, width=2.2)
             run.items["path"] = pg.PlotDataItem(pen=pen, skipFiniteCheck=True)
             run.items["path"].setZValue(10)
-            run.items["marker"] = pg.PlotDataItem(pen=None, symbol="o", symbolSize=11, symbolBrush=colour,
-                                                  symbolPen=pg.mkPen("w", width=1.5), skipFiniteCheck=True)
+            # one spot at the item's origin, moved with setPos each frame (no per-frame setData)
+            run.items["marker"] = pg.ScatterPlotItem([0.0], [0.0], symbol="o", size=11, brush=pg.mkBrush(colour),
+                                                     pen=pg.mkPen("w", width=1.5))
             run.items["marker"].setZValue(35)
             run.items["step_arrow"] = pg.PlotDataItem(pen=pg.mkPen(colour, width=3), skipFiniteCheck=True)
             run.items["step_arrow"].setZValue(38)
@@ -977,7 +1012,8 @@ class OptimizerLab(QWidget):
             for key in ("path", "marker", "step_arrow", "step_head", "grad_head"):
                 sp.addItem(run.items[key])
             name = label if r.diverged_at is None else f"{label}: diverged at step {r.diverged_at}"
-            loss = pg.PlotDataItem(pen=pg.mkPen(colour, width=1.8), name=name, skipFiniteCheck=True)
+            # width 1: the raster engine draws thin lines several times faster than wide ones
+            loss = pg.PlotDataItem(pen=pg.mkPen(colour, width=1), name=name, skipFiniteCheck=True)
             loss.setClipToView(True)
             loss.setDownsampling(auto=True, method="peak")
             lp.addItem(loss)
@@ -1034,14 +1070,19 @@ class OptimizerLab(QWidget):
         for i, run in enumerate(self.runs.values()):
             k = min(t, run.m - 1)
             it = run.items
-            it["path"].setData(run.xs[:k + 1], run.ys[:k + 1])
-            it["marker"].setData(run.xs[k:k + 1], run.ys[k:k + 1])
+            if run.pidx is None:
+                it["path"].setData(run.xs[:k + 1], run.ys[:k + 1])
+            else:
+                c = int(np.searchsorted(run.pidx, k, side="right"))
+                it["path"].setData(run.px[:c], run.py[:c])
+            it["marker"].setPos(float(run.xs[k]), float(run.ys[k]))
             it["loss"].setData(self._steps_x[:k + 1], run.loss_y[:k + 1])
             diverged = run.diverged_at is not None and t >= run.diverged_at
             if diverged != run.shown_diverged:
                 run.shown_diverged = diverged
-                it["marker"].setSymbol("x" if diverged else "o")
-                it["marker"].setSymbolPen(pg.mkPen(run.colour, width=3) if diverged else pg.mkPen("w", width=1.5))
+                it["marker"].setData([0.0], [0.0], symbol="x" if diverged else "o", size=14 if diverged else 11,
+                                     brush=pg.mkBrush(run.colour),
+                                     pen=pg.mkPen(run.colour, width=2) if diverged else pg.mkPen("w", width=1.5))
             if diverged:
                 div_x.append(float(run.diverged_at))
                 div_y.append(float(run.loss_y[-1]))

@@ -163,7 +163,7 @@ def test_a_huge_learning_rate_diverges_visibly_without_warnings(qtbot, lab):
         assert "diverged at step" in run.items["loss"].name()
         play_to_end(qtbot, lab)
         assert lab.divergence_item.data["x"].tolist() == [run.diverged_at]
-        assert run.items["marker"].opts["symbol"] == "x"
+        assert run.items["marker"].data["symbol"].tolist() == ["x"]
         assert np.all(np.isfinite(run.items["loss"].yData))
         # the others are unaffected and complete
         for label, other in lab.runs.items():
