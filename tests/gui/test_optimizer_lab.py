@@ -163,7 +163,7 @@ def test_a_huge_learning_rate_diverges_visibly_without_warnings(qtbot, lab):
         assert "diverged at step" in run.items["loss"].name()
         play_to_end(qtbot, lab)
         assert lab.divergence_item.data["x"].tolist() == [run.diverged_at]
-        assert run.items["marker"].data["symbol"].tolist() == ["x"]
+        assert run.items["marker"].opts["symbol"] == "x"
         assert np.all(np.isfinite(run.items["loss"].yData))
         # the others are unaffected and complete
         for label, other in lab.runs.items():
@@ -245,3 +245,18 @@ def test_close_lab_stops_everything(qtbot, lab):
     lab.n_steps_box.setValue(N + 1)
     lab.close_lab()
     assert not lab.is_playing() and not lab.is_busy()
+
+
+def test_long_paths_are_drawn_decimated_but_end_at_the_marker(qtbot, lab):
+    lab.n_steps_box.setValue(3000)
+    wait_race(qtbot, lab)
+    assert lab.n_steps == 3000
+    lab.set_step(1234)
+    tol = 4.0 / 3000.0                                          # the bowl's view width / DECIMATE_FRACTION
+    for run in lab.runs.values():
+        x, y = run.items["path"].xData, run.items["path"].yData
+        assert len(x) <= 1235
+        assert np.isin(x, run.xs[:1235]).all()                  # only real points of the trajectory
+        mx, my = run.items["marker"].pos().x(), run.items["marker"].pos().y()
+        assert (mx, my) == (run.xs[1234], run.ys[1234])
+        assert np.hypot(x[-1] - mx, y[-1] - my) <= tol
