@@ -418,6 +418,7 @@ class OptimizerLab(QWidget):
         self.divergence_item = pg.ScatterPlotItem(symbol="x", size=16, pen=pg.mkPen("#1f2933", width=1))
         self.divergence_item.setZValue(60)
         lp.addItem(self.divergence_item)
+        self._loss_axis.enableAutoSIPrefix(False)   # a "x1e+24" prefix would relabel the decades wrongly
         self._cache_axes(lp)
 
     @staticmethod

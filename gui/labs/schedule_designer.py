@@ -235,6 +235,8 @@ class ScheduleDesigner(QWidget):
         while self._params_row.count():
             w = self._params_row.takeAt(0).widget()
             if w is not None:
+                w.hide()
+                w.setParent(None)
                 w.deleteLater()
         self._param_boxes.clear()
         info = SCHEDULES[kind]
