@@ -307,14 +307,16 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1, p
     if min(N, C, H, W, F, HH, WW) < 1 or Hout < 1 or Wout < 1:
         raise ShapeError(f"{fn}: x (shape {x.shape}) with pad {pad} is too small for w (shape {w.shape}) "
                          f"at stride {stride}: the output would be {Hout}x{Wout}")
-    return _conv.conv_forward(x, w, b, stride, pad), (x, w, stride, pad, (N, F, Hout, Wout))
+    # the cache keeps the forward's im2col columns (when they fit in kernels.conv.KEEP_COLS_BYTES): backward reuses them
+    out, cols = _conv.conv_forward_keep(x, w, b, stride, pad)
+    return out, (x, w, stride, pad, (N, F, Hout, Wout), cols)
 
 
 def conv_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """dout: (N, F, Hout, Wout). Returns dx (N, C, H, W), dw (F, C, HH, WW), db (F,)."""
-    x, w, stride, pad, out_shape = cache
+    x, w, stride, pad, out_shape, cols = cache
     dout = _dout("conv_backward", dout, out_shape, x.dtype)
-    return _conv.conv_backward(dout, x, w, stride, pad)
+    return _conv.conv_backward_cols(dout, cols, x, w, stride, pad)
 
 
 def _pool_args(fn: str, x: Any, size: Any, stride: Any) -> tuple[np.ndarray, int, int, int, int]:
