@@ -36,6 +36,7 @@ class StepEvent:
     outputs: Mapping[str, np.ndarray]
     note: str
     sources: Mapping[str, str] = field(default_factory=dict)  # backward op: port -> the node the wire comes from
+    local: Mapping[str, np.ndarray] = field(default_factory=dict)  # backward op on scalars: port -> d node / d port
 
 
 @dataclass(frozen=True)
@@ -276,8 +277,9 @@ def backward_events(program: Program, values: dict[str, np.ndarray], caches: dic
         sources = {p: s for p, s, g in zip(step.spec.inputs, step.srcs, downs) if g is not None}
         if not all(np.all(np.isfinite(g)) for g in outs.values()):
             raise NumericError(f"node '{step.node}' ({step.op}) produced a non-finite gradient (NaN or infinity)")
+        local = _scalar_locals(step, up, outs, caches[step.node])
         yield StepEvent(index, "backward", "op", step.node, _frozen({"upstream": up}), _frozen(outs),
-                        _backward_note(step, program.output, up, outs, caches[step.node]), _frozen(sources))
+                        _backward_note(step, program.output, up, outs, local), _frozen(sources), _frozen(local))
         index += 1
         for port, g in outs.items():
             src = sources[port]
@@ -324,22 +326,28 @@ def _seed_note(out_id: str, seed: np.ndarray) -> str:
             f"the backward pass starts from the gradient of the sum of the output")
 
 
-def _backward_note(step: _OpStep, out_id: str, up: np.ndarray, outs: Mapping[str, np.ndarray], cache: Any) -> str:
+def _scalar_locals(step: _OpStep, up: np.ndarray, outs: Mapping[str, np.ndarray], cache: Any) -> dict:
+    """For a node whose upstream and downstream gradients are scalars, its local derivatives d node / d port:
+    the backward pass of an upstream gradient of 1 (backward is linear in the upstream gradient)."""
+    if up.ndim != 0 or not all(np.ndim(g) == 0 for g in outs.values()):
+        return {}
+    with np.errstate(all="ignore"):
+        grads = step.spec.backward(np.ones(()), cache)
+    return {p: np.asarray(g, dtype=np.float64) for p, g in zip(step.spec.inputs, grads) if p in outs}
+
+
+def _backward_note(step: _OpStep, out_id: str, up: np.ndarray, outs: Mapping[str, np.ndarray],
+                   local: Mapping[str, np.ndarray]) -> str:
     lines = []
     up_name = _grad_name(step.node, out_id)
-    scalar = up.ndim == 0 and all(np.ndim(g) == 0 for g in outs.values())
-    if scalar:
-        # For a scalar node the local derivatives are the backward pass of an upstream gradient of 1.
-        with np.errstate(all="ignore"):
-            locals_ = dict(zip(step.spec.inputs, step.spec.backward(np.ones(()), cache)))
     for port, src in zip(step.spec.inputs, step.srcs):
         if port not in outs:
             continue
         down = outs[port]
         local_formula = step.spec.local_grad[port]
         target = _grad_name(src, out_id)
-        if scalar:
-            lines.append(f"{target} = {up_name} · d{step.node}/d{src} = {_fmt(up)} × {_fmt(locals_[port])} = {_fmt(down)}"
+        if local:
+            lines.append(f"{target} = {up_name} · d{step.node}/d{src} = {_fmt(up)} × {_fmt(local[port])} = {_fmt(down)}"
                          f"    (local ∂{step.node}/∂{port} = {local_formula})")
         else:
             lines.append(f"{target} = {up_name} · d{step.node}/d{src}: {local_formula}  →  shape {tuple(down.shape)}")
