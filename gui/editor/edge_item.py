@@ -51,11 +51,9 @@ class EdgeItem(QGraphicsItem):
 
     # ---- what it shows --------------------------------------------------------------------------------------
 
-    @property
     def value_text(self) -> str:
         return theme.format_value(self.value)
 
-    @property
     def grad_text(self) -> str:
         return theme.format_value(self.grad)
 
@@ -94,8 +92,8 @@ class EdgeItem(QGraphicsItem):
         # On a slanted wire, slide the labels sideways so they sit beside it instead of covering it: a rising
         # wire has its upper side to the left, a falling one to the right.
         lean = max(-1.0, min(1.0, 2.0 * math.sin(math.radians(self._path.angleAtPercent(0.5)))))
-        self._value_rect = self._label_rect(self.value_text, self._value_image, mid, above=True, lean=lean)
-        self._grad_rect = self._label_rect(self.grad_text, self._grad_image, mid, above=False, lean=lean)
+        self._value_rect = self._label_rect(self.value_text(), self._value_image, mid, above=True, lean=lean)
+        self._grad_rect = self._label_rect(self.grad_text(), self._grad_image, mid, above=False, lean=lean)
         bounds = self._path.controlPointRect().adjusted(-6, -6, 6, 6)
         for r in (self._value_rect, self._grad_rect):
             if not r.isNull():
@@ -156,8 +154,8 @@ class EdgeItem(QGraphicsItem):
         painter.setPen(QPen(colour, 2.2 if selected else 1.8, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(self._path)
-        self._paint_label(painter, self._value_rect, self.value_text, self._value_image, theme.VALUE)
-        self._paint_label(painter, self._grad_rect, self.grad_text, self._grad_image, theme.GRADIENT)
+        self._paint_label(painter, self._value_rect, self.value_text(), self._value_image, theme.VALUE)
+        self._paint_label(painter, self._grad_rect, self.grad_text(), self._grad_image, theme.GRADIENT)
 
     def _paint_label(self, painter: QPainter, rect: QRectF, text: str, image: QImage | None, colour: QColor) -> None:
         if rect.isNull():

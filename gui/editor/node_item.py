@@ -118,15 +118,12 @@ class NodeItem(QGraphicsItem):
 
     # ---- what stepping shows --------------------------------------------------------------------------------
 
-    @property
     def value_text(self) -> str:
         return self._leaf_value_text() if self.node.is_leaf else ""
 
-    @property
     def grad_text(self) -> str:
         return theme.format_value(self.grad)
 
-    @property
     def output_text(self) -> str:
         return theme.format_value(self.output_value) if self.is_output else ""
 
@@ -183,8 +180,8 @@ class NodeItem(QGraphicsItem):
     def boundingRect(self) -> QRectF:
         right = self.w / 2 + 12
         if self.is_output:
-            right += STUB + max(_width(theme.canvas_fonts().number, self.output_text) + (THUMB_W + 4 if self._out_image else 0), 0)
-        grad_w = _width(theme.canvas_fonts().number, self.grad_text) + (THUMB_W + 6 if self._grad_image else 0) + 12
+            right += STUB + max(_width(theme.canvas_fonts().number, self.output_text()) + (THUMB_W + 4 if self._out_image else 0), 0)
+        grad_w = _width(theme.canvas_fonts().number, self.grad_text()) + (THUMB_W + 6 if self._grad_image else 0) + 12
         half = max(self.w / 2 + 12, grad_w / 2, _width(theme.canvas_fonts().node_id, self.node_id) / 2 + 4)
         return QRectF(-half, -self.h / 2 - 22, half + max(right, half), self.h + 22 + 30)
 
@@ -249,7 +246,7 @@ class NodeItem(QGraphicsItem):
         if self.is_output:
             self._paint_output_stub(painter, colours)
         if self.grad is not None:
-            self._paint_number(painter, self.grad_text, self._grad_image, theme.GRADIENT,
+            self._paint_number(painter, self.grad_text(), self._grad_image, theme.GRADIENT,
                                QPointF(0, rect.bottom() + 4), align_top=True)
 
     def _paint_op(self, painter: QPainter, node: Node, colours: theme.NodeColours, rect: QRectF) -> None:
@@ -299,7 +296,7 @@ class NodeItem(QGraphicsItem):
         arrow.closeSubpath()
         painter.drawPath(arrow)
         if self.output_value is not None:
-            self._paint_number(painter, self.output_text, self._out_image, theme.VALUE, QPointF(x0 + 2, -5),
+            self._paint_number(painter, self.output_text(), self._out_image, theme.VALUE, QPointF(x0 + 2, -5),
                                align_bottom_left=True)
 
     def _paint_number(self, painter: QPainter, text: str, image: QImage | None, colour: QColor, anchor: QPointF,

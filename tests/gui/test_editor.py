@@ -325,33 +325,33 @@ def test_show_state_circuit_end_values_and_gradients(qtbot):
     trace = Trace(graph)
     state = trace.state_at(len(trace))
     scene.show_state(state, state.event.node, state.event.phase)
-    assert scene.node_item("f").output_text == "-12"
-    assert scene.edge_item("f", "x").value_text == "3"
-    assert scene.edge_item("f", "y").value_text == "-4"
-    assert [scene.edge_item(*k).grad_text for k in (("q", "x"), ("q", "y"), ("f", "y"))] == ["-4", "-4", "3"]
-    assert scene.edge_item("f", "x").grad_text == "-4"
-    assert scene.node_item("x").grad_text == "-4" and scene.node_item("z").grad_text == "3"
+    assert scene.node_item("f").output_text() == "-12"
+    assert scene.edge_item("f", "x").value_text() == "3"
+    assert scene.edge_item("f", "y").value_text() == "-4"
+    assert [scene.edge_item(*k).grad_text() for k in (("q", "x"), ("q", "y"), ("f", "y"))] == ["-4", "-4", "3"]
+    assert scene.edge_item("f", "x").grad_text() == "-4"
+    assert scene.node_item("x").grad_text() == "-4" and scene.node_item("z").grad_text() == "3"
     assert scene.node_item(state.event.node).active_phase == "backward"
 
     # before anything ran: leaves show values, wires from leaves their values, the op nodes are dimmed
     start = trace.state_at(0)
     scene.show_state(start, None, None)
-    assert scene.edge_item("q", "x").value_text == "-2" and scene.edge_item("f", "x").value_text == ""
+    assert scene.edge_item("q", "x").value_text() == "-2" and scene.edge_item("f", "x").value_text() == ""
     assert scene.node_item("q").opacity() < 1 and scene.node_item("x").opacity() == 1
-    assert scene.edge_item("q", "x").grad_text == ""
+    assert scene.edge_item("q", "x").grad_text() == ""
 
     scene.show_state(None, None, None)
-    assert scene.node_item("x").value_text == "-2"
-    assert all(e.value_text == "" and e.grad_text == "" for e in scene.edge_items())
-    assert scene.node_item("f").output_text == ""
+    assert scene.node_item("x").value_text() == "-2"
+    assert all(e.value_text() == "" and e.grad_text() == "" for e in scene.edge_items())
+    assert scene.node_item("f").output_text() == ""
 
 
 def test_scalar_labels_use_four_significant_digits(qtbot):
     graph, stack, scene, view = _circuit_editor(qtbot, "sigmoid_neuron")
     trace = Trace(graph)
     scene.show_state(trace.state_at(len(trace)), None, None)
-    assert scene.node_item("w0").grad_text == "-0.1966"
-    assert scene.node_item("f").output_text == "0.7311"
+    assert scene.node_item("w0").grad_text() == "-0.1966"
+    assert scene.node_item("f").output_text() == "0.7311"
 
 
 def test_tensor_wire_shows_shape_heatmap_and_numbers_in_tooltip(qtbot):
@@ -360,13 +360,13 @@ def test_tensor_wire_shows_shape_heatmap_and_numbers_in_tooltip(qtbot):
     state = trace.state_at(trace.forward_count + 3)
     scene.show_state(state, state.event.node, state.event.phase)
     edge = scene.edge_item("scores", "a")
-    assert edge.value_text == "(4, 5)" and edge.grad_text == "(4, 5)"
+    assert edge.value_text() == "(4, 5)" and edge.grad_text() == "(4, 5)"
     assert edge._value_image is not None and edge._value_image.size().toTuple() == (24, 16)
     tip = edge.toolTip()
     h = state.values["h"]
     assert "value (4, 5)" in tip and "gradient (4, 5)" in tip
     assert f"{h.flat[np.argmax(np.abs(h))]:.4f}".rstrip("0") in tip
-    assert scene.edge_item("h1", "a").grad_text == ""   # not reached yet going backward
+    assert scene.edge_item("h1", "a").grad_text() == ""   # not reached yet going backward
 
 
 def test_graph_edits_clear_a_stale_state(qtbot):
@@ -374,7 +374,7 @@ def test_graph_edits_clear_a_stale_state(qtbot):
     trace = Trace(graph)
     scene.show_state(trace.state_at(len(trace)), None, None)
     C.push(stack, C.SetValueCommand(graph, "x", 1.0))
-    assert scene.edge_item("q", "x").grad_text == "" and scene.node_item("x").value_text == "1"
+    assert scene.edge_item("q", "x").grad_text() == "" and scene.node_item("x").value_text() == "1"
 
 
 # ---- the view, the palette and the popup -----------------------------------------------------------------------
