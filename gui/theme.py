@@ -125,7 +125,24 @@ def apply(app: QApplication) -> None:
     for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
         pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#a3aab4"))
     app.setPalette(pal)
+    app.setStyleSheet(STYLE_SHEET)
     canvas_fonts.cache_clear()   # canvas fonts follow the application font
+
+
+# Named widgets (setObjectName) get their look here, in one place.
+STYLE_SHEET = f"""
+QLabel#SectionHeader {{ color: {TEXT_MUTED.name()}; font-weight: 600; padding-top: 8px; }}
+QLabel#Muted {{ color: {TEXT_MUTED.name()}; }}
+QLabel#ErrorText {{ color: {ERROR.name()}; }}
+QLabel#ErrorBanner {{ color: {ERROR.name()}; background: #fbeaea; border-bottom: 1px solid #f0c9c6;
+                      padding: 5px 12px; }}
+QLabel#ExpressionLabel {{ font-weight: 600; font-size: 11pt; color: {TEXT.name()}; }}
+QWidget#ExpressionBar {{ background: #f7f8fa; border-bottom: 1px solid #dde1e7; }}
+QFrame#ChainRulePanel {{ background: #ffffff; border-top: 1px solid #dde1e7; }}
+QLabel#ChainRuleTitle {{ font-size: 10.5pt; color: {TEXT.name()}; }}
+QWidget#TransportBar {{ background: #f7f8fa; border-top: 1px solid #dde1e7; }}
+QLabel#StepLabel {{ font-weight: 600; }}
+"""
 
 
 # ---- numbers ---------------------------------------------------------------------------------------------------

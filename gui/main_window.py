@@ -1,0 +1,639 @@
+"""The main window: the graph canvas with its expression bar, the step player and chain-rule view, the palette and
+inspector docks, menus, files (open, save, recent, autosave and recovery) and exports."""
+from __future__ import annotations
+
+import html
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QPointF, QRectF, QSettings, QSize, QStandardPaths, Qt, QTimer
+from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPainter, QUndoStack
+from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QHBoxLayout,
+                               QHeaderView, QLabel, QLineEdit, QMainWindow, QMessageBox, QProgressBar, QPushButton,
+                               QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSaveFile
+
+from gui import commands, theme
+from gui.editor.palette import PalettePanel, PlaceOpPopup
+from gui.editor.scene import GraphScene
+from gui.editor.view import GraphView
+from gui.panels.inspector import InspectorPanel
+from gui.stepping.chain_rule import ChainRulePanel
+from gui.stepping.player import StepPlayer
+from gui.stepping.transport import TransportBar
+from gui.workers import WarmupWorker
+from simulator import EXAMPLES, ExpressionError, FileFormatError, Graph, StudioError, load_example
+from simulator import fileformat
+from simulator.gradcheck import check_graph, check_node
+
+APP_NAME = "Backprop Studio"
+FILE_FILTER = "Backprop Studio graphs (*.bps.json *.json);;All files (*)"
+MAX_RECENT = 8
+
+
+def _data_dir() -> Path:
+    path = Path(QStandardPaths.writableLocation(QStandardPaths.AppDataLocation) or Path.home() / ".backprop-studio")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class GradCheckDialog(QDialog):
+    """Analytic vs numerical gradients with their relative error, coloured by the cs231n thresholds."""
+
+    def __init__(self, checks, title: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.resize(720, 320)
+        lay = QVBoxLayout(self)
+        intro = QLabel("Centred differences (f(x+h) − f(x−h)) / 2h with h = 1e-5, in float64. Relative error "
+                       "|a − n| / max(|a|, |n|): <span style='color:#1a7f37'>green</span> below 1e-7, "
+                       "<span style='color:#b7791f'>amber</span> up to 1e-2 (fine at kinks such as ReLU's), "
+                       "<span style='color:#c0392b'>red</span> above: the gradient is probably wrong.")
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
+        self.table = QTableWidget(len(checks), 4, self)
+        self.table.setHorizontalHeaderLabels(["gradient", "analytic", "numerical", "max relative error"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        colours = {"good": QColor("#d8f3dc"), "warn": QColor("#fdebc8"), "bad": QColor("#f8d7da")}
+        for i, c in enumerate(checks):
+            cells = [c.what, _short(c.analytic), _short(c.numeric), f"{c.max_error:.2e}"]
+            for j, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setBackground(colours[c.status])
+                item.setFlags(item.flags() & ~Qt.ItemIsEditable)
+                self.table.setItem(i, j, item)
+        lay.addWidget(self.table)
+        buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+        self.checks = checks
+
+
+def _short(a: np.ndarray) -> str:
+    a = np.asarray(a)
+    if a.ndim == 0:
+        return f"{float(a):.8g}"
+    return np.array2string(a.reshape(-1)[:6], precision=5, separator=", ") + (" …" if a.size > 6 else "")
+
+
+def _optimizer_lab(parent: QWidget) -> QWidget:
+    from gui.labs.optimizer_lab import OptimizerLab
+    return OptimizerLab(parent)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings | None = None, warm_up: bool = True):
+        super().__init__()
+        self.settings = settings or QSettings("Backprop Studio", "Backprop Studio")
+        self.graph = Graph()
+        self.undo_stack = QUndoStack(self)
+        self.current_path: Path | None = None
+        self.example_name: str | None = None
+        self.scene = GraphScene(self.graph, self.undo_stack, self)
+        self.view = GraphView(self.scene, self)
+        self.player = StepPlayer(self.graph, self)
+        self.setWindowTitle(APP_NAME)
+        self.setMinimumSize(QSize(900, 600))
+        self._build_central()
+        self._build_docks()
+        self._build_actions()
+        self._build_status()
+        self._connect()
+        self._restore_layout()
+        self.autosave_path = _data_dir() / "autosave.bps.json"
+        self._autosave_timer = QTimer(self)
+        self._autosave_timer.setInterval(60_000)
+        self._autosave_timer.timeout.connect(self.autosave)
+        self._autosave_timer.start()
+        self.warmup_worker: WarmupWorker | None = None
+        if warm_up:
+            self._start_warmup()
+        self._update_title()
+
+    # ---- construction ---------------------------------------------------------------------------------------
+
+    def _build_central(self) -> None:
+        page = QWidget(self)
+        lay = QVBoxLayout(page)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        bar = QWidget(page)
+        bar.setObjectName("ExpressionBar")
+        bl = QHBoxLayout(bar)
+        bl.setContentsMargins(10, 6, 10, 6)
+        f_label = QLabel("f =", bar)
+        f_label.setObjectName("ExpressionLabel")
+        self.expression_edit = QLineEdit(bar)
+        self.expression_edit.setPlaceholderText("Type an expression, e.g. 1 / (1 + exp(-(w0*x0 + w1*x1 + w2))), "
+                                                "and press Enter")
+        self.expression_edit.setClearButtonEnabled(True)
+        build = QPushButton("Build graph", bar)
+        build.clicked.connect(self.build_from_expression)
+        self.expression_edit.returnPressed.connect(self.build_from_expression)
+        bl.addWidget(f_label)
+        bl.addWidget(self.expression_edit, 1)
+        bl.addWidget(build)
+        self.expression_error = QLabel("", page)
+        self.expression_error.setObjectName("ErrorBanner")
+        self.expression_error.setWordWrap(True)
+        self.expression_error.hide()
+
+        self.chain_panel = ChainRulePanel(page)
+        self.transport = TransportBar(self.player, page)
+        split = QSplitter(Qt.Vertical, page)
+        split.addWidget(self.view)
+        split.addWidget(self.chain_panel)
+        split.setStretchFactor(0, 5)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        lay.addWidget(bar)
+        lay.addWidget(self.expression_error)
+        lay.addWidget(split, 1)
+        lay.addWidget(self.transport)
+        self.graph_page = page
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(page, "Backprop")
+        # Labs are built the first time their tab is opened, so start-up stays quick.
+        self.labs: dict[str, QWidget] = {}
+        self._lab_factories = {"Optimizers": _optimizer_lab}
+        for title in self._lab_factories:
+            holder = QWidget(self)
+            QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
+            self.tabs.addTab(holder, title)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+        self.setCentralWidget(self.tabs)
+
+    def _build_docks(self) -> None:
+        self.palette = PalettePanel(self)
+        self.palette_dock = QDockWidget("Ops", self)
+        self.palette_dock.setObjectName("PaletteDock")
+        self.palette_dock.setWidget(self.palette)
+        self.addDockWidget(Qt.LeftDockWidgetArea, self.palette_dock)
+        self.inspector = InspectorPanel(self.graph, self.undo_stack, self.player, self)
+        self.inspector_dock = QDockWidget("Inspector", self)
+        self.inspector_dock.setObjectName("InspectorDock")
+        self.inspector_dock.setWidget(self.inspector)
+        self.addDockWidget(Qt.RightDockWidgetArea, self.inspector_dock)
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 320], Qt.Horizontal)
+
+    def _action(self, menu, text, slot, shortcut=None, tip=None) -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            a.setShortcut(QKeySequence(shortcut))
+        if tip:
+            a.setStatusTip(tip)
+        a.triggered.connect(slot)
+        menu.addAction(a)
+        return a
+
+    def _build_actions(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        self._action(m, "&New", self.new_graph, QKeySequence.New)
+        self._action(m, "&Open…", self.open_dialog, QKeySequence.Open)
+        self.recent_menu = m.addMenu("Open &Recent")
+        self._action(m, "&Save", self.save, QKeySequence.Save)
+        self._action(m, "Save &As…", self.save_as, QKeySequence.SaveAs)
+        m.addSeparator()
+        self._action(m, "Export as &PNG…", lambda: self.export_dialog("png"))
+        self._action(m, "Export as S&VG…", lambda: self.export_dialog("svg"))
+        self._action(m, "Export stepping as animated &GIF…", lambda: self.export_dialog("gif"))
+        m.addSeparator()
+        self._action(m, "&Quit", self.close, QKeySequence.Quit)
+
+        m = mb.addMenu("&Edit")
+        undo = self.undo_stack.createUndoAction(self, "&Undo")
+        undo.setShortcut(QKeySequence.Undo)
+        redo = self.undo_stack.createRedoAction(self, "&Redo")
+        redo.setShortcut(QKeySequence.Redo)
+        m.addAction(undo)
+        m.addAction(redo)
+        m.addSeparator()
+        self._action(m, "Cu&t", self.cut, QKeySequence.Cut)
+        self._action(m, "&Copy", self.copy, QKeySequence.Copy)
+        self._action(m, "&Paste", self.paste, QKeySequence.Paste)
+        self._action(m, "&Duplicate", self.scene.duplicate_selected, "Ctrl+D")
+        self._action(m, "De&lete", self.scene.delete_selected)
+        m.addSeparator()
+        self._action(m, "Tidy &layout", self.tidy_layout, "Ctrl+L")
+
+        m = mb.addMenu("&View")
+        self._action(m, "&Fit graph to window", self.view.fit_to_view, "Ctrl+0")
+        m.addAction(self.palette_dock.toggleViewAction())
+        m.addAction(self.inspector_dock.toggleViewAction())
+
+        m = self.examples_menu = mb.addMenu("E&xamples")
+        for name, ex in EXAMPLES.items():
+            a = self._action(m, ex.title, lambda checked=False, n=name: self.open_example(n), tip=ex.description)
+            a.setToolTip(ex.description)
+
+        m = mb.addMenu("&Run")
+        self.step_forward_action = self._action(m, "Step &forward", self.player.step_forward, Qt.Key_Right)
+        self.step_back_action = self._action(m, "Step &back", self.player.step_back, Qt.Key_Left)
+        self.play_action = self._action(m, "&Play / pause", self.player.toggle, Qt.Key_Space)
+        self._action(m, "&Reset", self.player.reset, Qt.Key_Home)
+        self._action(m, "Run to the &end", self.player.to_end, Qt.Key_End)
+        m.addSeparator()
+        self._action(m, "&Gradient check: whole graph", self.gradient_check_graph, "Ctrl+G")
+        self._action(m, "Gradient check: &selected node", self.gradient_check_node, "Ctrl+Shift+G")
+
+        m = mb.addMenu("&Help")
+        self._action(m, "&About Backprop Studio", self.about)
+        self.update_recent_menu()
+
+    def _build_status(self) -> None:
+        sb = self.statusBar()
+        self.phase_label = QLabel("", self)
+        self.phase_label.setObjectName("PhaseLabel")
+        sb.addPermanentWidget(self.phase_label)
+        self.progress = QProgressBar(self)
+        self.progress.setMaximumWidth(180)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        sb.addPermanentWidget(self.progress)
+
+    def _connect(self) -> None:
+        self.player.position_changed.connect(self._on_position_changed)
+        self.player.trace_rebuilt.connect(lambda: self._on_position_changed(self.player.position))
+        self.player.trace_failed.connect(lambda _msg: self._on_position_changed(0))
+        self.scene.selection_changed_to.connect(self.inspector.set_node)
+        self.scene.edit_refused.connect(self.show_refusal)
+        self.scene.place_requested.connect(self._on_place_requested)
+        self.palette.op_activated.connect(self._on_palette_activated)
+        self.undo_stack.cleanChanged.connect(self._update_title)
+        self.undo_stack.indexChanged.connect(self._update_title)
+
+    def _on_tab_changed(self, index: int) -> None:
+        title = self.tabs.tabText(index)
+        factory = self._lab_factories.get(title)
+        if factory is None or title in self.labs:
+            return
+        lab = factory(self)
+        self.labs[title] = lab
+        self.tabs.widget(index).layout().addWidget(lab)
+
+    def open_lab(self, title: str) -> QWidget:
+        """Show a lab's tab (building the lab if needed) and return the lab."""
+        index = next(i for i in range(self.tabs.count()) if self.tabs.tabText(i) == title)
+        self.tabs.setCurrentIndex(index)
+        self._on_tab_changed(index)
+        return self.labs[title]
+
+    # ---- stepping ---------------------------------------------------------------------------------------------
+
+    def _on_position_changed(self, k: int) -> None:
+        state = self.player.state()
+        event = state.event if state else None
+        self.scene.show_state(state, event.node if event else None, event.phase if event else None)
+        # With nothing selected, the inspector follows the step being shown.
+        if event is not None and not self.scene.selected_ids() and event.node in self.graph \
+                and self.inspector.node_id != event.node:
+            self.inspector.set_node(event.node)
+        self.chain_panel.show_event(event, self.player.trace, self.graph, k, self.player.error)
+        self.phase_label.setText(self.player.label())
+
+    # ---- editing ----------------------------------------------------------------------------------------------
+
+    def show_refusal(self, message: str) -> None:
+        self.statusBar().showMessage(message, 8000)
+
+    def build_from_expression(self) -> None:
+        text = self.expression_edit.text()
+        try:
+            graph = Graph.from_expression(text)
+        except ExpressionError as exc:
+            self.expression_error.setText(f"{html.escape(str(exc))}")
+            self.expression_error.show()
+            if exc.column:
+                self.expression_edit.setCursorPosition(max(exc.column - 1, 0))
+                self.expression_edit.setSelection(max(exc.column - 1, 0), max(len(exc.text), 1))
+            return
+        self.expression_error.hide()
+        self.replace_graph(graph, f"Build {text}")
+
+    def replace_graph(self, graph: Graph, text: str) -> None:
+        commands.push(self.undo_stack, commands.ReplaceGraphCommand(self.graph, graph, text))
+        self.player.flush()
+        self.player.reset()
+        QTimer.singleShot(0, self.view.fit_to_view)
+
+    def tidy_layout(self) -> None:
+        from simulator.layout import layered_positions
+        moves = {nid: (self.graph.node(nid).pos, pos) for nid, pos in layered_positions(self.graph).items()}
+        commands.push(self.undo_stack, commands.MoveNodesCommand(self.graph, moves))
+        self.view.fit_to_view()
+
+    def cut(self) -> None:
+        self.copy()
+        self.scene.delete_selected()
+
+    def copy(self) -> None:
+        text = self.scene.copy_selected()
+        if text:
+            QApplication.clipboard().setText(text)
+
+    def paste(self) -> None:
+        self.scene.paste(QApplication.clipboard().text())
+
+    def _on_place_requested(self, pos: QPointF) -> None:
+        view_pos = self.view.mapFromScene(pos)
+        op = PlaceOpPopup.choose(self, self.view.viewport().mapToGlobal(view_pos))
+        if op:
+            self._place(op, pos)
+
+    def _on_palette_activated(self, name: str) -> None:
+        centre = self.view.mapToScene(self.view.viewport().rect().center())
+        self._place(name, centre)
+
+    def _place(self, name: str, pos: QPointF) -> None:
+        if name.startswith("leaf:"):
+            error = self.scene.add_leaf_at(name.split(":", 1)[1], pos)
+        else:
+            error = self.scene.add_op_at(name, pos)
+        if error:
+            self.show_refusal(error)
+
+    # ---- gradient checks --------------------------------------------------------------------------------------
+
+    def gradient_check_graph(self) -> GradCheckDialog | None:
+        try:
+            checks = check_graph(self.graph)
+        except StudioError as exc:
+            self.error_box("Gradient check", str(exc))
+            return None
+        return self._show_checks(checks, "Gradient check: every input and parameter")
+
+    def gradient_check_node(self) -> GradCheckDialog | None:
+        ids = self.scene.selected_ids()
+        if len(ids) != 1:
+            self.show_refusal("Select one node to check its gradient")
+            return None
+        node = self.graph.node(ids[0])
+        try:
+            checks = check_graph(self.graph, [node.id]) if node.is_leaf else check_node(self.graph, node.id)
+        except StudioError as exc:
+            self.error_box("Gradient check", str(exc))
+            return None
+        return self._show_checks(checks, f"Gradient check: {node.id}")
+
+    def _show_checks(self, checks, title: str) -> GradCheckDialog:
+        dialog = GradCheckDialog(checks, title, self)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.show()
+        self.last_check_dialog = dialog
+        worst = max((c.max_error for c in checks), default=0.0)
+        self.statusBar().showMessage(f"{title}: worst relative error {worst:.1e}", 8000)
+        return dialog
+
+    # ---- files ------------------------------------------------------------------------------------------------
+
+    def error_box(self, title: str, text: str) -> None:
+        QMessageBox.critical(self, title, text)
+
+    def maybe_save(self) -> bool:
+        """True when it is fine to discard the current graph (saved, or the learner said so)."""
+        if self.undo_stack.isClean():
+            return True
+        answer = QMessageBox.question(self, APP_NAME, "The graph has unsaved changes. Save them first?",
+                                      QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel)
+        if answer == QMessageBox.Save:
+            return self.save()
+        return answer == QMessageBox.Discard
+
+    def _load_new(self, graph: Graph, path: Path | None, example: str | None = None) -> None:
+        self.graph.replace_with(graph)
+        self.undo_stack.clear()
+        self.current_path = path
+        self.example_name = example
+        self.player.flush()
+        self.player.reset()
+        self.scene.clearSelection()
+        QTimer.singleShot(0, self.view.fit_to_view)
+        self._update_title()
+
+    def new_graph(self) -> None:
+        if self.maybe_save():
+            self._load_new(Graph(), None)
+
+    def open_example(self, name: str) -> None:
+        if not self.maybe_save():
+            return
+        self._load_new(load_example(name), None, name)
+        self.expression_edit.clear()
+        self.statusBar().showMessage(EXAMPLES[name].description, 10_000)
+
+    def open_dialog(self) -> None:
+        if not self.maybe_save():
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Open graph", str(self._last_dir()), FILE_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | os.PathLike) -> bool:
+        """Load a file; on any problem show why and keep the current graph untouched."""
+        try:
+            graph = fileformat.load(path)
+        except FileFormatError as exc:
+            self.error_box("Cannot open file", f"{Path(path).name} could not be opened:\n\n{exc}")
+            return False
+        self._load_new(graph, Path(path))
+        self._add_recent(Path(path))
+        return True
+
+    def save(self) -> bool:
+        if self.current_path is None:
+            return self.save_as()
+        return self._write(self.current_path)
+
+    def save_as(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(self, "Save graph", str(self._last_dir() / "graph.bps.json"),
+                                              FILE_FILTER)
+        if not path:
+            return False
+        return self._write(Path(path))
+
+    def _write(self, path: Path) -> bool:
+        """Atomic save through QSaveFile: the old file survives any failure."""
+        f = QSaveFile(str(path))
+        if not f.open(QSaveFile.WriteOnly):
+            self.error_box("Cannot save", f"{path} cannot be written: {f.errorString()}")
+            return False
+        f.write(QByteArray(fileformat.dumps(self.graph).encode("utf-8")))
+        if not f.commit():
+            self.error_box("Cannot save", f"{path} could not be saved: {f.errorString()}")
+            return False
+        self.current_path = path
+        self.undo_stack.setClean()
+        self._add_recent(path)
+        self._update_title()
+        self.statusBar().showMessage(f"Saved {path}", 4000)
+        return True
+
+    def _last_dir(self) -> Path:
+        recent = self.recent_files()
+        return Path(recent[0]).parent if recent else Path.home()
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: Path) -> None:
+        files = [str(path)] + [p for p in self.recent_files() if p != str(path)]
+        self.settings.setValue("recent_files", files[:MAX_RECENT])
+        self.update_recent_menu()
+
+    def update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = self.recent_files()
+        for p in files:
+            a = self.recent_menu.addAction(Path(p).name)
+            a.setToolTip(p)
+            a.triggered.connect(lambda checked=False, p=p: self.maybe_save() and self.open_path(p))
+        self.recent_menu.setEnabled(bool(files))
+
+    def _update_title(self, *_args) -> None:
+        name = self.current_path.name if self.current_path else (
+            EXAMPLES[self.example_name].title if self.example_name else "Untitled")
+        self.setWindowModified(not self.undo_stack.isClean())
+        self.setWindowTitle(f"{name}[*] — {APP_NAME}")
+
+    # ---- autosave and recovery --------------------------------------------------------------------------------
+
+    def autosave(self) -> None:
+        if self.undo_stack.isClean() or len(self.graph) == 0:
+            return
+        try:
+            fileformat.save(self.graph, self.autosave_path)
+        except OSError as exc:
+            self.statusBar().showMessage(f"Autosave failed: {exc}", 5000)
+
+    def offer_recovery(self) -> bool:
+        """After a crash (an autosave left behind), offer to restore it. True if restored."""
+        if not self.autosave_path.exists():
+            return False
+        answer = QMessageBox.question(self, APP_NAME, "Backprop Studio did not close normally last time. "
+                                      "Restore the graph it autosaved?", QMessageBox.Yes | QMessageBox.No)
+        restored = False
+        if answer == QMessageBox.Yes:
+            try:
+                graph = fileformat.load(self.autosave_path)
+            except FileFormatError as exc:
+                self.error_box("Cannot restore", str(exc))
+            else:
+                self._load_new(graph, None)
+                self.undo_stack.resetClean()
+                self._update_title()
+                restored = True
+        self.autosave_path.unlink(missing_ok=True)
+        return restored
+
+    # ---- exports ----------------------------------------------------------------------------------------------
+
+    def export_dialog(self, kind: str) -> None:
+        filters = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)", "gif": "Animated GIF (*.gif)"}
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {kind.upper()}", str(self._last_dir() / f"graph.{kind}"),
+                                              filters[kind])
+        if not path:
+            return
+        try:
+            {"png": self.export_png, "svg": self.export_svg, "gif": self.export_gif}[kind](path)
+        except (OSError, StudioError, ValueError) as exc:
+            self.error_box("Export failed", str(exc))
+        else:
+            self.statusBar().showMessage(f"Exported {path}", 5000)
+
+    def _render_scene(self, scale: float = 2.0) -> QImage:
+        rect = self.scene.itemsBoundingRect().adjusted(-30, -30, 30, 30)
+        img = QImage(int(rect.width() * scale), int(rect.height() * scale), QImage.Format_ARGB32)
+        img.fill(QColor(theme.CANVAS_HEX))
+        p = QPainter(img)
+        p.setRenderHint(QPainter.Antialiasing)
+        p.setRenderHint(QPainter.TextAntialiasing)
+        self.scene.render(p, QRectF(0, 0, img.width(), img.height()), rect)
+        p.end()
+        return img
+
+    def export_png(self, path: str) -> None:
+        if not self._render_scene().save(str(path), "PNG"):
+            raise OSError(f"cannot write {path}")
+
+    def export_svg(self, path: str) -> None:
+        from PySide6.QtSvg import QSvgGenerator
+        rect = self.scene.itemsBoundingRect().adjusted(-30, -30, 30, 30)
+        gen = QSvgGenerator()
+        gen.setFileName(str(path))
+        gen.setSize(rect.size().toSize())
+        gen.setViewBox(QRectF(0, 0, rect.width(), rect.height()))
+        gen.setTitle("Backprop Studio graph")
+        p = QPainter(gen)
+        self.scene.render(p, QRectF(0, 0, rect.width(), rect.height()), rect)
+        p.end()
+
+    def export_gif(self, path: str, frame_ms: int = 700) -> int:
+        """Every step of the trace as one frame of an animated GIF (Pillow). Returns the frame count."""
+        from PIL import Image
+        self.player.flush()
+        if self.player.trace is None:
+            raise ValueError(self.player.error or "the graph cannot run")
+        keep = self.player.position
+        frames = []
+        for k in range(self.player.length + 1):
+            self.player.seek(k)
+            img = self._render_scene(scale=1.0).convertToFormat(QImage.Format_RGBA8888)
+            buf = bytes(img.constBits())
+            frames.append(Image.frombuffer("RGBA", (img.width(), img.height()), buf, "raw", "RGBA",
+                                           img.bytesPerLine(), 1).convert("RGB"))
+        self.player.seek(keep)
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+        return len(frames)
+
+    # ---- warm-up ----------------------------------------------------------------------------------------------
+
+    def _start_warmup(self) -> None:
+        self.warmup_worker = WarmupWorker(self)
+        self.progress.setFormat("Warming up kernels %p%")
+        self.progress.show()
+        self.warmup_worker.progressed.connect(self._on_warmup_progress)
+        self.warmup_worker.failed.connect(lambda msg: self.statusBar().showMessage(f"Kernel warm-up failed: {msg}"))
+        self.warmup_worker.finished.connect(self.progress.hide)
+        self.warmup_worker.start()
+
+    def _on_warmup_progress(self, done: int, total: int, name: str) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.progress.setToolTip(f"Compiling {name}")
+
+    # ---- window state -----------------------------------------------------------------------------------------
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("geometry")
+        state = self.settings.value("window_state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1440, 880)
+        if state is not None:
+            self.restoreState(state)
+
+    def about(self) -> None:
+        QMessageBox.about(self, APP_NAME, "<h3>Backprop Studio</h3><p>Step through the forward and backward passes "
+                          "of a computational graph, one node at a time, with the chain rule on screen.</p>")
+
+    def closeEvent(self, event) -> None:
+        if not self.maybe_save():
+            event.ignore()
+            return
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        self.autosave_path.unlink(missing_ok=True)  # a clean exit leaves no autosave behind
+        self.player.close()
+        for lab in self.labs.values():
+            lab.close_lab()
+        if self.warmup_worker is not None:
+            self.warmup_worker.wait(30_000)
+        event.accept()

@@ -1,0 +1,1 @@
+"""Docked panels: the inspector and its tensor views."""

@@ -1,0 +1,1 @@
+"""Stepping through a recorded trace: the player (one QTimer), the transport bar and the chain-rule view."""

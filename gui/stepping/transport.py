@@ -1,0 +1,81 @@
+"""The transport bar: reset, step back, play/pause, step forward, speed, a scrubber over the trace, the step label."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QWidget
+
+from gui.stepping.player import StepPlayer
+
+
+class TransportBar(QWidget):
+    def __init__(self, player: StepPlayer, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.player = player
+        self.setObjectName("TransportBar")
+        style = self.style()
+
+        def button(icon, tip, slot):
+            b = QToolButton(self)
+            b.setIcon(style.standardIcon(icon))
+            b.setToolTip(tip)
+            b.setAutoRaise(True)
+            b.clicked.connect(slot)
+            return b
+        self.reset_button = button(QStyle.SP_MediaSkipBackward, "Reset to the start (Home)", player.reset)
+        self.back_button = button(QStyle.SP_MediaSeekBackward, "Step back (Left)", player.step_back)
+        self.play_button = button(QStyle.SP_MediaPlay, "Play / pause (Space)", player.toggle)
+        self.forward_button = button(QStyle.SP_MediaSeekForward, "Step forward (Right)", player.step_forward)
+        self.end_button = button(QStyle.SP_MediaSkipForward, "Jump to the end (End)", player.to_end)
+
+        self.scrubber = QSlider(Qt.Horizontal, self)
+        self.scrubber.setToolTip("Scrub through the forward and backward passes")
+        self.scrubber.valueChanged.connect(player.seek)
+        self.step_label = QLabel(self)
+        self.step_label.setMinimumWidth(170)
+        self.step_label.setObjectName("StepLabel")
+        self.speed = QSlider(Qt.Horizontal, self)
+        self.speed.setRange(1, 16)
+        self.speed.setValue(4)
+        self.speed.setFixedWidth(90)
+        self.speed.setToolTip("Playback speed")
+        self.speed.valueChanged.connect(lambda v: player.set_speed(v / 2.0))
+        speed_label = QLabel("Speed", self)
+        speed_label.setObjectName("Muted")
+
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(8, 4, 8, 4)
+        lay.setSpacing(4)
+        for b in (self.reset_button, self.back_button, self.play_button, self.forward_button, self.end_button):
+            lay.addWidget(b)
+        lay.addSpacing(8)
+        lay.addWidget(self.step_label)
+        lay.addWidget(self.scrubber, 1)
+        lay.addSpacing(12)
+        lay.addWidget(speed_label)
+        lay.addWidget(self.speed)
+
+        player.position_changed.connect(self._on_position_changed)
+        player.trace_rebuilt.connect(self._on_trace_changed)
+        player.trace_failed.connect(self._on_trace_changed)
+        player.playing_changed.connect(self._on_playing_changed)
+        self._on_trace_changed()
+
+    def _on_trace_changed(self, *_) -> None:
+        self.scrubber.blockSignals(True)
+        self.scrubber.setRange(0, self.player.length)
+        self.scrubber.setValue(self.player.position)
+        self.scrubber.blockSignals(False)
+        enabled = self.player.trace is not None
+        for w in (self.reset_button, self.back_button, self.play_button, self.forward_button, self.end_button,
+                  self.scrubber):
+            w.setEnabled(enabled)
+        self._on_position_changed(self.player.position)
+
+    def _on_position_changed(self, k: int) -> None:
+        self.scrubber.blockSignals(True)
+        self.scrubber.setValue(k)
+        self.scrubber.blockSignals(False)
+        self.step_label.setText(self.player.label())
+
+    def _on_playing_changed(self, playing: bool) -> None:
+        self.play_button.setIcon(self.style().standardIcon(QStyle.SP_MediaPause if playing else QStyle.SP_MediaPlay))

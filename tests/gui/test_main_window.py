@@ -1,0 +1,239 @@
+"""The main window driven as a learner would: type an expression, step, inspect, edit, undo, save, reopen, check
+gradients, export, recover; and the --screenshot command line."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings, QStandardPaths, Qt
+from PySide6.QtWidgets import QMessageBox
+
+from gui.commands import SetValueCommand
+from gui.main_window import MainWindow
+from simulator import fileformat, load_example
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    QStandardPaths.setTestModeEnabled(True)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+    w = MainWindow(settings=settings, warm_up=False)
+    w.autosave_path = tmp_path / "autosave.bps.json"
+    w.resize(1400, 860)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.undo_stack.setClean()  # closing must not ask to save what a test left unsaved
+    w.close()
+    w.deleteLater()
+
+
+def _type_expression(qtbot, w, text):
+    w.expression_edit.clear()
+    qtbot.keyClicks(w.expression_edit, text)
+    qtbot.keyClick(w.expression_edit, Qt.Key_Return)
+    w.player.flush()
+
+
+def _step_to_end(qtbot, w):
+    for _ in range(w.player.length):
+        qtbot.mouseClick(w.transport.forward_button, Qt.LeftButton)
+
+
+def test_expression_step_to_end_shows_the_lecture_numbers(qtbot, window):
+    w = window
+    _type_expression(qtbot, w, "(x + y) * z")
+    assert sorted(n.id for n in w.graph) == ["f", "q", "x", "y", "z"]
+    for name, v in (("x", -2), ("y", 5), ("z", -4)):
+        w.scene.select(name)
+        w.inspector.value_edit.selectAll()
+        qtbot.keyClicks(w.inspector.value_edit, str(v))
+        qtbot.keyClick(w.inspector.value_edit, Qt.Key_Return)
+    w.player.flush()
+    assert w.player.length == 5
+    _step_to_end(qtbot, w)
+    assert w.transport.step_label.text() == "Backward 3 / 3"
+    state = w.player.state()
+    assert float(state.values["f"]) == -12.0
+    assert {k: float(state.grads[k]) for k in "xyz"} == {"x": -4.0, "y": -4.0, "z": 3.0}
+    # the chain-rule panel shows the last step with its numbers
+    body = w.chain_panel.body.text()
+    assert "-4" in body and "×" in body and "∂q/∂x" in body
+    # the inspector of x shows its gradient
+    w.scene.select("x")
+    assert float(w.inspector.views["grad"]._value) == -4.0
+    w.scene.select("f")
+    assert float(w.inspector.views["value"]._value) == -12.0
+    # wires show values and gradients
+    texts = " ".join(w.scene.edge_item(e.dst, e.port).value_text() + " " + w.scene.edge_item(e.dst, e.port).grad_text()
+                     for e in w.graph.edges) + " " + w.scene.node_item("f").output_text()
+    for number in ("-12", "-4", "3", "-2", "5"):
+        assert number in texts
+    # step back replays: the last gradient disappears, values stay
+    qtbot.mouseClick(w.transport.back_button, Qt.LeftButton)
+    assert w.transport.step_label.text() == "Backward 2 / 3"
+    assert "x" not in w.player.state().grads and float(w.player.state().values["f"]) == -12.0
+    # keyboard: Left steps back, Home resets
+    w.view.setFocus()
+    qtbot.keyClick(w.view, Qt.Key_Left)
+    assert w.player.position == 3
+    qtbot.keyClick(w.view, Qt.Key_Home)
+    assert w.player.position == 0
+
+
+def test_expression_error_points_at_the_column(qtbot, window):
+    w = window
+    before = len(w.graph)
+    _type_expression(qtbot, w, "x + foo(y)")
+    assert w.expression_error.isVisible()
+    assert "column 5" in w.expression_error.text() and "foo" in w.expression_error.text()
+    assert len(w.graph) == before
+    assert w.expression_edit.selectedText() == "foo"
+
+
+def test_value_edit_reruns_and_keeps_the_position_and_undo_restores(qtbot, window):
+    w = window
+    w.open_example("circuit")
+    w.player.flush()
+    w.player.seek(4)
+    w.scene.select("z")
+    w.inspector.value_edit.selectAll()
+    qtbot.keyClicks(w.inspector.value_edit, "2")
+    qtbot.keyClick(w.inspector.value_edit, Qt.Key_Return)
+    w.player.flush()
+    assert w.player.position == 4
+    assert float(w.player.state().values["f"]) == 6.0
+    assert w.windowTitle().startswith("(x + y) · z[*]") and w.isWindowModified()
+    w.undo_stack.undo()
+    w.player.flush()
+    assert float(w.graph.node("z").value) == -4.0 and float(w.player.state().values["f"]) == -12.0
+    assert not w.isWindowModified()
+    w.undo_stack.redo()
+    assert float(w.graph.node("z").value) == 2.0
+
+
+def test_bad_value_is_refused_inline(qtbot, window):
+    w = window
+    w.open_example("circuit")
+    w.scene.select("x")
+    w.inspector.value_edit.selectAll()
+    qtbot.keyClicks(w.inspector.value_edit, "__import__('os')")
+    qtbot.keyClick(w.inspector.value_edit, Qt.Key_Return)
+    assert w.inspector.error_label.isVisible()
+    assert float(w.graph.node("x").value) == -2.0
+
+
+def test_save_reopen_compare(qtbot, window, tmp_path, monkeypatch):
+    w = window
+    w.open_example("two_layer_net")
+    path = tmp_path / "net.bps.json"
+    monkeypatch.setattr("gui.main_window.QFileDialog.getSaveFileName", lambda *a, **k: (str(path), ""))
+    assert w.save()
+    assert w.windowTitle().startswith("net.bps.json")
+    original = fileformat.dumps(w.graph)
+    w.open_example("circuit")
+    assert w.open_path(path)
+    assert fileformat.dumps(w.graph) == original
+    assert w.recent_files()[0] == str(path)
+    assert [a.text() for a in w.recent_menu.actions()] == ["net.bps.json"]
+
+
+def test_broken_file_shows_a_dialog_and_keeps_the_graph(qtbot, window, tmp_path, monkeypatch):
+    w = window
+    w.open_example("sigmoid_neuron")
+    before = fileformat.dumps(w.graph)
+    shown = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *a: shown.append((title, text)))
+    for content in (b"{not json", b'{"format": "backprop-studio-graph", "version": 99}', b"\xff\xfe"):
+        bad = tmp_path / "bad.json"
+        bad.write_bytes(content)
+        assert not w.open_path(bad)
+    assert len(shown) == 3
+    assert "not valid JSON" in shown[0][1] and "newer" in shown[1][1] and "UTF-8" in shown[2][1]
+    assert fileformat.dumps(w.graph) == before
+
+
+def test_gradient_check_dialog(qtbot, window):
+    w = window
+    w.open_example("sigmoid_neuron")
+    dialog = w.gradient_check_graph()
+    assert dialog.table.rowCount() == 5
+    assert all(c.status == "good" for c in dialog.checks)
+    w.scene.select("q1")
+    node_dialog = w.gradient_check_node()
+    assert [c.status for c in node_dialog.checks] == ["good", "good"]
+
+
+def test_examples_menu_opens_every_example(qtbot, window):
+    w = window
+    menu = w.examples_menu
+    assert menu.menuAction() in w.menuBar().actions()
+    titles = [a.text() for a in menu.actions()]
+    assert len(titles) == 6
+    for action in menu.actions():
+        action.trigger()
+        w.player.flush()
+        assert w.player.trace is not None and len(w.graph) >= 3
+
+
+def test_exports(qtbot, window, tmp_path):
+    w = window
+    w.open_example("circuit")
+    w.export_png(tmp_path / "g.png")
+    w.export_svg(tmp_path / "g.svg")
+    frames = w.export_gif(str(tmp_path / "g.gif"))
+    assert (tmp_path / "g.png").stat().st_size > 1000
+    assert "<svg" in (tmp_path / "g.svg").read_text()
+    from PIL import Image
+    with Image.open(tmp_path / "g.gif") as gif:
+        assert gif.n_frames == frames == 6
+
+
+def test_autosave_and_recovery(qtbot, window, monkeypatch):
+    w = window
+    w.open_example("fan_out")
+    w.undo_stack.push(SetValueCommand(w.graph, "y", 7.0))
+    w.autosave()
+    assert w.autosave_path.exists()
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    w.graph.replace_with(load_example("circuit"))
+    assert w.offer_recovery()
+    assert float(w.graph.node("y").value) == 7.0
+    assert not w.autosave_path.exists()
+
+
+def test_screenshot_command_line(tmp_path):
+    out = tmp_path / "shot.png"
+    proc = subprocess.run([sys.executable, "main.py", "--example", "sigmoid_neuron", "--step", "12",
+                           "--screenshot", str(out), "--size", "1200x760"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    from PIL import Image
+    with Image.open(out) as img:
+        assert img.size == (1200, 760)
+        assert len(set(img.convert("RGB").getdata())) > 50  # a real picture, not a blank window
+
+
+def test_help_lists_examples():
+    proc = subprocess.run([sys.executable, "main.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    for name in ("circuit", "sigmoid_neuron", "two_layer_net", "fan_out"):
+        assert name in proc.stdout
+    bad = subprocess.run([sys.executable, "main.py", "--example", "nope", "--screenshot", "x.png"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no example 'nope'" in bad.stderr
+
+
+def test_optimizer_lab_opens_as_a_tab(qtbot, window):
+    w = window
+    lab = w.open_lab("Optimizers")
+    assert w.tabs.currentWidget().isAncestorOf(lab)
+    qtbot.waitUntil(lambda: not lab.is_busy() and len(lab.runs) > 0, timeout=20_000)
+    assert len(lab.runs) == 7
+    assert w.open_lab("Optimizers") is lab  # built once
