@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         self.scene = GraphScene(self.graph, self.undo_stack, self)
         self.view = GraphView(self.scene, self)
         self.player = StepPlayer(self.graph, self)
+        self._shown_position = 0
         self.setWindowTitle(APP_NAME)
         self.setMinimumSize(QSize(900, 600))
         self._build_central()
@@ -287,6 +288,12 @@ class MainWindow(QMainWindow):
     def _on_position_changed(self, k: int) -> None:
         state = self.player.state()
         event = state.event if state else None
+        if event is not None and k == self._shown_position + 1:
+            # one step forward: the value (or gradient) travels along its wires
+            self.scene.animate_step(event, duration_ms=int(min(450, 800 / self.player.speed)))
+        else:
+            self.scene.stop_pulses()
+        self._shown_position = k
         self.scene.show_state(state, event.node if event else None, event.phase if event else None)
         # With nothing selected, the inspector follows the step being shown.
         if event is not None and not self.scene.selected_ids() and event.node in self.graph \

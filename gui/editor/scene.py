@@ -6,15 +6,17 @@ import itertools
 import json
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QAbstractAnimation, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QTransform, QUndoStack
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsSceneMouseEvent
 
 from gui import commands as C
+from gui import theme
 from gui.editor.edge_item import EdgeItem, RubberWireItem
+from gui.editor.flow import FlowPulse
 from gui.editor.node_item import NodeItem
 from gui.editor.port_item import PortItem
-from simulator.engine import TraceState
+from simulator.engine import StepEvent, TraceState
 from simulator.errors import StudioError
 from simulator.fileformat import dumps, loads
 from simulator.graph import Edge, Graph, GraphChange, Node
@@ -40,6 +42,7 @@ class GraphScene(QGraphicsScene):
         self.undo_stack = undo_stack
         self._nodes: dict[str, NodeItem] = {}
         self._edges: dict[tuple[str, str], EdgeItem] = {}
+        self._pulses: list[FlowPulse] = []
         self._by_node: dict[str, set[tuple[str, str]]] = {}   # node id -> keys of the wires touching it
         self._state: TraceState | None = None
         self._active: str | None = None
@@ -228,6 +231,38 @@ class GraphScene(QGraphicsScene):
             src = item.edge.src
             item.set_display(value=values.get(src), grad=edge_grads.get((dst, port)),
                              dimmed=state is not None and src not in values)
+
+    def animate_step(self, event: StepEvent, duration_ms: int = 450) -> list[FlowPulse]:
+        """A pulse along each wire the step used: into the node (forward, green), or back out of it to its
+        inputs (backward, red). Earlier pulses still running are stopped first."""
+        self.stop_pulses()
+        if event.kind != "op":
+            return []
+        node = event.node
+        if event.phase == "forward":
+            wires = [self._edges.get((node, port)) for port in event.inputs]
+            colour, reverse = theme.VALUE, False
+        else:
+            wires = [self._edges.get((node, port)) for port in event.outputs]
+            colour, reverse = theme.GRADIENT, True
+        for item in wires:
+            if item is None:
+                continue
+            pulse = FlowPulse(self, item.sceneTransform().map(item.path()), colour, reverse, duration_ms)
+            pulse.animation.finished.connect(self._on_pulse_finished)
+            self._pulses.append(pulse)
+            pulse.start()
+        return list(self._pulses)
+
+    def stop_pulses(self) -> None:
+        for pulse in self._pulses:
+            pulse.stop()
+        self._pulses.clear()
+
+    def _on_pulse_finished(self) -> None:
+        for pulse in [p for p in self._pulses if p.animation.state() == QAbstractAnimation.Stopped]:
+            pulse.stop()
+            self._pulses.remove(pulse)
 
     # ---- editing: adding, deleting, copying -----------------------------------------------------------------
 

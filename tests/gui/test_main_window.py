@@ -237,3 +237,22 @@ def test_optimizer_lab_opens_as_a_tab(qtbot, window):
     qtbot.waitUntil(lambda: not lab.is_busy() and len(lab.runs) > 0, timeout=20_000)
     assert len(lab.runs) == 7
     assert w.open_lab("Optimizers") is lab  # built once
+
+
+def test_a_step_sends_a_pulse_along_the_wires(qtbot, window):
+    w = window
+    w.open_example("circuit")
+    w.player.flush()
+    qtbot.mouseClick(w.transport.forward_button, Qt.LeftButton)  # forward through q = x + y
+    pulses = list(w.scene._pulses)
+    assert len(pulses) == 2
+    start = [p.pos() for p in pulses]
+    qtbot.wait(250)
+    assert any(p.pos() != s for p, s in zip(pulses, start))  # they travel
+    qtbot.waitUntil(lambda: not w.scene._pulses, timeout=3000)  # and are gone when they arrive
+    assert all(p.scene() is None for p in pulses)
+    w.player.seek(3)
+    w.player.step_forward()  # backward through f: gradients flow back to q and z
+    assert len(w.scene._pulses) == 2
+    w.player.seek(0)  # a jump is not a step: no pulse
+    assert not w.scene._pulses
