@@ -256,3 +256,34 @@ def test_a_step_sends_a_pulse_along_the_wires(qtbot, window):
     assert len(w.scene._pulses) == 2
     w.player.seek(0)  # a jump is not a step: no pulse
     assert not w.scene._pulses
+
+
+def test_kernel_warmup_runs_off_the_gui_thread_with_progress(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat)
+    w = MainWindow(settings=settings, warm_up=True)
+    seen = []
+    w.warmup_worker.progressed.connect(lambda done, total, name: seen.append((done, total)))
+    w.show()
+    qtbot.waitUntil(lambda: w.warmup_worker.isFinished(), timeout=240_000)
+    qtbot.wait(50)
+    assert seen and seen[-1][0] == seen[-1][1] >= 20
+    assert w.progress.isHidden()
+    w.close()
+
+
+def test_window_layout_is_restored(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat)
+    w = MainWindow(settings=settings, warm_up=False)
+    w.show()
+    w.resize(1111, 777)
+    w.inspector_dock.hide()
+    qtbot.wait(20)
+    saved = w.saveGeometry()
+    w.close()
+    assert settings.value("geometry") == saved
+    again = MainWindow(settings=settings, warm_up=False)
+    again.show()
+    qtbot.wait(20)
+    # the offscreen screen is small, so the size is clamped to it; the dock layout comes back as it was
+    assert again.inspector_dock.isHidden() and not again.palette_dock.isHidden()
+    again.close()
