@@ -1,0 +1,293 @@
+"""Export a Network and its training set-up as a standalone PyTorch script, the learner's next step after the studio.
+
+The script builds the same stack as an nn.Sequential (one module per layer spec), loads the network's current
+weights (embedded as lists when small, else read from the .npz beside the script), reads the data from that .npz
+(X_train, y_train, X_val, y_val), and trains with torch.optim's version of our optimizer (same hyperparameters) and,
+with a schedule, a LambdaLR computing the same rate formula. Mini-batches come in the same order as our Trainer's
+(numpy's Generator seeded the same way), so losses can be compared step by step; dropout masks differ (torch's RNG).
+``python script.py --steps K`` stops after K updates; the first line it prints is the loss of the first batch before
+any update (train mode), which equals Network.loss on that batch.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from simulator import schedules as S
+from simulator.errors import ValueInputError
+from simulator.nets import (Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool,
+                            Network)
+
+__all__ = ["export_torch_script", "write_torch_export", "TORCH_OPTIMIZERS"]
+
+EMBED_LIMIT = 20_000  # parameters: up to this many are written into the script as lists
+
+TORCH_OPTIMIZERS = {"SGD": "SGD", "Momentum": "SGD", "Nesterov": "SGD", "AdaGrad": "Adagrad", "RMSProp": "RMSprop",
+                    "Adam": "Adam", "AdamW": "AdamW"}
+_TORCH_ACT = {"relu": "nn.ReLU()", "leaky_relu": "nn.LeakyReLU(0.01)", "elu": "nn.ELU(alpha=1.0)",
+              "selu": "nn.SELU()", "sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()", "gelu": "nn.GELU()",
+              "silu": "nn.SiLU()", "softplus": "nn.Softplus()"}
+
+
+def _module(layer) -> str:
+    s = layer.spec
+    if isinstance(s, Linear):
+        return f"nn.Linear({layer.in_shape[0]}, {s.n})"
+    if isinstance(s, Conv2d):
+        return f"nn.Conv2d({layer.in_shape[0]}, {s.filters}, kernel_size={s.kernel}, stride={s.stride}, padding={s.pad})"
+    if isinstance(s, MaxPool):
+        return f"nn.MaxPool2d({s.size}, stride={s.stride})"
+    if isinstance(s, AvgPool):
+        return f"nn.AvgPool2d({s.size}, stride={s.stride})"
+    if isinstance(s, BatchNorm):
+        kind = "BatchNorm1d" if len(layer.in_shape) == 1 else "BatchNorm2d"
+        return f"nn.{kind}({layer.in_shape[0]}, eps={s.eps!r}, momentum={s.momentum!r})"
+    if isinstance(s, LayerNorm):
+        return f"nn.LayerNorm({list(layer.in_shape)}, eps={s.eps!r})"
+    if isinstance(s, Dropout):
+        return f"nn.Dropout(p={s.p!r})"
+    if isinstance(s, Flatten):
+        return "nn.Flatten()"
+    if isinstance(s, Activation):
+        return _TORCH_ACT[s.name]
+    raise ValueInputError(f"cannot export layer {s!r}")  # pragma: no cover
+
+
+def _schedule_code(schedule: Any) -> str:
+    """Python source defining lr_at(t): the rate of update t (0-based), the same formula as the schedule's."""
+    lines: list[str] = []
+    counter = [0]
+
+    def emit(s: Any) -> str:
+        name = f"_rate{counter[0]}"
+        counter[0] += 1
+        if isinstance(s, S.Constant):
+            body = [f"    return {s.base_lr!r}"]
+        elif isinstance(s, S.StepDecay):
+            body = [f"    return {s.base_lr!r} * {s.gamma!r} ** (t // {s.step_size})"]
+        elif isinstance(s, S.CosineDecay):
+            body = [f"    tc = min(t, {s.total_steps})",
+                    f"    return {s.eta_min!r} + ({s.base_lr!r} - {s.eta_min!r}) / 2 * "
+                    f"(1 + math.cos(math.pi * tc / {s.total_steps}))"]
+        elif isinstance(s, S.LinearDecay):
+            body = [f"    tc = min(t, {s.total_steps})",
+                    f"    return {s.base_lr!r} + ({s.end_lr!r} - {s.base_lr!r}) * (tc / {s.total_steps})"]
+        elif isinstance(s, S.InverseSqrt):
+            body = [f"    return {s.base_lr!r} / math.sqrt(1.0 + t / {s.timescale!r})"]
+        elif isinstance(s, S.Warmup):
+            inner = emit(s.inner)
+            w, f = s.warmup_steps, s.start_factor
+            body = [f"    if t < {w}:", f"        return {inner}(0) * ({f!r} + (1.0 - {f!r}) * (t / {w}))",
+                    f"    return {inner}(t - {w})"]
+        else:
+            raise ValueInputError(f"cannot export schedule {s!r}")
+        lines.extend([f"def {name}(t):", *body, ""])
+        return name
+
+    top = emit(schedule)
+    lines.extend(["def lr_at(t):", f"    return {top}(t)", ""])
+    return "\n".join(lines)
+
+
+def _config(trainer_config: Any) -> dict[str, Any]:
+    if hasattr(trainer_config, "config"):
+        trainer_config = trainer_config.config()
+    if not isinstance(trainer_config, Mapping):
+        raise ValueInputError("trainer_config must be a Trainer or its config() dict")
+    cfg = {"optimizer": "Adam", "hyperparameters": {}, "schedule": None, "batch_size": 64, "epochs": 10, "seed": 0}
+    cfg.update(trainer_config)
+    if cfg["optimizer"] not in TORCH_OPTIMIZERS:
+        raise ValueInputError(f"unknown optimizer {cfg['optimizer']!r}")
+    return cfg
+
+
+def _torch_param_names(network: Network) -> list[tuple[str, int, str, bool]]:
+    """(our name, module index, torch attribute, transpose?) for every parameter."""
+    out = []
+    for i, layer in enumerate(network._layers):
+        for p in layer.params:
+            attr = {"w": "weight", "b": "bias", "gamma": "weight", "beta": "bias"}[p.split(".")[1]]
+            out.append((p, i, attr, isinstance(layer.spec, Linear) and attr == "weight"))
+    return out
+
+
+def export_torch_script(network: Network, trainer_config: Any, data_file: str = "data.npz") -> str:
+    """The source of a standalone PyTorch training script for `network` (its current weights as the initial
+    weights) with the optimizer, hyperparameters, schedule, batch size, epochs and seed of `trainer_config` (a
+    Trainer or Trainer.config()). The data (and, for large networks, the weights) are read from `data_file`,
+    resolved beside the script; write_torch_export writes both files."""
+    cfg = _config(trainer_config)
+    hyper = dict(cfg["hyperparameters"])
+    schedule = cfg["schedule"]
+    torch_dtype = "torch.float64" if network.dtype == np.float64 else "torch.float32"
+    modules = ",\n    ".join(_module(l) for l in network._layers)
+    mapping = _torch_param_names(network)
+    embed = network.num_params <= EMBED_LIMIT
+    weights = ""
+    if embed:
+        weights = "INITIAL = {\n" + "".join(
+            f"    {k!r}: {np.asarray(v, np.float64).tolist()!r},\n" for k, v in network.params.items()) + "}\n"
+        weights += "BUFFERS = {\n" + "".join(
+            f"    {k!r}: ({np.asarray(b['running_mean'], np.float64).tolist()!r}, "
+            f"{np.asarray(b['running_var'], np.float64).tolist()!r}),\n" for k, b in network.bn_params.items()) + "}\n"
+    bn_index = {l.name: i for i, l in enumerate(network._layers) if isinstance(l.spec, BatchNorm)}
+    opt_cls = TORCH_OPTIMIZERS[cfg["optimizer"]]
+    lr = hyper.pop("lr", 1e-3)
+    if schedule is not None:
+        base = schedule.base_lr if schedule.base_lr > 0 else 1.0
+        lr = base
+    args = ", ".join(f"{k}={v!r}" for k, v in hyper.items())
+    sched_code = _schedule_code(schedule) if schedule is not None else ""
+    reg_term = ""
+    if network.reg:
+        fn = "w.pow(2).sum()" if network.reg_kind == "l2" else "w.abs().sum()"
+        reg_term = (f"    # cs231n-style {network.reg_kind.upper()} regulariser on the weights (not biases or norm "
+                    f"parameters)\n    loss = loss + {network.reg!r} * sum({fn} for w in WEIGHTS)\n")
+    if network.loss_kind == "softmax":
+        loss_body = "    loss = F.cross_entropy(scores, y)\n"
+    elif network.loss_kind == "svm":
+        loss_body = ("    # multiclass SVM (hinge, margin 1), summed over classes and averaged over the batch (cs231n)\n"
+                     "    correct = scores.gather(1, y[:, None])\n"
+                     "    margins = (scores - correct + 1.0).clamp(min=0.0).scatter(1, y[:, None], 0.0)\n"
+                     "    loss = margins.sum() / scores.shape[0]\n")
+    else:
+        loss_body = (f"    loss = F.mse_loss(scores, F.one_hot(y, {network.num_classes}).to(scores.dtype))"
+                     "  # against one-hot targets\n")
+    weight_mods = sorted({i for (_, i, attr, _) in mapping if attr == "weight"
+                          and isinstance(network._layers[i].spec, (Linear, Conv2d))})
+    src = f'''"""Exported from Backprop Studio: {network!r}.
+
+Optimizer {cfg["optimizer"]} (torch.optim.{opt_cls}), batch size {cfg["batch_size"]}, {cfg["epochs"]} epochs, seed {cfg["seed"]}.
+Run: python {{this file}} [--steps K]. The data are read from {data_file!r} beside this script.
+"""
+import argparse
+import math
+import os
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+torch.set_num_threads(1)
+torch.manual_seed({cfg["seed"]})
+DTYPE = {torch_dtype}
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = np.load(os.path.join(HERE, {data_file!r}), allow_pickle=False)
+
+model = nn.Sequential(
+    {modules},
+).to(DTYPE)
+
+# Our layouts: Linear w is (D, M) (torch's weight is its transpose); Conv2d w (F, C, k, k) as torch.
+PARAMS = {[(k, i, a, t) for k, i, a, t in mapping]!r}
+BATCHNORMS = {bn_index!r}
+{weights}
+
+def initial(name):
+    return np.asarray(INITIAL[name]) if {embed!r} else DATA["init/" + name]
+
+
+def load_initial_weights():
+    with torch.no_grad():
+        for name, index, attr, transpose in PARAMS:
+            value = torch.tensor(initial(name), dtype=DTYPE)
+            getattr(model[index], attr).copy_(value.T if transpose else value)
+        for name, index in BATCHNORMS.items():
+            if {embed!r}:
+                mean, var = (np.asarray(v) for v in BUFFERS[name])
+            else:
+                mean, var = DATA["buffer/" + name + ".mean"], DATA["buffer/" + name + ".var"]
+            model[index].running_mean.copy_(torch.tensor(mean, dtype=DTYPE))
+            model[index].running_var.copy_(torch.tensor(var, dtype=DTYPE))
+
+
+load_initial_weights()
+WEIGHTS = [model[i].weight for i in {weight_mods!r}]
+
+
+def loss_fn(scores, y):
+{loss_body}{reg_term}    return loss
+
+
+{sched_code}
+optimizer = torch.optim.{opt_cls}(model.parameters(), lr={lr!r}{", " + args if args else ""})
+{"scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: lr_at(t) / " + repr(lr) + ")" if schedule is not None else "scheduler = None"}
+
+X_train = torch.tensor(DATA["X_train"], dtype=DTYPE)
+y_train = torch.tensor(DATA["y_train"], dtype=torch.long)
+X_val = torch.tensor(DATA["X_val"], dtype=DTYPE) if "X_val" in DATA.files else None
+y_val = torch.tensor(DATA["y_val"], dtype=torch.long) if "y_val" in DATA.files else None
+BATCH_SIZE, EPOCHS = {cfg["batch_size"]}, {cfg["epochs"]}
+
+
+def evaluate(X, y):
+    model.eval()
+    with torch.no_grad():
+        scores = model(X)
+        loss = loss_fn(scores, y).item()
+        acc = (scores.argmax(1) == y).double().mean().item()
+    model.train()
+    return loss, acc
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=None, help="stop after this many updates")
+    steps = parser.parse_args().steps
+    order_rng = np.random.default_rng([{cfg["seed"]}, 2])  # the studio Trainer's batch order
+    n = len(X_train)
+    iteration = 0
+    model.train()
+    for epoch in range(EPOCHS):
+        order = torch.as_tensor(order_rng.permutation(n))
+        for start in range(0, n, BATCH_SIZE):
+            idx = order[start:start + BATCH_SIZE]
+            xb, yb = X_train[idx], y_train[idx]
+            optimizer.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            if iteration == 0:
+                print(f"initial_loss {{loss.item()!r}}", flush=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            iteration += 1
+            print(f"step {{iteration}} loss {{loss.item():.6f}}", flush=True)
+            if steps is not None and iteration >= steps:
+                return
+        train = evaluate(X_train, y_train)
+        val = evaluate(X_val, y_val) if X_val is not None and len(X_val) else (float("nan"), float("nan"))
+        print(f"epoch {{epoch + 1}}: train loss {{train[0]:.4f}} acc {{train[1]:.4f}}  "
+              f"val loss {{val[0]:.4f}} acc {{val[1]:.4f}}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
+'''
+    return src
+
+
+def write_torch_export(directory: str | os.PathLike, network: Network, trainer_config: Any,
+                       data: tuple, name: str = "train_torch.py") -> Path:
+    """Write the script and its data file (X_train, y_train, X_val, y_val, and the weights when too large to
+    embed) into `directory`; returns the script's path."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    data_file = Path(name).stem + "_data.npz"
+    X, y, Xv, yv = data
+    arrays: dict[str, np.ndarray] = {"X_train": np.asarray(X), "y_train": np.asarray(y, np.int64)}
+    if Xv is not None:
+        arrays["X_val"], arrays["y_val"] = np.asarray(Xv), np.asarray(yv, np.int64)
+    if network.num_params > EMBED_LIMIT:
+        for k, v in network.params.items():
+            arrays["init/" + k] = v
+        for k, b in network.bn_params.items():
+            arrays[f"buffer/{k}.mean"], arrays[f"buffer/{k}.var"] = b["running_mean"], b["running_var"]
+    np.savez(d / data_file, **arrays)
+    script = d / name
+    script.write_text(export_torch_script(network, trainer_config, data_file))
+    return script
