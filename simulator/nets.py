@@ -512,7 +512,8 @@ class Network:
         x = self._check_input(x)
         if mode == "train" and seed is None:
             seed = self._next_seed()
-        scores, _, _ = self._forward(x, mode, seed)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores, _, _ = self._forward(x, mode, seed)
         if not np.all(np.isfinite(scores)):
             self._locate(x, mode, seed, "output")
         return scores
@@ -568,7 +569,8 @@ class Network:
         if mode == "train" and seed is None:
             seed = self._next_seed()
         bn_before = self._bn_snapshot()
-        scores, caches, _ = self._forward(x, mode, seed)
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, naming the layer
+            scores, caches, _ = self._forward(x, mode, seed)
         loss, dscores = self.data_loss(scores, y)
         if self.reg:
             loss += self.reg_loss()
@@ -990,7 +992,8 @@ class Trainer:
         xb = net._check_input(xb)
         seed = net._next_seed()
         bn_before = net._bn_snapshot()
-        scores, caches, _ = net._forward(xb, "train", seed)
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, naming the layer
+            scores, caches, _ = net._forward(xb, "train", seed)
         loss, dscores = net.data_loss(scores, yb)
         if net.reg:
             loss += net.reg_loss()

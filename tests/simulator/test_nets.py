@@ -1,0 +1,327 @@
+"""Network builder: shapes without data, initialisation, gradients against numerical ones, the Graph expansion,
+training to real accuracies, NaN detection, early stopping, save/load."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator import datasets as D
+from simulator import schedules as S
+from simulator.engine import run
+from simulator.errors import FileFormatError, NumericError, ShapeError, ValueInputError
+from simulator.gradcheck import numerical_gradient
+from simulator.nets import (ACTIVATIONS, Activation, AvgPool, BatchNorm, Conv2d, Dropout, EpochMetrics, Flatten,
+                            LayerNorm, Linear, MaxPool, Network, StepMetrics, Trainer)
+
+
+def rel_error(a, b):
+    """Max over entries of |a - b| / (|a| + |b|), the denominator floored at 1e-4: centred differences carry
+    ~1e-11 of round-off, which would swamp exactly-zero gradients (a bias before batch norm has none)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(1e-4, np.abs(a) + np.abs(b))))
+
+
+def every_layer_net(**kw):
+    return Network((2, 6, 6), [Conv2d(3, 3, pad=1), BatchNorm(), Activation("tanh"), MaxPool(2),
+                               LayerNorm(), AvgPool(2, stride=1), Conv2d(2, 1), Activation("gelu"), Flatten(),
+                               Linear(5), BatchNorm(), Activation("softplus"), Dropout(0.3), Linear(4),
+                               LayerNorm(), Activation("elu"), Linear(3)],
+                   dtype=np.float64, seed=3, **kw)
+
+
+# ------------------------------------------------------------------------------------------------ shapes, no data
+
+def test_describe_mlp_by_hand():
+    net = Network((2,), [Linear(64), Activation("relu"), Linear(3)])
+    rows = net.describe()
+    assert [(r.name, r.output_shape, r.params) for r in rows] == [
+        ("fc1", (64,), 2 * 64 + 64), ("relu1", (64,), 0), ("fc2", (3,), 64 * 3 + 3)]
+    assert net.num_params == 387
+    assert list(net.params) == ["fc1.w", "fc1.b", "fc2.w", "fc2.b"]
+    assert net.params["fc1.w"].shape == (2, 64) and net.params["fc2.b"].shape == (3,)
+
+
+def test_describe_cnn_by_hand():
+    net = Network((1, 8, 8), [Conv2d(8, 3, pad=1), BatchNorm(), Activation("relu"), MaxPool(),
+                              Conv2d(4, 3, stride=2), AvgPool(1, 1), Flatten(), Dropout(0.5), Linear(10)])
+    rows = net.describe()
+    assert [r.output_shape for r in rows] == [(8, 8, 8), (8, 8, 8), (8, 8, 8), (8, 4, 4), (4, 1, 1), (4, 1, 1),
+                                              (4,), (4,), (10,)]
+    assert [r.params for r in rows] == [8 * 9 + 8, 16, 0, 0, 4 * 8 * 9 + 4, 0, 0, 0, 4 * 10 + 10]
+    assert rows[0].label == "Conv2d 8@3x3 p1" and rows[4].label == "Conv2d 4@3x3 s2"
+    assert list(net.params)[:4] == ["conv1.w", "conv1.b", "bn1.gamma", "bn1.beta"]
+    assert net.params["conv2.w"].shape == (4, 8, 3, 3)
+
+
+@pytest.mark.parametrize("shape, layers, words", [
+    ((1, 8, 8), [Flatten(), Conv2d(4, 3), Flatten(), Linear(2)], "Conv2d needs an image"),
+    ((1, 8, 8), [MaxPool(9), Flatten(), Linear(2)], "larger than its input"),
+    ((1, 4, 4), [Conv2d(2, 3), MaxPool(3), Flatten(), Linear(2)], "larger than its input"),
+    ((1, 8, 8), [Linear(10)], "add Flatten()"),
+    ((1, 8, 8), [Conv2d(2, 3)], "end with Flatten()"),
+    ((1, 3, 3), [Conv2d(2, 5), Flatten(), Linear(2)], "smaller than the 5x5 kernel"),
+    ((4,), [MaxPool(), Linear(2)], "pooling needs an image"),
+    ((4,), [Linear(1)], "at least 2 class scores"),
+])
+def test_impossible_stacks_raise_shape_error(shape, layers, words):
+    with pytest.raises(ShapeError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        Network(shape, layers)
+
+
+def test_bad_specs_raise_value_errors():
+    with pytest.raises(ValueInputError):
+        Activation("swish")
+    with pytest.raises(ValueInputError):
+        Dropout(1.0)
+    with pytest.raises(ValueInputError):
+        Linear(0)
+    with pytest.raises(ValueInputError):
+        Network((2,), [Linear(2)], loss="hinge")
+    with pytest.raises(ShapeError):
+        Network((2,), [Linear(3)]).loss(np.zeros((4, 3)), np.zeros(4, np.int64))
+
+
+# ------------------------------------------------------------------------------------------------ initialisation
+
+@pytest.mark.parametrize("init, std", [("gaussian", 0.01), ("xavier", 1 / np.sqrt(500)),
+                                       ("kaiming", np.sqrt(2 / 500))])
+def test_init_stds_match_their_formulas(init, std):
+    net = Network((500,), [Linear(400), Activation("relu"), Linear(300)], init=init, seed=1, dtype=np.float64)
+    w = net.params["fc1.w"]
+    # 200,000 draws: the sample std is within 1% of sigma with overwhelming probability (its sd is sigma/632)
+    assert abs(w.std() / std - 1) < 0.01 and abs(w.mean()) < 0.01 * std
+    w2 = net.params["fc2.w"]
+    fan2 = 400
+    expect2 = {"gaussian": 0.01, "xavier": 1 / np.sqrt(fan2), "kaiming": np.sqrt(2 / fan2)}[init]
+    assert abs(w2.std() / expect2 - 1) < 0.01
+
+
+def test_conv_fan_in_zero_constant_and_bias_init():
+    net = Network((3, 10, 10), [Conv2d(64, 5, init="kaiming"), Flatten(), Linear(4, init="constant", init_value=0.25),
+                                Activation("relu"), Linear(2, init="zeros")], init="xavier", bias_init=0.01,
+                  dtype=np.float64)
+    assert abs(net.params["conv1.w"].std() / np.sqrt(2 / 75) - 1) < 0.02  # fan_in = C k k = 75
+    assert np.all(net.params["fc1.w"] == 0.25) and np.all(net.params["fc2.w"] == 0)
+    assert all(np.all(net.params[k] == 0.01) for k in ("conv1.b", "fc1.b", "fc2.b"))
+
+
+def test_seed_reproducible_across_dtypes():
+    a = Network((3,), [Linear(5), Activation("tanh"), Linear(2)], seed=7, dtype=np.float64)
+    b = Network((3,), [Linear(5), Activation("tanh"), Linear(2)], seed=7, dtype=np.float32)
+    c = Network((3,), [Linear(5), Activation("tanh"), Linear(2)], seed=8, dtype=np.float64)
+    assert np.allclose(a.params["fc1.w"], b.params["fc1.w"], atol=1e-7)
+    assert b.params["fc1.w"].dtype == np.float32
+    assert not np.allclose(a.params["fc1.w"], c.params["fc1.w"])
+
+
+# ------------------------------------------------------------------------------------------------ gradients
+
+def _numeric_vs_analytic(net, x, y, seed=11):
+    loss, grads = net.loss(x, y, "train", seed=seed)
+    for name, p in net.params.items():
+        def f(_):
+            return net.loss(x, y, "train", seed=seed)[0]
+        num = numerical_gradient(f, p)
+        assert rel_error(grads[name], num) < 1e-6, name
+    return loss
+
+
+@pytest.mark.parametrize("reg_kind", ["l2", "l1"])
+def test_gradients_every_layer_type(reg_kind):
+    net = every_layer_net(reg=0.01, reg_kind=reg_kind)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 2, 6, 6))
+    y = np.array([0, 2, 1, 2])
+    loss = _numeric_vs_analytic(net, x, y)
+    assert np.isfinite(loss)
+
+
+@pytest.mark.parametrize("loss", ["svm", "mse"])
+def test_gradients_other_losses(loss):
+    net = Network((3,), [Linear(6), Activation("tanh"), Linear(4)], loss=loss, dtype=np.float64, seed=2)
+    rng = np.random.default_rng(1)
+    _numeric_vs_analytic(net, rng.normal(size=(5, 3)), rng.integers(0, 4, 5))
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_gradients_every_activation(act):
+    net = Network((3,), [Linear(5), Activation(act), Linear(3)], dtype=np.float64, seed=4, bias_init=0.05)
+    rng = np.random.default_rng(2)
+    _numeric_vs_analytic(net, rng.normal(size=(6, 3)), rng.integers(0, 3, 6))
+
+
+def test_graph_expansion_agrees_with_network_loss():
+    net = every_layer_net(reg=0.005)
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(4, 2, 6, 6)), np.array([1, 0, 2, 2])
+    loss, grads = net.loss(x, y, "train", seed=123)
+    graph = net.to_graph(x, y, seed=123)
+    assert {n.id for n in graph.leaves(("param",))} == {Network.graph_name(k) for k in net.params}
+    assert all(n.kind != "op" or n.pos != (0.0, 0.0) for n in graph) or len(graph) == 1  # laid out
+    result = run(graph)
+    assert abs(float(result.value) - loss) < 1e-10 * max(1.0, abs(loss))
+    for k in net.params:
+        assert rel_error(result.grads[Network.graph_name(k)], grads[k]) < 1e-9, k
+
+
+def test_graph_expansion_eval_mode_uses_running_statistics():
+    net = Network((2, 4, 4), [Conv2d(2, 3, pad=1), BatchNorm(), Activation("relu"), Flatten(), Linear(3),
+                              BatchNorm(), Dropout(0.5), Linear(3)], dtype=np.float64)
+    rng = np.random.default_rng(6)
+    for _ in range(3):
+        net.loss(rng.normal(size=(8, 2, 4, 4)), rng.integers(0, 3, 8))  # move the running statistics
+    x, y = rng.normal(size=(5, 2, 4, 4)), rng.integers(0, 3, 5)
+    loss_eval, grads = net.loss(x, y, "eval")
+    result = run(net.to_graph(x, y, mode="eval"))
+    assert abs(float(result.value) - loss_eval) < 1e-10
+    assert rel_error(result.grads["fc2_w"], grads["fc2.w"]) < 1e-9
+
+
+# ------------------------------------------------------------------------------------------------ modes
+
+def test_train_and_eval_modes():
+    net = Network((4,), [Linear(8), BatchNorm(), Dropout(0.5), Linear(2)], dtype=np.float64)
+    x = np.random.default_rng(0).normal(size=(16, 4)) + 3.0
+    rm = net.bn_params["bn1"]["running_mean"].copy()
+    a = net.forward(x, "eval")
+    assert np.allclose(a, net.forward(x, "eval"))  # eval: deterministic, statistics untouched
+    assert np.array_equal(rm, net.bn_params["bn1"]["running_mean"])
+    t1, t2 = net.forward(x, "train", seed=1), net.forward(x, "train", seed=2)
+    assert not np.allclose(t1, t2)  # different dropout masks
+    assert not np.array_equal(rm, net.bn_params["bn1"]["running_mean"])  # train updated the running mean
+    assert np.allclose(net.forward(x, "train", seed=9), net.forward(x, "train", seed=9))
+    assert net.predict(x).shape == (16,) and net.predict(x).dtype == np.int64
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+def test_mlp_reaches_97_percent_on_spiral():
+    X, y = D.spiral(300, 3, seed=0)
+    net = Network((2,), [Linear(64), Activation("relu"), Linear(3)], seed=0)
+    tr = Trainer(net, (X, y, None, None), "Adam", lr=2e-2, batch_size=64, epochs=150, seed=0)
+    hist = tr.run()
+    assert net.accuracy(X, y) >= 0.97
+    assert len(hist.loss) == tr.total_steps == 150 * 5 and len(hist.train_loss) == 150
+    assert hist.loss[-20:].mean() < hist.loss[:5].mean() / 5
+
+
+def test_cnn_reaches_95_percent_on_digits():
+    pytest.importorskip("sklearn")
+    X, y = D.load_digits()
+    Xtr, ytr, Xv, yv = D.train_val_split(X, y, 0.2, seed=0)
+    _, (Xtr, Xv) = D.standardize(Xtr, Xv)
+    net = Network((1, 8, 8), [Conv2d(8, 3, pad=1), Activation("relu"), MaxPool(), Flatten(), Linear(10)], seed=0)
+    tr = Trainer(net, (Xtr, ytr, Xv, yv), "Adam", lr=1e-2, batch_size=32, epochs=8, seed=0)
+    tr.run()
+    assert tr.history.val_accuracy[-1] >= 0.95
+    assert net.accuracy(Xv, yv) == pytest.approx(tr.history.val_accuracy[-1])
+
+
+def test_step_metrics_schedule_and_stop():
+    X, y = D.blobs(100, 3, seed=1)
+    net = Network((2,), [Linear(8), BatchNorm(), Activation("relu"), Linear(3)])
+    sched = S.make_schedule("Linear", 0.1, total_steps=10, end_lr=0.0)
+    tr = Trainer(net, (X, y, X[:30], y[:30]), "Momentum", schedule=sched, batch_size=25, epochs=5, seed=0)
+    m = tr.step()
+    assert isinstance(m, StepMetrics) and m.iteration == 1 and m.epoch == 0 and m.lr == pytest.approx(0.1)
+    assert set(m.grad_norms) == {"fc1", "bn1", "fc2"} and all(v > 0 for v in m.grad_norms.values())
+    assert 0 <= m.accuracy <= 1
+    seen = []
+    tr.run(callback=seen.append, should_stop=lambda: len(seen) >= 6)
+    assert len(seen) == 6 and isinstance(seen[3], EpochMetrics)  # steps 2, 3, 4 end epoch 0, then its evaluation
+    assert seen[3].epoch == 0 and seen[3].iteration == 4 and 0 <= seen[3].val_accuracy <= 1
+    assert np.allclose(tr.history.lr, [sched.lr_at(t) for t in range(len(tr.history))])
+    tr.run()
+    assert tr.done and tr.iteration == 20 and len(tr.history.val_loss) == 5
+    assert tr.history.grad_norms.shape == (20, 3)
+    with pytest.raises(ValueInputError):
+        tr.step()
+
+
+def test_training_is_reproducible():
+    X, y = D.moons(120, seed=2)
+
+    def losses():
+        net = Network((2,), [Linear(16), Activation("relu"), Dropout(0.2), Linear(2)], seed=5)
+        return Trainer(net, (X, y, None, None), "AdamW", lr=1e-2, batch_size=32, epochs=3, seed=4).run().loss.copy()
+    assert np.array_equal(losses(), losses())
+
+
+def test_huge_learning_rate_raises_numeric_error_naming_a_layer():
+    X, y = D.spiral(200, 3, seed=0)
+    net = Network((2,), [Linear(64), Activation("relu"), Linear(64), Activation("relu"), Linear(3)], seed=0)
+    tr = Trainer(net, (X, y, None, None), "SGD", lr=1e9, batch_size=64, epochs=50)
+    with pytest.raises(NumericError, match=r"layer \d+ \((Linear \d+|ReLU)\): non-finite"):
+        tr.run()
+
+
+def test_network_loss_names_the_layer_with_nan():
+    net = Network((3,), [Linear(4), Activation("relu"), Linear(2)], dtype=np.float64)
+    net.params["fc2.w"][0, 0] = np.inf
+    with pytest.raises(NumericError, match=r"layer 3 \(Linear 2\): non-finite parameter fc2.w"):
+        net.loss(np.ones((2, 3)), np.array([0, 1]))
+    net.reset_parameters()
+    net.params["fc1.w"][...] = 1.0
+    x = np.full((2, 3), 1e308)  # three of them overflow the first layer's sum
+    with pytest.raises(NumericError, match=r"layer 1 \(Linear 4\): non-finite output"):
+        net.loss(x, np.array([0, 1]))
+
+
+def test_early_stopping_stops_and_restores_best_weights():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 10))
+    y = rng.integers(0, 2, 60)  # labels are noise: training memorises, validation loss rises
+    Xv, yv = rng.normal(size=(60, 10)), rng.integers(0, 2, 60)
+    net = Network((10,), [Linear(128), Activation("relu"), Linear(2)], seed=0, dtype=np.float64)
+    tr = Trainer(net, (X, y, Xv, yv), "Adam", lr=1e-2, batch_size=20, epochs=200, patience=3)
+    tr.run()
+    assert tr.stopped_early and tr.epoch < 200
+    vl = tr.history.val_loss
+    assert len(vl) == tr.best_epoch + 4 and np.argmin(vl) == tr.best_epoch
+    assert net.evaluate(Xv, yv)[0] == pytest.approx(vl[tr.best_epoch])  # the best weights are back
+
+
+# ------------------------------------------------------------------------------------------------ save / load
+
+def test_save_load_round_trip(tmp_path):
+    net = Network((1, 6, 6), [Conv2d(2, 3), BatchNorm(), Activation("relu"), Flatten(), Linear(3)],
+                  reg=0.01, seed=3)
+    X = np.random.default_rng(0).normal(size=(10, 1, 6, 6))
+    y = np.arange(10) % 3
+    Trainer(net, (X, y, None, None), epochs=2, batch_size=5).run()
+    path = tmp_path / "w.npz"
+    net.save(path)
+    back = Network.load(path)
+    assert back.spec_dict() == net.spec_dict()
+    for k in net.params:
+        assert np.array_equal(back.params[k], net.params[k])
+    assert np.array_equal(back.bn_params["bn1"]["running_var"], net.bn_params["bn1"]["running_var"])
+    assert np.array_equal(back.forward(X), net.forward(X))
+    other = Network((1, 6, 6), [Conv2d(2, 3), BatchNorm(), Activation("relu"), Flatten(), Linear(3)], seed=9)
+    arrays = {k: v.copy() for k, v in other.params.items()}
+    other.load_weights(path)
+    assert np.array_equal(other.params["fc1.w"], net.params["fc1.w"]) and other.params["fc1.w"] is not arrays
+
+
+def test_load_refuses_mismatch_and_malformed_files(tmp_path):
+    net = Network((4,), [Linear(3), Activation("relu"), Linear(2)])
+    path = tmp_path / "w.npz"
+    net.save(path)
+    wider = Network((4,), [Linear(5), Activation("relu"), Linear(2)])
+    before = wider.params["fc1.w"].copy()
+    with pytest.raises(ShapeError, match="fc1.w"):
+        wider.load_weights(path)
+    assert np.array_equal(before, wider.params["fc1.w"])
+    with pytest.raises(ShapeError, match="missing"):
+        Network((4,), [Linear(3), BatchNorm(), Linear(2)]).load_weights(path)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip at all")
+    with pytest.raises(FileFormatError):
+        Network.load(tmp_path / "junk.npz")
+    np.savez(tmp_path / "plain.npz", a=np.zeros(3))
+    with pytest.raises(FileFormatError, match="no header"):
+        net.load_weights(tmp_path / "plain.npz")
+    np.savez(tmp_path / "badjson.npz", header=np.frombuffer(b"{nope", np.uint8))
+    with pytest.raises(FileFormatError, match="JSON"):
+        Network.load(tmp_path / "badjson.npz")
+    with pytest.raises(FileFormatError):
+        Network.load(tmp_path / "missing.npz")
