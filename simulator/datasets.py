@@ -17,7 +17,7 @@ from simulator.errors import ShapeError, ValueInputError
 
 __all__ = [
     "spiral", "circles", "xor", "moons", "blobs", "TOY_SETS", "make_toy", "train_val_split", "Standardizer",
-    "standardize", "load_digits", "hflip", "random_crop", "rotate", "brightness_contrast", "cutout", "mixup",
+    "standardize", "load_digits", "hflip", "random_crop", "rotate", "rotate_by", "brightness_contrast", "cutout", "mixup",
     "cutmix", "one_hot", "Augmenter",
 ]
 
@@ -240,21 +240,28 @@ def random_crop(x: Any, pad: int = 1, seed: Any = None) -> np.ndarray:
 
 
 def rotate(x: Any, max_degrees: float = 10.0, seed: Any = None, order: str = "bilinear") -> np.ndarray:
-    """Rotate each image about its centre by a uniform random angle in [-max_degrees, max_degrees]; pixels from
-    outside the image are 0. order: 'nearest' or 'bilinear' (inverse mapping: each output pixel samples the input)."""
+    """Rotate each image about its centre by a uniform random angle in [-max_degrees, max_degrees] (rotate_by)."""
     x = _images("rotate", x)
+    degrees = _rng(seed).uniform(-1, 1, len(x)) * _real("max_degrees", max_degrees, 0.0, 180.0)
+    return rotate_by(x, degrees, order)
+
+
+def rotate_by(x: Any, degrees: Any, order: str = "bilinear") -> np.ndarray:
+    """Rotate image i counter-clockwise (as displayed, row 0 at the top) by degrees[i] about its centre; pixels
+    from outside the image are 0. order: 'nearest' or 'bilinear'. Inverse mapping: each output pixel samples the
+    input at R(-angle) applied to its own position."""
+    x = _images("rotate_by", x)
     if order not in ("nearest", "bilinear"):
         raise ValueInputError(f"rotate: order must be 'nearest' or 'bilinear', got {order!r}")
     N, C, H, W = x.shape
-    ang = np.deg2rad(_rng(seed).uniform(-1, 1, N) * _real("max_degrees", max_degrees, 0.0, 180.0))
+    ang = -np.deg2rad(np.broadcast_to(np.asarray(degrees, np.float64), (N,)))
     cy, cx = (H - 1) / 2.0, (W - 1) / 2.0
     yy, xx = np.meshgrid(np.arange(H) - cy, np.arange(W) - cx, indexing="ij")
     cos, sin = np.cos(ang)[:, None, None], np.sin(ang)[:, None, None]
-    # source = R(-angle) @ destination
+    # (row, col) source of each output pixel; rows grow downwards, hence the minus sign above
     sy = cos * yy - sin * xx + cy
     sx = sin * yy + cos * xx + cx
     n = np.arange(N)[:, None, None]
-    out = np.zeros_like(x)
     if order == "nearest":
         iy, ix = np.rint(sy).astype(np.int64), np.rint(sx).astype(np.int64)
         ok = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
@@ -268,8 +275,7 @@ def rotate(x: Any, max_degrees: float = 10.0, seed: Any = None, order: str = "bi
         ok = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
         vals = x[n, :, np.clip(iy, 0, H - 1), np.clip(ix, 0, W - 1)]
         acc += np.where(ok[..., None], vals, 0.0) * wgt[..., None]
-    out = np.moveaxis(acc, -1, 1).astype(x.dtype)
-    return out
+    return np.moveaxis(acc, -1, 1).astype(x.dtype)
 
 
 def brightness_contrast(x: Any, brightness: float = 0.1, contrast: float = 0.1, seed: Any = None) -> np.ndarray:
