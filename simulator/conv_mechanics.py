@@ -1,0 +1,338 @@
+"""Convolution and max pooling taken apart for teaching (lecture 5): the output-size rule, a frame-by-frame trace of
+one conv layer and of max pooling, their backward passes as explicit numpy computations, and hand-made 3x3 filters
+applied to real images (scikit-learn's digits and bundled photos).
+
+One conv layer here has a single filter over a (C, H, W) input (C = 1 for a plain grid): out[i, j] =
+sum_{c,p,q} xpad[c, i S + p, j S + q] w[c, p, q] + b, the cross-correlation every deep-learning library calls
+convolution. Everything is float64; the traces agree with simulator.layers.conv_forward / max_pool_forward, and the
+backward computations with conv_backward / max_pool_backward (the tests check both).
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simulator import layers
+from simulator.errors import ShapeError, ValueInputError
+
+__all__ = [
+    "output_size", "pad_input", "as_chw", "ConvFrame", "conv_trace", "conv_output", "ConvBackward",
+    "conv_backward_explicit", "dilate", "correlate_valid", "PoolFrame", "max_pool_trace", "max_pool_backward_explicit",
+    "FILTERS", "FILTER_NOTES", "apply_filter", "load_photo", "PHOTOS", "format_number", "dot_product_text",
+]
+
+
+# ============================================================================================== output size
+
+def _int(name: str, v: Any, low: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise ShapeError(f"{name} must be an integer, got {v!r}")
+    if v < low:
+        raise ShapeError(f"{name} must be >= {low}, got {v}")
+    return int(v)
+
+
+def output_size(N: int, F: int, P: int, S: int) -> int:
+    """(N - F + 2P) / S + 1 for an N x N input, F x F filter, padding P and stride S, when that is a whole number of
+    positions. Otherwise ShapeError, with the arithmetic: the filter does not fit, or the stride does not tile the
+    padded input exactly (libraries would silently drop the last rows and columns)."""
+    N, F, P, S = _int("N", N, 1), _int("F", F, 1), _int("P", P, 0), _int("S", S, 1)
+    span = N - F + 2 * P
+    if span < 0:
+        raise ShapeError(f"the {F}x{F} filter does not fit: the padded input is only N + 2P = {N} + 2·{P} = "
+                         f"{N + 2 * P} wide (N - F + 2P = {N} - {F} + 2·{P} = {span} < 0)")
+    q, r = divmod(span, S)
+    if r:
+        lo, hi = span - r, span - r + S
+        raise ShapeError(f"(N - F + 2P)/S + 1 = ({N} - {F} + 2·{P})/{S} + 1 = {span}/{S} + 1 = {span / S + 1:.4g} "
+                         f"is not an integer: stride {S} does not divide {span} (remainder {r}), so the filter cannot "
+                         f"land on the last {r} column{'s' if r > 1 else ''}. Choose P or S so that N - F + 2P is a "
+                         f"multiple of S (e.g. {lo} or {hi}).")
+    return q + 1
+
+
+# ============================================================================================== helpers
+
+def as_chw(x: Any, name: str = "x") -> np.ndarray:
+    """(H, W) or (C, H, W) real numbers -> float64 (C, H, W)."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise ValueInputError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3 or min(a.shape) < 1:
+        raise ShapeError(f"{name} must be (H, W) or (C, H, W), got shape {np.shape(x)}")
+    a = a.astype(np.float64)
+    if not np.all(np.isfinite(a)):
+        raise ValueInputError(f"{name} holds NaN or infinite values")
+    return a
+
+
+def pad_input(x: Any, pad: int) -> np.ndarray:
+    """(C, H, W) (or (H, W)) zero-padded by `pad` on every side: (C, H + 2 pad, W + 2 pad)."""
+    x = as_chw(x)
+    p = _int("P", pad, 0)
+    return np.pad(x, ((0, 0), (p, p), (p, p)))
+
+
+def format_number(v: float) -> str:
+    """Whole numbers without decimals ('7', '-3'), others with up to 3 significant digits ('0.25', '-1.5')."""
+    v = float(v)
+    if v == 0:
+        return "0"
+    if v == round(v) and abs(v) < 1e6:
+        return str(int(round(v)))
+    return f"{v:.3g}"
+
+
+def _fmt_factor(v: float) -> str:
+    s = format_number(v)
+    return f"({s})" if s.startswith("-") else s
+
+
+def dot_product_text(window: np.ndarray, filt: np.ndarray, bias: float, value: float, max_terms: int = 27) -> str:
+    """'1·0 + 2·1 + ... + b = 7' for the elementwise products of a window with a filter, bias and result."""
+    wv, fv = np.ravel(window), np.ravel(filt)
+    terms = [f"{_fmt_factor(a)}·{_fmt_factor(b)}" for a, b in zip(wv, fv)]
+    if len(terms) > max_terms:
+        terms = terms[:max_terms - 2] + ["…", terms[-1]]
+    return " + ".join(terms) + f" + {_fmt_factor(bias)} = {format_number(value)}"
+
+
+# ============================================================================================== forward trace
+
+@dataclass(frozen=True)
+class ConvFrame:
+    """One output cell of a conv layer. Window coordinates are in the padded input."""
+
+    index: int                    # frame number, row-major over the output
+    out_pos: tuple[int, int]      # (i, j) in the output
+    origin: tuple[int, int]       # (row, col) of the window's top-left cell in the padded input: (i S, j S)
+    window: np.ndarray            # (C, F, F) the input values under the filter
+    filt: np.ndarray              # (C, F, F)
+    products: np.ndarray          # (C, F, F) window * filt
+    total: float                  # products.sum()
+    bias: float
+    value: float                  # total + bias = out[i, j]
+    text: str                     # the dot product written out
+
+
+def _conv_args(x: Any, w: Any, b: float, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray, float, int, int]:
+    x = as_chw(x, "x")
+    w = as_chw(w, "w")
+    if w.shape[0] != x.shape[0]:
+        raise ShapeError(f"the filter has {w.shape[0]} channels (shape {w.shape}) but x has {x.shape[0]} "
+                         f"(shape {x.shape}): filters must be as deep as the input")
+    if w.shape[1] != w.shape[2] or x.shape[1] != x.shape[2]:
+        raise ShapeError(f"this trace uses square inputs and filters, got x {x.shape} and w {w.shape}")
+    try:
+        b = float(b)
+    except (TypeError, ValueError):
+        raise ValueInputError(f"bias must be a number, got {b!r}") from None
+    return x, w, b, _int("S", stride, 1), _int("P", pad, 0)
+
+
+def conv_trace(x: Any, w: Any, b: float = 0.0, stride: int = 1, pad: int = 0) -> list[ConvFrame]:
+    """Every output cell of the conv layer (x (C, H, W) or (H, W); w (C, F, F) or (F, F); scalar bias) as a frame,
+    row-major. Raises ShapeError (from output_size) when the geometry is not exact."""
+    x, w, b, S, P = _conv_args(x, w, b, stride, pad)
+    F = w.shape[1]
+    n = output_size(x.shape[1], F, P, S)
+    xp = pad_input(x, P)
+    frames = []
+    for i in range(n):
+        for j in range(n):
+            r, c = i * S, j * S
+            win = xp[:, r:r + F, c:c + F].copy()
+            prod = win * w
+            total = float(prod.sum())
+            value = total + b
+            frames.append(ConvFrame(len(frames), (i, j), (r, c), win, w.copy(), prod, total, b, value,
+                                    dot_product_text(win, w, b, value)))
+    return frames
+
+
+def conv_output(x: Any, w: Any, b: float = 0.0, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """The same layer through simulator.layers.conv_forward: out (n, n)."""
+    x, w, b, S, P = _conv_args(x, w, b, stride, pad)
+    output_size(x.shape[1], w.shape[1], P, S)
+    out, _ = layers.conv_forward(x[None], w[None], np.array([b]), S, P)
+    return out[0, 0]
+
+
+# ============================================================================================== backward
+
+def dilate(d: np.ndarray, stride: int) -> np.ndarray:
+    """(n, n) -> ((n - 1) S + 1, same): S - 1 zeros inserted between neighbouring entries (stride undone)."""
+    n0, n1 = d.shape
+    out = np.zeros(((n0 - 1) * stride + 1, (n1 - 1) * stride + 1))
+    out[::stride, ::stride] = d
+    return out
+
+
+def correlate_valid(a: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """2-D 'valid' cross-correlation: out[p, q] = sum_{i,j} a[p + i, q + j] k[i, j], shape (A - K + 1, ...)."""
+    K0, K1 = k.shape
+    H, W = a.shape[0] - K0 + 1, a.shape[1] - K1 + 1
+    out = np.zeros((H, W))
+    for i in range(K0):
+        for j in range(K1):
+            out += k[i, j] * a[i:i + H, j:j + W]
+    return out
+
+
+@dataclass(frozen=True)
+class ConvBackward:
+    """The backward pass of one conv layer with its intermediate grids, for display.
+
+    dout_dilated: dout with S - 1 zeros between entries, ((n-1)S + 1) square.
+    dw[c] = correlate_valid(xpad[c], dout_dilated) (cropped to F x F): each filter weight meets every input value it
+    multiplied, weighted by the gradient of the output it fed.
+    w_flipped[c] = w[c] rotated by 180 degrees; dxpad[c] = correlate_valid(zero-pad(dout_dilated, F - 1), w_flipped[c]),
+    the 'full' convolution of the upstream gradient with the filter; dx = dxpad without the padding ring.
+    db = sum(dout): the bias was added to every output.
+    """
+
+    xpad: np.ndarray          # (C, H + 2P, W + 2P)
+    dout: np.ndarray          # (n, n)
+    dout_dilated: np.ndarray
+    w_flipped: np.ndarray     # (C, F, F)
+    dxpad: np.ndarray         # (C, H + 2P, W + 2P)
+    dx: np.ndarray            # (C, H, W)
+    dw: np.ndarray            # (C, F, F)
+    db: float
+
+
+def conv_backward_explicit(x: Any, w: Any, dout: Any, stride: int = 1, pad: int = 0) -> ConvBackward:
+    """dx, dw, db of the traced conv layer for an upstream gradient dout (n, n), computed as correlations (see
+    ConvBackward). Equal to simulator.layers.conv_backward."""
+    x, w, _, S, P = _conv_args(x, w, 0.0, stride, pad)
+    F = w.shape[1]
+    n = output_size(x.shape[1], F, P, S)
+    dout = np.asarray(dout, dtype=np.float64)
+    if dout.shape != (n, n):
+        raise ShapeError(f"dout must have the output's shape ({n}, {n}), got {dout.shape}")
+    xp = pad_input(x, P)
+    dd = dilate(dout, S)                                           # (n-1)S + 1 = H + 2P - F + 1: exact geometry
+    dw = np.stack([correlate_valid(xp[c], dd) for c in range(x.shape[0])])
+    wf = w[:, ::-1, ::-1].copy()
+    ddp = np.pad(dd, F - 1)
+    dxpad = np.stack([correlate_valid(ddp, wf[c]) for c in range(x.shape[0])])
+    H = x.shape[1]
+    dx = dxpad[:, P:P + H, P:P + H].copy()
+    return ConvBackward(xp, dout, dd, wf, dxpad, dx, dw, float(dout.sum()))
+
+
+# ============================================================================================== max pooling
+
+@dataclass(frozen=True)
+class PoolFrame:
+    """One output cell of max pooling over a (H, W) grid."""
+
+    index: int
+    out_pos: tuple[int, int]
+    origin: tuple[int, int]       # top-left of the window in the input
+    window: np.ndarray            # (size, size)
+    argmax: tuple[int, int]       # input coordinates of the maximum (first in row-major order on ties)
+    value: float
+
+
+def _pool_args(x: Any, size: int, stride: int) -> tuple[np.ndarray, int, int, int, int]:
+    a = as_chw(x)
+    if a.shape[0] != 1:
+        raise ShapeError(f"the pooling trace takes one (H, W) grid, got shape {np.shape(x)}")
+    a = a[0]
+    size, stride = _int("pool size", size, 1), _int("pool stride", stride, 1)
+    ho = output_size(a.shape[0], size, 0, stride) if a.shape[0] == a.shape[1] else None
+    if ho is None:
+        raise ShapeError(f"the pooling trace uses square grids, got shape {a.shape}")
+    return a, size, stride, ho, ho
+
+
+def max_pool_trace(x: Any, size: int = 2, stride: int = 2) -> list[PoolFrame]:
+    """Every output cell of size x size max pooling at `stride` over a square (H, W) grid (exact geometry only)."""
+    a, size, stride, ho, wo = _pool_args(x, size, stride)
+    frames = []
+    for i in range(ho):
+        for j in range(wo):
+            r, c = i * stride, j * stride
+            win = a[r:r + size, c:c + size].copy()
+            k = int(np.argmax(win))             # first maximum in row-major order, as layers.max_pool_forward
+            frames.append(PoolFrame(len(frames), (i, j), (r, c), win, (r + k // size, c + k % size), float(win.max())))
+    return frames
+
+
+def max_pool_backward_explicit(x: Any, dout: Any, size: int = 2, stride: int = 2) -> np.ndarray:
+    """dx (H, W): each window's upstream gradient routed to its arg-max cell (accumulated where windows overlap);
+    every other cell gets 0. Equal to simulator.layers.max_pool_backward."""
+    a, size, stride, ho, wo = _pool_args(x, size, stride)
+    dout = np.asarray(dout, dtype=np.float64)
+    if dout.shape != (ho, wo):
+        raise ShapeError(f"dout must have the pooled shape ({ho}, {wo}), got {dout.shape}")
+    dx = np.zeros_like(a)
+    for f in max_pool_trace(a, size, stride):
+        dx[f.argmax] += dout[f.out_pos]
+    return dx
+
+
+# ============================================================================================== hand-made filters
+
+FILTERS: dict[str, np.ndarray] = {
+    "Vertical edges (Sobel x)": np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64),
+    "Horizontal edges (Sobel y)": np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]], dtype=np.float64),
+    "Laplacian": np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float64),
+    "Box blur": np.full((3, 3), 1.0 / 9.0),
+    "Gaussian blur": np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float64) / 16.0,
+    "Sharpen": np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=np.float64),
+    "Identity": np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=np.float64),
+}
+
+FILTER_NOTES: dict[str, str] = {
+    "Vertical edges (Sobel x)": "responds where brightness changes from left to right: vertical edges",
+    "Horizontal edges (Sobel y)": "responds where brightness changes from top to bottom: horizontal edges",
+    "Laplacian": "second derivative in all directions: outlines and fine detail, zero on flat regions",
+    "Box blur": "the mean of the 3x3 neighbourhood: smooths noise and detail",
+    "Gaussian blur": "a weighted mean favouring the centre: a gentler blur",
+    "Sharpen": "the image plus its negative Laplacian: edges stand out more",
+    "Identity": "copies the centre pixel: the output equals the input",
+}
+
+PHOTOS = ("china.jpg", "flower.jpg")
+
+
+def apply_filter(image: Any, kernel: str | np.ndarray, pad: int = 1) -> np.ndarray:
+    """A grayscale image (H, W) filtered by a named 3x3 kernel (FILTERS) or any (F, F) array, through
+    layers.conv_forward with stride 1 and zero padding `pad` (1 keeps a 3x3 filter's output the input's size)."""
+    k = FILTERS[kernel] if isinstance(kernel, str) and kernel in FILTERS else kernel
+    if isinstance(k, str):
+        raise ValueInputError(f"unknown filter {kernel!r}; choose one of {', '.join(FILTERS)}")
+    img = as_chw(image, "image")
+    w = as_chw(k, "kernel")
+    if img.shape[0] != 1 or w.shape[0] != 1:
+        raise ShapeError(f"apply_filter takes a grayscale (H, W) image and an (F, F) kernel, got {np.shape(image)} "
+                         f"and {np.shape(k)}")
+    out, _ = layers.conv_forward(img[None], w[None], np.zeros(1), 1, _int("pad", pad, 0))
+    return out[0, 0]
+
+
+def load_photo(name: str = "china.jpg", size: int = 120) -> np.ndarray:
+    """One of scikit-learn's bundled sample photos (PHOTOS; no download) as grayscale float64 (H, W) in [0, 1], the
+    longer side resized to `size` px (Lanczos, via Pillow). Gray = 0.299 R + 0.587 G + 0.114 B (ITU-R 601)."""
+    if name not in PHOTOS:
+        raise ValueInputError(f"unknown photo {name!r}; choose one of {', '.join(PHOTOS)}")
+    size = _int("size", size, 8)
+    try:
+        from PIL import Image
+        from sklearn.datasets import load_sample_image
+    except ImportError:
+        raise ValueInputError("the sample photos need scikit-learn and Pillow: pip install scikit-learn pillow") from None
+    rgb = load_sample_image(name).astype(np.float64) / 255.0
+    gray = rgb @ np.array([0.299, 0.587, 0.114])
+    h, w = gray.shape
+    scale = size / max(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    img = Image.fromarray(gray.astype(np.float32), mode="F").resize(new, Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
