@@ -979,10 +979,10 @@ class Trainer:
 
     def step(self) -> StepMetrics:
         """One mini-batch update. After the epoch's last batch, end_of_epoch is True and evaluate() is due."""
+        if self._pending_eval:  # the caller skipped evaluate(): the epoch's metrics still belong in the history
+            self.evaluate()
         if self.done:
             raise ValueInputError("training is finished: no steps left")
-        if self._pending_eval:
-            self.evaluate()
         bs = self.batch_size
         idx = self._order[self._batch * bs:(self._batch + 1) * bs]
         xb, yb = self.X[idx], self.y[idx]

@@ -238,6 +238,17 @@ def test_step_metrics_schedule_and_stop():
         tr.step()
 
 
+def test_steps_without_evaluate_still_record_epochs_and_stop():
+    X, y = D.xor(40, seed=0)
+    tr = Trainer(Network((2,), [Linear(4), Activation("relu"), Linear(2)]), (X, y, None, None), batch_size=20,
+                 epochs=2)
+    for _ in range(4):
+        tr.step()
+    with pytest.raises(ValueInputError, match="finished"):
+        tr.step()  # evaluates the last epoch, then refuses
+    assert tr.done and len(tr.history.train_loss) == 2 and len(tr.history) == 4
+
+
 def test_training_is_reproducible():
     X, y = D.moons(120, seed=2)
 
