@@ -1,11 +1,12 @@
 """Benchmark: training steps per second of simulator.nets against the same models in PyTorch (CPU, one thread).
 
-Two models, each a full step (forward, loss, backward, Adam update) on one fixed batch, float32:
+Two models, each a full step (forward, loss, backward, Adam update), float32:
   MLP  2-64-3 with ReLU, batch 128 (the spiral playground)      floor: >= 1.5x PyTorch's steps/s
   CNN  conv 8 3x3 pad 1 -> ReLU -> maxpool 2 -> linear 10 on 8x8 digits-sized images, batch 64
                                                                  floor: within 2x of PyTorch (ratio >= 0.5)
 Ours is measured through Trainer.step(), so the per-step metrics (batch accuracy, per-layer gradient norms) and
-the gather of a shuffled batch are included; PyTorch steps on one fixed tensor batch. Prints steps per second and ours / PyTorch (higher is better).
+the gather of a shuffled batch are included; PyTorch steps on one fixed tensor batch. Prints steps per second
+and ours / PyTorch (higher is better).
 Run: python bench/train.py
 """
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -17,7 +17,8 @@ from simulator.errors import ShapeError, ValueInputError
 
 __all__ = [
     "spiral", "circles", "xor", "moons", "blobs", "TOY_SETS", "make_toy", "train_val_split", "Standardizer",
-    "standardize", "load_digits", "hflip", "random_crop", "rotate", "rotate_by", "brightness_contrast", "cutout", "mixup",
+    "standardize", "load_digits", "hflip", "random_crop", "rotate", "rotate_by", "brightness_contrast", "cutout",
+    "mixup",
     "cutmix", "one_hot", "Augmenter",
 ]
 

@@ -37,7 +37,8 @@ def _module(layer) -> str:
     if isinstance(s, Linear):
         return f"nn.Linear({layer.in_shape[0]}, {s.n})"
     if isinstance(s, Conv2d):
-        return f"nn.Conv2d({layer.in_shape[0]}, {s.filters}, kernel_size={s.kernel}, stride={s.stride}, padding={s.pad})"
+        return (f"nn.Conv2d({layer.in_shape[0]}, {s.filters}, kernel_size={s.kernel}, stride={s.stride}, "
+                f"padding={s.pad})")
     if isinstance(s, MaxPool):
         return f"nn.MaxPool2d({s.size}, stride={s.stride})"
     if isinstance(s, AvgPool):
@@ -149,7 +150,7 @@ def export_torch_script(network: Network, trainer_config: Any, data_file: str = 
     if network.loss_kind == "softmax":
         loss_body = "    loss = F.cross_entropy(scores, y)\n"
     elif network.loss_kind == "svm":
-        loss_body = ("    # multiclass SVM (hinge, margin 1), summed over classes and averaged over the batch (cs231n)\n"
+        loss_body = ("    # multiclass SVM (hinge, margin 1): summed over classes, averaged over the batch\n"
                      "    correct = scores.gather(1, y[:, None])\n"
                      "    margins = (scores - correct + 1.0).clamp(min=0.0).scatter(1, y[:, None], 0.0)\n"
                      "    loss = margins.sum() / scores.shape[0]\n")
@@ -158,9 +159,13 @@ def export_torch_script(network: Network, trainer_config: Any, data_file: str = 
                      "  # against one-hot targets\n")
     weight_mods = sorted({i for (_, i, attr, _) in mapping if attr == "weight"
                           and isinstance(network._layers[i].spec, (Linear, Conv2d))})
+    scheduler_line = "scheduler = None"
+    if schedule is not None:  # LambdaLR scales the initial lr: lr_at(t) / lr is the factor
+        scheduler_line = f"scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: lr_at(t) / {lr!r})"
     src = f'''"""Exported from Backprop Studio: {network!r}.
 
-Optimizer {cfg["optimizer"]} (torch.optim.{opt_cls}), batch size {cfg["batch_size"]}, {cfg["epochs"]} epochs, seed {cfg["seed"]}.
+Optimizer {cfg["optimizer"]} (torch.optim.{opt_cls}), batch size {cfg["batch_size"]}, {cfg["epochs"]} epochs,
+seed {cfg["seed"]}.
 Run: python {{this file}} [--steps K]. The data are read from {data_file!r} beside this script.
 """
 import argparse
@@ -215,7 +220,7 @@ def loss_fn(scores, y):
 
 {sched_code}
 optimizer = torch.optim.{opt_cls}(model.parameters(), lr={lr!r}{", " + args if args else ""})
-{"scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: lr_at(t) / " + repr(lr) + ")" if schedule is not None else "scheduler = None"}
+{scheduler_line}
 
 X_train = torch.tensor(DATA["X_train"], dtype=DTYPE)
 y_train = torch.tensor(DATA["y_train"], dtype=torch.long)

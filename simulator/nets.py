@@ -18,13 +18,12 @@ gives the same network in float32 and float64.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 import numbers
 import os
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -357,7 +356,8 @@ class Network:
             raise ShapeError(f"the last layer gives shape {_shape_str(shape)}; the loss needs class scores (C,): "
                              f"end with Flatten() and Linear(C)")
         if self.loss_kind in ("softmax", "svm") and shape[0] < 2:
-            raise ShapeError(f"the {self.loss_kind} loss needs at least 2 class scores, the last layer gives {shape[0]}")
+            raise ShapeError(f"the {self.loss_kind} loss needs at least 2 class scores, the last layer gives "
+                             f"{shape[0]}")
         return out
 
     def _param_shapes(self, layer: _Layer) -> list[tuple[int, ...]]:
@@ -434,7 +434,8 @@ class Network:
         if x.dtype.kind not in "biuf":
             raise ValueInputError(f"x must hold numbers, got dtype {x.dtype}")
         if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
-            raise ShapeError(f"x has shape {x.shape} but the network takes (N, {', '.join(map(str, self.input_shape))})")
+            want = ", ".join(map(str, self.input_shape))
+            raise ShapeError(f"x has shape {x.shape} but the network takes (N, {want})")
         if x.shape[0] < 1:
             raise ShapeError("x holds no samples")
         return np.ascontiguousarray(x, dtype=self.dtype)
