@@ -194,12 +194,12 @@ def standardize(X_train: Any, *X_other: Any) -> tuple[Standardizer, list[np.ndar
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled digits (no download): 1,797 images (N, 1, 8, 8) float64 with values 0..16, labels
-    int64 0..9. Needs scikit-learn (the 'digits' extra)."""
+    int64 0..9. Needs scikit-learn (ValueInputError saying so when it is missing)."""
     try:
         from sklearn.datasets import load_digits as _load
     except ImportError:
         raise ValueInputError("the digits data set needs scikit-learn, which is not installed: "
-                              "pip install 'backprop-studio[digits]' (or pip install scikit-learn)") from None
+                              "pip install scikit-learn") from None
     d = _load()
     return d.images.astype(np.float64).reshape(-1, 1, 8, 8), d.target.astype(np.int64)
 
