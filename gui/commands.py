@@ -87,19 +87,20 @@ class RemoveNodesCommand(GraphCommand):
     def _redo(self) -> None:
         g = self.graph
         gone = set(self.ids)
-        self._nodes = [_copy_node(g.node(i)) for i in self.ids]   # raises GraphError for an unknown id, before any change
-        self._edges = [e for e in g.edges if e.src in gone or e.dst in gone]
-        self._output = g._output   # the explicit choice, not the inferred sink
+        # raises GraphError for an unknown id, before any change; places are kept so undo restores the exact order
+        self._nodes = sorted(((g.index_of(i), _copy_node(g.node(i))) for i in self.ids), key=lambda t: t[0])
+        self._edges = [(i, e) for i, e in enumerate(g.edges) if e.src in gone or e.dst in gone]
+        self._output = g.explicit_output   # the explicit choice, not the inferred sink
         for nid in self.ids:
             g.remove_node(nid)
 
     def undo(self) -> None:
         g = self.graph
-        for n in self._nodes:
-            g.add_node(_copy_node(n))
-        for e in self._edges:
-            g.connect(e.src, e.dst, e.port, check_shapes=False)
-        if self._output is not None and g._output != self._output:
+        for index, n in self._nodes:
+            g.add_node(_copy_node(n), index=index)
+        for index, e in self._edges:
+            g.connect(e.src, e.dst, e.port, check_shapes=False, index=index)
+        if self._output is not None and g.explicit_output != self._output:
             g.set_output(self._output)
 
 

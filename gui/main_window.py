@@ -366,12 +366,18 @@ class MainWindow(QMainWindow):
     # ---- gradient checks --------------------------------------------------------------------------------------
 
     def gradient_check_graph(self) -> GradCheckDialog | None:
+        return self._run_check(lambda: check_graph(self.graph), "Gradient check: every input and parameter")
+
+    def _run_check(self, compute, title: str) -> GradCheckDialog | None:
         try:
-            checks = check_graph(self.graph)
+            checks = compute()
         except StudioError as exc:
             self.error_box("Gradient check", str(exc))
             return None
-        return self._show_checks(checks, "Gradient check: every input and parameter")
+        except Exception as exc:  # a numeric library failing on odd values: say so, keep the window alive
+            self.error_box("Gradient check", f"The check failed ({type(exc).__name__}: {str(exc)[:200]}).")
+            return None
+        return self._show_checks(checks, title)
 
     def gradient_check_node(self) -> GradCheckDialog | None:
         ids = self.scene.selected_ids()
@@ -379,12 +385,9 @@ class MainWindow(QMainWindow):
             self.show_refusal("Select one node to check its gradient")
             return None
         node = self.graph.node(ids[0])
-        try:
-            checks = check_graph(self.graph, [node.id]) if node.is_leaf else check_node(self.graph, node.id)
-        except StudioError as exc:
-            self.error_box("Gradient check", str(exc))
-            return None
-        return self._show_checks(checks, f"Gradient check: {node.id}")
+        return self._run_check(
+            lambda: check_graph(self.graph, [node.id]) if node.is_leaf else check_node(self.graph, node.id),
+            f"Gradient check: {node.id}")
 
     def _show_checks(self, checks, title: str) -> GradCheckDialog:
         dialog = GradCheckDialog(checks, title, self)
@@ -638,9 +641,13 @@ class MainWindow(QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
         self.autosave_path.unlink(missing_ok=True)  # a clean exit leaves no autosave behind
+        self._autosave_timer.stop()
         self.player.close()
+        self.scene.close()
+        self.inspector.close_panel()
         for lab in self.labs.values():
             lab.close_lab()
         if self.warmup_worker is not None:
-            self.warmup_worker.wait(30_000)
+            self.warmup_worker.requestInterruption()  # stops between two kernels
+            self.warmup_worker.wait()
         event.accept()

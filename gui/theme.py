@@ -9,6 +9,8 @@ import numpy as np
 from PySide6.QtGui import QColor, QFont, QImage, QPalette
 from PySide6.QtWidgets import QApplication
 
+from simulator.formatting import format_scalar  # noqa: F401  (the app writes numbers one way)
+
 # ---- colours ---------------------------------------------------------------------------------------------------
 
 BACKGROUND = QColor("#f6f7f9")
@@ -146,16 +148,6 @@ QLabel#StepLabel {{ font-weight: 600; }}
 
 
 # ---- numbers ---------------------------------------------------------------------------------------------------
-
-def format_scalar(x: float) -> str:
-    """4 significant digits, no '-0': -0.19661193 -> '-0.1966', -12.0 -> '-12'."""
-    x = float(x)
-    if x == 0:
-        return "0"
-    if not np.isfinite(x):
-        return str(x)
-    return f"{x:.4g}"
-
 
 def format_value(v: np.ndarray | float | None) -> str:
     """What a label shows: a scalar's digits or a tensor's shape."""

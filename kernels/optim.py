@@ -20,6 +20,8 @@ and the ``simulator.optim`` classes take identical steps.
 """
 from __future__ import annotations
 
+import math
+
 from typing import Callable
 
 import numpy as np
@@ -38,12 +40,13 @@ def adam_coefficients(lr: float, beta1: float, beta2: float, step: int) -> tuple
     """(step_size, sqrt(bias_correction2)) for Adam's update number ``step`` (counted from 1), in float64.
 
     bias_correction1 = 1 - beta1**step, bias_correction2 = 1 - beta2**step, step_size = lr / bias_correction1.
-    The power is taken on a float exponent so it goes through libm's pow, exactly as Python's ``beta1 ** step``.
+    The power is taken on a float exponent so it goes through libm's pow, exactly as Python's ``beta1 ** step``;
+    the square root is math.sqrt, as torch's _dispatch_sqrt (x ** 0.5 can differ from it in the last bit).
     """
     t = float(step)
     bias_correction1 = 1.0 - beta1**t
     bias_correction2 = 1.0 - beta2**t
-    return lr / bias_correction1, bias_correction2**0.5
+    return lr / bias_correction1, math.sqrt(bias_correction2)
 
 
 # ------------------------------------------------------------------------------------------------ per-element rules

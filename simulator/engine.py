@@ -15,6 +15,7 @@ from typing import Any, Iterator, Literal, Mapping
 import numpy as np
 
 from simulator.errors import GraphError, NumericError, StudioError
+from simulator.formatting import format_value
 from simulator.graph import Graph
 from simulator.ops import OpSpec
 
@@ -92,8 +93,7 @@ class Program:
 
 
 def _ancestors_and_self(graph: Graph, node: str) -> set[str]:
-    import networkx as nx
-    return nx.ancestors(graph._nx, node) | {node}
+    return graph.ancestors(node) | {node}
 
 
 # ---- the core of both paths: one node forward, one node backward -----------------------------------------------
@@ -175,15 +175,7 @@ def run(graph: Graph | Program, values: Mapping[str, Any] | None = None, graph_f
 
 # ---- recorded path -----------------------------------------------------------------------------------------
 
-def _fmt(v: Any) -> str:
-    a = np.asarray(v)
-    if a.ndim == 0:
-        x = float(a)
-        if x == 0:
-            return "0"
-        text = f"{x:.4g}"
-        return text
-    return f"tensor{tuple(a.shape)}"
+_fmt = format_value
 
 
 def _grad_name(node: str, output: str) -> str:

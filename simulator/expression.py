@@ -66,7 +66,8 @@ class _Builder:
                 raise self.fail(node, "names starting with __ are not allowed")
             if node.id not in self.graph:
                 try:
-                    self.graph.add_input(node.id, 0.0)
+                    # 1 keeps log, sqrt and division defined until the learner sets values
+                    self.graph.add_input(node.id, 1.0)
                 except GraphError:
                     raise self.fail(node, "a name must use ASCII letters, digits and _ (at most 64)") from None
             return node.id

@@ -47,7 +47,7 @@ def graph_to_dict(graph: Graph) -> dict:
         nodes.append(d)
     edges = [{"src": e.src, "dst": e.dst, "port": e.port} for e in graph.edges]
     return {"format": FORMAT, "version": VERSION,
-            "graph": {"nodes": nodes, "edges": edges, "output": graph._output}}
+            "graph": {"nodes": nodes, "edges": edges, "output": graph.explicit_output}}
 
 
 def dumps(graph: Graph) -> str:
@@ -101,6 +101,8 @@ def loads(data: bytes | str) -> Graph:
         raise FileFormatError(f"the graph in the file is invalid: {exc}") from None
     except (RecursionError, MemoryError):
         raise FileFormatError("the file is nested too deeply or too large to read") from None
+    except (OverflowError, ValueError) as exc:  # e.g. an integer with thousands of digits
+        raise FileFormatError(f"the file holds a number that cannot be used: {str(exc)[:120]}") from None
 
 
 def _loads(data: bytes | str) -> Graph:

@@ -83,6 +83,9 @@ def check_graph(graph: Graph, nodes: list[str] | None = None, h: float = 1e-5) -
     for nid in targets:
         if nid not in base:
             raise GraphError(f"'{nid}' is not an input or parameter feeding the output")
+        if not program.wants_grad[nid]:
+            what = "a constant" if program.kinds[nid] == "const" else "only used as labels"
+            raise GraphError(f"'{nid}' gets no gradient: it is {what}")
         values = {k: v.astype(np.float64, copy=True) for k, v in base.items()}
 
         def f(x: np.ndarray, nid: str = nid) -> float:

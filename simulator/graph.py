@@ -35,6 +35,8 @@ def as_value(value: Any, what: str = "value") -> np.ndarray:
         raise ValueInputError(f"{what} must be a number or an array of numbers, got {type(value).__name__}") from None
     if arr.size > MAX_ELEMENTS:
         raise ValueInputError(f"{what} has {arr.size:,} entries; the limit is {MAX_ELEMENTS:,}")
+    if arr.size == 0:
+        raise ValueInputError(f"{what} is empty; a value needs at least one entry")
     if arr.ndim > 8:
         raise ValueInputError(f"{what} has {arr.ndim} dimensions; the limit is 8")
     if not np.all(np.isfinite(arr)):
@@ -160,6 +162,30 @@ class Graph:
             raise GraphError("the graph is empty")
         raise GraphError(f"the graph has several outputs ({', '.join(op_sinks)}); choose one as the output")
 
+    @property
+    def explicit_output(self) -> str | None:
+        """The output chosen with set_output, or None when the graph's only sink is used."""
+        return self._output
+
+    def index_of(self, node_id: str) -> int:
+        """The node's place in insertion order (which breaks ties in the topological order)."""
+        self.node(node_id)
+        return list(self._nodes).index(node_id)
+
+    def edge_index(self, dst: str, port: str) -> int:
+        return list(self._in).index((dst, port))
+
+    def predecessors(self, node_id: str) -> list[str]:
+        return list(dict.fromkeys(self._nx.predecessors(node_id)))
+
+    def successors(self, node_id: str) -> list[str]:
+        return list(dict.fromkeys(self._nx.successors(node_id)))
+
+    def ancestors(self, node_id: str) -> set[str]:
+        """Every node whose value flows into `node_id`."""
+        self.node(node_id)
+        return nx.ancestors(self._nx, node_id)
+
     def set_output(self, node_id: str | None) -> None:
         if node_id is not None:
             self.node(node_id)
@@ -193,8 +219,9 @@ class Graph:
         resolved = spec.resolve_attrs(attrs)
         return self._add(Node(name or self.unique_name(op), "op", op=op, attrs=resolved, pos=_pos(pos)))
 
-    def add_node(self, node: Node) -> str:
-        """Insert a fully described node (used by undo and by the file loader); its fields are validated."""
+    def add_node(self, node: Node, index: int | None = None) -> str:
+        """Insert a fully described node (used by undo and by the file loader); its fields are validated.
+        `index` puts it back at a place in insertion order (undo restores the graph exactly)."""
         if node.kind not in NODE_KINDS:
             raise GraphError(f"node '{node.id}' has an unknown kind '{node.kind}'")
         if node.kind == "op":
@@ -202,9 +229,9 @@ class Graph:
                         pos=_pos(node.pos))
         else:
             node = Node(node.id, node.kind, value=as_value(node.value, f"value of '{node.id}'"), pos=_pos(node.pos))
-        return self._add(node)
+        return self._add(node, index)
 
-    def _add(self, node: Node) -> str:
+    def _add(self, node: Node, index: int | None = None) -> str:
         if not isinstance(node.id, str) or not _NAME_RE.match(node.id):
             raise GraphError(f"'{node.id}' is not a valid name: use letters, digits and _, starting with a letter")
         if node.id in self._nodes:
@@ -212,6 +239,10 @@ class Graph:
         if len(self._nodes) >= MAX_NODES:
             raise GraphError(f"a graph holds at most {MAX_NODES} nodes")
         self._nodes[node.id] = node
+        if index is not None and index < len(self._nodes) - 1:
+            items = list(self._nodes.items())
+            items.insert(index, items.pop())
+            self._nodes = dict(items)
         self._nx.add_node(node.id)
         self.changed.emit(GraphChange("node_added", node=node.id))
         return node.id
@@ -246,7 +277,7 @@ class Graph:
 
     # ---- wiring ---------------------------------------------------------------------------------------------
 
-    def connect(self, src: str, dst: str, port: str, check_shapes: bool = True) -> Edge:
+    def connect(self, src: str, dst: str, port: str, check_shapes: bool = True, index: int | None = None) -> Edge:
         """Wire src's output into `port` of op node dst; refuses cycles, missing ports, double feeds and
         (with check_shapes) a wire that breaks a shape rule. A refused wire leaves the graph unchanged."""
         self.node(src)
@@ -265,6 +296,10 @@ class Graph:
 
         def add() -> None:
             self._in[(dst, port)] = edge
+            if index is not None and index < len(self._in) - 1:
+                items = list(self._in.items())
+                items.insert(index, items.pop())
+                self._in = dict(items)
             self._nx.add_edge(src, dst, key=port)
 
         def undo() -> None:
@@ -349,6 +384,9 @@ class Graph:
                 continue
             try:
                 shapes[nid] = tuple(node.spec.infer_shape(*ins, **node.attrs))
+                if int(np.prod(shapes[nid], dtype=np.float64)) > MAX_ELEMENTS:
+                    raise ShapeError(f"the output would have shape {shapes[nid]}, more than "
+                                     f"{MAX_ELEMENTS:,} entries")
             except ShapeError as exc:
                 feeders = ", ".join(f"{p} from '{self._in[(nid, p)].src}' {shape_str(s)}"
                                     for p, s in zip(node.ports, ins))
@@ -417,8 +455,8 @@ class Graph:
 def _pos(pos: Any) -> tuple[float, float]:
     try:
         x, y = (float(v) for v in pos)
-    except (TypeError, ValueError):
-        raise GraphError(f"a position must be two numbers, got {pos!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise GraphError(f"a position must be two finite numbers, got {pos!r}") from None
     if not (math.isfinite(x) and math.isfinite(y)):
         raise GraphError(f"a position must be finite, got {pos!r}")
     return (x, y)

@@ -13,14 +13,13 @@ def layered_positions(graph: Graph) -> dict[str, tuple[float, float]]:
     first consumer, so constants do not stretch wires across the picture. Rows inside a layer are ordered by
     barycentric sweeps (left to right by inputs, right to left by consumers and their port order), the classic
     Sugiyama heuristic, which removes the crossings of the usual lecture graphs."""
-    g = graph._nx
     order = graph.topological_order()
     layer: dict[str, int] = {}
     for nid in order:
-        preds = list(g.predecessors(nid))
+        preds = graph.predecessors(nid)
         layer[nid] = 1 + max(layer[p] for p in preds) if preds else 0
     for nid in order:
-        succs = list(g.successors(nid))
+        succs = graph.successors(nid)
         if graph.node(nid).is_leaf and succs:
             layer[nid] = min(layer[s] for s in succs) - 1
     shift = min(layer.values(), default=0)

@@ -8,7 +8,7 @@ import html
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QUndoStack
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QLabel, QLineEdit, QScrollArea,
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QLabel, QLineEdit, QScrollArea,
                                QSpinBox, QVBoxLayout, QWidget)
 
 from gui import commands, theme
@@ -40,13 +40,26 @@ def parse_value(text: str) -> np.ndarray:
         raw = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         raise ValueError(f"'{text[:40]}' is not a number or a list of numbers") from None
+    if _contains_bool(raw):
+        raise ValueError("True and False are not numbers here; type 1 or 0")
     try:
         arr = np.array(raw, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError("a value must be a number or a rectangular list of numbers") from None
     if arr.size > MAX_ELEMENTS:
         raise ValueError("that value is too large")
     return arr
+
+
+def _contains_bool(raw) -> bool:
+    stack = [raw]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bool):
+            return True
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
 
 
 def _delete_layout(layout) -> None:
@@ -130,8 +143,7 @@ class InspectorPanel(QScrollArea):
             for k, text in KIND_NAMES.items():
                 kind.addItem(text, k)
             kind.setCurrentIndex(list(KIND_NAMES).index(node.kind))
-            kind.currentIndexChanged.connect(lambda i, c=kind: self._push(commands.SetKindCommand(
-                self.graph, self.node_id, c.itemData(i))))
+            kind.currentIndexChanged.connect(lambda i, c=kind: self._set_kind(c.itemData(i)))
             form.addRow("Kind", kind)
             self.value_edit = QLineEdit(value_to_text(node.value))
             self.value_edit.setToolTip("A number, or a list such as [[1, 2], [3, 4]]; press Enter to apply")
@@ -188,17 +200,15 @@ class InspectorPanel(QScrollArea):
         return v
 
     def _attr_widget(self, a, value) -> QWidget:
-        if a.kind == "float":
-            w = QDoubleSpinBox()
-            w.setDecimals(4)
-            w.setRange(a.minimum if a.minimum is not None else -1e6, 1e6)
-            w.setSingleStep(0.1)
-            w.setValue(float(value))
-            w.editingFinished.connect(lambda n=a.name, w=w: self._set_attr(n, w.value()))
+        if a.kind == "float":  # a line edit, so 1e-05 shows as itself rather than as 0.0000
+            w = QLineEdit(f"{float(value):g}")
+            w.setToolTip(a.doc)
+            w.editingFinished.connect(lambda n=a.name, w=w: self._set_attr_text(n, w.text(), "float"))
             return w
         if a.kind == "int":
             w = QSpinBox()
-            w.setRange(int(a.minimum) if a.minimum is not None else -10**6, 10**6)
+            w.setRange(int(a.minimum) if a.minimum is not None else -10**6,
+                       int(a.maximum) if a.maximum is not None and a.maximum < 2**31 else 10**6)
             w.setValue(int(value))
             w.editingFinished.connect(lambda n=a.name, w=w: self._set_attr(n, w.value()))
             return w
@@ -216,6 +226,13 @@ class InspectorPanel(QScrollArea):
             self.error_label.setVisible(error is not None)
             self.error_label.setText(error or "")
         return error is None
+
+    def _set_kind(self, kind: str) -> None:
+        if not self._push(commands.SetKindCommand(self.graph, self.node_id, kind)):
+            error = self.error_label.text()
+            self.set_node(self.node_id)  # show the kind the model kept
+            self.error_label.setText(error)
+            self.error_label.show()
 
     def _on_rename(self) -> None:
         if self.name_edit is None or self.node_id is None:
@@ -245,6 +262,8 @@ class InspectorPanel(QScrollArea):
         try:
             if kind == "axis":
                 value = None if text in ("", "None", "none") else int(text)
+            elif kind == "float":
+                value = float(text)
             elif kind == "shape":
                 value = tuple(int(t) for t in text.replace("(", "").replace(")", "").split(",") if t.strip())
             else:

@@ -7,7 +7,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from gui.theme import as_matrix, heatmap_image
+from gui.theme import as_matrix, diverging_rgb, heatmap_image
 
 NUMBERS_UP_TO = 8  # cells per side for which the numbers are drawn inside the cells
 
@@ -64,6 +64,8 @@ class TensorView(QWidget):
             return
         m = as_matrix(v)
         rows, cols = m.shape
+        if m.size == 0:
+            return
         bar_w = 14
         avail_w = self.width() - bar_w - 46
         avail_h = self.height() - 20
@@ -97,9 +99,10 @@ class TensorView(QWidget):
         # colour bar, symmetric around zero
         bar = QRectF(grid.right() + 10, grid.top(), bar_w, max(grid.height(), 24))
         grad = QLinearGradient(bar.topLeft(), bar.bottomLeft())
-        grad.setColorAt(0.0, QColor(178, 24, 43))
-        grad.setColorAt(0.5, QColor(247, 247, 247))
-        grad.setColorAt(1.0, QColor(33, 102, 172))
+        top, mid, bottom = diverging_rgb(np.array([1.0, 0.0, -1.0]))  # the cells' own colour map
+        grad.setColorAt(0.0, QColor(*map(int, top)))
+        grad.setColorAt(0.5, QColor(*map(int, mid)))
+        grad.setColorAt(1.0, QColor(*map(int, bottom)))
         p.fillRect(bar, grad)
         p.drawRect(bar)
         f = QFont(self.font())

@@ -12,14 +12,12 @@ from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
 
 from gui import theme
 from simulator import Graph, StepEvent, Trace
+from simulator.formatting import format_scalar
 
 
 def fmt(v) -> str:
     a = np.asarray(v)
-    if a.ndim == 0:
-        x = float(a)
-        return "0" if x == 0 else f"{x:.4g}"
-    return "tensor " + "×".join(str(n) for n in a.shape)
+    return format_scalar(float(a)) if a.ndim == 0 else "tensor " + "×".join(str(n) for n in a.shape)
 
 
 def _c(text: str, colour: str, bold: bool = False) -> str:

@@ -36,6 +36,7 @@ class StepPlayer(QObject):
 
     def close(self) -> None:
         self._timer.stop()
+        self._debounce.stop()
         self._graph.changed.disconnect(self._on_graph_changed)
 
     # ---- the trace ------------------------------------------------------------------------------------------
@@ -56,7 +57,8 @@ class StepPlayer(QObject):
             self.error = str(exc)
         except Exception as exc:  # an op failing on odd values must not take the window down
             self.trace = None
-            self.error = f"{type(exc).__name__}: {exc}"
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            self.error = f"The computation failed ({type(exc).__name__}{': ' + first if first else ''})."
         if self.trace is None:
             self.pause()
             self.position = 0

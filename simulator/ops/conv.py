@@ -56,7 +56,7 @@ def _conv_samples(rng):
             for sx, sw, s, p in cases]
 
 
-_STRIDE = AttrSpec("stride", 1, "int", "step of the window, in pixels", minimum=1)
+_STRIDE = AttrSpec("stride", 1, "int", "step of the window, in pixels", minimum=1, maximum=64)
 
 register(OpSpec(
     name="conv2d", family="convolution", inputs=("x", "w", "b"), forward=conv2d_forward, backward=conv2d_backward,
@@ -70,7 +70,7 @@ register(OpSpec(
         "Output (N, F, Hout, Wout), Hout = (H + 2·pad − HH) // stride + 1: each filter slides over x and takes a "
         "dot product at every position, so one small set of weights is shared across the whole image.",
     sample=_conv_samples,
-    attrs=(_STRIDE, AttrSpec("pad", 0, "int", "zeros added on each side of H and W", minimum=0))))
+    attrs=(_STRIDE, AttrSpec("pad", 0, "int", "zeros added on each side of H and W", minimum=0, maximum=64))))
 
 
 # ---- pooling --------------------------------------------------------------------------------------------------
@@ -122,8 +122,9 @@ def _avgpool_samples(rng):
     return [((rng.normal(size=s),), {"size": k, "stride": st}) for s, k, st in _POOL_CASES]
 
 
-_SIZE = AttrSpec("size", 2, "int", "height and width of the square window", minimum=1)
-_POOL_STRIDE = AttrSpec("stride", 2, "int", "step of the window (stride = size: windows tile without overlap)", minimum=1)
+_SIZE = AttrSpec("size", 2, "int", "height and width of the square window", minimum=1, maximum=64)
+_POOL_STRIDE = AttrSpec("stride", 2, "int", "step of the window (stride = size: windows tile without overlap)", minimum=1,
+                        maximum=64)
 
 register(OpSpec(
     name="maxpool2d", family="convolution", inputs=("x",), forward=maxpool2d_forward, backward=maxpool2d_backward,

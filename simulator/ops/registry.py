@@ -28,6 +28,7 @@ class AttrSpec:
     doc: str = ""
     minimum: float | None = None
     choices: tuple[str, ...] = ()
+    maximum: float | None = None
 
     def validate(self, value: Any) -> Any:
         """Return `value` coerced to this attribute's type, or raise ValueInputError saying why not."""
@@ -35,7 +36,10 @@ class AttrSpec:
         if self.kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
                 raise ValueInputError(f"{where} must be a number, got {value!r}")
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ValueInputError(f"{where} is too large, got {value!r}") from None
             if not math.isfinite(value):
                 raise ValueInputError(f"{where} must be finite, got {value!r}")
         elif self.kind == "int":
@@ -63,6 +67,8 @@ class AttrSpec:
             raise TypeError(f"unknown attribute kind {self.kind!r}")
         if self.minimum is not None and value < self.minimum:
             raise ValueInputError(f"{where} must be at least {self.minimum}, got {value}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueInputError(f"{where} must be at most {self.maximum}, got {value}")
         return value
 
 

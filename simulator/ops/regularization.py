@@ -38,7 +38,7 @@ register(OpSpec(
         "1/(1 − p), so the expected output is x and test mode is simply the identity. The mask is drawn from "
         "`seed`: change the seed to see another mask (a trainer draws a new one every step).",
     sample=_dropout_samples,
-    attrs=(AttrSpec("p", 0.5, "float", "probability of dropping a unit, in [0, 1)", minimum=0.0),
-           AttrSpec("seed", 0, "int", "random seed of the mask", minimum=0),
+    attrs=(AttrSpec("p", 0.5, "float", "probability of dropping a unit, in [0, 1)", minimum=0.0, maximum=0.999),
+           AttrSpec("seed", 0, "int", "random seed of the mask", minimum=0, maximum=2**32 - 1),
            AttrSpec("mode", "train", "choice", "train: drop and rescale; test: pass x through",
                     choices=("train", "test")))))

@@ -165,3 +165,16 @@ def test_mutated_documents_raise_only_file_format_error(data):
     except FileFormatError:
         return
     assert isinstance(g, Graph)
+
+
+@pytest.mark.parametrize("replace, by", [
+    ('"value": -2.0', '"value": 1' + "0" * 400),
+    ('"value": -2.0', '"value": {"shape": [1], "data": [1' + "0" * 400 + ']}'),
+    ('"pos": [', '"pos": [1' + "0" * 400 + ', '),
+    ('"pos": [', '"pos": [' + "1" * 5000 + ', '),
+])
+def test_numbers_too_large_for_a_float_are_our_error(replace, by):
+    text = ff.dumps(load_example("circuit"))
+    assert replace in text
+    with pytest.raises(FileFormatError):
+        ff.loads(text.replace(replace, by, 1))

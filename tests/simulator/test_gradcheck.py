@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from simulator import Graph, load_example
+from simulator import Graph, GraphError, load_example
 from simulator.gradcheck import check_graph, check_node, numerical_gradient, relative_error, status_of
 from simulator.ops import REGISTRY, OpSpec
 
@@ -57,3 +57,12 @@ def test_a_wrong_backward_is_caught():
         assert [c.status for c in local] == ["good", "bad"]
     finally:
         del REGISTRY["_broken_mul"]
+
+
+def test_constants_and_labels_are_not_checked():
+    g = Graph.from_expression("x * 3 + 1")
+    consts = [n.id for n in g if n.kind == "const"]
+    with pytest.raises(GraphError, match="constant"):
+        check_graph(g, consts[:1])
+    with pytest.raises(GraphError, match="labels"):
+        check_graph(load_example("svm_loss"), ["y"])

@@ -132,3 +132,43 @@ def test_attrs_are_validated():
     assert g.node("l").spec.display_symbol(g.node("l").attrs) == "lrelu"
     g.add_op("pow", {"p": 3}, name="p3")
     assert g.node("p3").label() == "x^3"
+
+
+def test_empty_values_and_huge_numbers_are_refused():
+    g = Graph()
+    for bad in ([], (), [[]], np.zeros((2, 0))):
+        with pytest.raises(ValueInputError, match="empty"):
+            g.add_input("x", bad)
+    with pytest.raises(ValueInputError):
+        g.add_input("x", 10**400)
+    with pytest.raises(GraphError):
+        g.add_input("x", 1.0, pos=(10**400, 0))
+
+
+def test_an_op_whose_output_would_be_absurdly_large_is_refused():
+    g = Graph()
+    g.add_input("x", np.ones((1, 1, 4, 4)))
+    g.add_input("w", np.ones((64, 1, 1, 1)))
+    g.add_input("b", np.ones(64))
+    g.add_op("conv2d", {"pad": 64}, name="c")
+    g.connect("x", "c", "x")
+    g.connect("w", "c", "w")
+    g.connect("b", "c", "b")
+    with pytest.raises(ValueInputError, match="at most 64"):
+        g.set_attrs("c", {"pad": 65})
+    assert g.infer_shapes()["c"] == (1, 64, 132, 132)
+    with pytest.raises(ShapeError, match="more than 10,000,000"):
+        g.set_value("x", np.ones((10, 1, 4, 4)))  # 10 x 64 x 132 x 132 outputs
+    assert g.node("x").value.shape == (1, 1, 4, 4)
+
+
+def test_nodes_and_edges_go_back_to_their_places():
+    g = Graph.from_expression("a*b + c*d")
+    order, edges = [n.id for n in g], g.edges
+    node, removed = g.node("q1"), [(g.edge_index(e.dst, e.port), e) for e in g.edges if "q1" in (e.src, e.dst)]
+    index = g.index_of("q1")
+    g.remove_node("q1")
+    g.add_node(node, index=index)
+    for i, e in removed:
+        g.connect(e.src, e.dst, e.port, index=i)
+    assert [n.id for n in g] == order and g.edges == edges

@@ -133,7 +133,7 @@ def reference_step(kind, p, g, st, hp):
             m[i] = b1 * m[i] + (1 - b1) * gi
             v[i] = b2 * v[i] + (1 - b2) * gi * gi
             step_size = lr / (1 - b1**t)
-            denom = math.sqrt(v[i]) / (1 - b2**t) ** 0.5 + hp["eps"]
+            denom = math.sqrt(v[i]) / math.sqrt(1 - b2**t) + hp["eps"]
             p[i] = p[i] - step_size * m[i] / denom
 
 
