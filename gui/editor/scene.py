@@ -22,7 +22,6 @@ from simulator.fileformat import dumps, loads
 from simulator.graph import Edge, Graph, GraphChange, Node
 
 GRID = 20.0
-PASTE_FORMAT = "backprop-studio-graph"
 LEAF_NAMES = {"input": "x", "param": "w", "const": "c"}
 _drag_ids = itertools.count(1)
 
@@ -477,11 +476,3 @@ class GraphScene(QGraphicsScene):
         if current != self._last_selected:
             self._last_selected = current
             self.selection_changed_to.emit(current)
-
-
-def clipboard_text_is_graph(text: str) -> bool:
-    """Whether `text` looks like something copy_selected produced (for enabling Paste)."""
-    try:
-        return json.loads(text).get("format") == PASTE_FORMAT
-    except (ValueError, AttributeError):
-        return False

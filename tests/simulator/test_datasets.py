@@ -89,7 +89,6 @@ def test_standardize_images_mean_image_and_channel_scale():
 
 
 def test_digits():
-    pytest.importorskip("sklearn")
     X, y = D.load_digits()
     assert X.shape == (1797, 1, 8, 8) and X.dtype == np.float64 and y.shape == (1797,) and y.dtype == np.int64
     assert X.min() == 0 and X.max() == 16 and set(np.unique(y)) == set(range(10))

@@ -206,7 +206,6 @@ def test_mlp_reaches_97_percent_on_spiral():
 
 
 def test_cnn_reaches_95_percent_on_digits():
-    pytest.importorskip("sklearn")
     X, y = D.load_digits()
     Xtr, ytr, Xv, yv = D.train_val_split(X, y, 0.2, seed=0)
     _, (Xtr, Xv) = D.standardize(Xtr, Xv)
