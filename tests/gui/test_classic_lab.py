@@ -1,0 +1,181 @@
+"""The classic-classifiers lab driven through its widgets: kNN regions, clicks, digits, cross-validation, and the
+linear classifier stepping and running."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+
+from gui.labs.classic_lab import DIGITS, ClassicLab
+from simulator.classifiers import KNearestNeighbor, decision_grid
+
+
+def wait_idle(qtbot, panel) -> None:
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=30_000)
+
+
+@pytest.fixture
+def lab(qtbot):
+    w = ClassicLab()
+    qtbot.addWidget(w)
+    w.resize(1400, 860)
+    w.show()
+    qtbot.waitExposed(w)
+    wait_idle(qtbot, w.knn)
+    yield w
+    w.close_lab()
+
+
+def region_image(panel) -> np.ndarray:
+    return np.array(panel.region_item.image, copy=True)
+
+
+def test_knn_regions_follow_k_distance_and_data(qtbot, lab):
+    knn = lab.knn
+    assert knn.region is not None and knn.region.shape == (200, 200)
+    # the map on screen is the model's prediction on the visible grid
+    (x0, x1), (y0, y1) = knn.plot.getPlotItem().getViewBox().viewRange()
+    ref = KNearestNeighbor(1, "l2").train(knn.X, knn.y, num_classes=knn.num_classes)
+    _, _, Z = decision_grid(ref.predict, (x0, x1), (y0, y1), 200)
+    assert np.mean(Z == knn.region) > 0.99
+    before = region_image(knn)
+    knn.k_box.setValue(15)
+    wait_idle(qtbot, knn)
+    after_k = region_image(knn)
+    assert not np.array_equal(before, after_k)
+    knn.distance_l1.setChecked(True)
+    wait_idle(qtbot, knn)
+    assert knn.distance == "l1" and not np.array_equal(after_k, region_image(knn))
+    X0 = knn.X.copy()
+    knn.noise_slider.setValue(45)
+    wait_idle(qtbot, knn)
+    assert not np.array_equal(X0, knn.X)
+    knn.dataset_combo.setCurrentText("moons")
+    wait_idle(qtbot, knn)
+    assert knn.num_classes == 2 and set(np.unique(knn.region)) <= {0, 1}
+    knn.points_box.setValue(120)
+    wait_idle(qtbot, knn)
+    assert len(knn.X) == 120 and len(knn.points_item.data) == 120
+
+
+def click_plot(qtbot, panel, x, y, button=Qt.MouseButton.LeftButton):
+    vb = panel.plot.getPlotItem().getViewBox()
+    pos = panel.plot.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
+    qtbot.mouseClick(panel.plot.viewport(), button, pos=pos)
+
+
+def test_click_adds_and_right_click_removes_points(qtbot, lab):
+    knn = lab.knn
+    knn.dataset_combo.setCurrentText("blobs")
+    wait_idle(qtbot, knn)
+    n = len(knn.X)
+    knn.class_combo.setCurrentIndex(2)
+    click_plot(qtbot, knn, 0.0, 0.0)
+    assert len(knn.X) == n + 1 and knn.y[-1] == 2
+    assert np.allclose(knn.X[-1], [0.0, 0.0], atol=0.1)
+    wait_idle(qtbot, knn)
+    # with k = 1 the new point owns the region around it
+    (x0, x1), (y0, y1) = knn.plot.getPlotItem().getViewBox().viewRange()
+    i, j = int((0.0 - x0) / (x1 - x0) * 200), int((0.0 - y0) / (y1 - y0) * 200)
+    assert knn.region[i, j] == 2
+    click_plot(qtbot, knn, 0.02, 0.0, Qt.MouseButton.RightButton)
+    assert len(knn.X) == n and not np.any(np.all(np.isclose(knn.X, [0.0, 0.0], atol=0.1), axis=1) & (knn.y == 2))
+
+
+def test_digits_neighbours_and_cross_validation(qtbot, lab):
+    knn = lab.knn
+    knn.dataset_combo.setCurrentText(DIGITS)
+    assert knn.stack.currentIndex() == 1
+    knn.k_box.setValue(4)
+    Xtr, ytr, Xv, yv = knn.digits_split()
+    visible = [(img, cap) for img, cap in knn.neighbour_labels if not img.isHidden()]
+    assert len(visible) == 4
+    knn.query_box.setValue(7)
+    ref = KNearestNeighbor(4).train(Xtr, ytr).neighbours(Xv[7])
+    first_caption = visible[0][1].text()
+    assert f"<b>{ytr[ref[0]]}</b>" in first_caption
+    d0 = np.sqrt(((Xtr[ref[0]] - Xv[7]) ** 2).sum())
+    assert f"d={d0:.4g}" in first_caption
+    assert f"true label <b>{yv[7]}</b>" in knn.query_label.text()
+    pix_before = knn.query_image.pixmap().toImage()
+    knn.query_box.setValue(8)
+    assert knn.query_image.pixmap().toImage() != pix_before
+    knn.kmax_box.setValue(6)
+    knn.folds_box.setValue(3)
+    qtbot.mouseClick(knn.cv_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(knn.cv_ready, timeout=60_000):
+        pass
+    ks, acc = knn.cv_result
+    assert acc.shape == (6, 3) and np.all(acc > 0.9)
+    assert len(knn.cv_fold_item.data) == 18
+    best = int(ks[np.argmax(acc.mean(axis=1))])
+    assert knn.cv_best_item.data["x"][0] == best and f"Best k = {best}" in knn.cv_label.text()
+
+
+def test_cross_validation_on_toy_data(qtbot, lab):
+    knn = lab.knn
+    knn.kmax_box.setValue(10)
+    with qtbot.waitSignal(knn.cv_ready, timeout=60_000):
+        qtbot.mouseClick(knn.cv_button, Qt.MouseButton.LeftButton)
+    xs, ys = knn.cv_mean_item.getData()
+    np.testing.assert_array_equal(xs, np.arange(1, 11))
+    np.testing.assert_allclose(ys, knn.cv_result[1].mean(axis=1))
+    assert knn.cv_button.isEnabled() and knn.cv_progress.isHidden()
+
+
+def test_linear_step_run_and_controls(qtbot, lab):
+    lin = lab.linear
+    lab.tabs.setCurrentWidget(lin)
+    qtbot.waitExposed(lin)
+    W0 = lin.clf.W.copy()
+    img0 = region_image(lin)
+    line0 = [it.getData()[0].copy() for it in lin.line_items]
+    cell0 = lin.table.item(0, 3).text()
+    loss0 = lin.loss_label.text()
+    for _ in range(5):
+        qtbot.mouseClick(lin.step_button, Qt.MouseButton.LeftButton)
+    assert lin.clf.steps == 5 and not np.allclose(W0, lin.clf.W)
+    assert lin.loss_label.text() != loss0
+    assert lin.table.rowCount() == 9 and lin.table.item(0, 3).text() != cell0
+    bd = lin.clf.breakdown(lin.X, lin.y)
+    assert lin.table.item(4, 6).text() == f"{bd.terms[4]:.3f}"
+    assert any(not np.allclose(a, it.getData()[0]) for a, it in zip(line0, lin.line_items))
+    qtbot.mouseClick(lin.run_button, Qt.MouseButton.LeftButton)
+    assert lin.is_running()
+    qtbot.waitUntil(lambda: lin.clf.steps >= 40, timeout=10_000)
+    qtbot.mouseClick(lin.run_button, Qt.MouseButton.LeftButton)
+    assert not lin.is_running()
+    assert not np.array_equal(img0, region_image(lin))
+    assert "accuracy" in lin.accuracy_label.text()
+    # loss type and regularisation change the loss shown, without a step
+    steps = lin.clf.steps
+    text = lin.loss_label.text()
+    lin.loss_combo.setCurrentIndex(1)
+    assert lin.clf.loss == "softmax" and lin.loss_label.text() != text
+    text = lin.loss_label.text()
+    lin.reg_box.setValue(1.0)
+    assert lin.clf.reg == 1.0 and lin.loss_label.text() != text and lin.clf.steps == steps
+
+
+def test_linear_on_other_data_and_digits_templates(qtbot, lab):
+    lin = lab.linear
+    lab.tabs.setCurrentWidget(lin)
+    lin.data_combo.setCurrentText("spiral (3 classes)")
+    assert lin.table.rowCount() == 30 and "first 30 of 90" in lin.table_caption.text()
+    lin.data_combo.setCurrentText(DIGITS)
+    assert lin.stack.currentIndex() == 1 and lin.clf.W.shape == (64, 10)
+    t0 = [a.copy() for a in lin.template_arrays]
+    pm0 = lin.template_labels[3].pixmap().toImage()
+    lin.steps_box.setValue(20)
+    acc0 = lin.clf.breakdown(lin.X, lin.y).accuracy
+    lin.train_steps(40)
+    np.testing.assert_allclose(lin.template_arrays[3], lin.clf.W[:, 3].reshape(8, 8))
+    assert not np.allclose(t0[3], lin.template_arrays[3])
+    assert lin.template_labels[3].pixmap().toImage() != pm0
+    assert lin.clf.breakdown(lin.X, lin.y).accuracy > max(acc0, 0.8)
+    assert lin.table.columnCount() == 12        # y, s0..s9, L_i
+
+
+def test_lab_renders(qtbot, lab, tmp_path):
+    path = tmp_path / "classic.png"
+    assert lab.grab().save(str(path)) and path.stat().st_size > 10_000
