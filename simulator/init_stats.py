@@ -1,0 +1,205 @@
+"""The initialisation / batch-norm experiment of lecture 6 as numbers: a deep MLP on random data, one forward pass and
+one backward pass of a random upstream gradient, per-layer activations, gradients and their summaries. No Qt.
+
+The network is cs231n's "weight initialisation" demo: x (n, width) ~ N(0, 1); for each of `depth` layers
+h = a_prev @ W (no bias), z = batchnorm(h) (optional, gamma 1, beta 0), a = act(z). W is drawn with
+
+    gaussian 0.01: std 0.01          gaussian 1.0: std 1
+    xavier:        std 1/sqrt(D_in)  kaiming:      std sqrt(2/D_in)
+
+The backward pass starts from a random upstream gradient dL/da_last ~ N(0, 1) and records dL/da_l for every layer.
+Batch norm in 'train' mode uses the batch's statistics; in 'eval' mode the running statistics, filled by
+`warmup_passes` earlier train-mode passes on fresh batches (PyTorch's momentum 0.1 convention: after k passes the
+running mean holds only 1 - 0.9^k of the true mean, which is why eval outputs differ after a short warm-up).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simulator.errors import ValueInputError
+
+__all__ = ["INIT_STDS", "INIT_CHOICES", "ACTIVATION_CHOICES", "LayerSummary", "InitStats", "init_std",
+           "layer_statistics", "histogram"]
+
+INIT_CHOICES = ("gaussian 0.01", "gaussian 1.0", "xavier", "kaiming")
+ACTIVATION_CHOICES = ("tanh", "relu")
+INIT_STDS = {"gaussian 0.01": lambda d: 0.01, "gaussian 1.0": lambda d: 1.0,
+             "xavier": lambda d: 1.0 / np.sqrt(d), "kaiming": lambda d: np.sqrt(2.0 / d)}
+MAX_UNITS = 50_000_000   # n * width * depth: beyond this the experiment would take minutes
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.1
+SATURATED = 0.99         # |tanh| above this is "saturated": its local gradient 1 - a^2 is below 0.02
+
+
+def init_std(init: str, fan_in: int) -> float:
+    """The weight standard deviation of an INIT_CHOICES entry for a layer with fan_in inputs."""
+    if init not in INIT_STDS:
+        raise ValueInputError(f"unknown init {init!r}; choose one of {', '.join(INIT_CHOICES)}")
+    return float(INIT_STDS[init](fan_in))
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """One layer's numbers. pre_*: the non-linearity's input z (after batch norm when on); mean/std: its output a;
+    grad_*: dL/da; saturated: share of |a| > 0.99; zero_fraction: share of a <= 0 (inactive ReLU outputs);
+    dead_fraction: share of units whose output is <= 0 for every input (dead ReLUs); train_eval_gap: with batch
+    norm, RMS(a_train - a_eval) / std(a_train) on the same batch (NaN without batch norm)."""
+
+    index: int
+    pre_mean: float
+    pre_std: float
+    mean: float
+    std: float
+    grad_mean: float
+    grad_std: float
+    saturated: float
+    zero_fraction: float
+    dead_fraction: float
+    train_eval_gap: float
+
+
+@dataclass
+class InitStats:
+    """Per-layer arrays (lists of (n, width) float32 arrays, layer 1 first) and their summaries."""
+
+    depth: int
+    width: int
+    activation: str
+    init: str
+    batchnorm: bool
+    mode: str
+    pre: list[np.ndarray]
+    activations: list[np.ndarray]
+    gradients: list[np.ndarray]
+    layers: list[LayerSummary] = field(default_factory=list)
+    x: np.ndarray | None = None                # (n, width) the input
+    weights: list[np.ndarray] = field(default_factory=list)   # (width, width) per layer
+    dtop: np.ndarray | None = None             # (n, width) the upstream gradient dL/da_last
+
+    def column(self, name: str) -> np.ndarray:
+        """One summary field over the layers, e.g. column('std') -> (depth,)."""
+        return np.array([getattr(s, name) for s in self.layers], dtype=np.float64)
+
+
+def _act(name: str, z: np.ndarray) -> np.ndarray:
+    return np.tanh(z) if name == "tanh" else np.maximum(z, 0)
+
+
+def _act_backward(name: str, da: np.ndarray, a: np.ndarray) -> np.ndarray:
+    return da * (1 - a * a) if name == "tanh" else da * (a > 0)
+
+
+def _forward(x: np.ndarray, weights: list[np.ndarray], activation: str, batchnorm: bool, mode: str,
+             running: list[list[np.ndarray]] | None):
+    """Returns (pre, acts, caches); updates running statistics in train mode."""
+    pre, acts, caches = [], [], []
+    a = x
+    for i, W in enumerate(weights):
+        h = a @ W
+        cache = None
+        if batchnorm:
+            if mode == "train":
+                mu = h.mean(axis=0)
+                var = h.var(axis=0)
+                if running is not None:
+                    n = h.shape[0]
+                    rm, rv = running[i]
+                    rm *= 1 - BN_MOMENTUM
+                    rm += BN_MOMENTUM * mu
+                    rv *= 1 - BN_MOMENTUM
+                    rv += BN_MOMENTUM * var * (n / max(n - 1, 1))   # unbiased, as PyTorch
+            else:
+                mu, var = running[i]
+            inv = (1.0 / np.sqrt(var + BN_EPS)).astype(h.dtype)
+            z = (h - mu.astype(h.dtype)) * inv
+            cache = (z, inv)
+        else:
+            z = h
+        a = _act(activation, z)
+        pre.append(z)
+        acts.append(a)
+        caches.append(cache)
+    return pre, acts, caches
+
+
+def layer_statistics(depth: int = 10, width: int = 500, activation: str = "tanh", init: str = "xavier",
+                     batchnorm: bool = False, n: int = 1000, seed: int = 0, mode: str = "train",
+                     warmup_passes: int = 5) -> InitStats:
+    """Run the experiment (see the module docstring). mode 'eval' only matters with batch norm."""
+    for what, v, lo in (("depth", depth, 1), ("width", width, 1), ("n", n, 2), ("warmup_passes", warmup_passes, 0)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueInputError(f"{what} must be an integer >= {lo}, got {v!r}")
+    if activation not in ACTIVATION_CHOICES:
+        raise ValueInputError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATION_CHOICES)}")
+    if mode not in ("train", "eval"):
+        raise ValueInputError(f"mode must be 'train' or 'eval', got {mode!r}")
+    if n * width * depth > MAX_UNITS:
+        raise ValueInputError(f"{n} inputs x {depth} layers x {width} units is too large for a quick experiment "
+                              f"(limit {MAX_UNITS:,} activations)")
+    std = init_std(init, width)
+    rng = np.random.default_rng(seed)
+    weights = [(rng.standard_normal((width, width)) * std).astype(np.float32) for _ in range(depth)]
+    x = rng.standard_normal((n, width)).astype(np.float32)
+    dtop = rng.standard_normal((n, width)).astype(np.float32)
+
+    running = [[np.zeros(width), np.ones(width)] for _ in range(depth)] if batchnorm else None
+    if batchnorm:
+        warm = np.random.default_rng([seed, 1])
+        for _ in range(warmup_passes):
+            _forward(warm.standard_normal((n, width)).astype(np.float32), weights, activation, True, "train", running)
+    use_mode = mode if batchnorm else "train"
+    with np.errstate(over="ignore", invalid="ignore"):
+        pre, acts, caches = _forward(x, weights, activation, batchnorm, use_mode,
+                                     running if use_mode == "eval" else None)
+        gap = [float("nan")] * depth
+        if batchnorm:
+            other = "eval" if use_mode == "train" else "train"
+            _, acts_other, _ = _forward(x, weights, activation, True, other, None if other == "train" else running)
+            a_train, a_eval = (acts, acts_other) if use_mode == "train" else (acts_other, acts)
+            for i in range(depth):
+                d = (a_train[i] - a_eval[i]).astype(np.float64)
+                s = float(a_train[i].std())
+                gap[i] = float(np.sqrt(np.mean(d * d)) / s) if s > 0 else float("nan")
+
+        # backward: dL/da_depth = dtop, then through act, batch norm and the matmul
+        grads: list[np.ndarray] = [None] * depth  # type: ignore[list-item]
+        da = dtop
+        for i in reversed(range(depth)):
+            grads[i] = da
+            dz = _act_backward(activation, da, acts[i])
+            if batchnorm:
+                z, inv = caches[i]
+                if use_mode == "train":
+                    m = z.shape[0]
+                    dh = (inv / m) * (m * dz - dz.sum(axis=0) - z * (dz * z).sum(axis=0))
+                else:
+                    dh = dz * inv
+            else:
+                dh = dz
+            da = dh @ weights[i].T
+
+    summaries = []
+    for i in range(depth):
+        z, a, g = pre[i], acts[i], grads[i]
+        inactive = a <= 0
+        summaries.append(LayerSummary(
+            index=i + 1, pre_mean=float(z.mean()), pre_std=float(z.std()), mean=float(a.mean()), std=float(a.std()),
+            grad_mean=float(g.mean()), grad_std=float(g.std()), saturated=float(np.mean(np.abs(a) > SATURATED)),
+            zero_fraction=float(inactive.mean()), dead_fraction=float(inactive.all(axis=0).mean()),
+            train_eval_gap=gap[i]))
+    return InitStats(depth, width, activation, init, batchnorm, use_mode, pre, acts, grads, summaries, x, weights,
+                     dtop)
+
+
+def histogram(a: np.ndarray, bins: int = 60, limit: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(counts as fractions of the samples (bins,), edges (bins + 1,)) over [-limit, limit] (default: the
+    array's largest |value|, at least 1e-12). Non-finite values are left out."""
+    a = np.asarray(a).ravel()
+    a = a[np.isfinite(a)]
+    if limit is None:
+        limit = float(np.max(np.abs(a))) if a.size else 1.0
+    limit = max(float(limit), 1e-12)
+    counts, edges = np.histogram(a, bins=bins, range=(-limit, limit))
+    return counts / max(a.size, 1), edges

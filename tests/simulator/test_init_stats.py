@@ -1,0 +1,110 @@
+"""The lecture-6 facts about initialisation and batch norm, checked on simulator.init_stats (no Qt)."""
+import numpy as np
+import pytest
+
+from simulator.errors import ValueInputError
+from simulator.init_stats import histogram, init_std, layer_statistics
+
+# Smaller than the lab's default (10 x 500, 1000 inputs) but wide enough for the statistics to be stable.
+KW = dict(depth=8, width=200, n=400, seed=0)
+
+
+def test_small_gaussian_with_tanh_collapses_towards_zero():
+    s = layer_statistics(activation="tanh", init="gaussian 0.01", **KW)
+    std = s.column("std")
+    assert np.all(np.diff(std) < 0)                  # shrinks at every layer
+    assert std[-1] < 1e-5 * std[0]                   # by a factor 0.01 * sqrt(200) ~ 0.14 per layer
+    # and the gradients reaching the weights of the first layers vanish too
+    assert s.column("grad_std")[0] < 1e-4
+
+
+def test_unit_gaussian_with_tanh_saturates():
+    s = layer_statistics(activation="tanh", init="gaussian 1.0", **KW)
+    assert np.all(s.column("saturated") > 0.8)       # most |a| > 0.99: local gradients 1 - a^2 ~ 0
+    assert np.all(s.column("pre_std") > 5)
+
+
+def test_xavier_with_tanh_keeps_a_healthy_scale():
+    # The band: every layer's activation std within [0.2, 0.75] (the input has std 1), no saturation, and no
+    # collapse: the last layer keeps over a third of the first layer's std (gaussian 0.01 keeps 1e-6 of it).
+    s = layer_statistics(activation="tanh", init="xavier", **KW)
+    std = s.column("std")
+    assert np.all((std > 0.2) & (std < 0.75)), std
+    assert std[-1] > 0.33 * std[0]
+    assert np.all(s.column("saturated") < 0.05)
+
+
+def test_kaiming_with_relu_keeps_the_scale_and_xavier_does_not():
+    # The band: every layer's ReLU output std within [0.7, 1.0], with about half of the outputs inactive.
+    s = layer_statistics(activation="relu", init="kaiming", **KW)
+    std = s.column("std")
+    assert np.all((std > 0.7) & (std < 1.0)), std
+    assert np.all(np.abs(s.column("zero_fraction") - 0.5) < 0.1)
+    x = layer_statistics(activation="relu", init="xavier", **KW).column("std")
+    assert x[-1] < 0.1 < x[0]                         # xavier halves the variance at every ReLU layer
+
+
+@pytest.mark.parametrize("init", ["gaussian 0.01", "gaussian 1.0"])
+def test_batchnorm_normalises_pre_activations_in_train_mode(init):
+    s = layer_statistics(activation="tanh", init=init, batchnorm=True, **KW)
+    assert np.allclose(s.column("pre_mean"), 0, atol=1e-3)
+    assert np.allclose(s.column("pre_std"), 1, atol=1e-2)
+    assert np.all(np.isnan(layer_statistics(activation="tanh", init=init, **KW).column("train_eval_gap")))
+
+
+def test_eval_mode_uses_running_statistics_which_converge_with_warmup():
+    short = layer_statistics(activation="tanh", init="xavier", batchnorm=True, mode="eval", warmup_passes=2, **KW)
+    long = layer_statistics(activation="tanh", init="xavier", batchnorm=True, mode="eval", warmup_passes=60, **KW)
+    assert short.mode == "eval"
+    assert not np.allclose(short.column("pre_std"), 1, atol=0.05)     # running var lags behind the batch's
+    assert np.all(long.column("train_eval_gap") < short.column("train_eval_gap"))
+    assert np.all(long.column("train_eval_gap") < 0.2)
+
+
+def test_gradients_have_the_activations_shape_and_top_gradient_is_the_upstream():
+    s = layer_statistics(activation="relu", init="kaiming", depth=3, width=50, n=40)
+    assert len(s.activations) == len(s.gradients) == len(s.pre) == len(s.layers) == 3
+    assert all(a.shape == (40, 50) for a in s.activations + s.gradients)
+    assert abs(s.layers[-1].grad_std - 1) < 0.2
+
+
+@pytest.mark.parametrize("act,bn", [("tanh", True), ("relu", False)])
+def test_backward_matches_numerical_gradient(act, bn):
+    # L = sum(dtop * a_last) as a function of a_1 (train-mode batch norm couples the samples): centred differences
+    # in float64 on the recorded weights against the recorded dL/da_1.
+    s = layer_statistics(activation=act, init="xavier", depth=3, width=5, n=4, seed=3, batchnorm=bn)
+
+    def loss(a):
+        for W in s.weights[1:]:
+            z = a @ W.astype(np.float64)
+            if bn:
+                z = (z - z.mean(0)) / np.sqrt(z.var(0) + 1e-5)
+            a = np.tanh(z) if act == "tanh" else np.maximum(z, 0)
+        return float(np.sum(s.dtop * a))
+
+    a1 = s.activations[0].astype(np.float64)
+    num = np.zeros_like(a1)
+    h = 1e-6
+    for idx in np.ndindex(a1.shape):
+        p, m = a1.copy(), a1.copy()
+        p[idx] += h
+        m[idx] -= h
+        num[idx] = (loss(p) - loss(m)) / (2 * h)
+    assert np.allclose(s.gradients[0], num, rtol=1e-3, atol=1e-4)
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueInputError):
+        layer_statistics(init="he")
+    with pytest.raises(ValueInputError):
+        layer_statistics(activation="gelu")
+    with pytest.raises(ValueInputError):
+        layer_statistics(depth=0)
+    with pytest.raises(ValueInputError):
+        layer_statistics(n=10**6, width=1000, depth=100)
+    assert init_std("kaiming", 8) == pytest.approx(0.5)
+
+
+def test_histogram_is_a_distribution():
+    counts, edges = histogram(np.array([0.0, 0.5, -0.5, 1.0, np.nan]), bins=4)
+    assert counts.sum() == pytest.approx(1.0) and len(edges) == 5 and edges[0] == -1.0
