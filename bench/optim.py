@@ -88,7 +88,7 @@ def main() -> int:
                 fused = None
         rows.append((name, ours, ref, fused))
 
-    print(f"1e6 float32 parameters, 1 thread: updates per second (ours / torch.optim)")
+    print("1e6 float32 parameters, 1 thread: updates per second (ours / torch.optim)")
     print(f"{'optimizer':<10} {'ours':>10} {'torch':>10} {'fused':>10} {'x torch':>8} {'x fused':>8}")
     ok = True
     for name, ours, ref, fused in rows:

@@ -3,7 +3,6 @@ inspector docks, menus, files (open, save, recent, autosave and recovery) and ex
 from __future__ import annotations
 
 import html
-import io
 import os
 from pathlib import Path
 

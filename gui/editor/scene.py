@@ -3,7 +3,6 @@ editing gestures (drag to move, drag port to port to wire) turned into undo comm
 from __future__ import annotations
 
 import itertools
-import json
 
 import numpy as np
 from PySide6.QtCore import QAbstractAnimation, QPointF, QRectF, Qt, Signal

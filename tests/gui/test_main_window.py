@@ -1,11 +1,9 @@
 """The main window driven as a learner would: type an expression, step, inspect, edit, undo, save, reopen, check
 gradients, export, recover; and the --screenshot command line."""
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, QStandardPaths, Qt
 from PySide6.QtWidgets import QMessageBox
