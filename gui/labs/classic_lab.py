@@ -960,7 +960,7 @@ class LinearPanel(QWidget):
                 if base + 1 <= col < base + 1 + C:
                     it.setFont(bold if col - base - 1 == self.y[r] else normal)
                 if col == len(vals) - 1:
-                    it.setForeground(red if bd.terms[r] > 1e-12 else ink)
+                    it.setForeground(red if bd.terms[r] >= 5e-4 else ink)   # red when it shows as non-zero
             yit = self.table.item(r, base)
             yit.setForeground(QColor(CLASS_COLOURS[int(self.y[r]) % len(CLASS_COLOURS)]))
             yit.setFont(bold)
