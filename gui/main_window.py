@@ -82,6 +82,16 @@ def _optimizer_lab(parent: QWidget) -> QWidget:
     return OptimizerLab(parent)
 
 
+def _classic_lab(parent: QWidget) -> QWidget:
+    from gui.labs.classic_lab import ClassicLab
+    return ClassicLab(parent)
+
+
+def _conv_lab(parent: QWidget) -> QWidget:
+    from gui.labs.conv_lab import ConvLab
+    return ConvLab(parent)
+
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, warm_up: bool = True):
         super().__init__()
@@ -158,7 +168,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(page, "Backprop")
         # Labs are built the first time their tab is opened, so start-up stays quick.
         self.labs: dict[str, QWidget] = {}
-        self._lab_factories = {"Optimizers": _optimizer_lab}
+        self._lab_factories = {"Classifiers": _classic_lab, "Convolution": _conv_lab, "Optimizers": _optimizer_lab}
         for title in self._lab_factories:
             holder = QWidget(self)
             QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
@@ -274,6 +284,7 @@ class MainWindow(QMainWindow):
         lab = factory(self)
         self.labs[title] = lab
         self.tabs.widget(index).layout().addWidget(lab)
+        lab.show()
 
     def open_lab(self, title: str) -> QWidget:
         """Show a lab's tab (building the lab if needed) and return the lab."""
