@@ -77,6 +77,7 @@ class InitStats:
     x: np.ndarray | None = None                # (n, width) the input
     weights: list[np.ndarray] = field(default_factory=list)   # (width, width) per layer
     dtop: np.ndarray | None = None             # (n, width) the upstream gradient dL/da_last
+    other_activations: list[np.ndarray] = field(default_factory=list)   # with batch norm: the other mode's a
 
     def column(self, name: str) -> np.ndarray:
         """One summary field over the layers, e.g. column('std') -> (depth,)."""
@@ -154,6 +155,7 @@ def layer_statistics(depth: int = 10, width: int = 500, activation: str = "tanh"
         pre, acts, caches = _forward(x, weights, activation, batchnorm, use_mode,
                                      running if use_mode == "eval" else None)
         gap = [float("nan")] * depth
+        acts_other: list[np.ndarray] = []
         if batchnorm:
             other = "eval" if use_mode == "train" else "train"
             _, acts_other, _ = _forward(x, weights, activation, True, other, None if other == "train" else running)
@@ -190,7 +192,7 @@ def layer_statistics(depth: int = 10, width: int = 500, activation: str = "tanh"
             zero_fraction=float(inactive.mean()), dead_fraction=float(inactive.all(axis=0).mean()),
             train_eval_gap=gap[i]))
     return InitStats(depth, width, activation, init, batchnorm, use_mode, pre, acts, grads, summaries, x, weights,
-                     dtop)
+                     dtop, acts_other)
 
 
 def histogram(a: np.ndarray, bins: int = 60, limit: float | None = None) -> tuple[np.ndarray, np.ndarray]:

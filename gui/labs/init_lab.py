@@ -1,0 +1,427 @@
+"""The initialisation / normalisation lab (lecture 6): a deep MLP on random data, one forward and one backward pass,
+and what happens to the activations and gradients layer by layer for each initialisation, activation and batch norm.
+
+The numbers come from simulator.init_stats.layer_statistics, computed off the GUI thread (a JobWorker, as in the
+classic lab) together with the histograms; the GUI only calls setData. Each layer gets its own histogram, drawn as a
+row of a ridge plot (layer 1 at the top), for the activations and for the gradients dL/da.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QFormLayout, QGroupBox,
+                               QHBoxLayout, QHeaderView, QLabel, QRadioButton, QScrollArea, QSpinBox, QSplitter,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from gui import theme
+from gui.labs.classic_lab import _Jobs
+from simulator.init_stats import ACTIVATION_CHOICES, INIT_CHOICES, InitStats, histogram, layer_statistics
+
+__all__ = ["InitLab", "compute"]
+
+BINS = 60
+ROW = 1.0                   # vertical space per layer in the ridge plots
+ACT_COLOUR = theme.VALUE    # forward values green, gradients red, as everywhere in the app
+GRAD_COLOUR = theme.GRADIENT
+MUTED_STYLE = f"color: {theme.MUTED_HEX};"
+ERROR_STYLE = f"color: {theme.ERROR.name()};"
+EXPLAIN = {
+    ("tanh", "gaussian 0.01"): "Each layer multiplies the scale by 0.01·√width: activations collapse to 0, and so "
+                               "do the gradients reaching the first layers' weights. Nothing learns.",
+    ("tanh", "gaussian 1.0"): "Pre-activations are huge (std ≈ √width): tanh saturates at ±1, its local gradient "
+                              "1 − a² is ≈ 0, and learning stalls.",
+    ("tanh", "xavier"): "std 1/√D_in keeps the variance roughly steady through tanh: healthy histograms in every "
+                        "layer.",
+    ("tanh", "kaiming"): "√2 too large for tanh: activations drift towards saturation.",
+    ("relu", "gaussian 0.01"): "ReLU outputs shrink layer by layer towards 0.",
+    ("relu", "gaussian 1.0"): "ReLU outputs explode layer by layer (×√(width/2) each).",
+    ("relu", "xavier"): "ReLU zeroes half of its inputs, so xavier halves the variance per layer: activations "
+                        "shrink with depth.",
+    ("relu", "kaiming"): "std √(2/D_in) makes up for the half ReLU removes: the scale stays put in every layer.",
+}
+
+
+def compute(depth: int, width: int, activation: str, init: str, batchnorm: bool, n: int, seed: int, mode: str,
+            warmup: int) -> dict[str, Any]:
+    """The experiment and everything the plots need (runs in the worker thread)."""
+    t0 = time.perf_counter()
+    s = layer_statistics(depth, width, activation, init, batchnorm, n, seed, mode, warmup)
+
+    def limit(arrays: list[np.ndarray]) -> float:
+        tops = [float(np.percentile(np.abs(a[np.isfinite(a)]), 99.5)) if np.isfinite(a).any() else 0.0
+                for a in arrays]
+        return max(max(tops, default=0.0), 1e-12)
+
+    a_lim = 1.0 if activation == "tanh" else limit(s.activations)
+    g_lim = limit(s.gradients)
+    if activation == "tanh":
+        acts = [histogram(a, BINS, a_lim) for a in s.activations]
+        other = [histogram(a, BINS, a_lim) for a in s.other_activations]
+    else:   # ReLU: half the outputs are exactly 0; that spike is a bar of its own, the histogram shows a > 0
+        def positive(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            counts, edges = np.histogram(a[a > 0], bins=BINS, range=(0.0, a_lim))
+            return counts / max(a.size, 1), edges
+        acts = [positive(a) for a in s.activations]
+        other = [positive(a) for a in s.other_activations]
+    grads = [histogram(g, BINS, g_lim) for g in s.gradients]
+    return {"stats": s, "acts": acts, "other": other, "grads": grads, "a_lim": a_lim, "g_lim": g_lim,
+            "seconds": time.perf_counter() - t0}
+
+
+class _RidgePlot(pg.PlotWidget):
+    """One histogram per layer, stacked: layer 1 on top. Each row is a filled step curve scaled to its own peak,
+    labelled with the layer's mean and std."""
+
+    def __init__(self, title: str, colour: QColor):
+        super().__init__(background="w")
+        self.colour = colour
+        pi = self.getPlotItem()
+        pi.setMenuEnabled(False)
+        pi.hideButtons()
+        pi.setTitle(title, size="10pt")
+        pi.getViewBox().setMouseEnabled(False, False)
+        pi.getAxis("left").setStyle(tickLength=0)
+        pi.getAxis("bottom").enableAutoSIPrefix(False)
+        pi.showGrid(x=True, y=False, alpha=0.12)
+        self.rows: list[pg.PlotDataItem] = []
+        self.outlines: list[pg.PlotDataItem] = []
+        self.labels: list[pg.TextItem] = []
+        self.baselines: list[pg.InfiniteLine] = []
+
+    def set_histograms(self, hists: list[tuple[np.ndarray, np.ndarray]], texts: list[str], limit: float,
+                       outlines: list[tuple[np.ndarray, np.ndarray]] | None = None, low: float | None = None
+                       ) -> None:
+        pi = self.getPlotItem()
+        depth = len(hists)
+        fill = QColor(self.colour)
+        fill.setAlpha(110)
+        while len(self.rows) < depth:
+            k = len(self.rows)
+            row = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=pg.mkPen(self.colour, width=1.2),
+                                  brush=pg.mkBrush(fill))
+            out = pg.PlotDataItem(stepMode="center", pen=pg.mkPen(theme.TEXT, width=1, style=Qt.PenStyle.DashLine))
+            lab = pg.TextItem(anchor=(1, 1), color=theme.TEXT_MUTED, fill=pg.mkBrush(255, 255, 255, 190))
+            lab.setFont(theme.font(7.5, mono=True))
+            base = pg.InfiniteLine(angle=0, pen=pg.mkPen(theme.GRID_DOT, width=1))
+            for it in (base, row, out, lab):
+                pi.addItem(it)
+            self.rows.append(row)
+            self.outlines.append(out)
+            self.labels.append(lab)
+            self.baselines.append(base)
+            _ = k
+        for k in range(len(self.rows)):
+            visible = k < depth
+            for it in (self.rows[k], self.outlines[k], self.labels[k], self.baselines[k]):
+                it.setVisible(visible)
+            if not visible:
+                continue
+            counts, edges = hists[k]
+            base = (depth - 1 - k) * ROW
+            peak = float(counts.max()) or 1.0
+            self.rows[k].setData(edges, base + 0.85 * ROW * counts / peak, fillLevel=base)
+            self.baselines[k].setPos(base)
+            if outlines:
+                oc, oe = outlines[k]
+                self.outlines[k].setData(oe, base + 0.85 * ROW * oc / (float(oc.max()) or 1.0))
+            else:
+                self.outlines[k].setData([], [])
+            self.labels[k].setText(texts[k])
+            self.labels[k].setPos(limit, base + 0.98 * ROW)
+        pi.setXRange(-limit if low is None else low, limit, padding=0.02)
+        pi.setYRange(0, depth * ROW, padding=0.01)
+        pi.getAxis("left").setTicks([[((depth - 1 - k) * ROW + 0.4, f"L{k + 1}") for k in range(depth)]])
+
+    def row_count(self) -> int:
+        return sum(1 for r in self.rows if r.isVisible() and r.xData is not None and len(r.xData))
+
+
+class InitLab(QWidget):
+    """Depth, width, activation, init, batch norm (train/eval), and per-layer histograms, numbers and bars.
+
+    Signals: ``computed()`` after new results are on screen. Children for tests: depth_box, width_box, n_box,
+    activation_combo, init_combo, bn_check, train_radio, eval_radio, warmup_box, seed_box, act_plot, grad_plot,
+    std_plot, bar_plot, table, explain_label, status_label, error_label. ``stats``: the InitStats on screen."""
+
+    computed = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.stats: InitStats | None = None
+        self.result: dict[str, Any] | None = None
+        self._jobs = _Jobs(self, self._on_done, self._on_failed)
+        self._build()
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(80)
+        self._debounce.timeout.connect(self._start)
+        self.request()
+
+    # ============================================================================================== construction
+    def _build(self) -> None:
+        self.depth_box = QSpinBox()
+        self.depth_box.setRange(1, 30)
+        self.depth_box.setValue(10)
+        self.width_box = QSpinBox()
+        self.width_box.setRange(2, 2000)
+        self.width_box.setValue(500)
+        self.width_box.setSingleStep(50)
+        self.n_box = QSpinBox()
+        self.n_box.setRange(10, 5000)
+        self.n_box.setValue(1000)
+        self.n_box.setSingleStep(100)
+        self.activation_combo = QComboBox()
+        self.activation_combo.addItems(list(ACTIVATION_CHOICES))
+        self.init_combo = QComboBox()
+        self.init_combo.addItems(list(INIT_CHOICES))
+        self.init_combo.setCurrentText("gaussian 0.01")
+        self.bn_check = QCheckBox("Batch norm before each non-linearity")
+        self.train_radio = QRadioButton("train: batch statistics")
+        self.eval_radio = QRadioButton("eval: running statistics")
+        self.train_radio.setChecked(True)
+        self.mode_group = QButtonGroup(self)
+        self.mode_group.addButton(self.train_radio)
+        self.mode_group.addButton(self.eval_radio)
+        self.warmup_box = QSpinBox()
+        self.warmup_box.setRange(0, 500)
+        self.warmup_box.setValue(5)
+        self.warmup_box.setToolTip("Train-mode passes on fresh batches before the measured one: they fill the "
+                                   "running mean and variance (momentum 0.1)")
+        self.seed_box = QSpinBox()
+        self.seed_box.setRange(0, 99999)
+        for box in (self.depth_box, self.width_box, self.n_box, self.warmup_box, self.seed_box):
+            box.setKeyboardTracking(False)
+            box.valueChanged.connect(self.request)
+        self.activation_combo.currentTextChanged.connect(self.request)
+        self.init_combo.currentTextChanged.connect(self.request)
+        self.bn_check.toggled.connect(self.request)
+        self.train_radio.toggled.connect(self.request)
+        self.explain_label = QLabel()
+        self.explain_label.setWordWrap(True)
+        self.explain_label.setStyleSheet("background: #ffffff; border: 1px solid #dde1e7; border-radius: 3px; "
+                                         "padding: 6px;")
+        self.status_label = QLabel()
+        self.status_label.setStyleSheet(MUTED_STYLE)
+        self.status_label.setWordWrap(True)
+        self.error_label = QLabel()
+        self.error_label.setStyleSheet(ERROR_STYLE)
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+
+        self.act_plot = _RidgePlot("Activations a per layer (histograms)", ACT_COLOUR)
+        self.grad_plot = _RidgePlot("Gradients dL/da per layer (histograms)", GRAD_COLOUR)
+        self.std_plot = pg.PlotWidget(background="w")
+        sp = self.std_plot.getPlotItem()
+        sp.setMenuEnabled(False)
+        sp.hideButtons()
+        sp.setTitle("std per layer", size="10pt")
+        sp.setLogMode(y=True)
+        sp.showGrid(x=True, y=True, alpha=0.15)
+        sp.setLabel("bottom", "layer")
+        sp.getAxis("left").setStyle(maxTextLevel=1)
+        legend = sp.addLegend(offset=(-6, 6), labelTextSize="8pt")
+        legend.setBrush(pg.mkBrush(255, 255, 255, 200))
+        self.std_curves = {
+            "std": sp.plot(pen=pg.mkPen(ACT_COLOUR, width=2), symbol="o", symbolSize=5, symbolBrush=ACT_COLOUR,
+                           symbolPen=None, name="activations"),
+            "grad_std": sp.plot(pen=pg.mkPen(GRAD_COLOUR, width=2), symbol="o", symbolSize=5,
+                                symbolBrush=GRAD_COLOUR, symbolPen=None, name="gradients"),
+        }
+        self.bar_plot = pg.PlotWidget(background="w")
+        bp = self.bar_plot.getPlotItem()
+        bp.setMenuEnabled(False)
+        bp.hideButtons()
+        bp.setLabel("bottom", "layer")
+        bp.setYRange(0, 1, padding=0.02)
+        bp.showGrid(x=False, y=True, alpha=0.15)
+        bp.getViewBox().setMouseEnabled(False, False)
+        self.bars: list[pg.BarGraphItem] = []
+
+        self.table = QTableWidget(0, 7)
+        self.table.setHorizontalHeaderLabels(["layer", "mean a", "std a", "std dL/da", "|a|>0.99", "a≤0",
+                                              "train−eval"])
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setDefaultSectionSize(20)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setFont(theme.font(8.5, mono=True))
+
+        def group(title: str, layout) -> QGroupBox:
+            g = QGroupBox(title)
+            g.setLayout(layout)
+            return g
+
+        net = QFormLayout()
+        net.addRow("Depth (layers)", self.depth_box)
+        net.addRow("Width (units)", self.width_box)
+        net.addRow("Inputs (random)", self.n_box)
+        net.addRow("Activation", self.activation_combo)
+        net.addRow("Initialisation", self.init_combo)
+        net.addRow("Seed", self.seed_box)
+        bn = QVBoxLayout()
+        bn.addWidget(self.bn_check)
+        bn.addWidget(self.train_radio)
+        bn.addWidget(self.eval_radio)
+        wf = QFormLayout()
+        wf.setContentsMargins(0, 0, 0, 0)
+        wf.addRow("Warm-up passes", self.warmup_box)
+        bn.addLayout(wf)
+        self.bn_note = QLabel()
+        self.bn_note.setWordWrap(True)
+        self.bn_note.setStyleSheet(MUTED_STYLE)
+        bn.addWidget(self.bn_note)
+        column = QWidget()
+        col = QVBoxLayout(column)
+        col.setContentsMargins(6, 6, 6, 6)
+        col.addWidget(group("Network", net))
+        col.addWidget(group("Batch normalisation", bn))
+        col.addWidget(self.explain_label)
+        col.addWidget(self.error_label)
+        col.addWidget(self.status_label)
+        col.addStretch(1)
+        left = QScrollArea()
+        left.setWidget(column)
+        left.setWidgetResizable(True)
+        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left.setFrameShape(QScrollArea.Shape.NoFrame)
+        left.setMinimumWidth(290)
+
+        ridges = QSplitter(Qt.Orientation.Horizontal)
+        ridges.addWidget(self.act_plot)
+        ridges.addWidget(self.grad_plot)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.std_plot)
+        bottom.addWidget(self.bar_plot)
+        bottom.addWidget(self.table)
+        bottom.setSizes([300, 300, 520])
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(ridges)
+        right.addWidget(bottom)
+        right.setSizes([560, 300])
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([300, 1200])
+        root = QHBoxLayout(self)
+        root.setContentsMargins(0, 0, 0, 0)
+        root.addWidget(splitter)
+
+    # ================================================================================================ public API
+    def request(self, *_: object) -> None:
+        """Recompute soon (edits arriving together are coalesced)."""
+        if not self._jobs.closed:
+            self._debounce.start()
+
+    def is_busy(self) -> bool:
+        return self._debounce.isActive() or self._jobs.busy()
+
+    def settings(self) -> dict[str, Any]:
+        return dict(depth=self.depth_box.value(), width=self.width_box.value(),
+                    activation=self.activation_combo.currentText(), init=self.init_combo.currentText(),
+                    batchnorm=self.bn_check.isChecked(), n=self.n_box.value(), seed=self.seed_box.value(),
+                    mode="eval" if self.eval_radio.isChecked() else "train", warmup=self.warmup_box.value())
+
+    def close_lab(self) -> None:
+        self._debounce.stop()
+        self._jobs.close()
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.close_lab()
+        super().closeEvent(event)
+
+    # ================================================================================================ internals
+    def _start(self) -> None:
+        kw = self.settings()
+        self.status_label.setText("Computing…")
+        bn = kw["batchnorm"]
+        for w in (self.train_radio, self.eval_radio, self.warmup_box):
+            w.setEnabled(bn)
+        self._jobs.start(lambda progress, cancelled: compute(**kw))
+
+    def _on_failed(self, message: str) -> None:
+        self.error_label.setText(message)
+        self.error_label.show()
+        self.status_label.setText("")
+
+    def _on_done(self, r: dict[str, Any]) -> None:
+        self.error_label.hide()
+        self.result = r
+        s: InitStats = r["stats"]
+        self.stats = s
+        L = s.layers
+        tanh = s.activation == "tanh"
+        a_texts = [f"μ {x.mean:+.2g}  σ {x.std:.2g}" + ("" if tanh else f"  a≤0 {x.zero_fraction:.0%}")
+                   for x in L]
+        g_texts = [f"σ {x.grad_std:.2g}" for x in L]
+        self.act_plot.set_histograms(r["acts"], a_texts, r["a_lim"], r["other"] or None,
+                                     low=None if tanh else 0.0)
+        self.act_plot.getPlotItem().setTitle("Activations a per layer (histograms)" if tanh else
+                                             "ReLU activations a > 0 per layer (histograms; a = 0 share in text)",
+                                             size="10pt")
+        self.grad_plot.set_histograms(r["grads"], g_texts, r["g_lim"])
+        layers = np.arange(1, s.depth + 1, dtype=float)
+        for k, c in self.std_curves.items():
+            c.setData(layers, np.maximum(s.column(k), 1e-30))
+        self._draw_bars(s, tanh)
+        self._fill_table(s)
+        self.explain_label.setText(self._explain(s))
+        other = "train" if s.mode == "eval" else "eval"
+        self.bn_note.setText(
+            (f"Dashed outlines: the same batch in {other} mode. Mean train−eval gap: "
+             f"{np.nanmean(s.column('train_eval_gap')):.2f} std. More warm-up passes bring the running statistics "
+             f"closer to the batch's.") if s.batchnorm else "Tick batch norm to compare train and eval mode.")
+        self.status_label.setText(f"{s.depth} layers × {s.width} units on {len(s.x)} random inputs, "
+                                  f"{s.mode} mode: {r['seconds'] * 1000:.0f} ms")
+        self.computed.emit()
+
+    def _draw_bars(self, s: InitStats, tanh: bool) -> None:
+        bp = self.bar_plot.getPlotItem()
+        for b in self.bars:
+            bp.removeItem(b)
+        x = np.arange(1, s.depth + 1, dtype=float)
+        if tanh:
+            sat = s.column("saturated")
+            self.bars = [pg.BarGraphItem(x=x, height=sat, width=0.7, brush=pg.mkBrush(theme.GRADIENT), pen=None)]
+            bp.setTitle("Saturated tanh units: share of |a| > 0.99", size="10pt")
+        else:
+            zero = s.column("zero_fraction")
+            dead = s.column("dead_fraction")
+            self.bars = [pg.BarGraphItem(x=x, height=zero, width=0.7, brush=pg.mkBrush(200, 208, 220), pen=None),
+                         pg.BarGraphItem(x=x, height=dead, width=0.7, brush=pg.mkBrush(theme.GRADIENT), pen=None)]
+            bp.setTitle("ReLU: outputs a ≤ 0 (grey), dead units (red)", size="10pt")
+        for b in self.bars:
+            bp.addItem(b)
+        bp.setXRange(0.4, s.depth + 0.6, padding=0)
+        bp.setYRange(0, 1, padding=0.02)
+
+    def _fill_table(self, s: InitStats) -> None:
+        t = self.table
+        t.setRowCount(s.depth)
+        for r, x in enumerate(s.layers):
+            tanh = s.activation == "tanh"
+            vals = [str(x.index), f"{x.mean:+.3g}", f"{x.std:.3g}", f"{x.grad_std:.3g}",
+                    f"{x.saturated:.0%}" if tanh else "–", "–" if tanh else f"{x.zero_fraction:.0%}", "–" if np.isnan(x.train_eval_gap) else f"{x.train_eval_gap:.2f}"]
+            for c, v in enumerate(vals):
+                it = QTableWidgetItem(v)
+                it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if c == 2 and (x.std < 1e-3 or (s.activation == "tanh" and x.saturated > 0.5)):
+                    it.setForeground(theme.ERROR)
+                t.setItem(r, c, it)
+
+    @staticmethod
+    def _explain(s: InitStats) -> str:
+        text = EXPLAIN.get((s.activation, s.init), "")
+        if s.batchnorm:
+            text = ("Batch norm re-centres and re-scales every layer's pre-activations to mean 0, std 1 (train "
+                    "mode), whatever the initialisation: the histograms look alike in every layer."
+                    if s.mode == "train" else
+                    "Eval mode normalises with the running statistics. After only a few warm-up passes they lag "
+                    "behind the batch's (the running mean holds 1 − 0.9^k of it after k passes), so outputs drift "
+                    "from train mode layer by layer.")
+        return f"<b>{s.activation} + {s.init}{' + batch norm' if s.batchnorm else ''}</b><br>{text}"

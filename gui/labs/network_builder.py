@@ -1,0 +1,452 @@
+"""The network builder: a layer stack edited as a table (add, remove, reorder, configure), with live shapes and counts.
+
+The stack is a list of simulator.nets layer specs (frozen dataclasses). The data decide the input shape and the
+number of classes, so the last layer, Linear(C), is fixed and shown as the output row; everything above it is the
+learner's. Every change rebuilds a throw-away Network (no data needed: shapes come from the specs alone) to fill the
+table from ``Network.describe()``; an impossible stack keeps the table (shapes shown as "?") and shows the
+ShapeError's message in red under it, and ``is_valid()`` turns False so the playground disables training.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QHeaderView,
+                               QLabel, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from gui import theme
+from gui.labs.schedule_designer import LogSpinBox
+from simulator.errors import StudioError
+from simulator.nets import (ACTIVATIONS, INITS, LOSSES, Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten,
+                            LayerNorm, LayerSpec, Linear, MaxPool, Network)
+
+__all__ = ["NetworkBuilder", "LAYER_TYPES", "PRESETS", "INIT_LABELS", "default_layer"]
+
+LAYER_TYPES = ("Linear", "Activation", "Conv2d", "MaxPool", "AvgPool", "BatchNorm", "LayerNorm", "Dropout", "Flatten")
+# Initialisations as the lecture names them (nets.py's "gaussian" has std 0.01).
+INIT_LABELS = {"zeros": "zeros", "constant": "constant", "gaussian": "gaussian 0.01", "xavier": "xavier",
+               "kaiming": "kaiming"}
+PRESETS: dict[str, tuple[LayerSpec, ...]] = {
+    "2-64-3 MLP": (Linear(64), Activation("relu")),
+    "2-16-16 tanh MLP": (Linear(16), Activation("tanh"), Linear(16), Activation("tanh")),
+    "Small CNN": (Conv2d(16, 3, pad=1), Activation("relu"), MaxPool(2, 2), Flatten()),
+    "Digits MLP": (Flatten(), Linear(64), Activation("relu")),
+    "Linear classifier": (),
+}
+ERROR_STYLE = f"color: {theme.ERROR.name()};"
+MUTED_STYLE = f"color: {theme.MUTED_HEX};"
+_BAD_ROW = QColor("#fbeaea")
+_OUTPUT_ROW = QColor("#f2f4f7")
+# Per-field widget ranges: (low, high, step) for ints, (low, high, decimals, step) for floats.
+_INT_RANGES = {"n": (1, 4096), "filters": (1, 256), "kernel": (1, 15), "stride": (1, 8), "pad": (0, 7),
+               "size": (1, 8)}
+_FLOAT_RANGES = {"p": (0.0, 0.95, 2, 0.05), "momentum": (0.0, 1.0, 3, 0.05), "init_value": (-10.0, 10.0, 3, 0.1)}
+
+
+def default_layer(kind: str) -> LayerSpec:
+    """The spec a fresh "Add" inserts."""
+    return {"Linear": lambda: Linear(32), "Activation": lambda: Activation("relu"),
+            "Conv2d": lambda: Conv2d(8, 3, pad=1), "MaxPool": lambda: MaxPool(2, 2), "AvgPool": lambda: AvgPool(2, 2),
+            "BatchNorm": BatchNorm, "LayerNorm": LayerNorm, "Dropout": lambda: Dropout(0.5),
+            "Flatten": Flatten}[kind]()
+
+
+class RegBox(LogSpinBox):
+    """λ on a log scale with 0 (off) below its lowest decade."""
+
+    LOWEST = 1e-6
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(self.LOWEST, self.LOWEST, 10.0, parent)
+        self.setMinimum(0.0)
+        self.setSpecialValueText("0 (off)")
+        self.setValue(0.0)
+
+    def stepBy(self, steps: int) -> None:
+        v = self.value()
+        if v == 0.0:
+            if steps > 0:
+                self.setValue(self.LOWEST)
+            return
+        if steps < 0 and v <= self.LOWEST * 1.0001:
+            self.setValue(0.0)
+            return
+        super().stepBy(steps)
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape))
+
+
+class NetworkBuilder(QWidget):
+    """Edit a layer stack. Signals: ``stack_changed()`` after any edit (layers, loss, regularisation, init).
+
+    Children for tests: table (rows: the input, each layer, the fixed output layer), add_combo, add_button,
+    remove_button, up_button, down_button, preset_combo, layer_form (QFormLayout of the selected layer's fields),
+    init_combo, loss_combo, reg_box, reg_kind_combo, error_label, summary_label.
+    """
+
+    stack_changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None, input_shape: tuple[int, ...] = (2,), num_classes: int = 3):
+        super().__init__(parent)
+        self._input_shape = tuple(input_shape)
+        self._classes = int(num_classes)
+        self._layers: list[LayerSpec] = list(PRESETS["2-64-3 MLP"])
+        self._error: str | None = None
+        self._form_widgets: list[QWidget] = []
+        self._updating = False
+
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItems(list(PRESETS))
+        self.preset_combo.setToolTip("Replace the stack with a preset")
+        self.preset_button = QPushButton("Load preset")
+        self.preset_button.clicked.connect(lambda: self.load_preset(self.preset_combo.currentText()))
+
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["#", "Layer", "Output", "Params"])
+        self.table.verticalHeader().hide()
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        hh.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setMinimumHeight(22 * 7 + 28)
+        self.table.itemSelectionChanged.connect(self._rebuild_form)
+
+        self.add_combo = QComboBox()
+        self.add_combo.addItems(list(LAYER_TYPES))
+        self.add_button = QPushButton("Add")
+        self.add_button.setToolTip("Insert the layer below the selected row")
+        self.remove_button = QPushButton("Remove")
+        self.up_button = QToolButton()
+        self.up_button.setText("▲")
+        self.up_button.setToolTip("Move the selected layer up")
+        self.down_button = QToolButton()
+        self.down_button.setText("▼")
+        self.down_button.setToolTip("Move the selected layer down")
+        self.add_button.clicked.connect(lambda: self.add_layer(self.add_combo.currentText()))
+        self.remove_button.clicked.connect(lambda: self.remove_layer(self.selected_layer()))
+        self.up_button.clicked.connect(lambda: self.move_layer(self.selected_layer(), -1))
+        self.down_button.clicked.connect(lambda: self.move_layer(self.selected_layer(), +1))
+
+        self.form_title = QLabel()
+        self.form_title.setStyleSheet("font-weight: 600;")
+        self.layer_form = QFormLayout()
+        self.layer_form.setContentsMargins(0, 0, 0, 0)
+
+        self.error_label = QLabel()
+        self.error_label.setObjectName("ErrorText")
+        self.error_label.setStyleSheet(ERROR_STYLE)
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+        self.summary_label = QLabel()
+        self.summary_label.setStyleSheet(MUTED_STYLE)
+
+        self.init_combo = QComboBox()
+        for key, label in INIT_LABELS.items():
+            self.init_combo.addItem(label, key)
+        self.init_combo.setCurrentIndex(list(INIT_LABELS).index("kaiming"))
+        self.init_combo.setToolTip("The default initialisation of every Linear/Conv2d weight (a layer may override it)")
+        self.loss_combo = QComboBox()
+        for k in LOSSES:
+            self.loss_combo.addItem({"softmax": "softmax cross-entropy", "svm": "multiclass SVM",
+                                     "mse": "MSE (one-hot)"}[k], k)
+        self.reg_box = RegBox()
+        self.reg_box.setToolTip("λ in λ·Σw² (L2) or λ·Σ|w| (L1) over the weights")
+        self.reg_kind_combo = QComboBox()
+        self.reg_kind_combo.addItem("L2", "l2")
+        self.reg_kind_combo.addItem("L1", "l1")
+        for w in (self.init_combo, self.loss_combo, self.reg_kind_combo):
+            w.currentIndexChanged.connect(self._on_setting_changed)
+        self.reg_box.valueChanged.connect(self._on_setting_changed)
+
+        # ---- layout
+        root = QVBoxLayout(self)
+        root.setContentsMargins(0, 0, 0, 0)
+        preset_row = QHBoxLayout()
+        preset_row.addWidget(self.preset_combo, 1)
+        preset_row.addWidget(self.preset_button)
+        root.addLayout(preset_row)
+        root.addWidget(self.table)
+        edit_row = QHBoxLayout()
+        edit_row.addWidget(self.add_combo, 1)
+        edit_row.addWidget(self.add_button)
+        edit_row.addWidget(self.remove_button)
+        edit_row.addWidget(self.up_button)
+        edit_row.addWidget(self.down_button)
+        root.addLayout(edit_row)
+        root.addWidget(self.error_label)
+        root.addWidget(self.summary_label)
+        root.addWidget(self.form_title)
+        root.addLayout(self.layer_form)
+        settings = QFormLayout()
+        settings.setContentsMargins(0, 4, 0, 0)
+        settings.addRow("Init (all layers)", self.init_combo)
+        settings.addRow("Loss", self.loss_combo)
+        reg_row = QHBoxLayout()
+        reg_row.addWidget(self.reg_box, 1)
+        reg_row.addWidget(self.reg_kind_combo)
+        settings.addRow("Regularisation λ", reg_row)
+        root.addLayout(settings)
+
+        self._refresh()
+
+    # ================================================================================================ public API
+    def layers(self) -> list[LayerSpec]:
+        """The learner's layers followed by the fixed output layer Linear(C)."""
+        return [*self._layers, Linear(self._classes)]
+
+    def hidden_layers(self) -> list[LayerSpec]:
+        return list(self._layers)
+
+    def set_layers(self, layers: list[LayerSpec]) -> None:
+        self._layers = list(layers)
+        self._refresh(select=None)
+        self.stack_changed.emit()
+
+    def set_data_shape(self, input_shape: tuple[int, ...], num_classes: int) -> None:
+        """The data's sample shape (no batch axis) and number of classes; the output layer follows them."""
+        input_shape, num_classes = tuple(input_shape), int(num_classes)
+        if input_shape == self._input_shape and num_classes == self._classes:
+            return
+        self._input_shape, self._classes = input_shape, num_classes
+        self._refresh(select=self.selected_layer())
+        self.stack_changed.emit()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self._input_shape
+
+    @property
+    def num_classes(self) -> int:
+        return self._classes
+
+    def load_preset(self, name: str) -> None:
+        self.preset_combo.setCurrentText(name)
+        self.set_layers(list(PRESETS[name]))
+
+    def network_kwargs(self) -> dict[str, Any]:
+        return {"loss": self.loss_combo.currentData(), "reg": float(self.reg_box.value()),
+                "reg_kind": self.reg_kind_combo.currentData(), "init": self.init_combo.currentData()}
+
+    def build_network(self, seed: int = 0, dtype: Any = None) -> Network:
+        """A fresh Network of the current stack (raises ShapeError/ValueInputError for an impossible one)."""
+        kw = self.network_kwargs()
+        if dtype is not None:
+            kw["dtype"] = dtype
+        return Network(self._input_shape, self.layers(), seed=seed, **kw)
+
+    def is_valid(self) -> bool:
+        return self._error is None
+
+    def error(self) -> str | None:
+        """The message of the stack's ShapeError (or other refusal), None when the stack is possible."""
+        return self._error
+
+    def selected_layer(self) -> int:
+        """Index into the learner's layers of the selected row, -1 for none (the input or output row)."""
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return -1
+        i = rows[0].row() - 1
+        return i if 0 <= i < len(self._layers) else -1
+
+    def select_layer(self, i: int) -> None:
+        self.table.selectRow(i + 1)
+
+    def add_layer(self, kind: str | LayerSpec, index: int | None = None) -> int:
+        """Insert a layer (a LAYER_TYPES name or a spec) after the selected one (or at `index`); returns its index."""
+        spec = default_layer(kind) if isinstance(kind, str) else kind
+        if index is None:
+            sel = self.selected_layer()
+            index = sel + 1 if sel >= 0 else len(self._layers)
+        index = max(0, min(index, len(self._layers)))
+        self._layers.insert(index, spec)
+        self._refresh(select=index)
+        self.stack_changed.emit()
+        return index
+
+    def remove_layer(self, i: int) -> None:
+        if not 0 <= i < len(self._layers):
+            return
+        del self._layers[i]
+        self._refresh(select=min(i, len(self._layers) - 1) if self._layers else None)
+        self.stack_changed.emit()
+
+    def move_layer(self, i: int, delta: int) -> None:
+        j = i + delta
+        if not (0 <= i < len(self._layers) and 0 <= j < len(self._layers)):
+            return
+        self._layers[i], self._layers[j] = self._layers[j], self._layers[i]
+        self._refresh(select=j)
+        self.stack_changed.emit()
+
+    def replace_layer(self, i: int, spec: LayerSpec) -> None:
+        self._layers[i] = spec
+        self._refresh(select=i, rebuild_form=False)
+        self.stack_changed.emit()
+
+    # ================================================================================================ internals
+    def _on_setting_changed(self, *_: object) -> None:
+        if not self._updating:
+            self._refresh(select=self.selected_layer(), rebuild_form=False)
+            self.stack_changed.emit()
+
+    def _refresh(self, select: int | None = -1, rebuild_form: bool = True) -> None:
+        """Re-describe the stack and refill the table; select a learner layer index (None: none, -1: keep)."""
+        if select == -1:
+            select = self.selected_layer()
+        rows = None
+        try:
+            net = Network(self._input_shape, self.layers(), seed=0, **self.network_kwargs())
+            rows = net.describe()
+            self._error = None
+        except StudioError as exc:
+            self._error = str(exc)
+        bad_layer = None
+        if self._error:
+            m = re.match(r"layer (\d+)", self._error)
+            bad_layer = int(m.group(1)) - 1 if m else len(self._layers)   # "the last layer gives ..." -> output row
+
+        t = self.table
+        self._updating = True
+        t.blockSignals(True)
+        t.setRowCount(len(self._layers) + 2)
+        mono = theme.font(9, mono=True)
+
+        def put(r: int, c: int, text: str, bg: QColor | None = None, bold: bool = False, muted: bool = False) -> None:
+            it = QTableWidgetItem(text)
+            if c >= 2:
+                it.setFont(mono)
+                it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if bold:
+                f = QFont(it.font())
+                f.setBold(True)
+                it.setFont(f)
+            if muted:
+                it.setForeground(theme.TEXT_MUTED)
+            if bg is not None:
+                it.setBackground(bg)
+            t.setItem(r, c, it)
+
+        put(0, 0, "", muted=True)
+        put(0, 1, "Input", muted=True)
+        put(0, 2, _shape_text(self._input_shape), muted=True)
+        put(0, 3, "", muted=True)
+        specs = self.layers()
+        for i, spec in enumerate(specs):
+            r = i + 1
+            is_output = i == len(self._layers)
+            bg = _BAD_ROW if bad_layer == i else (_OUTPUT_ROW if is_output else None)
+            label = spec.label() + (" (output)" if is_output else "")
+            if isinstance(spec, (Linear, Conv2d)) and spec.init:
+                label += f" · {INIT_LABELS[spec.init]}"
+            put(r, 0, str(i + 1), bg, muted=True)
+            put(r, 1, label, bg, bold=is_output)
+            if rows is not None:
+                put(r, 2, _shape_text(rows[i].output_shape), bg)
+                put(r, 3, f"{rows[i].params:,}" if rows[i].params else "–", bg)
+            else:
+                put(r, 2, "?", bg, muted=True)
+                put(r, 3, "", bg)
+        t.blockSignals(False)
+        if select is not None and 0 <= select < len(self._layers):
+            t.selectRow(select + 1)
+        else:
+            t.clearSelection()
+        self._updating = False
+
+        if self._error:
+            self.error_label.setText("⚠ " + self._error)
+            self.error_label.show()
+            self.summary_label.setText("This stack cannot run: fix it to train.")
+        else:
+            self.error_label.hide()
+            total = sum(r.params for r in rows)
+            self.summary_label.setText(f"{len(specs)} layers · {total:,} parameters")
+        self._update_buttons()
+        if rebuild_form:
+            self._rebuild_form()
+
+    def _update_buttons(self) -> None:
+        i = self.selected_layer()
+        self.remove_button.setEnabled(i >= 0)
+        self.up_button.setEnabled(i > 0)
+        self.down_button.setEnabled(0 <= i < len(self._layers) - 1)
+
+    def _rebuild_form(self) -> None:
+        if self._updating:
+            return
+        self._update_buttons()
+        while self.layer_form.rowCount():
+            self.layer_form.removeRow(0)
+        self._form_widgets = []
+        i = self.selected_layer()
+        if i < 0:
+            self.form_title.setText("Select a layer to configure it")
+            self.form_title.setStyleSheet(MUTED_STYLE)
+            return
+        spec = self._layers[i]
+        self.form_title.setText(f"Layer {i + 1}: {type(spec).__name__}")
+        self.form_title.setStyleSheet("font-weight: 600;")
+        fields = [f for f in dataclasses.fields(spec) if f.name != "eps"]
+        if not fields:
+            note = QLabel("no settings")
+            note.setStyleSheet(MUTED_STYLE)
+            self.layer_form.addRow(note)
+        for f in fields:
+            value = getattr(spec, f.name)
+            if f.name == "init":
+                w = QComboBox()
+                w.addItem("(network default)", None)
+                for key, label in INIT_LABELS.items():
+                    w.addItem(label, key)
+                w.setCurrentIndex(max(0, w.findData(value)))
+                w.currentIndexChanged.connect(lambda _=0, w=w, i=i: self._on_field(i, "init", w.currentData()))
+            elif f.name == "name":
+                w = QComboBox()
+                w.addItems(list(ACTIVATIONS))
+                w.setCurrentText(value)
+                w.currentTextChanged.connect(lambda text, i=i: self._on_field(i, "name", text))
+            elif isinstance(value, int):
+                w = QSpinBox()
+                w.setRange(*_INT_RANGES.get(f.name, (0, 10_000)))
+                w.setValue(value)
+                w.setKeyboardTracking(False)
+                w.valueChanged.connect(lambda v, i=i, k=f.name: self._on_field(i, k, int(v)))
+            else:
+                lo, hi, dec, step = _FLOAT_RANGES.get(f.name, (0.0, 1e6, 4, 0.1))
+                w = QDoubleSpinBox()
+                w.setRange(lo, hi)
+                w.setDecimals(dec)
+                w.setSingleStep(step)
+                w.setValue(value)
+                w.setKeyboardTracking(False)
+                w.valueChanged.connect(lambda v, i=i, k=f.name: self._on_field(i, k, float(v)))
+            w.setObjectName(f"field_{f.name}")
+            self._form_widgets.append(w)
+            self.layer_form.addRow(f.name.replace("_", " "), w)
+
+    def _on_field(self, i: int, key: str, value: Any) -> None:
+        if not 0 <= i < len(self._layers):
+            return
+        try:
+            spec = dataclasses.replace(self._layers[i], **{key: value})
+        except StudioError as exc:
+            self.error_label.setText("⚠ " + str(exc))
+            self.error_label.show()
+            return
+        self.replace_layer(i, spec)
+
+    def field_widget(self, name: str) -> QWidget | None:
+        """The selected layer's form widget for a field (tests, main window)."""
+        return next((w for w in self._form_widgets if w.objectName() == f"field_{name}"), None)
