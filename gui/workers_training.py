@@ -7,20 +7,33 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QThread
 
 from simulator.errors import StudioError
-from simulator.nets import Activation, Conv2d, EpochMetrics, Linear, Network, StepMetrics, Trainer
+from simulator.nets import (
+    Activation,
+    Conv2d,
+    EpochMetrics,
+    Linear,
+    Network,
+    StepMetrics,
+    Trainer,
+)
 
 __all__ = ["TrainingSession", "TrainingWorker", "Visuals", "WorkerUpdate", "region_rgba", "softmax"]
 
 VIZ_INTERVAL = 0.2      # seconds between pictures while training (~5 per second)
 REGION_GRID = 150       # decision-region resolution (cells per side)
 MAX_MISCLASSIFIED = 24
+# The worker holds the interpreter lock while it steps; resting REST seconds after every BURST seconds of updates
+# lets the GUI thread paint without queueing for the lock behind every update (about 25% fewer updates per second).
+BURST = 0.008
+REST = 0.003
 
 
 @dataclass
@@ -186,6 +199,7 @@ class TrainingWorker(QThread):
     def run(self) -> None:  # the worker thread
         trainer = self.session.trainer
         last_viz = 0.0
+        burst_start = time.monotonic()
         while True:
             with self._cond:
                 while (not self._stop and not self._running and self._pending_steps == 0
@@ -214,7 +228,7 @@ class TrainingWorker(QThread):
                 except StudioError as exc:
                     self._fail(f"{exc}")
                     continue
-                except Exception as exc:  # a bug must not take the app down: stop and say what happened
+                except Exception as exc:  # noqa: BLE001 (a bug must not take the app down: stop and say so)
                     self._fail(f"{type(exc).__name__}: {exc}")
                     continue
                 if trainer.done:
@@ -235,8 +249,9 @@ class TrainingWorker(QThread):
                 except StudioError:
                     pass            # a diverged network has nothing to show; the error is already posted
                 last_viz = time.monotonic()
-            if stepped:
-                time.sleep(0)       # let the GUI thread have the interpreter between updates
+            if stepped and time.monotonic() - burst_start > BURST:
+                time.sleep(REST)
+                burst_start = time.monotonic()
         self._set_state("stopped")
 
     def _fail(self, message: str) -> None:

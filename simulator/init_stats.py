@@ -20,8 +20,16 @@ import numpy as np
 
 from simulator.errors import ValueInputError
 
-__all__ = ["INIT_STDS", "INIT_CHOICES", "ACTIVATION_CHOICES", "LayerSummary", "InitStats", "init_std",
-           "layer_statistics", "histogram"]
+__all__ = [
+    "ACTIVATION_CHOICES",
+    "INIT_CHOICES",
+    "INIT_STDS",
+    "InitStats",
+    "LayerSummary",
+    "histogram",
+    "init_std",
+    "layer_statistics",
+]
 
 INIT_CHOICES = ("gaussian 0.01", "gaussian 1.0", "xavier", "kaiming")
 ACTIVATION_CHOICES = ("tanh", "relu")

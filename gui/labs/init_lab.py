@@ -14,13 +14,35 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QComboBox, QFormLayout, QGroupBox,
-                               QHBoxLayout, QHeaderView, QLabel, QRadioButton, QScrollArea, QSpinBox, QSplitter,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QRadioButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from gui import theme
 from gui.labs.classic_lab import _Jobs
-from simulator.init_stats import ACTIVATION_CHOICES, INIT_CHOICES, InitStats, histogram, layer_statistics
+from simulator.init_stats import (
+    ACTIVATION_CHOICES,
+    INIT_CHOICES,
+    InitStats,
+    histogram,
+    layer_statistics,
+)
 
 __all__ = ["InitLab", "compute"]
 
@@ -331,7 +353,7 @@ class InitLab(QWidget):
         self._debounce.stop()
         self._jobs.close()
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event) -> None:
         self.close_lab()
         super().closeEvent(event)
 

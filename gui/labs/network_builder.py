@@ -14,17 +14,43 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QHeaderView,
-                               QLabel, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from gui import theme
 from gui.labs.schedule_designer import LogSpinBox
 from simulator.errors import StudioError
-from simulator.nets import (ACTIVATIONS, INITS, LOSSES, Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten,
-                            LayerNorm, LayerSpec, Linear, MaxPool, Network)
+from simulator.nets import (
+    ACTIVATIONS,
+    LOSSES,
+    Activation,
+    AvgPool,
+    BatchNorm,
+    Conv2d,
+    Dropout,
+    Flatten,
+    LayerNorm,
+    LayerSpec,
+    Linear,
+    MaxPool,
+    Network,
+)
 
-__all__ = ["NetworkBuilder", "LAYER_TYPES", "PRESETS", "INIT_LABELS", "default_layer"]
+__all__ = ["INIT_LABELS", "LAYER_TYPES", "PRESETS", "NetworkBuilder", "default_layer"]
 
 LAYER_TYPES = ("Linear", "Activation", "Conv2d", "MaxPool", "AvgPool", "BatchNorm", "LayerNorm", "Dropout", "Flatten")
 # Initialisations as the lecture names them (nets.py's "gaussian" has std 0.01).

@@ -10,15 +10,33 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QMessageBox, QPushButton, QScrollArea, QSizePolicy,
-                               QSpinBox, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from gui import theme
 from gui.labs.classic_lab import CLASS_COLOURS, digit_pixmap
@@ -32,7 +50,7 @@ from simulator.nets import Network, Trainer
 from simulator.optim import OPTIMIZERS
 from simulator.schedules import SCHEDULES, make_schedule
 
-__all__ = ["PlaygroundLab", "DATASETS", "DIGITS", "GRAPH_BATCH"]
+__all__ = ["DATASETS", "DIGITS", "GRAPH_BATCH", "PlaygroundLab"]
 
 DIGITS = "digits (8×8)"
 DATASETS = ("spiral", "circles", "xor", "moons", "blobs", DIGITS)
@@ -41,6 +59,7 @@ LR_DEFAULTS = {"SGD": 0.1, "Momentum": 0.05, "Nesterov": 0.05, "AdaGrad": 0.05, 
                "AdamW": 0.01}
 GRAPH_BATCH = 4
 TICK_MS = 30
+PLOT_INTERVAL = 0.1     # seconds between metric-plot redraws while training
 ERROR_STYLE = f"color: {theme.ERROR.name()};"
 MUTED_STYLE = f"color: {theme.MUTED_HEX};"
 BANNER_STYLE = (f"color: {theme.ERROR.name()}; background: #fbeaea; border: 1px solid #f0c9c6; border-radius: 3px;"
@@ -596,7 +615,6 @@ class PlaygroundLab(QWidget):
 
     def wait_idle(self, timeout_ms: int = 5000) -> bool:
         """Wait (processing no events) until the worker is not running; for scripts and tests."""
-        import time
         end = time.monotonic() + timeout_ms / 1000
         while self.worker is not None and self.worker.state == "running" and time.monotonic() < end:
             time.sleep(0.01)
@@ -679,7 +697,7 @@ class PlaygroundLab(QWidget):
             w.wait()
         self._old_workers.clear()
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    def closeEvent(self, event) -> None:
         self.close_lab()
         super().closeEvent(event)
 
@@ -990,11 +1008,13 @@ class PlaygroundLab(QWidget):
         self._epochs: dict[str, list[float]] = {k: [] for k in ("iteration", "train_loss", "train_accuracy",
                                                                 "val_loss", "val_accuracy")}
         self._last_epoch = None
+        self._metrics_dirty = False
+        self._metrics_drawn = 0.0
 
     def _clear_plots(self) -> None:
         for c in self.curves.values():
             c.setData([], [])
-        for name, c in self.grad_curves.items():
+        for c in self.grad_curves.values():
             self.grad_plot.getPlotItem().removeItem(c)
             self.grad_legend.removeItem(c)
         self.grad_curves = {}
@@ -1019,7 +1039,13 @@ class PlaygroundLab(QWidget):
                 for k in self._epochs:
                     self._epochs[k].append(getattr(m, k))
                 self._last_epoch = m
+            self._metrics_dirty = True
+        now = time.monotonic()
+        if self._metrics_dirty and (now - self._metrics_drawn >= PLOT_INTERVAL or upd.state != "running"):
+            # the four plots repaint their axes on every new range: ~10 redraws a second is smooth and cheap
             self._draw_metrics()
+            self._metrics_dirty = False
+            self._metrics_drawn = now
         if upd.error:
             self._show_error(upd.error)
         if upd.visuals is not None:

@@ -1,0 +1,350 @@
+"""The training playground and its network builder, driven through real widgets: clicks, training, pause, errors."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from gui.labs.network_builder import NetworkBuilder
+from gui.labs.playground import DIGITS, GRAPH_BATCH, PlaygroundLab
+from simulator import Graph, Trace
+from simulator.nets import Activation, Conv2d, Linear
+
+LEFT = Qt.MouseButton.LeftButton
+
+
+def click(qtbot, button) -> None:
+    qtbot.mouseClick(button, LEFT)
+
+
+def table_column(builder: NetworkBuilder, col: int) -> list[str]:
+    t = builder.table
+    return [t.item(r, col).text() for r in range(t.rowCount())]
+
+
+@pytest.fixture
+def lab(qtbot):
+    w = PlaygroundLab()
+    qtbot.addWidget(w)
+    w.resize(1500, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    w.points_box.setValue(150)          # small and quick
+    w.epochs_box.setValue(5)
+    qtbot.waitUntil(lambda: w.state == "idle" and not w._rebuild_timer.isActive(), timeout=5000)
+    yield w
+    w.close_lab()
+
+
+def wait_done(qtbot, lab: PlaygroundLab, timeout: int = 20_000) -> None:
+    qtbot.waitUntil(lambda: lab.state in ("finished", "failed"), timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------------------- the builder
+
+def test_builder_add_remove_reorder_updates_shapes_and_refuses_impossible_stacks(qtbot):
+    b = NetworkBuilder(input_shape=(2,), num_classes=3)
+    qtbot.addWidget(b)
+    b.show()
+    changes = []
+    b.stack_changed.connect(lambda: changes.append(1))
+    assert table_column(b, 1) == ["Input", "Linear 64", "ReLU", "Linear 3 (output)"]
+    assert table_column(b, 2) == ["2", "64", "64", "3"]
+    assert table_column(b, 3)[1:] == ["192", "–", "195"]
+
+    # add a Linear below the ReLU, set its units through its form, then a tanh
+    b.select_layer(1)
+    b.add_combo.setCurrentText("Linear")
+    click(qtbot, b.add_button)
+    assert table_column(b, 1)[3] == "Linear 32"
+    units = b.field_widget("n")
+    units.setValue(16)
+    assert table_column(b, 2)[3:] == ["16", "3"]
+    assert table_column(b, 3)[3:] == ["1,040", "51"]
+    assert b.summary_label.text().endswith(f"{192 + 1040 + 51:,} parameters")
+    b.add_combo.setCurrentText("Activation")
+    click(qtbot, b.add_button)
+    b.field_widget("name").setCurrentText("tanh")
+    assert table_column(b, 1)[1:] == ["Linear 64", "ReLU", "Linear 16", "Tanh", "Linear 3 (output)"]
+
+    # reorder: move the tanh up twice, then down once
+    click(qtbot, b.up_button)
+    click(qtbot, b.up_button)
+    assert table_column(b, 1)[1:5] == ["Linear 64", "Tanh", "ReLU", "Linear 16"]
+    click(qtbot, b.down_button)
+    assert table_column(b, 1)[1:5] == ["Linear 64", "ReLU", "Tanh", "Linear 16"]
+    assert b.selected_layer() == 2
+
+    # remove it
+    click(qtbot, b.remove_button)
+    assert table_column(b, 1)[1:] == ["Linear 64", "ReLU", "Linear 16", "Linear 3 (output)"]
+    assert b.is_valid() and b.error_label.isHidden()
+
+    # an impossible stack: a Conv2d on 2-D points is refused inline, in red, naming the layer
+    b.select_layer(0)
+    b.add_combo.setCurrentText("Conv2d")
+    click(qtbot, b.add_button)
+    assert not b.is_valid()
+    assert b.error_label.isVisible()
+    assert "layer 2 (Conv2d" in b.error_label.text() and "Conv2d needs an image" in b.error_label.text()
+    assert "c8372d" in b.error_label.styleSheet()
+    assert table_column(b, 2)[1:] == ["?"] * 5
+    click(qtbot, b.remove_button)
+    assert b.is_valid() and b.error_label.isHidden()
+    assert len(changes) >= 8
+
+    # images: the Small CNN preset; then without Flatten the output Linear is refused
+    b.set_data_shape((1, 8, 8), 10)
+    b.load_preset("Small CNN")
+    assert table_column(b, 2) == ["1×8×8", "16×8×8", "16×8×8", "16×4×4", "256", "10"]
+    b.select_layer(3)
+    click(qtbot, b.remove_button)
+    assert not b.is_valid() and "Flatten" in b.error()
+    net_layers = [*b.hidden_layers()]
+    assert isinstance(net_layers[0], Conv2d)
+
+
+def test_builder_settings_reach_the_network(qtbot):
+    b = NetworkBuilder()
+    qtbot.addWidget(b)
+    b.set_layers([Linear(8), Activation("tanh")])
+    b.select_layer(0)
+    b.field_widget("init").setCurrentIndex(b.field_widget("init").findData("xavier"))
+    b.loss_combo.setCurrentIndex(b.loss_combo.findData("svm"))
+    b.reg_box.setValue(1e-3)
+    b.reg_kind_combo.setCurrentIndex(1)
+    net = b.build_network(seed=1)
+    assert net.specs[0] == Linear(8, init="xavier")
+    assert (net.loss_kind, net.reg, net.reg_kind) == ("svm", 1e-3, "l1")
+    assert "xavier" in table_column(b, 1)[1]
+
+
+# ---------------------------------------------------------------------------------------------------- training
+
+def test_train_spiral_fills_plots_and_changes_the_regions(qtbot, lab):
+    assert lab.dataset_combo.currentText() == "spiral"
+    qtbot.waitUntil(lambda: lab.visuals is not None, timeout=5000)
+    before = lab.region_item.image.copy()
+    assert before.shape[2] == 4
+    states = []
+    lab.training_state_changed.connect(states.append)
+    click(qtbot, lab.train_button)
+    wait_done(qtbot, lab)
+    assert lab.state == "finished" and lab.banner.isHidden()
+    qtbot.waitUntil(lambda: lab.visuals.iteration == lab.iteration, timeout=5000)
+    n_train = len(lab.training_data()[0])
+    steps = 5 * -(-n_train // lab.batch_box.value())
+    assert lab.iteration == steps
+    x, y = lab.curves["loss"].getData()
+    assert len(x) == steps and np.all(np.isfinite(y))
+    for k in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
+        assert len(lab.curves[k].getData()[0]) == 5, k
+    assert len(lab.curves["lr"].getData()[0]) == steps
+    assert set(lab.grad_curves) == {"fc1", "fc2"}
+    assert lab.curves["val_accuracy"].getData()[1][-1] > 0.4          # better than chance (1/3) already
+    after = lab.region_item.image
+    assert after.shape == before.shape and np.abs(after.astype(int) - before.astype(int)).sum() > 0
+    assert states[0] == "running" and states[-1] == "finished"
+    assert "epoch 5/5" in lab.status_label.text()
+
+
+def test_pause_resume_and_step(qtbot, lab):
+    lab.epochs_box.setValue(100_000)
+    qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive() and lab.state == "idle", timeout=3000)
+    click(qtbot, lab.step_button)
+    qtbot.waitUntil(lambda: lab.iteration == 1, timeout=3000)
+    assert lab.state == "paused"
+    qtbot.wait(150)
+    assert lab.iteration == 1                            # exactly one update
+    click(qtbot, lab.resume_button)
+    qtbot.waitUntil(lambda: lab.iteration > 20, timeout=5000)
+    click(qtbot, lab.pause_button)
+    assert lab.state == "paused"
+    qtbot.wait(100)                                      # the buffer is drained, at most one update was in flight
+    frozen = lab.iteration
+    qtbot.wait(300)
+    assert lab.iteration == frozen
+    assert not lab.pause_button.isEnabled() and lab.resume_button.isEnabled()
+    click(qtbot, lab.resume_button)
+    qtbot.waitUntil(lambda: lab.iteration > frozen + 10, timeout=5000)
+    click(qtbot, lab.pause_button)
+    click(qtbot, lab.step_button)
+    qtbot.wait(100)
+    n = lab.iteration
+    click(qtbot, lab.step_button)
+    qtbot.waitUntil(lambda: lab.iteration == n + 1, timeout=3000)
+    click(qtbot, lab.reset_button)
+    assert lab.iteration == 0 and lab.state == "idle"
+    x, _ = lab.curves["loss"].getData()
+    assert x is None or len(x) == 0
+
+
+def test_gui_stays_responsive_while_training(qtbot, lab):
+    lab.epochs_box.setValue(100_000)
+    qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive(), timeout=3000)
+    click(qtbot, lab.train_button)
+    qtbot.waitUntil(lambda: lab.iteration > 10, timeout=5000)
+    gaps = []
+    t = time.perf_counter()
+    for _ in range(20):
+        qtbot.wait(10)
+        now = time.perf_counter()
+        gaps.append(now - t)
+        t = now
+    assert max(gaps) < 0.5                               # a blocked GUI thread would stall for seconds
+    updates = lab.visual_updates
+    qtbot.wait(600)
+    assert lab.visual_updates > updates                   # regions keep coming while training
+    click(qtbot, lab.pause_button)
+
+
+def test_huge_learning_rate_stops_with_a_banner_naming_the_layer(qtbot, lab):
+    lab.optimizer_combo.setCurrentText("SGD")
+    lab.lr_box.setValue(1e9)
+    qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive(), timeout=3000)
+    click(qtbot, lab.train_button)
+    wait_done(qtbot, lab)
+    assert lab.state == "failed"
+    qtbot.waitUntil(lambda: lab.banner.isVisible(), timeout=3000)
+    text = lab.banner.text()
+    assert "Training stopped at iteration" in text and "layer" in text and "(Linear" in text
+    assert "NaN" in text or "non-finite" in text
+    assert lab.train_button.isEnabled() and not lab.pause_button.isEnabled()
+    # training again after fixing the rate works and clears the banner
+    lab.lr_box.setValue(0.01)
+    click(qtbot, lab.reset_button)
+    assert lab.banner.isHidden()
+
+
+def test_impossible_stack_disables_training(qtbot, lab):
+    b = lab.builder
+    b.select_layer(0)
+    b.add_combo.setCurrentText("MaxPool")
+    click(qtbot, b.add_button)
+    qtbot.waitUntil(lambda: lab.state == "none", timeout=3000)
+    assert not lab.train_button.isEnabled() and not lab.step_button.isEnabled()
+    assert b.error_label.isVisible() and "pooling needs an image" in b.error_label.text()
+    click(qtbot, b.remove_button)
+    qtbot.waitUntil(lambda: lab.state == "idle", timeout=3000)
+    assert lab.train_button.isEnabled()
+
+
+def test_clicks_add_and_remove_points(qtbot, lab):
+    n = len(lab.X_raw)
+    lab.click_class_combo.setCurrentIndex(2)
+    vb = lab.data_plot.getPlotItem().getViewBox()
+    x0, x1, y0, y1 = lab.grid
+    target = QPointF(x0 + 0.9 * (x1 - x0), y0 + 0.9 * (y1 - y0))
+    pos = lab.data_plot.mapFromScene(vb.mapViewToScene(target))
+    qtbot.mouseClick(lab.data_plot.viewport(), LEFT, pos=pos)
+    qtbot.waitUntil(lambda: len(lab.X_raw) == n + 1, timeout=2000)
+    assert lab.y_raw[-1] == 2
+    assert np.allclose(lab.X_raw[-1], [target.x(), target.y()], atol=0.05 * (x1 - x0))
+    qtbot.mouseClick(lab.data_plot.viewport(), Qt.MouseButton.RightButton, pos=pos)
+    qtbot.waitUntil(lambda: len(lab.X_raw) == n, timeout=2000)
+    assert not np.any(np.all(np.isclose(lab.X_raw, lab.X_raw[-1]), axis=1)[:-1])
+
+
+def test_standardisation_is_shown_and_optional(qtbot, lab):
+    Xtr = lab.training_data()[0]
+    assert np.allclose(Xtr.mean(axis=0), 0, atol=1e-9) and np.allclose(Xtr.std(axis=0), 1)
+    s = lab.standardizer
+    assert f"{s.mean[0]:+.3f}" in lab.stats_label.text() and f"{s.std[1]:.3f}" in lab.stats_label.text()
+    lab.standardize_check.setChecked(False)
+    assert lab.standardizer is None and "not standardised" in lab.stats_label.text()
+    assert np.allclose(lab.training_data()[0], lab.split_raw[0])
+    lab.val_box.setValue(0.5)
+    assert abs(len(lab.training_data()[2]) - len(lab.X_raw) / 2) <= 3
+
+
+def test_export_save_load_and_graph(qtbot, lab, tmp_path, monkeypatch):
+    click(qtbot, lab.step_button)
+    qtbot.waitUntil(lambda: lab.iteration == 1, timeout=3000)
+
+    # export through the button (the folder dialog answered by the test)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "export"))
+    click(qtbot, lab.export_button)
+    script = tmp_path / "export" / "train_torch.py"
+    assert script.exists() and (tmp_path / "export" / "train_torch_data.npz").exists()
+    compile(script.read_text(), str(script), "exec")
+
+    # save and load weights; a file for another architecture is refused in a message box, nothing crashes
+    path = str(tmp_path / "w.npz")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (path, ""))
+    click(qtbot, lab.save_button)
+    saved = lab.worker.with_network(lambda net, tr: {k: v.copy() for k, v in net.params.items()})
+    lab.step()
+    qtbot.waitUntil(lambda: lab.iteration == 2, timeout=3000)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (path, ""))
+    click(qtbot, lab.load_button)
+    now = lab.worker.with_network(lambda net, tr: net.params)
+    assert all(np.array_equal(now[k], saved[k]) for k in saved)
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[1:3]))
+    lab.builder.select_layer(0)
+    lab.builder.field_widget("n").setValue(8)
+    qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive(), timeout=3000)
+    click(qtbot, lab.load_button)
+    assert len(shown) == 1 and shown[0][0] == "Loading failed" and "but this network needs (2, 8)" in shown[0][1]
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(tmp_path / "junk.npz"), ""))
+    click(qtbot, lab.load_button)
+    assert len(shown) == 2 and "cannot read" in shown[1][1]
+
+    # the graph for the editor: a float64 Graph of GRAPH_BATCH examples that the engine can trace
+    got = []
+    lab.graph_requested.connect(got.append)
+    click(qtbot, lab.graph_button)
+    assert len(got) == 1 and isinstance(got[0], Graph)
+    g = got[0]
+    x = np.asarray(g.node("x").value)
+    assert x.shape == (GRAPH_BATCH, 2) and x.dtype == np.float64
+    trace = Trace(g)
+    assert trace.forward_count > 0 and trace.backward_count > 0
+    loss_now = lab.worker.with_network(
+        lambda net, tr: net.loss(lab.training_data()[0][:GRAPH_BATCH], lab.training_data()[1][:GRAPH_BATCH])[0])
+    final = trace.state_at(trace.forward_count).values[trace.output]
+    assert float(final) == pytest.approx(loss_now, rel=1e-4)
+
+
+def test_digits_confusion_matrix_filters_and_maps(qtbot, lab):
+    lab.dataset_combo.setCurrentText(DIGITS)
+    lab.points_box.setValue(600)
+    lab.epochs_box.setValue(2)
+    qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive() and lab.state == "idle", timeout=5000)
+    assert lab.pages.currentIndex() == 1
+    assert [type(s).__name__ for s in lab.builder.hidden_layers()] == ["Conv2d", "Activation", "MaxPool", "Flatten"]
+    click(qtbot, lab.train_button)
+    wait_done(qtbot, lab, 30_000)
+    assert lab.state == "finished", lab.error_message
+    qtbot.waitUntil(lambda: lab.visuals is not None and lab.visuals.iteration == lab.iteration, timeout=5000)
+    v = lab.visuals
+    n_val = len(lab.training_data()[2])
+    assert v.confusion.shape == (10, 10) and v.confusion.sum() == n_val
+    assert np.trace(v.confusion) > 0.5 * n_val
+    shown = sum(int(t.toPlainText() or 0) for t in lab.confusion_texts)
+    assert shown == n_val
+    wrong = n_val - int(np.trace(v.confusion))
+    captions = [cap.text() for _, cap in lab.mis_labels if cap.text()]
+    assert len(captions) == min(wrong, 24)
+    assert v.weights.shape == (16, 3, 3) and lab.filters_item.image is not None
+    assert v.maps.shape == (16, 8, 8)
+    # choosing another image recomputes its activation maps
+    lab.image_box.setValue(5)
+    qtbot.waitUntil(lambda: lab.visuals.maps_index == 5, timeout=3000)
+    assert f"label {lab.split_raw[3][5]}" in lab.maps_caption.text()
+
+
+def test_close_lab_stops_the_worker(qtbot):
+    w = PlaygroundLab()
+    qtbot.addWidget(w)
+    w.epochs_box.setValue(100_000)
+    qtbot.waitUntil(lambda: not w._rebuild_timer.isActive(), timeout=3000)
+    w.train()
+    qtbot.waitUntil(lambda: w.iteration > 5, timeout=5000)
+    worker = w.worker
+    w.close_lab()
+    assert worker.isFinished() and not w._timer.isActive()
