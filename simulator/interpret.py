@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -145,7 +145,7 @@ def occlusion_map(network: Network, x: Any, cls: int, patch: int = 2, stride: in
         raise ShapeError(f"occlusion_map needs one image (C, H, W), got shape {x.shape}")
     if measure not in ("prob", "score"):
         raise ValueInputError(f"occlusion_map: measure must be 'prob' or 'score', got {measure!r}")
-    C, H, W = x.shape
+    H, W = x.shape[1:]
     patch, stride = int(patch), int(stride)
     if not 1 <= patch <= min(H, W) or stride < 1:
         raise ValueInputError(f"occlusion_map: patch must lie in 1..{min(H, W)} and stride >= 1")

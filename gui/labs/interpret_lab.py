@@ -926,7 +926,7 @@ class InterpretLab(QWidget):
             for c in classes:
                 scores: list[float] = []
 
-                def cb(t, img, s, c=c):
+                def cb(t, img, s, c=c, scores=scores):
                     scores.append(s)
                     report((c, t, img.copy(), np.array(scores), dict(out)))
                 r = I.class_visualisation(net, c, steps, lr, l2, seed=0, blur_every=blur, pixel_range=rng_,

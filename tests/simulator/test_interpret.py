@@ -7,7 +7,7 @@ from simulator.errors import ShapeError, ValueInputError
 from simulator.interpret import (blur, class_visualisation, digits_cnn, embed, fgsm, hidden_features, input_gradient,
                                  iterative_fgsm, nearest_neighbours, occlusion_map, quick_digits_model, saliency_map,
                                  softmax)
-from simulator.nets import (Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool,
+from simulator.nets import (Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm, Linear,
                             Network, Trainer)
 
 
