@@ -1,10 +1,8 @@
 """Looking inside a trained Network (lecture 8-9): input gradients, saliency, occlusion, class visualisation,
 adversarial examples (FGSM, iterative FGSM), embeddings of the last hidden layer and nearest neighbours. No Qt.
 
-Network.loss() returns parameter gradients only, so the gradient with respect to the *input* is computed here: the
-network's own eval-mode forward pass (``Network._forward``, read-only) keeps each layer's cache, and the backward loop
-below walks the same simulator/layers.py backward functions as ``Network._backward`` but carries dout all the way down
-to the image. Everything runs in eval mode (running batch-norm statistics, no dropout), so each sample's gradient
+The gradient with respect to the *input* comes from the network's own passes: ``Network.forward_with_caches`` in
+eval mode, then ``Network.backward``, which returns the input gradient beside the parameter gradients. Everything runs in eval mode (running batch-norm statistics, no dropout), so each sample's gradient
 depends on that sample alone.
 
 Images are (N, C, H, W) (or (N, D) for vector inputs), in the network's dtype. ``pixel_range`` arguments are
@@ -18,9 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from simulator import layers as L
 from simulator.errors import ShapeError, ValueInputError
-from simulator.nets import (_ACT_LAYERS, Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm, Linear,
+from simulator.nets import (Activation, Conv2d, Flatten, Linear,
                             MaxPool, Network, Trainer)
 
 __all__ = [
@@ -40,37 +37,13 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def _input_backward(network: Network, dout: np.ndarray, caches: list) -> np.ndarray:
-    """d(something)/dx from d(something)/dscores: Network._backward's loop, keeping the input gradient."""
-    for layer, cache in zip(reversed(network._layers), reversed(caches)):
-        s = layer.spec
-        if isinstance(s, Linear):
-            dout = L.affine_backward(dout, cache)[0]
-        elif isinstance(s, Conv2d):
-            dout = L.conv_backward(dout, cache)[0]
-        elif isinstance(s, Activation):
-            dout = _ACT_LAYERS[s.name][1](dout, cache)
-        elif isinstance(s, MaxPool):
-            dout = L.max_pool_backward(dout, cache)
-        elif isinstance(s, AvgPool):
-            dout = L.avg_pool_backward(dout, cache)
-        elif isinstance(s, BatchNorm):
-            bwd = L.batchnorm_backward if len(layer.in_shape) == 1 else L.spatial_batchnorm_backward
-            dout = bwd(dout, cache)[0]
-        elif isinstance(s, LayerNorm):
-            dout = L.layernorm_backward(dout, cache)[0]
-        elif isinstance(s, Dropout):
-            dout = L.dropout_backward(dout, cache)
-        elif isinstance(s, Flatten):
-            dout = dout.reshape(cache)
-        else:  # a layer kind this module does not know: refuse rather than return a wrong gradient
-            raise ValueInputError(f"input gradients: unsupported layer {s.label()}")
-    return dout
+    """d(something)/dx from d(something)/dscores, through the network's own backward pass."""
+    return network.backward(dout, caches)[1]
 
 
 def _scores_and_caches(network: Network, x: Any) -> tuple[np.ndarray, np.ndarray, list]:
     xc = network._check_input(x)
-    with np.errstate(over="ignore", invalid="ignore"):
-        scores, caches, _ = network._forward(xc, "eval", None)
+    scores, caches = network.forward_with_caches(xc, "eval")
     return xc, scores, caches
 
 

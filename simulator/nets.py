@@ -482,6 +482,11 @@ class Network:
         return out, caches, outs
 
     def _backward(self, dout: np.ndarray, caches: list) -> dict[str, np.ndarray]:
+        return self.backward(dout, caches)[0]
+
+    def backward(self, dout: np.ndarray, caches: list) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """From d(something)/dscores and the caches of forward_with_caches: every parameter's gradient and the
+        gradient with respect to the input (what saliency maps and adversarial examples need)."""
         grads: dict[str, np.ndarray] = {}
         for layer, cache in zip(reversed(self._layers), reversed(caches)):
             s = layer.spec
@@ -505,7 +510,14 @@ class Network:
                 dout = L.dropout_backward(dout, cache)
             else:  # Flatten
                 dout = dout.reshape(cache)
-        return {k: grads[k] for k in self.params}
+        return {k: grads[k] for k in self.params}, dout
+
+    def forward_with_caches(self, x: Any, mode: str = "eval", seed: int | None = None) -> tuple[np.ndarray, list]:
+        """Scores (N, C) and each layer's cache, for backward()."""
+        xc = self._check_input(x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores, caches, _ = self._forward(xc, mode, seed)
+        return scores, caches
 
     def forward(self, x: Any, mode: str = "eval", seed: int | None = None) -> np.ndarray:
         """Class scores (N, C). mode 'train' uses batch statistics (and updates the running ones) and drops units;
