@@ -92,6 +92,16 @@ def _conv_lab(parent: QWidget) -> QWidget:
     return ConvLab(parent)
 
 
+def _interpret_lab(parent: QWidget) -> QWidget:
+    from gui.labs.interpret_lab import InterpretLab
+    return InterpretLab(parent)
+
+
+def _search_lab(parent: QWidget) -> QWidget:
+    from gui.labs.search_lab import SearchLab
+    return SearchLab(parent)
+
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, warm_up: bool = True):
         super().__init__()
@@ -168,7 +178,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(page, "Backprop")
         # Labs are built the first time their tab is opened, so start-up stays quick.
         self.labs: dict[str, QWidget] = {}
-        self._lab_factories = {"Classifiers": _classic_lab, "Convolution": _conv_lab, "Optimizers": _optimizer_lab}
+        self._lab_factories = {"Classifiers": _classic_lab, "Convolution": _conv_lab, "Optimizers": _optimizer_lab,
+                               "Interpretability": _interpret_lab, "Search": _search_lab}
         for title in self._lab_factories:
             holder = QWidget(self)
             QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)

@@ -327,7 +327,8 @@ def test_inspector_edits_small_float_attributes_and_refuses_bad_values(qtbot, wi
 def test_every_lab_opens_in_its_tab_and_closes_cleanly(qtbot, window):
     w = window
     titles = [w.tabs.tabText(i) for i in range(w.tabs.count())]
-    assert titles[0] == "Backprop" and {"Classifiers", "Convolution", "Optimizers"} <= set(titles)
+    assert titles[0] == "Backprop"
+    assert {"Classifiers", "Convolution", "Optimizers", "Interpretability", "Search"} <= set(titles)
     for title in titles[1:]:
         lab = w.open_lab(title)
         assert lab.isVisible() and w.tabs.currentWidget().isAncestorOf(lab)
