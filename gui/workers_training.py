@@ -311,7 +311,7 @@ def compute_visuals(session: TrainingSession, image_index: int = 0) -> Visuals:
         if k + 1 < len(net._layers) and isinstance(net._layers[k + 1].spec, Activation):
             k += 1                                   # show what the next layer sees: after the non-linearity
         v.maps = outs[k][0].astype(np.float64)
-        v.maps_title = f"{net._layers[k].title} output for validation image {i}"
+        v.maps_title = f"{net._layers[k].title} maps"
     return v
 
 

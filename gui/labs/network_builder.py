@@ -130,7 +130,7 @@ class NetworkBuilder(QWidget):
         self.preset_combo = QComboBox()
         self.preset_combo.addItems(list(PRESETS))
         self.preset_combo.setToolTip("Replace the stack with a preset")
-        self.preset_button = QPushButton("Load preset")
+        self.preset_button = QPushButton("Load")
         self.preset_button.clicked.connect(lambda: self.load_preset(self.preset_combo.currentText()))
 
         self.table = QTableWidget(0, 4)
@@ -150,9 +150,11 @@ class NetworkBuilder(QWidget):
 
         self.add_combo = QComboBox()
         self.add_combo.addItems(list(LAYER_TYPES))
-        self.add_button = QPushButton("Add")
+        self.add_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.add_combo.setMinimumContentsLength(8)
+        self.add_button = QPushButton("+ Add")
         self.add_button.setToolTip("Insert the layer below the selected row")
-        self.remove_button = QPushButton("Remove")
+        self.remove_button = QPushButton("− Remove")
         self.up_button = QToolButton()
         self.up_button.setText("▲")
         self.up_button.setToolTip("Move the selected layer up")
