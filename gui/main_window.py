@@ -92,6 +92,19 @@ def _conv_lab(parent: QWidget) -> QWidget:
     return ConvLab(parent)
 
 
+def _playground_lab(parent: "MainWindow") -> QWidget:
+    from gui.labs.playground import PlaygroundLab
+    lab = PlaygroundLab(parent)
+    lab.graph_requested.connect(parent.open_network_graph)
+    lab.training_state_changed.connect(parent._on_training_state_changed)
+    return lab
+
+
+def _init_lab(parent: QWidget) -> QWidget:
+    from gui.labs.init_lab import InitLab
+    return InitLab(parent)
+
+
 def _interpret_lab(parent: QWidget) -> QWidget:
     from gui.labs.interpret_lab import InterpretLab
     return InterpretLab(parent)
@@ -178,7 +191,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(page, "Backprop")
         # Labs are built the first time their tab is opened, so start-up stays quick.
         self.labs: dict[str, QWidget] = {}
-        self._lab_factories = {"Classifiers": _classic_lab, "Convolution": _conv_lab, "Optimizers": _optimizer_lab,
+        self.pending_model = None  # the last image model trained in the playground, for the interpretability lab
+        self._lab_factories = {"Playground": _playground_lab, "Init & norm": _init_lab,
+                               "Optimizers": _optimizer_lab, "Classifiers": _classic_lab, "Convolution": _conv_lab,
                                "Interpretability": _interpret_lab, "Search": _search_lab}
         for title in self._lab_factories:
             holder = QWidget(self)
@@ -296,6 +311,31 @@ class MainWindow(QMainWindow):
         self.labs[title] = lab
         self.tabs.widget(index).layout().addWidget(lab)
         lab.show()
+        if title == "Interpretability" and self.pending_model is not None:
+            lab.set_network(*self.pending_model)
+
+    def open_network_graph(self, graph: Graph) -> None:
+        """The playground's network on a few examples, as a graph to step through (an undoable replacement)."""
+        self.replace_graph(graph, "Open the network as a graph")
+        self.tabs.setCurrentIndex(0)
+        self.statusBar().showMessage("The network on a few training examples: step forward, loss and backward "
+                                     "through it one layer at a time.", 10_000)
+
+    def _on_training_state_changed(self, state: str) -> None:
+        """When the playground stops training an image model, the interpretability lab gets a copy of it."""
+        if state not in ("paused", "finished"):
+            return
+        playground = self.labs.get("Playground")
+        if playground is None or playground.worker is None:
+            return
+        import copy
+        net, data = playground.worker.with_network(
+            lambda net, trainer: (copy.deepcopy(net), (trainer.X, trainer.y, trainer.Xv, trainer.yv)))
+        if len(net.input_shape) == 3:
+            self.pending_model = (net, data)
+            lab = self.labs.get("Interpretability")
+            if lab is not None:
+                lab.set_network(net, data)
 
     def open_lab(self, title: str) -> QWidget:
         """Show a lab's tab (building the lab if needed) and return the lab."""

@@ -333,3 +333,31 @@ def test_every_lab_opens_in_its_tab_and_closes_cleanly(qtbot, window):
         lab = w.open_lab(title)
         assert lab.isVisible() and w.tabs.currentWidget().isAncestorOf(lab)
     w.tabs.setCurrentIndex(0)
+
+
+def test_playground_hands_its_network_to_the_graph_editor_and_the_interpretability_lab(qtbot, window):
+    from gui.labs.playground import DIGITS
+    from simulator import Trace
+    w = window
+    pg = w.open_lab("Playground")
+    qtbot.waitUntil(lambda: pg.state == "idle" and not pg._rebuild_timer.isActive(), timeout=10_000)
+    qtbot.mouseClick(pg.graph_button, Qt.LeftButton)
+    assert w.tabs.currentIndex() == 0
+    params = [n.id for n in w.graph if n.kind == "param"]
+    assert len(params) == 4  # fc1.w, fc1.b, fc2.w, fc2.b
+    w.player.flush()
+    assert w.player.trace is not None and w.player.trace.backward_count > 3
+    w.undo_stack.undo()  # the learner's graph comes back
+    assert not any(n.kind == "param" for n in w.graph)
+    # an image model trained in the playground shows up in the interpretability lab
+    w.open_lab("Playground")
+    pg.dataset_combo.setCurrentText(DIGITS)
+    pg.points_box.setValue(400)
+    pg.epochs_box.setValue(2)
+    qtbot.waitUntil(lambda: not pg._rebuild_timer.isActive() and pg.state == "idle", timeout=10_000)
+    qtbot.mouseClick(pg.train_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: pg.state in ("finished", "failed"), timeout=60_000)
+    assert pg.state == "finished"
+    assert w.pending_model is not None and len(w.pending_model[0].input_shape) == 3
+    lab = w.open_lab("Interpretability")
+    assert lab.network is w.pending_model[0]  # a copy: the playground may go on training its own
