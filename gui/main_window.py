@@ -192,7 +192,7 @@ class MainWindow(QMainWindow):
         # Labs are built the first time their tab is opened, so start-up stays quick.
         self.labs: dict[str, QWidget] = {}
         self.pending_model = None  # the last image model trained in the playground, for the interpretability lab
-        self._lab_factories = {"Playground": _playground_lab, "Init & norm": _init_lab,
+        self._lab_factories = {"Playground": _playground_lab, "Init / norm": _init_lab,
                                "Optimizers": _optimizer_lab, "Classifiers": _classic_lab, "Convolution": _conv_lab,
                                "Interpretability": _interpret_lab, "Search": _search_lab}
         for title in self._lab_factories:
@@ -303,6 +303,16 @@ class MainWindow(QMainWindow):
         self.undo_stack.indexChanged.connect(self._update_title)
 
     def _on_tab_changed(self, index: int) -> None:
+        # The palette and inspector belong to the graph editor: labs get the whole width.
+        on_graph = index == 0
+        for dock in (self.palette_dock, self.inspector_dock):
+            if on_graph:
+                if dock.property("hidden_for_lab"):
+                    dock.show()
+                dock.setProperty("hidden_for_lab", False)
+            elif dock.isVisible():
+                dock.setProperty("hidden_for_lab", True)
+                dock.hide()
         title = self.tabs.tabText(index)
         factory = self._lab_factories.get(title)
         if factory is None or title in self.labs:
@@ -699,6 +709,7 @@ class MainWindow(QMainWindow):
         if not self.maybe_save():
             event.ignore()
             return
+        self.tabs.setCurrentIndex(0)  # docks hidden for a lab are saved as the learner left them in the editor
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
         self.autosave_path.unlink(missing_ok=True)  # a clean exit leaves no autosave behind

@@ -332,7 +332,9 @@ def test_every_lab_opens_in_its_tab_and_closes_cleanly(qtbot, window):
     for title in titles[1:]:
         lab = w.open_lab(title)
         assert lab.isVisible() and w.tabs.currentWidget().isAncestorOf(lab)
+        assert not w.palette_dock.isVisible() and not w.inspector_dock.isVisible()  # labs get the whole width
     w.tabs.setCurrentIndex(0)
+    assert w.palette_dock.isVisible() and w.inspector_dock.isVisible()
 
 
 def test_playground_hands_its_network_to_the_graph_editor_and_the_interpretability_lab(qtbot, window):
