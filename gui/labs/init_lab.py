@@ -127,7 +127,8 @@ class _RidgePlot(pg.PlotWidget):
             row = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=pg.mkPen(self.colour, width=1.2),
                                   brush=pg.mkBrush(fill))
             out = pg.PlotDataItem(stepMode="center", pen=pg.mkPen(theme.TEXT, width=1, style=Qt.PenStyle.DashLine))
-            lab = pg.TextItem(anchor=(1, 1), color=theme.TEXT_MUTED, fill=pg.mkBrush(255, 255, 255, 190))
+            # anchored by its top-right corner at the top of its own row, so the text sits inside that row
+            lab = pg.TextItem(anchor=(1, 0), color=theme.TEXT_MUTED, fill=pg.mkBrush(255, 255, 255, 190))
             lab.setFont(theme.font(7.5, mono=True))
             base = pg.InfiniteLine(angle=0, pen=pg.mkPen(theme.GRID_DOT, width=1))
             for it in (base, row, out, lab):
