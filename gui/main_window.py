@@ -327,6 +327,7 @@ class MainWindow(QMainWindow):
     def open_network_graph(self, graph: Graph) -> None:
         """The playground's network on a few examples, as a graph to step through (an undoable replacement)."""
         self.replace_graph(graph, "Open the network as a graph")
+        self.transport.update_check.setChecked(True)  # one whole iteration: forward, loss, backward, update
         self.tabs.setCurrentIndex(0)
         self.statusBar().showMessage("The network on a few training examples: step forward, loss and backward "
                                      "through it one layer at a time.", 10_000)

@@ -14,12 +14,12 @@ from typing import Any, Iterator, Literal, Mapping
 
 import numpy as np
 
-from simulator.errors import GraphError, NumericError, StudioError
+from simulator.errors import GraphError, NumericError, StudioError, ValueInputError
 from simulator.formatting import format_value
 from simulator.graph import Graph
 from simulator.ops import OpSpec
 
-Phase = Literal["forward", "backward"]
+Phase = Literal["forward", "backward", "update"]
 EventKind = Literal["op", "seed", "accumulate"]
 
 
@@ -183,15 +183,23 @@ def _grad_name(node: str, output: str) -> str:
 
 
 class Trace:
-    """The recorded events of one forward and backward pass, and the state after any prefix of them."""
+    """The recorded events of one forward and backward pass, and the state after any prefix of them.
 
-    def __init__(self, graph: Graph):
+    With a learning rate, one gradient-descent update per trainable parameter follows the backward pass
+    (p ← p − lr · dL/dp), so a whole training iteration can be stepped through.
+    """
+
+    def __init__(self, graph: Graph, learning_rate: float | None = None):
+        if learning_rate is not None and not (np.isfinite(learning_rate) and learning_rate > 0):
+            raise ValueInputError(f"the learning rate must be a positive number, got {learning_rate!r}")
         self.program = Program(graph)
         self.output = self.program.output
+        self.learning_rate = learning_rate
         self.initial: dict[str, np.ndarray] = self.program.leaf_values(graph)
-        self.events: tuple[StepEvent, ...] = tuple(_record(self.program, dict(self.initial)))
+        self.events: tuple[StepEvent, ...] = tuple(_record(self.program, dict(self.initial), learning_rate))
         self.forward_count = sum(1 for e in self.events if e.phase == "forward")
-        self.backward_count = len(self.events) - self.forward_count
+        self.update_count = sum(1 for e in self.events if e.phase == "update")
+        self.backward_count = len(self.events) - self.forward_count - self.update_count
 
     def __len__(self) -> int:
         return len(self.events)
@@ -206,6 +214,8 @@ class Trace:
         for ev in self.events[:k]:
             if ev.phase == "forward":
                 values[ev.node] = ev.outputs["out"]
+            elif ev.phase == "update":
+                values[ev.node] = ev.outputs["value"]
             elif ev.kind == "seed" or ev.kind == "accumulate":
                 grads[ev.node] = ev.outputs["grad"]
             else:
@@ -218,10 +228,13 @@ class Trace:
     def label(self, k: int) -> str:
         """'Forward 2 / 3', 'Backward 1 / 7' or 'Ready' for step k, as the transport bar shows it."""
         if k == 0:
-            return f"Ready: {self.forward_count} forward, {self.backward_count} backward steps"
+            updates = f", {self.update_count} updates" if self.update_count else ""
+            return f"Ready: {self.forward_count} forward, {self.backward_count} backward steps{updates}"
         if k <= self.forward_count:
             return f"Forward {k} / {self.forward_count}"
-        return f"Backward {k - self.forward_count} / {self.backward_count}"
+        if k <= self.forward_count + self.backward_count:
+            return f"Backward {k - self.forward_count} / {self.backward_count}"
+        return f"Update {k - self.forward_count - self.backward_count} / {self.update_count}"
 
     @property
     def value(self) -> np.ndarray:
@@ -287,11 +300,41 @@ def backward_events(program: Program, values: dict[str, np.ndarray], caches: dic
             index += 1
 
 
-def _record(program: Program, values: dict[str, np.ndarray]) -> list[StepEvent]:
+def _record(program: Program, values: dict[str, np.ndarray], learning_rate: float | None = None) -> list[StepEvent]:
     caches: dict[str, Any] = {}
     events = list(forward_events(program, values, caches))
     events.extend(backward_events(program, values, caches, start=len(events)))
+    if learning_rate is not None:
+        events.extend(update_events(program, values, events, learning_rate, start=len(events)))
     return events
+
+
+def update_events(program: Program, values: Mapping[str, np.ndarray], events: list[StepEvent], lr: float,
+                  start: int = 0) -> Iterator[StepEvent]:
+    """One plain gradient-descent step per trainable parameter: p ← p − lr · dL/dp (the final, accumulated
+    gradient of the backward pass)."""
+    grads: dict[str, np.ndarray] = {}
+    for ev in events:
+        if ev.phase != "backward":
+            continue
+        if ev.kind in ("seed", "accumulate"):
+            grads[ev.node] = ev.outputs["grad"]
+        else:
+            for port, g in ev.outputs.items():
+                grads.setdefault(ev.sources[port], g)
+    index = start
+    out = program.output
+    for nid in program.leaves:
+        if program.kinds[nid] != "param" or nid not in grads:
+            continue
+        old, g = values[nid], grads[nid]
+        new = old - lr * g
+        if np.ndim(new) == 0:
+            note = (f"{nid} ← {nid} − lr · d{out}/d{nid} = {_fmt(old)} − {lr:g} × {_fmt(g)} = {_fmt(new)}")
+        else:
+            note = f"{nid} ← {nid} − lr · d{out}/d{nid}  (lr = {lr:g}, shape {tuple(np.shape(new))})"
+        yield StepEvent(index, "update", "op", nid, _frozen({"value": old, "grad": g}), _frozen({"value": new}), note)
+        index += 1
 
 
 def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:

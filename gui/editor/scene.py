@@ -234,7 +234,7 @@ class GraphScene(QGraphicsScene):
         """A pulse along each wire the step used: into the node (forward, green), or back out of it to its
         inputs (backward, red). Earlier pulses still running are stopped first."""
         self.stop_pulses()
-        if event.kind != "op":
+        if event.kind != "op" or event.phase == "update":
             return []
         node = event.node
         if event.phase == "forward":

@@ -48,6 +48,20 @@ def event_html(event: StepEvent | None, trace: Trace | None, graph: Graph, posit
                 f"<p style='font-size:13pt'>with {', '.join(args)}  →  {html.escape(event.node)} = "
                 f"{_c(fmt(event.outputs['out']), theme.VALUE_HEX, True)}</p>")
         return head, body
+    if event.phase == "update":
+        old, g, new = event.inputs["value"], event.inputs["grad"], event.outputs["value"]
+        lr = trace.learning_rate
+        name = html.escape(event.node)
+        if np.ndim(new) == 0:
+            numbers = (f"= {_c(fmt(old), theme.VALUE_HEX)} − {lr:g} × {_c(fmt(g), theme.GRAD_HEX)} = "
+                       f"{_c(fmt(new), theme.VALUE_HEX, True)}")
+        else:
+            change = float(np.max(np.abs(new - old)))
+            numbers = f"(shape {fmt(new).replace('tensor ', '')}; the largest change is {change:.3g})"
+        body = (f"<p style='font-size:15pt'>{name} ← {name} − lr · d{out}/d{name}  {numbers}</p>"
+                f"<p>Gradient descent: each trainable parameter takes a step of size lr = {lr:g} against its "
+                f"gradient, downhill on the loss.</p>")
+        return f"{title} — update {_c(event.node, theme.INK_HEX, True)}", body
     if event.kind == "seed":
         g = event.outputs["grad"]
         body = (f"<p style='font-size:15pt'>d{out}/d{out} = {_c(fmt(1.0), theme.GRAD_HEX, True)}</p>"

@@ -23,6 +23,7 @@ class StepPlayer(QObject):
         self._graph = graph
         self.trace: Trace | None = None
         self.error: str | None = None
+        self.learning_rate: float | None = None  # set: the trace ends with a gradient-descent update
         self.position = 0
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._on_tick)
@@ -50,7 +51,7 @@ class StepPlayer(QObject):
         """Record the passes again for the graph as it is now, keeping the position where possible."""
         self._debounce.stop()
         try:
-            self.trace = Trace(self._graph)
+            self.trace = Trace(self._graph, self.learning_rate)
             self.error = None
         except StudioError as exc:
             self.trace = None
@@ -67,6 +68,12 @@ class StepPlayer(QObject):
             self.position = min(self.position, len(self.trace))
             self.trace_rebuilt.emit()
         self.position_changed.emit(self.position)
+
+    def set_learning_rate(self, lr: float | None) -> None:
+        """None: forward and backward only; a number: also step through p ← p − lr · dL/dp."""
+        if lr != self.learning_rate:
+            self.learning_rate = lr
+            self.rebuild()
 
     def flush(self) -> None:
         """Rebuild now if a rebuild is pending (tests and exports want the current trace)."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QWidget
+from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QWidget
 
 from gui.stepping.player import StepPlayer
 
@@ -41,6 +41,17 @@ class TransportBar(QWidget):
         self.speed.valueChanged.connect(lambda v: player.set_speed(v / 2.0))
         speed_label = QLabel("Speed", self)
         speed_label.setObjectName("Muted")
+        self.update_check = QCheckBox("Update, lr", self)
+        self.update_check.setToolTip("After the backward pass, step through p ← p − lr · dL/dp for every trainable "
+                                     "parameter (make a leaf a Parameter in the inspector)")
+        self.lr_box = QDoubleSpinBox(self)
+        self.lr_box.setDecimals(4)
+        self.lr_box.setRange(0.0001, 100.0)
+        self.lr_box.setSingleStep(0.01)
+        self.lr_box.setValue(0.1)
+        self.lr_box.setEnabled(False)
+        self.update_check.toggled.connect(self._on_update_changed)
+        self.lr_box.valueChanged.connect(self._on_update_changed)
 
         lay = QHBoxLayout(self)
         lay.setContentsMargins(8, 4, 8, 4)
@@ -51,6 +62,9 @@ class TransportBar(QWidget):
         lay.addWidget(self.step_label)
         lay.addWidget(self.scrubber, 1)
         lay.addSpacing(12)
+        lay.addWidget(self.update_check)
+        lay.addWidget(self.lr_box)
+        lay.addSpacing(12)
         lay.addWidget(speed_label)
         lay.addWidget(self.speed)
 
@@ -59,6 +73,11 @@ class TransportBar(QWidget):
         player.trace_failed.connect(self._on_trace_changed)
         player.playing_changed.connect(self._on_playing_changed)
         self._on_trace_changed()
+
+    def _on_update_changed(self, *_) -> None:
+        on = self.update_check.isChecked()
+        self.lr_box.setEnabled(on)
+        self.player.set_learning_rate(self.lr_box.value() if on else None)
 
     def _on_trace_changed(self, *_) -> None:
         self.scrubber.blockSignals(True)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, QStandardPaths, Qt
 from PySide6.QtWidgets import QMessageBox
@@ -349,6 +350,7 @@ def test_playground_hands_its_network_to_the_graph_editor_and_the_interpretabili
     assert len(params) == 4  # fc1.w, fc1.b, fc2.w, fc2.b
     w.player.flush()
     assert w.player.trace is not None and w.player.trace.backward_count > 3
+    assert w.player.trace.update_count == 4  # the iteration ends with the parameter updates
     w.undo_stack.undo()  # the learner's graph comes back
     assert not any(n.kind == "param" for n in w.graph)
     # an image model trained in the playground shows up in the interpretability lab
@@ -363,3 +365,22 @@ def test_playground_hands_its_network_to_the_graph_editor_and_the_interpretabili
     assert w.pending_model is not None and len(w.pending_model[0].input_shape) == 3
     lab = w.open_lab("Interpretability")
     assert lab.network is w.pending_model[0]  # a copy: the playground may go on training its own
+
+
+def test_stepping_can_end_with_a_gradient_descent_update(qtbot, window):
+    w = window
+    w.open_example("two_layer_net")
+    w.player.flush()
+    plain = w.player.length
+    qtbot.mouseClick(w.transport.update_check, Qt.LeftButton)
+    w.player.flush()
+    assert w.player.length == plain + 2 and w.transport.lr_box.isEnabled()
+    w.player.to_end()
+    assert w.transport.step_label.text() == "Update 2 / 2"
+    assert "W2 ← W2 − lr · dL/dW2" in w.chain_panel.body.text()
+    state = w.player.state()
+    grads = w.player.trace.state_at(plain).grads
+    np.testing.assert_allclose(state.values["W2"], w.graph.node("W2").value - 0.1 * grads["W2"])
+    qtbot.mouseClick(w.transport.update_check, Qt.LeftButton)
+    w.player.flush()
+    assert w.player.length == plain

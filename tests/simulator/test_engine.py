@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from simulator import Graph, NumericError, Trace, load_example, run
-from simulator.errors import GraphError
+from simulator.errors import GraphError, ValueInputError
 
 
 def test_circuit_event_order():
@@ -100,3 +100,33 @@ def test_incomplete_graph_is_refused_naming_the_port():
     g.connect("x", "s", "x")
     with pytest.raises(GraphError, match="'y' of 's'"):
         run(g)
+
+
+def test_an_update_phase_follows_the_backward_pass_when_a_learning_rate_is_given():
+    g = load_example("two_layer_net")
+    plain = Trace(g)
+    t = Trace(g, learning_rate=0.1)
+    assert t.update_count == 2 and len(t) == len(plain) + 2
+    updates = t.events[-2:]
+    assert {e.node for e in updates} == {"W1", "W2"} and all(e.phase == "update" for e in updates)
+    fast = run(g)
+    end = t.state_at(len(t))
+    for name in ("W1", "W2"):
+        np.testing.assert_allclose(end.values[name], g.node(name).value - 0.1 * fast.grads[name], rtol=0, atol=0)
+    assert t.label(len(t)) == "Update 2 / 2" and t.label(len(plain)) == f"Backward {plain.backward_count} / " \
+        f"{plain.backward_count}"
+    # inputs and labels are not trained
+    assert not any(e.node in ("x", "y") for e in updates)
+    with pytest.raises(ValueInputError):
+        Trace(g, learning_rate=-1.0)
+
+
+def test_scalar_update_note_has_the_numbers():
+    g = Graph.from_expression("w * x")
+    g.set_kind("w", "param")
+    g.set_value("w", 2.0)
+    g.set_value("x", 3.0)
+    t = Trace(g, learning_rate=0.5)
+    (ev,) = [e for e in t.events if e.phase == "update"]
+    assert float(ev.outputs["value"]) == 2.0 - 0.5 * 3.0
+    assert ev.note == "w ← w − lr · df/dw = 2 − 0.5 × 3 = 0.5"
