@@ -94,7 +94,6 @@ def test_editing_cells_and_bias_changes_the_output(qtbot, lab):
 def test_backward_grids_equal_conv_backward(qtbot, lab):
     lab.tabs.setCurrentIndex(1)
     lab.s_box.setValue(2)
-    bk = lab.backward
     out, cache = layers.conv_forward(lab.x[None, None], lab.w[None, None], np.array([lab.b]), 2, 1)
     dx, dw, db = layers.conv_backward(lab.dout[None, None], cache)
     np.testing.assert_allclose(lab.bw_dw_view.values, dw[0, 0], atol=1e-12)

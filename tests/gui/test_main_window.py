@@ -340,7 +340,6 @@ def test_every_lab_opens_in_its_tab_and_closes_cleanly(qtbot, window):
 
 def test_playground_hands_its_network_to_the_graph_editor_and_the_interpretability_lab(qtbot, window):
     from gui.labs.playground import DIGITS
-    from simulator import Trace
     w = window
     pg = w.open_lab("Playground")
     qtbot.waitUntil(lambda: pg.state == "idle" and not pg._rebuild_timer.isActive(), timeout=10_000)
