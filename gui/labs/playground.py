@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui import theme
+from gui.labs.augment_view import show_augment_preview
 from gui.labs.classic_lab import CLASS_COLOURS, digit_pixmap
 from gui.labs.network_builder import NetworkBuilder
 from gui.labs.optimizer_lab import _HYPER_FIELDS, PALETTE
@@ -407,6 +408,9 @@ class PlaygroundLab(QWidget):
         data_box.addLayout(data_form)
         data_box.addWidget(self.standardize_check)
         data_box.addWidget(self.stats_label)
+        self.augment_button = QPushButton("Preview image augmentation…")   # a non-modal window on the digits
+        self.augment_button.clicked.connect(lambda: show_augment_preview(self, *(self._digits_cache or ())))
+        data_box.addWidget(self.augment_button)
 
         # training
         train_form = QFormLayout()
