@@ -13,16 +13,38 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDialog, QDoubleSpinBox, QFrame, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QPushButton, QRadioButton, QScrollArea, QSizePolicy, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QRadioButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from gui import theme
 from gui.labs.classic_lab import digit_pixmap
 from simulator import datasets
 
-__all__ = ["AugmentDialog", "AugmentSettings", "AugmentView", "MIX_MODES", "augment_grid", "soft_label_text",
-           "show_augment_preview"]
+__all__ = [
+    "MIX_MODES",
+    "AugmentDialog",
+    "AugmentSettings",
+    "AugmentView",
+    "augment_grid",
+    "show_augment_preview",
+    "soft_label_text",
+]
 
 MIX_MODES = ("none", "mixup", "cutmix")
 ROWS = 6            # source images shown
