@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QRadioButton,
-    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QVBoxLayout,
@@ -33,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui import theme
-from gui.labs.classic_lab import digit_pixmap
+from gui.labs.common import MUTED_STYLE, control_column, digit_pixmap, muted
 from simulator import datasets
 
 __all__ = [
@@ -50,7 +49,6 @@ MIX_MODES = ("none", "mixup", "cutmix")
 ROWS = 6            # source images shown
 SAMPLES = 5         # augmented draws per source image
 BATCH = 32          # the mini-batch the sources sit in (mixup and CutMix partners come from it)
-MUTED_STYLE = f"color: {theme.MUTED_HEX};"
 BORDER = QColor("#cdd3dc")
 PIPELINE_NAMES = ("flip", "shift", "rotate", "brightness/contrast", "cutout")   # the Augmenter's order
 
@@ -167,13 +165,6 @@ class _ImageCellView(QWidget):
         p.setPen(QPen(QColor(theme.ACCENT_HEX) if self.highlight else BORDER, 1))
         p.drawRect(r.adjusted(0, 0, -1, -1))
         p.end()
-
-
-def _muted(text: str) -> QLabel:
-    lab = QLabel(text)
-    lab.setStyleSheet(MUTED_STYLE + " font-size: 8.5pt;")
-    lab.setWordWrap(True)
-    return lab
 
 
 def _spin(lo: float, hi: float, value: float, step: float, decimals: int = 2, suffix: str = "") -> QDoubleSpinBox:
@@ -304,7 +295,7 @@ class AugmentView(QWidget):
                 lp.addLayout(h)
             else:
                 lp.addLayout(row(check, *boxes))
-            lab = _muted(why)
+            lab = muted(why, 8.5)
             lab.setContentsMargins(22, 0, 0, 6)
             lp.addWidget(lab)
         lp_box = QGroupBox("Label-preserving transforms")
@@ -319,7 +310,7 @@ class AugmentView(QWidget):
                 ("cutmix", (self.cutmix_alpha_box,),
                  "Paste a box from another image; the labels mix by the pasted area's share.")):
             mx.addLayout(row(self.mix_radios[mode], *boxes))
-            lab = _muted(why)
+            lab = muted(why, 8.5)
             lab.setContentsMargins(22, 0, 0, 6)
             mx.addWidget(lab)
         mx_box = QGroupBox("Mixing (soft labels)")
@@ -332,23 +323,12 @@ class AugmentView(QWidget):
         sm2 = QVBoxLayout()
         sm2.addLayout(sm)
         sm2.addWidget(self.images_button)
-        sm2.addWidget(_muted("In training, each mini-batch gets fresh draws every epoch: the net never sees the "
-                             "same picture twice."))
+        sm2.addWidget(muted("In training, each mini-batch gets fresh draws every epoch: the net never sees the "
+                            "same picture twice.", 8.5))
         sm_box = QGroupBox("Random draws")
         sm_box.setLayout(sm2)
 
-        column = QWidget()
-        col = QVBoxLayout(column)
-        col.setContentsMargins(6, 6, 6, 6)
-        for w in (lp_box, mx_box, sm_box):
-            col.addWidget(w)
-        col.addStretch(1)
-        left = QScrollArea()
-        left.setWidget(column)
-        left.setWidgetResizable(True)
-        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        left.setFrameShape(QScrollArea.Shape.NoFrame)
-        left.setFixedWidth(350)
+        left = control_column([lp_box, mx_box, sm_box], width=350)
 
         # ---- the grid
         title = QLabel("Data augmentation")

@@ -7,36 +7,32 @@ tick, and redraws once per tick.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
-                               QGroupBox, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QRadioButton,
-                               QScrollArea, QSlider, QSpinBox, QSplitter, QStackedWidget, QTableWidget,
+                               QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QRadioButton,
+                               QSlider, QSpinBox, QSplitter, QStackedWidget, QTableWidget,
                                QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from gui import theme
+from gui.labs.common import CLASS_COLOURS, ERROR_STYLE, MUTED_STYLE, Jobs, control_column, digit_pixmap, group, muted
 from gui.labs.schedule_designer import LogSpinBox
 from simulator import datasets
 from simulator.classifiers import (DEMO_X, DEMO_Y, KNearestNeighbor, LinearClassifier, cross_validate_k,
                                    decision_grid)
 
-__all__ = ["ClassicLab", "KnnPanel", "LinearPanel", "CLASS_COLOURS", "JobWorker"]
+__all__ = ["ClassicLab", "KnnPanel", "LinearPanel"]
 
-# Class colours (Tableau 10): strong for points, blended with white for the regions underneath.
-CLASS_COLOURS = ("#4e79a7", "#e15759", "#59a14f", "#f28e2b", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7",
-                 "#9c755f", "#bab0ac")
 REGION_MIX = 0.22          # share of the class colour in a region's tint
 GRID_RES = 200
 TEMPLATE_PX = 104
 TOY_NAMES = ("spiral", "circles", "xor", "moons", "blobs")
 DIGITS = "digits (8x8 images)"
 TABLE_ROWS = 30
-MUTED_STYLE = f"color: {theme.MUTED_HEX};"
-ERROR_STYLE = f"color: {theme.ERROR.name()};"
 
 
 def _rgb(hex_colour: str) -> np.ndarray:
@@ -51,15 +47,6 @@ _TINT_RGB = np.round(255.0 + REGION_MIX * (_CLASS_RGB - 255.0)).astype(np.uint8)
 def region_rgb(Z: np.ndarray) -> np.ndarray:
     """Class indices (nx, ny) -> light tints (nx, ny, 3) uint8."""
     return _TINT_RGB[np.asarray(Z) % len(_TINT_RGB)]
-
-
-def digit_pixmap(img: np.ndarray, size: int = 64) -> QPixmap:
-    """An 8x8 digit (values 0..16) as dark ink on white, scaled up with sharp cells."""
-    a = np.asarray(img, dtype=np.float64).reshape(8, 8)
-    g = np.ascontiguousarray(np.round(255.0 - np.clip(a / 16.0, 0, 1) * 225.0).astype(np.uint8))
-    qimg = QImage(g.data, 8, 8, 8, QImage.Format.Format_Grayscale8).copy()
-    return QPixmap.fromImage(qimg.scaled(size, size, Qt.AspectRatioMode.IgnoreAspectRatio,
-                                         Qt.TransformationMode.FastTransformation))
 
 
 def rgb_pixmap(rgb: np.ndarray, size: int) -> QPixmap:
@@ -78,35 +65,6 @@ def _visible(plot: pg.PlotWidget, fallback: tuple[float, float, float, float]) -
     return float(x0), float(x1), float(y0), float(y1)
 
 
-def _group(title: str, layout) -> QGroupBox:
-    g = QGroupBox(title)
-    g.setLayout(layout)
-    return g
-
-
-def _muted(text: str) -> QLabel:
-    lab = QLabel(text)
-    lab.setStyleSheet(MUTED_STYLE)
-    lab.setWordWrap(True)
-    return lab
-
-
-def _control_column(*widgets: QWidget) -> QScrollArea:
-    column = QWidget()
-    col = QVBoxLayout(column)
-    col.setContentsMargins(6, 6, 6, 6)
-    for w in widgets:
-        col.addWidget(w)
-    col.addStretch(1)
-    scroll = QScrollArea()
-    scroll.setWidget(column)
-    scroll.setWidgetResizable(True)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    scroll.setMinimumWidth(300)
-    scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-    return scroll
-
-
 def _plot(title: str = "") -> pg.PlotWidget:
     w = pg.PlotWidget(background="w")
     p = w.getPlotItem()
@@ -116,88 +74,6 @@ def _plot(title: str = "") -> pg.PlotWidget:
     if title:
         p.setTitle(title, size="10pt", color=theme.INK_HEX)
     return w
-
-
-# ================================================================================================== worker
-class JobWorker(QThread):
-    """Runs fn(progress, cancelled) off the GUI thread; reports (generation, result) or (generation, message)."""
-
-    job_finished = Signal(int, object)
-    job_failed = Signal(int, str)
-    job_progressed = Signal(int, int, int)       # generation, done, total
-
-    def __init__(self, fn: Callable[[Callable[[int, int], None], Callable[[], bool]], Any], generation: int,
-                 parent: Any = None):
-        super().__init__(parent)
-        self.fn = fn
-        self.generation = generation
-        self.cancel_requested = False
-
-    def run(self) -> None:  # worker thread
-        try:
-            result = self.fn(lambda d, t: self.job_progressed.emit(self.generation, d, t),
-                             lambda: self.cancel_requested)
-        except Exception as exc:  # reported to the GUI, never raised in the thread
-            self.job_failed.emit(self.generation, f"{type(exc).__name__}: {exc}")
-            return
-        self.job_finished.emit(self.generation, result)
-
-
-class _Jobs:
-    """One kind of background job: starting a new one makes earlier results stale; close() waits for all."""
-
-    def __init__(self, owner: QWidget, on_done: Callable[[Any], None], on_failed: Callable[[str], None],
-                 on_progress: Callable[[int, int], None] | None = None):
-        self.owner, self.on_done, self.on_failed, self.on_progress = owner, on_done, on_failed, on_progress
-        self.generation = 0
-        self.workers: list[JobWorker] = []
-        self.closed = False
-
-    def start(self, fn) -> None:
-        if self.closed:
-            return
-        self.generation += 1
-        for w in self.workers:
-            w.cancel_requested = True
-        w = JobWorker(fn, self.generation, self.owner)
-        w.job_finished.connect(self._finished)
-        w.job_failed.connect(self._failed)
-        w.job_progressed.connect(self._progressed)
-        w.finished.connect(lambda w=w: self._reap(w))
-        self.workers.append(w)
-        w.start()
-
-    def busy(self) -> bool:
-        return any(w.generation == self.generation for w in self.workers)
-
-    def _finished(self, gen: int, result: Any) -> None:
-        if gen == self.generation and not self.closed:
-            self.on_done(result)
-
-    def _failed(self, gen: int, msg: str) -> None:
-        if gen == self.generation and not self.closed:
-            self.on_failed(msg)
-
-    def _progressed(self, gen: int, done: int, total: int) -> None:
-        if gen == self.generation and not self.closed and self.on_progress is not None:
-            self.on_progress(done, total)
-
-    def _reap(self, w: JobWorker) -> None:
-        if w in self.workers:
-            self.workers.remove(w)
-            w.deleteLater()
-
-    def close(self) -> None:
-        self.closed = True
-        for w in list(self.workers):
-            w.cancel_requested = True
-            for sig in (w.job_finished, w.job_failed, w.job_progressed):
-                try:
-                    sig.disconnect()
-                except (RuntimeError, TypeError):
-                    pass
-            w.wait()
-        self.workers.clear()
 
 
 # ================================================================================================== kNN
@@ -224,8 +100,8 @@ class KnnPanel(QWidget):
         self._seed = 0
         self._digits: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._view = (-1.5, 1.5, -1.5, 1.5)
-        self._grid_jobs = _Jobs(self, self._on_regions_done, self._on_job_failed)
-        self._cv_jobs = _Jobs(self, self._on_cv_done, self._on_cv_failed, self._on_cv_progress)
+        self._grid_jobs = Jobs(self, self._on_regions_done, self._on_job_failed)
+        self._cv_jobs = Jobs(self, self._on_cv_done, self._on_cv_failed, self._on_cv_progress)
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(40)
@@ -277,7 +153,7 @@ class KnnPanel(QWidget):
         self.cv_progress.setMaximumHeight(12)
         self.cv_progress.setTextVisible(False)
         self.cv_progress.hide()
-        self.cv_label = _muted("Split the data into folds; each fold is validated once on a model trained on the "
+        self.cv_label = muted("Split the data into folds; each fold is validated once on a model trained on the "
                                "others.")
         self.cv_button.clicked.connect(self.start_cross_validation)
 
@@ -293,7 +169,7 @@ class KnnPanel(QWidget):
         data.addRow("Points", self.points_box)
         data.addRow("", self.new_sample_button)
         data.addRow("Click adds", self.class_combo)
-        self.data_hint = _muted("Left-click the plot to add a point of the chosen class; right-click removes the "
+        self.data_hint = muted("Left-click the plot to add a point of the chosen class; right-click removes the "
                                 "nearest point.")
         data.addRow(self.data_hint)
 
@@ -301,7 +177,7 @@ class KnnPanel(QWidget):
         model.addRow("k", self.k_box)
         model.addRow("Distance", self.distance_l1)
         model.addRow("", self.distance_l2)
-        self.model_hint = _muted("Ties: equally distant points in stored order; equal votes go to the class of the "
+        self.model_hint = muted("Ties: equally distant points in stored order; equal votes go to the class of the "
                                  "nearer neighbour.")
         model.addRow(self.model_hint)
 
@@ -312,8 +188,8 @@ class KnnPanel(QWidget):
         cv.addRow(self.cv_progress)
         cv.addRow(self.cv_label)
 
-        controls = _control_column(_group("Data", data), _group("k-nearest neighbours", model),
-                                   _group("Cross-validation", cv))
+        controls = control_column([group("Data", data), group("k-nearest neighbours", model),
+                                   group("Cross-validation", cv)], min_width=300)
 
         # ---- 2-D regions
         self.plot = _plot()
@@ -724,10 +600,10 @@ class LinearPanel(QWidget):
         status = QVBoxLayout()
         status.addWidget(self.loss_label)
         status.addWidget(self.accuracy_label)
-        status.addWidget(_muted("L = (1/N) Σᵢ Lᵢ + λ Σ W²   (the bias is not regularised; dL/dW gains 2λW)"))
-        self.loss_formula = _muted("")
+        status.addWidget(muted("L = (1/N) Σᵢ Lᵢ + λ Σ W²   (the bias is not regularised; dL/dW gains 2λW)"))
+        self.loss_formula = muted("")
         status.addWidget(self.loss_formula)
-        controls = _control_column(_group("Linear classifier  s = W x + b", form), _group("Loss", status))
+        controls = control_column([group("Linear classifier  s = W x + b", form), group("Loss", status)], min_width=300)
 
         # ---- 2-D plot
         self.plot = _plot()
@@ -766,7 +642,7 @@ class LinearPanel(QWidget):
         templates_page = QWidget()
         tl = QVBoxLayout(templates_page)
         tl.setContentsMargins(12, 8, 12, 8)
-        tl.addWidget(_muted("Each class's weights W[:, c] as an 8x8 template (red: positive, blue: negative, one "
+        tl.addWidget(muted("Each class's weights W[:, c] as an 8x8 template (red: positive, blue: negative, one "
                             "colour scale for all). The score of an image is its dot product with the template, "
                             "plus b_c."))
         grid = QGridLayout()
@@ -796,7 +672,7 @@ class LinearPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setFont(theme.font(9, mono=True))
         self.table.setAlternatingRowColors(True)
-        self.table_caption = _muted("")
+        self.table_caption = muted("")
         table_box = QWidget()
         tb = QVBoxLayout(table_box)
         tb.setContentsMargins(4, 4, 4, 4)

@@ -13,11 +13,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QTabWidget, QVBoxLayout,
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
+                               QPushButton, QSizePolicy, QSlider, QSpinBox, QTabWidget, QVBoxLayout,
                                QWidget)
 
 from gui import theme
+from gui.labs.common import control_column, group, muted
 from simulator import datasets, layers
 from simulator.conv_mechanics import (FILTER_NOTES, FILTERS, PHOTOS, apply_filter, conv_backward_explicit,
                                       conv_trace, format_number, load_photo, max_pool_backward_explicit,
@@ -26,7 +27,6 @@ from simulator.errors import ShapeError
 
 __all__ = ["ConvLab", "GridView"]
 
-MUTED_STYLE = f"color: {theme.MUTED_HEX};"
 ERROR_STYLE = f"color: {theme.ERROR.name()}; background: #fbeaea; border: 1px solid #f0c9c6; border-radius: 4px; " \
               f"padding: 6px;"
 OK_STYLE = f"color: {theme.INK_HEX}; background: #eef5ee; border: 1px solid #cfe3d2; border-radius: 4px; padding: 6px;"
@@ -174,19 +174,6 @@ class GridView(QWidget):
             self.cell_clicked.emit(r - P, c - P, event.button())
 
 
-def _group(title: str, layout) -> QGroupBox:
-    g = QGroupBox(title)
-    g.setLayout(layout)
-    return g
-
-
-def _muted(text: str) -> QLabel:
-    lab = QLabel(text)
-    lab.setStyleSheet(MUTED_STYLE)
-    lab.setWordWrap(True)
-    return lab
-
-
 def _spin(lo: int, hi: int, value: int) -> QSpinBox:
     b = QSpinBox()
     b.setRange(lo, hi)
@@ -255,7 +242,7 @@ class ConvLab(QWidget):
         rnd.addWidget(self.random_input_button)
         rnd.addWidget(self.random_filter_button)
         layer.addRow(rnd)
-        layer.addRow(_muted("Click a cell of the input, filter or upstream gradient: +1; right-click: −1."))
+        layer.addRow(muted("Click a cell of the input, filter or upstream gradient: +1; right-click: −1."))
 
         self.size_label = QLabel()
         self.size_label.setWordWrap(True)
@@ -287,19 +274,9 @@ class ConvLab(QWidget):
         anim.addLayout(speed)
         anim.addWidget(self.progress_label)
 
-        column = QWidget()
-        col = QVBoxLayout(column)
-        col.setContentsMargins(6, 6, 6, 6)
-        col.addWidget(_group("Conv layer (one filter)", layer))
-        col.addWidget(_group("Output size  (N − F + 2P)/S + 1", size_box))
-        col.addWidget(_group("Animation", anim))
-        col.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(column)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFixedWidth(300)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll = control_column([group("Conv layer (one filter)", layer),
+                                 group("Output size  (N − F + 2P)/S + 1", size_box), group("Animation", anim)],
+                                width=300)
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -343,7 +320,7 @@ class ConvLab(QWidget):
                                      "padding: 8px;")
         lay.addWidget(self.dot_title)
         lay.addWidget(self.dot_label)
-        lay.addWidget(_muted("Each output cell is the dot product of the filter with the window under it, plus the "
+        lay.addWidget(muted("Each output cell is the dot product of the filter with the window under it, plus the "
                              "bias: out[i, j] = Σ x_pad[i·S + p, j·S + q] · w[p, q] + b (what every library calls "
                              "convolution is this cross-correlation)."))
         return page
@@ -377,7 +354,7 @@ class ConvLab(QWidget):
         row.addWidget(self.check_label)
         row.addWidget(self.random_dout_button)
         lay.addLayout(row)
-        lay.addWidget(_muted("dW[p, q] = Σ_ij x_pad[i·S + p, j·S + q] · dout[i, j]: each weight collects the inputs it "
+        lay.addWidget(muted("dW[p, q] = Σ_ij x_pad[i·S + p, j·S + q] · dout[i, j]: each weight collects the inputs it "
                              "multiplied, weighted by the gradient of the output they made. dX slides the flipped "
                              "filter over dout padded by F − 1 (with S − 1 zeros between entries when S > 1), then "
                              "drops the padding ring. db = Σ dout: the bias touched every output."))
@@ -413,7 +390,7 @@ class ConvLab(QWidget):
         self.pool_label = QLabel()
         self.pool_label.setWordWrap(True)
         lay.addWidget(self.pool_label)
-        lay.addWidget(_muted("Max pooling passes each window's largest value on; backwards, that cell alone gets the "
+        lay.addWidget(muted("Max pooling passes each window's largest value on; backwards, that cell alone gets the "
                              "window's gradient (a max is a switch), every other cell gets 0. Ties go to the first "
                              "maximum in row order, as in layers.max_pool_forward."))
         return page
@@ -458,7 +435,7 @@ class ConvLab(QWidget):
         self.filter_caption = QLabel()
         self.filter_caption.setWordWrap(True)
         lay.addWidget(self.filter_caption)
-        lay.addWidget(_muted(HUBEL_WIESEL))
+        lay.addWidget(muted(HUBEL_WIESEL))
         return page
 
     # ================================================================================================ model

@@ -20,12 +20,10 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QRadioButton,
-    QScrollArea,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -35,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui import theme
-from gui.labs.classic_lab import _Jobs
+from gui.labs.common import ERROR_STYLE, MUTED_STYLE, Jobs, control_column, group
 from simulator.init_stats import (
     ACTIVATION_CHOICES,
     INIT_CHOICES,
@@ -50,8 +48,6 @@ BINS = 60
 ROW = 1.0                   # vertical space per layer in the ridge plots
 ACT_COLOUR = theme.VALUE    # forward values green, gradients red, as everywhere in the app
 GRAD_COLOUR = theme.GRADIENT
-MUTED_STYLE = f"color: {theme.MUTED_HEX};"
-ERROR_STYLE = f"color: {theme.ERROR.name()};"
 EXPLAIN = {
     ("tanh", "gaussian 0.01"): "Each layer multiplies the scale by 0.01·√width: activations collapse to 0, and so "
                                "do the gradients reaching the first layers' weights. Nothing learns.",
@@ -177,7 +173,7 @@ class InitLab(QWidget):
         super().__init__(parent)
         self.stats: InitStats | None = None
         self.result: dict[str, Any] | None = None
-        self._jobs = _Jobs(self, self._on_done, self._on_failed)
+        self._jobs = Jobs(self, self._on_done, self._on_failed)
         self._build()
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -274,11 +270,6 @@ class InitLab(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setFont(theme.font(8.5, mono=True))
 
-        def group(title: str, layout) -> QGroupBox:
-            g = QGroupBox(title)
-            g.setLayout(layout)
-            return g
-
         net = QFormLayout()
         net.addRow("Depth (layers)", self.depth_box)
         net.addRow("Width (units)", self.width_box)
@@ -298,21 +289,8 @@ class InitLab(QWidget):
         self.bn_note.setWordWrap(True)
         self.bn_note.setStyleSheet(MUTED_STYLE)
         bn.addWidget(self.bn_note)
-        column = QWidget()
-        col = QVBoxLayout(column)
-        col.setContentsMargins(6, 6, 6, 6)
-        col.addWidget(group("Network", net))
-        col.addWidget(group("Batch normalisation", bn))
-        col.addWidget(self.explain_label)
-        col.addWidget(self.error_label)
-        col.addWidget(self.status_label)
-        col.addStretch(1)
-        left = QScrollArea()
-        left.setWidget(column)
-        left.setWidgetResizable(True)
-        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        left.setFrameShape(QScrollArea.Shape.NoFrame)
-        left.setMinimumWidth(290)
+        left = control_column([group("Network", net), group("Batch normalisation", bn), self.explain_label,
+                               self.error_label, self.status_label], min_width=290)
 
         ridges = QSplitter(Qt.Orientation.Horizontal)
         ridges.addWidget(self.act_plot)

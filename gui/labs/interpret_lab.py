@@ -9,133 +9,28 @@ is one small batched forward/backward pass.
 from __future__ import annotations
 
 import math
-import threading
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QThread, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGraphicsRectItem, QGridLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QProgressBar,
-                               QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QTabWidget,
+                               QHBoxLayout, QLabel, QProgressBar,
+                               QPushButton, QSizePolicy, QSlider, QSpinBox, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from gui import theme
+from gui.labs.common import ERROR_STYLE, Job, JobRunner, control_column, group, muted
 from gui.labs.schedule_designer import LogSpinBox
 from simulator import interpret as I
 from simulator.nets import Network
 
-__all__ = ["InterpretLab", "Job", "ImageGrid", "CLASS_COLOURS", "image_rgb"]
+__all__ = ["InterpretLab", "ImageGrid", "CLASS_COLOURS", "image_rgb"]
 
-MUTED_STYLE = f"color: {theme.MUTED_HEX};"
-ERROR_STYLE = f"color: {theme.ERROR.name()};"
 # tab10: ten distinguishable class colours
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
                  "#17becf")
 VIEWS = ("Saliency", "Occlusion", "Class visualisation", "Adversarial", "Embedding")
-TICK_MS = 40
-
-
-# ================================================================================================== jobs
-
-class Job(QThread):
-    """Runs ``fn(report, should_stop)`` off the GUI thread. ``report(obj)`` keeps only the latest progress; the lab's
-    one timer takes it with ``take_progress()`` and reads ``result`` / ``error`` once ``isFinished()``."""
-
-    def __init__(self, kind: str, fn: Callable[[Callable[[Any], None], Callable[[], bool]], Any],
-                 generation: int = 0, parent: Any = None):
-        super().__init__(parent)
-        self.kind = kind
-        self.generation = generation
-        self._fn = fn
-        self._lock = threading.Lock()
-        self._progress: Any = None
-        self._fresh = False
-        self._cancel = False
-        self.result: Any = None
-        self.error: str | None = None
-
-    def run(self) -> None:  # worker thread
-        try:
-            with np.errstate(all="ignore"):
-                self.result = self._fn(self._report, self.is_cancelled)
-        except Exception as exc:  # reported in the lab, never raised in the thread
-            self.error = f"{type(exc).__name__}: {exc}"
-
-    def _report(self, obj: Any) -> None:
-        with self._lock:
-            self._progress = obj
-            self._fresh = True
-
-    def take_progress(self) -> Any:
-        """The latest progress since the last call, or None."""
-        with self._lock:
-            if not self._fresh:
-                return None
-            self._fresh = False
-            return self._progress
-
-    def cancel(self) -> None:
-        self._cancel = True
-
-    def is_cancelled(self) -> bool:
-        return self._cancel
-
-
-class JobRunner:
-    """The lab's jobs by kind (a new job of a kind cancels the old one) and the ONE timer that polls them."""
-
-    def __init__(self, owner: QWidget, on_progress: Callable[[Job, Any], None], on_done: Callable[[Job], None]):
-        self.jobs: dict[str, Job] = {}
-        self._old: list[Job] = []
-        self._on_progress = on_progress
-        self._on_done = on_done
-        self.timer = QTimer(owner)
-        self.timer.setInterval(TICK_MS)
-        self.timer.timeout.connect(self.poll)
-        self.closed = False
-
-    def start(self, job: Job) -> None:
-        if self.closed:
-            return
-        old = self.jobs.pop(job.kind, None)
-        if old is not None:
-            old.cancel()
-            self._old.append(old)
-        self.jobs[job.kind] = job
-        job.start()
-        self.timer.start()
-
-    def busy(self, kind: str | None = None) -> bool:
-        return bool(self.jobs) if kind is None else kind in self.jobs
-
-    def cancel(self, kind: str) -> None:
-        if kind in self.jobs:
-            self.jobs[kind].cancel()
-
-    def poll(self) -> None:
-        for kind, job in list(self.jobs.items()):
-            p = job.take_progress()
-            if p is not None:
-                self._on_progress(job, p)
-            if job.isFinished():
-                del self.jobs[kind]
-                p = job.take_progress()
-                if p is not None:
-                    self._on_progress(job, p)
-                self._on_done(job)
-        self._old = [j for j in self._old if not j.isFinished()]
-        if not self.jobs and not self._old:
-            self.timer.stop()
-
-    def close(self) -> None:
-        self.closed = True
-        self.timer.stop()
-        for job in [*self.jobs.values(), *self._old]:
-            job.cancel()
-            job.wait()
-        self.jobs.clear()
-        self._old.clear()
 
 
 # ================================================================================================== drawing helpers
@@ -229,25 +124,6 @@ class ImageGrid(QWidget):
 
     def set_title(self, i: int, text: str) -> None:
         self.titles[i].setText(text)
-
-
-def _muted(text: str) -> QLabel:
-    lab = QLabel(text)
-    lab.setStyleSheet(MUTED_STYLE)
-    lab.setWordWrap(True)
-    return lab
-
-
-def _group(title: str, widget_or_layout: Any) -> QGroupBox:
-    g = QGroupBox(title)
-    if isinstance(widget_or_layout, QWidget):
-        lay = QVBoxLayout()
-        lay.setContentsMargins(6, 6, 6, 6)
-        lay.addWidget(widget_or_layout)
-        g.setLayout(lay)
-    else:
-        g.setLayout(widget_or_layout)
-    return g
 
 
 def _form() -> QFormLayout:
@@ -372,21 +248,10 @@ class InterpretLab(QWidget):
                                self._build_embedding_settings()]
         for page in self.settings_pages:
             stack.addWidget(page)
-        self.settings_group = _group("Saliency", self.settings_stack)
+        self.settings_group = group("Saliency", self.settings_stack)
 
-        column = QWidget()
-        col = QVBoxLayout(column)
-        col.setContentsMargins(6, 6, 6, 6)
-        col.addWidget(_group("Model", model_box))
-        col.addWidget(_group("Image", img_box))
-        col.addWidget(self.settings_group)
-        col.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(column)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(330)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll = control_column([group("Model", model_box), group("Image", img_box), self.settings_group],
+                                min_width=330)
 
         # ---- views
         self.tabs = QTabWidget()
@@ -423,7 +288,7 @@ class InterpretLab(QWidget):
         lay = QVBoxLayout(w)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(f)
-        lay.addWidget(_muted("Saliency = max over channels of |∂s_c/∂x|: one backward pass from the class score to "
+        lay.addWidget(muted("Saliency = max over channels of |∂s_c/∂x|: one backward pass from the class score to "
                              "the pixels (Simonyan et al.). Bright pixels are those whose small change moves the score "
                              "most."))
         lay.addStretch(1)
@@ -470,7 +335,7 @@ class InterpretLab(QWidget):
         lay = QVBoxLayout(w)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(f)
-        lay.addWidget(_muted("Slide a grey patch over the image and record how much the true class's probability "
+        lay.addWidget(muted("Slide a grey patch over the image and record how much the true class's probability "
                              "drops (Zeiler & Fergus). Red: covering it hurts; blue: covering it helps."))
         lay.addStretch(1)
         return w
@@ -480,7 +345,7 @@ class InterpretLab(QWidget):
         self.occlusion_patch_rect = pg.QtWidgets.QGraphicsRectItem(0, 0, 1, 1)
         self.occlusion_patch_rect.setPen(pg.mkPen(theme.ACCENT_HEX, width=2))
         self.occlusion_grid.boxes[0].addItem(self.occlusion_patch_rect)
-        self.occlusion_summary = _muted("")
+        self.occlusion_summary = muted("")
         w = QWidget()
         lay = QVBoxLayout(w)
         lay.addWidget(self.occlusion_grid, 1)
@@ -523,7 +388,7 @@ class InterpretLab(QWidget):
         r.addWidget(self.classvis_all_button)
         r.addWidget(self.classvis_stop_button)
         lay.addLayout(r)
-        lay.addWidget(_muted("Start from a faint random image and climb the class score: x ← x + η(∂s_c/∂x − 2λx), "
+        lay.addWidget(muted("Start from a faint random image and climb the class score: x ← x + η(∂s_c/∂x − 2λx), "
                              "clipped to the pixel range and blurred now and then. The regulariser keeps the image "
                              "from turning into noise that merely excites the score."))
         lay.addStretch(1)
@@ -572,7 +437,7 @@ class InterpretLab(QWidget):
         lay = QVBoxLayout(w)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(f)
-        lay.addWidget(_muted("FGSM: x' = x + ε·sign(∂L/∂x), one step up the loss of the true label; the iterative "
+        lay.addWidget(muted("FGSM: x' = x + ε·sign(∂L/∂x), one step up the loss of the true label; the iterative "
                              "version takes 10 steps of ε/4, projected back into the ε-box around x and the pixel "
                              "range each time. ε is a fraction of the pixel range."))
         lay.addStretch(1)
@@ -628,7 +493,7 @@ class InterpretLab(QWidget):
         self.embed_busy.setMaximumHeight(10)
         self.embed_busy.setTextVisible(False)
         self.embed_busy.hide()
-        self.embed_busy_label = _muted("Running t-SNE…")
+        self.embed_busy_label = muted("Running t-SNE…")
         self.embed_busy_label.hide()
         f.addRow("Projection", self.embed_combo)
         f.addRow("Neighbours k", self.k_box)
@@ -637,7 +502,7 @@ class InterpretLab(QWidget):
         lay.addLayout(f)
         lay.addWidget(self.embed_busy_label)
         lay.addWidget(self.embed_busy)
-        lay.addWidget(_muted("The last hidden layer's activations of every validation image, projected to 2-D and "
+        lay.addWidget(muted("The last hidden layer's activations of every validation image, projected to 2-D and "
                              "coloured by the true class. Click a point: its nearest neighbours in that feature space "
                              "share its class far more often than its nearest neighbours in pixel space."))
         lay.addStretch(1)
@@ -687,7 +552,7 @@ class InterpretLab(QWidget):
         rl.addWidget(self.feature_grid)
         rl.addWidget(self.pixel_label)
         rl.addWidget(self.pixel_grid)
-        rl.addWidget(_muted("Green labels agree with the query, red ones do not. Distances are Euclidean: between "
+        rl.addWidget(muted("Green labels agree with the query, red ones do not. Distances are Euclidean: between "
                             "hidden activations in one row, between raw pixel vectors in the other."))
         rl.addStretch(1)
         s = QSplitter(Qt.Orientation.Horizontal)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui import theme
+from gui.labs.common import ERROR_STYLE, MUTED_STYLE
 from gui.labs.schedule_designer import LogSpinBox
 from simulator.errors import StudioError
 from simulator.nets import (
@@ -63,8 +64,6 @@ PRESETS: dict[str, tuple[LayerSpec, ...]] = {
     "Digits MLP": (Flatten(), Linear(64), Activation("relu")),
     "Linear classifier": (),
 }
-ERROR_STYLE = f"color: {theme.ERROR.name()};"
-MUTED_STYLE = f"color: {theme.MUTED_HEX};"
 _BAD_ROW = QColor("#fbeaea")
 _OUTPUT_ROW = QColor("#f2f4f7")
 # Per-field widget ranges: (low, high, step) for ints, (low, high, decimals, step) for floats.

@@ -22,23 +22,17 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGraphicsItem,
-                               QGroupBox,
-                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QScrollArea,
-                               QSlider, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QSlider, QSpinBox,
+                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from gui.labs.common import ERROR_STYLE, HYPER_FIELDS, MUTED_STYLE, PALETTE, control_column, group
 from gui.labs.schedule_designer import LogSpinBox, ScheduleDesigner
 from simulator.optim import OPTIMIZERS
 from simulator.schedules import Schedule
 from simulator.surfaces import SURFACES, ExpressionSurface, NoisyGradient, RaceResult, Surface, make_surface, race
 
-__all__ = ["OptimizerLab", "OptimizerEntry", "RaceWorker", "PALETTE", "DEFAULT_OPTIMIZERS"]
+__all__ = ["OptimizerLab", "OptimizerEntry", "RaceWorker", "DEFAULT_OPTIMIZERS"]
 
-# A qualitative palette (ColorBrewer Set1 with the yellow swapped for teal, plus olive/grey): distinct on the light map.
-PALETTE = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#17becf", "#bcbd22",
-           "#555555")
-ERROR_STYLE = "color: #c8372d;"
-MUTED_STYLE = "color: #6b7785;"
 # Surface colours: light at the bottom of the valley, slate at the top, so coloured paths stand out everywhere.
 SURFACE_CMAP = pg.ColorMap(np.array([0.0, 0.25, 0.55, 1.0]),
                            np.array([[252, 251, 247], [222, 228, 236], [150, 166, 190], [68, 84, 112]], dtype=np.ubyte))
@@ -65,21 +59,6 @@ DEFAULT_OPTIMIZERS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("Adam", {"lr": 0.05}),
     ("AdamW", {"lr": 0.05}),
 )
-
-# Hyperparameters shown for each optimizer besides lr: (key, label, widget kind)
-_HYPER_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "SGD": (("weight_decay", "weight decay", "decay"),),
-    "Momentum": (("momentum", "momentum", "unit"), ("weight_decay", "weight decay", "decay")),
-    "Nesterov": (("momentum", "momentum", "unit"), ("weight_decay", "weight decay", "decay")),
-    "AdaGrad": (("eps", "eps", "log"), ("weight_decay", "weight decay", "decay")),
-    "RMSProp": (("alpha", "alpha", "unit"), ("momentum", "momentum", "unit"), ("eps", "eps", "log"),
-                ("weight_decay", "weight decay", "decay"), ("centered", "centered", "bool")),
-    "Adam": (("beta1", "beta1", "unit"), ("beta2", "beta2", "unit"), ("eps", "eps", "log"),
-             ("weight_decay", "weight decay", "decay")),
-    "AdamW": (("beta1", "beta1", "unit"), ("beta2", "beta2", "unit"), ("eps", "eps", "log"),
-              ("weight_decay", "weight decay", "decay")),
-}
-
 
 @dataclass
 class OptimizerEntry:
@@ -428,11 +407,6 @@ class OptimizerLab(QWidget):
             plot_item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def _build_layout(self) -> None:
-        def group(title: str, layout) -> QGroupBox:
-            g = QGroupBox(title)
-            g.setLayout(layout)
-            return g
-
         surf = QVBoxLayout()
         surf.addWidget(self.surface_combo)
         holder = QWidget()
@@ -481,19 +455,8 @@ class OptimizerLab(QWidget):
         race_box.addWidget(self.busy_bar)
         race_box.addWidget(self.race_error)
 
-        column = QWidget()
-        col = QVBoxLayout(column)
-        col.setContentsMargins(6, 6, 6, 6)
-        col.addWidget(group("Surface", surf))
-        col.addWidget(group("Optimizers", opts))
-        col.addWidget(group("Race", race_box))
-        col.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(column)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(350)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll = control_column([group("Surface", surf), group("Optimizers", opts), group("Race", race_box)],
+                                min_width=350)
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.loss_plot)
@@ -842,7 +805,7 @@ class OptimizerLab(QWidget):
             self.hyper_title.setText("")
             return
         self.hyper_title.setText(f"{entry.label} hyperparameters")
-        for key, label, kind in _HYPER_FIELDS[entry.kind]:
+        for key, label, kind in HYPER_FIELDS[entry.kind]:
             value = entry.value(key)
             if kind == "bool":
                 w: QWidget = QCheckBox()

@@ -24,12 +24,10 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QGridLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QSplitter,
@@ -40,9 +38,16 @@ from PySide6.QtWidgets import (
 
 from gui import theme
 from gui.labs.augment_view import show_augment_preview
-from gui.labs.classic_lab import CLASS_COLOURS, digit_pixmap
+from gui.labs.common import (
+    CLASS_COLOURS,
+    HYPER_FIELDS,
+    MUTED_STYLE,
+    PALETTE,
+    control_column,
+    digit_pixmap,
+    group,
+)
 from gui.labs.network_builder import NetworkBuilder
-from gui.labs.optimizer_lab import _HYPER_FIELDS, PALETTE
 from gui.labs.schedule_designer import LogSpinBox
 from gui.workers_training import TrainingSession, TrainingWorker, Visuals
 from simulator import datasets
@@ -61,8 +66,6 @@ LR_DEFAULTS = {"SGD": 0.1, "Momentum": 0.05, "Nesterov": 0.05, "AdaGrad": 0.05, 
 GRAPH_BATCH = 4
 TICK_MS = 30
 PLOT_INTERVAL = 0.1     # seconds between metric-plot redraws while training
-ERROR_STYLE = f"color: {theme.ERROR.name()};"
-MUTED_STYLE = f"color: {theme.MUTED_HEX};"
 BANNER_STYLE = (f"color: {theme.ERROR.name()}; background: #fbeaea; border: 1px solid #f0c9c6; border-radius: 3px;"
                 f" padding: 6px 10px; font-weight: 600;")
 _CLASS_RGB = np.array([[QColor(c).red(), QColor(c).green(), QColor(c).blue()] for c in CLASS_COLOURS], float)
@@ -384,11 +387,6 @@ class PlaygroundLab(QWidget):
         self.grad_curves: dict[str, pg.PlotDataItem] = {}
 
     def _build_layout(self) -> None:
-        def group(title: str, layout) -> QGroupBox:
-            g = QGroupBox(title)
-            g.setLayout(layout)
-            return g
-
         # data
         data_form = QFormLayout()
         data_form.setContentsMargins(0, 0, 0, 0)
@@ -448,31 +446,9 @@ class PlaygroundLab(QWidget):
         row.addWidget(self.load_button)
         files.addLayout(row)
 
-        column = QWidget()
-        col = QVBoxLayout(column)
-        col.setContentsMargins(6, 6, 6, 6)
-        col.addWidget(group("Data", data_box))
-        col.addWidget(group("Training", train_box))
-        col.addWidget(group("Model files", files))
-        col.addStretch(1)
-        left = QScrollArea()
-        left.setWidget(column)
-        left.setWidgetResizable(True)
-        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        left.setFrameShape(QScrollArea.Shape.NoFrame)
-        left.setMinimumWidth(300)
-
-        bcol = QWidget()
-        bl = QVBoxLayout(bcol)
-        bl.setContentsMargins(6, 6, 6, 6)
-        bl.addWidget(group("Network", self._wrap(self.builder)))
-        bl.addStretch(1)
-        middle = QScrollArea()
-        middle.setWidget(bcol)
-        middle.setWidgetResizable(True)
-        middle.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        middle.setFrameShape(QScrollArea.Shape.NoFrame)
-        middle.setMinimumWidth(365)
+        left = control_column([group("Data", data_box), group("Training", train_box), group("Model files", files)],
+                              min_width=300)
+        middle = control_column([group("Network", self._wrap(self.builder))], min_width=365)
 
         # centre: the 2-D page or the digits page
         toy_page = QWidget()
@@ -867,7 +843,7 @@ class PlaygroundLab(QWidget):
                              if self.kind == "toy" else 0.003 if name in ("Adam", "AdamW", "RMSProp") else 0.03)
         self.lr_box.blockSignals(False)
         defaults = {"weight_decay": 0.0, **OPTIMIZERS[name].defaults}
-        for key, label, kind in _HYPER_FIELDS.get(name, ()):
+        for key, label, kind in HYPER_FIELDS.get(name, ()):
             if key in ("beta1", "beta2"):
                 value = defaults["betas"][0 if key == "beta1" else 1]
             else:

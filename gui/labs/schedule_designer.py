@@ -8,6 +8,7 @@ from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
+from gui.labs.common import ERROR_STYLE
 from simulator.schedules import SCHEDULES, Schedule, make_schedule
 
 __all__ = ["LogSpinBox", "ScheduleDesigner", "PIN_COLOURS"]
@@ -15,7 +16,6 @@ __all__ = ["LogSpinBox", "ScheduleDesigner", "PIN_COLOURS"]
 CURVE_COLOUR = "#1f2933"
 # Pinned curves: muted, distinct from the bold current curve.
 PIN_COLOURS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#17becf")
-ERROR_STYLE = "color: #c8372d;"
 
 
 class LogSpinBox(QDoubleSpinBox):

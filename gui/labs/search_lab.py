@@ -15,11 +15,11 @@ from typing import Any, Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-                               QScrollArea, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+                               QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from gui import theme
-from gui.labs.interpret_lab import Job, JobRunner
+from gui.labs.common import ERROR_STYLE, MUTED_STYLE, Job, JobRunner, control_column, group, muted
 from gui.labs.schedule_designer import LogSpinBox
 from simulator import search as S
 from simulator.interpret import DigitsData, digits_data, digits_mlp
@@ -27,24 +27,9 @@ from simulator.nets import Network
 
 __all__ = ["SearchLab"]
 
-MUTED_STYLE = f"color: {theme.MUTED_HEX};"
-ERROR_STYLE = f"color: {theme.ERROR.name()};"
 ACC_CMAP = pg.colormap.get("viridis")
 GRID_SYMBOL, RANDOM_SYMBOL = "s", "o"
 OPTIMIZERS = ("AdamW", "Adam", "Momentum", "SGD")
-
-
-def _muted(text: str) -> QLabel:
-    lab = QLabel(text)
-    lab.setStyleSheet(MUTED_STYLE)
-    lab.setWordWrap(True)
-    return lab
-
-
-def _group(title: str, layout: Any) -> QGroupBox:
-    g = QGroupBox(title)
-    g.setLayout(layout)
-    return g
 
 
 def _form() -> QFormLayout:
@@ -108,7 +93,7 @@ class SearchLab(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("%v / %m trials")
-        self.status_label = _muted("")
+        self.status_label = muted("")
         self.best_label = QLabel("")
         self.best_label.setWordWrap(True)
         self.apply_button = QPushButton("Apply best")
@@ -131,7 +116,7 @@ class SearchLab(QWidget):
         f.addRow("Optimizer", self.optimizer_combo)
         f.addRow("Seed", self.seed_box)
         search = QVBoxLayout()
-        self.model_label = _muted(f"Model: {self._factory_name}, on scikit-learn's digits.")
+        self.model_label = muted(f"Model: {self._factory_name}, on scikit-learn's digits.")
         search.addWidget(self.model_label)
         search.addLayout(f)
         r = QHBoxLayout()
@@ -173,7 +158,7 @@ class SearchLab(QWidget):
         f.addRow("Seeds", self.ens_seeds_box)
         f.addRow("Epochs each", self.ens_epochs_box)
         ens.addLayout(f)
-        ens.addWidget(_muted("Each seed gives its own initialisation and batch order (Adam, lr 3e-3)."))
+        ens.addWidget(muted("Each seed gives its own initialisation and batch order (Adam, lr 3e-3)."))
         ens.addWidget(self.ens_button)
         ens.addWidget(self.ens_label)
 
@@ -182,20 +167,8 @@ class SearchLab(QWidget):
         self.error_label.setWordWrap(True)
         self.error_label.hide()
 
-        column = QWidget()
-        col = QVBoxLayout(column)
-        col.setContentsMargins(6, 6, 6, 6)
-        col.addWidget(_group("Search: learning rate × weight decay", search))
-        col.addWidget(_group("Sanity checks", checks))
-        col.addWidget(_group("Ensemble", ens))
-        col.addWidget(self.error_label)
-        col.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(column)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(360)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll = control_column([group("Search: learning rate × weight decay", search), group("Sanity checks", checks),
+                                 group("Ensemble", ens), self.error_label], min_width=360)
 
         # ---- the search plots: marginals over scatters, grid | random, one colour bar
         self.search_view = pg.GraphicsLayoutWidget()
