@@ -289,7 +289,7 @@ def compute_visuals(session: TrainingSession, image_index: int = 0) -> Visuals:
         v.confusion = np.bincount(yv * K + pred, minlength=K * K).reshape(K, K)
         wrong = np.flatnonzero(pred != yv)[:MAX_MISCLASSIFIED]
         v.misclassified, v.mis_pred = wrong, pred[wrong]
-    first = next((l for l in net._layers if isinstance(l.spec, (Conv2d, Linear))), None)
+    first = next((l for l in net.layers if isinstance(l.spec, (Conv2d, Linear))), None)
     if first is not None:
         w = net.params[first.params[0]].astype(np.float64)
         if isinstance(first.spec, Conv2d):
@@ -301,17 +301,15 @@ def compute_visuals(session: TrainingSession, image_index: int = 0) -> Visuals:
     X = Xv if Xv is not None and len(Xv) else trainer.X
     i = int(min(max(image_index, 0), len(X) - 1))
     v.maps_index = i
-    conv_i = next((k for k, l in enumerate(net._layers) if isinstance(l.spec, Conv2d)), None)
-    x = net._check_input(X[i:i + 1])
-    with np.errstate(all="ignore"):
-        scores, _, outs = net._forward(x, "eval", None, record=True)
-    v.maps_pred = int(np.argmax(scores[0]))
+    conv_i = next((k for k, l in enumerate(net.layers) if isinstance(l.spec, Conv2d)), None)
+    outs = net.layer_outputs(X[i:i + 1], "eval")
+    v.maps_pred = int(np.argmax(outs[-1][0]))
     if conv_i is not None:
         k = conv_i
-        if k + 1 < len(net._layers) and isinstance(net._layers[k + 1].spec, Activation):
+        if k + 1 < len(net.layers) and isinstance(net.layers[k + 1].spec, Activation):
             k += 1                                   # show what the next layer sees: after the non-linearity
         v.maps = outs[k][0].astype(np.float64)
-        v.maps_title = f"{net._layers[k].title} maps"
+        v.maps_title = f"{net.layers[k].title} maps"
     return v
 
 

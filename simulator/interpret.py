@@ -42,7 +42,7 @@ def _input_backward(network: Network, dout: np.ndarray, caches: list) -> np.ndar
 
 
 def _scores_and_caches(network: Network, x: Any) -> tuple[np.ndarray, np.ndarray, list]:
-    xc = network._check_input(x)
+    xc = network.check_input(x)
     scores, caches = network.forward_with_caches(xc, "eval")
     return xc, scores, caches
 
@@ -259,9 +259,8 @@ def hidden_features(network: Network, X: Any, batch_size: int = 512) -> np.ndarr
     X = np.asarray(X)
     out = []
     for i in range(0, len(X), batch_size):
-        xc = network._check_input(X[i:i + batch_size])
-        with np.errstate(over="ignore", invalid="ignore"):
-            _, _, outs = network._forward(xc, "eval", None, record=True)
+        xc = np.asarray(X[i:i + batch_size])
+        outs = network.layer_outputs(xc, "eval")
         feats = outs[-2] if len(outs) >= 2 else xc
         out.append(np.asarray(feats, dtype=np.float64).reshape(len(xc), -1))
     return np.concatenate(out) if out else np.zeros((0, 0))

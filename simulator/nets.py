@@ -429,6 +429,10 @@ class Network:
             self.params = params
 
     # ------------------------------------------------------------------------------------------- passes
+    def check_input(self, x: Any) -> np.ndarray:
+        """x as a contiguous array of the network's dtype, refusing wrong shapes and non-numbers."""
+        return self._check_input(x)
+
     def _check_input(self, x: Any) -> np.ndarray:
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
@@ -511,6 +515,17 @@ class Network:
             else:  # Flatten
                 dout = dout.reshape(cache)
         return {k: grads[k] for k in self.params}, dout
+
+    @property
+    def layers(self) -> tuple:
+        """The built layers in order: each has .spec (the layer spec), .title, .params and .in_shape."""
+        return tuple(self._layers)
+
+    def layer_outputs(self, x: Any, mode: str = "eval", seed: int | None = None) -> list[np.ndarray]:
+        """Every layer's output for input x, in order (for activation maps and embeddings)."""
+        xc = self._check_input(x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._forward(xc, mode, seed, record=True)[2]
 
     def forward_with_caches(self, x: Any, mode: str = "eval", seed: int | None = None) -> tuple[np.ndarray, list]:
         """Scores (N, C) and each layer's cache, for backward()."""
