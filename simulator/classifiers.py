@@ -356,10 +356,11 @@ class LinearClassifier:
 
     def breakdown(self, X: Any, y: Any) -> LossBreakdown:
         X, y = self._check(X, y)
-        scores = X @ self.W + self.b
-        terms = self.loss_terms(scores, y)
-        data = float(terms.mean()) if len(terms) else 0.0
-        reg = self.reg * float(np.sum(self.W * self.W))
+        with np.errstate(all="ignore"):  # a diverged classifier shows inf/nan numbers, not console warnings
+            scores = X @ self.W + self.b
+            terms = self.loss_terms(scores, y)
+            data = float(terms.mean()) if len(terms) else 0.0
+            reg = self.reg * float(np.sum(self.W * self.W))
         pred = np.argmax(scores, axis=1).astype(np.int64)
         acc = float(np.mean(pred == y)) if len(y) else 0.0
         return LossBreakdown(scores, terms, data, reg, data + reg, pred, acc)
@@ -393,8 +394,9 @@ class LinearClassifier:
         if self.num_features != 2:
             raise ShapeError(f"score directions need 2-D data, but W has shape {self.W.shape}")
         w = self.W.T                                                       # (C, 2)
-        n2 = np.maximum(np.sum(w * w, axis=1), 1e-300)
-        return -(self.b / n2)[:, None] * w, w.copy()
+        with np.errstate(all="ignore"):
+            n2 = np.maximum(np.sum(w * w, axis=1), 1e-300)
+            return -(self.b / n2)[:, None] * w, w.copy()
 
 
 def line_segment(w: np.ndarray, b: float, xlim: tuple[float, float], ylim: tuple[float, float]

@@ -180,7 +180,7 @@ def class_visualisation(network: Network, cls: int, steps: int = 200, lr: float 
                         should_stop: Callable[[], bool] | None = None) -> ClassVisResult:
     """Gradient ascent on the input to maximise s_cls(x) - l2_reg ||x||^2 (eval mode), from a small random image
     (normal with std ``init_scale``, seeded): x <- x + lr (d s_cls/dx - 2 l2_reg x). Optionally blurred every
-    ``blur_every`` steps and clipped to ``pixel_range``. callback(step, image, score) after each step."""
+    ``blur_every`` steps and clipped to ``pixel_range``. callback(step, image, score) for each image, step 0 the start."""
     steps = int(steps)
     if steps < 0:
         raise ValueInputError("class_visualisation: steps must be >= 0")
@@ -199,6 +199,8 @@ def class_visualisation(network: Network, cls: int, steps: int = 200, lr: float 
         scores[t] = score
         objs[t] = score - l2_reg * float(np.sum(x.astype(np.float64) ** 2))
         done = t
+        if callback is not None:
+            callback(t, x[0], score)  # the image and the score it earns, before this step's update
         if t == steps:
             break
         if should_stop is not None and should_stop():
@@ -210,8 +212,6 @@ def class_visualisation(network: Network, cls: int, steps: int = 200, lr: float 
         if pixel_range is not None:
             x = np.clip(x, lo, hi)
         x = x.astype(network.dtype)
-        if callback is not None:
-            callback(t + 1, x[0], score)
     return ClassVisResult(int(cls), x[0].copy(), scores[:done + 1], objs[:done + 1], stopped)
 
 
@@ -243,6 +243,10 @@ def iterative_fgsm(network: Network, x: Any, y: Any, eps: float, alpha: float | 
     if eps < 0 or not math.isfinite(eps):
         raise ValueInputError(f"iterative_fgsm: eps must be a finite number >= 0, got {eps}")
     alpha = eps / 4.0 if alpha is None else float(alpha)
+    if alpha < 0 or not math.isfinite(alpha):
+        raise ValueInputError(f"iterative_fgsm: alpha must be a finite number >= 0, got {alpha}")
+    if isinstance(steps, bool) or int(steps) != steps or steps < 0:
+        raise ValueInputError(f"iterative_fgsm: steps must be a whole number >= 0, got {steps}")
     xa = x0.copy()
     for _ in range(int(steps)):
         dx, _ = input_gradient(network, xa, y, "loss")
@@ -273,6 +277,8 @@ def embed(network: Network | None, X: Any, method: str = "pca", seed: int = 0, p
     F = hidden_features(network, X) if features is None else np.asarray(features, dtype=np.float64)
     if F.ndim != 2 or len(F) < 3:
         raise ShapeError(f"embed needs at least 3 feature vectors (N, D), got shape {F.shape}")
+    if F.shape[1] < 2:
+        raise ShapeError(f"the last hidden layer has {F.shape[1]} unit; a 2-D embedding needs at least 2")
     if method == "pca":
         from sklearn.decomposition import PCA
         Y = PCA(n_components=2, svd_solver="full", random_state=seed).fit_transform(F)

@@ -593,6 +593,13 @@ class Network:
     def loss(self, x: Any, y: Any, mode: str = "train", seed: int | None = None
              ) -> tuple[float, dict[str, np.ndarray]]:
         """(data loss + regulariser, grads) with grads ordered as params. mode as forward(); seed fixes dropout."""
+        loss, grads, _ = self.loss_grads_scores(x, y, mode, seed)
+        return loss, grads
+
+    def loss_grads_scores(self, x: Any, y: Any, mode: str = "train", seed: int | None = None, what: str = ""
+                          ) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
+        """loss() that also returns the scores. A non-finite loss or gradient raises NumericError naming the layer
+        where it appeared, with the batch-norm running statistics left as they were before the call."""
         x = self._check_input(x)
         if mode == "train" and seed is None:
             seed = self._next_seed()
@@ -605,8 +612,9 @@ class Network:
         if not math.isfinite(loss):
             self._restore_bn(bn_before)
             self._locate(x, mode, seed, "output")
-            raise NumericError(f"the loss is not finite ({loss}) although every layer's output is")
-        grads = self._backward(dscores, caches)
+            raise NumericError(f"{what}the loss is not finite ({loss}) although every layer's output is")
+        with np.errstate(over="ignore", invalid="ignore"):
+            grads = self._backward(dscores, caches)
         if self.reg:
             for k, w in self.params.items():
                 if k.endswith(".w"):
@@ -615,7 +623,10 @@ class Network:
                         g += (2.0 * self.reg) * w
                     else:
                         g += self.reg * np.sign(w)
-        return loss, grads
+        if not all(np.all(np.isfinite(g)) for g in grads.values()):
+            self._restore_bn(bn_before)
+            self.locate_nonfinite_grads(grads)
+        return loss, grads, scores
 
     def _bn_snapshot(self) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
         if not self.bn_params:
@@ -672,8 +683,9 @@ class Network:
             scores = self.forward(xb, "eval")
             loss, _ = self.data_loss(scores, yb)
             total += loss * len(xb)
-            if yb.ndim == 1:
-                correct += int(np.sum(np.argmax(scores, axis=1) == yb))
+            # soft (N, C) targets: the class with the largest target counts as the label
+            labels = yb if yb.ndim == 1 else np.argmax(yb, axis=1)
+            correct += int(np.sum(np.argmax(scores, axis=1) == labels))
         return total / len(x) + self.reg_loss(), correct / len(x)
 
     # ------------------------------------------------------------------------------------------- graph expansion
@@ -886,26 +898,45 @@ class EpochMetrics:
     stopped_early: bool
 
 
+MAX_TRAINING_STEPS = 10_000_000
+
+
 class History:
-    """Metrics in preallocated numpy arrays (views of the filled part are returned), so plots read them directly."""
+    """Metrics in numpy arrays that grow by doubling (views of the filled part are returned), so plots read them
+    directly and a long run costs memory only for the steps it has taken."""
+
+    _START = 4096
 
     def __init__(self, steps: int, epochs: int, layers: Sequence[str]):
         self._n = 0
         self._e = 0
-        self._step = {k: np.full(steps, np.nan) for k in ("loss", "accuracy", "lr")}
-        self._norms = np.full((steps, len(layers)), np.nan)
+        cap = max(1, min(steps, self._START))
+        self._step = {k: np.full(cap, np.nan) for k in ("loss", "accuracy", "lr")}
+        self._norms = np.full((cap, len(layers)), np.nan)
         self.norm_layers = tuple(layers)
-        self._epoch = {k: np.full(epochs, np.nan) for k in ("train_loss", "train_accuracy", "val_loss",
-                                                             "val_accuracy", "iteration")}
+        ecap = max(1, min(epochs, self._START))
+        self._epoch = {k: np.full(ecap, np.nan) for k in ("train_loss", "train_accuracy", "val_loss",
+                                                          "val_accuracy", "iteration")}
+
+    @staticmethod
+    def _grown(a: np.ndarray) -> np.ndarray:
+        bigger = np.full((2 * a.shape[0],) + a.shape[1:], np.nan)
+        bigger[:a.shape[0]] = a
+        return bigger
 
     def add_step(self, m: StepMetrics) -> None:
         i = self._n
+        if i == self._norms.shape[0]:
+            self._step = {k: self._grown(v) for k, v in self._step.items()}
+            self._norms = self._grown(self._norms)
         self._step["loss"][i], self._step["accuracy"][i], self._step["lr"][i] = m.loss, m.accuracy, m.lr
         self._norms[i] = [m.grad_norms[k] for k in self.norm_layers]
         self._n += 1
 
     def add_epoch(self, m: EpochMetrics) -> None:
         i = self._e
+        if i == len(self._epoch["iteration"]):
+            self._epoch = {k: self._grown(v) for k, v in self._epoch.items()}
         for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "iteration"):
             self._epoch[k][i] = getattr(m, k)
         self._e += 1
@@ -980,8 +1011,14 @@ class Trainer:
         self.optimizer_kwargs = dict(self.optimizer.hyperparameters())
         self._rng = np.random.default_rng([self.seed, 2])
         self._aug_rng = np.random.default_rng([self.seed, 3])
-        self.iters_per_epoch = -(-len(self.X) // self.batch_size)
+        # A last mini-batch of a single example joins the one before it: batch norm needs two examples.
+        n = len(self.X)
+        self.iters_per_epoch = max(1, -(-n // self.batch_size) - (1 if n % self.batch_size == 1 and n > 1 else 0))
         self.total_steps = self.iters_per_epoch * self.epochs
+        if self.total_steps > MAX_TRAINING_STEPS:
+            raise ValueInputError(f"{self.total_steps:,} training steps ({self.epochs} epochs of "
+                                  f"{self.iters_per_epoch} batches) is more than {MAX_TRAINING_STEPS:,}: use fewer "
+                                  f"epochs or larger batches")
         self._norm_layers = [l.name for l in network._layers if l.params]
         self._norm_groups = [(l.name, l.params) for l in network._layers if l.params]
         self.history = History(self.total_steps, self.epochs, self._norm_layers)
@@ -1012,38 +1049,21 @@ class Trainer:
         if self.done:
             raise ValueInputError("training is finished: no steps left")
         bs = self.batch_size
-        idx = self._order[self._batch * bs:(self._batch + 1) * bs]
+        last = self._batch == self.iters_per_epoch - 1
+        idx = self._order[self._batch * bs:len(self._order) if last else (self._batch + 1) * bs]
         xb, yb = self.X[idx], self.y[idx]
         if self.augment is not None:
             xb = self.augment(xb, self._aug_rng)
         net = self.network
-        xb = net._check_input(xb)
-        seed = net._next_seed()
-        bn_before = net._bn_snapshot()
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below, naming the layer
-            scores, caches, _ = net._forward(xb, "train", seed)
-        loss, dscores = net.data_loss(scores, yb)
-        if net.reg:
-            loss += net.reg_loss()
-        if not math.isfinite(loss):
-            net._restore_bn(bn_before)
-            net._locate(xb, "train", seed, "output")
-            raise NumericError(f"iteration {self.iteration + 1}: the loss is not finite ({loss})")
+        loss, grads, scores = net.loss_grads_scores(xb, yb, "train", what=f"iteration {self.iteration + 1}: ")
         acc = float(np.mean(np.argmax(scores, axis=1) == yb)) if yb.ndim == 1 else float("nan")
-        grads = net._backward(dscores, caches)
-        if net.reg:
-            for k, w in net.params.items():
-                if k.endswith(".w"):
-                    grads[k] += (2.0 * net.reg) * w if net.reg_kind == "l2" else net.reg * np.sign(w)
         norms = {}
         for name, ps in self._norm_groups:
             sq = 0.0
             for p in ps:
                 f = grads[p].ravel()
                 sq += float(np.dot(f, f))
-            norms[name] = math.sqrt(sq) if sq >= 0 else math.nan
-        if not all(math.isfinite(v) for v in norms.values()):
-            net.locate_nonfinite_grads(grads)
+            norms[name] = math.sqrt(sq)
         lr = self.schedule.apply(self.optimizer, self.iteration) if self.schedule is not None else self.optimizer.lr
         self.optimizer.step([grads[k] for k in self.param_names])
         self.iteration += 1

@@ -276,6 +276,8 @@ def ensemble(seeds: Sequence[int], make_network: Callable[[int], Network] | None
             kw["weight_decay"] = weight_decay
         tr = Trainer(net, (Xtr, ytr, Xv, yv), optimizer, lr=lr, batch_size=batch_size, epochs=epochs, seed=s, **kw)
         tr.run(None, should_stop)
+        if not tr.done:  # cancelled part-way: a half-trained model does not join the ensemble
+            break
         p = softmax(net.forward(Xv, "eval"))
         probs.append(p)
         accs.append(float(np.mean(p.argmax(axis=1) == yv)))

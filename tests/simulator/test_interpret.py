@@ -187,3 +187,26 @@ def test_nearest_neighbours_match_brute_force(model):
     X2 = np.concatenate([X, X[:1]])
     assert list(nearest_neighbours(X2, 0, 1)) == [30]
     assert 0 not in nearest_neighbours(X2, 0, 29)
+
+
+def test_embedding_of_a_one_unit_hidden_layer_is_refused_clearly():
+    from simulator.errors import ShapeError
+    from simulator.interpret import embed
+    from simulator.nets import Activation, Flatten, Linear, Network
+    net = Network((1, 8, 8), [Flatten(), Linear(1), Activation("relu"), Linear(10)], seed=0)
+    x = np.random.default_rng(0).normal(size=(12, 1, 8, 8))
+    for method in ("pca", "tsne"):
+        with pytest.raises(ShapeError, match="at least 2"):
+            embed(net, x, method)
+
+
+def test_iterative_fgsm_refuses_negative_steps_and_alpha():
+    from simulator.errors import ValueInputError
+    from simulator.interpret import iterative_fgsm
+    from simulator.nets import Flatten, Linear, Network
+    net = Network((1, 8, 8), [Flatten(), Linear(10)], seed=0)
+    x = np.zeros((1, 1, 8, 8))
+    with pytest.raises(ValueInputError):
+        iterative_fgsm(net, x, np.array([3]), 0.1, alpha=-0.01)
+    with pytest.raises(ValueInputError):
+        iterative_fgsm(net, x, np.array([3]), 0.1, steps=-1)

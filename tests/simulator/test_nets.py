@@ -335,3 +335,32 @@ def test_load_refuses_mismatch_and_malformed_files(tmp_path):
         Network.load(tmp_path / "badjson.npz")
     with pytest.raises(FileFormatError):
         Network.load(tmp_path / "missing.npz")
+
+
+def test_history_grows_as_it_fills_and_absurd_runs_are_refused():
+    from simulator.datasets import spiral
+    from simulator.errors import ValueInputError
+    from simulator.nets import MAX_TRAINING_STEPS, History
+    X, y = spiral(n=60, classes=3, seed=0)
+    net = Network((2,), [Linear(8), Activation("relu"), Linear(3)], seed=0)
+    with pytest.raises(ValueInputError, match="training steps"):
+        Trainer(net, (X, y, None, None), batch_size=1, epochs=MAX_TRAINING_STEPS // 60 + 1)
+    h = History(10**9, 10**6, ["fc1"])  # costs nothing until steps are taken
+    assert h._norms.shape[0] <= 4096
+
+
+def test_a_single_example_tail_batch_joins_the_one_before_so_batch_norm_trains():
+    from simulator.datasets import spiral
+    X, y = spiral(n=65, classes=3, seed=0)
+    net = Network((2,), [Linear(16), BatchNorm(), Activation("relu"), Linear(3)], seed=0)
+    tr = Trainer(net, (X, y, None, None), optimizer="SGD", lr=0.1, batch_size=64, epochs=2, seed=0)
+    assert tr.iters_per_epoch == 1
+    tr.run()
+    assert tr.iteration == 2 and np.all(np.isfinite(net.params["fc1.w"]))
+
+
+def test_evaluate_counts_soft_targets_by_their_largest_class():
+    net = Network((2,), [Linear(3)], loss="mse", seed=0)
+    x = np.random.default_rng(0).normal(size=(20, 2))
+    soft = np.eye(3)[np.argmax(net.forward(x), axis=1)]
+    assert net.evaluate(x, soft)[1] == 1.0
