@@ -102,6 +102,7 @@ class KnnPanel(QWidget):
         self._view = (-1.5, 1.5, -1.5, 1.5)
         self._grid_jobs = Jobs(self, self._on_regions_done, self._on_job_failed)
         self._cv_jobs = Jobs(self, self._on_cv_done, self._on_cv_failed, self._on_cv_progress)
+        self._cv_running = False
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(40)
@@ -156,6 +157,7 @@ class KnnPanel(QWidget):
         self.cv_label = muted("Split the data into folds; each fold is validated once on a model trained on the "
                                "others.")
         self.cv_button.clicked.connect(self.start_cross_validation)
+        self.folds_box.valueChanged.connect(self._update_cv_button)
 
         data = QFormLayout()
         data.addRow("Data set", self.dataset_combo)
@@ -326,6 +328,7 @@ class KnnPanel(QWidget):
             Xtr, ytr, Xv, yv = self.digits_split()
             self.query_box.setRange(0, len(Xv) - 1)
             self.cv_label.setText(f"Cross-validation runs on the {len(Xtr)} training images.")
+            self._update_cv_button()
             self._update_digits()
         else:
             name = self.dataset_combo.currentText()
@@ -374,6 +377,7 @@ class KnnPanel(QWidget):
         self.points_item.setData(self.X[:, 0], self.X[:, 1], brush=brushes)
         self.cv_result = None
         self._clear_cv_plot()
+        self._update_cv_button()
         self._on_model_changed()
 
     # ---------------------------------------------------------------------------------------------- regions
@@ -467,12 +471,16 @@ class KnnPanel(QWidget):
             X, y = self.digits_split()[:2]
         else:
             X, y = self.X.copy(), self.y.copy()
-        folds = min(self.folds_box.value(), len(X))
+        folds = self.folds_box.value()
+        if len(X) < folds:                  # the button is disabled then; a direct call is refused the same way
+            self._update_cv_button()
+            return
         ks = np.arange(1, self.kmax_box.value() + 1)
         dist = self.distance
         self.cv_progress.setRange(0, folds)
         self.cv_progress.setValue(0)
         self.cv_progress.show()
+        self._cv_running = True
         self.cv_button.setEnabled(False)
         self.cv_label.setStyleSheet(MUTED_STYLE)
         self.cv_label.setText(f"Cross-validating k = 1…{ks[-1]} over {folds} folds…")
@@ -486,16 +494,30 @@ class KnnPanel(QWidget):
     def _on_cv_progress(self, done: int, total: int) -> None:
         self.cv_progress.setValue(done)
 
+    def _cv_points(self) -> int:
+        return len(self.digits_split()[0]) if self.is_digits else len(self.X)
+
+    def _update_cv_button(self, *_: Any) -> None:
+        """Cross-validate needs at least one point per fold (and no cross-validation running)."""
+        n, folds = self._cv_points(), self.folds_box.value()
+        enough = n >= folds
+        self.cv_button.setEnabled(enough and not self._cv_running)
+        self.cv_button.setToolTip("" if enough else
+                                  f"{folds} folds need at least {folds} points; there {'is' if n == 1 else 'are'} "
+                                  f"{n}. Add points or lower the folds.")
+
     def _on_cv_failed(self, msg: str) -> None:
         self.cv_progress.hide()
-        self.cv_button.setEnabled(True)
+        self._cv_running = False
+        self._update_cv_button()
         self.cv_label.setStyleSheet(ERROR_STYLE)
         self.cv_label.setText(msg)
 
     def _on_cv_done(self, result: Any) -> None:
         ks, acc = result
         self.cv_progress.hide()
-        self.cv_button.setEnabled(True)
+        self._cv_running = False
+        self._update_cv_button()
         self.cv_result = (ks, acc)
         mean, std = acc.mean(axis=1), acc.std(axis=1)
         folds = acc.shape[1]

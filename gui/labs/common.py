@@ -10,9 +10,10 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from gui import theme
+from simulator.errors import StudioError
 
 __all__ = ["CLASS_COLOURS", "ERROR_STYLE", "HYPER_FIELDS", "MUTED_STYLE", "PALETTE", "Job", "JobRunner", "JobWorker",
-           "Jobs", "control_column", "digit_pixmap", "group", "muted"]
+           "Jobs", "control_column", "digit_pixmap", "error_text", "group", "muted"]
 
 MUTED_STYLE = f"color: {theme.MUTED_HEX};"
 ERROR_STYLE = f"color: {theme.ERROR.name()};"
@@ -94,6 +95,14 @@ def control_column(widgets: Any, width: int | None = None, min_width: int | None
 
 
 # ================================================================================================== jobs, pushed
+
+def error_text(exc: BaseException) -> str:
+    """What a failed job shows: a StudioError's own message (it is written for the user); for anything else (a bug)
+    the class name too, e.g. 'ZeroDivisionError: division by zero'."""
+    if isinstance(exc, StudioError):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
 # Two job helpers with different contracts, kept apart on purpose: JobWorker/Jobs push results through queued
 # signals (one kind of job per Jobs, stale generations dropped); Job/JobRunner are polled by one QTimer per lab
 # (several kinds, only the latest progress kept). See each class.
@@ -117,7 +126,7 @@ class JobWorker(QThread):
             result = self.fn(lambda d, t: self.job_progressed.emit(self.generation, d, t),
                              lambda: self.cancel_requested)
         except Exception as exc:  # reported to the GUI, never raised in the thread
-            self.job_failed.emit(self.generation, f"{type(exc).__name__}: {exc}")
+            self.job_failed.emit(self.generation, error_text(exc))
             return
         self.job_finished.emit(self.generation, result)
 
@@ -148,6 +157,12 @@ class Jobs:
 
     def busy(self) -> bool:
         return any(w.generation == self.generation for w in self.workers)
+
+    def cancel(self) -> None:
+        """Ask every running job to stop and drop whatever they still report."""
+        self.generation += 1
+        for w in self.workers:
+            w.cancel_requested = True
 
     def _finished(self, gen: int, result: Any) -> None:
         if gen == self.generation and not self.closed:
@@ -203,7 +218,7 @@ class Job(QThread):
             with np.errstate(all="ignore"):
                 self.result = self._fn(self._report, self.is_cancelled)
         except Exception as exc:  # reported in the lab, never raised in the thread
-            self.error = f"{type(exc).__name__}: {exc}"
+            self.error = error_text(exc)
 
     def _report(self, obj: Any) -> None:
         with self._lock:

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QSlider, QSpinBox,
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from gui.labs.common import ERROR_STYLE, HYPER_FIELDS, MUTED_STYLE, PALETTE, control_column, group
+from gui.labs.common import ERROR_STYLE, HYPER_FIELDS, MUTED_STYLE, PALETTE, control_column, error_text, group
 from gui.labs.schedule_designer import LogSpinBox, ScheduleDesigner
 from simulator.optim import OPTIMIZERS
 from simulator.schedules import Schedule
@@ -164,7 +164,7 @@ class RaceWorker(QThread):
                         grads[label] = (np.ascontiguousarray(gx[i:i + m]), np.ascontiguousarray(gy[i:i + m]))
                         i += m
         except Exception as exc:  # a bad hyperparameter or expression is reported, never raised in the thread
-            self.race_failed.emit(req.generation, f"{type(exc).__name__}: {exc}")
+            self.race_failed.emit(req.generation, error_text(exc))
             return
         self.race_finished.emit(req.generation, (results, grads))
 

@@ -123,6 +123,48 @@ def test_cross_validation_on_toy_data(qtbot, lab):
     assert knn.cv_button.isEnabled() and knn.cv_progress.isHidden()
 
 
+def test_cross_validate_needs_a_point_per_fold(qtbot, lab):
+    knn = lab.knn
+    assert knn.cv_button.isEnabled() and knn.cv_button.toolTip() == ""
+    while len(knn.X) > 3:
+        knn.remove_nearest(*knn.X[0])
+    wait_idle(qtbot, knn)
+    assert knn.folds_box.value() == 5
+    assert not knn.cv_button.isEnabled()
+    assert "5 folds need at least 5 points" in knn.cv_button.toolTip() and "are 3" in knn.cv_button.toolTip()
+    knn.start_cross_validation()                         # called directly: refused the same way, nothing runs
+    assert not knn.is_busy() and knn.cv_progress.isHidden()
+    knn.folds_box.setValue(3)
+    assert knn.cv_button.isEnabled() and knn.cv_button.toolTip() == ""
+    knn.folds_box.setValue(4)
+    assert not knn.cv_button.isEnabled()
+    knn.add_point(0.0, 0.0, 0)
+    assert knn.cv_button.isEnabled()
+
+
+def test_job_errors_show_a_studio_errors_own_message(qtbot, lab, monkeypatch):
+    import gui.labs.classic_lab as classic
+    from simulator.errors import ValueInputError
+
+    def refuse(*a, **k):
+        raise ValueInputError("folds must be an integer [2, 1], got 1")
+
+    monkeypatch.setattr(classic, "cross_validate_k", refuse)
+    knn = lab.knn
+    qtbot.mouseClick(knn.cv_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: knn.cv_progress.isHidden(), timeout=10_000)
+    assert knn.cv_label.text() == "folds must be an integer [2, 1], got 1"      # no "ValueInputError: "
+    assert knn.cv_button.isEnabled()
+
+    def bug(*a, **k):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(classic, "cross_validate_k", bug)
+    qtbot.mouseClick(knn.cv_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "ZeroDivisionError" in knn.cv_label.text(), timeout=10_000)
+    assert knn.cv_label.text() == "ZeroDivisionError: division by zero"          # a bug keeps its class name
+
+
 def test_linear_step_run_and_controls(qtbot, lab):
     lin = lab.linear
     lab.tabs.setCurrentWidget(lin)
