@@ -14,6 +14,7 @@ running mean holds only 1 - 0.9^k of the true mean, which is why eval outputs di
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,8 +25,11 @@ __all__ = [
     "ACTIVATION_CHOICES",
     "INIT_CHOICES",
     "INIT_STDS",
+    "MAX_WORK",
     "InitStats",
     "LayerSummary",
+    "check_size",
+    "experiment_work",
     "histogram",
     "init_std",
     "layer_statistics",
@@ -35,7 +39,9 @@ INIT_CHOICES = ("gaussian 0.01", "gaussian 1.0", "xavier", "kaiming")
 ACTIVATION_CHOICES = ("tanh", "relu")
 INIT_STDS = {"gaussian 0.01": lambda d: 0.01, "gaussian 1.0": lambda d: 1.0,
              "xavier": lambda d: 1.0 / np.sqrt(d), "kaiming": lambda d: np.sqrt(2.0 / d)}
-MAX_UNITS = 50_000_000   # n * width * depth: beyond this the experiment would take minutes
+MAX_UNITS = 50_000_000   # n * width * depth: the activations kept for the plots (memory)
+# Multiply-adds of one experiment (see experiment_work): 6e10 takes about 1.5 s on one core (float32 BLAS), so a debounced edit never starts minutes of work. Read at call time, so tests can lower or raise it.
+MAX_WORK = 6e10
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
 SATURATED = 0.99         # |tanh| above this is "saturated": its local gradient 1 - a^2 is below 0.02
@@ -100,12 +106,18 @@ def _act_backward(name: str, da: np.ndarray, a: np.ndarray) -> np.ndarray:
     return da * (1 - a * a) if name == "tanh" else da * (a > 0)
 
 
+def _check(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise _Stopped
+
+
 def _forward(x: np.ndarray, weights: list[np.ndarray], activation: str, batchnorm: bool, mode: str,
-             running: list[list[np.ndarray]] | None):
-    """Returns (pre, acts, caches); updates running statistics in train mode."""
+             running: list[list[np.ndarray]] | None, should_stop: Callable[[], bool] | None = None):
+    """Returns (pre, acts, caches); updates running statistics in train mode. Asks should_stop() before each layer."""
     pre, acts, caches = [], [], []
     a = x
     for i, W in enumerate(weights):
+        _check(should_stop)
         h = a @ W
         cache = None
         if batchnorm:
@@ -133,10 +145,39 @@ def _forward(x: np.ndarray, weights: list[np.ndarray], activation: str, batchnor
     return pre, acts, caches
 
 
+def experiment_work(depth: int, width: int, n: int, batchnorm: bool = False, warmup_passes: int = 0) -> float:
+    """Multiply-adds of one experiment, roughly: each pass costs n * width * (width + 32) per layer (the matmul and
+    the element-wise work); there are 3 passes (forward, backward, summaries), plus with batch norm the other mode's
+    forward pass and one per warm-up pass."""
+    passes = 3 + ((warmup_passes + 1) if batchnorm else 0)
+    return float(passes) * n * width * (width + 32) * depth
+
+
+def check_size(depth: int, width: int, n: int, batchnorm: bool = False, warmup_passes: int = 0) -> None:
+    """Raise ValueInputError when the experiment would keep too many activations or take more than a few seconds."""
+    if n * width * depth > MAX_UNITS:
+        raise ValueInputError(f"{n} inputs x {depth} layers x {width} units is too large for a quick experiment "
+                              f"(limit {MAX_UNITS:,} activations)")
+    work = experiment_work(depth, width, n, batchnorm, warmup_passes)
+    if work > MAX_WORK:
+        what = f"{depth} layers x {width} units on {n} inputs"
+        if batchnorm and warmup_passes:
+            what += f" with {warmup_passes} warm-up passes"
+        raise ValueInputError(f"{what} is too slow for a quick experiment ({work / MAX_WORK:.1f}x the limit): "
+                              f"use fewer warm-up passes, inputs, units or layers")
+
+
+class _Stopped(Exception):
+    """Raised inside layer_statistics when should_stop() says so; layer_statistics returns None."""
+
+
 def layer_statistics(depth: int = 10, width: int = 500, activation: str = "tanh", init: str = "xavier",
                      batchnorm: bool = False, n: int = 1000, seed: int = 0, mode: str = "train",
-                     warmup_passes: int = 5) -> InitStats:
-    """Run the experiment (see the module docstring). mode 'eval' only matters with batch norm."""
+                     warmup_passes: int = 5, should_stop: Callable[[], bool] | None = None) -> InitStats | None:
+    """Run the experiment (see the module docstring). mode 'eval' only matters with batch norm.
+
+    ``should_stop()`` is asked between layers and between warm-up passes; once it returns True the experiment is
+    abandoned and the result is None (a background job that was cancelled ends within one layer's work)."""
     for what, v, lo in (("depth", depth, 1), ("width", width, 1), ("n", n, 2), ("warmup_passes", warmup_passes, 0)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueInputError(f"{what} must be an integer >= {lo}, got {v!r}")
@@ -144,9 +185,16 @@ def layer_statistics(depth: int = 10, width: int = 500, activation: str = "tanh"
         raise ValueInputError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATION_CHOICES)}")
     if mode not in ("train", "eval"):
         raise ValueInputError(f"mode must be 'train' or 'eval', got {mode!r}")
-    if n * width * depth > MAX_UNITS:
-        raise ValueInputError(f"{n} inputs x {depth} layers x {width} units is too large for a quick experiment "
-                              f"(limit {MAX_UNITS:,} activations)")
+    check_size(depth, width, n, batchnorm, warmup_passes)
+    try:
+        return _run(depth, width, activation, init, batchnorm, n, seed, mode, warmup_passes,
+                    should_stop or (lambda: False))
+    except _Stopped:
+        return None
+
+
+def _run(depth: int, width: int, activation: str, init: str, batchnorm: bool, n: int, seed: int, mode: str,
+         warmup_passes: int, should_stop: Callable[[], bool]) -> InitStats:
     std = init_std(init, width)
     rng = np.random.default_rng(seed)
     weights = [(rng.standard_normal((width, width)) * std).astype(np.float32) for _ in range(depth)]
@@ -157,16 +205,19 @@ def layer_statistics(depth: int = 10, width: int = 500, activation: str = "tanh"
     if batchnorm:
         warm = np.random.default_rng([seed, 1])
         for _ in range(warmup_passes):
-            _forward(warm.standard_normal((n, width)).astype(np.float32), weights, activation, True, "train", running)
+            _check(should_stop)
+            _forward(warm.standard_normal((n, width)).astype(np.float32), weights, activation, True, "train", running,
+                     should_stop)
     use_mode = mode if batchnorm else "train"
     with np.errstate(over="ignore", invalid="ignore"):
         pre, acts, caches = _forward(x, weights, activation, batchnorm, use_mode,
-                                     running if use_mode == "eval" else None)
+                                     running if use_mode == "eval" else None, should_stop)
         gap = [float("nan")] * depth
         acts_other: list[np.ndarray] = []
         if batchnorm:
             other = "eval" if use_mode == "train" else "train"
-            _, acts_other, _ = _forward(x, weights, activation, True, other, None if other == "train" else running)
+            _, acts_other, _ = _forward(x, weights, activation, True, other, None if other == "train" else running,
+                                        should_stop)
             a_train, a_eval = (acts, acts_other) if use_mode == "train" else (acts_other, acts)
             for i in range(depth):
                 d = (a_train[i] - a_eval[i]).astype(np.float64)
@@ -177,6 +228,7 @@ def layer_statistics(depth: int = 10, width: int = 500, activation: str = "tanh"
         grads: list[np.ndarray] = [None] * depth  # type: ignore[list-item]
         da = dtop
         for i in reversed(range(depth)):
+            _check(should_stop)
             grads[i] = da
             dz = _act_backward(activation, da, acts[i])
             if batchnorm:
@@ -190,6 +242,7 @@ def layer_statistics(depth: int = 10, width: int = 500, activation: str = "tanh"
                 dh = dz
             da = dh @ weights[i].T
 
+    _check(should_stop)
     summaries = []
     for i in range(depth):
         z, a, g = pre[i], acts[i], grads[i]

@@ -8,7 +8,7 @@ row of a ridge plot (layer 1 at the top), for the activations and for the gradie
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -34,10 +34,12 @@ from PySide6.QtWidgets import (
 
 from gui import theme
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE, Jobs, control_column, group
+from simulator.errors import StudioError
 from simulator.init_stats import (
     ACTIVATION_CHOICES,
     INIT_CHOICES,
     InitStats,
+    check_size,
     histogram,
     layer_statistics,
 )
@@ -65,10 +67,12 @@ EXPLAIN = {
 
 
 def compute(depth: int, width: int, activation: str, init: str, batchnorm: bool, n: int, seed: int, mode: str,
-            warmup: int) -> dict[str, Any]:
-    """The experiment and everything the plots need (runs in the worker thread)."""
+            warmup: int, should_stop: Callable[[], bool] | None = None) -> dict[str, Any] | None:
+    """The experiment and everything the plots need (runs in the worker thread); None once should_stop() is True."""
     t0 = time.perf_counter()
-    s = layer_statistics(depth, width, activation, init, batchnorm, n, seed, mode, warmup)
+    s = layer_statistics(depth, width, activation, init, batchnorm, n, seed, mode, warmup, should_stop)
+    if s is None or (should_stop is not None and should_stop()):
+        return None
 
     def limit(arrays: list[np.ndarray]) -> float:
         tops = [float(np.percentile(np.abs(a[np.isfinite(a)]), 99.5)) if np.isfinite(a).any() else 0.0
@@ -339,18 +343,26 @@ class InitLab(QWidget):
     # ================================================================================================ internals
     def _start(self) -> None:
         kw = self.settings()
-        self.status_label.setText("Computing…")
         bn = kw["batchnorm"]
         for w in (self.train_radio, self.eval_radio, self.warmup_box):
             w.setEnabled(bn)
-        self._jobs.start(lambda progress, cancelled: compute(**kw))
+        self._jobs.cancel()                 # the previous experiment stops within one layer
+        try:
+            check_size(kw["depth"], kw["width"], kw["n"], bn, kw["warmup"])
+        except StudioError as exc:          # refused inline: no job starts
+            self._on_failed(f"{exc}")
+            return
+        self.status_label.setText("Computing…")
+        self._jobs.start(lambda progress, cancelled: compute(**kw, should_stop=cancelled))
 
     def _on_failed(self, message: str) -> None:
         self.error_label.setText(message)
         self.error_label.show()
         self.status_label.setText("")
 
-    def _on_done(self, r: dict[str, Any]) -> None:
+    def _on_done(self, r: dict[str, Any] | None) -> None:
+        if r is None:                       # cancelled (a newer experiment is on its way)
+            return
         self.error_label.hide()
         self.result = r
         s: InitStats = r["stats"]

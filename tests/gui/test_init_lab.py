@@ -1,10 +1,13 @@
 """The initialisation / batch-norm lab through its widgets: one histogram per layer, numbers that follow the settings."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 from gui.labs.init_lab import InitLab
+from simulator import init_stats
 
 
 @pytest.fixture
@@ -91,3 +94,48 @@ def test_batchnorm_train_and_eval_modes(qtbot, lab):
     settle(qtbot, lab)
     assert np.all(lab.stats.column("train_eval_gap") < train_gap)
     assert "running statistics" in lab.explain_label.text()
+
+
+def test_closing_during_a_big_experiment_returns_quickly(qtbot, monkeypatch):
+    # A minutes-long experiment (the size cap lifted for the test): closing cancels it within one layer's work.
+    monkeypatch.setattr(init_stats, "MAX_WORK", float("inf"))
+    w = InitLab()
+    qtbot.addWidget(w)
+    for box, v in ((w.width_box, 1000), (w.n_box, 2000), (w.warmup_box, 500)):
+        box.setValue(v)
+    w.bn_check.setChecked(True)
+    qtbot.waitUntil(lambda: w._jobs.busy() and not w._debounce.isActive(), timeout=5000)
+    assert w.settings()["warmup"] == 500
+    t0 = time.perf_counter()
+    w.close_lab()
+    assert time.perf_counter() - t0 < 2.0
+    assert not w._jobs.workers
+
+
+def test_a_new_experiment_cancels_the_previous_one(qtbot, lab, monkeypatch):
+    monkeypatch.setattr(init_stats, "MAX_WORK", float("inf"))
+    lab.bn_check.setChecked(True)
+    lab.warmup_box.setValue(500)
+    qtbot.waitUntil(lambda: lab._jobs.busy() and not lab._debounce.isActive(), timeout=5000)
+    slow = [x for x in lab._jobs.workers if x.generation == lab._jobs.generation]
+    lab.warmup_box.setValue(3)
+    settle(qtbot, lab)
+    assert all(x.cancel_requested for x in slow)
+    assert lab.stats.batchnorm and lab.error_label.isHidden()
+
+
+def test_too_big_an_experiment_is_refused_inline(qtbot, lab):
+    before = lab.stats
+    lab.width_box.setValue(1000)
+    lab.n_box.setValue(1000)
+    lab.bn_check.setChecked(True)
+    lab.warmup_box.setValue(500)
+    qtbot.waitUntil(lambda: not lab.is_busy(), timeout=15_000)
+    qtbot.waitUntil(lambda: lab.error_label.isVisible(), timeout=5000)
+    assert "too slow" in lab.error_label.text() and "warm-up" in lab.error_label.text()
+    assert "ValueInputError" not in lab.error_label.text()
+    assert not lab._jobs.busy()                          # refused: no experiment was started
+    assert lab.stats is before                           # the last results stay on screen
+    lab.bn_check.setChecked(False)                       # without batch norm there are no warm-up passes
+    qtbot.waitUntil(lambda: not lab.is_busy() and lab.stats is not before, timeout=15_000)
+    assert lab.error_label.isHidden() and lab.stats.width == 1000

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from simulator.errors import ValueInputError
-from simulator.init_stats import histogram, init_std, layer_statistics
+from simulator.init_stats import MAX_WORK, check_size, experiment_work, histogram, init_std, layer_statistics
 
 # Smaller than the lab's default (10 x 500, 1000 inputs) but wide enough for the statistics to be stable.
 KW = dict(depth=8, width=200, n=400, seed=0)
@@ -108,3 +108,33 @@ def test_bad_arguments_are_refused():
 def test_histogram_is_a_distribution():
     counts, edges = histogram(np.array([0.0, 0.5, -0.5, 1.0, np.nan]), bins=4)
     assert counts.sum() == pytest.approx(1.0) and len(edges) == 5 and edges[0] == -1.0
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_should_stop_abandons_the_experiment_between_layers(batchnorm):
+    asked = []
+
+    def stop_after(k):
+        def should_stop():
+            asked.append(1)
+            return len(asked) > k
+        return should_stop
+
+    assert layer_statistics(batchnorm=batchnorm, warmup_passes=3, should_stop=stop_after(2), **KW) is None
+    assert len(asked) == 3                           # asked before each layer: stopped before layer 3 of pass 1
+    asked.clear()
+    full = layer_statistics(batchnorm=batchnorm, warmup_passes=3, should_stop=lambda: asked.append(1) or False, **KW)
+    assert full is not None and len(asked) >= 2 * KW["depth"]   # forward and backward ask at every layer
+    plain = layer_statistics(batchnorm=batchnorm, warmup_passes=3, **KW)
+    np.testing.assert_array_equal(full.column("std"), plain.column("std"))
+
+
+def test_warm_up_times_size_is_capped():
+    assert experiment_work(10, 500, 1000, True, 20) > experiment_work(10, 500, 1000, True, 5)
+    assert experiment_work(10, 500, 1000, False, 500) == experiment_work(10, 500, 1000, False, 0)
+    check_size(10, 500, 1000, True, 5)               # the lab's defaults with batch norm: fine
+    assert experiment_work(10, 500, 1000, True, 5) < MAX_WORK
+    with pytest.raises(ValueInputError, match="warm-up passes.*too slow"):
+        layer_statistics(depth=10, width=500, n=1000, batchnorm=True, warmup_passes=500)
+    with pytest.raises(ValueInputError, match="too slow"):
+        check_size(10, 2000, 1000)
