@@ -54,6 +54,10 @@ from simulator.nets import (
 __all__ = ["INIT_LABELS", "LAYER_TYPES", "PRESETS", "NetworkBuilder", "default_layer"]
 
 LAYER_TYPES = ("Linear", "Activation", "Conv2d", "MaxPool", "AvgPool", "BatchNorm", "LayerNorm", "Dropout", "Flatten")
+INIT_TOOLTIP = ("The default initialisation of every Linear/Conv2d weight (a layer may override it).\n"
+                "gaussian: std 0.01 · kaiming: std √(2/fan_in) (PyTorch's kaiming_normal_, ReLU gain)\n"
+                "xavier: std 1/√fan_in, the cs231n / LeCun form; PyTorch's xavier_normal_ uses "
+                "√(2/(fan_in + fan_out)) instead, so the two differ unless fan_in = fan_out.")
 # Initialisations as the lecture names them (nets.py's "gaussian" has std 0.01).
 INIT_LABELS = {"zeros": "zeros", "constant": "constant", "gaussian": "gaussian 0.01", "xavier": "xavier",
                "kaiming": "kaiming"}
@@ -182,7 +186,7 @@ class NetworkBuilder(QWidget):
         for key, label in INIT_LABELS.items():
             self.init_combo.addItem(label, key)
         self.init_combo.setCurrentIndex(list(INIT_LABELS).index("kaiming"))
-        self.init_combo.setToolTip("The default initialisation of every Linear/Conv2d weight (a layer may override it)")
+        self.init_combo.setToolTip(INIT_TOOLTIP)
         self.loss_combo = QComboBox()
         for k in LOSSES:
             self.loss_combo.addItem({"softmax": "softmax cross-entropy", "svm": "multiclass SVM",
@@ -438,6 +442,7 @@ class NetworkBuilder(QWidget):
                 for key, label in INIT_LABELS.items():
                     w.addItem(label, key)
                 w.setCurrentIndex(max(0, w.findData(value)))
+                w.setToolTip(INIT_TOOLTIP.split("\n", 1)[1])
                 w.currentIndexChanged.connect(lambda _=0, w=w, i=i: self._on_field(i, "init", w.currentData()))
             elif f.name == "name":
                 w = QComboBox()
