@@ -4,7 +4,6 @@ GUI's one timer drains. Nothing here touches a widget; everything that reads the
 under ``lock``."""
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ import numpy as np
 from PySide6.QtCore import QThread
 
 from simulator.errors import StudioError
+from simulator.interpret import softmax
 from simulator.nets import (
     Activation,
     Conv2d,
@@ -25,7 +25,7 @@ from simulator.nets import (
     Trainer,
 )
 
-__all__ = ["TrainingSession", "TrainingWorker", "Visuals", "WorkerUpdate", "region_rgba", "softmax"]
+__all__ = ["TrainingSession", "TrainingWorker", "Visuals", "WorkerUpdate", "region_rgba"]
 
 VIZ_INTERVAL = 0.2      # seconds between pictures while training (~5 per second)
 REGION_GRID = 150       # decision-region resolution (cells per side)
@@ -77,12 +77,6 @@ class WorkerUpdate:
     visuals: Visuals | None = None
     state: str = "idle"
     error: str | None = None
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    s = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(s)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def region_rgba(probs: np.ndarray, class_rgb: np.ndarray, g: int) -> np.ndarray:
@@ -162,6 +156,11 @@ class TrainingWorker(QThread):
             self._stop = True
             self._running = False
             self._cond.notify_all()
+
+    @property
+    def iteration(self) -> int:
+        """Updates made so far (posted, perhaps not yet taken)."""
+        return self._iteration
 
     @property
     def state(self) -> str:
@@ -248,19 +247,25 @@ class TrainingWorker(QThread):
                     self._post(visuals=v)
                 except StudioError:
                     pass            # a diverged network has nothing to show; the error is already posted
+                except Exception as exc:  # noqa: BLE001 (a bug in the pictures: stop the run and say so)
+                    self._fail(f"drawing the pictures failed: {type(exc).__name__}: {exc}",
+                               f"Training stopped after iteration {self.session.trainer.iteration}")
+                    continue
                 last_viz = time.monotonic()
             if stepped and time.monotonic() - burst_start > BURST:
                 time.sleep(REST)
                 burst_start = time.monotonic()
         self._set_state("stopped")
 
-    def _fail(self, message: str) -> None:
-        it = self.session.trainer.iteration + 1
+    def _fail(self, message: str, where: str | None = None) -> None:
+        """Stop for good (state 'failed') and post the banner text: where (default: the iteration that failed),
+        then the message."""
+        where = where or f"Training stopped at iteration {self.session.trainer.iteration + 1}"
         with self._cond:
             self._running = False
             self._pending_steps = 0
             self._set_state("failed")
-        self._post(error=f"Training stopped at iteration {it}: {message}")
+        self._post(error=f"{where}: {message}")
 
 
 # ================================================================================================== pictures
@@ -312,6 +317,3 @@ def compute_visuals(session: TrainingSession, image_index: int = 0) -> Visuals:
         v.maps_title = f"{net.layers[k].title} maps"
     return v
 
-
-def finite_or_nan(x: float) -> float:
-    return x if math.isfinite(x) else float("nan")

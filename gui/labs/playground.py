@@ -143,8 +143,11 @@ class PlaygroundLab(QWidget):
         super().__init__(parent)
         self.worker: TrainingWorker | None = None
         self.session: TrainingSession | None = None
-        self._old_workers: list[TrainingWorker] = []
         self._closed = False
+        # weights from a file: (file name, params, batch-norm running statistics). Every rebuild (Train again, a
+        # changed setting or data) starts from them while they fit the network; ⟲ Reset discards them.
+        self._loaded: tuple[str, dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]] | None = None
+        self._notice = ""       # about the loaded weights, shown in the status line
         self._state = "none"
         self._error: str | None = None
         self.X_raw = np.zeros((0, 2))
@@ -171,7 +174,7 @@ class PlaygroundLab(QWidget):
         self._rebuild_timer = QTimer(self)       # coalesces bursts of edits into one reset
         self._rebuild_timer.setSingleShot(True)
         self._rebuild_timer.setInterval(60)
-        self._rebuild_timer.timeout.connect(self.reset)
+        self._rebuild_timer.timeout.connect(self._rebuild)
 
         self._on_optimizer_changed(self.optimizer_combo.currentText())
         self._on_schedule_changed(self.schedule_combo.currentText())
@@ -264,7 +267,7 @@ class PlaygroundLab(QWidget):
         self.step_button = QPushButton("Step")
         self.step_button.setToolTip("One update on one mini-batch")
         self.reset_button = QPushButton("⟲ Reset")
-        self.reset_button.setToolTip("Fresh weights from the seed; clears the plots")
+        self.reset_button.setToolTip("Fresh weights from the seed (forgets loaded weights); clears the plots")
         self.train_button.clicked.connect(self.train)
         self.pause_button.clicked.connect(self.pause)
         self.resume_button.clicked.connect(self.resume)
@@ -551,9 +554,10 @@ class PlaygroundLab(QWidget):
         return self._error
 
     def train(self) -> None:
-        """Start (or continue) training; a finished or failed run starts over from fresh weights."""
+        """Start (or continue) training; a finished or failed run starts over from fresh weights, or from the loaded
+        ones after load_weights (with a fresh trainer and optimizer state either way)."""
         if self.worker is None or self.worker.state in ("finished", "failed") or self._rebuild_timer.isActive():
-            self.reset()
+            self._rebuild()
         if self.worker is not None:
             self.worker.run_training()
             self._set_state(self.worker.state)
@@ -571,14 +575,21 @@ class PlaygroundLab(QWidget):
     def step(self) -> None:
         """One update (pauses a running session first)."""
         if self.worker is None or self.worker.state in ("finished", "failed") or self._rebuild_timer.isActive():
-            self.reset()
+            self._rebuild()
         if self.worker is not None:
             self.worker.step_once()
             self._set_state(self.worker.state)
 
     def reset(self) -> None:
-        """Stop the run, rebuild the network from the seed, clear the plots (settings take effect here)."""
+        """Stop the run, rebuild the network from the seed (discarding loaded weights), clear the plots (settings
+        take effect here)."""
+        self._loaded = None
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        """reset(), but starting from the loaded weights when there are some and they still fit."""
         self._rebuild_timer.stop()
+        self._notice = ""
         self._stop_worker()
         self._reset_metrics()
         self._clear_plots()
@@ -596,16 +607,11 @@ class PlaygroundLab(QWidget):
         if self.session is None:
             self._set_state("none")
             return
+        if self._loaded is not None:
+            self._apply_loaded(self.session.network)     # before the worker starts: no lock needed
         self.worker = TrainingWorker(self.session)
         self.worker.start()
         self._set_state("idle")
-
-    def wait_idle(self, timeout_ms: int = 5000) -> bool:
-        """Wait (processing no events) until the worker is not running; for scripts and tests."""
-        end = time.monotonic() + timeout_ms / 1000
-        while self.worker is not None and self.worker.state == "running" and time.monotonic() < end:
-            time.sleep(0.01)
-        return self.worker is None or self.worker.state != "running"
 
     def training_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(X_train, y_train, X_val, y_val) as the network sees them (standardised when the box is ticked)."""
@@ -671,8 +677,38 @@ class PlaygroundLab(QWidget):
         """Load weights into the current network (ShapeError when they belong to another architecture)."""
         if self.worker is None:
             raise StudioError(self.builder.error() or "there is no network to load into")
-        self.worker.with_network(lambda net, tr: net.load_weights(path))
+        def load(net: Network, trainer: Trainer):
+            net.load_weights(path)
+            return ({k: v.copy() for k, v in net.params.items()},
+                    {k: (b["running_mean"].copy(), b["running_var"].copy()) for k, b in net.bn_params.items()})
+
+        params, bn = self.worker.with_network(load)
+        name = os.path.basename(os.fspath(path))
+        self._loaded = (name, params, bn)
+        self._notice = f"weights loaded from {name}"
+        self._update_status()
         self.worker.request_visuals()
+        self._update_buttons()
+
+    def _apply_loaded(self, net: Network) -> None:
+        """Copy the loaded weights into a freshly built network, or drop them (with a notice) when they no longer fit."""
+        assert self._loaded is not None
+        name, params, bn = self._loaded
+        fits = ({k: v.shape for k, v in params.items()} == {k: v.shape for k, v in net.params.items()}
+                and {k: m.shape for k, (m, _) in bn.items()}
+                == {k: b["running_mean"].shape for k, b in net.bn_params.items()})
+        if not fits:
+            self._loaded = None
+            self._notice = f"the weights loaded from {name} do not fit the changed network: fresh weights"
+            self._update_status()
+            return
+        for k, v in params.items():
+            net.params[k][...] = v
+        for k, (mean, var) in bn.items():
+            net.bn_params[k]["running_mean"][...] = mean
+            net.bn_params[k]["running_var"][...] = var
+        self._notice = f"started from the weights loaded from {name} (⟲ Reset for fresh ones)"
+        self._update_status()
 
     def close_lab(self) -> None:
         """Stop the timers and the worker (waiting for it); the lab does nothing afterwards."""
@@ -680,9 +716,6 @@ class PlaygroundLab(QWidget):
         self._timer.stop()
         self._rebuild_timer.stop()
         self._stop_worker()
-        for w in self._old_workers:
-            w.wait()
-        self._old_workers.clear()
 
     def closeEvent(self, event) -> None:
         self.close_lab()
@@ -784,11 +817,10 @@ class PlaygroundLab(QWidget):
         self.builder.blockSignals(True)
         self.builder.set_data_shape(tuple(X.shape[1:]), 10 if self.kind == "digits" else classes)
         self.builder.blockSignals(False)
-        self.reset()
+        self._rebuild()
 
     def _show_stats(self) -> None:
         s = self.standardizer
-        Xtr = self.split_raw[0]
         parts = [f"{len(self.split[0])} train · {len(self.split[2])} validation"]
         if s is None:
             parts.append("raw inputs (not standardised)")
@@ -799,8 +831,6 @@ class PlaygroundLab(QWidget):
         else:
             parts.append(f"mean image: {s.mean.min():.2f} … {s.mean.max():.2f} (per pixel)\n"
                          f"std per channel = {', '.join(f'{v:.3f}' for v in s.std)}")
-        if len(Xtr) and self.kind == "toy":
-            pass
         self.stats_label.setText("\n".join(parts))
 
     def _draw_points(self) -> None:
@@ -978,6 +1008,10 @@ class PlaygroundLab(QWidget):
         for b in (self.graph_button, self.export_button, self.save_button, self.load_button):
             b.setEnabled(ok)
         self.train_button.setText("▶ Train again" if s in ("finished", "failed") else "▶ Train")
+        self.train_button.setToolTip(
+            "" if s not in ("finished", "failed") else
+            f"Start over from the weights loaded from {self._loaded[0]}" if self._loaded is not None else
+            "Start over from fresh weights (the seed)")
 
     def _show_error(self, message: str | None) -> None:
         self._error = message
@@ -1073,8 +1107,9 @@ class PlaygroundLab(QWidget):
             c.setData(it, np.maximum(np.nan_to_num(norms[:, j], nan=floor), floor))
 
     def _update_status(self) -> None:
+        notice = f" · {self._notice}" if self._notice else ""
         if not self._steps["iteration"]:
-            self.status_label.setText("ready · press ▶ Train or Step")
+            self.status_label.setText("ready · press ▶ Train or Step" + notice)
             return
         s = self.session
         total_epochs = s.trainer.epochs if s is not None else 0
@@ -1089,7 +1124,7 @@ class PlaygroundLab(QWidget):
                 parts.append(f"train {m.train_accuracy:.1%}")
             if m.stopped_early:
                 parts.append(f"stopped early (best epoch {m.best_epoch + 1})")
-        self.status_label.setText(" · ".join(parts))
+        self.status_label.setText(" · ".join(parts) + notice)
 
     def _draw_visuals(self, v: Visuals) -> None:
         self.visuals = v
