@@ -188,7 +188,8 @@ def lr_sweep(network: Network, X: Any, y: Any, lr_min: float = 1e-5, lr_max: flo
              ) -> tuple[np.ndarray, np.ndarray]:
     """The lecture's step 3: ~100 updates with the rate growing exponentially from lr_min to lr_max, recording each
     mini-batch loss. Stops early once the loss exceeds stop_factor x its best (or stops being finite). Returns
-    (lrs, losses) of the updates made (same length)."""
+    (lrs, losses) of the updates made (same length). As in fastai's learning-rate finder, losses[i] is measured on
+    mini-batch i just before the update that uses lrs[i]."""
     X, y = np.asarray(X), np.asarray(y)
     iters = int(iters)
     if iters < 2 or not 0 < lr_min < lr_max:
