@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui import theme
-from gui.labs.augment_view import show_augment_preview
+from gui.labs.augment_view import AugmentSettings, show_augment_preview
 from gui.labs.common import (
     CLASS_COLOURS,
     HYPER_FIELDS,
@@ -412,6 +412,12 @@ class PlaygroundLab(QWidget):
         self.augment_button = QPushButton("Preview image augmentation…")   # a non-modal window on the digits
         self.augment_button.clicked.connect(lambda: show_augment_preview(self, *(self._digits_cache or ())))
         data_box.addWidget(self.augment_button)
+        self.augment_check = QCheckBox("Train with augmentation")
+        self.augment_check.setToolTip("Digits only: each mini-batch gets fresh label-preserving draws with the "
+                                      "preview's settings (shift ±1 px and rotation ±10° until you change them)")
+        self.augment_check.setEnabled(False)
+        self.augment_check.toggled.connect(self._on_training_setting_changed)
+        data_box.addWidget(self.augment_check)
 
         # training
         train_form = QFormLayout()
@@ -738,6 +744,9 @@ class PlaygroundLab(QWidget):
             self.noise_box.setValue(NOISE_DEFAULTS[name])
         self.points_box.blockSignals(False)
         self.noise_box.blockSignals(False)
+        self.augment_check.setEnabled(digits)
+        if not digits:
+            self.augment_check.setChecked(False)
         new_kind = "digits" if digits else "toy"
         if new_kind != self.kind:
             self.kind = new_kind
@@ -962,6 +971,15 @@ class PlaygroundLab(QWidget):
         return make_schedule(name, float(self.lr_box.value()), warmup_steps=self.schedule_boxes["warmup_steps"].value(),
                              **params)
 
+    def training_augmenter(self):
+        """The augmentation the trainer applies to each mini-batch: the preview's label-preserving settings, or a
+        mild default (shift 1 px, rotation 10°) when the preview was never opened; None when switched off."""
+        if not (self.augment_check.isChecked() and self.kind == "digits"):
+            return None
+        dialog = getattr(self, "augment_dialog", None)
+        settings = dialog.view.settings() if dialog is not None else AugmentSettings(shift=1, degrees=10.0)
+        return settings.augmenter()
+
     def _make_session(self) -> TrainingSession | None:
         if not self.builder.is_valid() or not self.split:
             if not self.builder.is_valid():
@@ -978,7 +996,8 @@ class PlaygroundLab(QWidget):
         trainer = Trainer(net, (Xtr, ytr, Xv if len(Xv) else None, yv if len(yv) else None),
                           optimizer=self.optimizer_combo.currentText(), lr=float(self.lr_box.value()),
                           schedule=self._make_schedule(total), batch_size=self.batch_box.value(), epochs=epochs,
-                          patience=patience, seed=seed, **self._optimizer_kwargs())
+                          patience=patience, seed=seed, augment=self.training_augmenter(),
+                          **self._optimizer_kwargs())
         transform = self.standardizer.apply if self.standardizer is not None else None
         return TrainingSession(net, trainer, self.kind, net.num_classes, _CLASS_RGB, self.grid, transform)
 

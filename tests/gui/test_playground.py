@@ -439,3 +439,20 @@ def test_close_lab_stops_the_worker(qtbot):
     worker = w.worker
     w.close_lab()
     assert worker.isFinished() and not w._timer.isActive()
+
+
+def test_digits_can_train_with_augmentation(qtbot, lab):
+    assert not lab.augment_check.isEnabled()  # toy 2-D data: nothing to augment
+    lab.dataset_combo.setCurrentText(DIGITS)
+    lab.points_box.setValue(300)
+    lab.epochs_box.setValue(1)
+    qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive() and lab.state == "idle", timeout=5000)
+    assert lab.augment_check.isEnabled() and lab.training_augmenter() is None
+    lab.augment_check.setChecked(True)
+    aug = lab.training_augmenter()
+    assert aug is not None and aug.shift == 1 and aug.degrees == 10.0
+    qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive() and lab.state == "idle", timeout=5000)
+    click(qtbot, lab.train_button)
+    wait_done(qtbot, lab, 30_000)
+    assert lab.state == "finished", lab.error_message
+    assert lab.worker.with_network(lambda net, trainer: trainer.augment) is not None
