@@ -20,6 +20,25 @@ from numba import njit
 
 
 @njit(cache=True, error_model="numpy")
+def _normalize_affine(x3, mean, inv_std, gamma, beta):
+    """x3: (A, C, B) -> (out, xhat): xhat = (x - mean[c]) * inv_std[c], out = gamma[c] * xhat + beta[c]."""
+    A, C, B = x3.shape
+    out = np.empty_like(x3)
+    xhat = np.empty_like(x3)
+    for a in range(A):
+        for c in range(C):
+            mu = mean[c]
+            s = inv_std[c]
+            g = gamma[c]
+            be = beta[c]
+            for b in range(B):
+                h = (x3[a, c, b] - mu) * s
+                xhat[a, c, b] = h
+                out[a, c, b] = h * g + be
+    return out, xhat
+
+
+@njit(cache=True, error_model="numpy")
 def batchnorm_train_forward(x3, gamma, beta, eps):
     """x3: (A, C, B); gamma, beta: (C,). Normalise per C with batch statistics over A and B.
     Returns (out, xhat, mean (C,), var (C,) biased, inv_std (C,))."""
@@ -44,18 +63,7 @@ def batchnorm_train_forward(x3, gamma, beta, eps):
             var[c] += acc
     var /= m
     inv_std = 1.0 / np.sqrt(var + eps)
-    out = np.empty_like(x3)
-    xhat = np.empty_like(x3)
-    for a in range(A):
-        for c in range(C):
-            mu = mean[c]
-            s = inv_std[c]
-            g = gamma[c]
-            be = beta[c]
-            for b in range(B):
-                h = (x3[a, c, b] - mu) * s
-                xhat[a, c, b] = h
-                out[a, c, b] = h * g + be
+    out, xhat = _normalize_affine(x3, mean, inv_std, gamma, beta)
     return out, xhat, mean.astype(x3.dtype), var.astype(x3.dtype), inv_std.astype(x3.dtype)
 
 
@@ -64,18 +72,7 @@ def batchnorm_eval_forward(x3, gamma, beta, running_mean, running_var, eps):
     """x3: (A, C, B). Normalise per C with the running statistics. Returns (out, xhat, inv_std (C,))."""
     A, C, B = x3.shape
     inv_std = (1.0 / np.sqrt(running_var.astype(np.float64) + eps)).astype(x3.dtype)
-    out = np.empty_like(x3)
-    xhat = np.empty_like(x3)
-    for a in range(A):
-        for c in range(C):
-            mu = running_mean[c]
-            s = inv_std[c]
-            g = gamma[c]
-            be = beta[c]
-            for b in range(B):
-                h = (x3[a, c, b] - mu) * s
-                xhat[a, c, b] = h
-                out[a, c, b] = h * g + be
+    out, xhat = _normalize_affine(x3, running_mean, inv_std, gamma, beta)
     return out, xhat, inv_std
 
 
