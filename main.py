@@ -7,7 +7,7 @@ import sys
 
 
 def _parser() -> argparse.ArgumentParser:
-    from simulator.examples import EXAMPLES
+    from simulator.graphs.examples import EXAMPLES
     listing = "\n".join(f"  {name:<16} {ex.title}" for name, ex in EXAMPLES.items())
     p = argparse.ArgumentParser(
         prog="backprop-studio",
@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from simulator.examples import EXAMPLES
+    from simulator.graphs.examples import EXAMPLES
     if args.example and args.example not in EXAMPLES:
         print(f"backprop-studio: there is no example '{args.example}'; choose one of: {', '.join(EXAMPLES)}",
               file=sys.stderr)

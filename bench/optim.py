@@ -19,8 +19,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kernels.optim import warmup_tasks  # noqa: E402
-from simulator.optim import OPTIMIZERS, make_optimizer  # noqa: E402
-from simulator.surfaces import Rosenbrock, race  # noqa: E402
+from simulator.functional.optim import OPTIMIZERS, make_optimizer  # noqa: E402
+from simulator.labs.surfaces import Rosenbrock, race  # noqa: E402
 
 N = 1_000_000
 ROUNDS, REPS = 7, 20

@@ -1,4 +1,4 @@
-"""Benchmark: training steps per second of simulator.nets against the same models in PyTorch (CPU, one thread).
+"""Benchmark: training steps per second of simulator.nn.network against the same models in PyTorch (CPU, one thread).
 
 Two models, each a full step (forward, loss, backward, Adam update), float32:
   MLP  2-64-3 with ReLU, batch 128 (the spiral playground)      floor: >= 1.5x PyTorch's steps/s
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from simulator.nets import Activation, Conv2d, Flatten, Linear, MaxPool, Network, Trainer  # noqa: E402
+from simulator.nn.network import Activation, Conv2d, Flatten, Linear, MaxPool, Network, Trainer  # noqa: E402
 
 ROUNDS = 7
 FLOORS = {"MLP 2-64-3, batch 128": 1.5, "CNN conv8-pool-fc10, batch 64": 0.5}

@@ -11,8 +11,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from simulator.errors import StudioError
-from simulator.graph import Edge, Graph, Node
+from simulator.core.errors import StudioError
+from simulator.graphs.graph import Edge, Graph, Node
 
 MOVE_COMMAND_ID = 0x6D6F7665  # "move": consecutive moves of one drag merge into one undo step
 

@@ -24,8 +24,8 @@ from gui.stepping.player import StepPlayer
 from gui.stepping.transport import TransportBar
 from gui.workers import WarmupWorker
 from simulator import EXAMPLES, ExpressionError, FileFormatError, Graph, StudioError, load_example
-from simulator import fileformat
-from simulator.gradcheck import check_graph, check_node
+from simulator.graphs import fileformat
+from simulator.engine.gradcheck import check_graph, check_node
 
 APP_NAME = "Backprop Studio"
 FILE_FILTER = "Backprop Studio graphs (*.bps.json *.json);;All files (*)"
@@ -400,7 +400,7 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self.view.fit_to_view)
 
     def tidy_layout(self) -> None:
-        from simulator.layout import layered_positions
+        from simulator.graphs.layout import layered_positions
         moves = {nid: (self.graph.node(nid).pos, pos) for nid, pos in layered_positions(self.graph).items()}
         commands.push(self.undo_stack, commands.MoveNodesCommand(self.graph, moves))
         self.view.fit_to_view()

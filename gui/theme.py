@@ -9,7 +9,7 @@ import numpy as np
 from PySide6.QtGui import QColor, QFont, QImage, QPalette
 from PySide6.QtWidgets import QApplication
 
-from simulator.formatting import format_scalar  # noqa: F401  (the app writes numbers one way)
+from simulator.core.formatting import format_scalar  # noqa: F401  (the app writes numbers one way)
 
 # ---- colours ---------------------------------------------------------------------------------------------------
 

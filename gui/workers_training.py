@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QThread
 
-from simulator.errors import StudioError
-from simulator.interpret import softmax
-from simulator.nets import (
+from simulator.core.errors import StudioError
+from simulator.labs.interpret import softmax
+from simulator.nn.network import (
     Activation,
     Conv2d,
     EpochMetrics,

@@ -12,7 +12,7 @@ from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPainterPath,
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyle, QStyleOptionGraphicsItem
 
 from gui import theme
-from simulator.graph import Edge
+from simulator.graphs.graph import Edge
 
 if TYPE_CHECKING:
     from gui.editor.node_item import NodeItem

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QGraphicsItem, QStyle, QStyleOptionGraphicsItem
 
 from gui import theme
 from gui.editor.port_item import PortItem
-from simulator.graph import Graph, Node
+from simulator.graphs.graph import Graph, Node
 
 OP_RADIUS = 8.0
 PORT_GAP = 20.0

@@ -15,10 +15,10 @@ from gui.editor.edge_item import EdgeItem, RubberWireItem
 from gui.editor.flow import FlowPulse
 from gui.editor.node_item import NodeItem
 from gui.editor.port_item import PortItem
-from simulator.engine import StepEvent, TraceState
-from simulator.errors import StudioError
-from simulator.fileformat import dumps, loads
-from simulator.graph import Edge, Graph, GraphChange, Node
+from simulator.engine.trace import StepEvent, TraceState
+from simulator.core.errors import StudioError
+from simulator.graphs.fileformat import dumps, loads
+from simulator.graphs.graph import Edge, Graph, GraphChange, Node
 
 GRID = 20.0
 LEAF_NAMES = {"input": "x", "param": "w", "const": "c"}

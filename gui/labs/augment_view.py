@@ -1,7 +1,7 @@
 """The data-augmentation preview: a few training images (rows) next to fresh random draws of the augmentation pipeline
 (columns), recomputed at every change of a control; mixup and CutMix cells show their soft labels.
 
-The model is simulator.datasets (Augmenter, mixup, cutmix: no Qt). The grid is cheap (a few dozen 8x8 images), so it
+The model is simulator.data.datasets (Augmenter, mixup, cutmix: no Qt). The grid is cheap (a few dozen 8x8 images), so it
 is recomputed synchronously; column j draws from ``np.random.default_rng([seed, j])``, so a seed always gives the same
 grid and a test can replay any column.
 """
@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from gui import theme
 from gui.labs.common import MUTED_STYLE, control_column, digit_pixmap, muted
-from simulator import datasets
+from simulator.data import datasets
 
 __all__ = [
     "MIX_MODES",

@@ -1,7 +1,7 @@
 """The classic-classifiers lab (lectures 2-3): k-nearest neighbours with decision regions, digits and cross-validation,
 and a linear classifier (SVM / softmax) trained live on 2-D points or on the digits, in the style of the cs231n web demo.
 
-The model is simulator.classifiers (no Qt). Region maps of kNN and cross-validation run in worker QThreads (results
+The model is simulator.labs.classifiers (no Qt). Region maps of kNN and cross-validation run in worker QThreads (results
 tagged with a generation number, stale ones dropped); the linear classifier trains on one QTimer, a few SGD steps per
 tick, and redraws once per tick.
 """
@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QComboBox, QDoub
 from gui import theme
 from gui.labs.common import CLASS_COLOURS, ERROR_STYLE, MUTED_STYLE, Jobs, control_column, digit_pixmap, group, muted
 from gui.labs.schedule_designer import LogSpinBox
-from simulator import datasets
-from simulator.classifiers import (DEMO_X, DEMO_Y, KNearestNeighbor, LinearClassifier, cross_validate_k,
+from simulator.data import datasets
+from simulator.labs.classifiers import (DEMO_X, DEMO_Y, KNearestNeighbor, LinearClassifier, cross_validate_k,
                                    decision_grid)
 
 __all__ = ["ClassicLab", "KnnPanel", "LinearPanel"]

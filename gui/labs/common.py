@@ -10,7 +10,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from gui import theme
-from simulator.errors import StudioError
+from simulator.core.errors import StudioError
 
 __all__ = ["CLASS_COLOURS", "ERROR_STYLE", "HYPER_FIELDS", "MUTED_STYLE", "PALETTE", "Job", "JobRunner", "JobWorker",
            "Jobs", "control_column", "digit_pixmap", "error_text", "group", "muted"]

@@ -1,8 +1,8 @@
 """The convolution lab (lecture 5): one conv layer animated cell by cell, its backward pass as correlations, max
 pooling's gradient routing, and hand-made filters on real images.
 
-The numbers come from simulator.conv_mechanics (traces and explicit backward grids, checked there against
-simulator.layers); this module only draws them. Grids are painted by ``GridView`` (QPainter); the animation is one
+The numbers come from simulator.labs.conv_mechanics (traces and explicit backward grids, checked there against
+simulator.functional.layers); this module only draws them. Grids are painted by ``GridView`` (QPainter); the animation is one
 QTimer stepping through the pre-computed frames.
 """
 from __future__ import annotations
@@ -19,11 +19,12 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayo
 
 from gui import theme
 from gui.labs.common import control_column, group, muted
-from simulator import datasets, layers
-from simulator.conv_mechanics import (FILTER_NOTES, FILTERS, PHOTOS, apply_filter, conv_backward_explicit,
+from simulator.data import datasets
+from simulator.functional import layers
+from simulator.labs.conv_mechanics import (FILTER_NOTES, FILTERS, PHOTOS, apply_filter, conv_backward_explicit,
                                       conv_trace, format_number, load_photo, max_pool_backward_explicit,
                                       max_pool_trace, output_size)
-from simulator.errors import ShapeError
+from simulator.core.errors import ShapeError
 
 __all__ = ["ConvLab", "GridView"]
 

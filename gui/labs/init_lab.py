@@ -1,7 +1,7 @@
 """The initialisation / normalisation lab (lecture 6): a deep MLP on random data, one forward and one backward pass,
 and what happens to the activations and gradients layer by layer for each initialisation, activation and batch norm.
 
-The numbers come from simulator.init_stats.layer_statistics, computed off the GUI thread (a JobWorker, as in the
+The numbers come from simulator.labs.init_stats.layer_statistics, computed off the GUI thread (a JobWorker, as in the
 classic lab) together with the histograms; the GUI only calls setData. Each layer gets its own histogram, drawn as a
 row of a ridge plot (layer 1 at the top), for the activations and for the gradients dL/da.
 """
@@ -34,8 +34,8 @@ from PySide6.QtWidgets import (
 
 from gui import theme
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE, Jobs, control_column, group
-from simulator.errors import StudioError
-from simulator.init_stats import (
+from simulator.core.errors import StudioError
+from simulator.labs.init_stats import (
     ACTIVATION_CHOICES,
     INIT_CHOICES,
     InitStats,

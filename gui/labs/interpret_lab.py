@@ -1,5 +1,5 @@
 """The interpretability lab (lectures 8-9): saliency, occlusion, class visualisation, adversarial examples and
-embeddings of a trained image classifier, drawn from simulator.interpret (no numbers are computed here).
+embeddings of a trained image classifier, drawn from simulator.labs.interpret (no numbers are computed here).
 
 Long work (training the quick digits model, class visualisation, t-SNE, the robustness curve) runs in ``Job``
 QThreads that only store their latest progress and result; ONE QTimer polls the jobs and redraws, so nothing is
@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, Q
 from gui import theme
 from gui.labs.common import ERROR_STYLE, Job, JobRunner, control_column, group, muted
 from gui.labs.schedule_designer import LogSpinBox
-from simulator import interpret as I
-from simulator.nets import Network
+from simulator.labs import interpret as I
+from simulator.nn.network import Network
 
 __all__ = ["InterpretLab", "ImageGrid", "CLASS_COLOURS", "image_rgb"]
 

@@ -1,6 +1,6 @@
 """The network builder: a layer stack edited as a table (add, remove, reorder, configure), with live shapes and counts.
 
-The stack is a list of simulator.nets layer specs (frozen dataclasses). The data decide the input shape and the
+The stack is a list of simulator.nn.network layer specs (frozen dataclasses). The data decide the input shape and the
 number of classes, so the last layer, Linear(C), is fixed and shown as the output row; everything above it is the
 learner's. Every change rebuilds a throw-away Network (no data needed: shapes come from the specs alone) to fill the
 table from ``Network.describe()``; an impossible stack keeps the table (shapes shown as "?") and shows the
@@ -34,8 +34,8 @@ from PySide6.QtWidgets import (
 from gui import theme
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE
 from gui.labs.schedule_designer import LogSpinBox
-from simulator.errors import StudioError
-from simulator.nets import (
+from simulator.core.errors import StudioError
+from simulator.nn.network import (
     ACTIVATIONS,
     LOSSES,
     Activation,

@@ -1,6 +1,6 @@
 """The optimizer race lab: a loss surface, optimizers racing across it (computed ahead off the GUI thread), live plots.
 
-The race is computed once per change of setting by ``simulator.surfaces.race`` in a ``RaceWorker`` (QThread); playback
+The race is computed once per change of setting by ``simulator.labs.surfaces.race`` in a ``RaceWorker`` (QThread); playback
 is one QTimer that, per frame, only calls ``setData`` with slice views of the pre-computed arrays (trajectories,
 transformed losses, gradients). Nothing is recomputed per frame.
 
@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
 
 from gui.labs.common import ERROR_STYLE, HYPER_FIELDS, MUTED_STYLE, PALETTE, control_column, error_text, group
 from gui.labs.schedule_designer import LogSpinBox, ScheduleDesigner
-from simulator.optim import OPTIMIZERS
-from simulator.schedules import Schedule
-from simulator.surfaces import SURFACES, ExpressionSurface, NoisyGradient, RaceResult, Surface, make_surface, race
+from simulator.functional.optim import OPTIMIZERS
+from simulator.functional.schedules import Schedule
+from simulator.labs.surfaces import SURFACES, ExpressionSurface, NoisyGradient, RaceResult, Surface, make_surface, race
 
 __all__ = ["OptimizerLab", "OptimizerEntry", "RaceWorker", "DEFAULT_OPTIMIZERS"]
 

@@ -50,11 +50,11 @@ from gui.labs.common import (
 from gui.labs.network_builder import NetworkBuilder
 from gui.labs.schedule_designer import LogSpinBox
 from gui.workers_training import TrainingSession, TrainingWorker, Visuals
-from simulator import datasets
-from simulator.errors import StudioError
-from simulator.nets import Network, Trainer
-from simulator.optim import OPTIMIZERS
-from simulator.schedules import SCHEDULES, make_schedule
+from simulator.data import datasets
+from simulator.core.errors import StudioError
+from simulator.nn.network import Network, Trainer
+from simulator.functional.optim import OPTIMIZERS
+from simulator.functional.schedules import SCHEDULES, make_schedule
 
 __all__ = ["DATASETS", "DIGITS", "GRAPH_BATCH", "PlaygroundLab"]
 
@@ -667,7 +667,7 @@ class PlaygroundLab(QWidget):
 
     def export_torch(self, directory: str) -> str:
         """Write the PyTorch script and its data into `directory`; returns the script's path."""
-        from simulator.export_torch import write_torch_export
+        from simulator.nn.export_torch import write_torch_export
         if self.worker is None:
             raise StudioError(self.builder.error() or "there is no network to export")
         data = self.split

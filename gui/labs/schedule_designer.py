@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayo
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
 from gui.labs.common import ERROR_STYLE
-from simulator.schedules import SCHEDULES, Schedule, make_schedule
+from simulator.functional.schedules import SCHEDULES, Schedule, make_schedule
 
 __all__ = ["LogSpinBox", "ScheduleDesigner", "PIN_COLOURS"]
 

@@ -1,6 +1,6 @@
 """The hyperparameter-search lab (lecture 8): grid vs random search over learning rate and weight decay on a log
 scale, the sanity checks that come first (initial loss, overfitting a tiny subset, a learning-rate sweep), and seed
-ensembles. The numbers come from simulator.search; each run is a ``Job`` (worker thread) that stores its latest
+ensembles. The numbers come from simulator.labs.search; each run is a ``Job`` (worker thread) that stores its latest
 progress, and ONE QTimer (the JobRunner's) reads it and redraws.
 
 Why random search wins (Bergstra & Bengio): with n trials a grid tries only sqrt(n) distinct values of each axis, so
@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPro
 from gui import theme
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE, Job, JobRunner, control_column, group, muted
 from gui.labs.schedule_designer import LogSpinBox
-from simulator import search as S
-from simulator.interpret import DigitsData, digits_data, digits_mlp
-from simulator.nets import Network
+from simulator.labs import search as S
+from simulator.labs.interpret import DigitsData, digits_data, digits_mlp
+from simulator.nn.network import Network
 
 __all__ = ["SearchLab"]
 

@@ -15,7 +15,7 @@ from gui import commands, theme
 from gui.panels.tensor_view import TensorView
 from gui.stepping.player import StepPlayer
 from simulator import Graph, GraphChange
-from simulator.graph import MAX_ELEMENTS
+from simulator.graphs.graph import MAX_ELEMENTS
 
 KIND_NAMES = {"input": "Input", "param": "Parameter (trainable)", "const": "Constant"}
 

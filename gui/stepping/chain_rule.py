@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
 
 from gui import theme
 from simulator import Graph, StepEvent, Trace
-from simulator.formatting import format_scalar
+from simulator.core.formatting import format_scalar
 
 
 def fmt(v) -> str:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator import layers as L
-from simulator.errors import ShapeError
+from simulator.functional import layers as L
+from simulator.core.errors import ShapeError
 from simulator.ops.registry import ELEMENTWISE_SHAPES, AttrSpec, OpSpec, away_from, register, shape_str
 
 SELU_ALPHA = 1.6732632423543772848170429916717  # the kernels' constants (PyTorch's), shown in the docs

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator import layers as L
-from simulator.errors import ShapeError
+from simulator.functional import layers as L
+from simulator.core.errors import ShapeError
 from simulator.ops.registry import AttrSpec, OpSpec, register, shape_str
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.errors import ShapeError
+from simulator.core.errors import ShapeError
 from simulator.ops.registry import AttrSpec, OpSpec, register, shape_str
 
 # ---- matmul ---------------------------------------------------------------------------------------------------

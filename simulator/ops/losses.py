@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator import layers as L
-from simulator.errors import ShapeError, ValueInputError
+from simulator.functional import layers as L
+from simulator.core.errors import ShapeError, ValueInputError
 from simulator.ops.registry import ELEMENTWISE_SHAPES, AttrSpec, OpSpec, away_from, register, same_shape, shape_str
 
 

@@ -3,7 +3,7 @@
 batchnorm here is train mode only: it normalises with the statistics of the batch it is given. A graph op holds no
 state between runs, so the running mean and variance that evaluation uses (updated with momentum after each training
 step, PyTorch's convention) belong to whoever owns the training loop: the network trainer calls
-simulator.layers.batchnorm_forward with its own bn_param dict (mode 'train' or 'test'). In a graph, evaluation-mode
+simulator.functional.layers.batchnorm_forward with its own bn_param dict (mode 'train' or 'test'). In a graph, evaluation-mode
 batch norm is an affine map with constants, (x − running_mean) / √(running_var + ε) · γ + β, buildable from
 arithmetic ops.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator import layers as L
-from simulator.errors import ShapeError
+from simulator.functional import layers as L
+from simulator.core.errors import ShapeError
 from simulator.ops.registry import AttrSpec, OpSpec, register, shape_str
 
 

@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from simulator.errors import GraphError, ShapeError, ValueInputError
+from simulator.core.errors import GraphError, ShapeError, ValueInputError
 
 Shape = tuple[int, ...]
 # A test sample: the op's inputs (in port order) and its attributes.

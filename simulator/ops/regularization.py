@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator import layers as L
+from simulator.functional import layers as L
 from simulator.ops.registry import ELEMENTWISE_SHAPES, AttrSpec, OpSpec, register
 
 

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 
 from gui.labs.augment_view import AugmentDialog, AugmentView, soft_label_text
 from gui.labs.playground import DIGITS, PlaygroundLab
-from simulator import datasets
+from simulator.data import datasets
 
 SHOTS = Path("/tmp/backprop_augment")
 TERM = re.compile(r"^(\d\.\d\d)·(\d+)$")

@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from gui.labs.classic_lab import DIGITS, ClassicLab
-from simulator.classifiers import KNearestNeighbor, decision_grid
+from simulator.labs.classifiers import KNearestNeighbor, decision_grid
 
 
 def wait_idle(qtbot, panel) -> None:
@@ -144,7 +144,7 @@ def test_cross_validate_needs_a_point_per_fold(qtbot, lab):
 
 def test_job_errors_show_a_studio_errors_own_message(qtbot, lab, monkeypatch):
     import gui.labs.classic_lab as classic
-    from simulator.errors import ValueInputError
+    from simulator.core.errors import ValueInputError
 
     def refuse(*a, **k):
         raise ValueInputError("folds must be an integer [2, 1], got 1")

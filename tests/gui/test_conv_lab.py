@@ -7,8 +7,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from gui.labs.conv_lab import ConvLab
-from simulator import layers
-from simulator.conv_mechanics import FILTERS
+from simulator.functional import layers
+from simulator.labs.conv_mechanics import FILTERS
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from gui import commands as C
 from gui.editor.palette import PalettePanel, PlaceOpPopup
 from gui.editor.scene import GraphScene
 from gui.editor.view import MIME_OP, GraphView
-from simulator.engine import Trace
-from simulator.examples import load_example
-from simulator.graph import Edge, Graph
+from simulator.engine.trace import Trace
+from simulator.graphs.examples import load_example
+from simulator.graphs.graph import Edge, Graph
 
 L = Qt.MouseButton.LeftButton
 NO = Qt.MouseButton.NoButton

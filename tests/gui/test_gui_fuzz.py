@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtCore import QSettings, QStandardPaths
 
 from gui.main_window import MainWindow
-from simulator import fileformat
+from simulator.graphs import fileformat
 
 EXPRESSIONS = ["(x + y) * z", "1 / (1 + exp(-(w0*x0 + w1*x1 + w2)))", "x * y + x ** 2", "log(x) + sqrt(y)",
                "relu(x) * tanh(y) - max(x, y)", "sum(x * x)", "x @ y", "softmax(x)", "x +", "exp(", "foo(x)"]

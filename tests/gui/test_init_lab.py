@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gui.labs.init_lab import InitLab
-from simulator import init_stats
+from simulator.labs import init_stats
 
 
 @pytest.fixture

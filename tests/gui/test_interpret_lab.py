@@ -1,5 +1,5 @@
 """The interpretability lab driven through its widgets: train the quick model, move every view's controls, check that
-the images and plots change and show what simulator.interpret computes."""
+the images and plots change and show what simulator.labs.interpret computes."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from gui.labs.interpret_lab import InterpretLab
-from simulator import interpret as I
+from simulator.labs import interpret as I
 
 
 def image_of(grid, i) -> np.ndarray:
@@ -125,8 +125,8 @@ def test_embedding_pca_and_tsne_and_clicking_a_point(qtbot, lab, trained):
 
 
 def test_refuses_a_vector_model(qtbot, lab):
-    from simulator.interpret import digits_mlp
-    from simulator.nets import Linear, Network
+    from simulator.labs.interpret import digits_mlp
+    from simulator.nn.network import Linear, Network
     # a 2-D-points model is refused with a message; an image MLP is fine
     net = Network((2,), [Linear(3)])
     lab.set_network(net, (np.zeros((4, 2)), np.zeros(4, int), None, None))

@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from gui.commands import SetValueCommand
 from gui.main_window import MainWindow
-from simulator import fileformat, load_example
+from simulator import load_example
+from simulator.graphs import fileformat
 
 ROOT = Path(__file__).resolve().parents[2]
 

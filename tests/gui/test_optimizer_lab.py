@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from gui.labs.optimizer_lab import CUSTOM, DEFAULT_OPTIMIZERS, OptimizerLab
-from simulator.surfaces import NoisyGradient
+from simulator.labs.surfaces import NoisyGradient
 
 N = 200  # race length for the tests: quick, yet long enough to separate the optimizers
 

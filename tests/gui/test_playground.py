@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from gui.labs.network_builder import NetworkBuilder
 from gui.labs.playground import DIGITS, GRAPH_BATCH, PlaygroundLab
 from simulator import Graph, Trace
-from simulator.nets import Activation, Conv2d, Linear
+from simulator.nn.network import Activation, Conv2d, Linear
 
 LEFT = Qt.MouseButton.LeftButton
 

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from gui.labs.search_lab import SearchLab
-from simulator.interpret import digits_data, digits_mlp
+from simulator.labs.interpret import digits_data, digits_mlp
 
 
 @pytest.fixture

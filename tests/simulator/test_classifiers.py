@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator import layers
-from simulator.classifiers import (DEMO_X, DEMO_Y, KNearestNeighbor, LinearClassifier, cross_validate_k,
+from simulator.functional import layers
+from simulator.labs.classifiers import (DEMO_X, DEMO_Y, KNearestNeighbor, LinearClassifier, cross_validate_k,
                                    decision_grid, kfold_indices, line_segment, pairwise_distances)
-from simulator.errors import ShapeError, ValueInputError
-from simulator.gradcheck import numerical_gradient
+from simulator.core.errors import ShapeError, ValueInputError
+from simulator.engine.gradcheck import numerical_gradient
 
 
 def brute_force_predict(Xtr, ytr, Xq, k, distance):

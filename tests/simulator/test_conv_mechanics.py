@@ -1,14 +1,14 @@
-"""Conv and max-pool mechanics: every traced frame and every explicit backward grid against simulator.layers."""
+"""Conv and max-pool mechanics: every traced frame and every explicit backward grid against simulator.functional.layers."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from simulator import layers
-from simulator.conv_mechanics import (FILTERS, PHOTOS, apply_filter, conv_backward_explicit, conv_output, conv_trace,
+from simulator.functional import layers
+from simulator.labs.conv_mechanics import (FILTERS, PHOTOS, apply_filter, conv_backward_explicit, conv_output, conv_trace,
                                       dilate, dot_product_text, format_number, load_photo, max_pool_backward_explicit, max_pool_trace,
                                       output_size, pad_input)
-from simulator.errors import ShapeError, ValueInputError
+from simulator.core.errors import ShapeError, ValueInputError
 
 GEOMETRIES = [  # (N, F, P, S, C)
     (5, 3, 0, 1, 1), (5, 3, 1, 1, 1), (5, 3, 1, 2, 1), (7, 3, 0, 2, 1), (7, 3, 1, 3, 2), (6, 2, 0, 2, 1),

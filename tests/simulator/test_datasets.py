@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from simulator import datasets as D
-from simulator.errors import ShapeError, ValueInputError
+from simulator.data import datasets as D
+from simulator.core.errors import ShapeError, ValueInputError
 
 
 @pytest.mark.parametrize("name, kwargs, k", [("spiral", {"classes": 4}, 4), ("circles", {}, 2), ("xor", {}, 2),

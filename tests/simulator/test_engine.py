@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from simulator import Graph, NumericError, Trace, load_example, run
-from simulator.errors import GraphError, ValueInputError
+from simulator.core.errors import GraphError, ValueInputError
 
 
 def test_circuit_event_order():

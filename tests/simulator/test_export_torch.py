@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from simulator import datasets as D
-from simulator import schedules as S
-from simulator.errors import ValueInputError
-from simulator.export_torch import _schedule_code, export_torch_script, write_torch_export
-from simulator.nets import (Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool,
+from simulator.data import datasets as D
+from simulator.functional import schedules as S
+from simulator.core.errors import ValueInputError
+from simulator.nn.export_torch import _schedule_code, export_torch_script, write_torch_export
+from simulator.nn.network import (Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool,
                             Network, Trainer)
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -97,7 +97,7 @@ def test_exported_mlp_matches_our_losses(tmp_path, loss, optimizer, schedule, re
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 def test_exported_cnn_initial_loss(tmp_path, monkeypatch):
-    monkeypatch.setattr("simulator.export_torch.EMBED_LIMIT", 10)  # large-network path: weights in the .npz
+    monkeypatch.setattr("simulator.nn.export_torch.EMBED_LIMIT", 10)  # large-network path: weights in the .npz
     net, tr, data = cnn_setup()
     xb, yb = first_batch(tr)
     # dropout masks differ between us and torch: compare with the dropout layer at p = 0 on both sides

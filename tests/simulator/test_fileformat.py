@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import EXAMPLES, FileFormatError, Graph, load_example, run
-from simulator import fileformat as ff
+from simulator.graphs import fileformat as ff
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))

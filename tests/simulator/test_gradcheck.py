@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from simulator import Graph, GraphError, load_example
-from simulator.gradcheck import check_graph, check_node, numerical_gradient, relative_error, status_of
+from simulator.engine.gradcheck import check_graph, check_node, numerical_gradient, relative_error, status_of
 from simulator.ops import REGISTRY, OpSpec
 
 

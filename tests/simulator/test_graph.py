@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from simulator import Graph, GraphError, ShapeError, ValueInputError
-from simulator.graph import GraphChange
+from simulator.graphs.graph import GraphChange
 
 
 def _chain():

@@ -1,9 +1,9 @@
-"""The lecture-6 facts about initialisation and batch norm, checked on simulator.init_stats (no Qt)."""
+"""The lecture-6 facts about initialisation and batch norm, checked on simulator.labs.init_stats (no Qt)."""
 import numpy as np
 import pytest
 
-from simulator.errors import ValueInputError
-from simulator.init_stats import MAX_WORK, check_size, experiment_work, histogram, init_std, layer_statistics
+from simulator.core.errors import ValueInputError
+from simulator.labs.init_stats import MAX_WORK, check_size, experiment_work, histogram, init_std, layer_statistics
 
 # Smaller than the lab's default (10 x 500, 1000 inputs) but wide enough for the statistics to be stable.
 KW = dict(depth=8, width=200, n=400, seed=0)

@@ -1,13 +1,13 @@
 """Interpretability on real networks: input gradients against central differences, occlusion against direct
-recomputation, class visualisation, FGSM on a trained digits CNN, embeddings and neighbours (simulator.interpret)."""
+recomputation, class visualisation, FGSM on a trained digits CNN, embeddings and neighbours (simulator.labs.interpret)."""
 import numpy as np
 import pytest
 
-from simulator.errors import ShapeError, ValueInputError
-from simulator.interpret import (blur, class_visualisation, digits_cnn, embed, fgsm, hidden_features, input_gradient,
+from simulator.core.errors import ShapeError, ValueInputError
+from simulator.labs.interpret import (blur, class_visualisation, digits_cnn, embed, fgsm, hidden_features, input_gradient,
                                  iterative_fgsm, nearest_neighbours, occlusion_map, quick_digits_model, saliency_map,
                                  softmax)
-from simulator.nets import (Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm, Linear,
+from simulator.nn.network import (Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm, Linear,
                             Network, Trainer)
 
 
@@ -190,9 +190,9 @@ def test_nearest_neighbours_match_brute_force(model):
 
 
 def test_embedding_of_a_one_unit_hidden_layer_is_refused_clearly():
-    from simulator.errors import ShapeError
-    from simulator.interpret import embed
-    from simulator.nets import Activation, Flatten, Linear, Network
+    from simulator.core.errors import ShapeError
+    from simulator.labs.interpret import embed
+    from simulator.nn.network import Activation, Flatten, Linear, Network
     net = Network((1, 8, 8), [Flatten(), Linear(1), Activation("relu"), Linear(10)], seed=0)
     x = np.random.default_rng(0).normal(size=(12, 1, 8, 8))
     for method in ("pca", "tsne"):
@@ -201,9 +201,9 @@ def test_embedding_of_a_one_unit_hidden_layer_is_refused_clearly():
 
 
 def test_iterative_fgsm_refuses_negative_steps_and_alpha():
-    from simulator.errors import ValueInputError
-    from simulator.interpret import iterative_fgsm
-    from simulator.nets import Flatten, Linear, Network
+    from simulator.core.errors import ValueInputError
+    from simulator.labs.interpret import iterative_fgsm
+    from simulator.nn.network import Flatten, Linear, Network
     net = Network((1, 8, 8), [Flatten(), Linear(10)], seed=0)
     x = np.zeros((1, 1, 8, 8))
     with pytest.raises(ValueInputError):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from simulator import Graph, ShapeError, Trace, ValueInputError, run
-from simulator import layers as L
-from simulator.gradcheck import check_graph, check_node
+from simulator.functional import layers as L
+from simulator.engine.gradcheck import check_graph, check_node
 from simulator.ops import REGISTRY
 
 N, C, H, W, F, K, CLASSES = 2, 2, 6, 6, 3, 3, 4

@@ -1,9 +1,9 @@
-"""simulator.layers: every backward against float64 centred differences, dtype policy, edge cases, bad arguments."""
+"""simulator.functional.layers: every backward against float64 centred differences, dtype policy, edge cases, bad arguments."""
 import numpy as np
 import pytest
 
-from simulator import layers as L
-from simulator.errors import ShapeError, ValueInputError
+from simulator.functional import layers as L
+from simulator.core.errors import ShapeError, ValueInputError
 
 H = 1e-5  # rounding error ~1e-16 |out| / H and truncation ~H**2 |f'''| are both ~1e-11 relative
 

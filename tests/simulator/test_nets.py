@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulator import datasets as D
-from simulator import schedules as S
-from simulator.engine import run
-from simulator.errors import FileFormatError, NumericError, ShapeError, ValueInputError
-from simulator.gradcheck import numerical_gradient
-from simulator.nets import (ACTIVATIONS, Activation, AvgPool, BatchNorm, Conv2d, Dropout, EpochMetrics, Flatten,
+from simulator.data import datasets as D
+from simulator.functional import schedules as S
+from simulator.engine.trace import run
+from simulator.core.errors import FileFormatError, NumericError, ShapeError, ValueInputError
+from simulator.engine.gradcheck import numerical_gradient
+from simulator.nn.network import (ACTIVATIONS, Activation, AvgPool, BatchNorm, Conv2d, Dropout, EpochMetrics, Flatten,
                             LayerNorm, Linear, MaxPool, Network, StepMetrics, Trainer)
 
 
@@ -338,9 +338,9 @@ def test_load_refuses_mismatch_and_malformed_files(tmp_path):
 
 
 def test_history_grows_as_it_fills_and_absurd_runs_are_refused():
-    from simulator.datasets import spiral
-    from simulator.errors import ValueInputError
-    from simulator.nets import MAX_TRAINING_STEPS, History
+    from simulator.data.datasets import spiral
+    from simulator.core.errors import ValueInputError
+    from simulator.nn.network import MAX_TRAINING_STEPS, History
     X, y = spiral(n=60, classes=3, seed=0)
     net = Network((2,), [Linear(8), Activation("relu"), Linear(3)], seed=0)
     with pytest.raises(ValueInputError, match="training steps"):
@@ -350,7 +350,7 @@ def test_history_grows_as_it_fills_and_absurd_runs_are_refused():
 
 
 def test_a_single_example_tail_batch_joins_the_one_before_so_batch_norm_trains():
-    from simulator.datasets import spiral
+    from simulator.data.datasets import spiral
     X, y = spiral(n=65, classes=3, seed=0)
     net = Network((2,), [Linear(16), BatchNorm(), Activation("relu"), Linear(3)], seed=0)
     tr = Trainer(net, (X, y, None, None), optimizer="SGD", lr=0.1, batch_size=64, epochs=2, seed=0)

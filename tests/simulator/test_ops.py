@@ -5,8 +5,8 @@ samples away from its kinks)."""
 import numpy as np
 import pytest
 
-from simulator.errors import ShapeError
-from simulator.gradcheck import numerical_gradient, relative_error
+from simulator.core.errors import ShapeError
+from simulator.engine.gradcheck import numerical_gradient, relative_error
 from simulator.ops import REGISTRY
 
 OPS = sorted(REGISTRY)

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from simulator.errors import ShapeError, ValueInputError
-from simulator.optim import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, RMSProp, make_optimizer
+from simulator.core.errors import ShapeError, ValueInputError
+from simulator.functional.optim import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, RMSProp, make_optimizer
 
 
 def run_on_square(opt_factory, steps, p0=1.0):

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.errors import ValueInputError
-from simulator.optim import SGD
-from simulator.schedules import (SCHEDULES, Constant, CosineDecay, InverseSqrt, LinearDecay, ScheduledOptimizer,
+from simulator.core.errors import ValueInputError
+from simulator.functional.optim import SGD
+from simulator.functional.schedules import (SCHEDULES, Constant, CosineDecay, InverseSqrt, LinearDecay, ScheduledOptimizer,
                                  StepDecay, Warmup, make_schedule)
 
 

@@ -1,13 +1,13 @@
-"""Hyperparameter search and the lecture-8 sanity checks on real digits training (simulator.search)."""
+"""Hyperparameter search and the lecture-8 sanity checks on real digits training (simulator.labs.search)."""
 import math
 
 import numpy as np
 import pytest
 
-from simulator.errors import ValueInputError
-from simulator.interpret import digits_data, digits_mlp
-from simulator.nets import Activation, Flatten, Linear, Network
-from simulator.search import (SearchSpace, best_trial, digits_trainer_factory, ensemble, grid_search,
+from simulator.core.errors import ValueInputError
+from simulator.labs.interpret import digits_data, digits_mlp
+from simulator.nn.network import Activation, Flatten, Linear, Network
+from simulator.labs.search import (SearchSpace, best_trial, digits_trainer_factory, ensemble, grid_search,
                               initial_loss_check, lr_sweep, overfit_small_subset, random_search, run_trials,
                               suggest_lr)
 

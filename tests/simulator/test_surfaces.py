@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 import pytest
 
-from simulator.errors import ValueInputError
-from simulator.optim import OPTIMIZERS, make_optimizer
-from simulator.schedules import CosineDecay, Warmup
-from simulator.surfaces import (SURFACES, Beale, ExpressionSurface, Himmelblau, Hills, NoisyGradient, PlateauCliff,
+from simulator.core.errors import ValueInputError
+from simulator.functional.optim import OPTIMIZERS, make_optimizer
+from simulator.functional.schedules import CosineDecay, Warmup
+from simulator.labs.surfaces import (SURFACES, Beale, ExpressionSurface, Himmelblau, Hills, NoisyGradient, PlateauCliff,
                                 QuadraticBowl, Rosenbrock, Saddle, make_surface, race)
 
 ALL = [QuadraticBowl(), QuadraticBowl(condition=50, angle=-70), Rosenbrock(), Beale(), Saddle(), Himmelblau(),

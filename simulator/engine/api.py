@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from simulator.engine import run
-from simulator.errors import GraphError
-from simulator.graph import Graph, as_value
+from simulator.engine.trace import run
+from simulator.core.errors import GraphError
+from simulator.graphs.graph import Graph, as_value
 
 
 @dataclass(frozen=True)

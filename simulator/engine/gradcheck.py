@@ -10,9 +10,9 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from simulator.engine import Program, _forward_node, run
-from simulator.errors import GraphError
-from simulator.graph import Graph
+from simulator.engine.trace import Program, _forward_node, run
+from simulator.core.errors import GraphError
+from simulator.graphs.graph import Graph
 
 GOOD = 1e-7
 BAD = 1e-2

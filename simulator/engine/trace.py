@@ -14,9 +14,9 @@ from typing import Any, Iterator, Literal, Mapping
 
 import numpy as np
 
-from simulator.errors import GraphError, NumericError, StudioError, ValueInputError
-from simulator.formatting import format_value
-from simulator.graph import Graph
+from simulator.core.errors import GraphError, NumericError, StudioError, ValueInputError
+from simulator.core.formatting import format_value
+from simulator.graphs.graph import Graph
 from simulator.ops import OpSpec
 
 Phase = Literal["forward", "backward", "update"]

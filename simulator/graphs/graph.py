@@ -13,8 +13,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import networkx as nx
 import numpy as np
 
-from simulator.errors import GraphError, ShapeError, StudioError, ValueInputError
-from simulator.observer import Signal
+from simulator.core.errors import GraphError, ShapeError, StudioError, ValueInputError
+from simulator.core.observer import Signal
 from simulator.ops import OpSpec, get_op
 from simulator.ops.registry import shape_str
 
@@ -442,7 +442,7 @@ class Graph:
     @classmethod
     def from_expression(cls, text: str) -> "Graph":
         """Build the graph of an expression such as "(x + y) * z", laid out left to right."""
-        from simulator.expression import parse_expression
+        from simulator.graphs.expression import parse_expression
         return parse_expression(text)
 
     def values(self) -> dict[str, np.ndarray]:

@@ -51,7 +51,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from kernels import optim as K
-from simulator.errors import ShapeError, ValueInputError
+from simulator.core.errors import ShapeError, ValueInputError
 
 __all__ = [
     "Optimizer", "SGD", "AdaGrad", "RMSProp", "Adam", "AdamW",

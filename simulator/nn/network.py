@@ -28,8 +28,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from simulator import layers as L
-from simulator.errors import FileFormatError, NumericError, ShapeError, StudioError, ValueInputError
+from simulator.functional import layers as L
+from simulator.core.errors import FileFormatError, NumericError, ShapeError, StudioError, ValueInputError
 
 __all__ = [
     "Linear", "Conv2d", "MaxPool", "AvgPool", "BatchNorm", "LayerNorm", "Dropout", "Flatten", "Activation",
@@ -700,8 +700,8 @@ class Network:
         strength reg, added to the loss). Dropout masks use `seed` as loss(..., seed=seed) does. Batch norm in
         'train' mode is the batchnorm op; in 'eval' mode it is spelled with arithmetic ops and the running
         statistics as constants. Laid out left to right."""
-        from simulator.graph import Graph
-        from simulator.layout import apply_layout
+        from simulator.graphs.graph import Graph
+        from simulator.graphs.layout import apply_layout
 
         x = np.asarray(self._check_input(batch_x), dtype=np.float64)
         if mode not in ("train", "eval"):
@@ -962,8 +962,8 @@ class Trainer:
     """Mini-batch training of a Network, one update per ``step()``, so a worker thread can pause or stop anywhere.
 
     data: (X_train, y_train, X_val, y_val) (the validation pair may be None). The optimizer is one of
-    simulator.optim.OPTIMIZERS over the network's parameter arrays (updated in place by the fused kernels), built
-    with ``lr`` (None: the optimizer's default) and ``optimizer_kwargs``. A ``schedule`` (simulator.schedules)
+    simulator.functional.optim.OPTIMIZERS over the network's parameter arrays (updated in place by the fused kernels), built
+    with ``lr`` (None: the optimizer's default) and ``optimizer_kwargs``. A ``schedule`` (simulator.functional.schedules)
     sets the rate of every update (its own base_lr; pass ``lr`` too and the schedule is rebased on it). Each epoch
     visits the training set in a fresh seeded permutation. ``patience``: stop once the validation loss (the training
     loss without validation data) has not improved for that many epochs, restoring the best weights.
@@ -974,7 +974,7 @@ class Trainer:
                  schedule: Any = None, batch_size: int = 64, epochs: int = 10, patience: int | None = None,
                  seed: int = 0, augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
                  restore_best: bool = True, **optimizer_kwargs: Any):
-        from simulator.optim import make_optimizer
+        from simulator.functional.optim import make_optimizer
         if len(data) != 4:
             raise ValueInputError("data must be (X_train, y_train, X_val, y_val); the validation pair may be None")
         self.network = network

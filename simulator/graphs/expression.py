@@ -9,8 +9,8 @@ import ast
 import math
 from typing import Any
 
-from simulator.errors import ExpressionError, GraphError, ValueInputError
-from simulator.graph import Graph
+from simulator.core.errors import ExpressionError, GraphError, ValueInputError
+from simulator.graphs.graph import Graph
 from simulator.ops import REGISTRY
 
 MAX_LENGTH = 5_000
@@ -202,6 +202,6 @@ def parse_expression(text: str) -> Graph:
     graph = builder.graph
     if builder.op_nodes:
         _rename_ops(graph, builder.op_nodes, [n.id for n in graph if n.kind != "op"])
-    from simulator.layout import apply_layout
+    from simulator.graphs.layout import apply_layout
     apply_layout(graph)
     return graph

@@ -14,10 +14,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from simulator.errors import NumericError, StudioError, ValueInputError
-from simulator.interpret import DigitsData, digits_data, digits_mlp, softmax
-from simulator.nets import Network, Trainer
-from simulator.optim import make_optimizer
+from simulator.core.errors import NumericError, StudioError, ValueInputError
+from simulator.labs.interpret import DigitsData, digits_data, digits_mlp, softmax
+from simulator.nn.network import Network, Trainer
+from simulator.functional.optim import make_optimizer
 
 __all__ = [
     "SearchSpace", "grid_search", "random_search", "TrialResult", "run_trials", "digits_trainer_factory",

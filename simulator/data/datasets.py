@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from simulator.errors import ShapeError, ValueInputError
+from simulator.core.errors import ShapeError, ValueInputError
 
 __all__ = [
     "spiral", "circles", "xor", "moons", "blobs", "TOY_SETS", "make_toy", "train_val_split", "Standardizer",

@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from simulator.errors import FileFormatError, StudioError
-from simulator.graph import MAX_ELEMENTS, MAX_NODES, Graph, Node
+from simulator.core.errors import FileFormatError, StudioError
+from simulator.graphs.graph import MAX_ELEMENTS, MAX_NODES, Graph, Node
 
 FORMAT = "backprop-studio-graph"
 VERSION = 1

@@ -4,7 +4,7 @@ applied to real images (scikit-learn's digits and bundled photos).
 
 One conv layer here has a single filter over a (C, H, W) input (C = 1 for a plain grid): out[i, j] =
 sum_{c,p,q} xpad[c, i S + p, j S + q] w[c, p, q] + b, the cross-correlation every deep-learning library calls
-convolution. Everything is float64; the traces agree with simulator.layers.conv_forward / max_pool_forward, and the
+convolution. Everything is float64; the traces agree with simulator.functional.layers.conv_forward / max_pool_forward, and the
 backward computations with conv_backward / max_pool_backward (the tests check both).
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from simulator import layers
-from simulator.errors import ShapeError, ValueInputError
+from simulator.functional import layers
+from simulator.core.errors import ShapeError, ValueInputError
 
 __all__ = [
     "output_size", "pad_input", "as_chw", "ConvFrame", "conv_trace", "conv_output", "ConvBackward",
@@ -156,7 +156,7 @@ def conv_trace(x: Any, w: Any, b: float = 0.0, stride: int = 1, pad: int = 0) ->
 
 
 def conv_output(x: Any, w: Any, b: float = 0.0, stride: int = 1, pad: int = 0) -> np.ndarray:
-    """The same layer through simulator.layers.conv_forward: out (n, n)."""
+    """The same layer through simulator.functional.layers.conv_forward: out (n, n)."""
     x, w, b, S, P = _conv_args(x, w, b, stride, pad)
     output_size(x.shape[1], w.shape[1], P, S)
     out, _ = layers.conv_forward(x[None], w[None], np.array([b]), S, P)
@@ -208,7 +208,7 @@ class ConvBackward:
 
 def conv_backward_explicit(x: Any, w: Any, dout: Any, stride: int = 1, pad: int = 0) -> ConvBackward:
     """dx, dw, db of the traced conv layer for an upstream gradient dout (n, n), computed as correlations (see
-    ConvBackward). Equal to simulator.layers.conv_backward."""
+    ConvBackward). Equal to simulator.functional.layers.conv_backward."""
     x, w, _, S, P = _conv_args(x, w, 0.0, stride, pad)
     F = w.shape[1]
     n = output_size(x.shape[1], F, P, S)
@@ -267,7 +267,7 @@ def max_pool_trace(x: Any, size: int = 2, stride: int = 2) -> list[PoolFrame]:
 
 def max_pool_backward_explicit(x: Any, dout: Any, size: int = 2, stride: int = 2) -> np.ndarray:
     """dx (H, W): each window's upstream gradient routed to its arg-max cell (accumulated where windows overlap);
-    every other cell gets 0. Equal to simulator.layers.max_pool_backward."""
+    every other cell gets 0. Equal to simulator.functional.layers.max_pool_backward."""
     a, size, stride, ho, wo = _pool_args(x, size, stride)
     dout = np.asarray(dout, dtype=np.float64)
     if dout.shape != (ho, wo):

@@ -11,7 +11,7 @@ Conventions
 * The linear classifier follows the cs231n notes and assignment 1 (and the linear-classification web demo's form):
   scores = X W + b with W (D, C), b (C,);  L = 1/N sum_i L_i + reg * sum(W^2)  (no 0.5 factor: dL/dW gets 2 reg W;
   the bias is not regularised). L_i is the Weston-Watkins multiclass SVM sum_{j != y_i} max(0, s_j - s_{y_i} + 1) or
-  the softmax cross-entropy -log(e^{s_{y_i}} / sum_j e^{s_j}); the data loss and dscores come from simulator.layers.
+  the softmax cross-entropy -log(e^{s_{y_i}} / sum_j e^{s_j}); the data loss and dscores come from simulator.functional.layers.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from simulator import layers
-from simulator.errors import ShapeError, ValueInputError
+from simulator.functional import layers
+from simulator.core.errors import ShapeError, ValueInputError
 
 __all__ = [
     "DISTANCES", "pairwise_distances", "KNearestNeighbor", "kfold_indices", "cross_validate_k", "decision_grid",
@@ -267,7 +267,7 @@ class LinearClassifier:
     """scores = X W + b, W (D, C), b (C,); loss "svm" or "softmax" + reg * sum(W^2) (module doc).
 
     W starts as 0.01 * N(0, 1) from `seed` (cs231n's initialisation), b at zero. ``step`` is plain SGD unless an
-    optimizer from simulator.optim has been attached with ``use_optimizer``.
+    optimizer from simulator.functional.optim has been attached with ``use_optimizer``.
     """
 
     LOSSES = ("svm", "softmax")
@@ -306,11 +306,11 @@ class LinearClassifier:
         self._reg = float(v)
 
     def use_optimizer(self, name: str | None, **hyper: Any) -> None:
-        """Update W and b with simulator.optim's `name` (e.g. "Adam") from now on; None returns to plain SGD."""
+        """Update W and b with simulator.functional.optim's `name` (e.g. "Adam") from now on; None returns to plain SGD."""
         if name is None:
             self.optimizer = None
             return
-        from simulator.optim import make_optimizer
+        from simulator.functional.optim import make_optimizer
         self.optimizer = make_optimizer(name, [self.W, self.b], **hyper)
 
     # ---- forward and backward

@@ -6,9 +6,9 @@ from typing import Callable
 
 import numpy as np
 
-from simulator.errors import GraphError
-from simulator.graph import Graph
-from simulator.layout import apply_layout
+from simulator.core.errors import GraphError
+from simulator.graphs.graph import Graph
+from simulator.graphs.layout import apply_layout
 
 
 @dataclass(frozen=True)

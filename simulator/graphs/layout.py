@@ -1,7 +1,7 @@
 """Left-to-right layered layout of a graph: inputs on the left, the output on the right (networkx does the layering)."""
 from __future__ import annotations
 
-from simulator.graph import Graph
+from simulator.graphs.graph import Graph
 
 LAYER_GAP = 170.0
 ROW_GAP = 100.0

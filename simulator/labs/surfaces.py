@@ -6,7 +6,7 @@ Every surface evaluates elementwise over same-shaped arrays of x and y (a 300x30
 
 ``race(surface, specs, start, n_steps, schedule)`` runs several optimizers from one start point in lockstep: one
 vectorised gradient call per step for all of them, and one call of ``kernels.optim.race_step_2d``, which applies
-the same per-element rules as the ``simulator.optim`` classes (so a race and a class take identical steps).
+the same per-element rules as the ``simulator.functional.optim`` classes (so a race and a class take identical steps).
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from kernels import optim as K
-from simulator.errors import ValueInputError
-from simulator.optim import OPTIMIZERS, Optimizer, make_optimizer
-from simulator.schedules import Schedule
+from simulator.core.errors import ValueInputError
+from simulator.functional.optim import OPTIMIZERS, Optimizer, make_optimizer
+from simulator.functional.schedules import Schedule
 
 __all__ = [
     "Surface", "QuadraticBowl", "Rosenbrock", "Beale", "Saddle", "Himmelblau", "Hills", "PlateauCliff",
@@ -315,9 +315,9 @@ class ExpressionSurface(Surface):
     @cached_property
     def variables(self) -> tuple[str, ...]:
         """Which of x and y the expression uses (the engine refuses values for names it does not use)."""
-        import simulator  # the engine: imported when first needed, not when this module loads
+        from simulator.graphs.graph import Graph  # the engine: imported when first needed, not when this module loads
 
-        names = {n.id for n in simulator.Graph.from_expression(self.text).leaves()}
+        names = {n.id for n in Graph.from_expression(self.text).leaves()}
         extra = sorted(names - {"x", "y"})
         if extra:
             raise ValueInputError(f"a surface expression may use only x and y; {self.text!r} also uses "
@@ -325,11 +325,11 @@ class ExpressionSurface(Surface):
         return tuple(sorted(names))
 
     def _evaluate(self, x: Any, y: Any):
-        import simulator
+        from simulator.engine.api import evaluate
 
         x, y = np.broadcast_arrays(*_xy(x, y))
         given = {"x": np.array(x), "y": np.array(y)}
-        return simulator.evaluate(self.text, **{name: given[name] for name in self.variables})
+        return evaluate(self.text, **{name: given[name] for name in self.variables})
 
     def value(self, x: Any, y: Any) -> np.ndarray:
         x, y = _xy(x, y)
@@ -467,7 +467,7 @@ def race(surface: Surface, optimizers_spec: Any, start: Sequence[float] | None =
 
     optimizers_spec: a sequence of display names ("Adam"), (name, hyperparameters) or (label, name,
     hyperparameters), or a mapping label -> name or (name, hyperparameters); names are keys of
-    simulator.optim.OPTIMIZERS, hyperparameters override its defaults. start: (x, y), default surface.start.
+    simulator.functional.optim.OPTIMIZERS, hyperparameters override its defaults. start: (x, y), default surface.start.
     schedule: shapes every optimizer's rate, scaled to that optimizer's own lr (``schedule.with_base(lr)``).
     A NoisyGradient surface is reset first, so a race is reproducible.
     """

@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from simulator.errors import ShapeError, ValueInputError
-from simulator.nets import (Activation, Conv2d, Flatten, Linear,
+from simulator.core.errors import ShapeError, ValueInputError
+from simulator.nn.network import (Activation, Conv2d, Flatten, Linear,
                             MaxPool, Network, Trainer)
 
 __all__ = [
@@ -324,7 +324,7 @@ class DigitsData:
 
 
 def digits_data(seed: int = 0, dtype: Any = np.float32) -> DigitsData:
-    from simulator.datasets import load_digits, train_val_split
+    from simulator.data.datasets import load_digits, train_val_split
     X, y = load_digits()
     Xtr, ytr, Xv, yv = train_val_split(X / 16.0, y, 0.2, seed=seed)
     return DigitsData(Xtr.astype(dtype), ytr, Xv.astype(dtype), yv)

@@ -16,9 +16,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from simulator import schedules as S
-from simulator.errors import ValueInputError
-from simulator.nets import (Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool,
+from simulator.functional import schedules as S
+from simulator.core.errors import ValueInputError
+from simulator.nn.network import (Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool,
                             Network)
 
 __all__ = ["export_torch_script", "write_torch_export", "TORCH_OPTIMIZERS"]

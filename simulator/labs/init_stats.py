@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulator.errors import ValueInputError
+from simulator.core.errors import ValueInputError
 
 __all__ = [
     "ACTIVATION_CHOICES",

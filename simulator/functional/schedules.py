@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from simulator.errors import ValueInputError
+from simulator.core.errors import ValueInputError
 
 __all__ = [
     "Schedule", "Constant", "StepDecay", "CosineDecay", "LinearDecay", "InverseSqrt", "Warmup",

@@ -19,7 +19,7 @@ from kernels import dropout as _drop
 from kernels import losses as _loss
 from kernels import norm as _norm
 from kernels import pool as _pool
-from simulator.errors import ShapeError, ValueInputError
+from simulator.core.errors import ShapeError, ValueInputError
 
 Cache = Any
 

@@ -1,0 +1,1 @@
+"""Running graphs: the compiled Program, StepEvents and the replayable Trace, gradient checks, evaluate()."""

@@ -1,0 +1,1 @@
+"""Networks: layer records, Network, Trainer, weights files and the PyTorch export."""
