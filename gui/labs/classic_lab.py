@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QComboBox, QDoub
 
 from gui import theme
 from gui.labs.common import CLASS_COLOURS, ERROR_STYLE, MUTED_STYLE, Jobs, control_column, digit_pixmap, group, muted
-from gui.labs.schedule_designer import LogSpinBox
+from gui.forms import LogSpinBox
 from simulator.data import datasets
 from simulator.labs.classifiers import (DEMO_X, DEMO_Y, KNearestNeighbor, LinearClassifier, cross_validate_k,
                                    decision_grid)

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, Q
 
 from gui import theme
 from gui.labs.common import ERROR_STYLE, Job, JobRunner, control_column, group, muted
-from gui.labs.schedule_designer import LogSpinBox
+from gui.forms import LogSpinBox
 from simulator.labs import interpret as I
 from simulator.nn.network import Network
 

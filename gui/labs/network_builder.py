@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from gui import theme
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE
-from gui.labs.schedule_designer import LogSpinBox
+from gui.forms import LogSpinBox
 from simulator.core.errors import StudioError
 from simulator.nn.network import (
     ACTIVATIONS,

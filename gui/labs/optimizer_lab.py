@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
                                QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from gui.labs.common import ERROR_STYLE, HYPER_FIELDS, MUTED_STYLE, PALETTE, control_column, error_text, group
-from gui.labs.schedule_designer import LogSpinBox, ScheduleDesigner
+from gui.forms import LogSpinBox
+from gui.labs.schedule_designer import ScheduleDesigner
 from simulator.functional.optim import OPTIMIZERS
 from simulator.functional.schedules import Schedule
 from simulator.labs.surfaces import SURFACES, ExpressionSurface, NoisyGradient, RaceResult, Surface, make_surface, race

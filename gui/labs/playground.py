@@ -48,7 +48,7 @@ from gui.labs.common import (
     group,
 )
 from gui.labs.network_builder import NetworkBuilder
-from gui.labs.schedule_designer import LogSpinBox
+from gui.forms import LogSpinBox
 from gui.workers_training import TrainingSession, TrainingWorker, Visuals
 from simulator.data import datasets
 from simulator.core.errors import StudioError

@@ -4,61 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
 
+from gui.forms import LogSpinBox
 from gui.labs.common import ERROR_STYLE
 from simulator.functional.schedules import SCHEDULES, Schedule, make_schedule
 
-__all__ = ["LogSpinBox", "ScheduleDesigner", "PIN_COLOURS"]
+__all__ = ["ScheduleDesigner", "PIN_COLOURS"]
 
 CURVE_COLOUR = "#1f2933"
 # Pinned curves: muted, distinct from the bold current curve.
 PIN_COLOURS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#17becf")
-
-
-class LogSpinBox(QDoubleSpinBox):
-    """A spin box for positive rates: arrows multiply or divide by 10^(1/4) (four clicks a decade), text in %g.
-
-    Any float the user types is accepted within [minimum, maximum]; the value keeps full double precision."""
-
-    FACTOR = 10.0 ** 0.25
-
-    def __init__(self, value: float = 1e-2, low: float = 1e-8, high: float = 1e10, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setDecimals(323)  # no rounding: the value is stored as typed
-        self.setRange(low, high)
-        self.setValue(value)
-        self.setKeyboardTracking(False)
-        self.setAccelerated(True)
-
-    def stepBy(self, steps: int) -> None:
-        v = self.value() * self.FACTOR ** steps
-        # snap to 1, 2, 5-ish neighbours within rounding, so 1e-3 stepped four times is 1e-2 exactly
-        snapped = float(f"{v:.6g}")
-        self.setValue(min(max(snapped, self.minimum()), self.maximum()))
-
-    def textFromValue(self, value: float) -> str:
-        return f"{value:.4g}"
-
-    def valueFromText(self, text: str) -> float:
-        try:
-            return float(text.strip())
-        except ValueError:
-            return self.value()
-
-    def validate(self, text: str, pos: int):
-        t = text.strip()
-        try:
-            v = float(t)
-        except ValueError:
-            # "1e", "-", "" are on the way to a number
-            ok = all(c in "0123456789.eE+-" for c in t)
-            return (QValidator.State.Intermediate if ok else QValidator.State.Invalid), text, pos
-        if self.minimum() <= v <= self.maximum():
-            return QValidator.State.Acceptable, text, pos
-        return QValidator.State.Intermediate, text, pos
 
 
 def _describe(schedule: Schedule | None) -> str:

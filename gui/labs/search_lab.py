@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPro
 
 from gui import theme
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE, Job, JobRunner, control_column, group, muted
-from gui.labs.schedule_designer import LogSpinBox
+from gui.forms import LogSpinBox
 from simulator.labs import search as S
 from simulator.labs.interpret import DigitsData, digits_data, digits_mlp
 from simulator.nn.network import Network

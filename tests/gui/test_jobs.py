@@ -1,0 +1,185 @@
+"""gui.jobs.JobRunner: generators on worker threads, output coalesced by one timer, supersede, pause/step, cancel,
+errors reported as text."""
+import threading
+import time
+
+import pytest
+
+from gui.jobs import JobRunner
+from simulator.core.errors import ValueInputError
+from simulator.core.jobs import Progress
+
+
+@pytest.fixture
+def runner(qtbot):
+    r = JobRunner()
+    yield r
+    r.close()
+
+
+def counting(n, thread_names=None, delay=0.0):
+    if thread_names is not None:
+        thread_names.append(threading.current_thread().name)
+    total = 0
+    for i in range(n):
+        total += i
+        if delay:
+            time.sleep(delay)
+        yield Progress(i + 1, n)
+    return total
+
+
+def test_a_job_runs_off_the_ui_thread_and_reports_its_result(qtbot, runner):
+    names, seen, done = [], [], []
+    runner.start("sum", lambda: counting(1000, names), on_yield=seen.append, on_done=done.append)
+    qtbot.waitUntil(lambda: bool(done), timeout=5000)
+    assert done == [sum(range(1000))]
+    assert names == ["job:sum"] and threading.current_thread().name != "job:sum"
+    # keep="latest" coalesces: far fewer deliveries than yields, and the last one is the final progress
+    assert 1 <= len(seen) < 1000 and seen[-1] == Progress(1000, 1000)
+    assert not runner.running()
+
+
+def test_keep_all_delivers_every_item_in_order(qtbot, runner):
+    batches, done = [], []
+    runner.start("all", lambda: counting(500), on_yield=batches.append, on_done=done.append, keep="all")
+    qtbot.waitUntil(lambda: bool(done), timeout=5000)
+    items = [p.done for batch in batches for p in batch]
+    assert items == list(range(1, 501))
+
+
+def test_a_new_job_of_the_same_name_supersedes_the_old(qtbot, runner):
+    old_done, new_done, closed = [], [], []
+
+    def slow():
+        try:
+            for i in range(10_000):
+                time.sleep(0.001)
+                yield i
+        finally:
+            closed.append(True)
+        return "old"
+
+    runner.start("work", slow, on_done=old_done.append)
+    qtbot.wait(30)
+    runner.start("work", lambda: counting(3), on_done=new_done.append)
+    qtbot.waitUntil(lambda: bool(new_done and closed), timeout=5000)
+    qtbot.wait(100)
+    assert new_done == [3] and old_done == [] and closed == [True]
+
+
+def test_pause_step_resume(qtbot, runner):
+    seen, done = [], []
+    runner.start("train", lambda: counting(50), on_yield=lambda b: seen.extend(p.done for p in b),
+                 on_done=done.append, keep="all", paused=True)
+    qtbot.wait(100)
+    assert seen == [] and runner.state("train") == "paused"
+    runner.step("train")
+    qtbot.waitUntil(lambda: bool(seen == [1]), timeout=3000)
+    runner.step("train", 3)
+    qtbot.waitUntil(lambda: seen == [1, 2, 3, 4], timeout=3000)
+    qtbot.wait(100)
+    assert seen == [1, 2, 3, 4] and runner.state("train") == "paused"
+    runner.resume("train")
+    qtbot.waitUntil(lambda: bool(done), timeout=3000)
+    assert seen == list(range(1, 51)) and done == [sum(range(50))]
+
+
+def test_cancel_closes_the_generator_and_reports_cancel(qtbot, runner):
+    closed, cancelled, done = [], [], []
+
+    def forever():
+        try:
+            while True:
+                time.sleep(0.001)
+                yield 1
+        finally:
+            closed.append(True)
+
+    runner.start("loop", forever, on_done=done.append, on_cancel=lambda: cancelled.append(True))
+    qtbot.wait(50)
+    runner.cancel("loop")
+    qtbot.waitUntil(lambda: bool(closed), timeout=3000)
+    assert cancelled == [True] and done == [] and not runner.running("loop")
+
+
+def test_errors_come_back_as_text(qtbot, runner):
+    errors = []
+
+    def bad():
+        yield 1
+        raise ValueInputError("the learning rate must be > 0")
+
+    def bug():
+        yield 1
+        return 1 / 0
+
+    runner.start("bad", bad, on_error=lambda exc, text: errors.append((type(exc), text)))
+    runner.start("bug", bug, on_error=lambda exc, text: errors.append((type(exc), text)))
+    qtbot.waitUntil(lambda: bool(len(errors) == 2), timeout=3000)
+    assert (ValueInputError, "the learning rate must be > 0") in errors
+    assert (ZeroDivisionError, "ZeroDivisionError: division by zero") in errors
+
+
+def test_close_cancels_everything_and_waits(qtbot):
+    r = JobRunner()
+    closed = []
+
+    def forever():
+        try:
+            while True:
+                time.sleep(0.001)
+                yield 1
+        finally:
+            closed.append(True)
+
+    a = r.start("a", forever)
+    b = r.start("b", forever, paused=True)       # never started: closing it runs no finally
+    qtbot.wait(30)
+    r.close()
+    assert closed == [True]
+    assert not r.running() and not a.thread.is_alive() and not b.thread.is_alive()
+
+
+# ---------------------------------------------------------------------------------------------- forms from params
+
+from dataclasses import dataclass  # noqa: E402
+
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QSpinBox  # noqa: E402
+
+from gui.forms import LogSpinBox, ParamForm  # noqa: E402
+from simulator.core.params import Settings, param  # noqa: E402
+
+
+@dataclass(frozen=True)
+class _Demo(Settings):
+    optimizer: str = param("Adam", choices=("SGD", "Adam"), doc="the update rule")
+    lr: float = param(1e-2, low=0, low_open=True, log=True, label="learning rate")
+    batch: int = param(32, low=1, high=4096)
+    momentum: float = param(0.9, low=0, high=1)
+    shuffle: bool = param(True)
+
+
+def test_a_form_is_built_from_the_declarations(qtbot):
+    form = ParamForm(_Demo)
+    qtbot.addWidget(form)
+    w = form.widgets
+    assert isinstance(w["optimizer"], QComboBox) and w["optimizer"].toolTip() == "the update rule"
+    assert isinstance(w["lr"], LogSpinBox) and isinstance(w["momentum"], QDoubleSpinBox)
+    assert isinstance(w["batch"], QSpinBox) and (w["batch"].minimum(), w["batch"].maximum()) == (1, 4096)
+    assert isinstance(w["shuffle"], QCheckBox) and w["shuffle"].isChecked()
+    assert (w["momentum"].minimum(), w["momentum"].maximum()) == (0.0, 1.0)
+    assert form.value() == _Demo()
+
+
+def test_editing_the_form_changes_the_settings_and_set_value_shows_them(qtbot):
+    form = ParamForm(_Demo, only=("optimizer", "batch"))
+    qtbot.addWidget(form)
+    edits = []
+    form.edited.connect(lambda: edits.append(1))
+    form.widgets["optimizer"].setCurrentIndex(0)
+    form.widgets["batch"].setValue(64)
+    assert edits and form.value() == _Demo(optimizer="SGD", batch=64)
+    edits.clear()
+    form.set_value(_Demo(optimizer="Adam", batch=8, lr=0.5))
+    assert edits == [] and form.value() == _Demo(optimizer="Adam", batch=8, lr=0.5)
