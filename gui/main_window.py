@@ -28,6 +28,21 @@ from simulator.graphs import fileformat
 from simulator.engine.gradcheck import check_graph, check_node
 
 APP_NAME = "Backprop Studio"
+# The Backprop tab's dock layout; a new key (and version) so layouts saved with collapsed docks are not restored.
+EDITOR_STATE_KEY = "editor_state"
+LAYOUT_VERSION = 2
+PALETTE_MIN_WIDTH = 170
+INSPECTOR_MIN_WIDTH = 260
+DEFAULT_SIZE = QSize(1440, 880)
+
+
+def default_window_size() -> QSize:
+    """1440x880, or less on a smaller screen (the window must fit the screen it opens on)."""
+    screen = QApplication.primaryScreen()
+    if screen is None:
+        return DEFAULT_SIZE
+    avail = screen.availableGeometry().size()
+    return QSize(min(DEFAULT_SIZE.width(), avail.width()), min(DEFAULT_SIZE.height(), avail.height()))
 FILE_FILTER = "Backprop Studio graphs (*.bps.json *.json);;All files (*)"
 MAX_RECENT = 8
 
@@ -123,6 +138,7 @@ class MainWindow(QMainWindow):
         self.undo_stack = QUndoStack(self)
         self.current_path: Path | None = None
         self.example_name: str | None = None
+        self.graph_name: str | None = None      # the title of a graph made by the app (no file, no example)
         self.scene = GraphScene(self.graph, self.undo_stack, self)
         self.view = GraphView(self.scene, self)
         self.player = StepPlayer(self.graph, self)
@@ -186,9 +202,15 @@ class MainWindow(QMainWindow):
         lay.addWidget(split, 1)
         lay.addWidget(self.transport)
         self.graph_page = page
+        # The Backprop tab is a main window of its own: the palette and inspector docks belong to it, so they keep
+        # their width when another tab is shown and the tab bar never moves.
+        self.editor_window = QMainWindow(self)
+        self.editor_window.setWindowFlags(Qt.WindowType.Widget)
+        self.editor_window.setDockNestingEnabled(False)
+        self.editor_window.setCentralWidget(page)
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(page, "Backprop")
+        self.tabs.addTab(self.editor_window, "Backprop")
         # Labs are built the first time their tab is opened, so start-up stays quick.
         self.labs: dict[str, QWidget] = {}
         self.pending_model = None  # the last image model trained in the playground, for the interpretability lab
@@ -204,16 +226,18 @@ class MainWindow(QMainWindow):
 
     def _build_docks(self) -> None:
         self.palette = PalettePanel(self)
-        self.palette_dock = QDockWidget("Ops", self)
+        self.palette_dock = QDockWidget("Ops", self.editor_window)
         self.palette_dock.setObjectName("PaletteDock")
         self.palette_dock.setWidget(self.palette)
-        self.addDockWidget(Qt.LeftDockWidgetArea, self.palette_dock)
+        self.palette_dock.setMinimumWidth(PALETTE_MIN_WIDTH)
+        self.editor_window.addDockWidget(Qt.LeftDockWidgetArea, self.palette_dock)
         self.inspector = InspectorPanel(self.graph, self.undo_stack, self.player, self)
-        self.inspector_dock = QDockWidget("Inspector", self)
+        self.inspector_dock = QDockWidget("Inspector", self.editor_window)
         self.inspector_dock.setObjectName("InspectorDock")
         self.inspector_dock.setWidget(self.inspector)
-        self.addDockWidget(Qt.RightDockWidgetArea, self.inspector_dock)
-        self.resizeDocks([self.palette_dock, self.inspector_dock], [210, 320], Qt.Horizontal)
+        self.inspector_dock.setMinimumWidth(INSPECTOR_MIN_WIDTH)
+        self.editor_window.addDockWidget(Qt.RightDockWidgetArea, self.inspector_dock)
+        self.editor_window.resizeDocks([self.palette_dock, self.inspector_dock], [210, 320], Qt.Horizontal)
 
     def _action(self, menu, text, slot, shortcut=None, tip=None) -> QAction:
         a = QAction(text, self)
@@ -303,16 +327,9 @@ class MainWindow(QMainWindow):
         self.undo_stack.indexChanged.connect(self._update_title)
 
     def _on_tab_changed(self, index: int) -> None:
-        # The palette and inspector belong to the graph editor: labs get the whole width.
-        on_graph = index == 0
-        for dock in (self.palette_dock, self.inspector_dock):
-            if on_graph:
-                if dock.property("hidden_for_lab"):
-                    dock.show()
-                dock.setProperty("hidden_for_lab", False)
-            elif dock.isVisible():
-                dock.setProperty("hidden_for_lab", True)
-                dock.hide()
+        # The step counter and the graph's name describe the Backprop tab; a lab tab shows its own name.
+        self.phase_label.setVisible(index == 0)
+        self._update_title()
         title = self.tabs.tabText(index)
         factory = self._lab_factories.get(title)
         if factory is None or title in self.labs:
@@ -327,6 +344,8 @@ class MainWindow(QMainWindow):
     def open_network_graph(self, graph: Graph) -> None:
         """The playground's network on a few examples, as a graph to step through (an undoable replacement)."""
         self.replace_graph(graph, "Open the network as a graph")
+        self.current_path, self.example_name, self.graph_name = None, None, "Network from the Playground"
+        self._update_title()
         self.transport.update_check.setChecked(True)  # one whole iteration: forward, loss, backward, update
         self.tabs.setCurrentIndex(0)
         self.statusBar().showMessage("The network on a few training examples: step forward, loss and backward "
@@ -490,6 +509,7 @@ class MainWindow(QMainWindow):
         self.undo_stack.clear()
         self.current_path = path
         self.example_name = example
+        self.graph_name = None
         self.player.flush()
         self.player.reset()
         self.scene.clearSelection()
@@ -578,11 +598,19 @@ class MainWindow(QMainWindow):
             a.triggered.connect(lambda checked=False, p=p: self.maybe_save() and self.open_path(p))
         self.recent_menu.setEnabled(bool(files))
 
+    def document_name(self) -> str:
+        """What the window calls the graph in the Backprop tab: its file, its example or what made it."""
+        if self.current_path:
+            return self.current_path.name
+        if self.example_name:
+            return EXAMPLES[self.example_name].title
+        return self.graph_name or "Untitled"
+
     def _update_title(self, *_args) -> None:
-        name = self.current_path.name if self.current_path else (
-            EXAMPLES[self.example_name].title if self.example_name else "Untitled")
         self.setWindowModified(not self.undo_stack.isClean())
-        self.setWindowTitle(f"{name}[*] — {APP_NAME}")
+        tab = self.tabs.tabText(self.tabs.currentIndex())
+        lab = "" if tab == "Backprop" else f"{tab} · "
+        self.setWindowTitle(f"{lab}{self.document_name()}[*] — {APP_NAME}")
 
     # ---- autosave and recovery --------------------------------------------------------------------------------
 
@@ -694,13 +722,14 @@ class MainWindow(QMainWindow):
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value("geometry")
-        state = self.settings.value("window_state")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1440, 880)
+        state = self.settings.value(EDITOR_STATE_KEY)
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(default_window_size())
         if state is not None:
-            self.restoreState(state)
+            self.editor_window.restoreState(state, LAYOUT_VERSION)
+        for dock, width in ((self.palette_dock, 210), (self.inspector_dock, 320)):
+            if dock.width() < dock.minimumWidth():      # a state saved by an older version: give the width back
+                self.editor_window.resizeDocks([dock], [width], Qt.Horizontal)
 
     def about(self) -> None:
         QMessageBox.about(self, APP_NAME, "<h3>Backprop Studio</h3><p>Step through the forward and backward passes "
@@ -710,9 +739,8 @@ class MainWindow(QMainWindow):
         if not self.maybe_save():
             event.ignore()
             return
-        self.tabs.setCurrentIndex(0)  # docks hidden for a lab are saved as the learner left them in the editor
         self.settings.setValue("geometry", self.saveGeometry())
-        self.settings.setValue("window_state", self.saveState())
+        self.settings.setValue(EDITOR_STATE_KEY, self.editor_window.saveState(LAYOUT_VERSION))
         self.autosave_path.unlink(missing_ok=True)  # a clean exit leaves no autosave behind
         self._autosave_timer.stop()
         self.player.close()
