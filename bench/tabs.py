@@ -1,0 +1,140 @@
+"""Benchmark: how long each tab takes to open the first time and to come back to, and how often the Playground
+redraws while it trains (offscreen Qt, the real main window).
+
+    python bench/tabs.py            # warm Numba cache assumed: run `python -m kernels.warmup` once before
+    python bench/tabs.py --rounds 5 --train-seconds 5
+
+Floors (issue 10): first open < 0.5 s, switching back < 0.1 s, >= 30 redraws per second while training, and the UI
+thread never blocked for long while training (the longest gap between two 10 ms timer ticks is printed).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+FIRST_OPEN_FLOOR = 0.5
+SWITCH_FLOOR = 0.1
+FPS_FLOOR = 30.0
+
+
+def _settle(app, seconds: float = 0.05) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+
+
+def _show_tab(app, window, index: int) -> float:
+    """Seconds from the click until the tab is shown and painted (events processed, widget grabbed)."""
+    t0 = time.perf_counter()
+    window.tabs.setCurrentIndex(index)
+    app.processEvents()
+    window.tabs.currentWidget().grab()
+    return time.perf_counter() - t0
+
+
+def measure_tabs(app, rounds: int) -> dict[str, tuple[float, float]]:
+    from PySide6.QtCore import QSettings
+
+    from gui.main_window import MainWindow
+
+    firsts: dict[str, list[float]] = {}
+    switches: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        folder = tempfile.mkdtemp()
+        w = MainWindow(settings=QSettings(str(Path(folder) / "s.ini"), QSettings.IniFormat), warm_up=False)
+        w.resize(1280, 800)
+        w.show()
+        _settle(app)
+        for i in range(1, w.tabs.count()):
+            title = w.tabs.tabText(i)
+            firsts.setdefault(title, []).append(_show_tab(app, w, i))
+            _settle(app, 0.3)          # let the lab's background jobs start and report
+            _show_tab(app, w, 0)
+            _settle(app)
+            switches.setdefault(title, []).append(_show_tab(app, w, i))
+            _show_tab(app, w, 0)
+        w.undo_stack.setClean()
+        w.close()
+        _settle(app)
+    return {t: (statistics.median(firsts[t]), statistics.median(switches[t])) for t in firsts}
+
+
+def measure_training(app, seconds: float) -> tuple[float, float] | None:
+    """(redraws per second, longest UI-thread gap in ms) while the Playground trains; None if it cannot train."""
+    from PySide6.QtCore import QSettings, QTimer
+
+    from gui.main_window import MainWindow
+
+    folder = tempfile.mkdtemp()
+    w = MainWindow(settings=QSettings(str(Path(folder) / "s.ini"), QSettings.IniFormat), warm_up=False)
+    w.resize(1280, 800)
+    w.show()
+    _settle(app)
+    lab = w.open_lab("Playground")
+    _settle(app, 0.5)
+    redraws = getattr(lab, "redraw_count", None)
+    if redraws is None or not hasattr(lab, "train_button"):
+        w.close()
+        return None
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    lab.train_button.click()
+    _settle(app, 0.5)                   # training started and the first frames are in
+    start_count, t0 = lab.redraw_count, time.perf_counter()
+    ticks.clear()
+    _settle(app, seconds)
+    fps = (lab.redraw_count - start_count) / (time.perf_counter() - t0)
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])] or [seconds]
+    timer.stop()
+    w.undo_stack.setClean()
+    w.close()
+    _settle(app)
+    return fps, max(gaps) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="windows opened per measurement (median is shown)")
+    parser.add_argument("--train-seconds", type=float, default=4.0, help="how long to watch the Playground train")
+    args = parser.parse_args()
+
+    from PySide6.QtWidgets import QApplication
+    app = QApplication.instance() or QApplication(sys.argv)
+
+    t0 = time.perf_counter()
+    import gui.main_window  # noqa: F401
+    print(f"import gui.main_window: {time.perf_counter() - t0:.2f} s")
+
+    rows = measure_tabs(app, args.rounds)
+    print(f"\n{'tab':<18}{'first open s':>14}{'switch back s':>15}  floors {FIRST_OPEN_FLOOR} / {SWITCH_FLOOR}")
+    ok = True
+    for title, (first, switch) in rows.items():
+        good = first < FIRST_OPEN_FLOOR and switch < SWITCH_FLOOR
+        ok &= good
+        print(f"{title:<18}{first:>14.3f}{switch:>15.3f}  {'PASS' if good else 'FAIL'}")
+
+    training = measure_training(app, args.train_seconds)
+    if training is None:
+        print("\ntraining redraw rate: the Playground has no redraw counter (not measured)")
+    else:
+        fps, gap = training
+        good = fps >= FPS_FLOOR
+        ok &= good
+        print(f"\nwhile training: {fps:.1f} redraws/s (floor {FPS_FLOOR:.0f}), longest UI gap {gap:.0f} ms  "
+              f"{'PASS' if good else 'FAIL'}")
+    print("\nall floors pass" if ok else "\nsome floors fail")
+
+
+if __name__ == "__main__":
+    main()
