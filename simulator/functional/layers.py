@@ -63,11 +63,20 @@ def _ndim(fn: str, name: str, a: np.ndarray, ndim: int, layout: str) -> None:
         raise ShapeError(f"{fn}: {name} must be {ndim}-D {layout}, got shape {a.shape}")
 
 
-def _int(fn: str, name: str, v: Any, minimum: int) -> int:
+# Strides, paddings and window sizes beyond this are never meaningful on the images a learner uses, and a huge one
+# would reach the kernels as an integer they cannot type (or a padded array of terabytes).
+MAX_WINDOW = 4096
+# The largest conv output or im2col matrix (elements) one call may allocate: 100M floats, 0.8 GB in float64.
+MAX_CONV_ELEMENTS = 100_000_000
+
+
+def _int(fn: str, name: str, v: Any, minimum: int, maximum: int = MAX_WINDOW) -> int:
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise ShapeError(f"{fn}: {name} must be an integer, got {v!r}")
     if v < minimum:
         raise ShapeError(f"{fn}: {name} must be >= {minimum}, got {v}")
+    if v > maximum:
+        raise ShapeError(f"{fn}: {name} must be <= {maximum}, got {v:,}")
     return int(v)
 
 
@@ -307,6 +316,11 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1, p
     if min(N, C, H, W, F, HH, WW) < 1 or Hout < 1 or Wout < 1:
         raise ShapeError(f"{fn}: x (shape {x.shape}) with pad {pad} is too small for w (shape {w.shape}) "
                          f"at stride {stride}: the output would be {Hout}x{Wout}")
+    work = max(N * F * Hout * Wout, N * Hout * Wout * C * HH * WW)
+    if work > MAX_CONV_ELEMENTS:
+        raise ShapeError(f"{fn}: x (shape {x.shape}) with w (shape {w.shape}), pad {pad} and stride {stride} needs "
+                         f"{work:,} numbers at once; the limit is {MAX_CONV_ELEMENTS:,} (use a smaller batch, "
+                         f"input or padding)")
     # the cache keeps the forward's im2col columns (when they fit in kernels.conv.KEEP_COLS_BYTES): backward reuses them
     out, cols = _conv.conv_forward_keep(x, w, b, stride, pad)
     return out, (x, w, stride, pad, (N, F, Hout, Wout), cols)
