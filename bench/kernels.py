@@ -1,142 +1,151 @@
-"""Kernel benchmark at one thread: our Numba kernels against numpy and (when importable) PyTorch CPU, with floors.
+"""Kernel benchmark: our Numba kernels against numpy and (when importable) PyTorch CPU, with floors.
 
-Run: python bench/kernels.py [--repeats N]. Prints a table of median times and ratios, then PASS/FAIL per floor.
-Every thread pool is pinned to one thread before numpy, numba or torch load, so the ratios compare single-core code.
+Convolution rows (forward, and forward+backward as simulator/functional/layers.py runs them) for every shape in
+CONV_SHAPES, float32 and float64, at 1 and 2 threads (BLAS threads for ours, intra-op threads for torch); pooling and
+activations at 1 thread. Ours and the references are timed round by round, alternating, and the table shows medians
+and ratios (reference time / our time: above 1 means ours is faster), then PASS/FAIL per floor.
 PyTorch is timed through its ATen ops directly (convolution_backward, max_pool2d_with_indices_backward,
-threshold_backward): its fastest path, without autograd's bookkeeping.
+threshold_backward): its fastest path, without autograd's bookkeeping. Without torch the torch columns and floors are
+left out. Switching thread counts inside one run needs threadpoolctl; without it only OPENBLAS_NUM_THREADS's count is
+measured.
+
+Floors (1 thread unless stated): conv float32 forward >= 1.0x torch and forward+backward >= 1.1x torch on every shape;
+conv float64 forward and forward+backward >= 1.0x torch; our conv at 2 threads no slower than at 1 thread (within 5%
+timer noise); max pool fwd+bwd >= 3x torch; ReLU within 10% of torch; exp/erf-based activations within 1.5x numpy.
 """
 from __future__ import annotations
 
-import os
+import argparse
+import math
+import sys
 
-for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
-
-import argparse  # noqa: E402
-import math  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-from scipy.special import erf  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import kernels  # noqa: E402
-from kernels import activations as A  # noqa: E402
-from kernels import conv, pool  # noqa: E402
-
-try:
-    import torch
-    torch.set_num_threads(1)
-    F = torch.nn.functional
-except ImportError:  # the benchmark still runs; torch floors are reported as not measured
-    torch = None
-
-CONV_SHAPES = [(1, 1, 28, 28, 8, 3, 1, 1), (16, 3, 32, 32, 16, 3, 1, 1), (64, 3, 32, 32, 32, 5, 1, 2),
-               (32, 16, 16, 16, 32, 3, 2, 1)]
+CONV_SHAPES = [  # (N, C, H, W, F, k, stride, pad)
+    (1, 1, 28, 28, 8, 3, 1, 1),
+    (16, 3, 32, 32, 16, 3, 1, 1),
+    (64, 3, 32, 32, 32, 5, 1, 2),
+    (32, 16, 16, 16, 32, 3, 2, 1),
+    (64, 64, 32, 32, 64, 3, 1, 1),
+]
+NOISE = 1.05  # "no slower" allows this much timer noise on a shared 2-core machine
 
 
-def median_time(fn, repeats: int, budget: float = 1.0) -> float:
-    fn()
-    fn()
-    times = []
-    t_end = time.perf_counter() + budget
-    while len(times) < repeats or (time.perf_counter() < t_end and len(times) < 20 * repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                epilog="Ratios are reference time / our time: above 1 means ours is faster.")
+    p.add_argument("--rounds", type=int, default=15, help="timed rounds per row (default 15); the median is shown")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts for conv (default 1 2)")
+    p.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=["float32", "float64"],
+                   help="conv dtypes (default both)")
+    p.add_argument("--only", nargs="+", default=["conv", "pool", "activations"],
+                   choices=["conv", "pool", "activations"], help="which groups to run (default all)")
+    p.add_argument("--shapes", type=int, nargs="+", help="indices into CONV_SHAPES (default all)")
+    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")
+    return p.parse_args(argv)
 
 
-ROWS: list[tuple[str, float, float | None, float | None]] = []
-FLOORS: list[tuple[str, bool | None, str]] = []
+def header(ref: str) -> None:
+    print(f"\n{'kernel':<58} {'ours ms':>10} {ref + ' ms':>10} {ref + '/ours':>8}")
 
 
-def row(name, ours, numpy_t=None, torch_t=None):
-    ROWS.append((name, ours, numpy_t, torch_t))
-    cols = [f"{name:<44}", f"{ours * 1e3:10.3f}"]
-    for ref in (numpy_t, torch_t):
-        cols.append(f"{ref * 1e3:10.3f} {ref / ours:7.2f}x" if ref else f"{'-':>10} {'-':>8}")
-    print(" ".join(cols), flush=True)
+def line(name, ours, ref=None):
+    from _common import ms, ratio
+    print(f"{name:<58} {ms(ours)} {ms(ref)} {ratio(ref, ours)}", flush=True)
 
 
-def floor(name, ok, detail):
-    FLOORS.append((name, ok, detail))
+def bench_conv(args, floors, torch):
+    import numpy as np
+    from _common import can_switch_threads, compare, threads
+    from kernels import conv
 
-
-def bench_conv(repeats):
+    counts = args.threads if can_switch_threads() else [int(__import__("os").environ["OPENBLAS_NUM_THREADS"])]
+    shapes = [CONV_SHAPES[i] for i in args.shapes] if args.shapes else CONV_SHAPES
+    header("torch")
     rng = np.random.default_rng(0)
-    for dt, tdt in ((np.float32, "float32"), (np.float64, "float64")):
-        for shape in CONV_SHAPES:
+    for tdt in args.dtypes:
+        dt = np.dtype(tdt)
+        for shape in shapes:
             N, C, H, W, Fn, k, s, p = shape
             x = rng.standard_normal((N, C, H, W)).astype(dt)
             w = rng.standard_normal((Fn, C, k, k)).astype(dt)
             b = rng.standard_normal(Fn).astype(dt)
             g = rng.standard_normal(conv.conv_forward(x, w, b, s, p).shape).astype(dt)
 
-            def ours():  # as simulator/layers.py runs them: the forward keeps its columns for the backward
+            def ours_f():
+                conv.conv_forward(x, w, b, s, p)
+
+            def ours_fb():  # as simulator/functional/layers.py runs them: the forward keeps its columns
                 _, cols = conv.conv_forward_keep(x, w, b, s, p)
                 conv.conv_backward_cols(g, cols, x, w, s, p)
-            t_ours = median_time(ours, repeats)
-            t_torch = None
+            fns = {"ours fwd": ours_f, "ours fb": ours_fb}
             if torch is not None:
                 tx, tw, tb, tg = (torch.from_numpy(a) for a in (x, w, b, g))
+                F = torch.nn.functional
 
-                def theirs():
+                def torch_f():
+                    F.conv2d(tx, tw, tb, s, p)
+
+                def torch_fb():
                     F.conv2d(tx, tw, tb, s, p)
                     torch.ops.aten.convolution_backward(tg, tx, tw, [Fn], [s, s], [p, p], [1, 1], False, [0, 0], 1,
                                                         [True, True, True])
-                t_torch = median_time(theirs, repeats)
-            row(f"conv fwd+bwd {tdt} {shape}", t_ours, None, t_torch)
-            if t_torch is None:
-                floor(f"conv {tdt} {shape}", None, "torch not importable")
-            elif dt == np.float32:
-                limit = 1.0 if shape == CONV_SHAPES[0] else 2.0
-                floor(f"conv float32 {shape} <= {limit:g}x torch", t_ours <= limit * t_torch,
-                      f"{t_ours / t_torch:.2f}x torch's time")
-            else:
-                floor(f"conv float64 {shape} <= 1x torch", t_ours <= t_torch, f"{t_ours / t_torch:.2f}x torch's time")
+                fns |= {"torch fwd": torch_f, "torch fb": torch_fb}
+            t = {}
+            for n in counts:  # one block per thread count: ours and torch interleaved round by round inside it
+                with threads(n):
+                    t |= {f"{k} {n}": v for k, v in compare(fns, args.rounds, settle=0.15 if n > 1 else 0).items()}
+            for n in counts:
+                for kind, label in (("fwd", "fwd"), ("fb", "fwd+bwd")):
+                    ours, ref = t[f"ours {kind} {n}"], t.get(f"torch {kind} {n}")
+                    line(f"conv {label} {tdt} {n}t {shape}", ours, ref)
+                    if n == 1 and ref is not None:
+                        need = 1.0 if (tdt == "float64" or kind == "fwd") else 1.1
+                        floors.check(f"conv {label} {tdt} 1t {shape} >= {need:g}x torch", ref / ours >= need,
+                                     f"{ref / ours:.2f}x")
+            if 1 in counts:
+                for n in counts:
+                    if n == 1:
+                        continue
+                    for kind, label in (("fwd", "fwd"), ("fb", "fwd+bwd")):
+                        a, b1 = t[f"ours {kind} {n}"], t[f"ours {kind} 1"]
+                        floors.check(f"conv {label} {tdt} {shape}: {n}t no slower than 1t", a <= NOISE * b1,
+                                     f"{n}t/1t time {a / b1:.2f}")
+    if len(counts) < len(args.threads):
+        print("(threadpoolctl is not installed: only OPENBLAS_NUM_THREADS's count was measured)")
 
 
-def bench_pool(repeats):
+def bench_pool(args, floors, torch):
+    import numpy as np
+    from _common import compare, threads
+    from kernels import pool
+
+    header("torch")
     x = np.random.default_rng(1).standard_normal((16, 16, 64, 64)).astype(np.float32)  # 1,048,576 elements
 
     def ours():
         out, arg = pool.max_pool_forward(x, 2, 2, 2, 2)
         pool.max_pool_backward(out, arg, 64, 64)
 
-    def numpy_ref():  # reshape trick, tiling windows only
-        v = x.reshape(16, 16, 32, 2, 32, 2).transpose(0, 1, 2, 4, 3, 5).reshape(16, 16, 32, 32, 4)
-        arg = v.argmax(axis=-1)
-        out = np.take_along_axis(v, arg[..., None], -1)[..., 0]
-        dx = np.zeros_like(v)
-        np.put_along_axis(dx, arg[..., None], out[..., None], -1)
-        return dx.reshape(16, 16, 32, 32, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(x.shape)
-    t_ours = median_time(ours, repeats)
-    t_np = median_time(numpy_ref, repeats)
-    t_torch = None
+    def ours_avg():
+        pool.avg_pool_backward(pool.avg_pool_forward(x, 2, 2, 2, 2), 64, 64, 2, 2, 2, 2)
+    fns = {"ours max": ours, "ours avg": ours_avg}
     if torch is not None:
         tx = torch.from_numpy(x)
 
         def theirs():
             out, idx = torch.ops.aten.max_pool2d_with_indices(tx, [2, 2], [2, 2])
             torch.ops.aten.max_pool2d_with_indices_backward(out, tx, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
-        t_torch = median_time(theirs, repeats)
-    row("max pool 2x2 fwd+bwd float32 (1e6 elements)", t_ours, t_np, t_torch)
-    floor("max pool fwd+bwd >= 3x faster than torch", None if t_torch is None else t_torch >= 3 * t_ours,
-          "torch not importable" if t_torch is None else f"{t_torch / t_ours:.2f}x faster")
 
-    def ours_avg():
-        pool.avg_pool_backward(pool.avg_pool_forward(x, 2, 2, 2, 2), 64, 64, 2, 2, 2, 2)
-    t_torch = None
-    if torch is not None:
         def theirs_avg():
-            out = F.avg_pool2d(tx, 2, 2)
+            out = torch.nn.functional.avg_pool2d(tx, 2, 2)
             torch.ops.aten.avg_pool2d_backward(out, tx, [2, 2], [2, 2], [0, 0], False, True, None)
-        t_torch = median_time(theirs_avg, repeats)
-    row("avg pool 2x2 fwd+bwd float32 (1e6 elements)", median_time(ours_avg, repeats), None, t_torch)
+        fns |= {"torch max": theirs, "torch avg": theirs_avg}
+    with threads(1):
+        t = compare(fns, args.rounds)
+    line("max pool 2x2 fwd+bwd float32 1t (1e6 elements)", t["ours max"], t.get("torch max"))
+    line("avg pool 2x2 fwd+bwd float32 1t (1e6 elements)", t["ours avg"], t.get("torch avg"))
+    if torch is not None:
+        floors.check("max pool fwd+bwd >= 3x torch", t["torch max"] >= 3 * t["ours max"],
+                     f"{t['torch max'] / t['ours max']:.2f}x")
 
 
 # the passes that evaluate exp, expm1, log1p or erf (tanh is numpy's own; the other backward passes reuse the output)
@@ -144,28 +153,35 @@ EXP_ERF_BASED = ("sigmoid fwd", "elu fwd", "selu fwd", "gelu fwd", "gelu bwd", "
                  "softplus bwd")
 
 
-def _sig(x):
-    return 1.0 / (1.0 + np.exp(-x))
+def bench_activations(args, floors, torch):
+    import numpy as np
+    from scipy.special import erf
+    from _common import compare, threads
+    from kernels import activations as A
 
+    def sig(v):
+        return 1.0 / (1.0 + np.exp(-v))
 
-def bench_activations(repeats):
     rng = np.random.default_rng(2)
     x = (rng.standard_normal(1_000_000) * 3).astype(np.float32)
     g = rng.standard_normal(x.size).astype(np.float32)
     relu_out = A.relu_forward(x)
-    t_f = median_time(lambda: A.relu_forward(x), repeats)
-    t_b = median_time(lambda: A.relu_backward(g, x), repeats)
-    tf_torch = tb_torch = None
+    header("numpy")
+    with threads(1):
+        fns = {"ours f": lambda: A.relu_forward(x), "numpy f": lambda: np.maximum(x, 0),
+               "ours b": lambda: A.relu_backward(g, x), "numpy b": lambda: g * (x > 0)}
+        if torch is not None:
+            tx, tg, to = (torch.from_numpy(a) for a in (x, g, relu_out))
+            fns |= {"torch f": lambda: torch.relu(tx), "torch b": lambda: torch.ops.aten.threshold_backward(tg, to, 0)}
+        t = compare(fns, args.rounds)
+    line("relu forward float32 (1e6)", t["ours f"], t["numpy f"])
+    line("relu backward float32 (1e6)", t["ours b"], t["numpy b"])
     if torch is not None:
-        tx, tg, to = (torch.from_numpy(a) for a in (x, g, relu_out))
-        tf_torch = median_time(lambda: torch.relu(tx), repeats)
-        tb_torch = median_time(lambda: torch.ops.aten.threshold_backward(tg, to, 0), repeats)
-    row("relu forward float32 (1e6)", t_f, median_time(lambda: np.maximum(x, 0), repeats), tf_torch)
-    row("relu backward float32 (1e6)", t_b, median_time(lambda: g * (x > 0), repeats), tb_torch)
-    # "at PyTorch's speed": within 10% (timer noise on a shared 2-core machine is about that)
-    for name, ours, ref in (("relu forward", t_f, tf_torch), ("relu backward", t_b, tb_torch)):
-        floor(f"{name} at torch's speed (<= 1.1x)", None if ref is None else ours <= 1.1 * ref,
-              "torch not importable" if ref is None else f"{ours / ref:.2f}x torch's time")
+        line("relu forward float32 (1e6), vs torch", t["ours f"], t["torch f"])
+        line("relu backward float32 (1e6), vs torch", t["ours b"], t["torch b"])
+        for name, kind in (("relu forward", "f"), ("relu backward", "b")):
+            ours, ref = t[f"ours {kind}"], t[f"torch {kind}"]
+            floors.check(f"{name} within 10% of torch's time", ours <= 1.1 * ref, f"{ours / ref:.2f}x torch's time")
 
     inv2, invs2pi = 1 / math.sqrt(2), 1 / math.sqrt(2 * math.pi)
     cases = {
@@ -181,40 +197,37 @@ def bench_activations(repeats):
         "gelu fwd": (lambda: A.gelu_forward(x), lambda: 0.5 * x * (1 + erf(x * inv2))),
         "gelu bwd": (lambda: A.gelu_backward(g, x),
                      lambda: g * (0.5 * (1 + erf(x * inv2)) + x * invs2pi * np.exp(-0.5 * x * x))),
-        "silu fwd": (lambda: A.silu_forward(x), lambda: x * _sig(x)),
-        "silu bwd": (lambda: A.silu_backward(g, x), lambda: (lambda s: g * s * (1 + x * (1 - s)))(_sig(x))),
+        "silu fwd": (lambda: A.silu_forward(x), lambda: x * sig(x)),
+        "silu bwd": (lambda: A.silu_backward(g, x), lambda: (lambda s: g * s * (1 + x * (1 - s)))(sig(x))),
         "softplus fwd": (lambda: A.softplus_forward(x), lambda: np.logaddexp(0, x)),
-        "softplus bwd": (lambda: A.softplus_backward(g, x), lambda: g * _sig(x)),
+        "softplus bwd": (lambda: A.softplus_backward(g, x), lambda: g * sig(x)),
     }
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"), threads(1):
         for name, (ours_fn, np_fn) in cases.items():
-            ours = median_time(ours_fn, repeats)
-            ref = median_time(np_fn, repeats)
-            row(f"{name} float32 (1e6)", ours, ref, None)
+            t = compare({"ours": ours_fn, "numpy": np_fn}, args.rounds)
+            line(f"{name} float32 (1e6)", t["ours"], t["numpy"])
             if name in EXP_ERF_BASED:
-                floor(f"{name} within 1.5x of numpy", ours <= 1.5 * ref, f"{ours / ref:.2f}x numpy's time")
+                floors.check(f"{name} within 1.5x of numpy's time", t["ours"] <= 1.5 * t["numpy"],
+                             f"{t['ours'] / t['numpy']:.2f}x numpy's time")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
-    args = parser.parse_args()
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import time
+
+    import _common  # noqa: F401  (pins thread counts before numpy, numba and torch load)
+    import numpy as np
+
+    import kernels
+    torch = _common.load_torch(not args.no_torch)
     t0 = time.perf_counter()
     kernels.warmup(dtypes=(np.float32, np.float64))
     print(f"warm-up {time.perf_counter() - t0:.1f} s; numpy {np.__version__}, "
-          f"torch {torch.__version__ if torch else 'not importable'}; 1 thread\n")
-    print(f"{'kernel':<44} {'ours ms':>10} {'numpy ms':>10} {'np/ours':>8} {'torch ms':>10} {'torch/ours':>8}")
-    bench_conv(args.repeats)
-    bench_pool(args.repeats)
-    bench_activations(args.repeats)
-    print("\nFloors (ratios > 1 in the table mean we are faster):")
-    failed = 0
-    for name, ok, detail in FLOORS:
-        status = "SKIP" if ok is None else ("PASS" if ok else "FAIL")
-        failed += ok is False
-        print(f"  {status}  {name:<52} {detail}")
-    print(f"\n{len(FLOORS) - failed}/{len(FLOORS)} floors pass" + ("" if not failed else f", {failed} fail"))
-    return 1 if failed else 0
+          f"torch {torch.__version__ if torch else 'not used'}; {args.rounds} interleaved rounds per row")
+    floors = _common.Floors()
+    for group in args.only:
+        {"conv": bench_conv, "pool": bench_pool, "activations": bench_activations}[group](args, floors, torch)
+    return floors.report()
 
 
 if __name__ == "__main__":

@@ -1,42 +1,16 @@
 """Benchmark: the optimizer race, and each optimizer kernel on 1e6 float32 parameters against torch.optim.
 
-One thread everywhere. Prints updates per second and our speed over torch's (higher is better). Floor: Adam and
-AdamW must beat torch.optim.Adam/AdamW(fused=True). Run: python bench/optim.py
+One thread everywhere. Ours and torch.optim (foreach and fused=True where torch has it) are timed round by round,
+alternating; the table shows median updates per second and ratios (torch time / our time: above 1 means ours is
+faster). Floor: Adam and AdamW faster than torch.optim.Adam/AdamW(fused=True). Without torch only our numbers are
+shown. Run: python bench/optim.py [--rounds N]
 """
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from kernels.optim import warmup_tasks  # noqa: E402
-from simulator.functional.optim import OPTIMIZERS, make_optimizer  # noqa: E402
-from simulator.labs.surfaces import Rosenbrock, race  # noqa: E402
+import argparse
+import sys
 
 N = 1_000_000
-ROUNDS, REPS = 7, 20
-
-
-def best_time(fn, reps: int = REPS) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(ROUNDS):
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / reps)
-    return best
-
-
 CASES = {  # display name -> (our overrides, torch class name, torch kwargs)
     "SGD": ({"lr": 1e-3}, "SGD", {"lr": 1e-3}),
     "Momentum": ({"lr": 1e-3}, "SGD", {"lr": 1e-3, "momentum": 0.9}),
@@ -48,62 +22,64 @@ CASES = {  # display name -> (our overrides, torch class name, torch kwargs)
 }
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=15, help="timed rounds per optimizer (default 15)")
+    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")
+    args = p.parse_args(argv)
+
+    import time
+
+    import _common
+    import numpy as np
+
+    from kernels.optim import warmup_tasks
+    from simulator.functional.optim import OPTIMIZERS, make_optimizer
+    from simulator.labs.surfaces import Rosenbrock, race
+
+    torch = _common.load_torch(not args.no_torch)
     for _, task in warmup_tasks():
         task()
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        torch = None
-        print("torch not importable: our numbers only")
-
     race(Rosenbrock(), list(OPTIMIZERS), n_steps=10)
     t0 = time.perf_counter()
     race(Rosenbrock(), list(OPTIMIZERS), start=(-1.5, 2.0), n_steps=10_000)
     dt = time.perf_counter() - t0
-    print(f"race: 7 optimizers x 10,000 steps on Rosenbrock: {dt * 1e3:.0f} ms "
-          f"({7 * 10_000 / dt:,.0f} optimizer-steps/s)\n")
+    print(f"race: {len(OPTIMIZERS)} optimizers x 10,000 steps on Rosenbrock: {dt * 1e3:.0f} ms "
+          f"({len(OPTIMIZERS) * 10_000 / dt:,.0f} optimizer-steps/s)\n")
 
     rng = np.random.default_rng(0)
     p0 = rng.standard_normal(N).astype(np.float32)
     g = (0.1 * rng.standard_normal(N)).astype(np.float32)
-    rows = []
-    for name, (ours_kw, torch_name, torch_kw) in CASES.items():
-        p = p0.copy()
-        opt = make_optimizer(name, [p], **ours_kw)
-        ours = best_time(lambda: opt.step([g]))
-        ref = fused = None
-        if torch is not None:
-            tp = torch.nn.Parameter(torch.from_numpy(p0.copy()))
-            tp.grad = torch.from_numpy(g.copy())
-            cls = getattr(torch.optim, torch_name)
-            topt = cls([tp], **torch_kw)
-            ref = best_time(topt.step)
-            try:
-                tf = cls([tp], **torch_kw, fused=True)
-                fused = best_time(tf.step)
-            except (RuntimeError, TypeError, ValueError):
-                fused = None
-        rows.append((name, ours, ref, fused))
-
-    print("1e6 float32 parameters, 1 thread: updates per second (ours / torch.optim)")
+    floors = _common.Floors()
+    print(f"1e6 float32 parameters, 1 thread, {args.rounds} interleaved rounds: updates per second")
     print(f"{'optimizer':<10} {'ours':>10} {'torch':>10} {'fused':>10} {'x torch':>8} {'x fused':>8}")
-    ok = True
-    for name, ours, ref, fused in rows:
-        def cell(v):
-            return f"{1 / v:10.0f}" if v else f"{'-':>10}"
+    with _common.threads(1):
+        for name, (ours_kw, torch_name, torch_kw) in CASES.items():
+            opt = make_optimizer(name, [p0.copy()], **ours_kw)
+            fns = {"ours": lambda opt=opt: opt.step([g])}
+            if torch is not None:
+                cls = getattr(torch.optim, torch_name)
+                tp = torch.nn.Parameter(torch.from_numpy(p0.copy()))
+                tp.grad = torch.from_numpy(g.copy())
+                fns["torch"] = cls([tp], **torch_kw).step
+                try:
+                    tq = torch.nn.Parameter(torch.from_numpy(p0.copy()))
+                    tq.grad = torch.from_numpy(g.copy())
+                    fns["torch fused"] = cls([tq], **torch_kw, fused=True).step
+                except (RuntimeError, TypeError, ValueError):
+                    pass
+            t = _common.compare(fns, args.rounds)
+            ours, ref, fused = t["ours"], t.get("torch"), t.get("torch fused")
 
-        r1 = f"{ref / ours:8.2f}" if ref else f"{'-':>8}"
-        r2 = f"{fused / ours:8.2f}" if fused else f"{'-':>8}"
-        print(f"{name:<10} {cell(ours)} {cell(ref)} {cell(fused)} {r1} {r2}")
-        if name in ("Adam", "AdamW") and fused and fused / ours <= 1.0:
-            ok = False
-    if torch is not None:
-        print("\nfloor (Adam and AdamW faster than torch fused):", "met" if ok else "NOT MET")
-    return 0 if ok else 1
+            def cell(v):
+                return f"{1 / v:10.0f}" if v else f"{'-':>10}"
+            print(f"{name:<10} {cell(ours)} {cell(ref)} {cell(fused)} {_common.ratio(ref, ours)} "
+                  f"{_common.ratio(fused, ours)}", flush=True)
+            if name in ("Adam", "AdamW"):
+                floors.check(f"{name} faster than torch fused", None if fused is None else fused > ours,
+                             "torch (fused) not measured" if fused is None else f"{fused / ours:.2f}x")
+    return floors.report()
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -5,58 +5,31 @@ Two models, each a full step (forward, loss, backward, Adam update), float32:
   CNN  conv 8 3x3 pad 1 -> ReLU -> maxpool 2 -> linear 10 on 8x8 digits-sized images, batch 64
                                                                  floor: within 2x of PyTorch (ratio >= 0.5)
 Ours is measured through Trainer.step(), so the per-step metrics (batch accuracy, per-layer gradient norms) and
-the gather of a shuffled batch are included; PyTorch steps on one fixed tensor batch. Prints steps per second
-and ours / PyTorch (higher is better).
-Run: python bench/train.py
+the gather of a shuffled batch are included; PyTorch steps on one fixed tensor batch. Ours and PyTorch are timed
+round by round, alternating (each sample a block of steps); the table shows median steps per second and ours /
+PyTorch (higher is better). Without torch only our numbers are shown. Run: python bench/train.py [--rounds N]
 """
 from __future__ import annotations
 
-import os
+import argparse
+import sys
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
-
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-# bench/ may hold scripts named like packages: the repository root must come first on the path
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
-
-from simulator.nn.network import Activation, Conv2d, Flatten, Linear, MaxPool, Network, Trainer  # noqa: E402
-
-ROUNDS = 7
 FLOORS = {"MLP 2-64-3, batch 128": 1.5, "CNN conv8-pool-fc10, batch 64": 0.5}
 
 
-def steps_per_second(step, n: int) -> float:
-    for _ in range(max(n // 10, 5)):
-        step()
-    best = float("inf")
-    for _ in range(ROUNDS):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            step()
-        best = min(best, (time.perf_counter() - t0) / n)
-    return 1.0 / best
+def ours_step(input_shape, layers, X, y, batch):
+    import numpy as np
 
-
-def ours(input_shape, layers, X, y, batch) -> float:
+    from simulator.nn.network import Network, Trainer
     net = Network(input_shape, layers, seed=0, dtype=np.float32)
     # 200 batches per epoch (so the end-of-epoch evaluation is not what is measured), shuffled and gathered per step
     Xs, ys = np.concatenate([X] * 200), np.concatenate([y] * 200)
     tr = Trainer(net, (Xs, ys, None, None), "Adam", lr=1e-3, batch_size=batch, epochs=1000, seed=0)
     tr.evaluate = lambda: None  # the end-of-epoch full-set evaluation is run()'s cost, not a training step's
-    return steps_per_second(tr.step, 300 if X.ndim == 2 else 100)
+    return tr.step
 
 
-def theirs(model_fn, X, y) -> float:
-    import torch
-    torch.set_num_threads(1)
+def torch_step(torch, model_fn, X, y):
     torch.manual_seed(0)
     model = model_fn(torch.nn)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -68,10 +41,23 @@ def theirs(model_fn, X, y) -> float:
         loss = loss_fn(model(xb), yb)
         loss.backward()
         opt.step()
-    return steps_per_second(step, 300 if X.ndim == 2 else 100)
+    return step
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=15, help="timed rounds per model (default 15)")
+    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")
+    args = p.parse_args(argv)
+
+    import _common
+    import numpy as np
+
+    import kernels
+    from simulator.nn.network import Activation, Conv2d, Flatten, Linear, MaxPool
+
+    torch = _common.load_torch(not args.no_torch)
+    kernels.warmup(dtypes=(np.float32,))
     rng = np.random.default_rng(0)
     cases = [
         ("MLP 2-64-3, batch 128", (2,), [Linear(64), Activation("relu"), Linear(3)],
@@ -83,25 +69,24 @@ def main() -> int:
          lambda nn: nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                                   nn.Linear(8 * 4 * 4, 10))),
     ]
-    try:
-        import torch  # noqa: F401
-        has_torch = True
-    except ImportError:
-        has_torch = False
-    print(f"{'model':32s} {'ours steps/s':>13s} {'torch steps/s':>14s} {'ratio':>7s} {'floor':>6s}")
-    ok = True
-    for name, shape, layers, X, y, model_fn in cases:
-        a = ours(shape, layers, X, y, len(X))
-        if not has_torch:
-            print(f"{name:32s} {a:13.0f} {'(no torch)':>14s}")
-            continue
-        b = theirs(model_fn, X, y)
-        ratio = a / b
-        floor = FLOORS[name]
-        passed = ratio >= floor
-        ok &= passed
-        print(f"{name:32s} {a:13.0f} {b:14.0f} {ratio:6.2f}x {floor:5.1f}x {'ok' if passed else 'BELOW FLOOR'}")
-    return 0 if ok else 1
+    floors = _common.Floors()
+    print(f"1 thread, {args.rounds} interleaved rounds")
+    print(f"{'model':32s} {'ours steps/s':>13s} {'torch steps/s':>14s} {'ratio':>7s}")
+    with _common.threads(1):
+        for name, shape, layers, X, y, model_fn in cases:
+            fns = {"ours": ours_step(shape, layers, X, y, len(X))}
+            if torch is not None:
+                fns["torch"] = torch_step(torch, model_fn, X, y)
+            t = _common.compare(fns, args.rounds, min_sample=0.02)
+            a = 1.0 / t["ours"]
+            if torch is None:
+                print(f"{name:32s} {a:13.0f} {'(no torch)':>14s}")
+                floors.check(f"{name} >= {FLOORS[name]:g}x torch", None, "torch not measured")
+                continue
+            b = 1.0 / t["torch"]
+            print(f"{name:32s} {a:13.0f} {b:14.0f} {a / b:6.2f}x", flush=True)
+            floors.check(f"{name} >= {FLOORS[name]:g}x torch", a / b >= FLOORS[name], f"{a / b:.2f}x")
+    return floors.report()
 
 
 if __name__ == "__main__":

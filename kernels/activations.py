@@ -37,7 +37,7 @@ def _c(a: np.ndarray, value: float):
 
 # ---------------------------------------------------------------- ReLU, leaky ReLU
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _relu_fwd(x, zero):
     out = np.empty_like(x)
     for i in range(x.size):
@@ -46,7 +46,7 @@ def _relu_fwd(x, zero):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _relu_bwd(dout, x, zero):
     dx = np.empty_like(x)
     for i in range(x.size):
@@ -64,7 +64,7 @@ def relu_backward(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
     return _relu_bwd(_flat(dout), _flat(x), _c(x, 0)).reshape(x.shape)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _leaky_fwd(x, alpha, zero):
     out = np.empty_like(x)
     for i in range(x.size):
@@ -73,7 +73,7 @@ def _leaky_fwd(x, alpha, zero):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _leaky_bwd(dout, x, alpha, zero):
     dx = np.empty_like(x)
     for i in range(x.size):
@@ -94,7 +94,7 @@ def leaky_relu_backward(dout: np.ndarray, x: np.ndarray, alpha: float = 0.01) ->
 
 # ---------------------------------------------------------------- PReLU
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _prelu_fwd(x3, alpha, zero):
     A, C, B = x3.shape
     out = np.empty_like(x3)
@@ -107,7 +107,7 @@ def _prelu_fwd(x3, alpha, zero):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _prelu_bwd(dout3, x3, alpha, zero):
     A, C, B = x3.shape
     dx = np.empty_like(x3)
@@ -151,7 +151,7 @@ def prelu_backward(dout: np.ndarray, x: np.ndarray, alpha: np.ndarray) -> tuple[
 
 # ---------------------------------------------------------------- ELU, SELU
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _elu_fwd(x, em1, alpha, scale, zero):
     # em1 = expm1(min(x, 0)), computed by numpy
     out = np.empty_like(x)
@@ -162,7 +162,7 @@ def _elu_fwd(x, em1, alpha, scale, zero):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _elu_bwd(dout, x, out, alpha, scale, zero):
     # for x <= 0: d/dx scale*alpha*(e^x - 1) = scale*alpha*e^x = out + scale*alpha
     dx = np.empty_like(x)
@@ -202,22 +202,16 @@ def selu_backward(dout: np.ndarray, x: np.ndarray, out: np.ndarray) -> np.ndarra
 
 # ---------------------------------------------------------------- sigmoid, SiLU, softplus, tanh
 
-@njit(cache=True, error_model="numpy")
-def _neg_abs(x):
-    t = np.empty_like(x)
-    for i in range(x.size):
-        t[i] = -abs(x[i])
-    return t
-
-
 def _exp_neg_abs(xf: np.ndarray) -> np.ndarray:
-    """e = exp(-|x|) in (0, 1]: never overflows, the base of every stable sigmoid-like formula."""
-    e = _neg_abs(xf)
+    """e = exp(-|x|) in (0, 1]: never overflows, the base of every stable sigmoid-like formula. (Plain numpy: three
+    SIMD passes cost less than compiling a kernel for them.)"""
+    e = np.abs(xf)
+    np.negative(e, out=e)
     np.exp(e, out=e)
     return e
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _sigmoid_from_e(x, e, one, zero):
     # sigma(x) = 1/(1+e) for x >= 0 and e/(1+e) for x < 0, with e = exp(-|x|)
     out = np.empty_like(x)
@@ -227,7 +221,7 @@ def _sigmoid_from_e(x, e, one, zero):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _sigmoid_bwd(dout, out, one):
     dx = np.empty_like(out)
     for i in range(out.size):
@@ -247,7 +241,7 @@ def sigmoid_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     return _sigmoid_bwd(_flat(dout), _flat(out), _c(out, 1)).reshape(out.shape)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _silu_from_e(x, e, one, zero):
     out = np.empty_like(x)
     for i in range(x.size):
@@ -257,7 +251,7 @@ def _silu_from_e(x, e, one, zero):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _silu_bwd_from_e(dout, x, e, one, zero):
     # d/dx x*s(x) = s * (1 + x * (1 - s))
     dx = np.empty_like(x)
@@ -281,7 +275,7 @@ def silu_backward(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
     return _silu_bwd_from_e(_flat(dout), xf, _exp_neg_abs(xf), _c(x, 1), _c(x, 0)).reshape(x.shape)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _softplus_finish(x, l, zero):
     # softplus(x) = max(x, 0) + log1p(exp(-|x|)); l holds the log1p term
     out = np.empty_like(x)
@@ -299,7 +293,7 @@ def softplus_forward(x: np.ndarray) -> np.ndarray:
     return _softplus_finish(xf, l, _c(x, 0)).reshape(x.shape)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _mul_sigmoid_from_e(dout, x, e, one, zero):
     dx = np.empty_like(x)
     for i in range(x.size):
@@ -319,7 +313,7 @@ def tanh_forward(x: np.ndarray) -> np.ndarray:
     return np.tanh(x)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _tanh_bwd(dout, out, one):
     dx = np.empty_like(out)
     for i in range(out.size):
@@ -335,15 +329,7 @@ def tanh_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- GELU (exact erf form, PyTorch's default)
 
-@njit(cache=True, error_model="numpy")
-def _scale(x, k):
-    t = np.empty_like(x)
-    for i in range(x.size):
-        t[i] = x[i] * k
-    return t
-
-
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _gelu_finish(x, er, half, one):
     out = np.empty_like(x)
     for i in range(x.size):
@@ -351,7 +337,7 @@ def _gelu_finish(x, er, half, one):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _gelu_bwd_finish(dout, x, er, ex, half, one, k):
     # d/dx x*Phi(x) = Phi(x) + x*phi(x); Phi = (1 + erf(x/sqrt2))/2, phi = exp(-x^2/2)/sqrt(2 pi)
     dx = np.empty_like(x)
@@ -360,18 +346,10 @@ def _gelu_bwd_finish(dout, x, er, ex, half, one, k):
     return dx
 
 
-@njit(cache=True, error_model="numpy")
-def _neg_half_sq(x, half):
-    t = np.empty_like(x)
-    for i in range(x.size):
-        t[i] = -half * x[i] * x[i]
-    return t
-
-
 def gelu_forward(x: np.ndarray) -> np.ndarray:
     """out = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2)))."""
     xf = _flat(x)
-    er = _scale(xf, _c(x, _INV_SQRT2))
+    er = np.multiply(xf, _c(x, _INV_SQRT2))
     _erf(er, out=er)
     return _gelu_finish(xf, er, _c(x, 0.5), _c(x, 1)).reshape(x.shape)
 
@@ -379,74 +357,46 @@ def gelu_forward(x: np.ndarray) -> np.ndarray:
 def gelu_backward(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
     """dx = dout * (Phi(x) + x * phi(x))."""
     xf = _flat(x)
-    er = _scale(xf, _c(x, _INV_SQRT2))
+    er = np.multiply(xf, _c(x, _INV_SQRT2))
     _erf(er, out=er)
-    ex = _neg_half_sq(xf, _c(x, 0.5))
+    ex = np.multiply(xf, _c(x, -0.5))  # -x^2/2, as (-0.5 * x) * x: the same rounding as the fused kernel had
+    ex *= xf
     np.exp(ex, out=ex)
     return _gelu_bwd_finish(_flat(dout), xf, er, ex, _c(x, 0.5), _c(x, 1), _c(x, _INV_SQRT2PI)).reshape(x.shape)
 
 
 # ---------------------------------------------------------------- maxout
 
-@njit(cache=True, error_model="numpy")
-def _maxout_fwd(x, w2, b2, M, k):
-    # z = x @ w2 + b2 : (N, M*k) viewed as (N, M, k); out = max over k; arg = argmax (first on ties)
-    N = x.shape[0]
-    z = np.dot(x, w2)
-    out = np.empty((N, M), x.dtype)
-    arg = np.empty((N, M), np.int64)
-    for n in range(N):
-        for m in range(M):
-            base = m * k
-            best = z[n, base] + b2[base]
-            bi = 0
-            for j in range(1, k):
-                v = z[n, base + j] + b2[base + j]
-                if v > best:
-                    best = v
-                    bi = j
-            out[n, m] = best
-            arg[n, m] = bi
-    return out, arg
-
-
-@njit(cache=True, error_model="numpy")
-def _maxout_bwd(dout, x, w2, arg, M, k):
-    N, D = x.shape
-    dz = np.zeros((N, M * k), x.dtype)
-    for n in range(N):
-        for m in range(M):
-            dz[n, m * k + arg[n, m]] = dout[n, m]
-    dx = np.dot(dz, w2.T)
-    dw2 = np.dot(x.T, dz)
-    db = np.zeros(M * k, x.dtype)
-    for n in range(N):
-        for j in range(M * k):
-            db[j] += dz[n, j]
-    return dx, dw2, db
-
-
 def maxout_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """x: (N, D), w: (D, M, k), b: (M, k). out[n, m] = max_j (x @ w[:, m, j] + b[m, j]).
     Returns (out (N, M), arg (N, M) int64: the winning piece, the first on ties)."""
     D, M, k = w.shape
-    return _maxout_fwd(np.ascontiguousarray(x), np.ascontiguousarray(w).reshape(D, M * k),
-                       np.ascontiguousarray(b).reshape(M * k), M, k)
+    # plain numpy: one GEMM and an argmax, nothing left to fuse (and np.dot in Numba costs seconds to compile)
+    z = (np.ascontiguousarray(x) @ np.ascontiguousarray(w).reshape(D, M * k)).reshape(-1, M, k)
+    z += np.ascontiguousarray(b).reshape(M, k)
+    arg = z.argmax(axis=2)  # the first maximum on ties
+    return np.take_along_axis(z, arg[:, :, None], axis=2)[:, :, 0], arg.astype(np.int64)
 
 
 def maxout_backward(dout: np.ndarray, x: np.ndarray, w: np.ndarray, arg: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Returns (dx (N, D), dw (D, M, k), db (M, k)): the gradient flows only through the winning piece."""
     D, M, k = w.shape
-    dx, dw2, db = _maxout_bwd(np.ascontiguousarray(dout), np.ascontiguousarray(x),
-                              np.ascontiguousarray(w).reshape(D, M * k), arg, M, k)
-    return dx, dw2.reshape(D, M, k), db.reshape(M, k)
+    N = x.shape[0]
+    dz = np.zeros((N, M, k), x.dtype)
+    np.put_along_axis(dz, np.asarray(arg)[:, :, None], np.asarray(dout, x.dtype)[:, :, None], axis=2)
+    dz = dz.reshape(N, M * k)
+    dx = dz @ np.ascontiguousarray(w).reshape(D, M * k).T
+    dw2 = np.ascontiguousarray(x).T @ dz
+    return dx, dw2.reshape(D, M, k), dz.sum(axis=0).reshape(M, k)
 
 
 # ---------------------------------------------------------------- warm-up
 
 def warmup_tasks(dtypes=(np.float64, np.float32)) -> list[tuple[str, Callable[[], None]]]:
-    """(name, zero-arg callable) pairs that compile (or load from cache) every kernel here for `dtypes`."""
+    """(name, zero-arg callable) pairs that compile (or load from cache) the kernels here for `dtypes`: in float64
+    every kernel (graph stepping and gradient checks run them all), in float32 the activations networks train with
+    (PReLU and maxout are graph ops only, so float64 only; any other call still compiles on first use)."""
     def task(dt):
         def run():
             x = np.linspace(-2, 2, 12).astype(dt).reshape(2, 3, 2)
@@ -455,9 +405,10 @@ def warmup_tasks(dtypes=(np.float64, np.float32)) -> list[tuple[str, Callable[[]
             x = x + dt(0)
             leaky_relu_backward(g, x)
             leaky_relu_forward(x)
-            for a in (np.full(1, 0.25, dt), np.full(3, 0.25, dt)):
-                prelu_backward(g, x, a)
-                prelu_forward(x, a)
+            if dt == np.float64:
+                for a in (np.full(1, 0.25, dt), np.full(3, 0.25, dt)):
+                    prelu_backward(g, x, a)
+                    prelu_forward(x, a)
             elu_backward(g, x, elu_forward(x))
             selu_backward(g, x, selu_forward(x))
             sigmoid_backward(g, sigmoid_forward(x))
@@ -468,10 +419,11 @@ def warmup_tasks(dtypes=(np.float64, np.float32)) -> list[tuple[str, Callable[[]
             softplus_forward(x)
             gelu_backward(g, x)
             gelu_forward(x)
-            w = np.ones((3, 2, 2), dt)
-            b = np.zeros((2, 2), dt)
-            x2 = x.reshape(4, 3)
-            out, arg = maxout_forward(x2, w, b)
-            maxout_backward(np.ones_like(out), x2, w, arg)
+            if dt == np.float64:
+                w = np.ones((3, 2, 2), dt)
+                b = np.zeros((2, 2), dt)
+                x2 = x.reshape(4, 3)
+                out, arg = maxout_forward(x2, w, b)
+                maxout_backward(np.ones_like(out), x2, w, arg)
         return run
     return [(f"activations[{np.dtype(dt).name}]", task(dt)) for dt in dtypes]

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def svm_loss(scores, y):
     """L = 1/N sum_n sum_{j != y_n} max(0, s_nj - s_ny + 1). dscores: +1/N for each positive margin, minus their
     count/N at the correct class. A margin exactly 0 counts as inactive."""
@@ -37,7 +37,7 @@ def svm_loss(scores, y):
     return loss * inv_n, dscores
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def softmax_loss(scores, y):
     """L = 1/N sum_n (logsumexp(s_n) - s_ny). dscores = (softmax(s) - onehot(y)) / N."""
     N, C = scores.shape

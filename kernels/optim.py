@@ -16,7 +16,7 @@ order its single-tensor code evaluates it:
   agreement with torch is to rounding (about 1e-15 relative per step in float64), not bit for bit.
 
 The per-element rules (``_sgd_elem`` ...) are shared with ``race_step_2d``, the 2-D optimizer race kernel, so a race
-and the ``simulator.optim`` classes take identical steps.
+and the ``simulator.functional.optim`` classes take identical steps.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ N_HYPER = 7
 
 
 # ----------------------------------------------------------------------------------------------- scalar coefficients
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def adam_coefficients(lr: float, beta1: float, beta2: float, step: int) -> tuple[float, float]:
     """(step_size, sqrt(bias_correction2)) for Adam's update number ``step`` (counted from 1), in float64.
 
@@ -50,13 +50,13 @@ def adam_coefficients(lr: float, beta1: float, beta2: float, step: int) -> tuple
 
 
 # ------------------------------------------------------------------------------------------------ per-element rules
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _sgd_elem(p, g, lr, wd):
     g = g + wd * p
     return p - lr * g
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _momentum_elem(p, g, buf, lr, momentum, wd, nesterov, first):
     """buf <- momentum * buf + g (buf <- g on the first step); step along buf, or g + momentum * buf (Nesterov)."""
     g = g + wd * p
@@ -71,14 +71,14 @@ def _momentum_elem(p, g, buf, lr, momentum, wd, nesterov, first):
     return p - lr * d, buf
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _adagrad_elem(p, g, s, lr, eps, wd):
     g = g + wd * p
     s = s + g * g
     return p - lr * g / (np.sqrt(s) + eps), s
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _rmsprop_elem(p, g, sq, ga, buf, lr, alpha, one_minus_alpha, eps, momentum, wd, centered, use_momentum):
     """square_avg <- alpha sq + (1-alpha) g^2; avg = sqrt(sq [- grad_avg^2 if centered]) + eps;
     with momentum: buf <- momentum buf + g / avg, p -= lr buf; without: p -= lr g / avg."""
@@ -97,7 +97,7 @@ def _rmsprop_elem(p, g, sq, ga, buf, lr, alpha, one_minus_alpha, eps, momentum, 
     return p, sq, ga, buf
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _adam_elem(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, bc2_sqrt, eps):
     """m <- b1 m + (1-b1) g; v <- b2 v + (1-b2) g^2; p -= step_size m / (sqrt(v)/sqrt(bc2) + eps)."""
     m = beta1 * m + one_minus_beta1 * g
@@ -107,7 +107,7 @@ def _adam_elem(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, step_
 
 
 # --------------------------------------------------------------------------------------------- flat in-place kernels
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def sgd_step(p, g, lr, weight_decay):
     """p -= lr * (g + weight_decay * p). p, g: (n,) same dtype."""
     t = p.dtype.type
@@ -116,7 +116,7 @@ def sgd_step(p, g, lr, weight_decay):
         p[i] = _sgd_elem(p[i], g[i], lr_, wd)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def sgd_momentum_step(p, g, buf, lr, momentum, weight_decay, nesterov, first):
     """SGD with (Nesterov) momentum, dampening 0. p, g, buf: (n,). ``first``: buf is set to g instead of updated."""
     t = p.dtype.type
@@ -129,7 +129,7 @@ def sgd_momentum_step(p, g, buf, lr, momentum, weight_decay, nesterov, first):
             p[i], buf[i] = _momentum_elem(p[i], g[i], buf[i], lr_, mu, wd, False, first)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def adagrad_step(p, g, state_sum, lr, eps, weight_decay):
     """sum += g^2; p -= lr g / (sqrt(sum) + eps) (lr_decay 0). p, g, state_sum: (n,)."""
     t = p.dtype.type
@@ -138,7 +138,7 @@ def adagrad_step(p, g, state_sum, lr, eps, weight_decay):
         p[i], state_sum[i] = _adagrad_elem(p[i], g[i], state_sum[i], lr_, eps_, wd)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def rmsprop_step(p, g, square_avg, grad_avg, buf, lr, alpha, eps, momentum, weight_decay, centered):
     """RMSProp as torch.optim.RMSprop. p, g, square_avg: (n,); grad_avg: (n,) if centered, else unused (may be
     empty); buf: (n,) if momentum > 0, else unused (may be empty)."""
@@ -165,7 +165,7 @@ def rmsprop_step(p, g, square_avg, grad_avg, buf, lr, alpha, eps, momentum, weig
                 p[i], g[i], square_avg[i], zero, zero, lr_, a, oma, eps_, mu, wd, False, False)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def adam_step(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step):
     """Adam (L2 weight decay added to the gradient), update number ``step`` >= 1. p, g, exp_avg, exp_avg_sq: (n,)."""
     t = p.dtype.type
@@ -183,7 +183,7 @@ def adam_step(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, st
                 p[i], g[i], exp_avg[i], exp_avg_sq[i], b1, omb1, b2, omb2, ss, bc2, eps_)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def adamw_step(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step):
     """AdamW: p *= 1 - lr * weight_decay first (decoupled decay), then Adam's update without L2. Arrays: (n,)."""
     t = p.dtype.type
@@ -202,7 +202,7 @@ def adamw_step(p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, s
 
 
 # ---------------------------------------------------------------------------------------------------- 2-D race step
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def race_step_2d(x, gx, gy, s1, s2, s3, family, hyper, lr, step, active, diverged, limit):
     """One update of K independent float64 optimizers, each on its own 2-D point; flags divergence.
 

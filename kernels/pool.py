@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def max_pool_forward(x, HH, WW, stride_h, stride_w):
     """x: (N, C, H, W) -> (out (N, C, Hout, Wout), arg (N, C, Hout, Wout) int32 flat index into the H*W plane)."""
     N, C, H, W = x.shape
@@ -66,7 +66,7 @@ def max_pool_forward(x, HH, WW, stride_h, stride_w):
     return out, arg
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def max_pool_backward(dout, arg, H, W):
     """dout, arg: (N, C, Hout, Wout) -> dx (N, C, H, W): each dout goes to its window's recorded maximum."""
     N, C, Hout, Wout = dout.shape
@@ -80,7 +80,7 @@ def max_pool_backward(dout, arg, H, W):
     return dx
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def avg_pool_forward(x, HH, WW, stride_h, stride_w):
     """x: (N, C, H, W) -> out (N, C, Hout, Wout), the mean of each window."""
     N, C, H, W = x.shape
@@ -102,7 +102,7 @@ def avg_pool_forward(x, HH, WW, stride_h, stride_w):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def avg_pool_backward(dout, H, W, HH, WW, stride_h, stride_w):
     """dout: (N, C, Hout, Wout) -> dx (N, C, H, W): each dout is spread evenly over its window."""
     N, C, Hout, Wout = dout.shape

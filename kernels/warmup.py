@@ -4,6 +4,9 @@ Convention: each kernel module defines `warmup_tasks() -> list[tuple[str, Callab
 callable) pairs that call its kernels on tiny arrays. Modules whose `warmup_tasks` accepts a `dtypes` argument get the
 requested dtypes; others are called with no arguments. kernels.optim (written separately) is imported lazily and
 included when it exists and follows the convention.
+
+Order: MODULES order, except that the groups named in `first` (module names: "conv", "pool", "optim", ...) go first,
+in the order given, so the kernels the user is about to need are ready soonest. A task's group is its module.
 """
 from __future__ import annotations
 
@@ -18,12 +21,23 @@ import numpy as np
 MODULES = ("conv", "pool", "activations", "norm", "dropout", "losses", "optim")
 
 
-def collect_tasks(dtypes: Iterable = (np.float64, np.float32)) -> list[tuple[str, Callable[[], None]]]:
-    """Every module's warm-up tasks, in MODULES order. A missing kernels.optim (or one without warmup_tasks) is skipped;
-    any other import error propagates."""
+def _ordered(first: Iterable[str]) -> list[str]:
+    if isinstance(first, str):
+        first = (first,)
+    first = list(dict.fromkeys(first))
+    unknown = [g for g in first if g not in MODULES]
+    if unknown:
+        raise ValueError(f"unknown warm-up group(s) {unknown}; the groups are {', '.join(MODULES)}")
+    return first + [m for m in MODULES if m not in first]
+
+
+def collect_tasks(dtypes: Iterable = (np.float64, np.float32),
+                  first: Iterable[str] = ()) -> list[tuple[str, Callable[[], None]]]:
+    """Every module's warm-up tasks, the groups in `first` first, then the rest in MODULES order. A missing
+    kernels.optim (or one without warmup_tasks) is skipped; any other import error propagates."""
     dtypes = tuple(dtypes)
     tasks: list[tuple[str, Callable[[], None]]] = []
-    for name in MODULES:
+    for name in _ordered(first):
         try:
             module = importlib.import_module(f"kernels.{name}")
         except ModuleNotFoundError as exc:
@@ -41,10 +55,11 @@ def collect_tasks(dtypes: Iterable = (np.float64, np.float32)) -> list[tuple[str
 
 
 def warmup(progress: Callable[[int, int, str], None] | None = None,
-           dtypes: Iterable = (np.float64, np.float32)) -> int:
+           dtypes: Iterable = (np.float64, np.float32), first: Iterable[str] = ()) -> int:
     """Run every warm-up task; after each, call progress(done, total, name). Returns the number of tasks run.
-    Safe to call from a worker thread (no kernel uses parallel=True)."""
-    tasks = collect_tasks(dtypes)
+    `first`: groups to compile before the others, e.g. first=("conv",). Safe to call from a worker thread (no kernel
+    uses parallel=True; every kernel is nogil, so the thread runs beside the GUI)."""
+    tasks = collect_tasks(dtypes, first)
     total = len(tasks)
     for done, (name, run) in enumerate(tasks, start=1):
         run()
@@ -58,17 +73,18 @@ class _CallableModule(types.ModuleType):
     submodule rebinds the package attribute to the module, so the module itself must be callable."""
 
     def __call__(self, progress: Callable[[int, int, str], None] | None = None,
-                 dtypes: Iterable = (np.float64, np.float32)) -> int:
-        return warmup(progress, dtypes)
+                 dtypes: Iterable = (np.float64, np.float32), first: Iterable[str] = ()) -> int:
+        return warmup(progress, dtypes, first)
 
 
 sys.modules[__name__].__class__ = _CallableModule
 
 
-def _main() -> None:  # python -m kernels.warmup
+def _main() -> None:  # python -m kernels.warmup [group ...]: those groups first
     import time
     t0 = time.perf_counter()
-    warmup(lambda done, total, name: print(f"[{done}/{total}] {name}  {time.perf_counter() - t0:.1f} s"))
+    warmup(lambda done, total, name: print(f"[{done}/{total}] {name}  {time.perf_counter() - t0:.1f} s"),
+           first=sys.argv[1:])
 
 
 if __name__ == "__main__":

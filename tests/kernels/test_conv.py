@@ -101,3 +101,34 @@ def test_padding_and_stride_boundaries_get_no_gradient_when_outside_every_window
     assert out.shape == (1, 1, 2, 2)
     assert np.all(dx[0, 0, [2, 5, 6], :] == 0) and np.all(dx[0, 0, :, [2, 5, 6]] == 0)
     assert np.all(dx[0, 0, :2, :2] == 1)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3 * 4 * 9 * 2 * 16])  # one sample per chunk; two (and a remainder)
+@pytest.mark.parametrize("keep", [False, True])
+def test_chunked_batches_and_kept_columns_match_the_reference(monkeypatch, chunk_bytes, keep):
+    # N=5 with 4x4 outputs, K = 2*3*3: the chunk sizes 1 and 2 leave a remainder chunk, and reuse zeroed buffers
+    monkeypatch.setattr(K, "COLS_CHUNK_BYTES", chunk_bytes)
+    rng = np.random.default_rng(3)
+    for stride, pad in ((1, 1), (2, 2)):
+        x = rng.standard_normal((5, 2, 4 * stride, 4 * stride)).astype(np.float32)
+        w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+        b = rng.standard_normal(3).astype(np.float32)
+        out, cols = K.conv_forward_keep(x, w, b, stride, pad, max_bytes=2**30 if keep else 0)
+        assert (cols.size > 0) == keep
+        x64, w64 = x.astype(np.float64), w.astype(np.float64)
+        np.testing.assert_allclose(out, ref_forward(x64, w64, b.astype(np.float64), stride, pad), rtol=1e-4, atol=1e-4)
+        dout = rng.standard_normal(out.shape).astype(np.float32)
+        for got, exp in zip(K.conv_backward_cols(dout, cols, x, w, stride, pad),
+                            ref_backward(dout.astype(np.float64), x64, w64, stride, pad)):
+            np.testing.assert_allclose(got, exp, rtol=1e-4, atol=1e-3)
+
+
+def test_kept_columns_give_the_same_gradients_as_rebuilt_ones():
+    rng = np.random.default_rng(4)
+    x, w, b = rng.standard_normal((3, 2, 6, 5)), rng.standard_normal((4, 2, 2, 3)), rng.standard_normal(4)
+    out, cols = K.conv_forward_cols(x, w, b, 1, 1)
+    assert cols.shape == (2 * 2 * 3, 3 * out.shape[2] * out.shape[3])
+    np.testing.assert_array_equal(out, K.conv_forward(x, w, b, 1, 1))
+    dout = rng.standard_normal(out.shape)
+    for a, e in zip(K.conv_backward_cols(dout, cols, x, w, 1, 1), K.conv_backward(dout, x, w, 1, 1)):
+        np.testing.assert_allclose(a, e, rtol=1e-13, atol=1e-13)

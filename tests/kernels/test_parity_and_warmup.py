@@ -122,3 +122,35 @@ def test_kernels_warmup_is_callable_however_it_was_imported():
             "from kernels.warmup import warmup as f\nassert callable(f)\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120,
                    env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def test_warmup_runs_the_groups_asked_for_first():
+    from kernels import warmup as W
+
+    names = [n for n, _ in W.collect_tasks((np.float32,), first=("pool", "conv"))]
+    assert names[:2] == ["pool[float32]", "conv[float32]"]
+    assert sorted(names) == sorted(n for n, _ in W.collect_tasks((np.float32,)))
+    calls = []
+    assert W.warmup(lambda d, n, name: calls.append(name), dtypes=(np.float64,), first="losses") == len(calls)
+    assert calls[0] == "losses[float64]"
+    import pytest
+    with pytest.raises(ValueError, match="unknown warm-up group"):
+        W.collect_tasks(first=("nope",))
+
+
+def test_every_numba_kernel_releases_the_gil():
+    import importlib
+
+    from numba.core.registry import CPUDispatcher
+
+    from kernels import warmup as W
+
+    found = 0
+    for name in W.MODULES:
+        module = importlib.import_module(f"kernels.{name}")
+        for attr, obj in vars(module).items():
+            if isinstance(obj, CPUDispatcher):
+                found += 1
+                assert obj.targetoptions.get("nogil") is True, f"kernels.{name}.{attr} is not nogil"
+                assert not obj.targetoptions.get("parallel"), f"kernels.{name}.{attr} uses parallel=True"
+    assert found > 20
