@@ -39,7 +39,7 @@ def main(n_steps: int = 10_000, frames: int = 300, speed: int = 33) -> None:
         times = []
         for _ in range(frames):
             t = time.perf_counter()
-            lab._on_tick()              # what the QTimer calls each frame
+            lab.player._on_tick()       # what the frame-player's QTimer calls each frame
             if full:
                 lab.repaint()           # worst case: every child repainted, synchronously
             app.processEvents()         # Qt paints what the tick made dirty, as in the running app

@@ -1,47 +1,50 @@
-"""The optimizer race lab: a loss surface, optimizers racing across it (computed ahead off the GUI thread), live plots.
+"""The optimizer race lab's view: a loss surface, optimizers racing across it, the loss plot and the schedule designer.
 
-The race is computed once per change of setting by ``simulator.labs.surfaces.race`` in a ``RaceWorker`` (QThread); playback
-is one QTimer that, per frame, only calls ``setData`` with slice views of the pre-computed arrays (trajectories,
+A thin view over ``simulator.labs.optimizer_lab.OptimizerLabModel``: its controls are built from the declared
+parameters (the race's settings, each surface's parameters, each optimizer's hyperparameters), every edit goes to the
+model, and the view redraws on the model's ``changed``. The race is computed once per change of setting by the
+model's ``race_job`` on the lab's one ``gui.jobs.JobRunner``; playback is the shared ``gui.frame_player.FramePlayer``
+(one QTimer) which, per frame, only calls ``setData`` with slice views of the pre-computed arrays (trajectories,
 transformed losses, gradients). Nothing is recomputed per frame.
 
 Arrows (optional) at each current point: the descent direction -grad f (thin, dark) and the step actually taken,
 x_{t+1} - x_t (thick, in the optimizer's colour). For SGD with momentum that step is exactly the lecture's velocity
 v_{t+1}; for Adam it is -lr m^ / (sqrt(v^) + eps), the moment-scaled step. Both come from the race's trajectory and
-from gradients evaluated once in the worker along it, so no optimizer state has to be replayed. The arrows show
+from the noise-free gradients the race returns along it, so no optimizer state has to be replayed. The arrows show
 directions at a fixed length (their magnitudes span many decades).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSize, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGraphicsItem,
-                               QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QSlider, QSpinBox,
-                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QGraphicsItem, QHBoxLayout,
+                               QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QSplitter, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
-from gui.labs.common import ERROR_STYLE, HYPER_FIELDS, MUTED_STYLE, PALETTE, control_column, error_text, group
-from gui.forms import LogSpinBox
+from gui.forms import ParamForm, param_widget, read_widget, write_widget
+from gui.frame_player import FramePlayer, TransportBar
+from gui.jobs import JobRunner
+from gui.labs.common import ERROR_STYLE, MUTED_STYLE, PALETTE, control_column, group
 from gui.labs.schedule_designer import ScheduleDesigner
+from simulator.core.errors import StudioError
+from simulator.core.params import params_of
 from simulator.functional.optim import OPTIMIZERS
 from simulator.functional.schedules import Schedule
-from simulator.labs.surfaces import SURFACES, ExpressionSurface, NoisyGradient, RaceResult, Surface, make_surface, race
+from simulator.labs.optimizer_lab import CUSTOM, OptimizerLabModel, RaceSettings, Racer, surface_heatmap
+from simulator.labs.surfaces import SURFACES, RaceResult
 
-__all__ = ["OptimizerLab", "OptimizerEntry", "RaceWorker", "DEFAULT_OPTIMIZERS"]
+__all__ = ["OptimizerLab", "CUSTOM"]
 
 # Surface colours: light at the bottom of the valley, slate at the top, so coloured paths stand out everywhere.
 SURFACE_CMAP = pg.ColorMap(np.array([0.0, 0.25, 0.55, 1.0]),
                            np.array([[252, 251, 247], [222, 228, 236], [150, 166, 190], [68, 84, 112]], dtype=np.ubyte))
 CONTOUR_PEN = pg.mkPen(QColor(60, 72, 95, 110), width=1)
-CUSTOM = "Custom f(x, y)"
-LOSS_FLOOR = 1e-16        # f - f* below this is rounding noise: the log plot stops there
-DEFAULT_STEPS = 500
-MAX_STEPS = 10_000
 GRID_N = 360              # heatmap resolution
 CONTOUR_N = 180           # isocurves are traced on a coarser grid: smooth enough, and quick
 N_CONTOURS = 14
@@ -49,43 +52,7 @@ N_CONTOURS = 14
 # DECIMATE_FRACTION), about a fifth of a pixel at the default zoom. Markers, losses and arrows use every point.
 DECIMATE_ABOVE = 2000
 DECIMATE_FRACTION = 3000.0
-
-# The default race on the default surface (the ill-conditioned bowl): rates picked so that all seven visibly differ.
-DEFAULT_OPTIMIZERS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("SGD", {"lr": 0.05}),
-    ("Momentum", {"lr": 0.01}),
-    ("Nesterov", {"lr": 0.01}),
-    ("AdaGrad", {"lr": 0.3}),
-    ("RMSProp", {"lr": 0.01}),
-    ("Adam", {"lr": 0.05}),
-    ("AdamW", {"lr": 0.05}),
-)
-
-@dataclass
-class OptimizerEntry:
-    """One row of the optimizer table: a label, an OPTIMIZERS key, hyperparameter overrides, colour, on/off."""
-
-    label: str
-    kind: str
-    params: dict[str, Any]
-    colour: str
-    enabled: bool = True
-    status: str = ""
-
-    def value(self, key: str) -> Any:
-        """A hyperparameter as the race will use it (override, else the registry default)."""
-        merged = {"weight_decay": 0.0, **OPTIMIZERS[self.kind].defaults, **self.params}
-        if key in ("beta1", "beta2"):
-            return merged["betas"][0 if key == "beta1" else 1]
-        return merged[key]
-
-    def set_value(self, key: str, value: Any) -> None:
-        if key in ("beta1", "beta2"):
-            b = [self.value("beta1"), self.value("beta2")]
-            b[0 if key == "beta1" else 1] = value
-            self.params["betas"] = (float(b[0]), float(b[1]))
-        else:
-            self.params[key] = value
+RACE_DEBOUNCE_MS = 120    # edits arriving together (typing, a slider) start one race
 
 
 @dataclass
@@ -125,52 +92,6 @@ def _decimate(xs: np.ndarray, ys: np.ndarray, tol: float) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-# ------------------------------------------------------------------------------------------------------- worker
-@dataclass(frozen=True)
-class RaceRequest:
-    surface: Surface
-    specs: tuple[tuple[str, str, dict[str, Any]], ...]
-    start: tuple[float, float]
-    n_steps: int
-    schedule: Schedule | None
-    generation: int
-
-
-class RaceWorker(QThread):
-    """Runs one race (and the gradient along every path, for the arrows) off the GUI thread."""
-
-    race_finished = Signal(int, object)   # generation, (results, grads)
-    race_failed = Signal(int, str)
-
-    def __init__(self, request: RaceRequest, parent: Any = None):
-        super().__init__(parent)
-        self.request = request
-
-    def run(self) -> None:  # worker thread
-        req = self.request
-        try:
-            with np.errstate(all="ignore"):
-                results = race(req.surface, list(req.specs), req.start, req.n_steps, req.schedule)
-                plain = req.surface.surface if isinstance(req.surface, NoisyGradient) else req.surface
-                grads = {}
-                if results:
-                    # one vectorised gradient call over every point of every path
-                    pts = np.concatenate([r.trajectory for r in results.values()])
-                    gx, gy = plain.grad(pts[:, 0], pts[:, 1])
-                    gx = np.broadcast_to(np.asarray(gx, dtype=np.float64), (len(pts),))
-                    gy = np.broadcast_to(np.asarray(gy, dtype=np.float64), (len(pts),))
-                    i = 0
-                    for label, r in results.items():
-                        m = len(r.trajectory)
-                        grads[label] = (np.ascontiguousarray(gx[i:i + m]), np.ascontiguousarray(gy[i:i + m]))
-                        i += m
-        except Exception as exc:  # a bad hyperparameter or expression is reported, never raised in the thread
-            self.race_failed.emit(req.generation, error_text(exc))
-            return
-        self.race_finished.emit(req.generation, (results, grads))
-
-
-# ------------------------------------------------------------------------------------------------------ widgets
 class _LossAxis(pg.AxisItem):
     """Left axis of the loss plot: in "symlog" mode data are sign(f) log10(1 + |f|) and ticks show f."""
 
@@ -192,89 +113,80 @@ def _swatch(colour: str, size: int = 12) -> QIcon:
     return QIcon(pm)
 
 
-def _unit_box(value: float) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setRange(0.0, 0.9999)
-    box.setDecimals(4)
-    box.setSingleStep(0.01)
-    box.setValue(value)
-    box.setKeyboardTracking(False)
-    return box
+def _plain_error_label() -> QLabel:
+    """An error line that shows a message exactly as written (plain text: quotes and < > are never HTML)."""
+    label = QLabel()
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setStyleSheet(ERROR_STYLE)
+    label.setWordWrap(True)
+    label.hide()
+    return label
 
 
 class OptimizerLab(QWidget):
-    """Optimizers racing on a 2-D loss surface, with a loss plot and a schedule designer.
+    """Optimizers racing on a 2-D loss surface, with a loss plot and a schedule designer, over an OptimizerLabModel.
 
-    Children for tests and for the main window: surface_combo, surface_param_boxes, expression_edit,
-    expression_error, noise_slider, optimizer_table, add_combo, add_button, remove_button, hyper_form,
-    n_steps_box, speed_box, play_button, pause_button, step_button, reset_button, step_slider, arrows_check,
-    surface_plot, image_item, isocurves, start_item, minima_item, loss_plot, step_line, divergence_item,
-    schedule_designer, race_error, busy_bar. State: entries, runs (label -> _Run), step, start_point, schedule.
+    Children for tests and for the main window: surface_combo, surface_form (the current surface's ParamForm),
+    expression_edit, expression_error, noise_box, optimizer_table, add_combo, add_button, remove_button, hyper_form
+    (the selected optimizer's ParamForm), n_steps_box, transport (play_button, step_button, back_button,
+    reset_button, step_slider, speed_box, step_label), arrows_check, surface_plot, image_item, isocurves,
+    start_item, minima_item, loss_plot, step_line, divergence_item, schedule_designer, race_error, busy_bar.
+    State: model, runs (label -> _Run), player, jobs.
     """
 
     race_ready = Signal()        # a new race result is on screen
     step_changed = Signal(int)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, model: OptimizerLabModel | None = None):
         super().__init__(parent)
-        self.entries: list[OptimizerEntry] = []
+        self.model = model if model is not None else OptimizerLabModel()
         self.runs: dict[str, _Run] = {}
-        self.schedule: Schedule | None = None
-        self.surface: Surface | None = None       # the surface as raced (NoisyGradient when noise is on)
-        self.base_surface: Surface | None = None  # the same without noise
-        self._start: tuple[float, float] = (0.0, 0.0)
-        self._step = 0
         self._n = 0                               # steps of the race on screen
         self._steps_x = np.arange(1, dtype=np.float64)
-        self._generation = 0
-        self._worker: RaceWorker | None = None
-        self._old_workers: list[RaceWorker] = []
-        self._pending = False
         self._closed = False
         self._loss_mode = "log"
         self._shown_diverged = 0
-        self._hyper_widgets: list[QWidget] = []
+        self._table_labels: tuple[str, ...] = ()
+        self.surface_log_colour = False
+
+        self.jobs = JobRunner(self)
+        self.player = FramePlayer(self, interval_ms=16, speed=2)
+        self.player.frame_changed.connect(self._on_frame_changed)
+        self._race_timer = QTimer(self)
+        self._race_timer.setSingleShot(True)
+        self._race_timer.setInterval(RACE_DEBOUNCE_MS)
+        self._race_timer.timeout.connect(self._start_race)
 
         self._build_controls()
         self._build_plots()
         self._build_layout()
 
-        self._timer = QTimer(self)
-        self._timer.setInterval(16)
-        self._timer.timeout.connect(self._on_tick)
-        self._recompute_timer = QTimer(self)
-        self._recompute_timer.setSingleShot(True)
-        self._recompute_timer.setInterval(120)
-        self._recompute_timer.timeout.connect(self._start_race)
-
-        for kind, params in DEFAULT_OPTIMIZERS:
-            self.add_optimizer(kind, params, recompute=False)
+        self.model.changed.connect(self._on_model_changed)
+        self._sync_table()
         self.optimizer_table.selectRow(0)
-        self._on_surface_kind_changed(self.surface_combo.currentText())
+        self._show_surface_form()
+        self._draw_surface()
+        self.request_race()
 
     # ============================================================================================== construction
     def _build_controls(self) -> None:
+        race_params = {p.name: p for p in params_of(RaceSettings)}
         # ---- surface
-        self.surface_combo = QComboBox()
-        self.surface_combo.addItems(list(SURFACES) + [CUSTOM])
-        self.surface_param_boxes: dict[str, QDoubleSpinBox] = {}
-        self._surface_form = QFormLayout()
-        self._surface_form.setContentsMargins(0, 0, 0, 0)
+        self.surface_combo = param_widget(race_params["surface"])
+        write_widget(self.surface_combo, self.model.surface_kind)
+        self.surface_form: ParamForm | None = None
+        self._surface_holder = QVBoxLayout()
+        self._surface_holder.setContentsMargins(0, 0, 0, 0)
         self.expression_edit = QLineEdit()
         self.expression_edit.setPlaceholderText("e.g. x**2 + 10*y**2 + sin(3*x)")
         self.expression_edit.setClearButtonEnabled(True)
-        self.expression_error = QLabel()
-        self.expression_error.setStyleSheet(ERROR_STYLE)
-        self.expression_error.setWordWrap(True)
-        self.expression_error.hide()
-        self.noise_slider = QSlider(Qt.Orientation.Horizontal)
-        self.noise_slider.setRange(0, 100)
-        self.noise_slider.setToolTip("Standard deviation of Gaussian noise added to every gradient component")
-        self.noise_label = QLabel("σ = 0")
-        self.noise_label.setMinimumWidth(56)
-        self.surface_combo.currentTextChanged.connect(self._on_surface_kind_changed)
+        self.expression_edit.setToolTip("f(x, y) in Python syntax: + - * / **, exp, log, sin, cos, tanh, ... "
+                                        "Press Enter to race on it.")
+        self.expression_error = _plain_error_label()
+        self.noise_box = param_widget(race_params["noise"])
+        self.surface_combo.currentIndexChanged.connect(self._on_surface_kind_changed)
         self.expression_edit.returnPressed.connect(self._on_expression_entered)
-        self.noise_slider.valueChanged.connect(self._on_noise_changed)
+        self.noise_box.valueChanged.connect(lambda v: self._apply(self.model.set_noise, float(v)))
 
         # ---- optimizers
         self.optimizer_table = QTableWidget(0, 4)
@@ -292,59 +204,44 @@ class OptimizerLab(QWidget):
         self.optimizer_table.verticalHeader().setDefaultSectionSize(26)
         self.optimizer_table.setMinimumHeight(26 * 8 + 4)
         self.optimizer_table.itemChanged.connect(self._on_table_item_changed)
-        self.optimizer_table.itemSelectionChanged.connect(self._on_selection_changed)
+        self.optimizer_table.itemSelectionChanged.connect(self._rebuild_hyper_form)
         self.add_combo = QComboBox()
-        self.add_combo.addItems(list(OPTIMIZERS))
+        for name, info in OPTIMIZERS.items():
+            self.add_combo.addItem(name, name)
+            self.add_combo.setItemData(self.add_combo.count() - 1, f"{info.formula}\n{info.doc}",
+                                       Qt.ItemDataRole.ToolTipRole)
         self.add_button = QPushButton("Add")
         self.remove_button = QPushButton("Remove")
         self.add_button.clicked.connect(lambda: self.add_optimizer(self.add_combo.currentText()))
         self.remove_button.clicked.connect(self._on_remove_clicked)
         self.hyper_title = QLabel()
         self.hyper_title.setStyleSheet("font-weight: 600;")
-        self.hyper_form = QFormLayout()
-        self.hyper_form.setContentsMargins(0, 0, 0, 0)
+        self.hyper_form: ParamForm | None = None
+        self._hyper_holder = QVBoxLayout()
+        self._hyper_holder.setContentsMargins(0, 0, 0, 0)
 
         # ---- race
-        self.n_steps_box = QSpinBox()
-        self.n_steps_box.setRange(1, MAX_STEPS)
-        self.n_steps_box.setValue(DEFAULT_STEPS)
+        self.n_steps_box = param_widget(race_params["n_steps"])
         self.n_steps_box.setSingleStep(100)
-        self.n_steps_box.setKeyboardTracking(False)
         self.n_steps_box.valueChanged.connect(self._on_n_steps_changed)
-        self.speed_box = QSpinBox()
-        self.speed_box.setRange(1, 1000)
-        self.speed_box.setValue(2)
-        self.speed_box.setSuffix(" steps/frame")
-        self.play_button = QPushButton("▶ Play")
-        self.pause_button = QPushButton("❚❚ Pause")
-        self.step_button = QPushButton("Step")
-        self.reset_button = QPushButton("⟲ Reset")
-        self.play_button.clicked.connect(self.play)
-        self.pause_button.clicked.connect(self.pause)
-        self.step_button.clicked.connect(lambda: self.set_step(self._step + 1))
-        self.reset_button.clicked.connect(self.reset)
-        self.step_slider = QSlider(Qt.Orientation.Horizontal)
-        self.step_slider.setRange(0, 0)
-        self.step_slider.valueChanged.connect(self._on_slider_moved)
-        self.step_label = QLabel("step 0 / 0")
-        self.step_label.setMinimumWidth(110)
-        self.step_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.transport = TransportBar(self.player, unit="step", speed_suffix=" steps/frame")
+        t = self.transport
+        self.play_button, self.step_button, self.back_button = t.play_button, t.step_button, t.back_button
+        self.reset_button, self.step_slider, self.speed_box, self.step_label = (t.rewind_button, t.slider,
+                                                                                t.speed_box, t.label)
         self.arrows_check = QCheckBox("Arrows: −∇f and the step taken")
         self.arrows_check.toggled.connect(self._on_arrows_toggled)
         self.busy_bar = QProgressBar()
-        self.busy_bar.setRange(0, 0)     # indeterminate: race() reports no progress
+        self.busy_bar.setRange(0, 0)
         self.busy_bar.setMaximumHeight(10)
         self.busy_bar.setTextVisible(False)
         self.busy_bar.hide()
         self.busy_label = QLabel("Computing race…")
         self.busy_label.setStyleSheet(MUTED_STYLE)
         self.busy_label.hide()
-        self.race_error = QLabel()
-        self.race_error.setStyleSheet(ERROR_STYLE)
-        self.race_error.setWordWrap(True)
-        self.race_error.hide()
+        self.race_error = _plain_error_label()
 
-        self.schedule_designer = ScheduleDesigner(horizon=DEFAULT_STEPS)
+        self.schedule_designer = ScheduleDesigner(horizon=self.model.n_steps)
         self.schedule_designer.schedule_applied.connect(self._on_schedule_applied)
 
     def _build_plots(self) -> None:
@@ -407,21 +304,26 @@ class OptimizerLab(QWidget):
         for name in ("left", "bottom"):
             plot_item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
+    @staticmethod
+    def _cache_axes(plot_item: pg.PlotItem) -> None:
+        """Axes change only with the view range; caching them as pixmaps keeps their text out of every frame."""
+        for name in ("left", "bottom"):
+            plot_item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
     def _build_layout(self) -> None:
         surf = QVBoxLayout()
         surf.addWidget(self.surface_combo)
-        holder = QWidget()
-        holder.setLayout(self._surface_form)
-        surf.addWidget(holder)
+        surf.addLayout(self._surface_holder)
         expr = QFormLayout()
         expr.setContentsMargins(0, 0, 0, 0)
         expr.addRow("Custom f(x, y) =", self.expression_edit)
         surf.addLayout(expr)
         surf.addWidget(self.expression_error)
-        noise = QHBoxLayout()
-        noise.addWidget(QLabel("Gradient noise"))
-        noise.addWidget(self.noise_slider, 1)
-        noise.addWidget(self.noise_label)
+        noise = QFormLayout()
+        noise.setContentsMargins(0, 0, 0, 0)
+        noise_label = QLabel(params_of(RaceSettings)[2].title)
+        noise_label.setToolTip(self.noise_box.toolTip())
+        noise.addRow(noise_label, self.noise_box)
         surf.addLayout(noise)
         hint = QLabel("Click the surface to set the start point.")
         hint.setStyleSheet(MUTED_STYLE)
@@ -435,46 +337,47 @@ class OptimizerLab(QWidget):
         add_row.addWidget(self.remove_button)
         opts.addLayout(add_row)
         opts.addWidget(self.hyper_title)
-        opts.addLayout(self.hyper_form)
+        opts.addLayout(self._hyper_holder)
 
         race_box = QVBoxLayout()
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
-        form.addRow("Steps", self.n_steps_box)
-        form.addRow("Speed", self.speed_box)
+        steps_label = QLabel(params_of(RaceSettings)[1].title.capitalize())
+        steps_label.setToolTip(self.n_steps_box.toolTip())
+        form.addRow(steps_label, self.n_steps_box)
         race_box.addLayout(form)
-        buttons = QHBoxLayout()
-        for b in (self.play_button, self.pause_button, self.step_button, self.reset_button):
-            buttons.addWidget(b)
-        race_box.addLayout(buttons)
-        scrub = QHBoxLayout()
-        scrub.addWidget(self.step_slider, 1)
-        scrub.addWidget(self.step_label)
-        race_box.addLayout(scrub)
+        race_box.addWidget(self.transport)
         race_box.addWidget(self.arrows_check)
         race_box.addWidget(self.busy_label)
         race_box.addWidget(self.busy_bar)
         race_box.addWidget(self.race_error)
 
         scroll = control_column([group("Surface", surf), group("Optimizers", opts), group("Race", race_box)],
-                                min_width=350)
+                                min_width=360)
+        # never narrower than what the column needs: nothing in it is ever clipped on the right
+        need = scroll.widget().minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
+        scroll.setMinimumWidth(max(360, need))
+        self.control_scroll = scroll
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.loss_plot)
         right.addWidget(self.schedule_designer)
         right.setStretchFactor(0, 3)
         right.setStretchFactor(1, 2)
+        right.setChildrenCollapsible(False)
+        self.loss_plot.setMinimumHeight(180)
         self.schedule_designer.setMinimumHeight(250)
 
-        self.surface_plot.setMinimumSize(QSize(360, 360))
+        self.surface_plot.setMinimumSize(QSize(320, 320))
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(scroll)
         self.splitter.addWidget(self.surface_plot)
         self.splitter.addWidget(right)
+        self.splitter.setChildrenCollapsible(False)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 5)
         self.splitter.setStretchFactor(2, 4)
-        self.splitter.setSizes([360, 640, 500])
+        self.splitter.setSizes([380, 640, 500])
         root = QHBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(self.splitter)
@@ -482,7 +385,7 @@ class OptimizerLab(QWidget):
     # ================================================================================================ public API
     @property
     def step(self) -> int:
-        return self._step
+        return self.player.frame
 
     @property
     def n_steps(self) -> int:
@@ -491,243 +394,186 @@ class OptimizerLab(QWidget):
 
     @property
     def start_point(self) -> tuple[float, float]:
-        return self._start
+        return self.model.start
+
+    def colour(self, racer: Racer) -> str:
+        return PALETTE[racer.slot % len(PALETTE)]
 
     def set_start_point(self, x: float, y: float) -> None:
-        self._start = (float(x), float(y))
-        self.start_item.setData([self._start[0]], [self._start[1]])
-        self.request_race()
+        self._apply(self.model.set_start, x, y)
 
     def is_busy(self) -> bool:
-        """True while a race is being computed (or one is waiting to start)."""
-        return self._worker is not None or self._recompute_timer.isActive() or self._pending
+        """True while a race is being computed (or one is about to start)."""
+        return self.jobs.running("race") or self._race_timer.isActive()
 
-    def add_optimizer(self, kind: str, params: dict[str, Any] | None = None, recompute: bool = True) -> OptimizerEntry:
-        """Append an optimizer row (OPTIMIZERS key ``kind``) with its own colour; returns the entry."""
-        labels = {e.label for e in self.entries}
-        label, i = kind, 1
-        while label in labels:
-            i += 1
-            label = f"{kind} #{i}"
-        used = {e.colour for e in self.entries}
-        colour = next((c for c in PALETTE if c not in used), PALETTE[len(self.entries) % len(PALETTE)])
-        entry = OptimizerEntry(label, kind, dict(params or {}), colour)
-        self.entries.append(entry)
-        self._append_row(entry)
-        if recompute:
-            self.optimizer_table.selectRow(len(self.entries) - 1)
-            self.request_race()
-        return entry
+    def add_optimizer(self, kind: str, params: dict[str, Any] | None = None) -> Racer | None:
+        """Append a racer (OPTIMIZERS key ``kind``) and select its row."""
+        racer = self._apply(self.model.add_optimizer, kind, **dict(params or {}))
+        if racer is not None:
+            self.optimizer_table.selectRow(len(self.model.racers) - 1)
+        return racer
 
     def remove_optimizer(self, row: int) -> None:
-        if not 0 <= row < len(self.entries):
-            return
-        del self.entries[row]
-        self.optimizer_table.removeRow(row)
-        if self.entries:
-            self.optimizer_table.selectRow(min(row, len(self.entries) - 1))
-        else:
-            self._rebuild_hyper_form()
-        self.request_race()
+        if 0 <= row < len(self.model.racers):
+            self._apply(self.model.remove_optimizer, row)
+            if self.model.racers:
+                self.optimizer_table.selectRow(min(row, len(self.model.racers) - 1))
 
-    def lr_box(self, row: int) -> LogSpinBox:
-        return self.optimizer_table.cellWidget(row, 2)  # type: ignore[return-value]
+    def lr_box(self, row: int):
+        return self.optimizer_table.cellWidget(row, 2)
 
     def play(self) -> None:
-        if self._step >= self._n and self._n > 0:
-            self.set_step(0)
-        self._timer.start()
+        self.player.play()
 
     def pause(self) -> None:
-        self._timer.stop()
+        self.player.pause()
 
     def is_playing(self) -> bool:
-        return self._timer.isActive()
+        return self.player.is_playing()
 
     def reset(self) -> None:
-        self.pause()
-        self.set_step(0)
+        self.player.rewind()
 
     def set_step(self, t: int) -> None:
         """Show the race at update t (clamped to [0, n_steps])."""
         t = max(0, min(int(t), self._n))
-        self._step = t
-        self._show_step(t)
-        self.step_changed.emit(t)
+        if t == self.player.frame:
+            self._show_step(t)
+            self.step_changed.emit(t)
+        else:
+            self.player.seek(t)
 
     def request_race(self) -> None:
         """Recompute the race soon (changes arriving together are coalesced)."""
         if not self._closed:
-            self._recompute_timer.start()
+            self._race_timer.start()
 
     def close_lab(self) -> None:
-        """Stop the timers and wait for a running worker; the lab does nothing afterwards."""
+        """Stop playback and the race; the lab does nothing afterwards."""
+        if self._closed:
+            return
         self._closed = True
-        self._timer.stop()
-        self._recompute_timer.stop()
-        for w in [self._worker, *self._old_workers]:
-            if w is not None:
-                try:
-                    w.race_finished.disconnect()
-                    w.race_failed.disconnect()
-                except (RuntimeError, TypeError):
-                    pass
-                w.wait()
-        self._worker = None
-        self._old_workers.clear()
+        self.player.pause()
+        self._race_timer.stop()
+        self.jobs.close()
+        self.model.changed.disconnect(self._on_model_changed)
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.close_lab()
         super().closeEvent(event)
 
+    # ============================================================================================ model -> view
+    def _apply(self, setter, *args: Any, **kwargs: Any) -> Any:
+        """Call a model setter; a refusal is shown under the race controls (the model is unchanged)."""
+        try:
+            out = setter(*args, **kwargs)
+        except StudioError as exc:
+            self.race_error.setText(str(exc))
+            self.race_error.show()
+            return None
+        return out
+
+    def _on_model_changed(self, what: str) -> None:
+        if what == "surface":
+            self._draw_surface()
+            self._clear_runs()
+        elif what == "optimizers":
+            self._sync_table()
+        elif what == "steps":
+            self.schedule_designer.set_horizon(self.model.n_steps)
+        if what in ("surface", "start"):
+            self.start_item.setData([self.model.start[0]], [self.model.start[1]])
+        self.request_race()
+
     # ================================================================================================== surface
-    def _on_surface_kind_changed(self, kind: str) -> None:
-        while self._surface_form.rowCount():
-            self._surface_form.removeRow(0)
-        self.surface_param_boxes.clear()
+    def _on_surface_kind_changed(self, _index: int) -> None:
+        kind = read_widget(self.surface_combo)
         if kind == CUSTOM:
             self._on_expression_entered()
             return
-        cls = SURFACES[kind]
-        if dataclasses.is_dataclass(cls):
-            for f in dataclasses.fields(cls):
-                if not f.init or isinstance(f.default, bool) or not isinstance(f.default, (int, float)):
-                    continue
-                box = self._surface_param_box(f.name, float(f.default))
-                box.valueChanged.connect(self._on_surface_param_changed)
-                self.surface_param_boxes[f.name] = box
-                self._surface_form.addRow(f.name.replace("_", " "), box)
-        self._set_surface(self._build_named_surface(), reset_start=True)
+        self._apply(self.model.set_surface, kind)
+        self._show_surface_form()
 
-    @staticmethod
-    def _surface_param_box(name: str, value: float) -> QDoubleSpinBox:
-        if name == "condition":
-            box: QDoubleSpinBox = LogSpinBox(value, 1.0, 1e4)
-        else:
-            box = QDoubleSpinBox()
-            lo, hi, step = {"angle": (-180.0, 180.0, 5.0), "b": (0.0, 1e4, 10.0), "steepness": (0.0, 100.0, 1.0),
-                            "curvature": (0.0, 10.0, 0.005), "bowl": (0.0, 10.0, 0.01)}.get(name, (-100.0, 100.0, 0.1))
-            box.setRange(lo, hi)
-            box.setDecimals(3)
-            box.setSingleStep(step)
-            box.setValue(value)
-        box.setKeyboardTracking(False)
-        return box
+    def _show_surface_form(self) -> None:
+        if self.surface_form is not None:
+            self.surface_form.hide()
+            self.surface_form.setParent(None)
+            self.surface_form.deleteLater()
+            self.surface_form = None
+        if self.model.surface_kind == CUSTOM:
+            return
+        cls = SURFACES[self.model.surface_kind]
+        if not params_of(cls):
+            return
+        form = ParamForm(cls)
+        form.error.setTextFormat(Qt.TextFormat.PlainText)
+        form.error.setStyleSheet(ERROR_STYLE)
+        form.set_value(self.model.surface)
+        form.edited.connect(self._on_surface_param_changed)
+        self._surface_holder.addWidget(form)
+        form.show()       # at once: a layout would show it only on the next event-loop turn
+        self.surface_form = form
+        self.surface_param_boxes = form.widgets
 
-    def _build_named_surface(self) -> Surface | None:
-        kind = self.surface_combo.currentText()
-        params = {n: b.value() for n, b in self.surface_param_boxes.items()}
+    def _on_surface_param_changed(self) -> None:
+        form = self.surface_form
+        if form is None:
+            return
         try:
-            surface = make_surface(kind, **params)
-            self.expression_error.hide()
-            return surface
-        except Exception as exc:
-            self._show_surface_error(str(exc))
-            return None
-
-    def _on_surface_param_changed(self, *_: object) -> None:
-        self._set_surface(self._build_named_surface(), reset_start=False)
+            self.model.set_surface_params(**form.values())
+        except StudioError as exc:
+            form.error.setText(str(exc))
+            form.error.show()
+            return
+        form.error.hide()
 
     def _on_expression_entered(self) -> None:
         text = self.expression_edit.text().strip()
         if not text:
-            if self.surface_combo.currentText() == CUSTOM:
+            if read_widget(self.surface_combo) == CUSTOM:
                 self._show_surface_error("Type an expression in x and y, e.g. x**2 + 10*y**2, and press Enter.")
             return
         try:
-            surface = ExpressionSurface(text)
-            _ = surface.variables          # parses, and refuses names other than x and y
-            v = surface.value(np.array([0.1, -0.2]), np.array([0.3, 0.05]))
-            surface.grad(np.array([0.1, -0.2]), np.array([0.3, 0.05]))
-            if np.shape(v) != (2,):
-                raise ValueError("the expression must give one value per point")
-        except Exception as exc:  # shown inline: a typo must never crash the lab
-            self._show_surface_error(f"{exc}")
+            self.model.set_expression(text)
+        except StudioError as exc:   # the expression's own message, shown as plain text
+            self._show_surface_error(str(exc))
+            self.surface_combo.blockSignals(True)
+            write_widget(self.surface_combo, self.model.surface_kind)
+            self.surface_combo.blockSignals(False)
             return
         self.expression_error.hide()
-        if self.surface_combo.currentText() != CUSTOM:
-            self.surface_combo.blockSignals(True)
-            self.surface_combo.setCurrentText(CUSTOM)
-            self.surface_combo.blockSignals(False)
-            while self._surface_form.rowCount():
-                self._surface_form.removeRow(0)
-            self.surface_param_boxes.clear()
-        self._set_surface(surface, reset_start=True)
+        self.surface_combo.blockSignals(True)
+        write_widget(self.surface_combo, CUSTOM)
+        self.surface_combo.blockSignals(False)
+        self._show_surface_form()
 
     def _show_surface_error(self, message: str) -> None:
         self.expression_error.setText(message)
         self.expression_error.show()
 
-    def _on_noise_changed(self, value: int) -> None:
-        self.noise_label.setText(f"σ = {self._sigma():g}")
-        if self.base_surface is not None:
-            self._set_surface(self.base_surface, reset_start=False)
-
-    def _sigma(self) -> float:
-        return self.noise_slider.value() / 20.0   # 0 .. 5 in steps of 0.05
-
-    def _set_surface(self, surface: Surface | None, reset_start: bool) -> None:
-        if surface is None:
+    def _draw_surface(self) -> None:
+        surface = self.model.surface
+        try:
+            heat = surface_heatmap(surface, GRID_N)
+        except StudioError as exc:
+            self._show_surface_error(f"cannot draw this surface: {exc}")
             return
-        changed = surface is not self.base_surface
-        self.base_surface = surface
-        sigma = self._sigma()
-        self.surface = NoisyGradient(surface, sigma) if sigma > 0 else surface
-        if changed:
-            try:
-                self._draw_surface(surface)
-            except Exception as exc:
-                self._show_surface_error(f"cannot draw this surface: {exc}")
-                return
-        if reset_start:
-            self._start = (float(surface.start[0]), float(surface.start[1]))
-            self.start_item.setData([self._start[0]], [self._start[1]])
-            self._clear_runs()
-        self.request_race()
-
-    def _draw_surface(self, surface: Surface) -> None:
-        # The heatmap covers the suggested view and half as much again on every side, so the locked aspect's
-        # extra room, panning and runs that overshoot still show the surface.
-        x0, x1 = surface.xlim
-        y0, y1 = surface.ylim
-        ex, ey = 0.5 * (x1 - x0), 0.5 * (y1 - y0)
-        gx0, gx1, gy0, gy1 = x0 - ex, x1 + ex, y0 - ey, y1 + ey
-        X, Y = np.meshgrid(np.linspace(gx0, gx1, GRID_N), np.linspace(gy0, gy1, GRID_N))
-        with np.errstate(all="ignore"):
-            Z = np.asarray(surface.value(X, Y), dtype=np.float64)
-            Z = np.broadcast_to(Z, X.shape)
-            finite = np.isfinite(Z)
-            if not finite.any():
-                raise ValueError("the surface has no finite values in view")
-            inner = finite & (X >= x0) & (X <= x1) & (Y >= y0) & (Y <= y1)
-            if not inner.any():
-                inner = finite
-            zmin = float(Z[inner].min())
-            fmin = min([m[2] for m in surface.minima] + [zmin])
-            q = np.where(finite, Z - fmin, np.nan)
-            qin = q[inner]
-            qmax = float(np.nanmax(qin))
-            median = float(np.nanmedian(qin))
-            # A wide range (Rosenbrock: 0 .. 2500 with a valley near 0) is coloured by log(1 + f - f_min).
-            self.surface_log_colour = qmax > 20.0 * max(median, 1e-12) or qmax > 1e3
-            C = np.log1p(np.maximum(q, 0.0)) if self.surface_log_colour else q
-            # colour levels from the suggested view: the margin saturates instead of washing the view out
-            lo, hi = float(np.nanmin(C[inner])), float(np.nanmax(C[inner]))
-            C = np.where(np.isfinite(C), C, hi)
-        if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-            lo, hi = 0.0, 1.0
+        self.surface_log_colour = heat.log_colour
+        C, (lo, hi) = heat.colour, heat.levels
         self.image_item.setImage(C.T, levels=(lo, hi), autoLevels=False)
-        self.image_item.setRect(QRectF(gx0, gy0, gx1 - gx0, gy1 - gy0))
+        self.image_item.setRect(QRectF(*heat.rect))
         # isocurves on a coarser copy, mapped back by scaling their parent's transform
         step = max(1, GRID_N // CONTOUR_N)
         Cc = C[::step, ::step]
-        levels = lo + (hi - lo) * np.linspace(0, 1, N_CONTOURS + 2)[1:-1] ** (1.3 if self.surface_log_colour else 1.6)
+        levels = lo + (hi - lo) * np.linspace(0, 1, N_CONTOURS + 2)[1:-1] ** (1.3 if heat.log_colour else 1.6)
         for iso, level in zip(self.isocurves, levels):
             iso.setData(Cc.T, level=float(level))
             iso.resetTransform()
             iso.setTransform(pg.QtGui.QTransform.fromScale(step, step))
         mins = surface.minima
         self.minima_item.setData([m[0] for m in mins], [m[1] for m in mins])
+        self.start_item.setData([self.model.start[0]], [self.model.start[1]])
+        (x0, x1), (y0, y1) = surface.xlim, surface.ylim
         self.surface_plot.getPlotItem().setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0.0)
 
     def _on_surface_clicked(self, event) -> None:
@@ -742,99 +588,122 @@ class OptimizerLab(QWidget):
         self.set_start_point(p.x(), p.y())
 
     # =============================================================================================== optimizers
-    def _append_row(self, entry: OptimizerEntry) -> None:
+    def _sync_table(self) -> None:
+        """Rows follow the model's racers; rebuilt only when the list of racers changed (not on a value edit, so
+        a box being typed into keeps its focus)."""
+        racers = self.model.racers
+        labels = tuple(r.label for r in racers)
+        if labels == self._table_labels:
+            for row, r in enumerate(racers):
+                item = self.optimizer_table.item(row, 0)
+                state = Qt.CheckState.Checked if r.enabled else Qt.CheckState.Unchecked
+                if item is not None and item.checkState() != state:
+                    self.optimizer_table.blockSignals(True)
+                    item.setCheckState(state)
+                    self.optimizer_table.blockSignals(False)
+                box = self.lr_box(row)
+                if box is not None and read_widget(box) != r.lr:
+                    box.blockSignals(True)
+                    write_widget(box, r.lr)
+                    box.blockSignals(False)
+            return
+        selected = self._selected_row()
+        t = self.optimizer_table
+        t.blockSignals(True)
+        t.setRowCount(0)
+        for r in racers:
+            self._append_row(r)
+        t.blockSignals(False)
+        self._table_labels = labels
+        if racers:
+            t.selectRow(min(max(selected, 0), len(racers) - 1))
+        self._rebuild_hyper_form()
+
+    def _append_row(self, racer: Racer) -> None:
         t = self.optimizer_table
         row = t.rowCount()
-        t.blockSignals(True)
         t.insertRow(row)
+        colour = self.colour(racer)
         on = QTableWidgetItem()
         on.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
-        on.setCheckState(Qt.CheckState.Checked if entry.enabled else Qt.CheckState.Unchecked)
-        on.setIcon(_swatch(entry.colour))
+        on.setCheckState(Qt.CheckState.Checked if racer.enabled else Qt.CheckState.Unchecked)
+        on.setIcon(_swatch(colour))
         on.setToolTip("Race this optimizer")
         t.setItem(row, 0, on)
-        name = QTableWidgetItem(entry.label)
-        name.setForeground(QColor(entry.colour).darker(115))
+        name = QTableWidgetItem(racer.label)
+        name.setForeground(QColor(colour).darker(115))
         f = name.font()
         f.setBold(True)
         name.setFont(f)
-        name.setToolTip(OPTIMIZERS[entry.kind].formula)
+        name.setToolTip(f"{racer.info.formula}\n{racer.info.doc}")
         t.setItem(row, 1, name)
         t.setItem(row, 3, QTableWidgetItem(""))
-        t.blockSignals(False)
-        box = LogSpinBox(float(entry.value("lr")), 1e-8, 1e10)
+        box = param_widget(racer.info.params[0])     # the declared learning rate
+        write_widget(box, racer.lr)
         box.setFrame(False)
-        box.setButtonSymbols(QDoubleSpinBox.ButtonSymbols.UpDownArrows)
-        box.valueChanged.connect(lambda v, e=entry: self._on_lr_changed(e, v))
+        box.valueChanged.connect(lambda v, label=racer.label: self._on_lr_changed(label, float(v)))
         t.setCellWidget(row, 2, box)
 
-    def _row_of(self, entry: OptimizerEntry) -> int:
-        return next(i for i, e in enumerate(self.entries) if e is entry)
+    def _row_of(self, label: str) -> int:
+        return next((i for i, r in enumerate(self.model.racers) if r.label == label), -1)
 
-    def _on_lr_changed(self, entry: OptimizerEntry, value: float) -> None:
-        entry.params["lr"] = float(value)
-        self.request_race()
+    def _on_lr_changed(self, label: str, value: float) -> None:
+        row = self._row_of(label)
+        if row >= 0:
+            self._apply(self.model.set_hyper, row, lr=value)
+            if self.hyper_form is not None and self._selected_row() == row:
+                self.hyper_form.fixed["lr"] = value
 
     def _on_table_item_changed(self, item: QTableWidgetItem) -> None:
-        if item.column() != 0 or not 0 <= item.row() < len(self.entries):
-            return
-        entry = self.entries[item.row()]
-        enabled = item.checkState() == Qt.CheckState.Checked
-        if enabled != entry.enabled:
-            entry.enabled = enabled
-            self.request_race()
+        if item.column() == 0 and 0 <= item.row() < len(self.model.racers):
+            self._apply(self.model.set_enabled, item.row(), item.checkState() == Qt.CheckState.Checked)
 
     def _on_remove_clicked(self) -> None:
-        rows = self.optimizer_table.selectionModel().selectedRows()
-        if rows:
-            self.remove_optimizer(rows[0].row())
+        row = self._selected_row()
+        if row >= 0:
+            self.remove_optimizer(row)
 
-    def _selected_entry(self) -> OptimizerEntry | None:
-        rows = self.optimizer_table.selectionModel().selectedRows()
-        if rows and 0 <= rows[0].row() < len(self.entries):
-            return self.entries[rows[0].row()]
-        return None
-
-    def _on_selection_changed(self) -> None:
-        self._rebuild_hyper_form()
+    def _selected_row(self) -> int:
+        model = self.optimizer_table.selectionModel()
+        rows = model.selectedRows() if model is not None else []
+        if rows and 0 <= rows[0].row() < len(self.model.racers):
+            return rows[0].row()
+        return -1
 
     def _rebuild_hyper_form(self) -> None:
-        while self.hyper_form.rowCount():
-            self.hyper_form.removeRow(0)
-        entry = self._selected_entry()
-        if entry is None:
+        if self.hyper_form is not None:
+            self.hyper_form.hide()
+            self.hyper_form.setParent(None)
+            self.hyper_form.deleteLater()
+            self.hyper_form = None
+        row = self._selected_row()
+        if row < 0:
             self.hyper_title.setText("")
             return
-        self.hyper_title.setText(f"{entry.label} hyperparameters")
-        for key, label, kind in HYPER_FIELDS[entry.kind]:
-            value = entry.value(key)
-            if kind == "bool":
-                w: QWidget = QCheckBox()
-                w.setChecked(bool(value))
-                w.toggled.connect(lambda v, e=entry, k=key: self._on_hyper_changed(e, k, bool(v)))
-            elif kind == "log":
-                w = LogSpinBox(float(value), 1e-12, 1.0)
-                w.valueChanged.connect(lambda v, e=entry, k=key: self._on_hyper_changed(e, k, float(v)))
-            elif kind == "unit":
-                w = _unit_box(float(value))
-                w.valueChanged.connect(lambda v, e=entry, k=key: self._on_hyper_changed(e, k, float(v)))
-            else:
-                w = QDoubleSpinBox()
-                w.setRange(0.0, 10.0)
-                w.setDecimals(4)
-                w.setSingleStep(0.01)
-                w.setValue(float(value))
-                w.setKeyboardTracking(False)
-                w.valueChanged.connect(lambda v, e=entry, k=key: self._on_hyper_changed(e, k, float(v)))
-            self.hyper_form.addRow(label, w)
+        racer = self.model.racers[row]
+        self.hyper_title.setText(f"{racer.label} hyperparameters")
+        form = ParamForm(racer.info.settings, only=racer.info.param_names[1:])   # lr is in the table
+        form.error.setTextFormat(Qt.TextFormat.PlainText)
+        form.error.setStyleSheet(ERROR_STYLE)
+        form.set_value(racer.hyper)
+        form.edited.connect(lambda label=racer.label: self._on_hyper_edited(label))
+        self._hyper_holder.addWidget(form)
+        form.show()       # at once: a layout would show it only on the next event-loop turn
+        self.hyper_form = form
 
-    def _on_hyper_changed(self, entry: OptimizerEntry, key: str, value: Any) -> None:
-        entry.set_value(key, value)
-        self.request_race()
+    def _on_hyper_edited(self, label: str) -> None:
+        row, form = self._row_of(label), self.hyper_form
+        if row < 0 or form is None:
+            return
+        try:
+            self.model.set_hyper(row, **form.values())
+        except StudioError as exc:   # the model keeps the last valid values; the refusal is shown under the form
+            form.error.setText(str(exc))
+            form.error.show()
+            return
+        form.error.hide()
 
-    def _set_status(self, entry: OptimizerEntry, text: str, colour: str | None = None) -> None:
-        entry.status = text
-        row = self._row_of(entry)
+    def _set_status(self, row: int, text: str, colour: str | None = None) -> None:
         item = self.optimizer_table.item(row, 3)
         if item is None:
             return
@@ -846,64 +715,46 @@ class OptimizerLab(QWidget):
 
     # ===================================================================================================== race
     def _on_n_steps_changed(self, n: int) -> None:
-        self.schedule_designer.set_horizon(n)
-        self.request_race()
+        self._apply(self.model.set_n_steps, int(n))
 
     def _on_schedule_applied(self, schedule: Schedule | None) -> None:
-        self.schedule = schedule
-        self.request_race()
+        self._apply(self.model.set_schedule, schedule)
 
     def _start_race(self) -> None:
         if self._closed:
             return
-        if self._worker is not None:
-            self._pending = True
+        try:
+            job = self.model.race_job()      # a snapshot of the settings, checked here
+        except StudioError as exc:
+            self.jobs.cancel("race", notify=False)
+            self._on_race_failed(exc, str(exc))
             return
-        self._pending = False
-        if self.surface is None:
-            return
-        specs = tuple((e.label, e.kind, dict(e.params)) for e in self.entries if e.enabled)
-        self._generation += 1
-        if not specs:
-            self._clear_runs()
-            self.race_error.hide()
-            return
-        surface = self.surface
-        if isinstance(surface, NoisyGradient):   # its generator is stateful: the worker gets its own
-            surface = NoisyGradient(surface.surface, surface.sigma, surface.seed)
-        request = RaceRequest(surface, specs, self._start, int(self.n_steps_box.value()), self.schedule,
-                              self._generation)
-        worker = RaceWorker(request)
-        worker.race_finished.connect(self._on_race_finished)
-        worker.race_failed.connect(self._on_race_failed)
-        worker.finished.connect(lambda w=worker: self._on_worker_done(w))
-        self._worker = worker
+        self.busy_bar.setRange(0, 0)
         self.busy_bar.show()
         self.busy_label.show()
-        worker.start()
+        self.jobs.start("race", lambda: job, on_yield=self._on_race_progress, on_done=self._on_race_finished,
+                        on_error=self._on_race_failed)
 
-    def _on_worker_done(self, worker: RaceWorker) -> None:
-        if worker is self._worker:
-            self._worker = None
-        worker.deleteLater()
-        if self._worker is None:
-            self.busy_bar.hide()
-            self.busy_label.hide()
-            if self._pending and not self._closed:
-                self._start_race()
+    def _race_ended(self) -> None:
+        self.busy_bar.hide()
+        self.busy_label.hide()
 
-    def _on_race_failed(self, generation: int, message: str) -> None:
-        if generation != self._generation or self._closed:
-            return
-        self.race_error.setText(message)
+    def _on_race_progress(self, progress: Any) -> None:
+        if getattr(progress, "total", 0) > 0:
+            self.busy_bar.setRange(0, progress.total)
+            self.busy_bar.setValue(progress.done)
+
+    def _on_race_failed(self, _exc: BaseException, text: str) -> None:
+        self._race_ended()
+        self.race_error.setText(text)
         self.race_error.show()
 
-    def _on_race_finished(self, generation: int, payload: Any) -> None:
-        if generation != self._generation or self._closed:
-            return   # stale: a newer race has been asked for
+    def _on_race_finished(self, results: dict[str, RaceResult]) -> None:
+        self._race_ended()
+        if self._closed:
+            return
         self.race_error.hide()
-        results, grads = payload
-        self._install_runs(results, grads)
+        self._install_runs(results)
         self.race_ready.emit()
 
     def _clear_runs(self) -> None:
@@ -917,47 +768,31 @@ class OptimizerLab(QWidget):
         self._shown_diverged = 0
         self.grad_shafts.setData([], [])
 
-    def _loss_transform(self, results: dict[str, RaceResult]) -> tuple[str, float]:
-        """("log", f*) to plot log10(f - f*), or ("symlog", 0) for surfaces with no known minimum and f < 0."""
-        base = self.base_surface
-        minima = base.minima if base is not None else ()
-        if minima:
-            return "log", min(m[2] for m in minima)
-        lows = [float(np.nanmin(r.losses)) for r in results.values() if len(r.losses)]
-        if lows and min(lows) > 0:
-            return "log", 0.0
-        return "symlog", 0.0
-
-    def _install_runs(self, results: dict[str, RaceResult], grads: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    def _install_runs(self, results: dict[str, RaceResult]) -> None:
         self._clear_runs()
-        n = int(self.n_steps_box.value())
+        n = self.model.n_steps
         for r in results.values():
             n = len(r.lrs)
             break
         self._n = n
         self._steps_x = np.arange(n + 1, dtype=np.float64)
-        mode, fstar = self._loss_transform(results)
+        mode, _fstar, curves = self.model.loss_curves(results)
         self._loss_mode = mode
         sp, lp = self.surface_plot.getPlotItem(), self.loss_plot.getPlotItem()
-        colours = {e.label: e.colour for e in self.entries}
-        entries = {e.label: e for e in self.entries}
+        racers = {r.label: r for r in self.model.racers}
         lo, hi = math.inf, -math.inf
-        xlim = self.base_surface.xlim if self.base_surface is not None else (-1.0, 1.0)
+        xlim = self.model.surface.xlim
         tol = (xlim[1] - xlim[0]) / DECIMATE_FRACTION
         for label, r in results.items():
-            colour = colours.get(label, "#555555")
-            with np.errstate(all="ignore"):
-                f = np.nan_to_num(r.losses, nan=1e300, posinf=1e300, neginf=-1e300)
-                if mode == "log":
-                    y = np.log10(np.maximum(f - fstar, LOSS_FLOOR))
-                else:
-                    y = np.sign(f) * np.log10(1.0 + np.abs(f))
-            y = np.ascontiguousarray(y)
+            racer = racers.get(label)
+            colour = self.colour(racer) if racer is not None else "#555555"
+            y = curves[label]
             if len(y):
                 lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
-            gx, gy = grads.get(label, (np.zeros(len(y)), np.zeros(len(y))))
-            run = _Run(label, colour, np.ascontiguousarray(r.trajectory[:, 0]), np.ascontiguousarray(r.trajectory[:, 1]),
-                       y, gx, gy, r.diverged_at, r)
+            g = r.grads if r.grads is not None else np.zeros((len(y), 2))
+            run = _Run(label, colour, np.ascontiguousarray(r.trajectory[:, 0]),
+                       np.ascontiguousarray(r.trajectory[:, 1]), y, np.ascontiguousarray(g[:, 0]),
+                       np.ascontiguousarray(g[:, 1]), r.diverged_at, r)
             if run.m > DECIMATE_ABOVE:
                 run.pidx = _decimate(run.xs, run.ys, tol)
                 run.px, run.py = run.xs[run.pidx], run.ys[run.pidx]
@@ -984,20 +819,18 @@ class OptimizerLab(QWidget):
             lp.addItem(loss)
             run.items["loss"] = loss
             self.runs[label] = run
-            entry = entries.get(label)
-            if entry is not None:
-                if r.diverged_at is not None:
-                    self._set_status(entry, f"diverged at step {r.diverged_at}", "#c8372d")
-                else:
-                    self._set_status(entry, f"f = {float(r.losses[-1]):.3g}")
-        for e in self.entries:
-            if not e.enabled:
-                self._set_status(e, "off", "#9aa3ad")
+        for row, racer in enumerate(self.model.racers):
+            r = results.get(racer.label)
+            if not racer.enabled or r is None:
+                self._set_status(row, "off", "#9aa3ad")
+            elif r.diverged_at is not None:
+                self._set_status(row, f"diverged at step {r.diverged_at}", "#c8372d")
+            else:
+                self._set_status(row, f"f = {float(r.losses[-1]):.3g}")
         # fixed ranges: the view never jumps while playing and autorange costs nothing per frame
         self._loss_axis.symlog = mode == "symlog"
         self._loss_axis.setLogMode(False, mode == "log")
-        has_minima = self.base_surface is not None and bool(self.base_surface.minima)
-        lp.setLabel("left", "f − f*" if mode == "log" and has_minima else "f")
+        lp.setLabel("left", "f − f*" if mode == "log" and self.model.surface.minima else "f")
         if not math.isfinite(lo):
             lo, hi = 0.0, 1.0
         if hi - lo < 1e-9:
@@ -1005,23 +838,15 @@ class OptimizerLab(QWidget):
         lp.setRange(xRange=(0, max(n, 1)), yRange=(lo, hi), padding=0.04)
         self._loss_axis.picture = None
         self._loss_axis.update()
-        self.step_slider.blockSignals(True)
-        self.step_slider.setRange(0, n)
-        self.step_slider.blockSignals(False)
         self._set_arrows_visible(self.arrows_check.isChecked())
-        self.set_step(min(self._step, n))
+        frame = min(self.player.frame, n)
+        self.player.set_count(n + 1)
+        self.set_step(frame)
 
     # =================================================================================================== player
-    def _on_tick(self) -> None:
-        t = self._step + self.speed_box.value()
-        if t >= self._n:
-            t = self._n
-            self._timer.stop()
-        self.set_step(t)
-
-    def _on_slider_moved(self, value: int) -> None:
-        if value != self._step:
-            self.set_step(value)
+    def _on_frame_changed(self, t: int) -> None:
+        self._show_step(t)
+        self.step_changed.emit(t)
 
     def _show_step(self, t: int) -> None:
         """Per frame: setData with slice views of the pre-computed arrays; nothing else is computed."""
@@ -1061,11 +886,6 @@ class OptimizerLab(QWidget):
             self.divergence_item.setData(div_x, div_y, pen=[pg.mkPen(c, width=3) for c in div_brush],
                                          brush=div_brush)
         self.step_line.setValue(t)
-        if self.step_slider.value() != t:
-            self.step_slider.blockSignals(True)
-            self.step_slider.setValue(t)
-            self.step_slider.blockSignals(False)
-        self.step_label.setText(f"step {t} / {self._n}")
 
     def _place_arrows(self, run: _Run, k: int, length: float, shafts: np.ndarray, shafts_y: np.ndarray,
                       i: int) -> None:
@@ -1102,7 +922,7 @@ class OptimizerLab(QWidget):
 
     def _on_arrows_toggled(self, on: bool) -> None:
         self._set_arrows_visible(on)
-        self._show_step(self._step)
+        self._show_step(self.player.frame)
 
     def _set_arrows_visible(self, on: bool) -> None:
         self.grad_shafts.setVisible(on)

@@ -4,12 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
-                               QSizePolicy, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout,
+                               QWidget)
 
-from gui.forms import LogSpinBox
+from gui.forms import param_widget, read_widget, write_widget
 from gui.labs.common import ERROR_STYLE
-from simulator.functional.schedules import SCHEDULES, Schedule, make_schedule
+from simulator.core.errors import StudioError
+from simulator.core.params import params_of
+from simulator.functional.schedules import SCHEDULES, WARMUP_PARAMS, Constant, Schedule, make_schedule
 
 __all__ = ["ScheduleDesigner", "PIN_COLOURS"]
 
@@ -26,6 +28,7 @@ def _describe(schedule: Schedule | None) -> str:
 
 class ScheduleDesigner(QWidget):
     """Choose a schedule (SCHEDULES), its parameters and a warm-up; the curve over the whole horizon is drawn at once.
+    Every control is built from the schedules' declared parameters (ranges, labels and help live there).
 
     Pin keeps a copy of the current curve for comparison; Apply emits ``schedule_applied`` with the schedule, or None
     for a constant rate without warm-up (the race then uses each optimizer's own lr). In a race the schedule's base
@@ -38,27 +41,26 @@ class ScheduleDesigner(QWidget):
     def __init__(self, parent: QWidget | None = None, horizon: int = 500):
         super().__init__(parent)
         self._horizon = int(horizon)
-        self._param_boxes: dict[str, QDoubleSpinBox | QSpinBox] = {}
+        self._param_boxes: dict[str, QWidget] = {}
         self._pins: list[pg.PlotDataItem] = []
         self._schedule: Schedule | None = None
 
         self.schedule_combo = QComboBox()
         self.schedule_combo.addItems(list(SCHEDULES))
         self.schedule_combo.setCurrentText("Cosine")
-        self.base_lr_box = LogSpinBox(0.1, 1e-8, 1e3)
-        self.base_lr_box.setToolTip("Base rate for the plot; in the race each optimizer's own lr takes its place")
+        base_lr = next(p for p in params_of(Constant) if p.name == "base_lr")
+        self.base_lr_box = param_widget(base_lr)
         self.formula_label = QLabel()
         self.formula_label.setStyleSheet("color: #6b7785; font-family: monospace;")
         self.formula_label.setWordWrap(True)
-        self.warmup_steps_box = QSpinBox()
-        self.warmup_steps_box.setRange(0, 1_000_000)
-
+        warmup = {p.name: p for p in WARMUP_PARAMS}
+        self.warmup_steps_box = param_widget(warmup["warmup_steps"])
         self.warmup_steps_box.setSpecialValueText("none")
-        self.start_factor_box = QDoubleSpinBox()
-        self.start_factor_box.setRange(0.0, 1.0)
-        self.start_factor_box.setDecimals(3)
+        write_widget(self.warmup_steps_box, 0)        # the designer starts without warm-up
+        self.start_factor_box = param_widget(warmup["start_factor"])
         self.start_factor_box.setSingleStep(0.05)
         self.error_label = QLabel()
+        self.error_label.setTextFormat(Qt.TextFormat.PlainText)
         self.error_label.setStyleSheet(ERROR_STYLE)
         self.error_label.setWordWrap(True)
         self.error_label.hide()
@@ -95,13 +97,13 @@ class ScheduleDesigner(QWidget):
         grid.setHorizontalSpacing(8)
         grid.addWidget(QLabel("Schedule"), 0, 0)
         grid.addWidget(self.schedule_combo, 0, 1)
-        grid.addWidget(QLabel("Base lr"), 0, 2)
+        grid.addWidget(self._label(base_lr), 0, 2)
         grid.addWidget(self.base_lr_box, 0, 3)
         grid.addWidget(self.formula_label, 1, 0, 1, 4)
         grid.addLayout(self._params_row, 2, 0, 1, 4)
-        grid.addWidget(QLabel("Warm-up"), 3, 0)
+        grid.addWidget(self._label(warmup["warmup_steps"]), 3, 0)
         grid.addWidget(self.warmup_steps_box, 3, 1)
-        grid.addWidget(QLabel("start factor"), 3, 2)
+        grid.addWidget(self._label(warmup["start_factor"]), 3, 2)
         grid.addWidget(self.start_factor_box, 3, 3)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
@@ -128,6 +130,12 @@ class ScheduleDesigner(QWidget):
         self.constant_button.clicked.connect(self.apply_constant)
         self._on_schedule_kind_changed(self.schedule_combo.currentText())
 
+    @staticmethod
+    def _label(p) -> QLabel:
+        label = QLabel(p.title[:1].upper() + p.title[1:])
+        label.setToolTip(p.doc)
+        return label
+
     # ------------------------------------------------------------------------------------------------- public API
     @property
     def horizon(self) -> int:
@@ -137,8 +145,8 @@ class ScheduleDesigner(QWidget):
         """Draw curves over n_steps updates; a length parameter that followed the old horizon follows the new one."""
         old, self._horizon = self._horizon, max(1, int(n_steps))
         for name, box in self._param_boxes.items():
-            if name == "total_steps" and box.value() == old:
-                box.setValue(self._horizon)
+            if name == "total_steps" and read_widget(box) == old:
+                write_widget(box, self._horizon)
         self._redraw()  # pinned curves are snapshots: they keep the horizon they were drawn with
 
     def schedule(self) -> Schedule | None:
@@ -182,7 +190,7 @@ class ScheduleDesigner(QWidget):
     # -------------------------------------------------------------------------------------------------- internals
     def _short_name(self) -> str:
         kind = self.schedule_combo.currentText()
-        parts = [f"{n}={b.value():g}" for n, b in self._param_boxes.items()]
+        parts = [f"{n}={read_widget(b):g}" for n, b in self._param_boxes.items()]
         text = kind + (f" ({', '.join(parts)})" if parts else "")
         if self.warmup_steps_box.value():
             text += f" + warm-up {self.warmup_steps_box.value()}"
@@ -199,23 +207,15 @@ class ScheduleDesigner(QWidget):
         info = SCHEDULES[kind]
         self.formula_label.setText(f"lr(t) = {info.formula}")
         for spec in info.params:
-            if spec.integer:
-                box: QDoubleSpinBox | QSpinBox = QSpinBox()
-                box.setRange(int(spec.low), int(min(spec.high, 2**31 - 1)))
-                default = self._horizon if spec.name == "total_steps" else int(spec.default)
-                if spec.name == "step_size":
-                    default = max(1, self._horizon // 4)
-                box.setValue(default)
-            else:
-                box = QDoubleSpinBox()
-                box.setRange(spec.low, spec.high)
-                box.setDecimals(4)
-                box.setSingleStep(0.05 if spec.high <= 1.0 else 0.1)
-                box.setValue(spec.default)
-            box.setKeyboardTracking(False)
+            box = param_widget(spec)
+            # lengths follow the race: the decay spans the whole horizon, a step decay drops four times
+            if spec.name == "total_steps":
+                write_widget(box, self._horizon)
+            elif spec.name == "step_size":
+                write_widget(box, max(1, self._horizon // 4))
             box.valueChanged.connect(self._on_params_changed)
             self._param_boxes[spec.name] = box
-            self._params_row.addWidget(QLabel(spec.name.replace("_", " ")))
+            self._params_row.addWidget(self._label(spec))
             self._params_row.addWidget(box, 1)
         self._redraw()
 
@@ -224,12 +224,12 @@ class ScheduleDesigner(QWidget):
 
     def _redraw(self) -> None:
         kind = self.schedule_combo.currentText()
-        params = {n: b.value() for n, b in self._param_boxes.items()}
+        params = {n: read_widget(b) for n, b in self._param_boxes.items()}
         try:
-            s = make_schedule(kind, self.base_lr_box.value(), warmup_steps=self.warmup_steps_box.value(),
-                              start_factor=self.start_factor_box.value(), **params)
+            s = make_schedule(kind, read_widget(self.base_lr_box), warmup_steps=read_widget(self.warmup_steps_box),
+                              start_factor=read_widget(self.start_factor_box), **params)
             y = s.curve(self._horizon)
-        except Exception as exc:  # a bad combination is shown, never raised
+        except StudioError as exc:  # a bad combination is shown, never raised
             self._schedule = None
             self.error_label.setText(str(exc))
             self.error_label.show()

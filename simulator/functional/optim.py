@@ -43,7 +43,8 @@ lecture's velocity keeps earlier steps at the rate they were taken with. The sam
 """
 from __future__ import annotations
 
-import math
+import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Mapping, Sequence
@@ -52,28 +53,49 @@ import numpy as np
 
 from kernels import optim as K
 from simulator.core.errors import ShapeError, ValueInputError
+from simulator.core.params import Param, Settings, param
 
 __all__ = [
     "Optimizer", "SGD", "AdaGrad", "RMSProp", "Adam", "AdamW",
-    "OptimizerInfo", "OPTIMIZERS", "make_optimizer",
+    "OptimizerInfo", "OPTIMIZERS", "make_optimizer", "optimizer_info", "HYPERPARAMETERS",
+    "LR", "MOMENTUM", "ALPHA", "EPS", "BETA1", "BETA2", "WEIGHT_DECAY", "CENTERED",
 ]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _EMPTY = {dt: np.empty(0, dt) for dt in _FLOATS}
 
+# ------------------------------------------------------------------------------------------------ declarations
+# Every hyperparameter is declared once, here: the classes validate with these declarations, the registry below
+# gives each optimizer its own defaults (``dataclasses.replace``), and the GUI builds its controls from them.
+# Ranges are torch.optim's, except where a learner is better served by a refusal: eps > 0, momentum and alpha <= 1,
+# weight decay <= 1 (torch accepts any eps >= 0 and any momentum, alpha or weight decay >= 0).
+LR = Param("lr", float, 0.01, low=0.0, log=True, label="learning rate",
+           doc="Step size: how far each update moves along its (scaled) direction. Too small crawls, too large "
+               "overshoots or diverges.")
+MOMENTUM = Param("momentum", float, 0.0, low=0.0, high=1.0, label="momentum",
+                 doc="mu: the fraction of the previous velocity kept at each step (0 = no momentum; 0.9 is usual). "
+                     "The velocity averages about 1 / (1 - mu) recent gradients.")
+ALPHA = Param("alpha", float, 0.99, low=0.0, high=1.0, label="alpha",
+              doc="Decay of RMSProp's running average of squared gradients: v <- alpha v + (1 - alpha) g^2. Close "
+                  "to 1 remembers long; 0 uses only the current gradient.")
+EPS = Param("eps", float, 1e-8, low=0.0, low_open=True, log=True, label="eps",
+            doc="Added to the denominator so that a tiny accumulated gradient never divides by zero.")
+BETA1 = Param("beta1", float, 0.9, low=0.0, high=1.0, high_open=True, label="beta1",
+              doc="Adam's decay of the first moment (the running mean of gradients, like momentum).")
+BETA2 = Param("beta2", float, 0.999, low=0.0, high=1.0, high_open=True, label="beta2",
+              doc="Adam's decay of the second moment (the running mean of squared gradients, like RMSProp's "
+                  "alpha).")
+WEIGHT_DECAY = Param("weight_decay", float, 0.0, low=0.0, high=1.0, decimals=5, label="weight decay",
+                     doc="L2 penalty: wd * p is added to the gradient (AdamW instead shrinks p by lr * wd before "
+                         "its update: decoupled weight decay). 0 switches it off.")
+CENTERED = Param("centered", bool, False, label="centered",
+                 doc="Divide by an estimate of the gradient's variance (squared average minus squared mean) "
+                     "instead of its raw second moment.")
+NESTEROV = Param("nesterov", bool, False, label="Nesterov",
+                 doc="Take the momentum step from the look-ahead point (Nesterov's accelerated gradient).")
 
-def _number(name: str, value: Any, *, low: float = 0.0, high: float = math.inf,
-            low_open: bool = False, high_open: bool = False) -> float:
-    """``value`` as a float, checked to lie in the interval [low, high] (ends open as asked); else ValueInputError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueInputError(f"{name} must be a real number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueInputError(f"{name} must be finite, got {v}")
-    if v < low or (low_open and v == low) or v > high or (high_open and v == high):
-        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-        raise ValueInputError(f"Invalid {name}: {v} (must lie in {lo}{low}, {high}{hi})")
-    return v
+HYPERPARAMETERS: Mapping[str, Param] = MappingProxyType({p.name: p for p in (
+    LR, MOMENTUM, ALPHA, EPS, BETA1, BETA2, WEIGHT_DECAY, CENTERED, NESTEROV)})
 
 
 class Optimizer:
@@ -99,7 +121,7 @@ class Optimizer:
                 raise ValueInputError(f"parameter {i} is read-only; the optimizer updates parameters in place")
         self.params: list[np.ndarray] = params
         self.lr = lr
-        self.weight_decay = _number("weight_decay value", weight_decay)
+        self.weight_decay = WEIGHT_DECAY.check(weight_decay)
         self.state: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------------------------------------ learning rate
@@ -109,7 +131,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value: float) -> None:
-        self._lr = _number("learning rate", value)
+        self._lr = LR.check(value)
 
     # ---------------------------------------------------------------------------------------------------- stepping
     def step(self, grads: Sequence[np.ndarray]) -> None:
@@ -175,8 +197,8 @@ class SGD(Optimizer):
     def __init__(self, params: Sequence[np.ndarray], lr: float, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0):
         super().__init__(params, lr, weight_decay)
-        self.momentum = _number("momentum value", momentum)
-        self.nesterov = bool(nesterov)
+        self.momentum = MOMENTUM.check(momentum)
+        self.nesterov = NESTEROV.check(bool(nesterov) if isinstance(nesterov, (int, np.integer)) else nesterov)
         if self.nesterov and self.momentum <= 0.0:
             raise ValueInputError("Nesterov momentum requires a momentum > 0")
         self.reset_state()
@@ -216,7 +238,7 @@ class AdaGrad(Optimizer):
     def __init__(self, params: Sequence[np.ndarray], lr: float = 0.01, eps: float = 1e-10,
                  weight_decay: float = 0.0):
         super().__init__(params, lr, weight_decay)
-        self.eps = _number("epsilon value", eps, low_open=True)
+        self.eps = EPS.check(eps)
         self.reset_state()
 
     def hyperparameters(self) -> dict[str, float | bool]:
@@ -242,10 +264,10 @@ class RMSProp(Optimizer):
     def __init__(self, params: Sequence[np.ndarray], lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
                  momentum: float = 0.0, weight_decay: float = 0.0, centered: bool = False):
         super().__init__(params, lr, weight_decay)
-        self.alpha = _number("alpha value", alpha, high=1.0)
-        self.eps = _number("epsilon value", eps, low_open=True)
-        self.momentum = _number("momentum value", momentum)
-        self.centered = bool(centered)
+        self.alpha = ALPHA.check(alpha)
+        self.eps = EPS.check(eps)
+        self.momentum = MOMENTUM.check(momentum)
+        self.centered = CENTERED.check(bool(centered) if isinstance(centered, (int, np.integer)) else centered)
         self.reset_state()
 
     def hyperparameters(self) -> dict[str, float | bool]:
@@ -288,9 +310,8 @@ class Adam(Optimizer):
             beta1, beta2 = betas
         except (TypeError, ValueError):
             raise ValueInputError(f"betas must be a pair of numbers, got {betas!r}") from None
-        self.betas = (_number("beta parameter at index 0", beta1, high=1.0, high_open=True),
-                      _number("beta parameter at index 1", beta2, high=1.0, high_open=True))
-        self.eps = _number("epsilon value", eps, low_open=True)
+        self.betas = (BETA1.check(beta1), BETA2.check(beta2))
+        self.eps = EPS.check(eps)
         self.reset_state()
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -325,42 +346,148 @@ class AdamW(Adam):
 
 
 # ------------------------------------------------------------------------------------------------------- registry
+_BETAS = ("beta1", "beta2")
+
+
 @dataclass(frozen=True)
 class OptimizerInfo:
-    """A GUI entry: display name, the class that builds it, its default keyword arguments and a one-line rule."""
+    """One entry of the registry: display name, the class that builds it, its hyperparameters declared (``params``,
+    learning rate first, each with this optimizer's default), keyword arguments fixed by the entry (``fixed``:
+    Nesterov's ``nesterov=True``), a one-line update rule and a sentence for learners.
+
+    ``settings`` is a Settings class with one field per declared hyperparameter (a form is built from it, and an
+    instance is always valid). Adam's ``betas=(beta1, beta2)`` keyword is split into two declared scalars; the
+    packing and unpacking happen only here, in ``kwargs`` and ``values``."""
 
     name: str
     factory: Callable[..., Optimizer]
-    defaults: Mapping[str, Any] = field(default_factory=dict)
+    params: tuple[Param, ...]
     formula: str = ""
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    doc: str = ""
+    settings: type = field(init=False, repr=False, compare=False)
 
-    def create(self, params: Sequence[np.ndarray], **overrides: Any) -> Optimizer:
-        """Build the optimizer over ``params`` with the defaults, updated by ``overrides``."""
-        return self.factory(params, **{**self.defaults, **overrides})
+    def __post_init__(self) -> None:
+        fields = [(p.name, p.kind, param(p.default, kind=p.kind, low=p.low, high=p.high, low_open=p.low_open,
+                                         high_open=p.high_open, log=p.log, choices=p.choices, label=p.label,
+                                         doc=p.doc, decimals=p.decimals)) for p in self.params]
+        cls = dataclasses.make_dataclass(f"{self.name}Settings", fields, bases=(Settings,), frozen=True,
+                                         namespace={"__doc__": f"{self.name}'s hyperparameters."})
+        cls.__module__ = __name__
+        object.__setattr__(self, "settings", cls)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    @property
+    def implied(self) -> Mapping[str, Any]:
+        """Keyword arguments of the class that this entry does not declare, at the values it implies: ``fixed``
+        ones and the class's own defaults (the SGD entry is SGD with momentum 0.0 and nesterov False). Given with
+        those values they are accepted, so ``make_optimizer(name, ..., **opt.hyperparameters())`` rebuilds opt."""
+        sig = inspect.signature(self.factory)
+        out = {name: p.default for name, p in sig.parameters.items()
+               if p.default is not inspect.Parameter.empty and name not in self.param_names and name != "betas"}
+        out.update(self.fixed)
+        return MappingProxyType(out)
+
+    @property
+    def defaults(self) -> Mapping[str, Any]:
+        """The constructor's keyword arguments for this entry's defaults (``betas`` packed, ``fixed`` included)."""
+        return MappingProxyType(self.kwargs(self.settings()))
+
+    def values(self, hyper: Mapping[str, Any] | None = None, **more: Any) -> dict[str, Any]:
+        """Declared values from keyword arguments in either form (``betas=(b1, b2)`` or ``beta1=``/``beta2=``),
+        merged over the defaults and validated. Keys this optimizer does not have are refused by name; keys fixed
+        by the entry (``nesterov``) are accepted only with their fixed value."""
+        given = dict(hyper or {}, **more)
+        if "betas" in given and "beta1" in self.param_names:
+            betas = given.pop("betas")
+            try:
+                b1, b2 = betas
+            except (TypeError, ValueError):
+                raise ValueInputError(f"betas must be a pair of numbers (beta1, beta2), got {betas!r}") from None
+            given.setdefault("beta1", b1)
+            given.setdefault("beta2", b2)
+        for key, value in self.implied.items():
+            if key in given and given.pop(key) != value:
+                raise ValueInputError(f"{self.name} always has {key}={value!r}; choose another optimizer to change it")
+        unknown = sorted(set(given) - set(self.param_names))
+        if unknown:
+            raise ValueInputError(f"{self.name} has no hyperparameter {', '.join(map(repr, unknown))}; it has: "
+                                  f"{', '.join(self.param_names)}")
+        return self.settings(**given).as_dict()
+
+    def kwargs(self, values: Any = None) -> dict[str, Any]:
+        """The class's keyword arguments for declared values (a Settings object or a mapping; missing ones take
+        their defaults): ``beta1``/``beta2`` packed as ``betas``, the entry's fixed arguments added."""
+        if values is None:
+            values = self.settings()
+        vals = values.as_dict() if isinstance(values, Settings) else self.values(values)
+        out = {k: v for k, v in vals.items() if k not in _BETAS}
+        if "beta1" in vals:
+            out["betas"] = (vals["beta1"], vals["beta2"])
+        out.update(self.fixed)
+        return out
+
+    def create(self, params: Sequence[np.ndarray], values: Any = None, **overrides: Any) -> Optimizer:
+        """Build the optimizer over ``params`` with the defaults, updated by ``values`` (a Settings object or a
+        mapping) and then by ``overrides`` (either form of Adam's betas)."""
+        base = values.as_dict() if isinstance(values, Settings) else dict(values or {})
+        if overrides:
+            if "betas" in overrides:
+                base = {k: v for k, v in base.items() if k not in _BETAS}
+            base.update(overrides)
+        return self.factory(params, **self.kwargs(self.values(base)))
 
 
-def _info(name: str, factory: Callable[..., Optimizer], formula: str, **defaults: Any) -> OptimizerInfo:
-    return OptimizerInfo(name, factory, MappingProxyType(defaults), formula)
+def _lr(default: float) -> Param:
+    return dataclasses.replace(LR, default=default)
 
 
+def _with(p: Param, **changes: Any) -> Param:
+    return dataclasses.replace(p, **changes)
+
+
+# Learning-rate defaults are sensible starting points for training a small network (the playground's); every other
+# default is torch.optim's (the Momentum and Nesterov entries are SGD with momentum 0.9).
 OPTIMIZERS: Mapping[str, OptimizerInfo] = MappingProxyType({
-    "SGD": _info("SGD", SGD, "p -= lr g", lr=0.01),
-    "Momentum": _info("Momentum", SGD, "b = mu b + g;  p -= lr b", lr=0.01, momentum=0.9),
-    "Nesterov": _info("Nesterov", SGD, "b = mu b + g;  p -= lr (g + mu b)", lr=0.01, momentum=0.9, nesterov=True),
-    "AdaGrad": _info("AdaGrad", AdaGrad, "s += g^2;  p -= lr g / (sqrt(s) + eps)", lr=0.01, eps=1e-10),
-    "RMSProp": _info("RMSProp", RMSProp, "v = a v + (1-a) g^2;  p -= lr g / (sqrt(v) + eps)",
-                     lr=0.01, alpha=0.99, eps=1e-8, momentum=0.0, centered=False),
-    "Adam": _info("Adam", Adam, "m, v moving averages of g, g^2;  p -= lr m^ / (sqrt(v^) + eps)",
-                  lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
-    "AdamW": _info("AdamW", AdamW, "p *= 1 - lr wd;  then Adam", lr=0.001, betas=(0.9, 0.999), eps=1e-8,
-                   weight_decay=0.01),
+    "SGD": OptimizerInfo("SGD", SGD, (_lr(0.1), WEIGHT_DECAY), "p -= lr g",
+                         doc="Plain stochastic gradient descent: step straight down the gradient."),
+    "Momentum": OptimizerInfo("Momentum", SGD, (_lr(0.05), _with(MOMENTUM, default=0.9), WEIGHT_DECAY),
+                              "b = mu b + g;  p -= lr b",
+                              doc="SGD with a velocity: gradients are accumulated, so steps build up along "
+                                  "consistent directions and oscillations cancel."),
+    "Nesterov": OptimizerInfo("Nesterov", SGD, (_lr(0.05), _with(MOMENTUM, default=0.9, low_open=True),
+                                                WEIGHT_DECAY), "b = mu b + g;  p -= lr (g + mu b)",
+                              fixed=MappingProxyType({"nesterov": True}),
+                              doc="Momentum with the gradient taken at the look-ahead point: it brakes earlier."),
+    "AdaGrad": OptimizerInfo("AdaGrad", AdaGrad, (_lr(0.05), _with(EPS, default=1e-10), WEIGHT_DECAY),
+                             "s += g^2;  p -= lr g / (sqrt(s) + eps)",
+                             doc="Per-coordinate steps divided by the root of all squared gradients so far: "
+                                 "steep directions slow down, and every step shrinks over time."),
+    "RMSProp": OptimizerInfo("RMSProp", RMSProp, (_lr(0.005), ALPHA, EPS, MOMENTUM, WEIGHT_DECAY, CENTERED),
+                             "v = a v + (1-a) g^2;  p -= lr g / (sqrt(v) + eps)",
+                             doc="Leaky AdaGrad: a running average of squared gradients, so steps do not "
+                                 "shrink forever."),
+    "Adam": OptimizerInfo("Adam", Adam, (_lr(0.01), BETA1, BETA2, EPS, WEIGHT_DECAY),
+                          "m, v moving averages of g, g^2;  p -= lr m^ / (sqrt(v^) + eps)",
+                          doc="Momentum and RMSProp together, with bias correction of both averages."),
+    "AdamW": OptimizerInfo("AdamW", AdamW, (_lr(0.01), BETA1, BETA2, EPS, _with(WEIGHT_DECAY, default=0.01)),
+                           "p *= 1 - lr wd;  then Adam",
+                           doc="Adam with decoupled weight decay: p shrinks by lr * wd each step, apart from "
+                               "the adaptive update."),
 })
+
+
+def optimizer_info(name: str) -> OptimizerInfo:
+    """The registry entry ``name`` (a key of OPTIMIZERS), or ValueInputError listing the known names."""
+    try:
+        return OPTIMIZERS[name]
+    except (KeyError, TypeError):
+        raise ValueInputError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}") from None
 
 
 def make_optimizer(name: str, params: Sequence[np.ndarray], **overrides: Any) -> Optimizer:
     """Build the registered optimizer ``name`` (a key of OPTIMIZERS) with its defaults updated by ``overrides``."""
-    try:
-        info = OPTIMIZERS[name]
-    except KeyError:
-        raise ValueInputError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}") from None
-    return info.create(params, **overrides)
+    return optimizer_info(name).create(params, **overrides)

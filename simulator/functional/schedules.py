@@ -22,49 +22,48 @@ the same schedule for another base rate (used by the optimizer race, where each 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from simulator.core.errors import ValueInputError
+from simulator.core.params import Param, Settings, check_int, param, params_of
 
 __all__ = [
     "Schedule", "Constant", "StepDecay", "CosineDecay", "LinearDecay", "InverseSqrt", "Warmup",
-    "ScheduledOptimizer", "ParamSpec", "ScheduleInfo", "SCHEDULES", "make_schedule",
+    "ScheduledOptimizer", "ScheduleInfo", "SCHEDULES", "make_schedule", "MAX_CURVE_STEPS", "WARMUP_PARAMS",
 ]
 
-
-def _real(name: str, value: Any, low: float = 0.0, high: float = math.inf, low_open: bool = False) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueInputError(f"{name} must be a real number, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or v < low or (low_open and v == low) or v > high:
-        raise ValueInputError(f"{name} must be a finite number in {'(' if low_open else '['}{low}, {high}], got {v}")
-    return v
+# ``curve(n)`` allocates n floats: a plot or a race never needs more than this (80 MB would be 10 million).
+MAX_CURVE_STEPS = 1_000_000
+_MAX_LENGTH = 10_000_000    # step counts a schedule may be declared with (the trainer's limit on steps)
 
 
-def _count(name: str, value: Any, low: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueInputError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+def _base_lr() -> Any:
+    return param(0.1, low=0.0, log=True, label="base lr",
+                 doc="a0: the rate at t = 0 (in a race, each optimizer's own lr takes its place)")
 
 
-class Schedule:
-    """Base class. Subclasses are frozen dataclasses with a ``base_lr`` field and a vectorised ``_rates``."""
+def _length(default: int, label: str, doc: str) -> Any:
+    return param(default, low=1, high=_MAX_LENGTH, label=label, doc=doc)
+
+
+class Schedule(Settings):
+    """Base class. Subclasses are frozen dataclasses of declared parameters (the first is ``base_lr``), validated
+    when made, with a vectorised ``_rates``."""
 
     base_lr: float
 
     def lr_at(self, step: int) -> float:
         """The learning rate of update number ``step`` (0-based)."""
-        step = _count("step", step, 0)
+        step = check_int("step", step, 0)
         return float(self._rates(np.array([step], dtype=np.float64))[0])
 
     def curve(self, n_steps: int) -> np.ndarray:
-        """Rates of updates 0 .. n_steps-1: (n_steps,) float64, finite and non-negative."""
-        n_steps = _count("n_steps", n_steps, 0)
+        """Rates of updates 0 .. n_steps-1: (n_steps,) float64, finite and non-negative. At most MAX_CURVE_STEPS."""
+        n_steps = check_int("number of steps of a schedule curve", n_steps, 0, MAX_CURVE_STEPS)
         return self._rates(np.arange(n_steps, dtype=np.float64))
 
     def with_base(self, base_lr: float) -> "Schedule":
@@ -81,16 +80,10 @@ class Schedule:
         """t: (n,) float64 step numbers >= 0. Returns (n,) rates."""
         raise NotImplementedError
 
-    def _check_base(self) -> None:
-        object.__setattr__(self, "base_lr", _real("base_lr", self.base_lr))
-
 
 @dataclass(frozen=True)
 class Constant(Schedule):
-    base_lr: float
-
-    def __post_init__(self) -> None:
-        self._check_base()
+    base_lr: float = _base_lr()
 
     def _rates(self, t: np.ndarray) -> np.ndarray:
         return np.full(t.shape, self.base_lr)
@@ -100,14 +93,9 @@ class Constant(Schedule):
 class StepDecay(Schedule):
     """Multiply the rate by ``gamma`` every ``step_size`` updates (torch's StepLR)."""
 
-    base_lr: float
-    step_size: int = 1000
-    gamma: float = 0.1
-
-    def __post_init__(self) -> None:
-        self._check_base()
-        object.__setattr__(self, "step_size", _count("step_size", self.step_size, 1))
-        object.__setattr__(self, "gamma", _real("gamma", self.gamma, 0.0, 1.0))
+    base_lr: float = _base_lr()
+    step_size: int = _length(1000, "step size", "the rate drops every this many updates")
+    gamma: float = param(0.1, low=0.0, high=1.0, label="gamma", doc="the factor applied at every drop")
 
     def _rates(self, t: np.ndarray) -> np.ndarray:
         with np.errstate(under="ignore"):
@@ -118,14 +106,9 @@ class StepDecay(Schedule):
 class CosineDecay(Schedule):
     """Half a cosine from base_lr down to eta_min over total_steps updates, then eta_min."""
 
-    base_lr: float
-    total_steps: int = 1000
-    eta_min: float = 0.0
-
-    def __post_init__(self) -> None:
-        self._check_base()
-        object.__setattr__(self, "total_steps", _count("total_steps", self.total_steps, 1))
-        object.__setattr__(self, "eta_min", _real("eta_min", self.eta_min))
+    base_lr: float = _base_lr()
+    total_steps: int = _length(1000, "total steps", "T: the decay reaches eta_min after this many updates")
+    eta_min: float = param(0.0, low=0.0, high=10.0, label="eta min", doc="the floor the rate decays to (absolute)")
 
     def _rates(self, t: np.ndarray) -> np.ndarray:
         tc = np.minimum(t, self.total_steps)
@@ -136,14 +119,9 @@ class CosineDecay(Schedule):
 class LinearDecay(Schedule):
     """A straight line from base_lr to end_lr over total_steps updates, then end_lr."""
 
-    base_lr: float
-    total_steps: int = 1000
-    end_lr: float = 0.0
-
-    def __post_init__(self) -> None:
-        self._check_base()
-        object.__setattr__(self, "total_steps", _count("total_steps", self.total_steps, 1))
-        object.__setattr__(self, "end_lr", _real("end_lr", self.end_lr))
+    base_lr: float = _base_lr()
+    total_steps: int = _length(1000, "total steps", "T: the line reaches end_lr after this many updates")
+    end_lr: float = param(0.0, low=0.0, high=10.0, label="end lr", doc="the rate at the end of the line (absolute)")
 
     def _rates(self, t: np.ndarray) -> np.ndarray:
         tc = np.minimum(t, self.total_steps)
@@ -154,12 +132,9 @@ class LinearDecay(Schedule):
 class InverseSqrt(Schedule):
     """base_lr / sqrt(1 + t / timescale): flat for t << timescale, then falling as 1 / sqrt(t)."""
 
-    base_lr: float
-    timescale: float = 1.0
-
-    def __post_init__(self) -> None:
-        self._check_base()
-        object.__setattr__(self, "timescale", _real("timescale", self.timescale, low_open=True))
+    base_lr: float = _base_lr()
+    timescale: float = param(1.0, low=1e-3, high=1e7, log=True, label="timescale",
+                             doc="the rate is about flat for t much smaller than this, then falls as 1 / sqrt(t)")
 
     def _rates(self, t: np.ndarray) -> np.ndarray:
         return self.base_lr / np.sqrt(1.0 + t / self.timescale)
@@ -169,15 +144,16 @@ class InverseSqrt(Schedule):
 class Warmup(Schedule):
     """Linear warm-up over ``warmup_steps`` updates from start_factor * inner.lr_at(0), then ``inner`` restarted."""
 
-    inner: Schedule
-    warmup_steps: int = 100
-    start_factor: float = 0.0
+    inner: Schedule = None  # type: ignore[assignment]
+    warmup_steps: int = param(100, low=0, high=_MAX_LENGTH, label="warm-up steps",
+                              doc="the rate ramps up linearly over this many updates (0: no warm-up)")
+    start_factor: float = param(0.0, low=0.0, high=1.0, label="start factor",
+                                doc="the first update's rate, as a fraction of the rate after warm-up")
 
     def __post_init__(self) -> None:
         if not isinstance(self.inner, Schedule):
             raise ValueInputError(f"Warmup wraps a schedule, got {self.inner!r}")
-        object.__setattr__(self, "warmup_steps", _count("warmup_steps", self.warmup_steps, 0))
-        object.__setattr__(self, "start_factor", _real("start_factor", self.start_factor, 0.0, 1.0))
+        super().__post_init__()
 
     @property
     def base_lr(self) -> float:  # type: ignore[override]
@@ -217,44 +193,35 @@ class ScheduledOptimizer:
 
 # ------------------------------------------------------------------------------------------------------- registry
 @dataclass(frozen=True)
-class ParamSpec:
-    """One schedule parameter as the GUI shows it: a spin box from low to high (integer or not)."""
-
-    name: str
-    default: float
-    low: float
-    high: float
-    integer: bool = False
-
-
-@dataclass(frozen=True)
 class ScheduleInfo:
+    """A registry entry: display name, the schedule class (a Settings class: its declared parameters are the form)
+    and the formula. ``params`` are the declared parameters besides ``base_lr``."""
+
     name: str
-    factory: Callable[..., Schedule]
-    params: tuple[ParamSpec, ...]
+    factory: type
     formula: str
 
-    def create(self, base_lr: float, **params: Any) -> Schedule:
-        values = {p.name: p.default for p in self.params}
-        values.update(params)
-        for p in self.params:
-            if p.integer and isinstance(values[p.name], float) and values[p.name].is_integer():
-                values[p.name] = int(values[p.name])
-        return self.factory(base_lr, **values)
+    @property
+    def params(self) -> tuple[Param, ...]:
+        return tuple(p for p in params_of(self.factory) if p.name != "base_lr")
 
+    def create(self, base_lr: float, **params: Any) -> Schedule:
+        """The schedule with ``base_lr`` and these parameters (the others at their declared defaults)."""
+        unknown = sorted(set(params) - {p.name for p in self.params})
+        if unknown:
+            raise ValueInputError(f"the {self.name} schedule has no parameter {', '.join(map(repr, unknown))}")
+        return self.factory(base_lr, **params)
+
+
+# The warm-up's own parameters, for a form: Warmup(inner, warmup_steps, start_factor).
+WARMUP_PARAMS: tuple[Param, ...] = params_of(Warmup)
 
 SCHEDULES: Mapping[str, ScheduleInfo] = MappingProxyType({
-    "Constant": ScheduleInfo("Constant", Constant, (), "a0"),
-    "Step": ScheduleInfo("Step", StepDecay, (ParamSpec("step_size", 1000, 1, 1e7, True),
-                                               ParamSpec("gamma", 0.1, 0.0, 1.0)), "a0 gamma^floor(t / step_size)"),
-    "Cosine": ScheduleInfo("Cosine", CosineDecay, (ParamSpec("total_steps", 1000, 1, 1e7, True),
-                                                   ParamSpec("eta_min", 0.0, 0.0, 10.0)),
-                           "eta_min + (a0 - eta_min)/2 (1 + cos(pi t / T))"),
-    "Linear": ScheduleInfo("Linear", LinearDecay, (ParamSpec("total_steps", 1000, 1, 1e7, True),
-                                                   ParamSpec("end_lr", 0.0, 0.0, 10.0)),
-                           "a0 + (end_lr - a0) t / T"),
-    "Inverse sqrt": ScheduleInfo("Inverse sqrt", InverseSqrt, (ParamSpec("timescale", 1.0, 1e-3, 1e7),),
-                                 "a0 / sqrt(1 + t / timescale)"),
+    "Constant": ScheduleInfo("Constant", Constant, "a0"),
+    "Step": ScheduleInfo("Step", StepDecay, "a0 gamma^floor(t / step_size)"),
+    "Cosine": ScheduleInfo("Cosine", CosineDecay, "eta_min + (a0 - eta_min)/2 (1 + cos(pi t / T))"),
+    "Linear": ScheduleInfo("Linear", LinearDecay, "a0 + (end_lr - a0) t / T"),
+    "Inverse sqrt": ScheduleInfo("Inverse sqrt", InverseSqrt, "a0 / sqrt(1 + t / timescale)"),
 })
 
 
@@ -263,9 +230,11 @@ def make_schedule(name: str, base_lr: float, warmup_steps: int = 0, start_factor
     """Build the registered schedule ``name`` (a key of SCHEDULES), wrapped in Warmup when warmup_steps > 0."""
     try:
         info = SCHEDULES[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise ValueInputError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}") from None
     schedule = info.create(base_lr, **params)
+    warmup_steps = check_int("warm-up steps", warmup_steps, 0, _MAX_LENGTH)
     if warmup_steps:
         return Warmup(schedule, warmup_steps, start_factor)
+    Warmup(schedule, 0, start_factor)   # start_factor is checked even when there is no warm-up
     return schedule

@@ -7,6 +7,11 @@ Every surface evaluates elementwise over same-shaped arrays of x and y (a 300x30
 ``race(surface, specs, start, n_steps, schedule)`` runs several optimizers from one start point in lockstep: one
 vectorised gradient call per step for all of them, and one call of ``kernels.optim.race_step_2d``, which applies
 the same per-element rules as the ``simulator.functional.optim`` classes (so a race and a class take identical steps).
+``race_job`` is the same race as a job (``simulator.core.jobs``): it yields Progress and returns the results.
+
+The named surfaces are Settings (``simulator.core.params``): their parameters (a bowl's condition number, Rosenbrock's
+a and b, ...) are declared once with ranges, labels and help, validated when a surface is made, and a form can be
+built from ``params_of(SURFACES[name])``.
 """
 from __future__ import annotations
 
@@ -14,25 +19,39 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from kernels import optim as K
 from simulator.core.errors import ValueInputError
+from simulator.core.jobs import Job, Progress, run_job
+from simulator.core.params import Settings, check_int, check_real, param, params_of
 from simulator.functional.optim import OPTIMIZERS, Optimizer, make_optimizer
 from simulator.functional.schedules import Schedule
 
 __all__ = [
     "Surface", "QuadraticBowl", "Rosenbrock", "Beale", "Saddle", "Himmelblau", "Hills", "PlateauCliff",
-    "ExpressionSurface", "NoisyGradient", "SURFACES", "make_surface", "RaceResult", "race", "DIVERGENCE_LIMIT",
+    "ExpressionSurface", "NoisyGradient", "SURFACES", "make_surface", "RaceResult", "race", "race_job",
+    "DIVERGENCE_LIMIT", "MAX_RACE_STEPS", "MAX_GRID",
 ]
 
 DIVERGENCE_LIMIT = 1e6
+MAX_RACE_STEPS = 100_000     # a race keeps every point of every path: 100k steps x 10 optimizers is 16 MB
+MAX_GRID = 2000              # grid(n) allocates n x n values
+MAX_RACERS = 32
 
 
 def _xy(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+
+def _pair(name: str, value: Any) -> tuple[Any, Any]:
+    try:
+        a, b = value
+    except (TypeError, ValueError):
+        raise ValueInputError(f"{name} must be two numbers, got {value!r}") from None
+    return a, b
 
 
 def _polish(surface: "Surface", x: float, y: float, iterations: int = 30) -> tuple[float, float, float]:
@@ -49,8 +68,9 @@ def _polish(surface: "Surface", x: float, y: float, iterations: int = 30) -> tup
     return float(x), float(y), float(surface.value(x, y))
 
 
-class Surface:
-    """Base class of 2-D surfaces. Subclasses define value and grad; x, y: arrays of one shape (or scalars)."""
+class Surface(Settings):
+    """Base class of 2-D surfaces. Subclasses define value and grad; x, y: arrays of one shape (or scalars).
+    Their declared fields (``param``) are validated when a surface is made."""
 
     name: str = "surface"
     xlim: tuple[float, float] = (-2.0, 2.0)
@@ -66,6 +86,7 @@ class Surface:
 
     def grid(self, n: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X, Y, Z), each (n, n), over the suggested view; Z[i, j] = value(X[i, j], Y[i, j]), rows along y."""
+        n = check_int("grid size", n, 2, MAX_GRID)
         xs = np.linspace(*self.xlim, n)
         ys = np.linspace(*self.ylim, n)
         X, Y = np.meshgrid(xs, ys)
@@ -79,19 +100,17 @@ class QuadraticBowl(Surface):
     axis is ``angle`` + 90 degrees from the x axis. Hessian eigenvalues 1 and ``condition``; minimum 0 at the origin.
     Plain gradient descent is stable for lr < 2 / condition."""
 
-    condition: float = 10.0
-    angle: float = 30.0
+    condition: float = param(10.0, low=1.0, high=1e4, log=True, label="condition number",
+                             doc="ratio of the steepest to the flattest curvature (Hessian eigenvalues 1 and this); "
+                                 "plain gradient descent is stable only for lr < 2 / condition")
+    angle: float = param(30.0, low=-180.0, high=180.0, decimals=1, label="angle (degrees)",
+                         doc="rotation of the ellipse: a bowl not aligned with the axes defeats per-coordinate "
+                             "scaling (AdaGrad, RMSProp, Adam)")
     name = "Ill-conditioned bowl"
     xlim = (-2.0, 2.0)
     ylim = (-2.0, 2.0)
     start = (-1.5, 1.0)
     minima = ((0.0, 0.0, 0.0),)
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.condition) and self.condition >= 1.0):
-            raise ValueInputError(f"condition must be a finite number >= 1, got {self.condition}")
-        if not math.isfinite(self.angle):
-            raise ValueInputError(f"angle must be finite, got {self.angle}")
 
     @property
     def _cs(self) -> tuple[float, float]:
@@ -116,8 +135,9 @@ class QuadraticBowl(Surface):
 class Rosenbrock(Surface):
     """f = (a - x)^2 + b (y - x^2)^2: a curved, flat-bottomed valley; minimum 0 at (a, a^2)."""
 
-    a: float = 1.0
-    b: float = 100.0
+    a: float = param(1.0, low=-10.0, high=10.0, decimals=2, label="a", doc="the minimum is at (a, a^2)")
+    b: float = param(100.0, low=0.0, high=1e4, decimals=1, label="b",
+                     doc="steepness of the valley's walls: larger b makes a narrower, harder valley")
     name = "Rosenbrock"
     xlim = (-2.0, 2.0)
     ylim = (-1.0, 3.0)
@@ -220,13 +240,15 @@ class Hills(Surface):
     centers: tuple[tuple[float, float], ...] = ((-1.0, 1.0), (1.2, -0.6), (1.2, 1.4))
     depths: tuple[float, ...] = (1.5, 0.9, 0.6)
     widths: tuple[float, ...] = (0.6, 0.5, 0.4)
-    bowl: float = 0.05
+    bowl: float = param(0.05, low=0.0, high=10.0, decimals=3, label="bowl",
+                        doc="curvature of the shallow bowl that keeps runs from wandering off")
     name = "Hills"
     xlim = (-3.0, 3.0)
     ylim = (-3.0, 3.0)
     start = (2.5, -2.0)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not (len(self.centers) == len(self.depths) == len(self.widths)):
             raise ValueInputError("Hills needs as many depths and widths as centers")
         if any(not (w > 0) for w in self.widths):
@@ -272,10 +294,12 @@ class PlateauCliff(Surface):
     drops down a smooth cliff at x = 0 (slope height * steepness / 4) into a wide bowl around (x0, 0).
     sigmoid(-s x) is written (1 - tanh(s x / 2)) / 2, which never overflows."""
 
-    height: float = 1.0
-    steepness: float = 8.0
-    curvature: float = 0.005
-    x0: float = 1.5
+    height: float = param(1.0, low=0.0, high=100.0, decimals=2, label="height", doc="height of the plateau")
+    steepness: float = param(8.0, low=0.0, high=100.0, decimals=1, label="steepness",
+                             doc="how sharply the cliff drops (its slope is height * steepness / 4)")
+    curvature: float = param(0.005, low=0.0, high=10.0, decimals=4, label="curvature",
+                             doc="curvature of the wide bowl below the cliff")
+    x0: float = param(1.5, low=-10.0, high=10.0, decimals=2, label="x0", doc="centre of the bowl below the cliff")
     name = "Plateau and cliff"
     xlim = (-4.0, 3.0)
     ylim = (-2.0, 2.0)
@@ -307,6 +331,33 @@ class ExpressionSurface(Surface):
     ylim: tuple[float, float] = (-2.0, 2.0)
     start: tuple[float, float] = (-1.5, 1.5)
     minima: tuple[tuple[float, float, float], ...] = ()
+
+    MAX_LENGTH: ClassVar[int] = 1000
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise ValueInputError("type an expression in x and y, e.g. x**2 + 10*y**2")
+        if len(self.text) > self.MAX_LENGTH:
+            raise ValueInputError(f"a surface expression may be at most {self.MAX_LENGTH} characters long, "
+                                  f"got {len(self.text):,}")
+        for name, lim in (("xlim", self.xlim), ("ylim", self.ylim)):
+            lo, hi = (check_real(name, v) for v in _pair(name, lim))
+            if not lo < hi:
+                raise ValueInputError(f"{name} must go from a lower to a higher number, got {lim!r}")
+        for v in _pair("start", self.start):
+            check_real("start", v)
+
+    def checked(self) -> "ExpressionSurface":
+        """This surface, once it has parsed, used only x and y, and given one finite-shaped value and gradient per
+        point at two test points; else our error (ExpressionError or ValueInputError) with a learner's message."""
+        _ = self.variables
+        x, y = np.array([0.1, -0.2]), np.array([0.3, 0.05])
+        with np.errstate(all="ignore"):
+            v = self.value(x, y)
+            self.grad(x, y)
+        if np.shape(v) != (2,):
+            raise ValueInputError(f"{self.text!r} must give one number per point (x, y)")
+        return self
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -358,8 +409,10 @@ class NoisyGradient(Surface):
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.sigma) and self.sigma >= 0.0):
-            raise ValueInputError(f"sigma must be a finite number >= 0, got {self.sigma}")
+        if not isinstance(self.surface, Surface):
+            raise ValueInputError(f"NoisyGradient adds noise to a surface, got {self.surface!r}")
+        self.sigma = check_real("gradient noise sigma", self.sigma, 0.0)
+        self.seed = check_int("noise seed", self.seed, 0)
         self.reset()
 
     def reset(self) -> None:
@@ -396,11 +449,18 @@ SURFACES: Mapping[str, Callable[[], Surface]] = MappingProxyType({
 
 
 def make_surface(name: str, **params: Any) -> Surface:
-    """Build the registered surface ``name`` (a key of SURFACES) with its parameters (e.g. condition, angle)."""
+    """Build the registered surface ``name`` (a key of SURFACES) with its declared parameters (e.g. condition,
+    angle); a parameter it does not declare is refused by name."""
     try:
-        return SURFACES[name](**params)
-    except KeyError:
+        cls = SURFACES[name]
+    except (KeyError, TypeError):
         raise ValueInputError(f"unknown surface {name!r}; known: {', '.join(SURFACES)}") from None
+    declared = [p.name for p in params_of(cls)]
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ValueInputError(f"the {name} surface has no parameter {', '.join(map(repr, unknown))}"
+                              + (f"; it has: {', '.join(declared)}" if declared else ""))
+    return cls(**params)
 
 
 # ----------------------------------------------------------------------------------------------------------- race
@@ -408,7 +468,8 @@ def make_surface(name: str, **params: Any) -> Surface:
 class RaceResult:
     """One optimizer's run. trajectory: (m, 2) points x_0 .. x_{m-1}; losses: (m,) surface values there.
     m = n_steps + 1, or, if update number s diverged (non-finite or a coordinate beyond DIVERGENCE_LIMIT),
-    m = s: the run stops at its last good point and ``diverged_at`` = s."""
+    m = s: the run stops at its last good point and ``diverged_at`` = s. grads: (m, 2) the gradient at each point
+    of the path without noise (what an arrow of -grad f shows)."""
 
     label: str
     optimizer: str
@@ -417,6 +478,7 @@ class RaceResult:
     losses: np.ndarray
     diverged_at: int | None
     lrs: np.ndarray  # (n_steps,) the rate of each update
+    grads: np.ndarray | None = None
 
     @property
     def final(self) -> tuple[float, float]:
@@ -430,29 +492,36 @@ def _parse_specs(specs: Any) -> list[tuple[str, str, dict[str, Any]]]:
     if isinstance(specs, Mapping):
         items: list[Any] = []
         for label, value in specs.items():
-            kind, params = (value, {}) if isinstance(value, str) else value
+            kind, params = (value, {}) if isinstance(value, str) else _pair(f"optimizer spec {label!r}", value)
             items.append((label, kind, params))
+    elif isinstance(specs, (str, bytes)) or not isinstance(specs, (Sequence, tuple, list)):
+        raise ValueInputError(f"optimizers must be a list such as ['SGD', ('Adam', {{'lr': 0.1}})], got {specs!r}")
     else:
         items = list(specs)
+    if len(items) > MAX_RACERS:
+        raise ValueInputError(f"a race takes at most {MAX_RACERS} optimizers, got {len(items)}")
     parsed = []
     seen: dict[str, int] = {}
     for item in items:
         if isinstance(item, str):
             label, kind, params = None, item, {}
-        elif len(item) == 2:
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
             (kind, params), label = item, None
-        elif len(item) == 3:
+        elif isinstance(item, (tuple, list)) and len(item) == 3:
             label, kind, params = item
         else:
             raise ValueInputError(f"cannot read optimizer spec {item!r}")
-        if kind not in OPTIMIZERS:
+        if not isinstance(kind, str) or kind not in OPTIMIZERS:
             raise ValueInputError(f"unknown optimizer {kind!r}; known: {', '.join(OPTIMIZERS)}")
+        if not isinstance(params, Mapping):
+            raise ValueInputError(f"the hyperparameters of {kind} must be a mapping such as {{'lr': 0.1}}, "
+                                  f"got {params!r}")
         if label is None:
             label = kind
             seen[label] = seen.get(label, 0) + 1
             if seen[label] > 1:
                 label = f"{kind} #{seen[label]}"
-        parsed.append((label, kind, dict(params)))
+        parsed.append((str(label), kind, dict(params)))
     labels = [p[0] for p in parsed]
     if len(set(labels)) != len(labels):
         raise ValueInputError(f"optimizer labels must be unique, got {labels}")
@@ -471,22 +540,38 @@ def race(surface: Surface, optimizers_spec: Any, start: Sequence[float] | None =
     schedule: shapes every optimizer's rate, scaled to that optimizer's own lr (``schedule.with_base(lr)``).
     A NoisyGradient surface is reset first, so a race is reproducible.
     """
-    if isinstance(n_steps, (bool, np.bool_)) or not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
-        raise ValueInputError(f"n_steps must be an integer >= 0, got {n_steps!r}")
-    x_start = np.asarray(surface.start if start is None else start, dtype=np.float64)
-    if x_start.shape != (2,) or not np.all(np.isfinite(x_start)):
-        raise ValueInputError(f"start must be two finite numbers, got {start!r}")
+    return run_job(race_job(surface, optimizers_spec, start, n_steps, schedule))
+
+
+def race_job(surface: Surface, optimizers_spec: Any, start: Sequence[float] | None = None, n_steps: int = 1000,
+             schedule: Schedule | None = None, report_every: int = 250) -> Job[dict[str, RaceResult]]:
+    """``race`` as a job: checks its arguments at once (before the first ``next``, so a bad one raises where the
+    job is made), then yields Progress(t, n_steps) every ``report_every`` updates and returns {label: RaceResult}.
+    Closing it stops the race."""
+    if not isinstance(surface, Surface):
+        raise ValueInputError(f"race needs a surface, got {surface!r}")
+    n_steps = check_int("number of steps", n_steps, 0, MAX_RACE_STEPS)
+    report_every = check_int("report_every", report_every, 1)
+    xy = _pair("start", surface.start if start is None else start)
+    x_start = np.array([check_real("start x", xy[0], -DIVERGENCE_LIMIT, DIVERGENCE_LIMIT),
+                        check_real("start y", xy[1], -DIVERGENCE_LIMIT, DIVERGENCE_LIMIT)])
+    if schedule is not None and not isinstance(schedule, Schedule):
+        raise ValueInputError(f"schedule must be a Schedule or None, got {schedule!r}")
     specs = _parse_specs(optimizers_spec)
     opts: list[Optimizer] = [make_optimizer(kind, [np.zeros(2)], **params) for _, kind, params in specs]
-    k = len(opts)
-    if isinstance(surface, NoisyGradient):
-        surface.reset()
-
-    family = np.array([o._race_family() for o in opts], dtype=np.int64)
-    hyper = np.ascontiguousarray(np.stack([o._race_row() for o in opts]))
-    lrs = np.empty((n_steps, k))
+    lrs = np.empty((n_steps, len(opts)))
     for j, o in enumerate(opts):
         lrs[:, j] = schedule.with_base(o.lr).curve(n_steps) if schedule is not None else o.lr
+    return _race_steps(surface, specs, opts, x_start, lrs, report_every)
+
+
+def _race_steps(surface: Surface, specs: list[tuple[str, str, dict[str, Any]]], opts: list[Optimizer],
+                x_start: np.ndarray, lrs: np.ndarray, report_every: int) -> Job[dict[str, RaceResult]]:
+    n_steps, k = lrs.shape
+    if isinstance(surface, NoisyGradient):
+        surface.reset()
+    family = np.array([o._race_family() for o in opts], dtype=np.int64)
+    hyper = np.ascontiguousarray(np.stack([o._race_row() for o in opts]))
     x = np.tile(x_start, (k, 1))
     s1, s2, s3 = np.zeros((k, 2)), np.zeros((k, 2)), np.zeros((k, 2))
     step = np.zeros(k, dtype=np.int64)
@@ -496,6 +581,7 @@ def race(surface: Surface, optimizers_spec: Any, start: Sequence[float] | None =
     path[0] = x
     xs, ys = x[:, 0], x[:, 1]  # views: always the current points
     t = 0
+    yield Progress(0, n_steps, "racing")
     with np.errstate(all="ignore"):
         while t < n_steps and active.any():
             gx, gy = surface.grad(xs, ys)
@@ -503,11 +589,24 @@ def race(surface: Surface, optimizers_spec: Any, start: Sequence[float] | None =
                            s1, s2, s3, family, hyper, lrs[t], step, active, diverged, DIVERGENCE_LIMIT)
             t += 1
             path[t] = x
+            if t % report_every == 0:
+                yield Progress(t, n_steps, "racing")
+        ends = [int(diverged[j]) if diverged[j] else t + 1 for j in range(k)]
+        # the noise-free gradient along every path, in one vectorised call (arrows of -grad f)
+        plain = surface.surface if isinstance(surface, NoisyGradient) else surface
+        pts = np.concatenate([path[:m, j] for j, m in enumerate(ends)])
+        gx, gy = plain.grad(pts[:, 0], pts[:, 1])
+        g = np.stack([np.broadcast_to(np.asarray(gx, dtype=np.float64), (len(pts),)),
+                      np.broadcast_to(np.asarray(gy, dtype=np.float64), (len(pts),))], axis=1)
         results = {}
+        i = 0
         for j, ((label, kind, _), o) in enumerate(zip(specs, opts)):
-            m = int(diverged[j]) if diverged[j] else t + 1
+            m = ends[j]
             traj = path[:m, j].copy()
             losses = np.asarray(surface.value(traj[:, 0], traj[:, 1]), dtype=np.float64)
             results[label] = RaceResult(label, kind, MappingProxyType(o.hyperparameters()), traj, losses,
-                                        int(diverged[j]) if diverged[j] else None, lrs[:, j].copy())
+                                        int(diverged[j]) if diverged[j] else None, lrs[:, j].copy(),
+                                        np.ascontiguousarray(g[i:i + m]))
+            i += m
+    yield Progress(n_steps, n_steps, "done")
     return results

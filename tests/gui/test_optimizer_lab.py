@@ -5,9 +5,10 @@ import warnings
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 
-from gui.labs.optimizer_lab import CUSTOM, DEFAULT_OPTIMIZERS, OptimizerLab
+from gui.labs.optimizer_lab import CUSTOM, OptimizerLab
+from simulator.labs.optimizer_lab import DEFAULT_RACE
 from simulator.labs.surfaces import NoisyGradient
 
 N = 200  # race length for the tests: quick, yet long enough to separate the optimizers
@@ -51,8 +52,9 @@ def lab(qtbot):
 
 
 def test_default_race_plays_to_the_end_with_every_point(qtbot, lab):
-    assert [e.kind for e in lab.entries] == [k for k, _ in DEFAULT_OPTIMIZERS]
-    assert len({e.colour for e in lab.entries}) == len(lab.entries)
+    assert [r.kind for r in lab.model.racers] == [k for k, _ in DEFAULT_RACE]
+    assert [r.lr for r in lab.model.racers] == [h["lr"] for _, h in DEFAULT_RACE]
+    assert len({lab.colour(r) for r in lab.model.racers}) == len(lab.model.racers)
     assert lab.n_steps == N and lab.step == 0
     play_to_end(qtbot, lab)
     assert lab.step_label.text() == f"step {N} / {N}"
@@ -81,7 +83,7 @@ def test_add_three_optimizers_through_the_ui(qtbot, lab):
     assert lab.optimizer_table.rowCount() == n0 + 3
     labels = [lab.optimizer_table.item(r, 1).text() for r in range(lab.optimizer_table.rowCount())]
     assert labels[-3:] == ["Adam #2", "Momentum #2", "RMSProp #2"]
-    assert len({e.colour for e in lab.entries}) == n0 + 3        # still all distinct
+    assert len({lab.colour(r) for r in lab.model.racers}) == n0 + 3        # still all distinct
     wait_race(qtbot, lab)
     assert set(labels) == set(lab.runs)
     play_to_end(qtbot, lab)
@@ -100,9 +102,9 @@ def test_disabling_an_optimizer_takes_it_out_of_the_race(qtbot, lab):
     # the check box sits at the left of the cell
     qtbot.mouseClick(lab.optimizer_table.viewport(), Qt.MouseButton.LeftButton,
                      pos=rect.topLeft() + QPointF(10, rect.height() / 2).toPoint())
-    assert not lab.entries[0].enabled
+    assert not lab.model.racers[0].enabled
     wait_race(qtbot, lab)
-    assert lab.entries[0].label not in lab.runs
+    assert lab.model.racers[0].label not in lab.runs
     assert lab.optimizer_table.item(0, 3).text() == "off"
 
 
@@ -136,7 +138,7 @@ def test_schedule_redraws_and_applies_to_the_race(qtbot, lab):
     with qtbot.waitSignal(d.schedule_applied) as blocker:
         qtbot.mouseClick(d.apply_button, Qt.MouseButton.LeftButton)
     schedule = blocker.args[0]
-    assert schedule is not None and lab.schedule is schedule
+    assert schedule is not None and lab.model.schedule is schedule
     wait_race(qtbot, lab)
     for run in lab.runs.values():
         lr = run.result.hyperparameters["lr"]
@@ -145,7 +147,7 @@ def test_schedule_redraws_and_applies_to_the_race(qtbot, lab):
     assert d.pinned == []
     qtbot.mouseClick(d.constant_button, Qt.MouseButton.LeftButton)
     wait_race(qtbot, lab)
-    assert lab.schedule is None
+    assert lab.model.schedule is None
     adam = lab.runs["Adam"].result
     assert np.all(adam.lrs == adam.lrs[0])
 
@@ -155,7 +157,7 @@ def test_a_huge_learning_rate_diverges_visibly_without_warnings(qtbot, lab):
         warnings.simplefilter("error")
         lab.optimizer_table.selectRow(0)
         type_into(qtbot, lab.lr_box(0), "1e9")
-        assert lab.entries[0].params["lr"] == 1e9
+        assert lab.model.racers[0].lr == 1e9
         wait_race(qtbot, lab)
         run = lab.runs["SGD"]
         assert run.diverged_at is not None
@@ -173,15 +175,18 @@ def test_a_huge_learning_rate_diverges_visibly_without_warnings(qtbot, lab):
 
 
 def test_invalid_hyperparameters_are_reported_inline(qtbot, lab):
-    row = [e.kind for e in lab.entries].index("Nesterov")
+    row = [r.kind for r in lab.model.racers].index("Nesterov")
     lab.optimizer_table.selectRow(row)
-    box = lab.hyper_form.itemAt(0, lab.hyper_form.ItemRole.FieldRole).widget()   # momentum
-    type_into(qtbot, box, "0")
-    wait_race(qtbot, lab)
-    assert lab.race_error.isVisible() and "momentum" in lab.race_error.text().lower()
+    box = lab.hyper_form.widgets["momentum"]
+    type_into(qtbot, box, "0.5")
+    assert lab.model.racers[row].hyper.momentum == 0.5
+    type_into(qtbot, box, "0")                 # Nesterov needs momentum > 0: refused, shown under the form
+    assert lab.hyper_form.error.isVisible() and "momentum must be > 0" in lab.hyper_form.error.text()
+    assert lab.model.racers[row].hyper.momentum == 0.5          # the model kept its last valid value
     type_into(qtbot, box, "0.9")
     wait_race(qtbot, lab)
-    assert not lab.race_error.isVisible() and "Nesterov" in lab.runs
+    assert not lab.hyper_form.error.isVisible() and not lab.race_error.isVisible() and "Nesterov" in lab.runs
+    assert lab.runs["Nesterov"].result.hyperparameters["momentum"] == 0.9
 
 
 def test_switching_surfaces_redraws_the_heatmap(qtbot, lab):
@@ -197,15 +202,15 @@ def test_switching_surfaces_redraws_the_heatmap(qtbot, lab):
     lab.surface_combo.setCurrentText("Ill-conditioned bowl")
     img = lab.image_item.image.copy()
     type_into(qtbot, lab.surface_param_boxes["angle"], "-45")
-    assert lab.base_surface.angle == -45.0
+    assert lab.model.surface.angle == -45.0
     assert not np.array_equal(img, lab.image_item.image)
     wait_race(qtbot, lab)
 
 
 def test_gradient_noise_slider_makes_the_race_noisy(qtbot, lab):
     clean = lab.runs["SGD"].result.trajectory.copy()
-    lab.noise_slider.setValue(20)
-    assert isinstance(lab.surface, NoisyGradient) and lab.surface.sigma == 1.0
+    type_into(qtbot, lab.noise_box, "1")
+    assert isinstance(lab.model.raced_surface, NoisyGradient) and lab.model.raced_surface.sigma == 1.0
     wait_race(qtbot, lab)
     noisy = lab.runs["SGD"].result.trajectory
     assert noisy.shape == clean.shape and not np.allclose(noisy, clean)
@@ -260,3 +265,48 @@ def test_long_paths_are_drawn_decimated_but_end_at_the_marker(qtbot, lab):
         mx, my = run.items["marker"].pos().x(), run.items["marker"].pos().y()
         assert (mx, my) == (run.xs[1234], run.ys[1234])
         assert np.hypot(x[-1] - mx, y[-1] - my) <= tol
+
+
+def test_the_placeholder_example_races_and_errors_read_as_written(qtbot, lab):
+    example = lab.expression_edit.placeholderText().removeprefix("e.g. ")
+    assert example == "x**2 + 10*y**2 + sin(3*x)"
+    type_into(qtbot, lab.expression_edit, example)
+    assert not lab.expression_error.isVisible() and lab.surface_combo.currentText() == CUSTOM
+    assert lab.model.expression == example
+    wait_race(qtbot, lab)
+    assert set(lab.runs) == {r.label for r in lab.model.racers} and not lab.race_error.isVisible()
+    # the expression's own message, quotes and all, shown as plain text (never HTML entities)
+    type_into(qtbot, lab.expression_edit, "foo(x) + 'a'")
+    text = lab.expression_error.text()
+    assert lab.expression_error.isVisible() and lab.expression_error.textFormat() == Qt.TextFormat.PlainText
+    assert "'" in text and "&#" not in text and "&quot;" not in text
+    assert lab.model.expression == example                    # the custom surface stays
+
+
+def test_main_path_by_clicks_add_tune_race_and_play(qtbot, lab):
+    lab.add_combo.setCurrentText("RMSProp")
+    qtbot.mouseClick(lab.add_button, Qt.MouseButton.LeftButton)
+    row = len(lab.model.racers) - 1
+    racer = lab.model.racers[row]
+    assert racer.label == "RMSProp #2" and lab.hyper_title.text() == "RMSProp #2 hyperparameters"
+    # the form is the declared hyperparameters, lr excepted (it is in the table)
+    assert list(lab.hyper_form.widgets) == ["alpha", "eps", "momentum", "weight_decay", "centered"]
+    centered = lab.hyper_form.widgets["centered"]
+    qtbot.mouseClick(centered, Qt.MouseButton.LeftButton, pos=QPoint(8, centered.height() // 2))   # its box
+    type_into(qtbot, lab.hyper_form.widgets["momentum"], "0.5")
+    type_into(qtbot, lab.lr_box(row), "0.002")
+    racer = lab.model.racers[row]
+    assert racer.hyper.centered and racer.hyper.momentum == 0.5 and racer.lr == 0.002
+    wait_race(qtbot, lab)
+    hp = lab.runs["RMSProp #2"].result.hyperparameters
+    assert hp["centered"] and hp["momentum"] == 0.5 and hp["lr"] == 0.002
+    lab.speed_box.setValue(40)
+    qtbot.mouseClick(lab.play_button, Qt.MouseButton.LeftButton)
+    assert lab.play_button.text() == "❚❚ Pause"
+    qtbot.waitUntil(lambda: lab.step == N and not lab.is_playing(), timeout=10_000)
+    run = lab.runs["RMSProp #2"]
+    assert len(run.items["path"].xData) == N + 1 and lab.step_label.text() == f"step {N} / {N}"
+    status = lab.optimizer_table.item(row, 3).text()
+    assert status == f"f = {float(run.result.losses[-1]):.3g}"
+    qtbot.mouseClick(lab.back_button, Qt.MouseButton.LeftButton)
+    assert lab.step == N - 1 and len(run.items["path"].xData) == N

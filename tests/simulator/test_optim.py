@@ -287,3 +287,62 @@ def test_registry_builds_every_entry_with_defaults_and_overrides():
     assert isinstance(make_optimizer("AdamW", [np.ones(1)]), AdamW)
     with pytest.raises(ValueInputError):
         make_optimizer("LBFGS", [np.ones(1)])
+
+
+# ------------------------------------------------------------------------------------------------ declarations
+def test_each_entry_declares_its_hyperparameters_once():
+    from simulator.functional.optim import HYPERPARAMETERS
+    names = {name: info.param_names for name, info in OPTIMIZERS.items()}
+    assert names == {"SGD": ("lr", "weight_decay"), "Momentum": ("lr", "momentum", "weight_decay"),
+                     "Nesterov": ("lr", "momentum", "weight_decay"), "AdaGrad": ("lr", "eps", "weight_decay"),
+                     "RMSProp": ("lr", "alpha", "eps", "momentum", "weight_decay", "centered"),
+                     "Adam": ("lr", "beta1", "beta2", "eps", "weight_decay"),
+                     "AdamW": ("lr", "beta1", "beta2", "eps", "weight_decay")}
+    lrs = {name: info.params[0].default for name, info in OPTIMIZERS.items()}
+    assert lrs == {"SGD": 0.1, "Momentum": 0.05, "Nesterov": 0.05, "AdaGrad": 0.05, "RMSProp": 0.005, "Adam": 0.01,
+                   "AdamW": 0.01}
+    for info in OPTIMIZERS.values():
+        for p in info.params:
+            assert p.doc and p.label and p.check(p.default) == p.default
+            shared = HYPERPARAMETERS[p.name]        # one declaration; entries only change the default
+            assert (p.low, p.high, p.label, p.doc) == (shared.low, shared.high, shared.label, shared.doc)
+    # torch.optim's defaults for everything but lr
+    assert OPTIMIZERS["RMSProp"].settings().as_dict() == dict(lr=0.005, alpha=0.99, eps=1e-8, momentum=0.0,
+                                                              weight_decay=0.0, centered=False)
+    assert OPTIMIZERS["AdamW"].defaults == dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    assert OPTIMIZERS["AdaGrad"].settings().eps == 1e-10
+
+
+def test_betas_are_packed_and_split_in_one_place():
+    info = OPTIMIZERS["Adam"]
+    assert info.kwargs({"beta1": 0.8}) == dict(lr=0.01, betas=(0.8, 0.999), eps=1e-8, weight_decay=0.0)
+    assert info.values(betas=(0.5, 0.6))["beta2"] == 0.6
+    assert make_optimizer("Adam", [np.zeros(1)], beta2=0.9).betas == (0.9, 0.9)
+    assert info.create([np.zeros(1)], info.settings(beta1=0.1), betas=(0.2, 0.3)).betas == (0.2, 0.3)
+    with pytest.raises(ValueInputError, match=r"betas must be a pair of numbers \(beta1, beta2\), got 0.9"):
+        info.values(betas=0.9)
+
+
+def test_a_built_optimizer_rebuilds_from_its_hyperparameters():
+    for name in OPTIMIZERS:
+        opt = make_optimizer(name, [np.zeros(2)])
+        assert repr(make_optimizer(name, [np.zeros(2)], **opt.hyperparameters())) == repr(opt)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda ps: SGD(ps, lr=-0.1), "learning rate must be ≥ 0, got -0.1"),
+    (lambda ps: SGD(ps, lr=float("nan")), "learning rate must be a finite number"),
+    (lambda ps: SGD(ps, lr=0.1, momentum=1.5), "momentum must be ≤ 1, got 1.5"),
+    (lambda ps: SGD(ps, lr=0.1, nesterov=True), "Nesterov momentum requires a momentum > 0"),
+    (lambda ps: RMSProp(ps, alpha=-0.5), "alpha must be ≥ 0"),
+    (lambda ps: RMSProp(ps, centered="yes"), "centered must be true or false"),
+    (lambda ps: AdaGrad(ps, eps=0.0), "eps must be > 0, got 0"),
+    (lambda ps: Adam(ps, betas=(1.0, 0.999)), "beta1 must be < 1, got 1"),
+    (lambda ps: AdamW(ps, weight_decay=2.0), "weight decay must be ≤ 1, got 2"),
+    (lambda ps: make_optimizer("SGD", ps, momentum=0.9), "SGD always has momentum=0.0"),
+    (lambda ps: make_optimizer("Adam", ps, alpha=0.9), "Adam has no hyperparameter 'alpha'"),
+    (lambda ps: make_optimizer(["Adam"], ps), "unknown optimizer"),
+])
+def test_bad_hyperparameters_say_what_is_wrong(make, message):
+    with pytest.raises(ValueInputError, match=message):
+        make([np.zeros(2)])

@@ -145,3 +145,32 @@ def test_registry_entries_build_with_their_defaults():
         assert s.lr_at(0) == pytest.approx(0.1)
         for p in info.params:
             assert p.low <= p.default <= p.high
+
+
+def test_parameters_are_declared_once_and_validate():
+    from simulator.core.params import params_of
+    from simulator.functional.schedules import MAX_CURVE_STEPS, WARMUP_PARAMS
+    assert [p.name for p in SCHEDULES["Cosine"].params] == ["total_steps", "eta_min"]
+    assert [p.name for p in params_of(StepDecay)] == ["base_lr", "step_size", "gamma"]
+    assert [p.name for p in WARMUP_PARAMS] == ["warmup_steps", "start_factor"]
+    for info in SCHEDULES.values():
+        for p in info.params:
+            assert p.label and p.doc
+    assert StepDecay(1.0, step_size=5.0).step_size == 5 and isinstance(StepDecay(1.0, step_size=5.0).step_size, int)
+    assert Constant(1.0).curve(MAX_CURVE_STEPS).shape == (MAX_CURVE_STEPS,)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Constant(1.0).curve(10**9), "number of steps of a schedule curve must be ≤ 1000000"),
+    (lambda: Constant(1.0).curve(-1), "must be ≥ 0"),
+    (lambda: Constant(1.0).lr_at(2.5), "step must be a whole number"),
+    (lambda: StepDecay(1.0, gamma=1.5), "gamma must be ≤ 1, got 1.5"),
+    (lambda: CosineDecay(1.0, total_steps=0), "total steps must be ≥ 1, got 0"),
+    (lambda: Constant("fast"), "base lr must be a number"),
+    (lambda: make_schedule("Step", 1.0, total_steps=10), "the Step schedule has no parameter 'total_steps'"),
+    (lambda: make_schedule("Cosine", 1.0, start_factor=3.0), "start factor must be ≤ 1"),
+    (lambda: make_schedule(None, 1.0), "unknown schedule None"),
+])
+def test_bad_input_says_what_is_wrong(make, message):
+    with pytest.raises(ValueInputError, match=message):
+        make()

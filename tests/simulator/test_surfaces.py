@@ -218,3 +218,50 @@ def test_expression_surface_in_one_variable_and_in_a_race():
     np.testing.assert_allclose(r.trajectory, bowl.trajectory, rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueInputError):
         ExpressionSurface("x + z").grad(0.0, 0.0)
+
+
+# -------------------------------------------------------------------------------------- declarations, bad input
+def test_surface_parameters_are_declared():
+    from simulator.core.params import params_of
+    assert [p.name for p in params_of(QuadraticBowl)] == ["condition", "angle"]
+    assert [p.name for p in params_of(Rosenbrock)] == ["a", "b"]
+    assert [p.name for p in params_of(PlateauCliff)] == ["height", "steepness", "curvature", "x0"]
+    assert params_of(Beale) == ()
+    assert QuadraticBowl().replace(condition=50).condition == 50.0
+
+
+def test_race_job_reports_progress_and_can_be_cancelled():
+    from simulator.core.jobs import Progress, run_job
+    from simulator.labs.surfaces import race_job
+    seen = []
+    r = run_job(race_job(Rosenbrock(), ["Adam"], n_steps=500, report_every=200), seen.append)
+    assert seen == [Progress(0, 500, "racing"), Progress(200, 500, "racing"), Progress(400, 500, "racing"),
+                    Progress(500, 500, "done")]
+    assert r["Adam"].grads.shape == (501, 2)
+    np.testing.assert_allclose(r["Adam"].grads[:, 0], Rosenbrock().grad(*r["Adam"].trajectory.T)[0])
+    job = race_job(Rosenbrock(), ["Adam"], n_steps=500)
+    next(job)
+    job.close()
+    assert run_job(race_job(Rosenbrock(), ["Adam"], n_steps=0))["Adam"].trajectory.shape == (1, 2)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: race(Rosenbrock(), ["SGD"], n_steps=10**9), "number of steps must be ≤ 100000"),
+    (lambda: race(Rosenbrock(), ["SGD"], start=(1.0,), n_steps=2), "start must be two numbers"),
+    (lambda: race(Rosenbrock(), ["SGD"], start=(1e9, 0.0), n_steps=2), "start x must be ≤ 1e\\+06"),
+    (lambda: race(Rosenbrock(), "SGD", n_steps=2), "optimizers must be a list"),
+    (lambda: race(Rosenbrock(), [("SGD", 0.1)], n_steps=2), "hyperparameters of SGD must be a mapping"),
+    (lambda: race(Rosenbrock(), [("SGD", {"momentum": 0.9})], n_steps=2), "SGD always has momentum=0.0"),
+    (lambda: race(Rosenbrock(), ["SGD"] * 40, n_steps=2), "at most 32 optimizers"),
+    (lambda: race("Rosenbrock", ["SGD"], n_steps=2), "race needs a surface"),
+    (lambda: make_surface("Rosenbrock", c=1.0), "the Rosenbrock surface has no parameter 'c'; it has: a, b"),
+    (lambda: QuadraticBowl(condition=0.5), "condition number must be ≥ 1, got 0.5"),
+    (lambda: QuadraticBowl(angle=float("nan")), "angle \\(degrees\\) must be a finite number"),
+    (lambda: NoisyGradient(Rosenbrock(), sigma=-1.0), "gradient noise sigma must be ≥ 0"),
+    (lambda: Rosenbrock().grid(10**6), "grid size must be ≤ 2000"),
+    (lambda: ExpressionSurface(""), "type an expression in x and y"),
+    (lambda: ExpressionSurface("x", xlim=(1.0, -1.0)), "xlim must go from a lower to a higher number"),
+])
+def test_bad_input_says_what_is_wrong(call, message):
+    with pytest.raises(ValueInputError, match=message):
+        call()

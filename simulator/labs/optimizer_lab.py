@@ -1,0 +1,343 @@
+"""The optimizer race lab's model (no Qt): a surface, a start point, the racing optimizers and their
+hyperparameters, gradient noise and a learning-rate schedule; ``race_job()`` races them as a job.
+
+    model = OptimizerLabModel()                     # the default race: seven optimizers on the ill-conditioned bowl
+    model.set_surface("Rosenbrock")                 # the start point moves to the surface's suggested start
+    model.set_hyper(0, lr=0.002)                    # validated by the optimizer's declared hyperparameters
+    results = run_job(model.race_job())             # {label: RaceResult}
+
+Every setter validates first and changes nothing when it refuses (our ValueInputError / ExpressionError, with a
+message for the learner), then announces the change on ``changed`` with what changed: "surface", "start",
+"optimizers", "noise", "steps" or "schedule". ``race_job()`` takes a snapshot of the settings when it is called, so
+editing the model while a race runs never changes that race.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from simulator.core.errors import ValueInputError
+from simulator.core.jobs import Job
+from simulator.core.observer import Signal
+from simulator.core.params import Settings, check_int, check_real, param
+from simulator.functional.optim import OPTIMIZERS, OptimizerInfo, optimizer_info
+from simulator.functional.schedules import Schedule
+from simulator.labs.surfaces import (DIVERGENCE_LIMIT, MAX_RACERS, SURFACES, ExpressionSurface, NoisyGradient,
+                                     RaceResult, Surface, make_surface, race_job)
+
+__all__ = ["CUSTOM", "DEFAULT_RACE", "LOSS_FLOOR", "Heatmap", "OptimizerLabModel", "RaceSettings", "Racer", "loss_curves",
+           "surface_heatmap"]
+
+CUSTOM = "Custom f(x, y)"
+LOSS_FLOOR = 1e-16        # f - f* below this is rounding noise: a log plot of the loss stops there
+
+# The default race on the default surface (the ill-conditioned bowl): rates picked so that all seven visibly differ.
+DEFAULT_RACE: tuple[tuple[str, Mapping[str, Any]], ...] = (
+    ("SGD", {"lr": 0.05}),
+    ("Momentum", {"lr": 0.01}),
+    ("Nesterov", {"lr": 0.01}),
+    ("AdaGrad", {"lr": 0.3}),
+    ("RMSProp", {"lr": 0.01}),
+    ("Adam", {"lr": 0.05}),
+    ("AdamW", {"lr": 0.05}),
+)
+
+
+@dataclass(frozen=True)
+class RaceSettings(Settings):
+    """The race's own settings (the surface's parameters are declared by each surface class)."""
+
+    surface: str = param("Ill-conditioned bowl", choices=(*SURFACES, CUSTOM), label="surface",
+                         doc="the loss landscape the optimizers race across")
+    n_steps: int = param(500, low=1, high=10_000, label="steps", doc="updates per optimizer")
+    noise: float = param(0.0, low=0.0, high=5.0, decimals=2, label="gradient noise σ",
+                         doc="standard deviation of Gaussian noise added to every gradient component (a stand-in "
+                             "for mini-batch noise); the same seed replays the same noise")
+
+
+@dataclass(frozen=True)
+class Racer:
+    """One racing optimizer: a unique label, its OPTIMIZERS entry, its hyperparameters (the entry's Settings, always
+    valid), whether it races, and a colour slot (the lowest one free when it was added)."""
+
+    label: str
+    kind: str
+    hyper: Settings
+    enabled: bool = True
+    slot: int = 0
+
+    @property
+    def info(self) -> OptimizerInfo:
+        return OPTIMIZERS[self.kind]
+
+    @property
+    def lr(self) -> float:
+        return float(self.hyper.lr)
+
+    def spec(self) -> tuple[str, str, dict[str, Any]]:
+        """(label, kind, class keyword arguments) as ``race`` takes it."""
+        return self.label, self.kind, self.info.kwargs(self.hyper)
+
+
+def loss_curves(results: Mapping[str, RaceResult], minima: tuple = ()) -> tuple[str, float, dict[str, np.ndarray]]:
+    """How to plot the losses of a race: ("log", f*, {label: log10(max(f - f*, LOSS_FLOOR))}) when the surface's
+    minimum f* is known or every loss is positive (f* = 0 then); else ("symlog", 0, {label: sign(f) log10(1 + |f|)}).
+    Non-finite losses are clipped to +-1e300 first, so every curve is finite."""
+    if minima:
+        mode, fstar = "log", min(m[2] for m in minima)
+    else:
+        lows = [float(np.nanmin(r.losses)) for r in results.values() if len(r.losses)]
+        mode, fstar = ("log", 0.0) if lows and min(lows) > 0 else ("symlog", 0.0)
+    curves = {}
+    with np.errstate(all="ignore"):
+        for label, r in results.items():
+            f = np.nan_to_num(r.losses, nan=1e300, posinf=1e300, neginf=-1e300)
+            if mode == "log":
+                y = np.log10(np.maximum(f - fstar, LOSS_FLOOR))
+            else:
+                y = np.sign(f) * np.log10(1.0 + np.abs(f))
+            curves[label] = np.ascontiguousarray(y)
+    return mode, fstar, curves
+
+
+class OptimizerLabModel:
+    """The lab's state and its one job. Attributes are read-only views; change them through the setters."""
+
+    def __init__(self, racers: Any = DEFAULT_RACE, settings: RaceSettings | None = None):
+        self.changed = Signal()
+        self._settings = settings if settings is not None else RaceSettings()
+        if not isinstance(self._settings, RaceSettings):
+            raise ValueInputError(f"settings must be RaceSettings, got {self._settings!r}")
+        self._expression = ""
+        self._surface: Surface = (make_surface(self._settings.surface) if self._settings.surface != CUSTOM
+                                  else ExpressionSurface("x**2 + 10*y**2").checked())
+        self._start: tuple[float, float] = tuple(map(float, self._surface.start))  # type: ignore[assignment]
+        self._racers: list[Racer] = []
+        self._schedule: Schedule | None = None
+        for kind, hyper in racers:
+            self.add_optimizer(kind, **dict(hyper))
+
+    # ------------------------------------------------------------------------------------------------- reading
+    @property
+    def settings(self) -> RaceSettings:
+        return self._settings
+
+    @property
+    def surface_kind(self) -> str:
+        return self._settings.surface
+
+    @property
+    def surface(self) -> Surface:
+        """The surface without noise (its declared parameters are its settings)."""
+        return self._surface
+
+    @property
+    def raced_surface(self) -> Surface:
+        """The surface as raced: with gradient noise when noise > 0."""
+        sigma = self._settings.noise
+        return NoisyGradient(self._surface, sigma) if sigma > 0 else self._surface
+
+    @property
+    def expression(self) -> str:
+        return self._expression
+
+    @property
+    def start(self) -> tuple[float, float]:
+        return self._start
+
+    @property
+    def n_steps(self) -> int:
+        return self._settings.n_steps
+
+    @property
+    def noise(self) -> float:
+        return self._settings.noise
+
+    @property
+    def schedule(self) -> Schedule | None:
+        return self._schedule
+
+    @property
+    def racers(self) -> tuple[Racer, ...]:
+        return tuple(self._racers)
+
+    def racer(self, index: int) -> Racer:
+        return self._racers[self._index(index)]
+
+    def specs(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """The enabled racers as ``race`` takes them."""
+        return [r.spec() for r in self._racers if r.enabled]
+
+    # ------------------------------------------------------------------------------------------------- surface
+    def set_surface(self, kind: str, **params: Any) -> None:
+        """Race on the registered surface ``kind`` with these declared parameters (the others at their defaults);
+        the start point moves to the surface's suggested start. CUSTOM re-uses the last expression."""
+        if kind == CUSTOM:
+            self.set_expression(self._expression or "x**2 + 10*y**2")
+            return
+        surface = make_surface(kind, **params)
+        self._settings = self._settings.replace(surface=kind)
+        self._install_surface(surface, reset_start=True)
+
+    def set_surface_params(self, **changes: Any) -> None:
+        """Change declared parameters of the current named surface (e.g. condition=50); the start point stays."""
+        if self.surface_kind == CUSTOM:
+            raise ValueInputError("a custom surface has no parameters besides its expression")
+        surface = self._surface.replace(**changes)
+        self._install_surface(surface, reset_start=False)
+
+    def set_expression(self, text: str) -> None:
+        """Race on f(x, y) = ``text`` (e.g. "x**2 + 10*y**2 + sin(3*x)"). A typo, an unknown function or a name
+        other than x and y is refused with the expression's own message (ExpressionError or ValueInputError)."""
+        if not isinstance(text, str):
+            raise ValueInputError(f"the expression must be text, got {text!r}")
+        surface = ExpressionSurface(text.strip()).checked()
+        self._expression = text.strip()
+        self._settings = self._settings.replace(surface=CUSTOM)
+        self._install_surface(surface, reset_start=True)
+
+    def _install_surface(self, surface: Surface, reset_start: bool) -> None:
+        self._surface = surface
+        if reset_start:
+            self._start = (float(surface.start[0]), float(surface.start[1]))
+        self.changed.emit("surface")
+
+    def set_start(self, x: float, y: float) -> None:
+        """Start every optimizer from (x, y)."""
+        start = (check_real("start x", x, -DIVERGENCE_LIMIT, DIVERGENCE_LIMIT),
+                 check_real("start y", y, -DIVERGENCE_LIMIT, DIVERGENCE_LIMIT))
+        self._start = start
+        self.changed.emit("start")
+
+    def set_noise(self, sigma: float) -> None:
+        self._settings = self._settings.replace(noise=sigma)
+        self.changed.emit("noise")
+
+    def set_n_steps(self, n: int) -> None:
+        self._settings = self._settings.replace(n_steps=n)
+        self.changed.emit("steps")
+
+    def set_schedule(self, schedule: Schedule | None) -> None:
+        """Shape every optimizer's rate with ``schedule`` (rebased on its own lr); None: constant rates."""
+        if schedule is not None and not isinstance(schedule, Schedule):
+            raise ValueInputError(f"schedule must be a Schedule or None, got {schedule!r}")
+        self._schedule = schedule
+        self.changed.emit("schedule")
+
+    # ---------------------------------------------------------------------------------------------- optimizers
+    def add_optimizer(self, kind: str, **hyper: Any) -> Racer:
+        """Append a racer of OPTIMIZERS entry ``kind`` with these hyperparameters (the others at the entry's
+        defaults; Adam's betas as ``betas=`` or ``beta1=``/``beta2=``). Its label is ``kind``, or "kind #2"..."""
+        info = optimizer_info(kind)
+        if len(self._racers) >= MAX_RACERS:
+            raise ValueInputError(f"a race takes at most {MAX_RACERS} optimizers")
+        values = info.settings(**info.values(hyper))
+        labels = {r.label for r in self._racers}
+        label, i = kind, 1
+        while label in labels:
+            i += 1
+            label = f"{kind} #{i}"
+        used = {r.slot for r in self._racers}
+        slot = next(s for s in range(len(self._racers) + 1) if s not in used)
+        racer = Racer(label, kind, values, True, slot)
+        self._racers.append(racer)
+        self.changed.emit("optimizers")
+        return racer
+
+    def remove_optimizer(self, index: int) -> None:
+        del self._racers[self._index(index)]
+        self.changed.emit("optimizers")
+
+    def set_hyper(self, index: int, **changes: Any) -> None:
+        """Change hyperparameters of racer ``index`` (declared names; Adam's betas in either form)."""
+        i = self._index(index)
+        racer = self._racers[i]
+        values = racer.info.settings(**racer.info.values({**racer.hyper.as_dict(), **self._split(racer, changes)}))
+        self._racers[i] = dataclasses.replace(racer, hyper=values)
+        self.changed.emit("optimizers")
+
+    def set_enabled(self, index: int, enabled: bool) -> None:
+        i = self._index(index)
+        if not isinstance(enabled, (bool, np.bool_)):
+            raise ValueInputError(f"enabled must be true or false, got {enabled!r}")
+        if self._racers[i].enabled != bool(enabled):
+            self._racers[i] = dataclasses.replace(self._racers[i], enabled=bool(enabled))
+            self.changed.emit("optimizers")
+
+    @staticmethod
+    def _split(racer: Racer, changes: Mapping[str, Any]) -> dict[str, Any]:
+        if "betas" not in changes:
+            return dict(changes)
+        split = racer.info.values(betas=changes["betas"])
+        return {**{k: v for k, v in changes.items() if k != "betas"}, "beta1": split["beta1"], "beta2": split["beta2"]}
+
+    def _index(self, index: Any) -> int:
+        i = check_int("optimizer row", index, 0)
+        if i >= len(self._racers):
+            raise ValueInputError(f"there is no optimizer row {i}; the race has {len(self._racers)}")
+        return i
+
+    # ----------------------------------------------------------------------------------------------------- race
+    def race_job(self) -> Job[dict[str, RaceResult]]:
+        """The race as it is set now, as a job: yields Progress, returns {label: RaceResult} (enabled racers, in
+        row order; an empty dict when none is enabled). Arguments are checked here, when the job is made."""
+        specs = self.specs()
+        if not specs:
+            return _nothing()
+        # a NoisyGradient's generator is stateful: every job gets its own (and resets it: a race is reproducible)
+        return race_job(self.raced_surface, specs, self._start, self._settings.n_steps, self._schedule)
+
+    def loss_curves(self, results: Mapping[str, RaceResult]) -> tuple[str, float, dict[str, np.ndarray]]:
+        """``loss_curves`` with this surface's known minima."""
+        return loss_curves(results, self._surface.minima)
+
+
+def _nothing() -> Job[dict[str, RaceResult]]:
+    return {}
+    yield  # pragma: no cover  (makes this a generator)
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """What the surface plot colours: ``colour`` (n, n) over ``rect`` = (x0, y0, width, height), rows along y;
+    ``levels`` (lo, hi) from the suggested view (the margin saturates); ``log_colour`` when a wide range of values
+    (Rosenbrock: 0 .. 2500 with its valley near 0) is coloured by log(1 + f - f_min)."""
+
+    colour: np.ndarray
+    rect: tuple[float, float, float, float]
+    levels: tuple[float, float]
+    log_colour: bool
+
+
+def surface_heatmap(surface: Surface, n: int = 360, margin: float = 0.5) -> Heatmap:
+    """The surface's values over its suggested view widened by ``margin`` of its size on every side (so panning and
+    runs that overshoot still show the surface), ready to colour. ValueInputError if no value in view is finite."""
+    n = check_int("heatmap size", n, 2, 2000)
+    margin = check_real("margin", margin, 0.0, 10.0)
+    x0, x1 = surface.xlim
+    y0, y1 = surface.ylim
+    ex, ey = margin * (x1 - x0), margin * (y1 - y0)
+    gx0, gx1, gy0, gy1 = x0 - ex, x1 + ex, y0 - ey, y1 + ey
+    X, Y = np.meshgrid(np.linspace(gx0, gx1, n), np.linspace(gy0, gy1, n))
+    with np.errstate(all="ignore"):
+        Z = np.broadcast_to(np.asarray(surface.value(X, Y), dtype=np.float64), X.shape)
+        finite = np.isfinite(Z)
+        if not finite.any():
+            raise ValueInputError("the surface has no finite values in view")
+        inner = finite & (X >= x0) & (X <= x1) & (Y >= y0) & (Y <= y1)
+        if not inner.any():
+            inner = finite
+        fmin = min([m[2] for m in surface.minima] + [float(Z[inner].min())])
+        q = np.where(finite, Z - fmin, np.nan)
+        qin = q[inner]
+        qmax, median = float(np.nanmax(qin)), float(np.nanmedian(qin))
+        log_colour = qmax > 20.0 * max(median, 1e-12) or qmax > 1e3
+        C = np.log1p(np.maximum(q, 0.0)) if log_colour else q
+        lo, hi = float(np.nanmin(C[inner])), float(np.nanmax(C[inner]))
+        C = np.where(np.isfinite(C), C, hi)
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        lo, hi = 0.0, 1.0
+    return Heatmap(np.ascontiguousarray(C), (gx0, gy0, gx1 - gx0, gy1 - gy0), (lo, hi), bool(log_colour))
