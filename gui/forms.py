@@ -149,10 +149,14 @@ class ParamForm(QWidget):
         for p in self.params:
             w = param_widget(p, self)
             self.widgets[p.name] = w
-            label = QLabel(p.title)
-            if p.doc:
+            if isinstance(w, QCheckBox):        # the whole "[x] centered" text is the click target
+                w.setText(p.title)
+                form.addRow(w)
+            else:
+                label = QLabel(p.title)
                 label.setToolTip(p.doc)
-            form.addRow(label, w)
+                label.setBuddy(w)
+                form.addRow(label, w)
             _signal_of(w).connect(self.edited)
         self.error = QLabel("")
         self.error.setWordWrap(True)

@@ -183,3 +183,14 @@ def test_editing_the_form_changes_the_settings_and_set_value_shows_them(qtbot):
     edits.clear()
     form.set_value(_Demo(optimizer="Adam", batch=8, lr=0.5))
     assert edits == [] and form.value() == _Demo(optimizer="Adam", batch=8, lr=0.5)
+
+
+def test_a_bool_parameter_is_a_check_box_named_by_its_label(qtbot):
+    from PySide6.QtCore import Qt
+    form = ParamForm(_Demo, only=("shuffle",))
+    qtbot.addWidget(form)
+    form.show()
+    box = form.widgets["shuffle"]
+    assert box.text() == "shuffle"
+    qtbot.mouseClick(box, Qt.LeftButton, pos=box.rect().center())    # the text is part of the click target
+    assert form.value().shuffle is False
