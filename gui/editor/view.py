@@ -14,6 +14,14 @@ from gui.editor.scene import GRID, GraphScene
 
 MIME_OP = "application/x-backprop-op"
 MIN_ZOOM, MAX_ZOOM = 0.2, 4.0
+FIT_MAX_ZOOM = 1.5          # fitting never blows a tiny graph up beyond this
+SANE_EXTENT = 1e6           # scene coordinates beyond this (a hostile file's 1e308) are left out of fit-to-view
+
+
+def _sane(rect: QRectF) -> bool:
+    """A non-empty rectangle with finite corners within SANE_EXTENT of the origin."""
+    coords = (rect.left(), rect.top(), rect.right(), rect.bottom())
+    return (not rect.isNull() and all(math.isfinite(c) and abs(c) <= SANE_EXTENT for c in coords))
 
 
 class GraphView(QGraphicsView):
@@ -22,6 +30,8 @@ class GraphView(QGraphicsView):
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing
                             | QPainter.RenderHint.SmoothPixmapTransform)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        # The dotted grid is drawn once per scroll or zoom, not on every repaint of a node while stepping.
+        self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setDragMode(QGraphicsView.DragMode.RubberBandDrag)
@@ -43,15 +53,29 @@ class GraphView(QGraphicsView):
     def zoom(self) -> float:
         return self.transform().m11()
 
+    def _repair_transform(self) -> float:
+        """The current zoom; a transform that is not a plain finite positive scale is reset to zoom 1 first."""
+        t = self.transform()
+        z = t.m11()
+        if not (math.isfinite(z) and z > 0 and math.isfinite(t.m22()) and t.m22() > 0
+                and math.isfinite(t.dx()) and math.isfinite(t.dy())):
+            self.resetTransform()
+            z = 1.0
+        return z
+
     def zoom_by(self, factor: float) -> None:
         """Scale by `factor` about the mouse (or the centre), keeping the zoom within 0.2 .. 4."""
-        current = self.zoom()
+        current = self._repair_transform()
+        if not (math.isfinite(factor) and factor > 0):
+            return
         target = min(MAX_ZOOM, max(MIN_ZOOM, current * factor))
         if not math.isclose(target, current):
             self.scale(target / current, target / current)
 
     def set_zoom(self, zoom: float) -> None:
-        self.zoom_by(zoom / self.zoom())
+        if not (math.isfinite(zoom) and zoom > 0):
+            return
+        self.zoom_by(zoom / self._repair_transform())
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         delta = event.angleDelta().y() or event.pixelDelta().y()
@@ -60,17 +84,24 @@ class GraphView(QGraphicsView):
         event.accept()
 
     def fit_to_view(self, margin: float = 40.0) -> None:
+        """Zoom (within MIN_ZOOM .. 1.5) and centre so the whole graph shows. Nodes at absurd positions (beyond
+        SANE_EXTENT, or not finite) are left out; with none left, the view shows the origin at zoom 1."""
         rect = self.graph_scene.items_bounding_rect()
-        if rect.isNull():
-            self.resetTransform()
+        if not _sane(rect):
+            rect = QRectF()
+            for item in self.graph_scene.node_items():
+                r = item.sceneBoundingRect()
+                if _sane(r):
+                    rect = rect.united(r)
+        self.resetTransform()
+        if rect.isNull() or not _sane(rect):
             self.centerOn(0, 0)
             return
         rect = rect.adjusted(-margin, -margin, margin, margin)
-        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
-        if self.zoom() > 1.5:   # a tiny graph should not be blown up
-            self.set_zoom(1.5)
-        elif self.zoom() < MIN_ZOOM:
-            self.set_zoom(MIN_ZOOM)
+        view = self.viewport().rect()
+        zoom = min(view.width() / max(rect.width(), 1.0), view.height() / max(rect.height(), 1.0))
+        zoom = min(FIT_MAX_ZOOM, max(MIN_ZOOM, zoom)) if math.isfinite(zoom) and zoom > 0 else 1.0
+        self.scale(zoom, zoom)
         self.centerOn(rect.center())
 
     def centre_scene_pos(self) -> QPointF:
@@ -165,8 +196,11 @@ class GraphView(QGraphicsView):
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
         painter.fillRect(rect, theme.BACKGROUND)
+        zoom = self.zoom()
+        if not (_sane(rect) and math.isfinite(zoom) and zoom > 0):
+            return   # nowhere sensible to draw dots (a broken transform is repaired on the next zoom or fit)
         step = GRID
-        while step * self.zoom() < 14:   # keep dots at least ~14 px apart on screen
+        while step * zoom < 14:   # keep dots at least ~14 px apart on screen
             step *= 2
         left = math.floor(rect.left() / step) * step
         top = math.floor(rect.top() / step) * step

@@ -6,6 +6,7 @@ import ast
 import html
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QLabel, QLineEdit, QScrollArea,
@@ -62,23 +63,22 @@ def _contains_bool(raw) -> bool:
     return False
 
 
-def _delete_layout(layout) -> None:
-    """Remove and delete everything in a layout now (hidden at once; deleted when control returns to Qt)."""
-    while layout.count():
-        item = layout.takeAt(0)
-        w = item.widget()
-        if w is not None:
-            w.hide()
-            w.setParent(None)
-            w.deleteLater()
-        elif item.layout() is not None:
-            _delete_layout(item.layout())
-
-
 def _section(text: str) -> QLabel:
     label = QLabel(text)
     label.setObjectName("SectionHeader")
     return label
+
+
+def _guard(fn):
+    """Mark an inspector slot as one of its own widget callbacks: the form it belongs to must outlive it."""
+    def slot(self, *args):
+        self._busy += 1
+        try:
+            return fn(self, *args)
+        finally:
+            self._busy -= 1
+    slot.__name__ = fn.__name__
+    return slot
 
 
 class InspectorPanel(QScrollArea):
@@ -90,11 +90,13 @@ class InspectorPanel(QScrollArea):
         self.node_id: str | None = None
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.NoFrame)
-        self._body = QWidget()
-        self._layout = QVBoxLayout(self._body)
-        self._layout.setContentsMargins(12, 10, 12, 10)
-        self._layout.setSpacing(6)
-        self.setWidget(self._body)
+        # Each form lives in its own body widget. A replaced body is retired, not deleted, while one of our own
+        # widget callbacks may still be running (an edit re-forms the panel from inside the editor's signal);
+        # retired bodies are destroyed at the next re-form outside such a callback. Deleting through
+        # deleteLater alone leaked every form when the window stepped without returning to the event loop.
+        self._busy = 0
+        self._retired: list[QWidget] = []
+        self._new_body()
         self.value_edit: QLineEdit | None = None
         self.name_edit: QLineEdit | None = None
         self.error_label: QLabel | None = None
@@ -110,11 +112,37 @@ class InspectorPanel(QScrollArea):
 
     # ---- building the form ----------------------------------------------------------------------------------
 
+    def _new_body(self) -> None:
+        self._body = QWidget()
+        self._layout = QVBoxLayout(self._body)
+        self._layout.setContentsMargins(12, 10, 12, 10)
+        self._layout.setSpacing(6)
+        self.setWidget(self._body)
+
     def _clear(self) -> None:
-        _delete_layout(self._layout)
         self.value_edit = self.name_edit = self.error_label = None
         self.attr_widgets = {}
         self.views = {}
+        old = self.takeWidget()
+        if old is not None:
+            old.hide()
+            old.deleteLater()         # the event loop frees it if no re-form comes first
+            self._retired.append(old)
+        self._purge_retired()
+        self._new_body()
+
+    def _purge_retired(self) -> None:
+        if self._busy:
+            return
+        retired, self._retired = self._retired, []
+        for w in retired:
+            if shiboken6.isValid(w):
+                shiboken6.delete(w)
+
+    @property
+    def retired_count(self) -> int:
+        """Replaced forms not yet destroyed (tests watch this stay small)."""
+        return len(self._retired)
 
     def set_node(self, node_id: str | None) -> None:
         self.node_id = node_id if node_id in self.graph else None
@@ -227,6 +255,7 @@ class InspectorPanel(QScrollArea):
             self.error_label.setText(error or "")
         return error is None
 
+    @_guard
     def _set_kind(self, kind: str) -> None:
         if not self._push(commands.SetKindCommand(self.graph, self.node_id, kind)):
             error = self.error_label.text()
@@ -234,6 +263,7 @@ class InspectorPanel(QScrollArea):
             self.error_label.setText(error)
             self.error_label.show()
 
+    @_guard
     def _on_rename(self) -> None:
         if self.name_edit is None or self.node_id is None:
             return
@@ -241,6 +271,7 @@ class InspectorPanel(QScrollArea):
         if new and new != self.node_id:
             self._push(commands.RenameCommand(self.graph, self.node_id, new))
 
+    @_guard
     def _on_value_entered(self) -> None:
         if self.value_edit is None or self.node_id is None:
             return
@@ -252,11 +283,13 @@ class InspectorPanel(QScrollArea):
             return
         self._push(commands.SetValueCommand(self.graph, self.node_id, value))
 
+    @_guard
     def _set_attr(self, name: str, value) -> None:
         node = self.graph.node(self.node_id)
         if node.attrs.get(name) != value:
             self._push(commands.SetAttrsCommand(self.graph, self.node_id, {name: value}))
 
+    @_guard
     def _set_attr_text(self, name: str, text: str, kind: str) -> None:
         text = text.strip()
         try:

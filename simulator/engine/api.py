@@ -1,24 +1,32 @@
 """The scripting API: evaluate an expression with values and get its value and gradients in one call."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from simulator.engine.trace import run
-from simulator.core.errors import GraphError
+from simulator.core.errors import GraphError, ValueInputError
+from simulator.engine.trace import compile_program, run
 from simulator.graphs.graph import Graph, as_value
 
 
 @dataclass(frozen=True)
 class Evaluation:
     """`value`: the output (a float, or an ndarray for a tensor output). `grads`: for each input name, the
-    gradient of the output (of its sum, for a tensor output) with respect to it, shaped like the input."""
+    gradient of the output (of its sum, for a tensor output) with respect to it, shaped like the input.
+    `graph`: the graph with the given values set (built on first use)."""
 
     value: float | np.ndarray
     grads: dict[str, float | np.ndarray]
-    graph: Graph
+    _source: Graph = field(repr=False, compare=False)
+    _values: dict[str, np.ndarray] = field(repr=False, compare=False)
+
+    @property
+    def graph(self) -> Graph:
+        g = self._source.copy()
+        g.set_values(self._values)
+        return g
 
 
 def _plain(a: np.ndarray, like_scalar: bool) -> float | np.ndarray:
@@ -26,28 +34,40 @@ def _plain(a: np.ndarray, like_scalar: bool) -> float | np.ndarray:
 
 
 def evaluate(expression: str | Graph, **values: Any) -> Evaluation:
-    """Run `expression` forward and backward.
+    """Run `expression` forward and backward. Every name given must be an input (or parameter) of it.
 
     >>> r = evaluate("(x + y) * z", x=-2, y=5, z=-4)
     >>> r.value, r.grads
     (-12.0, {'x': -4.0, 'y': -4.0, 'z': 3.0})
     """
-    graph = expression.copy() if isinstance(expression, Graph) else Graph.from_expression(expression)
-    inputs = {n.id for n in graph.leaves()}
-    unknown = sorted(set(values) - {n.id for n in graph})
+    given_graph = isinstance(expression, Graph)
+    graph = expression if given_graph else Graph.from_expression(expression)
+    leaves = graph.leaves()
+    inputs = {n.id for n in leaves}
+    unknown = sorted(set(values) - inputs)
     if unknown:
-        raise GraphError(f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not in the expression "
-                         f"(its inputs are {', '.join(sorted(inputs)) or 'none'})")
-    missing = sorted(i for i in inputs if i not in values) if not isinstance(expression, Graph) else []
+        consts = [u for u in unknown if u in graph]
+        what = (f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not "
+                f"{'an input' if len(unknown) == 1 else 'inputs'} of the expression")
+        if consts:
+            what += f" ({', '.join(consts)} {'is a constant' if len(consts) == 1 else 'are constants'} or computed)"
+        raise ValueInputError(f"{what}; its inputs are {', '.join(sorted(inputs)) or 'none'}")
+    missing = sorted(i for i in inputs if i not in values) if not given_graph else []
     if missing:
         raise GraphError(f"no value given for {', '.join(missing)}")
-    scalar_input = {}
-    for name, v in values.items():
-        arr = as_value(v, f"value of '{name}'")
-        scalar_input[name] = arr.ndim == 0
-        graph.set_value(name, arr)
-    result = run(graph)
+    arrays = {name: as_value(v, f"value of '{name}'") for name, v in values.items()}
+    scalar_input = {name: a.ndim == 0 for name, a in arrays.items()}
+    if all(graph.node(n).value.shape == a.shape for n, a in arrays.items()):
+        source = graph   # same shapes: the compiled program fits, the values ride along without a copy
+    else:
+        source = graph.copy() if given_graph else graph
+        source.set_values(arrays)   # one shape check for them all (refused, unchanged, if they do not fit)
+    result = run(compile_program(source), values=arrays, graph_for_values=source)
     out = result.value
-    grads = {n.id: _plain(result.grads.get(n.id, np.zeros_like(n.value)), scalar_input.get(n.id, n.value.ndim == 0))
-             for n in graph.leaves()}
-    return Evaluation(_plain(out, out.ndim == 0), grads, graph)
+    grads = {}
+    for n in leaves:
+        g = result.grads.get(n.id)
+        if g is None:   # an input that does not reach the output (or only as labels): its gradient is 0
+            g = np.zeros_like(arrays[n.id] if n.id in arrays else n.value)
+        grads[n.id] = float(g) if scalar_input.get(n.id, g.ndim == 0) else np.asarray(g)
+    return Evaluation(_plain(out, out.ndim == 0), grads, source, arrays)

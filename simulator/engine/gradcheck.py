@@ -10,7 +10,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from simulator.engine.trace import Program, _forward_node, run
+from simulator.engine.trace import Program, _forward_node, numeric_error, run
 from simulator.core.errors import GraphError
 from simulator.graphs.graph import Graph
 
@@ -77,7 +77,7 @@ def check_graph(graph: Graph, nodes: list[str] | None = None, h: float = 1e-5) -
     parameter (or the given leaves). L is the output (its sum, for a tensor output)."""
     program = Program(graph)
     base = program.leaf_values(graph)
-    result = run(program, base)
+    result = run(program, base, scalar_rules=False)   # check the ops' own backward, not their float rules
     targets = nodes or [nid for nid in program.leaves if program.wants_grad[nid]]
     checks = []
     for nid in targets:
@@ -90,7 +90,7 @@ def check_graph(graph: Graph, nodes: list[str] | None = None, h: float = 1e-5) -
 
         def f(x: np.ndarray, nid: str = nid) -> float:
             values[nid] = x
-            return float(np.sum(run(program, values, backward=False).value))
+            return float(np.sum(run(program, values, backward=False, scalar_rules=False).value))
         numeric = numerical_gradient(f, values[nid].copy(), h)
         analytic = result.grads.get(nid, np.zeros_like(base[nid]))
         checks.append(GradCheck(nid, f"d{program.output}/d{nid}", analytic, numeric, relative_error(analytic, numeric)))
@@ -109,14 +109,19 @@ def check_node(graph: Graph, node: str, seed: int = 0, h: float = 1e-5) -> list[
         raise GraphError(f"'{node}' is not an op node that feeds the output")
     values = program.leaf_values(graph)
     caches: dict = {}
-    for s in program.steps:
-        _forward_node(s, values, caches)
-        if s is step:
-            break
-    ins = [values[s].astype(np.float64, copy=True) for s in step.srcs]
-    rng = np.random.default_rng(seed)
-    upstream = rng.normal(size=np.shape(values[node]))
-    analytic = step.spec.backward(upstream, caches[node])
+    with np.errstate(all="ignore"):   # a NaN or an infinity is our NumericError, naming the node and the step
+        for s in program.steps:
+            _forward_node(s, values, caches)
+            if s is step:
+                break
+        ins = [values[s].astype(np.float64, copy=True) for s in step.srcs]
+        rng = np.random.default_rng(seed)
+        upstream = rng.normal(size=np.shape(values[node]))
+        analytic = step.spec.backward(upstream, caches[node])
+    for port, g in zip(step.spec.inputs, analytic):
+        if g is not None and step.spec.differentiable(port) and not np.all(np.isfinite(g)):
+            raise numeric_error(step, values, np.asarray(g, dtype=np.float64), backward_step=1, port=port,
+                                output=node)
     checks = []
     for i, port in enumerate(step.spec.inputs):
         if not step.spec.differentiable(port):

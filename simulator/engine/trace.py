@@ -8,6 +8,11 @@ back or scrubbing replays them instead of recomputing.
 """
 from __future__ import annotations
 
+import bisect
+import gc
+import math
+import re
+import weakref
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterator, Literal, Mapping
@@ -40,30 +45,42 @@ class StepEvent:
     local: Mapping[str, np.ndarray] = field(default_factory=dict)  # backward op on scalars: port -> d node / d port
 
 
-@dataclass(frozen=True)
 class _OpStep:
-    node: str
-    op: str
-    spec: OpSpec
-    attrs: dict[str, Any]
-    srcs: tuple[str, ...]          # source node per port
-    grad_ports: tuple[bool, ...]   # whether a gradient flows back through each port
+    """One op node of a compiled program (a slotted class: compiling builds thousands of these)."""
+
+    __slots__ = ("node", "op", "spec", "attrs", "srcs", "grad_ports", "index")
+
+    def __init__(self, node: str, op: str, spec: OpSpec, attrs: dict[str, Any], srcs: tuple[str, ...],
+                 grad_ports: tuple[bool, ...], index: int):
+        self.node, self.op, self.spec, self.attrs = node, op, spec, attrs
+        self.srcs = srcs                 # source node per port
+        self.grad_ports = grad_ports     # whether a gradient flows back through each port
+        self.index = index               # its place in the forward pass (forward step index + 1)
+
+
+MEMORY_BUDGET = 1 << 30  # bytes: values, gradients and the recorded trace of one run, estimated before allocating
+
+
+class MemoryBudgetError(ValueInputError):
+    """A run would need more memory than MEMORY_BUDGET (estimated from the shapes before anything is allocated)."""
 
 
 class Program:
-    """A graph frozen into run order. Recompile after the graph's structure changes; values are read per run."""
+    """A graph frozen into run order. Recompile after the graph's structure changes; values are read per run.
+    Compiling is linear in the graph's size (plus the sort of its topological order)."""
 
     def __init__(self, graph: Graph):
         missing = graph.missing_inputs()
         if missing:
             raise GraphError("unconnected inputs: " + ", ".join(f"'{p}' of '{n}'" for n, p in missing))
-        graph.infer_shapes()
+        shapes = graph.infer_shapes()
         self.output = graph.output
         needed = _ancestors_and_self(graph, self.output)
         order = [nid for nid in graph.topological_order() if nid in needed]
         nodes = {nid: graph.node(nid) for nid in order}
         self.leaves = [nid for nid in order if nodes[nid].is_leaf]
         self.kinds = {nid: nodes[nid].kind for nid in order}
+        self.shapes = {nid: shapes[nid] for nid in order}
         # A gradient is wanted for inputs, parameters and anything computed from them; never for constants.
         wants: dict[str, bool] = {}
         steps = []
@@ -71,17 +88,40 @@ class Program:
             node = nodes[nid]
             if node.is_leaf:
                 # labels feed only non-differentiable ports: they get no gradient
-                wants[nid] = node.kind != "const" and any(
-                    e.dst in needed and graph.node(e.dst).spec.differentiable(e.port) for e in graph.edges_from(nid))
-                wants[nid] = wants[nid] or (nid == self.output and node.kind != "const")
+                wants[nid] = node.kind != "const" and (nid == self.output or any(
+                    e.dst in needed and nodes[e.dst].spec.differentiable(e.port) for e in graph.edges_from(nid)))
                 continue
+            spec = node.spec
             srcs = tuple(graph.edge_into(nid, p).src for p in node.ports)
-            grad_ports = tuple(node.spec.differentiable(p) and wants[s] for p, s in zip(node.ports, srcs))
+            grad_ports = tuple(spec.differentiable(p) and wants[s] for p, s in zip(node.ports, srcs))
             wants[nid] = any(grad_ports)
-            steps.append(_OpStep(nid, node.op, node.spec, dict(node.attrs), srcs, grad_ports))
+            steps.append(_OpStep(nid, node.op, spec, dict(node.attrs), srcs, grad_ports, len(steps) + 1))
         self.steps: tuple[_OpStep, ...] = tuple(steps)
         self.wants_grad = wants
-        self.fan_out = {nid: sum(s.srcs.count(nid) for s in steps) for nid in order}
+        # every value a scalar: run() may use the ops' plain-float rules (same numbers, far less overhead)
+        self.scalar = all(s == () for s in self.shapes.values())
+        self.estimated_bytes = self._estimate_bytes()
+
+    def _estimate_bytes(self) -> int:
+        """Float64 bytes of every value, every wire's gradient, every += total and the seed: what a recorded
+        run keeps (a node's gradient is the array of its first wire, so it is not counted twice)."""
+        size = {nid: math.prod(s) if s is not None else 1 for nid, s in self.shapes.items()}
+        total = sum(size.values()) + size[self.output]
+        arrivals: dict[str, int] = {}
+        for step in self.steps:
+            for src, want in zip(step.srcs, step.grad_ports):
+                if want:
+                    arrivals[src] = arrivals.get(src, 0) + 1
+                    total += size[src] * (1 if arrivals[src] == 1 else 2)
+        return 8 * total
+
+    def check_budget(self, budget: int | None = None) -> None:
+        """Refuse, before allocating, a run whose values, gradients and trace would exceed the memory budget."""
+        budget = MEMORY_BUDGET if budget is None else budget
+        if self.estimated_bytes > budget:
+            raise MemoryBudgetError(
+                f"this graph would need about {_mib(self.estimated_bytes)} for its values, gradients and steps; "
+                f"the limit is {_mib(budget)}. Use smaller tensors or fewer ops.")
 
     def leaf_values(self, graph: Graph, overrides: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
         values = {nid: graph.node(nid).value for nid in self.leaves}
@@ -92,39 +132,112 @@ class Program:
         return values
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
 def _ancestors_and_self(graph: Graph, node: str) -> set[str]:
     return graph.ancestors(node) | {node}
+
+
+# ---- non-finite numbers, reported in the learner's words ------------------------------------------------------
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@"}
+
+
+def describe(step: _OpStep) -> str:
+    """The node as the learner would write it: 'q1 = log(x)', 'f = q1 + q2', 'q = x**0.5'."""
+    a = step.srcs
+    if step.op in _INFIX and len(a) == 2:
+        rhs = f"{a[0]} {_INFIX[step.op]} {a[1]}"
+    elif step.op == "pow":
+        rhs = f"{a[0]}**{_fmt(step.attrs.get('p', 2.0))}"
+    elif step.op == "neg":
+        rhs = f"-{a[0]}"
+    else:
+        rhs = f"{step.op}({', '.join(a)})"
+    return f"{step.node} = {rhs}"
+
+
+def _bad_kind(a: np.ndarray) -> str:
+    a = np.asarray(a)
+    bad = a[~np.isfinite(a)] if a.ndim else a.reshape(1)
+    if np.any(np.isnan(bad)):
+        return "NaN (not a number)"
+    return "+infinity" if np.all(bad > 0) else ("-infinity" if np.all(bad < 0) else "infinite")
+
+
+def _where(out: np.ndarray, inputs: Mapping[str, np.ndarray]) -> str:
+    """'x = -1' for scalars; 'entry (0, 2), where x = -1' for tensors (inputs broadcast to the output's shape)."""
+    out = np.asarray(out)
+    if out.ndim == 0:
+        index: tuple[int, ...] = ()
+        prefix = ""
+    else:
+        flat = int(np.flatnonzero(~np.isfinite(out))[0])
+        index = tuple(int(i) for i in np.unravel_index(flat, out.shape))
+        prefix = f"at entry {index}, "
+    parts = []
+    for name, v in inputs.items():
+        v = np.asarray(v)
+        if v.ndim == 0:
+            parts.append(f"{name} = {_fmt(v)}")
+        elif v.shape == out.shape:
+            parts.append(f"{name} = {_fmt(v[index])}")
+        else:
+            try:
+                parts.append(f"{name} = {_fmt(np.broadcast_to(v, out.shape)[index])}")
+            except ValueError:
+                parts.append(f"{name} {tuple(v.shape)}")
+    return prefix + ("where " + ", ".join(parts) if parts else "")
+
+
+def numeric_error(step: _OpStep, values: Mapping[str, np.ndarray], bad: np.ndarray, *, backward_step: int = 0,
+                  port: str | None = None, output: str = "L") -> NumericError:
+    """Our NumericError naming the node, the step and the numbers that led there."""
+    ins = {s: values[s] for s in dict.fromkeys(step.srcs) if s in values}
+    hint = f" ({_in_names(step.spec.domain, step)})" if step.spec.domain else ""
+    if backward_step:
+        src = step.srcs[step.spec.inputs.index(port)] if port in step.spec.inputs else "its input"
+        return NumericError(
+            f"backward step {backward_step}, node {describe(step)}: the gradient d{output}/d{src} is "
+            f"{_bad_kind(bad)} {_where(bad, ins)}{hint}")
+    return NumericError(f"forward step {step.index}, node {describe(step)}: the value is {_bad_kind(bad)} "
+                        f"{_where(bad, ins)}{hint}")
+
+
+def _in_names(text: str, step: _OpStep) -> str:
+    """The op's port names in `text` replaced by the names of the nodes wired to them (x -> q1)."""
+    names = dict(zip(step.spec.inputs, step.srcs))
+    pattern = r"\b(" + "|".join(map(re.escape, names)) + r")\b"
+    return re.sub(pattern, lambda m: names[m.group(1)], text) if names else text
+
+
+def _finite(a: np.ndarray) -> bool:
+    return math.isfinite(a) if a.ndim == 0 else bool(np.isfinite(a).all())
 
 
 # ---- the core of both paths: one node forward, one node backward -----------------------------------------------
 
 def _forward_node(step: _OpStep, values: dict[str, np.ndarray], caches: dict[str, Any]) -> np.ndarray:
+    """Forward one op (call inside np.errstate(all="ignore")); raises NumericError on NaN or infinity."""
     ins = [values[s] for s in step.srcs]
     try:
-        with np.errstate(all="ignore"):
-            out, cache = step.spec.forward(*ins, **step.attrs)
+        out, cache = step.spec.forward(*ins, **step.attrs)
     except StudioError as exc:
         raise type(exc)(f"node '{step.node}' ({step.op}): {exc}") from None
     out = np.asarray(out, dtype=np.float64)
     values[step.node] = out
     caches[step.node] = cache
+    if not _finite(out):
+        raise numeric_error(step, values, out)
     return out
 
 
 def _backward_node(step: _OpStep, upstream: np.ndarray, cache: Any) -> tuple[np.ndarray | None, ...]:
-    with np.errstate(all="ignore"):
-        grads = step.spec.backward(upstream, cache)
+    grads = step.spec.backward(upstream, cache)
     return tuple(None if (g is None or not want) else np.asarray(g, dtype=np.float64)
                  for g, want in zip(grads, step.grad_ports))
-
-
-def _check_finite(program: Program, values: Mapping[str, np.ndarray], what: str = "value") -> None:
-    for step in program.steps:
-        v = values.get(step.node)
-        if v is not None and not np.all(np.isfinite(v)):
-            ins = ", ".join(f"{s} = {_fmt(values[s])}" for s in step.srcs)
-            raise NumericError(f"node '{step.node}' ({step.op}) produced a non-finite {what} "
-                               f"(NaN or infinity) from {ins}")
 
 
 # ---- fast path ---------------------------------------------------------------------------------------------
@@ -142,35 +255,121 @@ class RunResult:
         return self.values[self.output]
 
 
+_PROGRAMS: "weakref.WeakKeyDictionary[Graph, tuple[int, Program]]" = weakref.WeakKeyDictionary()
+
+
+def compile_program(graph: Graph) -> Program:
+    """The graph's Program, compiled once per version of the graph (any edit recompiles)."""
+    cached = _PROGRAMS.get(graph)
+    if cached is not None and cached[0] == graph.version:
+        return cached[1]
+    program = Program(graph)
+    _PROGRAMS[graph] = (graph.version, program)
+    return program
+
+
 def run(graph: Graph | Program, values: Mapping[str, Any] | None = None, graph_for_values: Graph | None = None,
-        backward: bool = True) -> RunResult:
+        backward: bool = True, scalar_rules: bool = True) -> RunResult:
     """Forward and (optionally) backward with no recording: the path training and gradient checks use.
 
-    `graph` may be a precompiled Program, in which case `values` must hold every leaf.
+    `graph` may be a precompiled Program, in which case `values` must hold every leaf. A NaN or an infinity
+    anywhere raises NumericError naming the node and the step. On a graph of scalars the ops' plain-float rules
+    are used (`scalar_rules=False` forces every op's own forward and backward, as gradient checks want).
     """
     if isinstance(graph, Program):
         program = graph
         vals = dict(values or {}) if graph_for_values is None else program.leaf_values(graph_for_values, values)
     else:
-        program = Program(graph)
+        program = compile_program(graph)
         vals = program.leaf_values(graph, values)
+    program.check_budget()
+    if scalar_rules and program.scalar and all(np.ndim(vals[nid]) == 0 for nid in program.leaves):
+        return _run_scalars(program, vals, backward)
     caches: dict[str, Any] = {}
-    for step in program.steps:
-        _forward_node(step, vals, caches)
-    _check_finite(program, vals)
     grads: dict[str, np.ndarray] = {}
-    if backward:
-        out = program.output
-        grads[out] = np.ones_like(vals[out])
-        for step in reversed(program.steps):
-            up = grads.get(step.node)
-            if up is None:
-                continue
-            for src, g in zip(step.srcs, _backward_node(step, up, caches[step.node])):
-                if g is not None:
-                    grads[src] = np.asarray(grads[src] + g) if src in grads else g
-        _check_finite(program, grads, "gradient")
-    return RunResult(program.output, vals, grads)
+    out = program.output
+    with np.errstate(all="ignore"):
+        for step in program.steps:
+            _forward_node(step, vals, caches)
+        if backward:
+            grads[out] = np.ones_like(vals[out])
+            index = 1   # backward steps counted as the Trace counts them: the seed, each op, each +=
+            for step in reversed(program.steps):
+                up = grads.get(step.node)
+                if up is None:
+                    continue
+                index += 1
+                for port, src, g in zip(step.spec.inputs, step.srcs, _backward_node(step, up, caches[step.node])):
+                    if g is None:
+                        continue
+                    if not _finite(g):
+                        raise numeric_error(step, vals, g, backward_step=index, port=port, output=out)
+                    if src in grads:
+                        index += 1
+                        g = np.asarray(grads[src] + g)
+                        if not _finite(g):
+                            raise numeric_error(step, vals, g, backward_step=index, port=port, output=out)
+                    grads[src] = g
+    return RunResult(out, vals, grads)
+
+
+def _run_scalars(program: Program, leaves: Mapping[str, np.ndarray], backward: bool) -> RunResult:
+    """run() for a graph of scalars, in Python floats: each op's plain-float rule where it has one, its array
+    forward/backward on 0-d arrays where it has not (so the numbers are the array path's, bit for bit)."""
+    fv: dict[str, float] = {nid: float(v) for nid, v in leaves.items()}
+    caches: dict[str, Any] = {}
+    isfinite = math.isfinite
+    with np.errstate(all="ignore"):
+        for step in program.steps:
+            rule = step.spec.scalar
+            if rule is not None:
+                try:
+                    out = rule[0](*[fv[s] for s in step.srcs])
+                except ArithmeticError:    # x / 0 in floats: let the array path give inf and the message
+                    out = math.nan
+            else:
+                ins = [np.array(fv[s]) for s in step.srcs]
+                try:
+                    res, caches[step.node] = step.spec.forward(*ins, **step.attrs)
+                except StudioError as exc:
+                    raise type(exc)(f"node '{step.node}' ({step.op}): {exc}") from None
+                out = float(res)
+            if not isfinite(out):
+                values = {k: np.array(v) for k, v in fv.items()}
+                _forward_node(step, values, {})   # raises NumericError with the array path's numbers
+                out = float(values[step.node])
+            fv[step.node] = out
+        grads: dict[str, float] = {}
+        output = program.output
+        if backward:
+            grads[output] = 1.0
+            index = 1
+            for step in reversed(program.steps):
+                up = grads.get(step.node)
+                if up is None:
+                    continue
+                index += 1
+                rule = step.spec.scalar
+                if rule is not None:
+                    try:
+                        downs = rule[1](up, *[fv[s] for s in step.srcs], fv[step.node])
+                    except ArithmeticError:
+                        downs = tuple(math.nan for _ in step.srcs)
+                else:
+                    downs = [None if g is None else float(g)
+                             for g in step.spec.backward(np.array(up), caches[step.node])]
+                for port, src, g, want in zip(step.spec.inputs, step.srcs, downs, step.grad_ports):
+                    if g is None or not want:
+                        continue
+                    if src in grads:
+                        index += 1
+                        g = grads[src] + g
+                    if not isfinite(g):
+                        values = {k: np.array(v) for k, v in fv.items()}
+                        raise numeric_error(step, values, np.array(g), backward_step=index, port=port, output=output)
+                    grads[src] = g
+    array = np.array
+    return RunResult(program.output, {k: array(v) for k, v in fv.items()}, {k: array(v) for k, v in grads.items()})
 
 
 # ---- recorded path -----------------------------------------------------------------------------------------
@@ -187,43 +386,80 @@ class Trace:
 
     With a learning rate, one gradient-descent update per trainable parameter follows the backward pass
     (p ← p − lr · dL/dp), so a whole training iteration can be stepped through.
+
+    Seeking is O(1): each value, gradient and wire gradient keeps the (short) list of steps at which it was
+    set, so `state_at(k)` copies nothing and a lookup is a binary search in that list, wherever k is.
     """
 
     def __init__(self, graph: Graph, learning_rate: float | None = None):
         if learning_rate is not None and not (np.isfinite(learning_rate) and learning_rate > 0):
             raise ValueInputError(f"the learning rate must be a positive number, got {learning_rate!r}")
-        self.program = Program(graph)
+        self.program = compile_program(graph)
+        self.program.check_budget()
         self.output = self.program.output
         self.learning_rate = learning_rate
         self.initial: dict[str, np.ndarray] = self.program.leaf_values(graph)
+        # Recording builds thousands of containers that all stay alive: the cyclic garbage collector would
+        # re-scan them again and again (superlinear in the graph's size) and find nothing to free.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._record(graph, learning_rate)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _record(self, graph: Graph, learning_rate: float | None) -> None:
         self.events: tuple[StepEvent, ...] = tuple(_record(self.program, dict(self.initial), learning_rate))
         self.forward_count = sum(1 for e in self.events if e.phase == "forward")
         self.update_count = sum(1 for e in self.events if e.phase == "update")
         self.backward_count = len(self.events) - self.forward_count - self.update_count
+        self._values = _History()
+        self._grads = _History()
+        self._edge_grads = _History()
+        self._touched: list[tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = []  # per event: nodes, wires
+        for nid, v in self.initial.items():
+            self._values.set(nid, 0, v)
+        for i, ev in enumerate(self.events, start=1):
+            if ev.phase == "forward":
+                self._values.set(ev.node, i, ev.outputs["out"])
+                self._touched.append(((ev.node,), ()))
+            elif ev.phase == "update":
+                self._values.set(ev.node, i, ev.outputs["value"])
+                self._touched.append(((ev.node,), ()))
+            elif ev.kind == "seed" or ev.kind == "accumulate":
+                self._grads.set(ev.node, i, ev.outputs["grad"])
+                self._touched.append(((ev.node,), ()))
+            else:
+                wires, nodes = [], [ev.node]
+                for port, g in ev.outputs.items():
+                    self._edge_grads.set((ev.node, port), i, g)
+                    wires.append((ev.node, port))
+                    src = ev.sources[port]
+                    if src not in self._grads:   # the first arrival; later ones are accumulate events
+                        self._grads.set(src, i, g)
+                    nodes.append(src)
+                self._touched.append((tuple(nodes), tuple(wires)))
 
     def __len__(self) -> int:
         return len(self.events)
 
     def state_at(self, k: int) -> "TraceState":
-        """What is known after the first k events (0 = only the leaves' values)."""
+        """What is known after the first k events (0 = only the leaves' values). O(1), whatever k is."""
         if not 0 <= k <= len(self.events):
             raise IndexError(f"step {k} is outside 0..{len(self.events)}")
-        values = dict(self.initial)
-        grads: dict[str, np.ndarray] = {}
-        edge_grads: dict[tuple[str, str], np.ndarray] = {}
-        for ev in self.events[:k]:
-            if ev.phase == "forward":
-                values[ev.node] = ev.outputs["out"]
-            elif ev.phase == "update":
-                values[ev.node] = ev.outputs["value"]
-            elif ev.kind == "seed" or ev.kind == "accumulate":
-                grads[ev.node] = ev.outputs["grad"]
-            else:
-                for port, g in ev.outputs.items():
-                    edge_grads[(ev.node, port)] = g
-                    src = ev.sources[port]
-                    grads.setdefault(src, g)
-        return TraceState(k, values, grads, edge_grads, self.events[k - 1] if k else None)
+        return TraceState(k, _StateView(self._values, k), _StateView(self._grads, k),
+                          _StateView(self._edge_grads, k), self.events[k - 1] if k else None, self)
+
+    def changed_between(self, a: int, b: int) -> tuple[set[str], set[tuple[str, str]]]:
+        """The nodes and wires whose value or gradient differs between steps a and b: what a view redraws."""
+        lo, hi = min(a, b), max(a, b)
+        nodes: set[str] = set()
+        wires: set[tuple[str, str]] = set()
+        for touched_nodes, touched_wires in self._touched[lo:hi]:
+            nodes.update(touched_nodes)
+            wires.update(touched_wires)
+        return nodes, wires
 
     def label(self, k: int) -> str:
         """'Forward 2 / 3', 'Backward 1 / 7' or 'Ready' for step k, as the transport bar shows it."""
@@ -241,23 +477,98 @@ class Trace:
         return self.state_at(len(self.events)).values[self.output]
 
 
+class _History:
+    """For each key, the steps at which it was set and what it was set to (steps ascending)."""
+
+    __slots__ = ("steps", "items", "first")
+
+    def __init__(self) -> None:
+        self.steps: dict[Any, list[int]] = {}
+        self.items: dict[Any, list[Any]] = {}
+        self.first: dict[Any, int] = {}      # key -> the step it first appears at (also the iteration order)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self.steps
+
+    def set(self, key: Any, step: int, value: Any) -> None:
+        if key in self.steps:
+            self.steps[key].append(step)
+            self.items[key].append(value)
+        else:
+            self.steps[key] = [step]
+            self.items[key] = [value]
+            self.first[key] = step
+
+    def at(self, key: Any, k: int, default: Any = None) -> Any:
+        steps = self.steps.get(key)
+        if steps is None or steps[0] > k:
+            return default
+        if steps[-1] <= k:
+            return self.items[key][-1]
+        return self.items[key][bisect.bisect_right(steps, k) - 1]
+
+
+_MISSING = object()
+
+
+class _StateView(Mapping):
+    """A read-only dict of what was known at step k, looked up in a _History (nothing is copied)."""
+
+    __slots__ = ("_history", "_k")
+
+    def __init__(self, history: _History, k: int):
+        self._history, self._k = history, k
+
+    def __getitem__(self, key: Any) -> Any:
+        v = self._history.at(key, self._k, _MISSING)
+        if v is _MISSING:
+            raise KeyError(key)
+        return v
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._history.at(key, self._k, default)
+
+    def __contains__(self, key: object) -> bool:
+        first = self._history.first.get(key)
+        return first is not None and first <= self._k
+
+    def __iter__(self) -> Iterator[Any]:
+        k = self._k
+        return (key for key, first in self._history.first.items() if first <= k)
+
+    def __len__(self) -> int:
+        k = self._k
+        return sum(1 for first in self._history.first.values() if first <= k)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
 @dataclass(frozen=True)
 class TraceState:
+    """What is known after `step` events: read-only mappings of values, gradients and wire gradients."""
+
     step: int
-    values: dict[str, np.ndarray]
-    grads: dict[str, np.ndarray]
-    edge_grads: dict[tuple[str, str], np.ndarray]
+    values: Mapping[str, np.ndarray]
+    grads: Mapping[str, np.ndarray]
+    edge_grads: Mapping[tuple[str, str], np.ndarray]
     event: StepEvent | None
+    trace: "Trace | None" = field(default=None, repr=False, compare=False)
+
+    def changed_since(self, other: "TraceState | None") -> tuple[set[str], set[tuple[str, str]]] | None:
+        """The nodes and wires that differ from `other`, a state of the same trace; None if not comparable."""
+        if other is None or self.trace is None or other.trace is not self.trace:
+            return None
+        return self.trace.changed_between(other.step, self.step)
 
 
 def forward_events(program: Program, values: dict[str, np.ndarray], caches: dict[str, Any],
                    start: int = 0) -> Iterator[StepEvent]:
-    """Run the forward pass one op node at a time, yielding an event per node."""
+    """Run the forward pass one op node at a time, yielding an event per node (iterate it inside
+    np.errstate(all="ignore"), as _record does: a NaN or an infinity raises our NumericError instead)."""
     for i, step in enumerate(program.steps):
         out = _forward_node(step, values, caches)
         ins = {p: values[s] for p, s in zip(step.spec.inputs, step.srcs)}
-        if not np.all(np.isfinite(out)):
-            _check_finite(program, values)
         yield StepEvent(start + i, "forward", "op", step.node, _frozen(ins), _frozen({"out": out}),
                         _forward_note(step, ins, out))
 
@@ -280,8 +591,9 @@ def backward_events(program: Program, values: dict[str, np.ndarray], caches: dic
         downs = _backward_node(step, up, caches[step.node])
         outs = {p: g for p, g in zip(step.spec.inputs, downs) if g is not None}
         sources = {p: s for p, s, g in zip(step.spec.inputs, step.srcs, downs) if g is not None}
-        if not all(np.all(np.isfinite(g)) for g in outs.values()):
-            raise NumericError(f"node '{step.node}' ({step.op}) produced a non-finite gradient (NaN or infinity)")
+        for port, g in outs.items():
+            if not _finite(g):
+                raise numeric_error(step, values, g, backward_step=index - start + 1, port=port, output=out_id)
         local = _scalar_locals(step, up, outs, caches[step.node])
         yield StepEvent(index, "backward", "op", step.node, _frozen({"upstream": up}), _frozen(outs),
                         _backward_note(step, program.output, up, outs, local), _frozen(sources), _frozen(local))
@@ -293,6 +605,8 @@ def backward_events(program: Program, values: dict[str, np.ndarray], caches: dic
                 continue
             previous = grads[src]
             total = np.asarray(previous + g)
+            if not _finite(total):
+                raise numeric_error(step, values, total, backward_step=index - start + 1, port=port, output=out_id)
             grads[src] = total
             yield StepEvent(index, "backward", "accumulate", src, _frozen({"previous": previous, "incoming": g}),
                             _frozen({"grad": total}),
@@ -302,10 +616,11 @@ def backward_events(program: Program, values: dict[str, np.ndarray], caches: dic
 
 def _record(program: Program, values: dict[str, np.ndarray], learning_rate: float | None = None) -> list[StepEvent]:
     caches: dict[str, Any] = {}
-    events = list(forward_events(program, values, caches))
-    events.extend(backward_events(program, values, caches, start=len(events)))
-    if learning_rate is not None:
-        events.extend(update_events(program, values, events, learning_rate, start=len(events)))
+    with np.errstate(all="ignore"):   # non-finite numbers are caught node by node and reported as ours
+        events = list(forward_events(program, values, caches))
+        events.extend(backward_events(program, values, caches, start=len(events)))
+        if learning_rate is not None:
+            events.extend(update_events(program, values, events, learning_rate, start=len(events)))
     return events
 
 
@@ -329,6 +644,9 @@ def update_events(program: Program, values: Mapping[str, np.ndarray], events: li
             continue
         old, g = values[nid], grads[nid]
         new = old - lr * g
+        if not _finite(np.asarray(new)):
+            raise NumericError(f"update step {index - start + 1}, parameter '{nid}': {nid} − lr · d{out}/d{nid} is "
+                               f"{_bad_kind(np.asarray(new))} (lr = {lr:g}); use a smaller learning rate")
         if np.ndim(new) == 0:
             note = (f"{nid} ← {nid} − lr · d{out}/d{nid} = {_fmt(old)} − {lr:g} × {_fmt(g)} = {_fmt(new)}")
         else:

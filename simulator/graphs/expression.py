@@ -6,6 +6,7 @@ calls become op nodes. Anything else is refused with the offending text and its 
 from __future__ import annotations
 
 import ast
+import difflib
 import math
 from typing import Any
 
@@ -17,6 +18,11 @@ MAX_LENGTH = 5_000
 MAX_OPS = 500
 
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.MatMult: "matmul"}
+# Operators Python has and the graph has not, in the learner's own symbols, with what to write instead.
+_REFUSED_BINOPS = {ast.BitXor: ("^", "use ** for powers, as in x**2"), ast.Mod: ("%", "there is no remainder op"),
+                   ast.FloorDiv: ("//", "use / for division"), ast.BitAnd: ("&", "there is no bitwise and"),
+                   ast.BitOr: ("|", "there is no bitwise or"), ast.LShift: ("<<", "there are no bit shifts"),
+                   ast.RShift: (">>", "there are no bit shifts")}
 # Friendly spellings accepted in calls, beside every registered op name.
 _ALIASES = {"swish": "silu", "maximum": "max", "minimum": "min", "ln": "log", "lrelu": "leaky_relu"}
 
@@ -30,7 +36,9 @@ class _Builder:
         self.text = text
         self.graph = Graph()
         self.names = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)})
+        self.reserved = set(self.names)
         self.op_count = 0
+        self.const_count = 0
         self.op_nodes: list[str] = []
 
     def fail(self, node: ast.AST, why: str) -> ExpressionError:
@@ -49,7 +57,8 @@ class _Builder:
             raise self.fail(node, f"{op} takes {len(spec.inputs)} input{'s' * (len(spec.inputs) != 1)} "
                                   f"({', '.join(spec.inputs)}), got {len(args)}")
         try:
-            nid = self.graph.add_op(op, attrs, name=f"_op{self.op_count}")
+            # a provisional name (renamed q1, q2, ..., f at the end) that no name of the learner's can collide with
+            nid = self.graph.add_op(op, attrs, name=self.graph.unique_name(f"_op{self.op_count}", self.reserved))
             for port, src in zip(spec.inputs, args):
                 self.graph.connect(src, nid, port, check_shapes=False)
         except (GraphError, ValueInputError) as exc:
@@ -58,7 +67,12 @@ class _Builder:
         return nid
 
     def const(self, value: float) -> str:
-        return self.graph.add_const(value, name=self.graph.unique_name("c", self.names))
+        # c, c1, c2, ...: counted here rather than searched for, so many constants stay linear
+        while True:
+            name = "c" if self.const_count == 0 else f"c{self.const_count}"
+            self.const_count += 1
+            if name not in self.reserved and name not in self.graph:
+                return self.graph.add_const(value, name=name)
 
     def visit(self, node: ast.AST) -> str:
         if isinstance(node, ast.Name):
@@ -87,7 +101,8 @@ class _Builder:
                 return self.op(node, "pow", [self.visit(node.left)], {"p": exponent})
             op = _BINOPS.get(type(node.op))
             if op is None:
-                raise self.fail(node, f"the operator {type(node.op).__name__} is not supported")
+                symbol, hint = _REFUSED_BINOPS.get(type(node.op), (type(node.op).__name__, "it is not an op"))
+                raise self.fail(node, f"the operator {symbol} is not supported ({hint})")
             left = self.visit(node.left)
             return self.op(node, op, [left, self.visit(node.right)])
         if isinstance(node, ast.Call):
@@ -95,7 +110,9 @@ class _Builder:
                 raise self.fail(node.func, "only calls of op names such as exp(x) are allowed")
             name = _ALIASES.get(node.func.id, node.func.id)
             if name not in REGISTRY:
-                raise self.fail(node.func, f"unknown function '{node.func.id}'")
+                near = difflib.get_close_matches(node.func.id, list(REGISTRY) + list(_ALIASES), n=1)
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                raise self.fail(node.func, f"unknown function '{node.func.id}'{hint}")
             attrs = {}
             for kw in node.keywords:
                 if kw.arg is None:
@@ -138,10 +155,25 @@ class _Builder:
             if any(i is None or i != int(i) for i in items):
                 raise self.fail(node, "a shape must be a tuple of whole numbers")
             return tuple(int(i) for i in items)
+        whole = _int_literal(node)
+        if whole is not None:   # 3, -1, 3000000000: whole numbers stay exact integers (axes, seeds)
+            return whole
         v = self.constant_value(node)
         if v is None:
             raise self.fail(node, "an attribute must be a number")
-        return int(v) if v == int(v) and abs(v) < 2**31 and isinstance(getattr(node, "value", None), int) else v
+        return v
+
+
+def _int_literal(node: ast.AST) -> int | None:
+    """The value of an integer literal such as 3 or -1 (an exact int), or None for anything else."""
+    sign = 1
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        sign = -1 if isinstance(node.op, ast.USub) else 1
+        node = node.operand
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool) \
+            and abs(node.value) < 2**63:
+        return sign * node.value
+    return None
 
 
 def _describe(node: ast.AST) -> str:
@@ -167,6 +199,7 @@ def _rename_ops(graph: Graph, op_nodes: list[str], reserved: list[str]) -> None:
     else:
         targets = [f"q{i + 1}" for i in range(len(inner))]
     targets.append("f")
+    mapping = {}
     for old, want in zip(op_nodes, targets):
         new = want
         i = 1
@@ -174,7 +207,8 @@ def _rename_ops(graph: Graph, op_nodes: list[str], reserved: list[str]) -> None:
             new = f"{want}_{i}"
             i += 1
         taken.add(new)
-        graph.rename(old, new)
+        mapping[old] = new
+    graph.rename_many(mapping)   # one pass over the graph, not one per op
 
 
 def parse_expression(text: str) -> Graph:

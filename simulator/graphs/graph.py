@@ -1,16 +1,19 @@
 """Graph, Node, Edge: the computational graph a learner builds, a DAG of inputs, parameters, constants and op nodes.
 
-networkx holds the structure (topological order, cycle checks). Every change is announced on `Graph.changed`
-with a GraphChange, so views can follow the model without the model knowing about them.
+Two dicts hold the structure: the wire into each (node, port), and the wires out of each node, so every question
+(consumers, ancestors, cycles, the topological order, the shapes after an edit) costs what it touches, never a scan of
+the whole graph per node. Every change is announced on `Graph.changed` with a GraphChange, so views can follow the
+model without the model knowing about them.
 """
 from __future__ import annotations
 
+import heapq
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-import networkx as nx
 import numpy as np
 
 from simulator.core.errors import GraphError, ShapeError, StudioError, ValueInputError
@@ -26,20 +29,40 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 def as_value(value: Any, what: str = "value") -> np.ndarray:
-    """A user-supplied number or array as a float64 ndarray, refusing NaN, Inf, strings and absurd sizes."""
+    """A user-supplied number or array as a float64 ndarray, refusing NaN, Inf, strings, complex or masked
+    arrays and absurd sizes."""
+    if type(value) is float or type(value) is int:   # the common case, kept cheap: evaluate() calls this per input
+        try:
+            f = float(value)
+        except OverflowError:
+            raise ValueInputError(f"{what} is too large, got {value!r}") from None
+        if not math.isfinite(f):
+            raise ValueInputError(f"{what} contains NaN or infinity")
+        return np.array(f)
     if isinstance(value, (bool, np.bool_)) or isinstance(value, (str, bytes)):
         raise ValueInputError(f"{what} must be a number or an array of numbers, got {value!r}")
+    if isinstance(value, np.ma.MaskedArray):
+        raise ValueInputError(f"{what} is a masked array; give plain numbers (fill or drop the masked entries)")
+    if isinstance(value, (complex, np.complexfloating)) or (isinstance(value, np.ndarray)
+                                                             and np.iscomplexobj(value)):
+        raise ValueInputError(f"{what} is complex; the simulator works with real numbers")
     try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueInputError(f"{what} must be a number or an array of numbers, got {type(value).__name__}") from None
+        if isinstance(value, (np.ndarray, np.floating, np.integer)):
+            arr = np.array(value, dtype=np.float64)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")   # numpy warns, then drops imaginary parts: refuse instead
+                arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError, Warning):
+        raise ValueInputError(f"{what} must be a number or an array of real numbers, "
+                              f"got {type(value).__name__}") from None
     if arr.size > MAX_ELEMENTS:
         raise ValueInputError(f"{what} has {arr.size:,} entries; the limit is {MAX_ELEMENTS:,}")
     if arr.size == 0:
         raise ValueInputError(f"{what} is empty; a value needs at least one entry")
     if arr.ndim > 8:
         raise ValueInputError(f"{what} has {arr.ndim} dimensions; the limit is 8")
-    if not np.all(np.isfinite(arr)):
+    if not (math.isfinite(arr) if arr.ndim == 0 else np.isfinite(arr).all()):
         raise ValueInputError(f"{what} contains NaN or infinity")
     return arr
 
@@ -104,8 +127,15 @@ class Graph:
     def __init__(self) -> None:
         self._nodes: dict[str, Node] = {}
         self._in: dict[tuple[str, str], Edge] = {}  # (dst, port) -> edge: each input port is fed at most once
-        self._nx = nx.MultiDiGraph()
+        self._out: dict[str, dict[tuple[str, str], None]] = {}  # src -> keys of _in of the wires leaving it
         self._output: str | None = None
+        # Caches, so compiling and checked wiring cost work proportional to what changed, not to the graph:
+        # the topological order (dropped on any structural change) and every node's shape (kept up to date
+        # incrementally while the graph's shapes fit; None when unknown).
+        self._order: list[str] | None = None
+        self._shapes: dict[str, tuple[int, ...] | None] | None = None
+        self._version = 0
+        self._sink: tuple[int, str] | None = None
         self.changed = Signal()
 
     # ---- reading --------------------------------------------------------------------------------------------
@@ -137,26 +167,46 @@ class Graph:
         return self._in.get((dst, port))
 
     def edges_from(self, src: str) -> list[Edge]:
-        """Every wire leaving `src`, in the order the consumers were added."""
-        return [e for e in self._in.values() if e.src == src]
+        """Every wire leaving `src`, in the order they were wired."""
+        return [self._in[k] for k in self._out.get(src, ())]
 
     def leaves(self, kinds: Iterable[str] = ("input", "param")) -> list[Node]:
         kinds = tuple(kinds)
         return [n for n in self._nodes.values() if n.kind in kinds]
 
     def topological_order(self) -> list[str]:
-        """Node ids, producers before consumers; ties broken by insertion order so the order is stable."""
-        rank = {nid: i for i, nid in enumerate(self._nodes)}
-        return list(nx.lexicographical_topological_sort(self._nx, key=rank.__getitem__))
+        """Node ids, producers before consumers; ties broken by insertion order so the order is stable.
+        Kahn's algorithm with a heap on insertion rank: O(n log n), cached until the structure changes."""
+        if self._order is None:
+            rank = {nid: i for i, nid in enumerate(self._nodes)}
+            indeg = {nid: 0 for nid in self._nodes}
+            for dst, _port in self._in:
+                indeg[dst] += 1
+            heap = [(rank[nid], nid) for nid, d in indeg.items() if d == 0]
+            heapq.heapify(heap)
+            order: list[str] = []
+            while heap:
+                _, nid = heapq.heappop(heap)
+                order.append(nid)
+                for key in self._out.get(nid, ()):
+                    dst = key[0]
+                    indeg[dst] -= 1
+                    if indeg[dst] == 0:
+                        heapq.heappush(heap, (rank[dst], dst))
+            self._order = order
+        return list(self._order)
 
     @property
     def output(self) -> str:
         """The node whose value the passes compute: set explicitly, or else the graph's only sink."""
         if self._output is not None:
             return self._output
-        sinks = [nid for nid in self._nodes if self._nx.out_degree(nid) == 0]
+        if self._sink is not None and self._sink[0] == self._version:
+            return self._sink[1]
+        sinks = [nid for nid in self._nodes if not self._out.get(nid)]
         op_sinks = [nid for nid in sinks if self._nodes[nid].kind == "op"] or sinks
         if len(op_sinks) == 1:
+            self._sink = (self._version, op_sinks[0])   # asked on every step: cached until the next change
             return op_sinks[0]
         if not op_sinks:
             raise GraphError("the graph is empty")
@@ -167,6 +217,18 @@ class Graph:
         """The output chosen with set_output, or None when the graph's only sink is used."""
         return self._output
 
+    @property
+    def version(self) -> int:
+        """A number that grows with every change: equal versions mean an unchanged graph (caches key on it)."""
+        return self._version
+
+    def _announce(self, change: GraphChange) -> None:
+        self._version += 1
+        self.changed.emit(change)
+
+    def _structure_changed(self) -> None:
+        self._order = None
+
     def index_of(self, node_id: str) -> int:
         """The node's place in insertion order (which breaks ties in the topological order)."""
         self.node(node_id)
@@ -176,21 +238,38 @@ class Graph:
         return list(self._in).index((dst, port))
 
     def predecessors(self, node_id: str) -> list[str]:
-        return list(dict.fromkeys(self._nx.predecessors(node_id)))
+        node = self.node(node_id)
+        return list(dict.fromkeys(self._in[(node_id, p)].src for p in node.ports if (node_id, p) in self._in))
 
     def successors(self, node_id: str) -> list[str]:
-        return list(dict.fromkeys(self._nx.successors(node_id)))
+        self.node(node_id)
+        return list(dict.fromkeys(dst for dst, _port in self._out.get(node_id, ())))
 
     def ancestors(self, node_id: str) -> set[str]:
         """Every node whose value flows into `node_id`."""
         self.node(node_id)
-        return nx.ancestors(self._nx, node_id)
+        return self._reach(node_id, self.predecessors)
+
+    def descendants(self, node_id: str) -> set[str]:
+        """Every node `node_id`'s value flows into."""
+        self.node(node_id)
+        return self._reach(node_id, self.successors)
+
+    def _reach(self, start: str, step: Callable[[str], list[str]]) -> set[str]:
+        seen: set[str] = set()
+        stack = [start]
+        while stack:
+            for nxt in step(stack.pop()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return seen
 
     def set_output(self, node_id: str | None) -> None:
         if node_id is not None:
             self.node(node_id)
         self._output = node_id
-        self.changed.emit(GraphChange("output_changed", node=node_id))
+        self._announce(GraphChange("output_changed", node=node_id))
 
     def unique_name(self, prefix: str, reserved: Iterable[str] = ()) -> str:
         reserved = set(reserved)
@@ -243,37 +322,73 @@ class Graph:
             items = list(self._nodes.items())
             items.insert(index, items.pop())
             self._nodes = dict(items)
-        self._nx.add_node(node.id)
-        self.changed.emit(GraphChange("node_added", node=node.id))
+        self._structure_changed()
+        if self._shapes is not None:
+            self._shapes[node.id] = (tuple(node.value.shape) if node.is_leaf and node.value is not None else None)
+        self._announce(GraphChange("node_added", node=node.id))
         return node.id
 
     def remove_node(self, node_id: str) -> None:
         """Remove a node and every wire touching it (each removal announced first)."""
-        self.node(node_id)
-        for edge in [e for e in self._in.values() if node_id in (e.src, e.dst)]:
+        node = self.node(node_id)
+        touching = [self._in[(node_id, p)] for p in node.ports if (node_id, p) in self._in]
+        touching += self.edges_from(node_id)
+        for edge in sorted(touching, key=self._edge_rank_key()):
             self.disconnect(edge.dst, edge.port)
         del self._nodes[node_id]
-        self._nx.remove_node(node_id)
+        self._out.pop(node_id, None)
+        self._structure_changed()
+        if self._shapes is not None:
+            self._shapes.pop(node_id, None)
         if self._output == node_id:
             self._output = None
-        self.changed.emit(GraphChange("node_removed", node=node_id))
+        self._announce(GraphChange("node_removed", node=node_id))
 
     def rename(self, old: str, new: str) -> None:
         if old == new:
             return
-        node = self.node(old)
-        if not _NAME_RE.match(new or ""):
+        self.node(old)
+        if not isinstance(new, str) or not _NAME_RE.match(new):
             raise GraphError(f"'{new}' is not a valid name: use letters, digits and _, starting with a letter")
         if new in self._nodes:
             raise GraphError(f"a node named '{new}' already exists")
-        self._nodes = {(new if k == old else k): v for k, v in self._nodes.items()}
-        node.id = new
-        nx.relabel_nodes(self._nx, {old: new}, copy=False)
-        self._in = {(new if d == old else d, p): Edge(new if e.src == old else e.src, new if e.dst == old else e.dst, p)
-                    for (d, p), e in self._in.items()}
-        if self._output == old:
-            self._output = new
-        self.changed.emit(GraphChange("node_renamed", node=new, old=old))
+        self.rename_many({old: new})
+
+    def rename_many(self, mapping: Mapping[str, str]) -> None:
+        """Rename several nodes at once (old -> new; the new names may swap or reuse old ones) in one pass over
+        the graph, announcing each rename. Refused, unchanged, if a name is invalid or two nodes would share one."""
+        mapping = {o: n for o, n in mapping.items() if o != n}
+        if not mapping:
+            return
+        for old, new in mapping.items():
+            self.node(old)
+            if not isinstance(new, str) or not _NAME_RE.match(new):
+                raise GraphError(f"'{new}' is not a valid name: use letters, digits and _, starting with a letter")
+        final = [mapping.get(k, k) for k in self._nodes]
+        if len(set(final)) != len(final):
+            clash = next(n for n in mapping.values() if final.count(n) > 1)
+            raise GraphError(f"a node named '{clash}' already exists")
+        self._relabel(mapping)
+        if self._output in mapping:
+            self._output = mapping[self._output]
+        for old, new in mapping.items():
+            self._announce(GraphChange("node_renamed", node=new, old=old))
+
+    def _relabel(self, mapping: Mapping[str, str]) -> None:
+        """Apply old -> new to every map in one O(nodes + wires) pass, keeping insertion orders."""
+        m = mapping.get
+        for old, new in mapping.items():
+            self._nodes[old].id = new
+        self._nodes = {m(k, k): v for k, v in self._nodes.items()}
+        self._in = {(m(d, d), p): Edge(m(e.src, e.src), m(e.dst, e.dst), p) for (d, p), e in self._in.items()}
+        self._out = {m(s, s): {(m(d, d), p): None for d, p in keys} for s, keys in self._out.items()}
+        self._structure_changed()
+        if self._shapes is not None:
+            self._shapes = {m(k, k): v for k, v in self._shapes.items()}
+
+    def _edge_rank_key(self) -> Callable[[Edge], int]:
+        rank = {k: i for i, k in enumerate(self._in)}
+        return lambda e: rank[(e.dst, e.port)]
 
     # ---- wiring ---------------------------------------------------------------------------------------------
 
@@ -290,7 +405,8 @@ class Graph:
         existing = self._in.get((dst, port))
         if existing is not None:
             raise GraphError(f"input '{port}' of '{dst}' is already fed by '{existing.src}'; disconnect it first")
-        if src == dst or nx.has_path(self._nx, dst, src):
+        # A new node has no consumers yet, so it cannot close a cycle: skip the search (parsers wire only those).
+        if src == dst or (self._out.get(dst) and src in self._reach(dst, self.successors)):
             raise GraphError(f"wiring '{src}' into '{dst}' would close a cycle ('{dst}' already feeds '{src}')")
         edge = Edge(src, dst, port)
 
@@ -300,24 +416,29 @@ class Graph:
                 items = list(self._in.items())
                 items.insert(index, items.pop())
                 self._in = dict(items)
-            self._nx.add_edge(src, dst, key=port)
+            self._out.setdefault(src, {})[(dst, port)] = None
+            self._structure_changed()
 
         def undo() -> None:
             del self._in[(dst, port)]
-            self._nx.remove_edge(src, dst, key=port)
+            del self._out[src][(dst, port)]
+            self._structure_changed()
         if check_shapes:
-            self._guarded(add, undo)
+            self._guarded(add, undo, dst)
         else:
             add()
-        self.changed.emit(GraphChange("edge_added", edge=edge))
+            self._reshape_or_forget(dst)
+        self._announce(GraphChange("edge_added", edge=edge))
         return edge
 
     def disconnect(self, dst: str, port: str) -> Edge:
         edge = self._in.pop((dst, port), None)
         if edge is None:
             raise GraphError(f"input '{port}' of '{dst}' is not connected")
-        self._nx.remove_edge(edge.src, edge.dst, key=port)
-        self.changed.emit(GraphChange("edge_removed", edge=edge))
+        self._out[edge.src].pop((dst, port), None)
+        self._structure_changed()
+        self._reshape_or_forget(dst)
+        self._announce(GraphChange("edge_removed", edge=edge))
         return edge
 
     # ---- editing values -------------------------------------------------------------------------------------
@@ -335,8 +456,35 @@ class Graph:
         if old is not None and old.shape == new.shape:
             assign(new)
         else:
-            self._guarded(lambda: assign(new), lambda: assign(old))
-        self.changed.emit(GraphChange("value_changed", node=node_id))
+            self._guarded(lambda: assign(new), lambda: assign(old), node_id)
+        self._announce(GraphChange("value_changed", node=node_id))
+
+    def set_values(self, values: Mapping[str, Any]) -> None:
+        """Change several leaves' values with one shape check for them all (linear in the graph, where setting
+        them one by one re-checks what each feeds); refused, unchanged, if the new shapes break a shape rule."""
+        new = {}
+        for node_id, value in values.items():
+            if not self.node(node_id).is_leaf:
+                raise GraphError(f"'{node_id}' is an op node; its value is computed, not set")
+            new[node_id] = as_value(value, f"value of '{node_id}'")
+        old = {nid: self._nodes[nid].value for nid in new}
+        reshaped = any(o is None or o.shape != new[nid].shape for nid, o in old.items())
+        if reshaped:
+            fitted = self.shape_problem() is None
+            saved = self._shapes
+        for nid, v in new.items():
+            self._nodes[nid].value = v
+        if reshaped:
+            self._shapes = None
+            if fitted:
+                problem = self.shape_problem()
+                if problem is not None:
+                    for nid, v in old.items():
+                        self._nodes[nid].value = v
+                    self._shapes = saved
+                    raise problem
+        for nid in new:
+            self._announce(GraphChange("value_changed", node=nid))
 
     def set_attrs(self, node_id: str, attrs: Mapping[str, Any]) -> None:
         node = self.node(node_id)
@@ -347,8 +495,8 @@ class Graph:
 
         def assign(a: dict[str, Any]) -> None:
             node.attrs = a
-        self._guarded(lambda: assign(resolved), lambda: assign(old))
-        self.changed.emit(GraphChange("attrs_changed", node=node_id))
+        self._guarded(lambda: assign(resolved), lambda: assign(old), node_id)
+        self._announce(GraphChange("attrs_changed", node=node_id))
 
     def set_kind(self, node_id: str, kind: str) -> None:
         """Turn a leaf into an input, a trainable parameter or a constant."""
@@ -356,21 +504,36 @@ class Graph:
         if not node.is_leaf or kind not in LEAF_KINDS:
             raise GraphError(f"'{node_id}' cannot become a {kind}")
         node.kind = kind
-        self.changed.emit(GraphChange("value_changed", node=node_id))
+        self._announce(GraphChange("value_changed", node=node_id))
 
     def move(self, node_id: str, pos: tuple[float, float]) -> None:
         self.node(node_id).pos = _pos(pos)
-        self.changed.emit(GraphChange("node_moved", node=node_id))
+        self._announce(GraphChange("node_moved", node=node_id))
 
     # ---- shapes ---------------------------------------------------------------------------------------------
 
     def infer_shapes(self) -> dict[str, tuple[int, ...] | None]:
         """Every node's output shape, or None where an input port upstream is still unconnected.
 
-        Raises ShapeError naming the node, its op and the shapes that do not fit.
+        Raises ShapeError naming the node, its op and the shapes that do not fit. The result is cached and kept
+        up to date edit by edit, so asking again after a small edit costs only what the edit affected.
         """
-        shapes: dict[str, tuple[int, ...] | None] = {}
-        for nid in self.topological_order():
+        if self._shapes is not None and any(
+                n.is_leaf and self._shapes.get(n.id) != (None if n.value is None else n.value.shape)
+                for n in self._nodes.values()):
+            self._shapes = None   # a leaf's value was replaced behind the graph's back: start again
+        return dict(self._ensure_shapes())
+
+    def _ensure_shapes(self) -> dict[str, tuple[int, ...] | None]:
+        if self._shapes is None:
+            shapes: dict[str, tuple[int, ...] | None] = {}
+            self._infer_into(shapes, self.topological_order())
+            self._shapes = shapes
+        return self._shapes
+
+    def _infer_into(self, shapes: dict[str, tuple[int, ...] | None], order: Iterable[str]) -> None:
+        """Infer the shapes of `order` (producers first), reading the shapes of their inputs from `shapes`."""
+        for nid in order:
             node = self._nodes[nid]
             if node.is_leaf:
                 shapes[nid] = tuple(node.value.shape) if node.value is not None else None
@@ -384,7 +547,7 @@ class Graph:
                 continue
             try:
                 shapes[nid] = tuple(node.spec.infer_shape(*ins, **node.attrs))
-                if int(np.prod(shapes[nid], dtype=np.float64)) > MAX_ELEMENTS:
+                if math.prod(shapes[nid]) > MAX_ELEMENTS:
                     raise ShapeError(f"the output would have shape {shapes[nid]}, more than "
                                      f"{MAX_ELEMENTS:,} entries")
             except ShapeError as exc:
@@ -393,26 +556,71 @@ class Graph:
                 raise ShapeError(f"node '{nid}' ({node.op}): {exc} [inputs: {feeders}]") from None
             except StudioError as exc:
                 raise type(exc)(f"node '{nid}' ({node.op}): {exc}") from None
-        return shapes
+
+    def _downstream_order(self, root: str) -> list[str]:
+        """`root` and every node it feeds, producers first: Kahn's algorithm on just that part of the graph,
+        so the work is proportional to what an edit at `root` can affect."""
+        affected = {root: None}
+        stack = [root]
+        while stack:
+            for dst, _port in self._out.get(stack.pop(), ()):
+                if dst not in affected:
+                    affected[dst] = None
+                    stack.append(dst)
+        indeg = dict.fromkeys(affected, 0)
+        for nid in affected:
+            for dst, _port in self._out.get(nid, ()):
+                indeg[dst] += 1
+        ready = [nid for nid, d in indeg.items() if d == 0]
+        order = []
+        while ready:
+            nid = ready.pop()
+            order.append(nid)
+            for dst, _port in self._out.get(nid, ()):
+                indeg[dst] -= 1
+                if indeg[dst] == 0:
+                    ready.append(dst)
+        return order
+
+    def _reinfer_from(self, root: str) -> dict[str, tuple[int, ...] | None]:
+        """The new shapes of `root` and its consumers, given the cached shapes of everything else (raises)."""
+        assert self._shapes is not None
+        layered = _Overlay(self._shapes)
+        self._infer_into(layered, self._downstream_order(root))
+        return layered.changes
+
+    def _reshape_or_forget(self, root: str) -> None:
+        """After an unchecked edit at `root`: update the cached shapes downstream, or forget them if they break."""
+        if self._shapes is None:
+            return
+        try:
+            self._shapes.update(self._reinfer_from(root))
+        except StudioError:
+            self._shapes = None
 
     def shape_problem(self) -> StudioError | None:
         """The first shape error of the graph, or None when every connected node's shapes fit."""
         try:
-            self.infer_shapes()
+            self._ensure_shapes()
         except StudioError as exc:
             return exc
         return None
 
-    def _guarded(self, apply: Callable[[], None], revert: Callable[[], None]) -> None:
-        """Apply an edit, undoing it and raising if it breaks the shapes of a graph whose shapes fitted.
-        A graph that is already broken (mid-edit) accepts edits, so the learner can repair it step by step."""
+    def _guarded(self, apply: Callable[[], None], revert: Callable[[], None], root: str) -> None:
+        """Apply an edit at `root`, undoing it and raising if it breaks the shapes of a graph whose shapes fitted.
+        A graph that is already broken (mid-edit) accepts edits, so the learner can repair it step by step.
+        Only `root` and what it feeds are inferred again: the work an edit costs is what it affects."""
         fitted = self.shape_problem() is None
         apply()
-        if fitted:
-            problem = self.shape_problem()
-            if problem is not None:
-                revert()
-                raise problem
+        if not fitted:
+            self._shapes = None
+            return
+        try:
+            changes = self._reinfer_from(root)
+        except StudioError:
+            revert()
+            raise
+        self._shapes.update(changes)
 
     def missing_inputs(self) -> list[tuple[str, str]]:
         """(node, port) pairs still waiting for a wire."""
@@ -426,18 +634,19 @@ class Graph:
         for n in self._nodes.values():
             g._nodes[n.id] = Node(n.id, n.kind, n.op, dict(n.attrs),
                                   None if n.value is None else n.value.copy(), n.pos)
-            g._nx.add_node(n.id)
-        for e in self._in.values():
-            g._in[(e.dst, e.port)] = e
-            g._nx.add_edge(e.src, e.dst, key=e.port)
+        g._in = dict(self._in)
+        g._out = {s: dict(keys) for s, keys in self._out.items()}
         g._output = self._output
+        g._order = None if self._order is None else list(self._order)
+        g._shapes = None if self._shapes is None else dict(self._shapes)
         return g
 
     def replace_with(self, other: "Graph") -> None:
         """Take `other`'s contents in place (keeping this graph's observers) and announce a reset."""
         fresh = other.copy()
-        self._nodes, self._in, self._nx, self._output = fresh._nodes, fresh._in, fresh._nx, fresh._output
-        self.changed.emit(GraphChange("reset"))
+        self._nodes, self._in, self._output = fresh._nodes, fresh._in, fresh._output
+        self._out, self._order, self._shapes = fresh._out, fresh._order, fresh._shapes
+        self._announce(GraphChange("reset"))
 
     @classmethod
     def from_expression(cls, text: str) -> "Graph":
@@ -450,6 +659,18 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"Graph({len(self._nodes)} nodes, {len(self._in)} edges)"
+
+
+class _Overlay(dict):
+    """Shapes being re-inferred: reads fall through to the cached shapes, writes are collected in `changes`."""
+
+    def __init__(self, base: Mapping[str, Any]):
+        super().__init__()
+        self.base = base
+        self.changes = self
+
+    def __missing__(self, key: str) -> Any:
+        return self.base[key]
 
 
 def _pos(pos: Any) -> tuple[float, float]:

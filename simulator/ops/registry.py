@@ -81,7 +81,8 @@ class OpSpec:
     ShapeError with both shapes. `symbol` is drawn in the node box and may use attributes ("^{p}").
     `local_grad` maps each input port to the formula of d out / d port shown in the chain-rule view.
     `sample(rng)` returns inputs that exercise the op away from its kinks: the gradient tests use it, so an op
-    cannot be registered without being tested.
+    cannot be registered without being tested. `domain` says, in the learner's words, where the op (or its
+    gradient) is defined; it is added to the message when a NaN or an infinity appears at the op.
     """
 
     name: str
@@ -97,6 +98,11 @@ class OpSpec:
     sample: Callable[[np.random.Generator], list[Sample]]
     attrs: tuple[AttrSpec, ...] = ()
     nondiff: frozenset[str] = field(default_factory=frozenset)
+    domain: str = ""
+    # Optional plain-float rules for graphs of scalars (no attributes): forward(*x) -> out and
+    # backward(dout, *x, out) -> gradients in input order. They must give bit for bit what forward and backward
+    # give on 0-d arrays (IEEE + - * / and comparisons do); the engine then skips numpy's per-call overhead.
+    scalar: tuple[Callable[..., float], Callable[..., tuple[float, ...]]] | None = None
 
     def default_attrs(self) -> dict[str, Any]:
         return {a.name: a.default for a in self.attrs}

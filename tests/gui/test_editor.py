@@ -485,3 +485,84 @@ def test_deleting_the_selected_node_announces_no_selection(qtbot, editor):
     with qtbot.waitSignal(scene.selection_changed_to) as blocker:
         scene.delete_selected()
     assert blocker.args == [None]
+
+
+# ---- hostile positions, incremental stepping display, the cached background (issue 11, 12) ------------------------
+
+def test_fit_to_view_survives_a_node_at_1e308(qtbot):
+    from gui.editor.view import MIN_ZOOM
+    from simulator.graphs.graph import Node
+    graph = load_example("circuit")
+    graph.add_node(Node("far", "input", value=np.array(1.0), pos=(1e308, -1e308)))
+    stack = QUndoStack()
+    scene = GraphScene(graph, stack)
+    view = GraphView(scene)
+    qtbot.addWidget(view)
+    view.resize(800, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    for _ in range(3):   # every later fit and zoom works too (the zoom used to stick at 0)
+        view.fit_to_view()
+        assert MIN_ZOOM <= view.zoom() <= 1.5
+        # the sane nodes are what gets fitted: the circuit's output is on screen
+        assert view.viewport().rect().contains(view.mapFromScene(scene.node_item("f").pos()))
+        view.zoom_by(1.5)
+        view.grab()   # painting the background and the items raises nothing
+    view.setTransform(view.transform().scale(0.0, 0.0))   # a broken transform is repaired, not divided by
+    view.zoom_by(2.0)
+    assert view.zoom() == pytest.approx(2.0)
+    view.set_zoom(float("nan"))
+    assert view.zoom() == pytest.approx(2.0)
+    scene.close()
+
+
+def test_only_a_single_node_graph_far_away_falls_back_to_the_origin(qtbot):
+    from simulator.graphs.graph import Node
+    graph = Graph()
+    graph.add_node(Node("x", "input", value=np.array(1.0), pos=(1e308, 1e308)))
+    scene = GraphScene(graph, QUndoStack())
+    view = GraphView(scene)
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    view.fit_to_view()
+    assert view.zoom() == 1.0
+    centre = view.mapToScene(view.viewport().rect().center())
+    assert abs(centre.x()) < 5 and abs(centre.y()) < 5
+    scene.close()
+
+
+def _shown(scene):
+    return ({i.node_id: (i.value_text(), i.grad_text(), i.output_text(), i.active_phase, i.opacity())
+             for i in scene.node_items()},
+            {(e.edge.dst, e.edge.port): (e.value_text(), e.grad_text(), e.opacity()) for e in scene.edge_items()})
+
+
+def test_stepping_redraws_only_what_changed_and_shows_what_a_full_redraw_shows(qtbot, monkeypatch):
+    graph, stack, scene, view = _circuit_editor(qtbot, "two_layer_net")
+    trace = Trace(graph, learning_rate=0.1)
+    calls = []
+    from gui.editor.node_item import NodeItem
+    original = NodeItem.set_display
+    monkeypatch.setattr(NodeItem, "set_display", lambda self, *a, **k: (calls.append(self.node_id),
+                                                                         original(self, *a, **k))[1])
+    order = list(range(len(trace) + 1)) + list(range(len(trace), -1, -3)) + [4, 11, 2]
+    previous = None
+    for k in order:
+        calls.clear()
+        state = trace.state_at(k)
+        active = state.event.node if state.event else None
+        scene.show_state(state, active, state.event.phase if state.event else None)
+        incremental = _shown(scene)
+        if previous is not None and k == previous + 1:
+            assert len(calls) <= 4   # the step's node, its inputs (at most two), the node active before
+        previous = k
+        fresh = GraphScene(graph, QUndoStack())
+        fresh.show_state(state, active, state.event.phase if state.event else None)
+        assert incremental == _shown(fresh), f"step {k}"
+        fresh.close()
+
+
+def test_the_grid_background_is_cached(qtbot, editor):
+    graph, stack, scene, view = editor
+    assert view.cacheMode() & GraphView.CacheModeFlag.CacheBackground

@@ -87,10 +87,12 @@ def test_tensor_output_is_seeded_with_ones():
 def test_nan_is_reported_at_the_node_where_it_appears():
     g = Graph.from_expression("log(x) * 2")
     g.set_value("x", -1.0)
-    with pytest.raises(NumericError, match="'q' \\(log\\)"):
-        run(g)
-    with pytest.raises(NumericError, match="'q' \\(log\\)"):
-        Trace(g)
+    for attempt in (lambda: run(g), lambda: Trace(g)):
+        with pytest.raises(NumericError) as info:
+            attempt()
+        message = str(info.value)
+        assert "forward step 1, node q = log(x)" in message and "where x = -1" in message
+        assert "log needs x > 0" in message
 
 
 def test_incomplete_graph_is_refused_naming_the_port():
