@@ -250,6 +250,25 @@ class Graph:
         self.node(node_id)
         return self._reach(node_id, self.predecessors)
 
+    def to_networkx(self):
+        """The structure as a networkx DiGraph (node ids; each edge carries its ``port``), for graph algorithms
+        the model does not need on its hot paths: cycle paths in messages, analyses, exports."""
+        import networkx as nx      # loaded when first needed: keeps `import simulator` and start-up quick
+
+        g = nx.DiGraph()
+        g.add_nodes_from(self._nodes)
+        g.add_edges_from((e.src, e.dst, {"port": e.port}) for e in self.edges)
+        return g
+
+    def path(self, src: str, dst: str) -> list[str]:
+        """The node ids along one shortest chain of wires from src to dst (GraphError if there is none)."""
+        import networkx as nx
+
+        try:
+            return nx.shortest_path(self.to_networkx(), src, dst)
+        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            raise GraphError(f"no chain of wires leads from '{src}' to '{dst}'") from None
+
     def descendants(self, node_id: str) -> set[str]:
         """Every node `node_id`'s value flows into."""
         self.node(node_id)
@@ -406,8 +425,11 @@ class Graph:
         if existing is not None:
             raise GraphError(f"input '{port}' of '{dst}' is already fed by '{existing.src}'; disconnect it first")
         # A new node has no consumers yet, so it cannot close a cycle: skip the search (parsers wire only those).
-        if src == dst or (self._out.get(dst) and src in self._reach(dst, self.successors)):
-            raise GraphError(f"wiring '{src}' into '{dst}' would close a cycle ('{dst}' already feeds '{src}')")
+        if src == dst:
+            raise GraphError(f"wiring '{src}' into itself would close a cycle")
+        if self._out.get(dst) and src in self._reach(dst, self.successors):
+            path = " → ".join(self.path(dst, src))
+            raise GraphError(f"wiring '{src}' into '{dst}' would close a cycle: {path} → {dst}")
         edge = Edge(src, dst, port)
 
         def add() -> None:

@@ -172,3 +172,20 @@ def test_nodes_and_edges_go_back_to_their_places():
     for i, e in removed:
         g.connect(e.src, e.dst, e.port, index=i)
     assert [n.id for n in g] == order and g.edges == edges
+
+
+def test_a_refused_cycle_names_the_whole_chain():
+    g = Graph.from_expression("exp(a * b) + c")          # a -> q1 (mul) -> q2 (exp) -> f (add)
+    assert g.path("a", "f") == ["a", "q1", "q2", "f"]
+    g.disconnect("q2", "x")
+    with pytest.raises(GraphError, match="wiring 'f' into 'q2' would close a cycle: q2 → f → q2"):
+        g.connect("f", "q2", "x")
+    with pytest.raises(GraphError, match="no chain of wires leads from 'a' to 'f'"):
+        g.path("a", "f")
+
+
+def test_to_networkx_mirrors_the_wires():
+    g = Graph.from_expression("(x + y) * z")
+    nxg = g.to_networkx()
+    assert set(nxg.nodes) == {n.id for n in g}
+    assert {(e.src, e.dst, e.port) for e in g.edges} == {(u, v, d["port"]) for u, v, d in nxg.edges(data=True)}
