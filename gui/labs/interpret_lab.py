@@ -1,28 +1,32 @@
 """The interpretability lab (lectures 8-9): saliency, occlusion, class visualisation, adversarial examples and
-embeddings of a trained image classifier, drawn from simulator.labs.interpret (no numbers are computed here).
+embeddings of a trained image classifier. A thin view over ``simulator.labs.interpret_lab.InterpretLabModel``: its
+controls are built from the model's declared settings, it draws what the model returns and redraws on ``changed``.
 
-Long work (training the quick digits model, class visualisation, t-SNE, the robustness curve) runs in ``Job``
-QThreads that only store their latest progress and result; ONE QTimer polls the jobs and redraws, so nothing is
-redrawn per training step. Quick views (saliency, occlusion, one FGSM image) are recomputed on the GUI thread: each
-is one small batched forward/backward pass.
+Images are shown as the learner knows them (the model's raw images: a standardised digit is un-standardised for
+display) while the network gets its own inputs. Long work (training the quick digits model, class visualisation,
+the embedding, the robustness curve) runs through ONE ``gui.jobs.JobRunner``: generators on worker threads, one
+timer draining their output, so nothing is redrawn per training step and scikit-learn is imported only inside a
+job. The quick views (saliency, occlusion, one attack) are one small batched pass each and are computed for the
+visible tab only.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGraphicsRectItem, QGridLayout,
-                               QHBoxLayout, QLabel, QProgressBar,
-                               QPushButton, QSizePolicy, QSlider, QSpinBox, QSplitter, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QFrame, QGraphicsRectItem, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
+                               QPushButton, QSizePolicy, QSlider, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
+                               QWidget)
 
 from gui import theme
-from gui.labs.common import ERROR_STYLE, Job, JobRunner, control_column, group, muted
-from gui.forms import LogSpinBox
-from simulator.labs import interpret as I
+from gui.forms import ParamForm
+from gui.jobs import JobRunner
+from gui.labs.common import ERROR_STYLE, control_column, group, muted
+from simulator.core.errors import StudioError
+from simulator.core.params import params_of
+from simulator.labs import interpret_lab as M
 from simulator.nn.network import Network
 
 __all__ = ["InterpretLab", "ImageGrid", "CLASS_COLOURS", "image_rgb"]
@@ -31,6 +35,7 @@ __all__ = ["InterpretLab", "ImageGrid", "CLASS_COLOURS", "image_rgb"]
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
                  "#17becf")
 VIEWS = ("Saliency", "Occlusion", "Class visualisation", "Adversarial", "Embedding")
+SALIENCY, OCCLUSION, CLASSVIS, ADVERSARIAL, EMBEDDING = range(5)
 
 
 # ================================================================================================== drawing helpers
@@ -126,13 +131,6 @@ class ImageGrid(QWidget):
         self.titles[i].setText(text)
 
 
-def _form() -> QFormLayout:
-    f = QFormLayout()
-    f.setContentsMargins(0, 0, 0, 0)
-    f.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
-    return f
-
-
 def _prob_plot(title: str) -> pg.PlotWidget:
     w = pg.PlotWidget(background="w")
     p = w.getPlotItem()
@@ -151,37 +149,45 @@ def _pct(p: float) -> str:
     return f"{100 * p:.1f}%"
 
 
+
+
+def _declared(cls: type, name: str):
+    return next(p for p in params_of(cls) if p.name == name)
+
+
 # ================================================================================================== the lab
 
 class InterpretLab(QWidget):
     """Saliency, occlusion, class visualisation, adversarial examples and embeddings of a trained image classifier.
 
-    ``set_network(network, data)`` shows another model (data: (X_train, y_train, X_val, y_val) or a DigitsData);
-    the "Train a quick digits model" button trains a small CNN so the lab works on its own. Signals: model_changed
-    (a model is on screen), view_updated(str) (a view redrew: its name), job_finished(str) (a background job of that
-    kind ended: "train", "classvis", "tsne", "robustness").
+    ``set_network(network, data, standardizer=None)`` shows another model (data: (X_train, y_train, X_val, y_val) of
+    model inputs or a DigitsData; standardizer: what made the inputs from raw images, so they are shown raw); the
+    "Train a quick digits model" button trains a small CNN so the lab works on its own. Signals: model_changed (a
+    model is on screen), view_updated(str) (a view redrew: its name), job_finished(str) (a background job of that
+    kind ended: "train", "classvis", "embedding", "robustness").
     """
 
     model_changed = Signal()
     view_updated = Signal(str)
     job_finished = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, model: M.InterpretLabModel | None = None):
         super().__init__(parent)
-        self.network: Network | None = None
-        self.X_val: np.ndarray | None = None
-        self.y_val: np.ndarray | None = None
-        self.pixel_range: tuple[float, float] = (0.0, 1.0)
-        self.index = 0
-        self.embedding: np.ndarray | None = None
-        self.features: np.ndarray | None = None
-        self.selected_point: int | None = None
-        self.classvis_results: dict[int, I.ClassVisResult] = {}
-        self._generation = 0
+        self.model = model or M.InterpretLabModel()
+        self.runner = JobRunner(self)
+        self.saliency: np.ndarray | None = None
+        self.occlusion = None
+        self.adversarial: np.ndarray | None = None
+        self.adv_predictions: tuple[int, int] | None = None
+        self.classvis_image: np.ndarray | None = None
+        self.classvis_scores: np.ndarray | None = None
+        self.neighbours: tuple[np.ndarray, np.ndarray] | None = None
+        self._stale = set(range(len(VIEWS)))
+        self._classvis_done: dict = {}
         self._rng = np.random.default_rng()
-        self.runner = JobRunner(self, self._on_job_progress, self._on_job_done)
         self._build()
         self._set_enabled(False)
+        self.model.changed.connect(self._on_model_changed)
 
     # ============================================================================================ construction
     def _build(self) -> None:
@@ -193,10 +199,8 @@ class InterpretLab(QWidget):
         self.train_button.setToolTip("A small CNN (conv 3x3 - ReLU - pool - FC 64 - FC 10) on scikit-learn's digits, "
                                      "about a second")
         self.train_button.clicked.connect(self.train_quick_model)
-        self.epochs_box = QSpinBox()
-        self.epochs_box.setRange(1, 100)
-        self.epochs_box.setValue(10)
-        self.epochs_box.setSuffix(" epochs")
+        self.train_form = ParamForm(M.QuickModelSettings)
+        self.epochs_box = self.train_form.widgets["epochs"]
         self.train_progress = QProgressBar()
         self.train_progress.setRange(0, 100)
         self.train_progress.setMaximumHeight(14)
@@ -210,7 +214,7 @@ class InterpretLab(QWidget):
         model_box.addWidget(self.model_label)
         row = QHBoxLayout()
         row.addWidget(self.train_button, 1)
-        row.addWidget(self.epochs_box)
+        row.addWidget(self.train_form)
         model_box.addLayout(row)
         model_box.addWidget(self.train_progress)
         model_box.addWidget(self.error_label)
@@ -238,8 +242,7 @@ class InterpretLab(QWidget):
         img_box.addLayout(r)
         img_box.addWidget(self.image_label)
 
-        # ---- per-view settings, a page per tab
-        # (show/hide rather than a QStackedWidget, whose height is its tallest page's)
+        # ---- per-view settings, a page per tab (show/hide: a QStackedWidget is as tall as its tallest page)
         self.settings_stack = QWidget()
         stack = QVBoxLayout(self.settings_stack)
         stack.setContentsMargins(0, 0, 0, 0)
@@ -253,15 +256,21 @@ class InterpretLab(QWidget):
         scroll = control_column([group("Model", model_box), group("Image", img_box), self.settings_group],
                                 min_width=330)
 
-        # ---- views
+        # ---- views: the first now, the others a moment after the lab is on screen (or when their tab is chosen
+        # first), so opening the lab costs one view's widgets
         self.tabs = QTabWidget()
-        self.tabs.addTab(self._build_saliency_view(), VIEWS[0])
-        self.tabs.addTab(self._build_occlusion_view(), VIEWS[1])
-        self.tabs.addTab(self._build_classvis_view(), VIEWS[2])
-        self.tabs.addTab(self._build_adversarial_view(), VIEWS[3])
-        self.tabs.addTab(self._build_embedding_view(), VIEWS[4])
+        self._view_builders = (self._build_saliency_view, self._build_occlusion_view, self._build_classvis_view,
+                               self._build_adversarial_view, self._build_embedding_view)
+        self._built = [False] * len(VIEWS)
+        self._robust_data: M.RobustnessCurve | None = None
+        for name in VIEWS:
+            holder = QWidget()
+            QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
+            self.tabs.addTab(holder, name)
+        self._ensure_view(SALIENCY)
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self._on_tab_changed(0)
+        QTimer.singleShot(150, self._build_next_view)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(scroll)
@@ -273,26 +282,51 @@ class InterpretLab(QWidget):
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(self.splitter)
 
-    def _class_combo(self, extra: tuple[str, ...] = ()) -> QComboBox:
-        c = QComboBox()
-        c.addItems(list(extra) + [f"class {i}" for i in range(10)])
-        return c
+    def _ensure_view(self, i: int) -> None:
+        """Build view i's widgets if they are not there yet, and draw what the model already holds into them."""
+        if self._built[i]:
+            return
+        self._built[i] = True
+        self.tabs.widget(i).layout().addWidget(self._view_builders[i]())
+        if i == ADVERSARIAL:
+            self._show_eps()
+            if self._robust_data is not None:
+                self._draw_robustness(self._robust_data)
+        elif i == CLASSVIS:
+            self._show_gallery(self.model.classvis_results)
+        elif i == EMBEDDING and self.model.embedding is not None:
+            self._show_embedding()
+
+    def _build_next_view(self) -> None:
+        if self.runner.closed:
+            return
+        rest = [i for i, b in enumerate(self._built) if not b]
+        if rest:
+            self._ensure_view(rest[0])
+            if len(rest) > 1:
+                QTimer.singleShot(60, self._build_next_view)
+
+    @staticmethod
+    def _page(form: QWidget, *more: QWidget, note: str = "") -> QWidget:
+        w = QWidget()
+        lay = QVBoxLayout(w)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(form)
+        for m in more:
+            lay.addWidget(m)
+        if note:
+            lay.addWidget(muted(note))
+        lay.addStretch(1)
+        return w
 
     # ---- saliency
     def _build_saliency_settings(self) -> QWidget:
-        w = QWidget()
-        f = _form()
-        self.saliency_class_combo = self._class_combo(("predicted class", "true class"))
-        self.saliency_class_combo.currentIndexChanged.connect(lambda *_: self.refresh_saliency())
-        f.addRow("Score of", self.saliency_class_combo)
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(f)
-        lay.addWidget(muted("Saliency = max over channels of |∂s_c/∂x|: one backward pass from the class score to "
-                             "the pixels (Simonyan et al.). Bright pixels are those whose small change moves the score "
-                             "most."))
-        lay.addStretch(1)
-        return w
+        self.saliency_form = ParamForm(M.SaliencySettings)
+        self.saliency_class_combo = self.saliency_form.widgets["target"]
+        self.saliency_form.edited.connect(lambda: self._refresh(SALIENCY))
+        return self._page(self.saliency_form, note=(
+            "Saliency = max over channels of |∂s_c/∂x|: one backward pass from the class score to the pixels "
+            "(Simonyan et al.). Bright pixels are those whose small change moves the score most."))
 
     def _build_saliency_view(self) -> QWidget:
         self.saliency_grid = ImageGrid(["Image", "Saliency |∂s/∂x|", "Overlay"])
@@ -308,37 +342,15 @@ class InterpretLab(QWidget):
 
     # ---- occlusion
     def _build_occlusion_settings(self) -> QWidget:
-        w = QWidget()
-        f = _form()
-        self.patch_box = QSpinBox()
-        self.patch_box.setRange(1, 8)
-        self.patch_box.setValue(2)
-        self.stride_box = QSpinBox()
-        self.stride_box.setRange(1, 8)
-        self.stride_box.setValue(1)
-        self.fill_box = QDoubleSpinBox()
-        self.fill_box.setDecimals(2)
-        self.fill_box.setSingleStep(0.05)
-        self.fill_box.setRange(-1e6, 1e6)
-        self.fill_box.setValue(0.5)
-        self.fill_box.setKeyboardTracking(False)
-        self.fill_box.setToolTip("The patch's value (grey: the middle of the pixel range)")
-        self.measure_combo = QComboBox()
-        self.measure_combo.addItems(["probability", "raw score"])
-        for b in (self.patch_box, self.stride_box, self.fill_box):
-            b.valueChanged.connect(lambda *_: self.refresh_occlusion())
-        self.measure_combo.currentIndexChanged.connect(lambda *_: self.refresh_occlusion())
-        f.addRow("Patch size", self.patch_box)
-        f.addRow("Stride", self.stride_box)
-        f.addRow("Patch value", self.fill_box)
-        f.addRow("Measure the drop of", self.measure_combo)
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(f)
-        lay.addWidget(muted("Slide a grey patch over the image and record how much the true class's probability "
-                             "drops (Zeiler & Fergus). Red: covering it hurts; blue: covering it helps."))
-        lay.addStretch(1)
-        return w
+        self.occlusion_form = ParamForm(M.OcclusionSettings)
+        w = self.occlusion_form.widgets
+        self.patch_box, self.stride_box, self.fill_box, self.measure_combo = (w["patch"], w["stride"], w["fill"],
+                                                                              w["measure"])
+        self.occlusion_form.edited.connect(lambda: self._refresh(OCCLUSION))
+        return self._page(self.occlusion_form, note=(
+            "Slide a patch over the image and record how much the true class's probability drops (Zeiler & "
+            "Fergus). Red: covering it hurts; blue: covering it helps. The patch value is a fraction of the pixel "
+            "range (0.5: grey)."))
 
     def _build_occlusion_view(self) -> QWidget:
         self.occlusion_grid = ImageGrid(["Image", "Drop when covered (per pixel)", "The most damaging patch"])
@@ -354,45 +366,30 @@ class InterpretLab(QWidget):
 
     # ---- class visualisation
     def _build_classvis_settings(self) -> QWidget:
-        w = QWidget()
-        f = _form()
-        self.classvis_class_combo = self._class_combo()
-        self.classvis_steps_box = QSpinBox()
-        self.classvis_steps_box.setRange(1, 5000)
-        self.classvis_steps_box.setValue(200)
-        self.classvis_l2_box = LogSpinBox(0.2, 1e-6, 10.0)
-        self.classvis_lr_box = LogSpinBox(0.02, 1e-5, 10.0)
-        self.classvis_blur_box = QSpinBox()
-        self.classvis_blur_box.setRange(0, 100)
-        self.classvis_blur_box.setValue(4)
+        self.classvis_form = ParamForm(M.ClassVisSettings)
+        w = self.classvis_form.widgets
+        self.classvis_class_combo, self.classvis_steps_box = w["cls"], w["steps"]
+        self.classvis_l2_box, self.classvis_lr_box, self.classvis_blur_box = w["l2_reg"], w["lr"], w["blur_every"]
         self.classvis_blur_box.setSpecialValueText("never")
-        self.classvis_blur_box.setPrefix("every ")
         self.classvis_blur_box.setSuffix(" steps")
         self.classvis_run_button = QPushButton("▶ Run gradient ascent")
-        self.classvis_run_button.clicked.connect(self.run_class_visualisation)
+        self.classvis_run_button.clicked.connect(lambda: self.run_class_visualisation())
         self.classvis_all_button = QPushButton("All classes")
         self.classvis_all_button.setToolTip("Visualise every class in turn (the gallery below the plot)")
         self.classvis_all_button.clicked.connect(lambda: self.run_class_visualisation(all_classes=True))
         self.classvis_stop_button = QPushButton("Stop")
+        self.classvis_stop_button.setEnabled(False)
         self.classvis_stop_button.clicked.connect(lambda: self.runner.cancel("classvis"))
-        f.addRow("Class", self.classvis_class_combo)
-        f.addRow("Steps", self.classvis_steps_box)
-        f.addRow("L2 strength λ", self.classvis_l2_box)
-        f.addRow("Step size", self.classvis_lr_box)
-        f.addRow("Blur", self.classvis_blur_box)
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(f)
-        r = QHBoxLayout()
+        buttons = QWidget()
+        r = QHBoxLayout(buttons)
+        r.setContentsMargins(0, 0, 0, 0)
         r.addWidget(self.classvis_run_button, 1)
         r.addWidget(self.classvis_all_button)
         r.addWidget(self.classvis_stop_button)
-        lay.addLayout(r)
-        lay.addWidget(muted("Start from a faint random image and climb the class score: x ← x + η(∂s_c/∂x − 2λx), "
-                             "clipped to the pixel range and blurred now and then. The regulariser keeps the image "
-                             "from turning into noise that merely excites the score."))
-        lay.addStretch(1)
-        return w
+        return self._page(self.classvis_form, buttons, note=(
+            "Start from a faint random image and climb the class score: x ← x + η(∂s_c/∂x − 2λx), clipped to the "
+            "pixel range and blurred now and then. The regulariser keeps the image from turning into noise that "
+            "merely excites the score."))
 
     def _build_classvis_view(self) -> QWidget:
         self.classvis_grid = ImageGrid(["Gradient ascent"])
@@ -418,30 +415,29 @@ class InterpretLab(QWidget):
 
     # ---- adversarial
     def _build_adversarial_settings(self) -> QWidget:
-        w = QWidget()
-        f = _form()
-        self.attack_combo = QComboBox()
-        self.attack_combo.addItems(["FGSM (one step)", "Iterative FGSM (10 steps)"])
-        self.attack_combo.currentIndexChanged.connect(lambda *_: self._on_attack_changed())
+        self.attack_form = ParamForm(M.AttackSettings, only=("attack",))
+        self.attack_combo = self.attack_form.widgets["attack"]
+        self.attack_form.edited.connect(self._on_attack_changed)
+        eps = _declared(M.AttackSettings, "eps")
+        # a slider in hundredths of the declared range: ε moves as the learner drags
         self.eps_slider = QSlider(Qt.Orientation.Horizontal)
-        self.eps_slider.setRange(0, 50)
-        self.eps_slider.setValue(10)
-        self.eps_slider.valueChanged.connect(lambda *_: self.refresh_adversarial())
+        self.eps_slider.setRange(round(eps.low * 100), round(eps.high * 100))
+        self.eps_slider.setValue(round(eps.default * 100))
+        self.eps_slider.setToolTip(eps.doc)
+        self.eps_slider.valueChanged.connect(lambda *_: self._refresh(ADVERSARIAL))
         self.eps_label = QLabel()
-        self.eps_label.setMinimumWidth(70)
-        r = QHBoxLayout()
+        self.eps_label.setMinimumWidth(50)
+        row = QWidget()
+        r = QHBoxLayout(row)
+        r.setContentsMargins(0, 0, 0, 0)
+        r.addWidget(QLabel(eps.title))
         r.addWidget(self.eps_slider, 1)
         r.addWidget(self.eps_label)
-        f.addRow("Attack", self.attack_combo)
-        f.addRow("ε", r)
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(f)
-        lay.addWidget(muted("FGSM: x' = x + ε·sign(∂L/∂x), one step up the loss of the true label; the iterative "
-                             "version takes 10 steps of ε/4, projected back into the ε-box around x and the pixel "
-                             "range each time. ε is a fraction of the pixel range."))
-        lay.addStretch(1)
-        return w
+        self._show_eps()
+        return self._page(self.attack_form, row, note=(
+            "FGSM: x' = x + ε·sign(∂L/∂x), one step up the loss of the true label; the iterative version takes 10 "
+            "steps of ε/4, projected back into the ε-box around x and the pixel range each time. ε is a fraction "
+            "of the pixel range."))
 
     def _build_adversarial_view(self) -> QWidget:
         self.adv_grid = ImageGrid(["Original", "Perturbation (magnified)", "Perturbed"])
@@ -479,34 +475,21 @@ class InterpretLab(QWidget):
 
     # ---- embedding
     def _build_embedding_settings(self) -> QWidget:
-        w = QWidget()
-        f = _form()
-        self.embed_combo = QComboBox()
-        self.embed_combo.addItems(["PCA", "t-SNE"])
+        self.embed_form = ParamForm(M.EmbeddingSettings)
+        self.embed_combo, self.k_box = self.embed_form.widgets["method"], self.embed_form.widgets["k"]
         self.embed_combo.currentIndexChanged.connect(lambda *_: self.compute_embedding())
-        self.k_box = QSpinBox()
-        self.k_box.setRange(1, 8)
-        self.k_box.setValue(6)
         self.k_box.valueChanged.connect(lambda *_: self._show_neighbours())
         self.embed_busy = QProgressBar()
         self.embed_busy.setRange(0, 0)
         self.embed_busy.setMaximumHeight(10)
         self.embed_busy.setTextVisible(False)
         self.embed_busy.hide()
-        self.embed_busy_label = muted("Running t-SNE…")
+        self.embed_busy_label = muted("Projecting…")
         self.embed_busy_label.hide()
-        f.addRow("Projection", self.embed_combo)
-        f.addRow("Neighbours k", self.k_box)
-        lay = QVBoxLayout(w)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(f)
-        lay.addWidget(self.embed_busy_label)
-        lay.addWidget(self.embed_busy)
-        lay.addWidget(muted("The last hidden layer's activations of every validation image, projected to 2-D and "
-                             "coloured by the true class. Click a point: its nearest neighbours in that feature space "
-                             "share its class far more often than its nearest neighbours in pixel space."))
-        lay.addStretch(1)
-        return w
+        return self._page(self.embed_form, self.embed_busy_label, self.embed_busy, note=(
+            "The last hidden layer's activations of every validation image, projected to 2-D and coloured by the "
+            "true class. Click a point: its nearest neighbours in that feature space share its class far more "
+            "often than its nearest neighbours in pixel space."))
 
     def _build_embedding_view(self) -> QWidget:
         self.embed_plot = pg.PlotWidget(background="w")
@@ -530,7 +513,7 @@ class InterpretLab(QWidget):
         legend = p.addLegend(offset=(-6, 6), labelTextSize="8pt", colCount=2)
         for c in range(10):
             legend.addItem(pg.ScatterPlotItem(size=8, brush=pg.mkBrush(CLASS_COLOURS[c]), pen=None), str(c))
-        k = 8
+        k = int(_declared(M.EmbeddingSettings, "k").high)
         self.query_grid = ImageGrid(["Query"])
         self.query_grid.setFixedHeight(150)
         self.feature_grid = ImageGrid([f"{i + 1}" for i in range(k)], title_size=8.5)
@@ -553,7 +536,7 @@ class InterpretLab(QWidget):
         rl.addWidget(self.pixel_label)
         rl.addWidget(self.pixel_grid)
         rl.addWidget(muted("Green labels agree with the query, red ones do not. Distances are Euclidean: between "
-                            "hidden activations in one row, between raw pixel vectors in the other."))
+                           "hidden activations in one row, between raw pixel vectors in the other."))
         rl.addStretch(1)
         s = QSplitter(Qt.Orientation.Horizontal)
         s.addWidget(self.embed_plot)
@@ -562,292 +545,360 @@ class InterpretLab(QWidget):
         return s
 
     # ============================================================================================= public API
-    def set_network(self, network: Network, data: Any) -> None:
-        """Show ``network`` (a trained image classifier) on ``data``: (X_train, y_train, X_val, y_val) or a
-        DigitsData. The validation images are what the views pick from (the training set when there is none)."""
-        if len(network.input_shape) != 3:
-            self._show_error(f"This lab needs an image model (C, H, W); this network takes {network.input_shape}.")
-            return
-        if isinstance(data, I.DigitsData):
-            Xtr, ytr, Xv, yv = data.as_tuple()
-            rng = data.pixel_range
-        else:
-            Xtr, ytr, Xv, yv = data
-            rng = None
-        if Xv is None or len(Xv) == 0:
-            Xv, yv = Xtr, ytr
-        Xv, yv = np.asarray(Xv), np.asarray(yv)
-        if rng is None:
-            both = np.concatenate([np.asarray(Xtr).ravel(), Xv.ravel()])
-            rng = (float(both.min()), float(both.max()))
-        self._generation += 1
-        for kind in ("classvis", "tsne", "robustness"):
-            self.runner.cancel(kind)
-        self.network = network
-        self.X_val, self.y_val = Xv, yv
-        self.pixel_range = rng
-        self.predictions = network.predict(Xv)
-        self.accuracy = float(np.mean(self.predictions == yv))
-        self.embedding = None
-        self.features = None
-        self.selected_point = None
-        self.classvis_results.clear()
-        for i in range(10):
-            self.classvis_gallery.set_image(i, None, "")
-        self.classvis_curve.setData([], [])
-        self.classvis_grid.set_image(0, None, "")
-        self.fill_box.blockSignals(True)
-        self.fill_box.setRange(rng[0] - abs(rng[1] - rng[0]), rng[1] + abs(rng[1] - rng[0]))
-        self.fill_box.setSingleStep((rng[1] - rng[0]) / 20 or 0.05)
-        self.fill_box.setValue(0.5 * (rng[0] + rng[1]))
-        self.fill_box.blockSignals(False)
-        H = network.input_shape[1]
-        self.patch_box.setMaximum(min(network.input_shape[1:]))
-        self.stride_box.setMaximum(max(1, H))
-        self.model_label.setText(f"<b>{network!r}</b><br>validation accuracy <b>{_pct(self.accuracy)}</b> on "
-                                 f"{len(yv)} images")
-        self.error_label.hide()
-        self._set_enabled(True)
-        self.index_box.blockSignals(True)
-        self.index_box.setRange(0, len(Xv) - 1)
-        self.index_box.blockSignals(False)
-        self.model_changed.emit()
-        self.set_index(min(self.index, len(Xv) - 1), force=True)
-        self._start_robustness()
-        if self.tabs.currentIndex() == 4:
-            self.compute_embedding()
+    @property
+    def network(self) -> Network | None:
+        return self.model.network
+
+    @property
+    def X_val(self) -> np.ndarray | None:  # noqa: N802
+        """The validation images as the network sees them."""
+        return None if self.model.images is None else self.model.images.inputs
+
+    @property
+    def y_val(self) -> np.ndarray | None:
+        return None if self.model.images is None else self.model.images.labels
+
+    @property
+    def pixel_range(self) -> tuple[float, float]:
+        return (0.0, 1.0) if self.model.images is None else self.model.images.pixel_range
+
+    @property
+    def predictions(self) -> np.ndarray | None:
+        return self.model.predictions
+
+    @property
+    def accuracy(self) -> float:
+        return self.model.accuracy
+
+    @property
+    def index(self) -> int:
+        return self.model.index
+
+    @property
+    def embedding(self) -> np.ndarray | None:
+        return self.model.embedding
+
+    @property
+    def features(self) -> np.ndarray | None:
+        return self.model.features
+
+    @property
+    def selected_point(self) -> int | None:
+        return self.model.selected_point
+
+    @property
+    def classvis_results(self) -> dict:
+        return self.model.classvis_results
+
+    @property
+    def current_image(self) -> np.ndarray:
+        """The current image as the learner knows it (raw: un-standardised)."""
+        return self.model.current_raw
+
+    @property
+    def epsilon(self) -> float:
+        """The attack's ε in raw pixel units (the slider gives a fraction of the pixel range)."""
+        lo, hi = self.pixel_range
+        return self.eps_slider.value() / 100.0 * (hi - lo)
+
+    def attack_settings(self) -> M.AttackSettings:
+        return self.attack_form.value(eps=self.eps_slider.value() / 100.0)
+
+    def set_network(self, network: Network, data: Any, standardizer: Any = None) -> None:
+        """Show ``network`` (a trained image classifier) on ``data``: (X_train, y_train, X_val, y_val) as the network
+        sees them, or a DigitsData. ``standardizer`` (simulator.data.datasets.Standardizer): how raw images became
+        these inputs, so the views can show the raw ones. A model the lab cannot show is refused with a message."""
+        try:
+            self.model.set_network(network, data, standardizer)
+        except StudioError as exc:
+            self._show_error(str(exc))
 
     def train_quick_model(self) -> None:
-        """Train digits_cnn on digits in a worker; the timer shows progress and installs the model when done."""
-        epochs = self.epochs_box.value()
+        """Train the quick digits CNN in a job; its progress is drawn, the model installed when done."""
+        settings = self.train_form.try_value()
+        if settings is None:
+            return
         self.train_button.setEnabled(False)
         self.train_progress.setValue(0)
         self.train_progress.show()
         self.error_label.hide()
-
-        def work(report, stop):
-            return I.quick_digits_model(seed=0, epochs=epochs, callback=lambda it, n, acc: report((it, n, acc)),
-                                        should_stop=stop)
-        self.runner.start(Job("train", work))
+        self.model_label.setText("Preparing the digits…")
+        self.runner.start("train", lambda: self.model.training(settings), on_yield=self._on_train_progress,
+                          on_done=self._on_trained, on_error=self._on_train_error, on_cancel=self._on_train_ended)
 
     def set_index(self, i: int, force: bool = False) -> None:
         """Show validation image i in every view."""
-        if self.X_val is None:
+        if self.model.images is None:
             return
-        i = max(0, min(int(i), len(self.X_val) - 1))
-        if i == self.index and not force and self.index_box.value() == i:
+        i = max(0, min(int(i), len(self.model.images) - 1))
+        if i == self.model.index and not force:
+            self._sync_index_box()
             return
-        self.index = i
+        self.model.set_index(i)
+
+    def is_busy(self, kind: str | None = None) -> bool:
+        return self.runner.running(kind)
+
+    def close_lab(self) -> None:
+        """Cancel the jobs and wait for their workers."""
+        self.model.changed.disconnect(self._on_model_changed)
+        self.runner.close()
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        if not self.runner.closed:
+            self.close_lab()
+        super().closeEvent(event)
+
+    # =========================================================================================== model events
+    def _on_model_changed(self, what: str = "") -> None:
+        if what == "network":
+            self._on_network_changed()
+        elif what == "index":
+            self._sync_index_box()
+            self._stale.update((SALIENCY, OCCLUSION, ADVERSARIAL))
+            self._refresh_current()
+        elif what == "embedding":
+            self._show_embedding()
+        elif what == "neighbours":
+            self._show_neighbours()
+        elif what == "classvis":
+            self._show_gallery(self.model.classvis_results)
+
+    def _on_network_changed(self) -> None:
+        m = self.model
+        for kind in ("classvis", "embedding", "robustness"):
+            self.runner.cancel(kind, notify=False)
+        self._finish_embedding_busy()
+        self.classvis_stop_button.setEnabled(False)
+        self._classvis_done = {}
+        if self._built[CLASSVIS]:
+            for i in range(10):
+                self.classvis_gallery.set_image(i, None, "")
+            self.classvis_curve.setData([], [])
+            self.classvis_grid.set_image(0, None, "")
+        if self._built[EMBEDDING]:
+            self.embed_scatter.setData([], [])
+            self.embed_query.setData([], [])
+            self.embed_highlight.setData([], [])
+        self.neighbours = None
+        H, W = m.network.input_shape[1:]
+        self.patch_box.setMaximum(min(H, W))
+        self.stride_box.setMaximum(max(H, W))
+        self.model_label.setText(f"<b>{m.network!r}</b><br>validation accuracy <b>{_pct(m.accuracy)}</b> on "
+                                 f"{len(m.images)} images"
+                                 + (" (standardised inputs, shown as raw images)" if m.images.standardizer else ""))
+        self.error_label.hide()
+        self._set_enabled(True)
+        self.index_box.blockSignals(True)
+        self.index_box.setRange(0, len(m.images) - 1)
+        self.index_box.blockSignals(False)
+        self._sync_index_box()
+        self._stale = set(range(len(VIEWS)))
+        self.model_changed.emit()
+        self._refresh_current()
+        self._start_robustness()
+
+    def _sync_index_box(self) -> None:
+        m = self.model
+        if m.images is None:
+            return
+        i = m.index
         if self.index_box.value() != i:
             self.index_box.blockSignals(True)
             self.index_box.setValue(i)
             self.index_box.blockSignals(False)
-        y, p = int(self.y_val[i]), int(self.predictions[i])
+        y, p = int(m.images.labels[i]), int(m.predictions[i])
         mark = "✓" if y == p else "✗"
         colour = theme.VALUE_HEX if y == p else theme.GRAD_HEX
         self.image_label.setText(f"true <b>{y}</b> · predicted <b style='color:{colour}'>{p} {mark}</b>")
-        self.refresh_saliency()
-        self.refresh_occlusion()
-        self.refresh_adversarial()
-
-    def is_busy(self, kind: str | None = None) -> bool:
-        return self.runner.busy(kind)
-
-    def close_lab(self) -> None:
-        """Cancel and wait for the workers, stop the timer."""
-        self.runner.close()
-
-    def closeEvent(self, event) -> None:  # noqa: N802
-        self.close_lab()
-        super().closeEvent(event)
-
-    @property
-    def current_image(self) -> np.ndarray:
-        return self.X_val[self.index]
-
-    @property
-    def epsilon(self) -> float:
-        """The attack's ε in input units (the slider gives a fraction of the pixel range)."""
-        lo, hi = self.pixel_range
-        return self.eps_slider.value() / 100.0 * (hi - lo)
 
     # =============================================================================================== views
     def _rgb(self, x: np.ndarray) -> np.ndarray:
         return image_rgb(x, self.pixel_range)
 
-    def _probs(self, x: np.ndarray) -> np.ndarray:
-        return I.softmax(self.network.forward(x[None], "eval"))[0]
+    def _refresh(self, view: int) -> None:
+        """A control of ``view`` changed: redraw it if it is on screen, else when it is shown."""
+        self._stale.add(view)
+        if view == ADVERSARIAL:
+            self._show_eps()
+        self._refresh_current()
+
+    def _refresh_current(self) -> None:
+        i = self.tabs.currentIndex()
+        if self.model.network is None or i not in self._stale:
+            return
+        self._stale.discard(i)
+        try:
+            if i == SALIENCY:
+                self.refresh_saliency()
+            elif i == OCCLUSION:
+                self.refresh_occlusion()
+            elif i == ADVERSARIAL:
+                self.refresh_adversarial()
+            elif i == EMBEDDING and self.model.embedding is None and not self.runner.running("embedding"):
+                self.compute_embedding()
+        except StudioError as exc:
+            self._show_error(str(exc))
 
     def refresh_saliency(self) -> None:
-        if self.network is None:
+        settings = self.saliency_form.try_value()
+        if self.model.network is None or settings is None:
             return
-        x, y = self.current_image, int(self.y_val[self.index])
-        probs = self._probs(x)
-        k = self.saliency_class_combo.currentIndex()
-        cls = int(np.argmax(probs)) if k == 0 else y if k == 1 else k - 2
-        sal = I.saliency_map(self.network, x[None], cls)[0]
-        base = self._rgb(x)
+        v = self.model.saliency(settings)
+        base = self._rgb(v.image)
         g = self.saliency_grid
-        g.set_image(0, base, f"true {y}, predicted {int(np.argmax(probs))} ({_pct(probs.max())})")
-        g.set_image(1, theme.diverging_rgb(sal), f"class {cls}: max {sal.max():.3g}")
-        g.set_image(2, overlay_rgb(base.astype(np.float64), sal), "")
-        brushes = [pg.mkBrush(theme.GRAD_HEX if i == cls else "#9fb3cc") for i in range(len(probs))]
-        self.saliency_bars.setOpts(x=np.arange(len(probs)), height=probs, brushes=brushes)
-        self.saliency = sal
+        g.set_image(0, base, f"true {v.label}, predicted {v.predicted} ({_pct(v.probs.max())})")
+        g.set_image(1, theme.diverging_rgb(v.saliency), f"class {v.cls}: max {v.saliency.max():.3g}")
+        g.set_image(2, overlay_rgb(base.astype(np.float64), v.saliency), "")
+        brushes = [pg.mkBrush(theme.GRAD_HEX if i == v.cls else "#9fb3cc") for i in range(len(v.probs))]
+        self.saliency_bars.setOpts(x=np.arange(len(v.probs)), height=v.probs, brushes=brushes)
+        self.saliency = v.saliency
         self.view_updated.emit("saliency")
 
     def refresh_occlusion(self) -> None:
-        if self.network is None:
+        settings = self.occlusion_form.try_value()
+        if self.model.network is None or settings is None:
             return
-        x, y = self.current_image, int(self.y_val[self.index])
-        patch = min(self.patch_box.value(), min(x.shape[1:]))
-        measure = "prob" if self.measure_combo.currentIndex() == 0 else "score"
-        r = I.occlusion_map(self.network, x, y, patch, self.stride_box.value(), self.fill_box.value(), measure)
+        v = self.model.occlusion(settings)
+        r = v.result
         self.occlusion = r
-        i, j = np.unravel_index(int(np.argmax(r.drops)), r.drops.shape)
-        top, left = int(r.rows[i]), int(r.cols[j])
-        self.occlusion_patch_rect.setRect(left, top, patch, patch)
-        occ = x.copy()
-        occ[:, top:top + patch, left:left + patch] = self.fill_box.value()
-        p_occ = self._probs(occ)
+        self.occlusion_patch_rect.setRect(v.left, v.top, v.patch, v.patch)
+        y = v.label
         g = self.occlusion_grid
-        unit = "" if measure == "prob" else " (score)"
-        g.set_image(0, self._rgb(x), f"class {y}: {_pct(r.base) if measure == 'prob' else f'{r.base:.3g}'}")
-        g.set_image(1, theme.diverging_rgb(np.nan_to_num(r.pixel_map)),
-                    f"largest drop {r.drops.max():.3g}{unit}")
-        g.set_image(2, self._rgb(occ), f"p(class {y}) = {_pct(p_occ[y])}, predicted {int(np.argmax(p_occ))}")
+        unit = "" if r.measure == "prob" else " (score)"
+        g.set_image(0, self._rgb(v.image), f"class {y}: {_pct(r.base) if r.measure == 'prob' else f'{r.base:.3g}'}")
+        g.set_image(1, theme.diverging_rgb(np.nan_to_num(r.pixel_map)), f"largest drop {r.drops.max():.3g}{unit}")
+        g.set_image(2, self._rgb(v.occluded), f"p(class {y}) = {_pct(v.occluded_probs[y])}, predicted "
+                                              f"{int(np.argmax(v.occluded_probs))}")
         self.occlusion_summary.setText(
-            f"{r.drops.size} patch positions ({len(r.rows)} × {len(r.cols)}), each a {patch}×{patch} square of value "
-            f"{self.fill_box.value():g}; the outlined square on the left is the most damaging one.")
+            f"{r.drops.size} patch positions ({len(r.rows)} × {len(r.cols)}), each a {v.patch}×{v.patch} square of "
+            f"value {v.fill:.3g}; the outlined square on the left is the most damaging one.")
         self.view_updated.emit("occlusion")
 
+    def _show_eps(self) -> None:
+        self.eps_label.setText(f"{self.eps_slider.value() / 100:.2f}")
+        line = getattr(self, "robust_line", None)      # the settings page is built before the plot
+        if line is not None:
+            line.setValue(self.eps_slider.value() / 100)
+
     def _on_attack_changed(self) -> None:
-        self.refresh_adversarial()
+        self._refresh(ADVERSARIAL)
         self._start_robustness()
 
-    def _attack(self, x: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
-        if self.attack_combo.currentIndex() == 0:
-            return I.fgsm(self.network, x, y, eps, self.pixel_range)
-        return I.iterative_fgsm(self.network, x, y, eps, eps / 4.0, 10, self.pixel_range)
-
     def refresh_adversarial(self) -> None:
-        self.eps_label.setText(f"{self.eps_slider.value() / 100:.2f}")
-        self.robust_line.setValue(self.eps_slider.value() / 100)
-        if self.network is None:
+        self._show_eps()
+        settings = self.attack_settings()
+        if self.model.network is None:
             return
-        x, y = self.current_image, int(self.y_val[self.index])
-        eps = self.epsilon
-        xa = self._attack(x[None], np.array([y]), eps)[0]
-        self.adversarial = xa
-        p0, p1 = self._probs(x), self._probs(xa)
-        c0, c1 = int(np.argmax(p0)), int(np.argmax(p1))
-        d = (xa - x).astype(np.float64)
+        v = self.model.attack(settings)
+        self.adversarial = v.perturbed
+        c0, c1 = v.predictions
+        d = v.perturbed - v.image
         g = self.adv_grid
-        g.set_image(0, self._rgb(x), f"predicted <b>{c0}</b> ({_pct(p0[c0])}), true {y}")
+        g.set_image(0, self._rgb(v.image), f"predicted <b>{c0}</b> ({_pct(v.probs[c0])}), true {v.label}")
         g.set_image(1, theme.diverging_rgb(d.mean(axis=0)), f"max |δ| = {np.abs(d).max():.3g}")
         flipped = c1 != c0
         colour = theme.GRAD_HEX if flipped else theme.INK_HEX
-        g.set_image(2, self._rgb(xa), f"<span style='color:{colour}'>predicted <b>{c1}</b> ({_pct(p1[c1])})"
-                                      f"{' — fooled' if flipped and c0 == y else ''}</span>")
-        self.adv_bars_orig.setOpts(height=p0)
-        self.adv_bars_adv.setOpts(height=p1)
+        g.set_image(2, self._rgb(v.perturbed), f"<span style='color:{colour}'>predicted <b>{c1}</b> "
+                                               f"({_pct(v.perturbed_probs[c1])})"
+                                               f"{' — fooled' if flipped and c0 == v.label else ''}</span>")
+        self.adv_bars_orig.setOpts(height=v.probs)
+        self.adv_bars_adv.setOpts(height=v.perturbed_probs)
         self.adv_predictions = (c0, c1)
         self.view_updated.emit("adversarial")
 
     def _start_robustness(self) -> None:
-        if self.network is None:
+        if self.model.network is None:
             return
-        net, X, y = self.network, self.X_val[:200], self.y_val[:200]
-        iterative = self.attack_combo.currentIndex() == 1
-        rng_ = self.pixel_range
-        span = rng_[1] - rng_[0]
-        epss = np.linspace(0, 0.5, 11 if iterative else 21)
+        settings = self.attack_settings()
+        self._draw_robustness(None)
+        self.runner.start("robustness", lambda: self.model.robustness(settings), on_yield=self._draw_robustness,
+                          on_done=self._on_robustness_done, on_error=self._on_job_error("robustness"))
 
-        def work(report, stop):
-            accs = []
-            for e in epss:
-                if stop():
-                    return None
-                eps = e * span
-                xa = (I.iterative_fgsm(net, X, y, eps, eps / 4.0, 10, rng_) if iterative
-                      else I.fgsm(net, X, y, eps, rng_))
-                accs.append(float(np.mean(net.predict(xa) == y)))
-                report((epss[:len(accs)], np.array(accs)))
-            return epss, np.array(accs)
-        self.runner.start(Job("robustness", work, self._generation))
+    def _draw_robustness(self, c: M.RobustnessCurve | None) -> None:
+        self._robust_data = c
+        if self._built[ADVERSARIAL]:
+            self.robust_curve.setData([] if c is None else c.eps, [] if c is None else c.accuracy)
+
+    def _on_robustness_done(self, c: M.RobustnessCurve) -> None:
+        self._draw_robustness(c)
+        self.job_finished.emit("robustness")
 
     # ---- class visualisation
     def run_class_visualisation(self, all_classes: bool = False) -> None:
-        if self.network is None:
+        settings = self.classvis_form.try_value()
+        if self.model.network is None or settings is None:
             return
-        net = self.network
-        classes = list(range(net.num_classes)) if all_classes else [self.classvis_class_combo.currentIndex()]
-        steps, lr, l2 = self.classvis_steps_box.value(), self.classvis_lr_box.value(), self.classvis_l2_box.value()
-        blur = self.classvis_blur_box.value() or None
-        rng_ = self.pixel_range
-
-        def work(report, stop):
-            out = {}
-            for c in classes:
-                scores: list[float] = []
-
-                def cb(t, img, s, c=c, scores=scores):
-                    scores.append(s)
-                    report((c, t, img.copy(), np.array(scores), dict(out)))
-                r = I.class_visualisation(net, c, steps, lr, l2, seed=0, blur_every=blur, pixel_range=rng_,
-                                          callback=cb, should_stop=stop)
-                out[c] = r
-                report((c, steps, r.image, r.scores, dict(out)))
-                if r.stopped:
-                    break
-            return out
+        self._classvis_done = {}
+        self._ensure_view(CLASSVIS)
         self.classvis_stop_button.setEnabled(True)
-        self.runner.start(Job("classvis", work, self._generation))
+        self.runner.start("classvis", lambda: self.model.class_visualisation(settings, all_classes),
+                          on_yield=self._show_classvis_progress, on_done=self._on_classvis_done,
+                          on_error=self._on_job_error("classvis"), on_cancel=self._on_classvis_cancelled)
 
-    def _show_classvis_progress(self, progress: Any) -> None:
-        c, t, img, scores, done = progress
-        self.classvis_grid.set_title(0, f"Class {c}: step {t}")
-        last = f"score {scores[-1]:.3g}" if len(scores) else ""
-        self.classvis_grid.set_image(0, self._rgb(img), last)
-        self.classvis_curve.setData(np.arange(len(scores)), scores)
-        for k, r in done.items():
-            if k not in self.classvis_results:
-                self.classvis_results[k] = r
-                self.classvis_gallery.set_image(k, self._rgb(r.image), f"{r.scores[-1]:.3g}")
-        self.classvis_image = img
-        self.classvis_scores = scores
+    def _show_classvis_progress(self, f: M.ClassVisFrame) -> None:
+        self.classvis_grid.set_title(0, f"Class {f.cls}: step {f.step}")
+        last = f"score {f.scores[-1]:.3g}" if len(f.scores) else ""
+        self.classvis_grid.set_image(0, self._rgb(f.image), last)
+        self.classvis_curve.setData(np.arange(len(f.scores)), f.scores)
+        self._classvis_done = f.finished
+        self._show_gallery(f.finished)
+        self.classvis_image = f.image
+        self.classvis_scores = f.scores
         self.view_updated.emit("classvis")
+
+    def _show_gallery(self, results: dict) -> None:
+        if not self._built[CLASSVIS] or self.model.images is None:
+            return
+        for k, r in results.items():
+            self.classvis_gallery.set_image(k, self._rgb(self.model.images.to_raw(r.image)), f"{r.scores[-1]:.3g}")
+
+    def _on_classvis_done(self, results: dict) -> None:
+        self.classvis_stop_button.setEnabled(False)
+        self.model.add_class_visualisations(results)
+        self.job_finished.emit("classvis")
+
+    def _on_classvis_cancelled(self) -> None:
+        """Stopped: the classes finished before keep their pictures."""
+        self.classvis_stop_button.setEnabled(False)
+        if self._classvis_done:
+            self.model.add_class_visualisations(self._classvis_done)
+        self.job_finished.emit("classvis")
 
     # ---- embedding
     def compute_embedding(self) -> None:
-        if self.network is None:
+        settings = self.embed_form.try_value()
+        if self.model.network is None or settings is None:
             return
-        net, X = self.network, self.X_val
-        method = "tsne" if self.embed_combo.currentIndex() == 1 else "pca"
-        if method == "pca":
-            self.features = I.hidden_features(net, X)
-            self._show_embedding(I.embed(None, None, "pca", seed=0, features=self.features))
-            return
+        self._ensure_view(EMBEDDING)
+        self.embed_busy_label.setText(f"Running {settings.method}…")
         self.embed_busy.show()
         self.embed_busy_label.show()
+        self.runner.start("embedding", lambda: self.model.embedding_job(settings), on_done=self._on_embedding_done,
+                          on_error=self._on_job_error("embedding"), on_cancel=self._finish_embedding_busy)
 
-        def work(report, stop):
-            F = I.hidden_features(net, X)
-            return F, I.embed(None, None, "tsne", seed=0, features=F)
-        self.runner.start(Job("tsne", work, self._generation))
+    def _finish_embedding_busy(self) -> None:
+        self.embed_busy.hide()
+        self.embed_busy_label.hide()
 
-    def _show_embedding(self, Y: np.ndarray) -> None:
-        self.embedding = Y
-        y = self.y_val
+    def _on_embedding_done(self, result: tuple) -> None:
+        self._finish_embedding_busy()
+        self.model.set_embedding(*result)
+        self.job_finished.emit("embedding")
+
+    def _show_embedding(self) -> None:
+        m = self.model
+        if not self._built[EMBEDDING] or m.embedding is None:
+            return
+        Y, y = m.embedding, m.images.labels
         brushes = [pg.mkBrush(CLASS_COLOURS[int(c) % 10]) for c in y]
         self.embed_scatter.setData(x=Y[:, 0], y=Y[:, 1], brush=brushes, data=np.arange(len(Y)))
         self.embed_plot.getPlotItem().autoRange()
-        method = self.embed_combo.currentText()
         self.embed_plot.getPlotItem().setTitle(
-            f"{method} of the last hidden layer ({self.features.shape[1]} units), {len(Y)} validation images",
-            size="10pt", color=theme.INK_HEX)
-        self.select_point(self.selected_point if self.selected_point is not None else self.index)
+            f"{m.embedding_method} of the last hidden layer ({m.features.shape[1]} units), {len(Y)} validation "
+            f"images", size="10pt", color=theme.INK_HEX)
         self.view_updated.emit("embedding")
+        self.select_point(m.selected_point if m.selected_point is not None else m.index)
 
     def _on_point_clicked(self, item: Any, points: Any, *args: Any) -> None:
         if len(points):
@@ -855,26 +906,24 @@ class InterpretLab(QWidget):
 
     def select_point(self, i: int) -> None:
         """Make validation image i the query of the neighbour panels (as clicking its point does)."""
-        if self.embedding is None:
-            return
-        self.selected_point = int(i)
-        self._show_neighbours()
+        if self.model.embedding is not None:
+            self.model.select_point(i)
 
     def _show_neighbours(self) -> None:
-        if self.embedding is None or self.selected_point is None:
+        m = self.model
+        if not self._built[EMBEDDING] or m.embedding is None or m.selected_point is None:
             return
-        q = self.selected_point
+        q = m.selected_point
         k = self.k_box.value()
-        nn_feat = I.nearest_neighbours(self.features, q, k)
-        nn_pix = I.nearest_neighbours(self.X_val.reshape(len(self.X_val), -1), q, k)
+        nn_feat, nn_pix = m.neighbours(k)
         self.neighbours = (nn_feat, nn_pix)
-        y = self.y_val
-        self.query_grid.set_image(0, self._rgb(self.X_val[q]), f"image {q}, label <b>{int(y[q])}</b>")
+        y, raw = m.images.labels, m.images.raw
+        self.query_grid.set_image(0, self._rgb(raw[q]), f"image {q}, label <b>{int(y[q])}</b>")
         for g, nn in ((self.feature_grid, nn_feat), (self.pixel_grid, nn_pix)):
             for j in range(len(g.images)):
                 if j < len(nn):
                     colour = theme.VALUE_HEX if y[nn[j]] == y[q] else theme.GRAD_HEX
-                    g.set_image(j, self._rgb(self.X_val[nn[j]]), f"<b style='color:{colour}'>{int(y[nn[j]])}</b>")
+                    g.set_image(j, self._rgb(raw[nn[j]]), f"<b style='color:{colour}'>{int(y[nn[j]])}</b>")
                     g.set_title(j, f"{j + 1}")
                 else:
                     g.set_image(j, None, "")
@@ -885,47 +934,42 @@ class InterpretLab(QWidget):
         self.feature_label.setText(f"<b>Nearest in the hidden-feature space</b>: {agree_f}/{len(nn_feat)} share the "
                                    f"label")
         self.pixel_label.setText(f"<b>Nearest in pixel space</b>: {agree_p}/{len(nn_pix)} share the label")
-        self.embed_query.setData([self.embedding[q, 0]], [self.embedding[q, 1]])
-        self.embed_highlight.setData(self.embedding[nn_feat, 0], self.embedding[nn_feat, 1])
+        self.embed_query.setData([m.embedding[q, 0]], [m.embedding[q, 1]])
+        self.embed_highlight.setData(m.embedding[nn_feat, 0], m.embedding[nn_feat, 1])
         self.view_updated.emit("neighbours")
 
     # =========================================================================================== jobs, misc
-    def _on_job_progress(self, job: Job, p: Any) -> None:
-        if job.kind == "train":
-            it, n, acc = p
-            self.train_progress.setValue(int(100 * it / max(n, 1)))
-            if math.isfinite(acc):
-                self.model_label.setText(f"Training… iteration {it}/{n}, validation accuracy {_pct(acc)}")
-            else:
-                self.model_label.setText(f"Training… iteration {it}/{n}")
-        elif job.generation != self._generation:
-            return
-        elif job.kind == "classvis":
-            self._show_classvis_progress(p)
-        elif job.kind == "robustness":
-            e, a = p
-            self.robust_curve.setData(e, a)
+    def _on_train_progress(self, p: Any) -> None:
+        self.train_progress.setValue(int(100 * p.fraction))
+        self.model_label.setText(f"Training… {p.message}" if p.total else f"Preparing: {p.message}…")
 
-    def _on_job_done(self, job: Job) -> None:
-        if job.kind == "train":
-            self.train_button.setEnabled(True)
-            self.train_progress.hide()
-            if job.error:
-                self._show_error(job.error)
-            elif job.result is not None and not job.result.stopped:
-                self.set_network(job.result.network, job.result.data)
-        elif job.generation == self._generation:
-            if job.error:
-                self._show_error(job.error)
-            elif job.kind == "tsne" and job.result is not None:
-                self.features, Y = job.result
-                self._show_embedding(Y)
-            elif job.kind == "robustness" and job.result is not None:
-                self.robust_curve.setData(*job.result)
-        if job.kind == "tsne" and not self.runner.busy("tsne"):
-            self.embed_busy.hide()
-            self.embed_busy_label.hide()
-        self.job_finished.emit(job.kind)
+    def _on_trained(self, quick: Any) -> None:
+        self._on_train_ended()
+        try:
+            self.model.set_quick_model(quick)
+        except StudioError as exc:
+            self._show_error(str(exc))
+        self.job_finished.emit("train")
+
+    def _on_train_error(self, exc: BaseException, text: str) -> None:
+        self._on_train_ended()
+        self.model_label.setText("No model yet.")
+        self._show_error(text)
+        self.job_finished.emit("train")
+
+    def _on_train_ended(self) -> None:
+        self.train_button.setEnabled(True)
+        self.train_progress.hide()
+
+    def _on_job_error(self, kind: str):
+        def show(exc: BaseException, text: str) -> None:
+            if kind == "classvis":
+                self.classvis_stop_button.setEnabled(False)
+            elif kind == "embedding":
+                self._finish_embedding_busy()
+            self._show_error(text)
+            self.job_finished.emit(kind)
+        return show
 
     def _show_error(self, text: str) -> None:
         self.error_label.setText(text)
@@ -936,20 +980,18 @@ class InterpretLab(QWidget):
             w.setEnabled(on)
 
     def _on_random(self) -> None:
-        if self.X_val is not None:
-            self.set_index(int(self._rng.integers(len(self.X_val))))
+        if self.model.images is not None:
+            self.set_index(int(self._rng.integers(len(self.model.images))))
 
     def _on_next_mistake(self) -> None:
-        if self.X_val is None:
-            return
-        wrong = np.flatnonzero(self.predictions != self.y_val)
-        if len(wrong):
-            later = wrong[wrong > self.index]
-            self.set_index(int(later[0] if len(later) else wrong[0]))
+        if self.model.images is not None:
+            i = self.model.next_mistake()
+            if i is not None:
+                self.set_index(i)
 
     def _on_tab_changed(self, i: int) -> None:
+        self._ensure_view(i)
         for k, page in enumerate(self.settings_pages):
             page.setVisible(k == i)
         self.settings_group.setTitle(VIEWS[i])
-        if i == 4 and self.embedding is None and self.network is not None and not self.runner.busy("tsne"):
-            self.compute_embedding()
+        self._refresh_current()

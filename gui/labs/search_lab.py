@@ -1,7 +1,8 @@
 """The hyperparameter-search lab (lecture 8): grid vs random search over learning rate and weight decay on a log
 scale, the sanity checks that come first (initial loss, overfitting a tiny subset, a learning-rate sweep), and seed
-ensembles. The numbers come from simulator.labs.search; each run is a ``Job`` (worker thread) that stores its latest
-progress, and ONE QTimer (the JobRunner's) reads it and redraws.
+ensembles. A thin view over ``simulator.labs.search_lab.SearchLabModel``: the controls are built from its declared
+settings, every run is a job of the lab's one ``gui.jobs.JobRunner`` (the digits are loaded inside the jobs, never
+when the tab opens), and the view redraws when the model's ``changed`` fires.
 
 Why random search wins (Bergstra & Bengio): with n trials a grid tries only sqrt(n) distinct values of each axis, so
 when one axis (here the learning rate) matters and the other hardly does, most grid trials repeat the same useful
@@ -15,27 +16,21 @@ from typing import Any, Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-                               QSpinBox, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from gui import theme
-from gui.labs.common import ERROR_STYLE, MUTED_STYLE, Job, JobRunner, control_column, group, muted
-from gui.forms import LogSpinBox
+from gui.forms import ParamForm
+from gui.jobs import JobRunner
+from gui.labs.common import ERROR_STYLE, MUTED_STYLE, control_column, group, muted
+from simulator.core.errors import StudioError
 from simulator.labs import search as S
-from simulator.labs.interpret import DigitsData, digits_data, digits_mlp
+from simulator.labs import search_lab as M
 from simulator.nn.network import Network
 
 __all__ = ["SearchLab"]
 
 ACC_CMAP = pg.colormap.get("viridis")
 GRID_SYMBOL, RANDOM_SYMBOL = "s", "o"
-OPTIMIZERS = ("AdamW", "Adam", "Momentum", "SGD")
-
-
-def _form() -> QFormLayout:
-    f = QFormLayout()
-    f.setContentsMargins(0, 0, 0, 0)
-    return f
 
 
 def _brushes(acc: np.ndarray) -> list:
@@ -45,7 +40,7 @@ def _brushes(acc: np.ndarray) -> list:
 class SearchLab(QWidget):
     """Grid vs random search, sanity checks and ensembles on digits (or the network factory and data given).
 
-    Signals: best_config_applied(dict) ("Apply best": lr, weight_decay, optimizer, val_accuracy, search),
+    Signals: best_config_applied(dict) ("Apply best": optimizer, lr, weight_decay, plus val_accuracy and search),
     search_finished() (both searches done or cancelled), check_finished(str) ("initial_loss", "overfit",
     "lr_sweep"), ensemble_finished().
     """
@@ -55,35 +50,24 @@ class SearchLab(QWidget):
     check_finished = Signal(str)
     ensemble_finished = Signal()
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, model: M.SearchLabModel | None = None):
         super().__init__(parent)
-        self._factory: Callable[[int], Network] = lambda seed: digits_mlp(seed)
-        self._factory_name = "digits MLP (64 hidden ReLU units)"
-        self._data: DigitsData | tuple | None = None
-        self.results: dict[str, list[S.TrialResult]] = {"grid": [], "random": []}
-        self.last_check: Any = None
-        self.last_ensemble: S.EnsembleResult | None = None
-        self.runner = JobRunner(self, self._on_job_progress, self._on_job_done)
+        self.model = model or M.SearchLabModel()
+        self.runner = JobRunner(self)
+        self._shown: dict[str, list] = {"grid": [], "random": []}   # what the plots show (partial while running)
+        self._running_settings: M.SearchSettings | None = None
         self._build()
+        self.model.changed.connect(self._on_model_changed)
 
     # ============================================================================================ construction
     def _build(self) -> None:
-        # ---- search space
-        self.lr_min_box = LogSpinBox(1e-4, 1e-8, 10.0)
-        self.lr_max_box = LogSpinBox(1e-1, 1e-8, 10.0)
-        self.wd_min_box = LogSpinBox(1e-5, 1e-10, 1.0)
-        self.wd_max_box = LogSpinBox(1e-1, 1e-10, 1.0)
-        self.trials_box = QSpinBox()
-        self.trials_box.setRange(1, 100)
-        self.trials_box.setValue(16)
-        self.trials_box.setToolTip("Trials per search; the grid uses round(sqrt(trials)) values per axis")
-        self.epochs_box = QSpinBox()
-        self.epochs_box.setRange(1, 50)
-        self.epochs_box.setValue(2)
-        self.optimizer_combo = QComboBox()
-        self.optimizer_combo.addItems(list(OPTIMIZERS))
-        self.seed_box = QSpinBox()
-        self.seed_box.setRange(0, 10_000)
+        # ---- search space and training recipe
+        self.search_form = ParamForm(M.SearchSettings)
+        w = self.search_form.widgets
+        self.lr_min_box, self.lr_max_box, self.wd_min_box, self.wd_max_box = (w["lr_min"], w["lr_max"], w["wd_min"],
+                                                                              w["wd_max"])
+        self.trials_box, self.epochs_box, self.optimizer_combo, self.seed_box = (w["trials"], w["epochs"],
+                                                                                 w["optimizer"], w["seed"])
         self.run_button = QPushButton("▶ Run grid and random search")
         self.run_button.clicked.connect(self.run_search)
         self.cancel_button = QPushButton("Cancel")
@@ -98,27 +82,14 @@ class SearchLab(QWidget):
         self.best_label.setWordWrap(True)
         self.apply_button = QPushButton("Apply best")
         self.apply_button.setEnabled(False)
-        self.apply_button.setToolTip("Send the best configuration to the training playground")
+        self.apply_button.setToolTip("Send the best configuration (optimizer, learning rate, weight decay) to the "
+                                     "training playground")
         self.apply_button.clicked.connect(self.apply_best)
-        f = _form()
-        r = QHBoxLayout()
-        r.addWidget(self.lr_min_box)
-        r.addWidget(QLabel("to"))
-        r.addWidget(self.lr_max_box)
-        f.addRow("Learning rate", r)
-        r = QHBoxLayout()
-        r.addWidget(self.wd_min_box)
-        r.addWidget(QLabel("to"))
-        r.addWidget(self.wd_max_box)
-        f.addRow("Weight decay", r)
-        f.addRow("Trials per search", self.trials_box)
-        f.addRow("Epochs per trial", self.epochs_box)
-        f.addRow("Optimizer", self.optimizer_combo)
-        f.addRow("Seed", self.seed_box)
         search = QVBoxLayout()
-        self.model_label = muted(f"Model: {self._factory_name}, on scikit-learn's digits.")
+        self.model_label = muted("")
+        self._show_model_name()
         search.addWidget(self.model_label)
-        search.addLayout(f)
+        search.addWidget(self.search_form)
         r = QHBoxLayout()
         r.addWidget(self.run_button, 1)
         r.addWidget(self.cancel_button)
@@ -129,36 +100,35 @@ class SearchLab(QWidget):
         search.addWidget(self.apply_button)
 
         # ---- sanity checks
+        self.sanity_form = ParamForm(M.SanitySettings)
         self.initial_loss_button = QPushButton("1. Initial loss vs ln C")
-        self.overfit_button = QPushButton("2. Overfit 20 examples")
+        self.overfit_button = QPushButton()
         self.sweep_button = QPushButton("3. Learning-rate sweep")
         self.initial_loss_button.clicked.connect(lambda: self.run_check("initial_loss"))
         self.overfit_button.clicked.connect(lambda: self.run_check("overfit"))
         self.sweep_button.clicked.connect(lambda: self.run_check("lr_sweep"))
-        self.check_label = QLabel("Run the checks before any search (lecture 8, steps 1-3).")
+        self.sanity_form.edited.connect(self._label_checks)
+        self._label_checks()
+        self.check_label = QLabel("Run the checks before any search (lecture 8, steps 1-3). They train with the "
+                                  "optimizer, batch size and seed of the search panel.")
         self.check_label.setWordWrap(True)
         checks = QVBoxLayout()
+        checks.addWidget(self.sanity_form)
         for b in (self.initial_loss_button, self.overfit_button, self.sweep_button):
             checks.addWidget(b)
         checks.addWidget(self.check_label)
 
         # ---- ensemble
-        self.ens_seeds_box = QSpinBox()
-        self.ens_seeds_box.setRange(2, 12)
-        self.ens_seeds_box.setValue(5)
-        self.ens_epochs_box = QSpinBox()
-        self.ens_epochs_box.setRange(1, 50)
-        self.ens_epochs_box.setValue(10)
+        self.ens_form = ParamForm(M.EnsembleSettings)
+        self.ens_seeds_box, self.ens_epochs_box = self.ens_form.widgets["seeds"], self.ens_form.widgets["epochs"]
         self.ens_button = QPushButton("▶ Train the ensemble")
         self.ens_button.clicked.connect(self.run_ensemble)
         self.ens_label = QLabel("")
         self.ens_label.setWordWrap(True)
         ens = QVBoxLayout()
-        f = _form()
-        f.addRow("Seeds", self.ens_seeds_box)
-        f.addRow("Epochs each", self.ens_epochs_box)
-        ens.addLayout(f)
-        ens.addWidget(muted("Each seed gives its own initialisation and batch order (Adam, lr 3e-3)."))
+        ens.addWidget(self.ens_form)
+        ens.addWidget(muted("Each seed gives its own initialisation and batch order; the optimizer and batch size "
+                            "are the search panel's."))
         ens.addWidget(self.ens_button)
         ens.addWidget(self.ens_label)
 
@@ -269,131 +239,173 @@ class SearchLab(QWidget):
                 plot.getAxis(name).enableAutoSIPrefix(False)
 
     # ============================================================================================= public API
+    @property
+    def results(self) -> dict[str, list[S.TrialResult]]:
+        """The trials on show: the finished ones of a running search, else the model's last search."""
+        return self._shown
+
+    @property
+    def last_check(self) -> tuple[str, Any] | None:
+        return self.model.last_check
+
+    @property
+    def last_ensemble(self) -> S.EnsembleResult | None:
+        return self.model.last_ensemble
+
     def set_network_factory(self, factory: Callable[[int], Network], data: Any = None, name: str | None = None) -> None:
         """Search, check and ensemble ``factory(seed)`` networks (fresh weights per seed) on ``data``
         ((X_train, y_train, X_val, y_val) or a DigitsData; None: digits)."""
-        self._factory = factory
-        self._data = data
-        self._factory_name = name or repr(factory(0))
-        self.model_label.setText(f"Model: {self._factory_name}.")
-
-    @property
-    def data(self) -> DigitsData | tuple:
-        if self._data is None:
-            self._data = digits_data(0)
-        return self._data
-
-    def _tuple(self) -> tuple:
-        d = self.data
-        return d.as_tuple() if isinstance(d, DigitsData) else tuple(d)
-
-    def space(self) -> S.SearchSpace:
-        return S.SearchSpace(self.lr_min_box.value(), self.lr_max_box.value(), self.wd_min_box.value(),
-                             self.wd_max_box.value())
+        try:
+            self.model.set_network_factory(factory, data, name)
+        except StudioError as exc:
+            self._show_error(str(exc))
 
     def run_search(self) -> None:
-        """Grid (round(sqrt(trials)) per axis) then random (trials) search, in a worker."""
+        """Grid (round(sqrt(trials)) per axis) then random (trials) search, in a job."""
+        settings = self.search_form.try_value()
+        if settings is None:
+            return
         try:
-            space = self.space()
-        except Exception as exc:
+            plan = self.model.plan(settings)
+        except StudioError as exc:
             self._show_error(str(exc))
             return
         self.error_label.hide()
-        n = self.trials_box.value()
-        per_axis = max(1, int(round(math.sqrt(n))))
-        grid = S.grid_search(space, per_axis)
-        rand = S.random_search(space, n, seed=self.seed_box.value())
-        self.results = {"grid": [], "random": []}
-        self._planned = {"grid": grid, "random": rand}
-        self._space = space
-        self._redraw_search()
-        make = S.digits_trainer_factory(self._tuple(), self._factory, self.optimizer_combo.currentText(),
-                                        seed=self.seed_box.value())
-        epochs = self.epochs_box.value()
-        total = len(grid) + len(rand)
-
-        def work(report, stop):
-            out: dict[str, list] = {"grid": [], "random": []}
-            for kind, trials in (("grid", grid), ("random", rand)):
-                def cb(i, n_, r, kind=kind):
-                    out[kind].append(r)
-                    report({k: list(v) for k, v in out.items()})
-                S.run_trials(trials, make, epochs, cb, stop)
-                if stop():
-                    break
-            return out
+        self._running_settings = settings
+        self._shown = {"grid": [], "random": []}
+        total = len(plan["grid"]) + len(plan["random"])
+        self._redraw_search(settings)
         self.progress.setRange(0, total)
         self.progress.setValue(0)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.apply_button.setEnabled(False)
-        self.status_label.setText(f"Training {len(grid)} grid trials ({per_axis} × {per_axis}), then {len(rand)} "
-                                  f"random ones, {epochs} epoch{'s' if epochs > 1 else ''} each…")
-        self.runner.start(Job("search", work))
+        n = settings.per_axis
+        self.status_label.setText(f"Training {len(plan['grid'])} grid trials ({n} × {n}), then {len(plan['random'])} "
+                                  f"random ones, {settings.epochs} epoch{'s' if settings.epochs > 1 else ''} each, "
+                                  f"with {settings.optimizer}…")
+        self.runner.start("search", lambda: self.model.search(settings), on_yield=self._on_search_progress,
+                          on_done=lambda res: self._on_search_ended(res, True),
+                          on_cancel=lambda: self._on_search_ended(self._shown, False),
+                          on_error=self._on_search_error)
 
     def cancel_search(self) -> None:
         self.runner.cancel("search")
 
     def best(self) -> tuple[str, S.TrialResult] | None:
         """(search kind, trial) of the best finished trial over both searches."""
-        cands = [(k, r) for k in ("grid", "random") for r in self.results[k]]
-        if not cands:
-            return None
-        return max(cands, key=lambda kr: kr[1].val_accuracy)
+        return self.model.best()
 
     def apply_best(self) -> None:
-        b = self.best()
-        if b is None:
-            return
-        kind, r = b
-        cfg = {"lr": r.config["lr"], "weight_decay": r.config["weight_decay"],
-               "optimizer": self.optimizer_combo.currentText(), "val_accuracy": r.val_accuracy, "search": kind}
-        self.best_config_applied.emit(cfg)
+        """Hand the best configuration on: best_config_applied({optimizer, lr, weight_decay, ...})."""
+        cfg = self.model.best_config()
+        if cfg is not None:
+            self.best_config_applied.emit(cfg)
 
     def run_check(self, which: str) -> None:
-        """One sanity check in a worker: "initial_loss", "overfit" or "lr_sweep"."""
-        Xtr, ytr, _, _ = self._tuple()
-        factory, seed = self._factory, self.seed_box.value()
-
-        def work(report, stop):
-            net = factory(seed)
-            if which == "initial_loss":
-                return which, S.initial_loss_check(net, Xtr, ytr)
-            if which == "overfit":
-                return which, S.overfit_small_subset(net, Xtr, ytr, n=20, steps=200, lr=1e-2, seed=seed,
-                                                     should_stop=stop)
-            lrs, losses = S.lr_sweep(net, Xtr, ytr, iters=100, seed=seed)
-            return which, (lrs, losses, S.suggest_lr(lrs, losses) if len(lrs) else math.nan)
+        """One sanity check in a job: "initial_loss", "overfit" or "lr_sweep"."""
+        settings, sanity = self.search_form.try_value(), self.sanity_form.try_value()
+        if settings is None or sanity is None:
+            return
         for b in (self.initial_loss_button, self.overfit_button, self.sweep_button):
             b.setEnabled(False)
         self.check_label.setText("Running…")
-        self.runner.start(Job("check", work))
+        self.runner.start("check", lambda: self.model.check(which, sanity, settings),
+                          on_yield=lambda p: self.check_label.setText(f"Running: {p.message}…"),
+                          on_done=lambda value: self._on_check_ended(which, value),
+                          on_error=lambda exc, text: self._on_check_ended(which, None, text),
+                          on_cancel=lambda: self._on_check_ended(which, None, "Cancelled."))
 
     def run_ensemble(self) -> None:
-        seeds = list(range(self.ens_seeds_box.value()))
-        data, factory, epochs = self._tuple(), self._factory, self.ens_epochs_box.value()
-
-        def work(report, stop):
-            return S.ensemble(seeds, factory, data, optimizer="Adam", lr=3e-3, epochs=epochs,
-                              callback=lambda i, n: report((i, n)), should_stop=stop)
+        settings, ens = self.search_form.try_value(), self.ens_form.try_value()
+        if settings is None or ens is None:
+            return
         self.ens_button.setEnabled(False)
-        self.ens_label.setText(f"Training {len(seeds)} models…")
-        self.runner.start(Job("ensemble", work))
+        self.ens_label.setText(f"Training {ens.seeds} models with {settings.optimizer}…")
+        self.runner.start("ensemble", lambda: self.model.ensemble(ens, settings),
+                          on_yield=lambda p: self.ens_label.setText(p.message[:1].upper() + p.message[1:] + "…"),
+                          on_done=self._on_ensemble_ended,
+                          on_error=lambda exc, text: self._on_ensemble_ended(None, text),
+                          on_cancel=lambda: self._on_ensemble_ended(None, "Cancelled."))
 
     def is_busy(self, kind: str | None = None) -> bool:
-        return self.runner.busy(kind)
+        return self.runner.running(kind)
 
     def close_lab(self) -> None:
+        self.model.changed.disconnect(self._on_model_changed)
         self.runner.close()
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        self.close_lab()
+        if not self.runner.closed:
+            self.close_lab()
         super().closeEvent(event)
 
+    # ========================================================================================== job endings
+    def _on_search_progress(self, p: M.SearchProgress) -> None:
+        self._shown = p.results
+        self._redraw_search(self._running_settings)
+
+    def _on_search_ended(self, results: dict, complete: bool) -> None:
+        self.model.set_search_results(self._running_settings, results, complete)
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.search_finished.emit()
+
+    def _on_search_error(self, exc: BaseException, text: str) -> None:
+        self._show_error(text)
+        self._on_search_ended(self._shown, False)
+
+    def _on_check_ended(self, which: str, value: Any, text: str = "") -> None:
+        for b in (self.initial_loss_button, self.overfit_button, self.sweep_button):
+            b.setEnabled(True)
+        if value is None:
+            self.check_label.setText(text)
+            return
+        self.model.set_check(which, value)
+        self.check_finished.emit(which)
+
+    def _on_ensemble_ended(self, result: S.EnsembleResult | None, text: str = "") -> None:
+        self.ens_button.setEnabled(True)
+        if result is None:
+            self.ens_label.setText(text)
+        else:
+            self.model.set_ensemble(result)
+        self.ensemble_finished.emit()
+
+    def _on_model_changed(self, what: str = "") -> None:
+        m = self.model
+        if what == "factory":
+            self._show_model_name()
+        elif what == "search":
+            self._shown = {k: list(v) for k, v in m.results.items()}
+            self._redraw_search(m.ran_with)
+            self.apply_button.setEnabled(m.best() is not None)
+            done = sum(len(v) for v in m.results.values())
+            total = sum(len(v) for v in m.planned.values())
+            self.progress.setRange(0, max(total, 1))
+            self.progress.setValue(done)
+            self.status_label.setText(f"{done} of {total} trials trained"
+                                      + ("." if m.complete else " (cancelled)."))
+        elif what == "check" and m.last_check is not None:
+            self._show_check(*m.last_check)
+        elif what == "ensemble" and m.last_ensemble is not None:
+            self._show_ensemble(m.last_ensemble)
+
+    def _show_model_name(self) -> None:
+        self.model_label.setText(f"Model: {self.model.factory_name}"
+                                 + (", on scikit-learn's digits." if self.model.default_data else "."))
+
+    def _label_checks(self) -> None:
+        s = self.sanity_form.try_value()
+        if s is not None:
+            self.overfit_button.setText(f"2. Overfit {s.overfit_n} examples")
+            self.sweep_button.setText(f"3. Learning-rate sweep ({s.sweep_iters} updates)")
+
     # =============================================================================================== drawing
-    def _redraw_search(self) -> None:
+    def _redraw_search(self, settings: M.SearchSettings | None) -> None:
+        results = self._shown
         for kind in ("grid", "random"):
-            res = self.results[kind]
+            res = results[kind]
             lr = np.array([r.config["lr"] for r in res])
             wd = np.array([r.config["weight_decay"] for r in res])
             acc = np.array([r.val_accuracy for r in res])
@@ -404,35 +416,40 @@ class SearchLab(QWidget):
                 self.best_items[kind].setData([lr[i]], [wd[i]])
             else:
                 self.best_items[kind].setData([], [])
-            sp = getattr(self, "_space", None)
-            if sp is not None:
-                pad = 0.15
-                self.scatter_plots[kind].setRange(
-                    xRange=(math.log10(sp.lr_min) - pad, math.log10(sp.lr_max) + pad),
-                    yRange=(math.log10(sp.wd_min) - pad, math.log10(sp.wd_max) + pad), padding=0)
-        done = sum(len(v) for v in self.results.values())
-        self.progress.setValue(done)
-        b = self.best()
-        if b is not None:
-            kind, r = b
+            if settings is not None:
+                pad = 0.3     # decades: the markers at the bounds stay whole
+                x0, x1 = math.log10(settings.lr_min) - pad, math.log10(settings.lr_max) + pad
+                y0, y1 = math.log10(settings.wd_min) - pad, math.log10(settings.wd_max) + pad
+                self.scatter_plots[kind].setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+                # one label per decade: pyqtgraph's minor log labels pile up on a wide plot
+                for plot, axis, (a, b) in ((self.scatter_plots[kind], "bottom", (x0, x1)),
+                                           (self.marginal_plots[kind], "bottom", (x0, x1)),
+                                           (self.scatter_plots[kind], "left", (y0, y1))):
+                    plot.getAxis(axis).setTicks([[(k, f"{10.0 ** k:g}") for k in range(math.ceil(a),
+                                                                                       math.floor(b) + 1)], []])
+        self.progress.setValue(sum(len(v) for v in results.values()))
+        cands = [(k, r) for k in ("grid", "random") for r in results[k]]
+        if cands:
+            kind, r = max(cands, key=lambda kr: kr[1].val_accuracy)
             self.best_label.setText(f"Best: <b>{100 * r.val_accuracy:.1f}%</b> at lr {r.config['lr']:.3g}, weight "
                                     f"decay {r.config['weight_decay']:.3g} ({kind} search)")
         else:
             self.best_label.setText("")
-        g, rnd = self.results["grid"], self.results["random"]
+        g, rnd = results["grid"], results["random"]
         if g or rnd:
             def summary(res: list) -> str:
                 if not res:
                     return "—"
                 best = max(r.val_accuracy for r in res)
-                return f"best {100 * best:.1f}%, {len({round(math.log10(r.config['lr']), 9) for r in res})} distinct lr"
+                return f"best {100 * best:.1f}%, {self.model.distinct_lrs(res)} distinct lr"
             self.search_hint.setText(f"Grid: {summary(g)}.   Random: {summary(rnd)}.   Both searches spend the same "
                                      f"number of trials, but the grid repeats each learning rate for every weight "
                                      f"decay, and weight decay barely matters here.")
+        else:
+            self.search_hint.setText("")
 
     def _show_check(self, which: str, value: Any) -> None:
         cp = self.check_plot.getPlotItem()
-        self.last_check = (which, value)
         self.check_marker.hide()
         self.check_ref.hide()
         if which == "initial_loss":
@@ -453,8 +470,8 @@ class SearchLab(QWidget):
             r: S.OverfitResult = value
             ok = r.final_loss < 0.1
             self.check_label.setText(
-                f"Overfitting {r.n_samples} examples: final loss <b>{r.final_loss:.4f}</b>, accuracy "
-                f"<b>{100 * r.final_accuracy:.0f}%</b> — "
+                f"Overfitting {r.n_samples} examples with {r.optimizer}: final loss <b>{r.final_loss:.4f}</b>, "
+                f"accuracy <b>{100 * r.final_accuracy:.0f}%</b> — "
                 + ("the model and the training loop can learn." if ok else
                    "the loss does not reach zero: a bug, a too-small learning rate or a bad initialisation."))
             cp.setLogMode(False, True)
@@ -464,23 +481,31 @@ class SearchLab(QWidget):
             cp.setLabel("left", "loss (log)")
             cp.enableAutoRange()
         else:
-            lrs, losses, best = value
+            r: S.SweepResult = value
+            lrs, best = r.lrs, r.suggested
+            if not len(lrs):
+                self.check_label.setText(f"The loss was not finite from the first update with {r.optimizer}: "
+                                         f"start the sweep lower.")
+                self.check_curve.setData([], [])
+                return
+            planned = self.sanity_form.try_value()
+            stopped = planned is not None and len(lrs) < planned.sweep_iters
             self.check_label.setText(
-                f"Loss over {len(lrs)} updates with the rate growing from {lrs[0]:.0e} to {lrs[-1]:.2g}"
-                + (" (stopped when the loss blew up)" if len(lrs) < 100 else "")
+                f"{r.optimizer}: loss over {len(lrs)} updates with the rate growing from {lrs[0]:.0e} to "
+                f"{lrs[-1]:.2g}" + (" (stopped when the loss blew up)" if stopped else "")
                 + f". It falls fastest near lr ≈ <b>{best:.2g}</b>: a good starting point.")
             cp.setLogMode(True, False)
-            self.check_curve.setData(lrs, losses)
-            self.check_marker.setValue(math.log10(best))
-            self.check_marker.label.setFormat(f"{best:.2g}")
-            self.check_marker.show()
-            cp.setTitle("Learning-rate sweep", size="10pt", color=theme.INK_HEX)
+            self.check_curve.setData(lrs, r.losses)
+            if math.isfinite(best):
+                self.check_marker.setValue(math.log10(best))
+                self.check_marker.label.setFormat(f"{best:.2g}")
+                self.check_marker.show()
+            cp.setTitle(f"Learning-rate sweep ({r.optimizer})", size="10pt", color=theme.INK_HEX)
             cp.setLabel("bottom", "learning rate")
             cp.setLabel("left", "mini-batch loss")
             cp.enableAutoRange()
 
     def _show_ensemble(self, r: S.EnsembleResult) -> None:
-        self.last_ensemble = r
         n = len(r.single_accuracies)
         self.ens_bars.setOpts(x=np.arange(n), height=r.single_accuracies)
         self.ens_bar.setOpts(x=[n + 0.6], height=[r.ensemble_accuracy])
@@ -496,42 +521,6 @@ class SearchLab(QWidget):
         self.ens_label.setText(f"Single models: mean <b>{100 * r.mean_single:.1f}%</b> (best "
                                f"{100 * r.single_accuracies.max():.1f}%). Averaged probabilities: "
                                f"<b>{100 * r.ensemble_accuracy:.1f}%</b> ({100 * gain:+.1f} points).")
-
-    # ================================================================================================= jobs
-    def _on_job_progress(self, job: Job, p: Any) -> None:
-        if job.kind == "search":
-            self.results = p
-            self._redraw_search()
-        elif job.kind == "ensemble":
-            i, n = p
-            self.ens_label.setText(f"Trained {i} of {n} models…")
-
-    def _on_job_done(self, job: Job) -> None:
-        if job.error:
-            self._show_error(job.error)
-        if job.kind == "search":
-            if job.result is not None:
-                self.results = job.result
-            self._redraw_search()
-            self.run_button.setEnabled(True)
-            self.cancel_button.setEnabled(False)
-            self.apply_button.setEnabled(self.best() is not None)
-            done = sum(len(v) for v in self.results.values())
-            total = sum(len(v) for v in self._planned.values())
-            self.status_label.setText(f"{done} of {total} trials trained" + (" (cancelled)." if done < total else "."))
-            self.search_finished.emit()
-        elif job.kind == "check":
-            for b in (self.initial_loss_button, self.overfit_button, self.sweep_button):
-                b.setEnabled(True)
-            if job.result is not None:
-                which, value = job.result
-                self._show_check(which, value)
-                self.check_finished.emit(which)
-        elif job.kind == "ensemble":
-            self.ens_button.setEnabled(True)
-            if job.result is not None and len(job.result.seeds):
-                self._show_ensemble(job.result)
-            self.ensemble_finished.emit()
 
     def _show_error(self, text: str) -> None:
         self.error_label.setText(text)

@@ -2,29 +2,60 @@
 adversarial examples (FGSM, iterative FGSM), embeddings of the last hidden layer and nearest neighbours. No Qt.
 
 The gradient with respect to the *input* comes from the network's own passes: ``Network.forward_with_caches`` in
-eval mode, then ``Network.backward``, which returns the input gradient beside the parameter gradients. Everything runs in eval mode (running batch-norm statistics, no dropout), so each sample's gradient
-depends on that sample alone.
+eval mode, then ``Network.backward``, which returns the input gradient beside the parameter gradients. Everything
+runs in eval mode (running batch-norm statistics, no dropout), so each sample's gradient depends on that sample
+alone.
 
 Images are (N, C, H, W) (or (N, D) for vector inputs), in the network's dtype. ``pixel_range`` arguments are
 (lo, hi) scalars or arrays broadcastable to one image: the values a real input can take.
+
+Long work is a job (simulator/core/jobs.py): ``class_visualisation_job`` yields each step's image and
+``quick_digits_training`` yields training progress; both return their result and are cancelled by ``close()``.
+``class_visualisation`` and ``quick_digits_model`` run them to the end.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Generator
 
 import numpy as np
 
 from simulator.core.errors import ShapeError, ValueInputError
-from simulator.nn.network import (Activation, Conv2d, Flatten, Linear,
-                            MaxPool, Network, Trainer)
+from simulator.core.jobs import Progress, run_job
+from simulator.core.params import check_choice, check_int, check_real
+from simulator.nn.network import Activation, Conv2d, Flatten, Linear, MaxPool, Network
+from simulator.nn.trainer import EpochMetrics, Trainer
 
 __all__ = [
-    "input_gradient", "saliency_map", "occlusion_map", "OcclusionResult", "class_visualisation", "ClassVisResult",
-    "fgsm", "iterative_fgsm", "softmax", "hidden_features", "embed", "nearest_neighbours", "blur",
-    "digits_data", "digits_cnn", "digits_mlp", "quick_digits_model", "QuickModel", "DigitsData",
+    "input_gradient", "saliency_map", "occlusion_map", "OcclusionResult", "class_visualisation",
+    "class_visualisation_job", "ClassVisResult", "ClassVisStep", "fgsm", "iterative_fgsm", "softmax",
+    "hidden_features", "embed", "pca_2d", "nearest_neighbours", "blur", "digits_data", "digits_cnn", "digits_mlp",
+    "quick_digits_model", "quick_digits_training", "QuickModel", "DigitsData",
 ]
+
+
+def _network(fn: str, network: Any) -> Network:
+    if not isinstance(network, Network):
+        raise ValueInputError(f"{fn} needs a trained Network, got {type(network).__name__}")
+    return network
+
+
+def _class(what: str, cls: Any, num_classes: int) -> int:
+    """One class index, with a message that says which class is asked for when it is missing or out of range."""
+    if cls is None:
+        raise ValueInputError(f"{what}: choose a class (a whole number in 0..{num_classes - 1})")
+    return check_int(f"{what}: the class", cls, 0, num_classes - 1)
+
+
+def _amount(what: str, v: Any) -> float | np.ndarray:
+    """A non-negative finite step (eps, alpha): a number, or an array broadcastable to one image (per channel)."""
+    if isinstance(v, np.ndarray) and v.ndim > 0:
+        a = np.asarray(v, dtype=np.float64)
+        if not np.all(np.isfinite(a)) or np.any(a < 0):
+            raise ValueInputError(f"{what} must be finite numbers >= 0")
+        return a
+    return check_real(what, v, 0.0)
 
 
 # ================================================================================================== gradients
@@ -65,6 +96,8 @@ def input_gradient(network: Network, x: Any, target: Any, of: str = "score") -> 
     (N,) ints). of="loss": d L_i / dx of each sample's own data loss with label ``target`` (the network's loss:
     softmax, svm or mse), i.e. N times the gradient of the batch-mean loss. x: (N, *input_shape); dx has its shape.
     """
+    _network("input_gradient", network)
+    check_choice("input_gradient: of", of, ("score", "loss"))
     xc, scores, caches = _scores_and_caches(network, x)
     n = len(xc)
     if of == "score":
@@ -83,6 +116,7 @@ def input_gradient(network: Network, x: Any, target: Any, of: str = "score") -> 
 def saliency_map(network: Network, x: Any, cls: Any = None) -> np.ndarray:
     """Simonyan et al.'s saliency: max over channels of |d s_cls / dx|. x (N, C, H, W) -> (N, H, W); vector inputs
     (N, D) -> (N, D). cls: an int, (N,) ints, or None for each sample's predicted class."""
+    _network("saliency_map", network)
     x = np.asarray(x)
     if cls is None:
         cls = network.predict(x)
@@ -106,32 +140,40 @@ class OcclusionResult:
     measure: str
 
 
-def occlusion_map(network: Network, x: Any, cls: int, patch: int = 2, stride: int = 1, fill: float = 0.0,
+def occlusion_map(network: Network, x: Any, cls: int, patch: int = 2, stride: int = 1, fill: Any = 0.0,
                   measure: str = "prob") -> OcclusionResult:
     """Zeiler & Fergus's occlusion: slide a ``patch`` x ``patch`` square of value ``fill`` (every channel) over one
     image (C, H, W) or (1, C, H, W) with ``stride``, and record how much the class ``cls`` value drops. measure:
-    "prob" (softmax probability) or "score" (raw class score). All occluded copies run in one eval-mode batch."""
+    "prob" (softmax probability) or "score" (raw class score). All occluded copies run in one eval-mode batch.
+    ``fill`` is a number, or an array broadcastable to the image (the grey of a standardised input differs per
+    pixel: the patch then takes the fill image's values under it)."""
+    _network("occlusion_map", network)
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 4 and x.shape[0] == 1:
         x = x[0]
     if x.ndim != 3:
         raise ShapeError(f"occlusion_map needs one image (C, H, W), got shape {x.shape}")
-    if measure not in ("prob", "score"):
-        raise ValueInputError(f"occlusion_map: measure must be 'prob' or 'score', got {measure!r}")
+    check_choice("occlusion measure", measure, ("prob", "score"))
+    cls = _class("occlusion_map", cls, network.num_classes)
     H, W = x.shape[1:]
-    patch, stride = int(patch), int(stride)
-    if not 1 <= patch <= min(H, W) or stride < 1:
-        raise ValueInputError(f"occlusion_map: patch must lie in 1..{min(H, W)} and stride >= 1")
-    cls = int(cls)
-    if not 0 <= cls < network.num_classes:
-        raise ValueInputError(f"occlusion_map: class must lie in 0..{network.num_classes - 1}")
+    patch = check_int("occlusion patch size", patch, 1, min(H, W))
+    stride = check_int("occlusion stride", stride, 1, max(H, W))
+    if isinstance(fill, np.ndarray) and fill.ndim > 0:
+        try:
+            fill_img = np.broadcast_to(np.asarray(fill, dtype=np.float64), x.shape)
+        except ValueError:
+            raise ShapeError(f"occlusion_map: a fill of shape {fill.shape} does not fit an image {x.shape}") from None
+        if not np.all(np.isfinite(fill_img)):
+            raise ValueInputError("occlusion_map: the patch value must be finite")
+    else:
+        fill_img = np.full(x.shape, check_real("occlusion patch value", fill))
     rows = np.arange(0, H - patch + 1, stride)
     cols = np.arange(0, W - patch + 1, stride)
     batch = np.repeat(x[None], len(rows) * len(cols) + 1, axis=0)
     k = 1
     for r in rows:
         for c in cols:
-            batch[k, :, r:r + patch, c:c + patch] = fill
+            batch[k, :, r:r + patch, c:c + patch] = fill_img[:, r:r + patch, c:c + patch]
             k += 1
     scores = network.forward(batch, "eval").astype(np.float64)
     vals = softmax(scores)[:, cls] if measure == "prob" else scores[:, cls]
@@ -164,55 +206,73 @@ def blur(x: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class ClassVisResult:
     """image: the final input (C, H, W); scores: the class score after each step (steps + 1 values, the start
-    included); objectives: score - l2_reg ||x||^2 likewise; stopped: cancelled before the last step."""
+    included); objectives: score - l2_reg ||x||^2 likewise."""
 
     cls: int
     image: np.ndarray
     scores: np.ndarray
     objectives: np.ndarray
-    stopped: bool = False
+
+
+@dataclass(frozen=True)
+class ClassVisStep:
+    """What the ascent yields at each step: the image (C, H, W) before this step's update and the score it earns."""
+
+    cls: int
+    step: int
+    steps: int
+    image: np.ndarray
+    score: float
+
+
+def class_visualisation_job(network: Network, cls: int, steps: int = 200, lr: float = 0.1, l2_reg: float = 1e-3,
+                            seed: int = 0, blur_every: int | None = None, init_scale: float = 0.01,
+                            pixel_range: tuple[Any, Any] | None = None
+                            ) -> Generator[ClassVisStep, None, ClassVisResult]:
+    """Gradient ascent on the input to maximise s_cls(x) - l2_reg ||x||^2 (eval mode), from a small random image
+    (normal with std ``init_scale``, seeded): x <- x + lr (d s_cls/dx - 2 l2_reg x). Optionally blurred every
+    ``blur_every`` steps and clipped to ``pixel_range``. A job: yields a ClassVisStep per image (step 0 the start),
+    returns the ClassVisResult. The arguments are checked now, before the first step."""
+    _network("class_visualisation", network)
+    cls = _class("class_visualisation", cls, network.num_classes)
+    steps = check_int("class visualisation steps", steps, 0, 1_000_000)
+    lr = check_real("class visualisation step size", lr, 0.0, low_open=True)
+    l2_reg = check_real("class visualisation L2 strength", l2_reg, 0.0)
+    init_scale = check_real("class visualisation start scale", init_scale, 0.0)
+    seed = check_int("seed", seed, 0)
+    blur_every = None if blur_every in (None, 0) else check_int("blur every", blur_every, 1)
+    return _ascent(network, cls, steps, lr, l2_reg, seed, blur_every, init_scale, pixel_range)
+
+
+def _ascent(network: Network, cls: int, steps: int, lr: float, l2_reg: float, seed: int, blur_every: int | None,
+            init_scale: float, pixel_range: tuple[Any, Any] | None) -> Generator[ClassVisStep, None, ClassVisResult]:
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((1, *network.input_shape)) * init_scale).astype(network.dtype)
+    scores = np.empty(steps + 1)
+    objs = np.empty(steps + 1)
+    for t in range(steps + 1):
+        dx, s = input_gradient(network, x, cls, "score")
+        score = float(s[0, cls])
+        scores[t] = score
+        objs[t] = score - l2_reg * float(np.sum(x.astype(np.float64) ** 2))
+        yield ClassVisStep(cls, t, steps, x[0].copy(), score)  # the image and the score it earns, before the update
+        if t == steps:
+            break
+        x = x + lr * (dx - 2.0 * l2_reg * x)
+        if blur_every and (t + 1) % blur_every == 0:
+            x = blur(x)
+        if pixel_range is not None:
+            x = np.clip(x, pixel_range[0], pixel_range[1])
+        x = x.astype(network.dtype)
+    return ClassVisResult(cls, x[0].copy(), scores, objs)
 
 
 def class_visualisation(network: Network, cls: int, steps: int = 200, lr: float = 0.1, l2_reg: float = 1e-3,
                         seed: int = 0, blur_every: int | None = None, init_scale: float = 0.01,
-                        pixel_range: tuple[Any, Any] | None = None,
-                        callback: Callable[[int, np.ndarray, float], Any] | None = None,
-                        should_stop: Callable[[], bool] | None = None) -> ClassVisResult:
-    """Gradient ascent on the input to maximise s_cls(x) - l2_reg ||x||^2 (eval mode), from a small random image
-    (normal with std ``init_scale``, seeded): x <- x + lr (d s_cls/dx - 2 l2_reg x). Optionally blurred every
-    ``blur_every`` steps and clipped to ``pixel_range``. callback(step, image, score) for each image, step 0 the start."""
-    steps = int(steps)
-    if steps < 0:
-        raise ValueInputError("class_visualisation: steps must be >= 0")
-    if not 0 <= int(cls) < network.num_classes:
-        raise ValueInputError(f"class_visualisation: class must lie in 0..{network.num_classes - 1}")
-    rng = np.random.default_rng(seed)
-    x = (rng.standard_normal((1, *network.input_shape)) * init_scale).astype(network.dtype)
-    lo, hi = (None, None) if pixel_range is None else pixel_range
-    scores = np.empty(steps + 1)
-    objs = np.empty(steps + 1)
-    stopped = False
-    done = 0
-    for t in range(steps + 1):
-        dx, s = input_gradient(network, x, int(cls), "score")
-        score = float(s[0, int(cls)])
-        scores[t] = score
-        objs[t] = score - l2_reg * float(np.sum(x.astype(np.float64) ** 2))
-        done = t
-        if callback is not None:
-            callback(t, x[0], score)  # the image and the score it earns, before this step's update
-        if t == steps:
-            break
-        if should_stop is not None and should_stop():
-            stopped = True
-            break
-        x = x + lr * (dx - 2.0 * l2_reg * x)
-        if blur_every and (t + 1) % int(blur_every) == 0:
-            x = blur(x)
-        if pixel_range is not None:
-            x = np.clip(x, lo, hi)
-        x = x.astype(network.dtype)
-    return ClassVisResult(int(cls), x[0].copy(), scores[:done + 1], objs[:done + 1], stopped)
+                        pixel_range: tuple[Any, Any] | None = None) -> ClassVisResult:
+    """class_visualisation_job run to its end."""
+    return run_job(class_visualisation_job(network, cls, steps, lr, l2_reg, seed, blur_every, init_scale,
+                                           pixel_range))
 
 
 # ================================================================================================== adversarial examples
@@ -226,10 +286,9 @@ def _clip(x: np.ndarray, pixel_range: tuple[Any, Any] | None) -> np.ndarray:
 def fgsm(network: Network, x: Any, y: Any, eps: float, pixel_range: tuple[Any, Any] | None = None) -> np.ndarray:
     """Goodfellow et al.'s fast gradient sign method: x + eps sign(d L(x, y) / dx), clipped to pixel_range.
     The perturbation's max-norm is eps wherever the clip does not bite (and the gradient is non-zero)."""
+    _network("fgsm", network)
     x = np.asarray(x, dtype=network.dtype)
-    eps = float(eps)
-    if eps < 0 or not math.isfinite(eps):
-        raise ValueInputError(f"fgsm: eps must be a finite number >= 0, got {eps}")
+    eps = _amount("fgsm: eps", eps)
     dx, _ = input_gradient(network, x, y, "loss")
     return _clip(x + eps * np.sign(dx), pixel_range).astype(network.dtype)
 
@@ -237,18 +296,15 @@ def fgsm(network: Network, x: Any, y: Any, eps: float, pixel_range: tuple[Any, A
 def iterative_fgsm(network: Network, x: Any, y: Any, eps: float, alpha: float | None = None, steps: int = 10,
                    pixel_range: tuple[Any, Any] | None = None) -> np.ndarray:
     """Kurakin et al.'s basic iterative method: ``steps`` FGSM steps of size alpha (default eps / 4), each followed
-    by a projection onto the L-infinity ball of radius eps around x and onto pixel_range."""
+    by a projection onto the L-infinity ball of radius eps around x and onto pixel_range. eps and alpha: numbers,
+    or arrays broadcastable to one image (a per-channel step for standardised inputs)."""
+    _network("iterative_fgsm", network)
     x0 = np.asarray(x, dtype=network.dtype)
-    eps = float(eps)
-    if eps < 0 or not math.isfinite(eps):
-        raise ValueInputError(f"iterative_fgsm: eps must be a finite number >= 0, got {eps}")
-    alpha = eps / 4.0 if alpha is None else float(alpha)
-    if alpha < 0 or not math.isfinite(alpha):
-        raise ValueInputError(f"iterative_fgsm: alpha must be a finite number >= 0, got {alpha}")
-    if isinstance(steps, bool) or int(steps) != steps or steps < 0:
-        raise ValueInputError(f"iterative_fgsm: steps must be a whole number >= 0, got {steps}")
+    eps = _amount("iterative_fgsm: eps", eps)
+    alpha = eps / 4.0 if alpha is None else _amount("iterative_fgsm: alpha", alpha)
+    steps = check_int("iterative_fgsm: steps", steps, 0, 10_000)
     xa = x0.copy()
-    for _ in range(int(steps)):
+    for _ in range(steps):
         dx, _ = input_gradient(network, xa, y, "loss")
         xa = xa + alpha * np.sign(dx)
         xa = np.clip(xa, x0 - eps, x0 + eps)
@@ -260,6 +316,8 @@ def iterative_fgsm(network: Network, x: Any, y: Any, eps: float, alpha: float | 
 
 def hidden_features(network: Network, X: Any, batch_size: int = 512) -> np.ndarray:
     """The last hidden layer's activations (the input of the final layer), flattened: (N, D) float64, eval mode."""
+    _network("hidden_features", network)
+    batch_size = check_int("batch size", batch_size, 1)
     X = np.asarray(X)
     out = []
     for i in range(0, len(X), batch_size):
@@ -270,41 +328,53 @@ def hidden_features(network: Network, X: Any, batch_size: int = 512) -> np.ndarr
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
+def pca_2d(F: Any) -> np.ndarray:
+    """The first two principal components of the rows of F (N, D): centre, SVD, project (what scikit-learn's PCA
+    with the full solver computes), each component's sign fixed so that its largest-|value| entry is positive."""
+    F = np.asarray(F, dtype=np.float64)
+    C = F - F.mean(axis=0)
+    U, S, _ = np.linalg.svd(C, full_matrices=False)
+    Y = U[:, :2] * S[:2]
+    flip = np.sign(Y[np.abs(Y).argmax(axis=0), [0, 1]])
+    return Y * np.where(flip == 0, 1.0, flip)
+
+
 def embed(network: Network | None, X: Any, method: str = "pca", seed: int = 0, perplexity: float = 30.0,
           features: np.ndarray | None = None) -> np.ndarray:
-    """2-D coordinates (N, 2) of the last hidden layer's activations by PCA or t-SNE (scikit-learn), seeded.
-    Pass ``features`` to embed precomputed features (network may then be None)."""
+    """2-D coordinates (N, 2) of the last hidden layer's activations by PCA (numpy's SVD) or t-SNE (scikit-learn,
+    imported here: call it from a job), seeded. Pass ``features`` to embed precomputed features (network may then
+    be None)."""
+    check_choice("embedding method", method, ("pca", "tsne"))
+    seed = check_int("seed", seed, 0, 2**32 - 1)
+    perplexity = check_real("t-SNE perplexity", perplexity, 0.0, low_open=True)
     F = hidden_features(network, X) if features is None else np.asarray(features, dtype=np.float64)
     if F.ndim != 2 or len(F) < 3:
         raise ShapeError(f"embed needs at least 3 feature vectors (N, D), got shape {F.shape}")
     if F.shape[1] < 2:
         raise ShapeError(f"the last hidden layer has {F.shape[1]} unit; a 2-D embedding needs at least 2")
+    if not np.all(np.isfinite(F)):
+        raise ValueInputError("the hidden features are not all finite: the network has diverged")
     if method == "pca":
-        from sklearn.decomposition import PCA
-        Y = PCA(n_components=2, svd_solver="full", random_state=seed).fit_transform(F)
-        # sign convention: the largest-|value| entry of each component positive, so a seed gives one picture
-        flip = np.sign(Y[np.abs(Y).argmax(axis=0), [0, 1]])
-        return Y * np.where(flip == 0, 1.0, flip)
-    if method == "tsne":
-        from sklearn.manifold import TSNE
-        perp = min(float(perplexity), (len(F) - 1) / 3.0)
-        return TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed,
-                    learning_rate="auto").fit_transform(F)
-    raise ValueInputError(f"embed: method must be 'pca' or 'tsne', got {method!r}")
+        return pca_2d(F)
+    from sklearn.manifold import TSNE
+    perp = min(perplexity, (len(F) - 1) / 3.0)
+    return TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed,
+                learning_rate="auto").fit_transform(F)
 
 
 def nearest_neighbours(features: Any, query_index: int, k: int = 5) -> np.ndarray:
     """Indices of the k nearest rows to row query_index by Euclidean distance (the query itself excluded), nearest
     first; ties keep index order. features: (N, D), e.g. hidden_features(...) or images flattened."""
     F = np.asarray(features, dtype=np.float64)
+    if F.ndim == 0 or len(F) == 0:
+        raise ShapeError("nearest_neighbours needs at least one feature vector")
     F = F.reshape(len(F), -1)
-    q = int(query_index)
-    if not 0 <= q < len(F):
-        raise ValueInputError(f"nearest_neighbours: query_index must lie in 0..{len(F) - 1}")
+    q = check_int("nearest_neighbours: the query image", query_index, 0, len(F) - 1)
+    k = check_int("nearest_neighbours: k", k, 0)
     d = np.sum((F - F[q]) ** 2, axis=1)
     d[q] = np.inf
     order = np.argsort(d, kind="stable")
-    return order[:max(0, min(int(k), len(F) - 1))]
+    return order[:min(k, len(F) - 1)]
 
 
 # ================================================================================================== a quick model
@@ -324,7 +394,9 @@ class DigitsData:
 
 
 def digits_data(seed: int = 0, dtype: Any = np.float32) -> DigitsData:
+    """Loads scikit-learn's digits (imports scikit-learn: call it from a job, never on the UI thread)."""
     from simulator.data.datasets import load_digits, train_val_split
+    seed = check_int("seed", seed, 0)
     X, y = load_digits()
     Xtr, ytr, Xv, yv = train_val_split(X / 16.0, y, 0.2, seed=seed)
     return DigitsData(Xtr.astype(dtype), ytr, Xv.astype(dtype), yv)
@@ -348,27 +420,35 @@ class QuickModel:
     data: DigitsData
     val_accuracy: float
     history: Any = field(repr=False, default=None)
-    stopped: bool = False
 
 
-def quick_digits_model(seed: int = 0, epochs: int = 10, dtype: Any = np.float32, lr: float = 3e-3,
-                       callback: Callable[[int, int, float], Any] | None = None,
-                       should_stop: Callable[[], bool] | None = None) -> QuickModel:
-    """A small CNN (digits_cnn) trained on digits with Adam, batch 32, in about half a second (about 96-97% validation
-    accuracy with the defaults).
-    callback(iteration, total_iterations, val_accuracy or nan) as training goes."""
+def quick_digits_training(seed: int = 0, epochs: int = 10, dtype: Any = np.float32, lr: float = 3e-3
+                          ) -> Generator[Progress, None, QuickModel]:
+    """A job: a small CNN (digits_cnn) trained on digits with Adam, batch 32, in about half a second (about 96-97%
+    validation accuracy with the defaults). Loads the data in the job (scikit-learn is imported there). Yields
+    Progress(iteration, total, message with the latest validation accuracy); returns the QuickModel."""
+    seed = check_int("seed", seed, 0)
+    epochs = check_int("epochs", epochs, 1, 1000)
+    lr = check_real("learning rate", lr, 0.0, low_open=True)
+    return _quick_training(seed, epochs, dtype, lr)
+
+
+def _quick_training(seed: int, epochs: int, dtype: Any, lr: float) -> Generator[Progress, None, QuickModel]:
+    yield Progress(0, 0, "loading the digits")
     data = digits_data(seed, dtype)
     net = digits_cnn(seed, dtype)
     tr = Trainer(net, data.as_tuple(), "Adam", lr=lr, batch_size=32, epochs=epochs, seed=seed)
-    last_acc = [math.nan]
+    acc = math.nan
+    for m in tr.training():
+        if isinstance(m, EpochMetrics):
+            acc = m.val_accuracy
+        text = f"iteration {m.iteration}/{tr.total_steps}"
+        if math.isfinite(acc):
+            text += f", validation accuracy {100 * acc:.1f}%"
+        yield Progress(m.iteration, tr.total_steps, text)
+    return QuickModel(net, data, net.accuracy(data.X_val, data.y_val), tr.history)
 
-    def report(m: Any) -> None:
-        if hasattr(m, "val_accuracy"):
-            last_acc[0] = m.val_accuracy
-        if callback is not None:
-            callback(m.iteration, tr.total_steps, last_acc[0])
 
-    tr.run(report, should_stop)
-    acc = net.accuracy(data.X_val, data.y_val)
-    return QuickModel(net, data, acc, tr.history, stopped=not tr.done)
-
+def quick_digits_model(seed: int = 0, epochs: int = 10, dtype: Any = np.float32, lr: float = 3e-3) -> QuickModel:
+    """quick_digits_training run to its end."""
+    return run_job(quick_digits_training(seed, epochs, dtype, lr))

@@ -100,10 +100,12 @@ def test_class_visualisation_runs_in_a_worker_and_raises_the_score(qtbot, lab, t
 
 def test_embedding_pca_and_tsne_and_clicking_a_point(qtbot, lab, trained):
     lab.set_network(trained.network, trained.data)
-    lab.tabs.setCurrentIndex(4)                       # PCA at once
+    with qtbot.waitSignal(lab.job_finished, timeout=30_000, check_params_cb=lambda k: k == "embedding"):
+        lab.tabs.setCurrentIndex(4)                   # PCA, in a job (a few milliseconds)
     assert lab.embedding is not None and lab.embedding.shape == (len(lab.y_val), 2)
+    assert lab.model.embedding_method == "PCA"
     pca = lab.embedding.copy()
-    with qtbot.waitSignal(lab.job_finished, timeout=60_000, check_params_cb=lambda k: k == "tsne"):
+    with qtbot.waitSignal(lab.job_finished, timeout=60_000, check_params_cb=lambda k: k == "embedding"):
         lab.embed_combo.setCurrentIndex(1)
         assert lab.embed_busy.isVisible()
     assert lab.embed_busy.isHidden()
@@ -133,3 +135,24 @@ def test_refuses_a_vector_model(qtbot, lab):
     assert lab.network is None and lab.error_label.isVisible()
     lab.set_network(digits_mlp(0), I.digits_data(0))
     assert lab.network is not None
+
+
+def test_a_standardised_model_is_shown_as_the_raw_digits(qtbot, lab):
+    """A playground model trained on standardised digits: the learner sees the digit, the network its inputs."""
+    from simulator.data.datasets import standardize
+    from gui.labs.interpret_lab import image_rgb
+    d = I.digits_data(0)
+    stats, (Xtr, Xv) = standardize(d.X_train, d.X_val)
+    net = I.digits_cnn(0)
+    with qtbot.waitSignal(lab.model_changed):
+        lab.set_network(net, (Xtr.astype(np.float32), d.y_train, Xv.astype(np.float32), d.y_val), standardizer=stats)
+    qtbot.mouseClick(lab.random_button, Qt.MouseButton.LeftButton)
+    i = lab.index
+    shown = image_of(lab.saliency_grid, 0)
+    # the raw digit, ink on paper (to one grey level of 255: float32 rounding of the round trip)
+    assert np.abs(shown.astype(int) - image_rgb(d.X_val[i], (0.0, 1.0)).astype(int)).max() <= 1
+    assert not np.array_equal(shown, image_rgb(Xv[i], (Xv.min(), Xv.max())))      # not the grey standardised one
+    np.testing.assert_allclose(lab.saliency, I.saliency_map(net, Xv[i:i + 1].astype(np.float32))[0], rtol=1e-5)
+    # a refused model leaves the one on show
+    lab.set_network(I.Network((2,), [I.Linear(3)]), (np.zeros((4, 2)), np.zeros(4, int), None, None))
+    assert lab.network is net and lab.error_label.isVisible() and "image model" in lab.error_label.text()

@@ -79,7 +79,8 @@ def test_sanity_checks_show_their_results(qtbot, lab):
 
     with qtbot.waitSignal(lab.check_finished, timeout=30_000):
         qtbot.mouseClick(lab.sweep_button, Qt.MouseButton.LeftButton)
-    which, (lrs, losses, best) = lab.last_check
+    which, r = lab.last_check
+    lrs, losses, best = r.lrs, r.losses, r.suggested
     assert which == "lr_sweep" and len(lrs) == len(losses) > 20
     xs, ys = lab.check_curve.getData()
     np.testing.assert_allclose(10 ** np.asarray(xs), lrs)
@@ -99,3 +100,26 @@ def test_ensemble_panel_and_a_custom_factory(qtbot, lab):
     np.testing.assert_allclose(heights, r.single_accuracies)
     assert lab.ens_bar.opts["height"][0] == pytest.approx(r.ensemble_accuracy)
     assert "Averaged probabilities" in lab.ens_label.text()
+
+
+def test_checks_and_apply_best_use_the_panels_optimizer(qtbot, lab):
+    """The sweep used to run SGD whatever the panel showed; Apply best hands on the optimizer the search ran with."""
+    from simulator.core.jobs import run_job
+    lab.optimizer_combo.setCurrentIndex(lab.optimizer_combo.findData("Adam"))
+    with qtbot.waitSignal(lab.check_finished, timeout=30_000):
+        qtbot.mouseClick(lab.sweep_button, Qt.MouseButton.LeftButton)
+    which, r = lab.last_check
+    assert which == "lr_sweep" and r.optimizer == "Adam" and "Adam" in lab.check_label.text()
+    direct = run_job(lab.model.check("lr_sweep", lab.sanity_form.value(), lab.search_form.value()))
+    np.testing.assert_allclose(lab.check_curve.getData()[1], direct.losses)
+
+    lab.trials_box.setValue(1)
+    lab.epochs_box.setValue(1)
+    with qtbot.waitSignal(lab.search_finished, timeout=60_000):
+        qtbot.mouseClick(lab.run_button, Qt.MouseButton.LeftButton)
+    lab.optimizer_combo.setCurrentIndex(lab.optimizer_combo.findData("SGD"))     # changed after the search
+    with qtbot.waitSignal(lab.best_config_applied) as sig:
+        qtbot.mouseClick(lab.apply_button, Qt.MouseButton.LeftButton)
+    cfg = sig.args[0]
+    assert {"optimizer", "lr", "weight_decay"} <= set(cfg) and cfg["optimizer"] == "Adam"
+    assert cfg["lr"] == lab.best()[1].config["lr"]

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from simulator.core.errors import ValueInputError
+from simulator.core.jobs import run_job
 from simulator.labs.interpret import digits_data, digits_mlp
 from simulator.nn.network import Activation, Flatten, Linear, Network
 from simulator.labs.search import (SearchSpace, best_trial, digits_trainer_factory, ensemble, grid_search,
-                              initial_loss_check, lr_sweep, overfit_small_subset, random_search, run_trials,
-                              suggest_lr)
+                              initial_loss_check, lr_sweep, overfit_small_subset, random_search, suggest_lr,
+                              trials_job)
 
 SPACE = SearchSpace(lr_min=1e-4, lr_max=1e-1, wd_min=1e-5, wd_max=1e-2)
 
@@ -59,7 +60,8 @@ def test_run_trials_trains_each_trial_and_random_finds_more_learning_rates(data)
     grid = grid_search(SPACE, 3)
     rand = random_search(SPACE, 9, seed=1)
     seen = []
-    res = run_trials(grid + rand, make, epochs=2, callback=lambda i, n, r: seen.append((i, n)))
+    res = run_job(trials_job(grid + rand, make, epochs=2),
+                  on_yield=lambda p: p.result is not None and seen.append((p.done, p.total)) and False)
     assert len(res) == 18 and seen == [(i, 18) for i in range(1, 19)]
     acc = np.array([r.val_accuracy for r in res])
     assert np.all((acc >= 0) & (acc <= 1))
@@ -68,16 +70,24 @@ def test_run_trials_trains_each_trial_and_random_finds_more_learning_rates(data)
     assert best_trial(res).val_accuracy == acc.max()
     # the grid tried 3 distinct learning rates, random search 9
     assert len({r.config["lr"] for r in res[:9]}) == 3 and len({r.config["lr"] for r in res[9:]}) == 9
-    # cancelled: nothing more is trained
-    calls = []
-    stopped = run_trials(grid, make, epochs=2, callback=lambda i, n, r: calls.append(i),
-                         should_stop=lambda: len(calls) >= 2)
-    assert len(stopped) == 2
+    # cancelled (the job closed) after two trials: nothing more is trained
+    job = trials_job(grid, make, epochs=2)
+    finished = []
+    for p in job:
+        if p.result is not None:
+            finished.append(p.result)
+            if len(finished) == 2:
+                break
+    job.close()
+    assert len(finished) == 2 and [r.config for r in finished] == grid[:2]
+    with pytest.raises(StopIteration):
+        next(job)
 
 
 def test_a_diverging_trial_scores_zero(data):
     # (at lr 1e4 ReLU units merely die and the loss stays finite; 1e20 overflows float32)
-    res = run_trials([{"lr": 1e20, "weight_decay": 0.0}], digits_trainer_factory(data, optimizer="SGD"), epochs=1)
+    res = run_job(trials_job([{"lr": 1e20, "weight_decay": 0.0}], digits_trainer_factory(data, optimizer="SGD"),
+                             epochs=1))
     assert len(res) == 1 and res[0].diverged and res[0].val_accuracy == 0.0
 
 
