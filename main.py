@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,6 +23,64 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def open_window(args: argparse.Namespace, settings=None):
+    """The main window with the file or example of the command line: what a start shows before any question is
+    asked. Raises FileFormatError (naming the file) for a file that cannot be opened. Under --screenshot the window
+    neither autosaves nor offers recovery: it must never block on a dialog or touch another instance's work."""
+    from pathlib import Path
+
+    from gui.main_window import MainWindow
+    from simulator.graphs import fileformat
+    graph = fileformat.load(args.file) if args.file else None
+    window = MainWindow(settings=settings, warm_up=not args.screenshot, recovery=not args.screenshot)
+    if graph is not None:
+        window.show_graph(graph, Path(args.file).absolute())
+    else:
+        window.open_example(args.example or "circuit")
+    if args.step:
+        window.player.flush()
+        window.player.seek(args.step)
+    return window
+
+
+def _screenshot(app, args: argparse.Namespace) -> int:
+    from PySide6.QtCore import QSettings
+
+    from gui.main_window import image_bytes
+    from simulator.core.errors import StudioError
+    from simulator.core.files import atomic_write
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"backprop-studio: --size must look like 1500x900, got {args.size}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="backprop-studio-") as tmp:
+        # a screenshot must not depend on (or change) the user's saved layout
+        settings = QSettings(os.path.join(tmp, "screenshot.ini"), QSettings.IniFormat)
+        try:
+            window = open_window(args, settings)
+        except StudioError as exc:
+            print(f"backprop-studio: cannot open {args.file}: {exc}", file=sys.stderr)
+            return 1
+        window.resize(w, h)
+        window.show()
+        for _ in range(5):
+            app.processEvents()
+        window.view.fit_to_view()
+        app.processEvents()
+        try:
+            atomic_write(args.screenshot, image_bytes(window.grab(), "PNG"))
+        except (OSError, StudioError) as exc:
+            print(f"backprop-studio: cannot write {args.screenshot}: {getattr(exc, 'strerror', None) or exc}",
+                  file=sys.stderr)
+            return 1
+        finally:
+            window.undo_stack.setClean()
+            window.close()
+            settings.sync()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from simulator.graphs.examples import EXAMPLES
@@ -32,56 +91,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from PySide6.QtCore import QSettings, QTimer
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
 
     from gui.app import create_app
-    from gui.main_window import MainWindow
+    from simulator.core.errors import StudioError
 
     app = QApplication.instance() or create_app(sys.argv[:1])
-    settings = None
-    if args.screenshot:  # a screenshot must not depend on (or change) the user's saved layout
-        settings = QSettings(os.path.join(os.path.dirname(os.path.abspath(args.screenshot)) or ".",
-                                          ".backprop-studio-screenshot.ini"), QSettings.IniFormat)
-        settings.clear()
-    window = MainWindow(settings=settings, warm_up=not args.screenshot)
-    if args.file:
-        if not window.open_path(args.file):
-            return 1
-    else:
-        window.open_example(args.example or "circuit")
-    if args.step:
-        window.player.flush()
-        window.player.seek(args.step)
     if args.screenshot:
-        try:
-            w, h = (int(v) for v in args.size.lower().split("x"))
-        except ValueError:
-            print(f"backprop-studio: --size must look like 1500x900, got {args.size}", file=sys.stderr)
-            return 2
-        window.resize(w, h)
-        window.show()
-        for _ in range(5):
-            app.processEvents()
-        window.view.fit_to_view()
-        app.processEvents()
-        ok = window.grab().save(args.screenshot, "PNG")
-        window.undo_stack.setClean()
-        window.close()
-        if settings is not None:
-            settings.clear()
-            settings.sync()
-            try:
-                os.unlink(settings.fileName())
-            except OSError:
-                pass
-        if not ok:
-            print(f"backprop-studio: cannot write {args.screenshot}", file=sys.stderr)
-            return 1
-        return 0
+        return _screenshot(app, args)
+    try:
+        window = open_window(args)
+    except StudioError as exc:
+        print(f"backprop-studio: cannot open {args.file}: {exc}", file=sys.stderr)
+        QMessageBox.critical(None, "Cannot open file", f"The file could not be opened:\n\n{exc}")
+        return 1
     window.show()
-    if not args.file and not args.example:
-        QTimer.singleShot(0, window.offer_recovery)
+    # Work a crashed (or killed) instance autosaved is offered at every start, whatever was asked for.
+    QTimer.singleShot(0, window.offer_recovery)
     return app.exec()
 
 

@@ -9,6 +9,10 @@ from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from gui import theme
+from simulator.core.errors import StudioError
+from simulator.core.files import atomic_append
+
+LOG_KEEP_BYTES = 1 << 20  # the error log keeps its last megabyte
 
 
 def _log_path() -> Path:
@@ -22,10 +26,9 @@ def _on_unexpected_error(kind, value, tb) -> None:
     Bad input never lands here; the model raises our own errors and the views show them."""
     text = "".join(traceback.format_exception(kind, value, tb))
     try:
-        with open(_log_path(), "a", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+        atomic_append(_log_path(), text + "\n", keep_bytes=LOG_KEEP_BYTES)
         where = f"\n\nDetails were written to {_log_path()}."
-    except OSError:
+    except (OSError, StudioError):
         where = ""
     if QApplication.instance() is not None:
         QMessageBox.warning(None, "Backprop Studio", f"Something went wrong: {value}{where}\n\n"

@@ -2,19 +2,18 @@
 inspector docks, menus, files (open, save, recent, autosave and recovery) and exports."""
 from __future__ import annotations
 
-import html
 import os
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QPointF, QRectF, QSettings, QSize, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QBuffer, QIODevice, QPointF, QRectF, QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPainter, QUndoStack
 from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
-from PySide6.QtCore import QSaveFile
 
 from gui import commands, theme
+from gui.recovery import WindowRecovery
 from gui.editor.palette import PalettePanel, PlaceOpPopup
 from gui.editor.scene import GraphScene
 from gui.editor.view import GraphView
@@ -22,8 +21,9 @@ from gui.panels.inspector import InspectorPanel
 from gui.stepping.chain_rule import ChainRulePanel
 from gui.stepping.player import StepPlayer
 from gui.stepping.transport import TransportBar
-from gui.workers import WarmupWorker
+from gui.jobs import JobRunner
 from simulator import EXAMPLES, ExpressionError, FileFormatError, Graph, StudioError, load_example
+from simulator.core.files import atomic_write
 from simulator.graphs import fileformat
 from simulator.engine.gradcheck import check_graph, check_node
 
@@ -47,10 +47,13 @@ FILE_FILTER = "Backprop Studio graphs (*.bps.json *.json);;All files (*)"
 MAX_RECENT = 8
 
 
-def _data_dir() -> Path:
-    path = Path(QStandardPaths.writableLocation(QStandardPaths.AppDataLocation) or Path.home() / ".backprop-studio")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def image_bytes(image: QImage, fmt: str = "PNG") -> bytes:
+    """An image (or pixmap) encoded in memory, for atomic_write."""
+    buf = QBuffer()
+    buf.open(QIODevice.WriteOnly)
+    if not image.save(buf, fmt):
+        raise OSError(f"the image cannot be encoded as {fmt}")
+    return bytes(buf.data())
 
 
 class GradCheckDialog(QDialog):
@@ -131,7 +134,9 @@ def _search_lab(parent: QWidget) -> QWidget:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: QSettings | None = None, warm_up: bool = True):
+    def __init__(self, settings: QSettings | None = None, warm_up: bool = True,
+                 recovery: bool | str | os.PathLike = True):
+        """recovery: True autosaves into the app's recovery folder, a path into that folder, False not at all."""
         super().__init__()
         self.settings = settings or QSettings("Backprop Studio", "Backprop Studio")
         self.graph = Graph()
@@ -151,12 +156,9 @@ class MainWindow(QMainWindow):
         self._build_status()
         self._connect()
         self._restore_layout()
-        self.autosave_path = _data_dir() / "autosave.bps.json"
-        self._autosave_timer = QTimer(self)
-        self._autosave_timer.setInterval(60_000)
-        self._autosave_timer.timeout.connect(self.autosave)
-        self._autosave_timer.start()
-        self.warmup_worker: WarmupWorker | None = None
+        self.recovery = None if recovery is False else WindowRecovery(self, None if recovery is True else recovery)
+        self.jobs = JobRunner(self)
+        self.warmup_plan = None
         if warm_up:
             self._start_warmup()
         self._update_title()
@@ -187,6 +189,7 @@ class MainWindow(QMainWindow):
         self.expression_error = QLabel("", page)
         self.expression_error.setObjectName("ErrorBanner")
         self.expression_error.setWordWrap(True)
+        self.expression_error.setTextFormat(Qt.TextFormat.PlainText)   # the learner's text, quotes and all
         self.expression_error.hide()
 
         self.chain_panel = ChainRulePanel(page)
@@ -331,6 +334,9 @@ class MainWindow(QMainWindow):
         self.phase_label.setVisible(index == 0)
         self._update_title()
         title = self.tabs.tabText(index)
+        if self.warmup_plan is not None:          # the lab in front of the learner gets its kernels first
+            from simulator.functional.warmup import TAB_KERNELS
+            self.warmup_plan.prefer(TAB_KERNELS.get(title, ()))
         factory = self._lab_factories.get(title)
         if factory is None or title in self.labs:
             return
@@ -403,7 +409,7 @@ class MainWindow(QMainWindow):
         try:
             graph = Graph.from_expression(text)
         except ExpressionError as exc:
-            self.expression_error.setText(f"{html.escape(str(exc))}")
+            self.expression_error.setText(str(exc))
             self.expression_error.show()
             if exc.column:
                 self.expression_edit.setCursorPosition(max(exc.column - 1, 0))
@@ -539,11 +545,19 @@ class MainWindow(QMainWindow):
         try:
             graph = fileformat.load(path)
         except FileFormatError as exc:
-            self.error_box("Cannot open file", f"{Path(path).name} could not be opened:\n\n{exc}")
+            self.error_box("Cannot open file", f"The file could not be opened:\n\n{exc}")
             return False
-        self._load_new(graph, Path(path))
-        self._add_recent(Path(path))
+        self.show_graph(graph, Path(path))
         return True
+
+    def show_graph(self, graph: Graph, path: Path | None, example: str | None = None, modified: bool = False) -> None:
+        """Show a graph already loaded (by main.py, or restored from an autosave), as unsaved changes if modified."""
+        self._load_new(graph, path, example)
+        if path is not None:
+            self._add_recent(path)
+        if modified:
+            self.undo_stack.resetClean()
+            self._update_title()
 
     def save(self) -> bool:
         if self.current_path is None:
@@ -558,14 +572,15 @@ class MainWindow(QMainWindow):
         return self._write(Path(path))
 
     def _write(self, path: Path) -> bool:
-        """Atomic save through QSaveFile: the old file survives any failure."""
-        f = QSaveFile(str(path))
-        if not f.open(QSaveFile.WriteOnly):
-            self.error_box("Cannot save", f"{path} cannot be written: {f.errorString()}")
+        """Atomic save (simulator.core.files.atomic_write): the old file survives any failure, and a graph the
+        loader would refuse is refused here, before anything is written."""
+        try:
+            fileformat.save(self.graph, path)
+        except FileFormatError as exc:
+            self.error_box("Cannot save", str(exc))
             return False
-        f.write(QByteArray(fileformat.dumps(self.graph).encode("utf-8")))
-        if not f.commit():
-            self.error_box("Cannot save", f"{path} could not be saved: {f.errorString()}")
+        except OSError as exc:
+            self.error_box("Cannot save", f"{path} could not be saved: {exc.strerror or exc}")
             return False
         self.current_path = path
         self.undo_stack.setClean()
@@ -614,33 +629,22 @@ class MainWindow(QMainWindow):
 
     # ---- autosave and recovery --------------------------------------------------------------------------------
 
-    def autosave(self) -> None:
-        if self.undo_stack.isClean() or len(self.graph) == 0:
-            return
-        try:
-            fileformat.save(self.graph, self.autosave_path)
-        except OSError as exc:
-            self.statusBar().showMessage(f"Autosave failed: {exc}", 5000)
+    @property
+    def autosave_path(self) -> Path | None:
+        """This window's own autosave (gui/recovery.py keeps one per running instance)."""
+        return None if self.recovery is None else self.recovery.autosave_path
+
+    @autosave_path.setter
+    def autosave_path(self, path: str | os.PathLike) -> None:
+        if self.recovery is not None:  # keep this window's slot in path's folder (tests use a temporary one)
+            self.recovery.relocate(Path(path).parent)
+
+    def autosave(self) -> bool:
+        return self.recovery is not None and self.recovery.autosave()
 
     def offer_recovery(self) -> bool:
-        """After a crash (an autosave left behind), offer to restore it. True if restored."""
-        if not self.autosave_path.exists():
-            return False
-        answer = QMessageBox.question(self, APP_NAME, "Backprop Studio did not close normally last time. "
-                                      "Restore the graph it autosaved?", QMessageBox.Yes | QMessageBox.No)
-        restored = False
-        if answer == QMessageBox.Yes:
-            try:
-                graph = fileformat.load(self.autosave_path)
-            except FileFormatError as exc:
-                self.error_box("Cannot restore", str(exc))
-            else:
-                self._load_new(graph, None)
-                self.undo_stack.resetClean()
-                self._update_title()
-                restored = True
-        self.autosave_path.unlink(missing_ok=True)
-        return restored
+        """Offer what instances that did not close normally autosaved. True if one was restored."""
+        return self.recovery is not None and self.recovery.offer()
 
     # ---- exports ----------------------------------------------------------------------------------------------
 
@@ -669,20 +673,22 @@ class MainWindow(QMainWindow):
         return img
 
     def export_png(self, path: str) -> None:
-        if not self._render_scene().save(str(path), "PNG"):
-            raise OSError(f"cannot write {path}")
+        atomic_write(path, image_bytes(self._render_scene(), "PNG"))
 
     def export_svg(self, path: str) -> None:
         from PySide6.QtSvg import QSvgGenerator
         rect = self.scene.itemsBoundingRect().adjusted(-30, -30, 30, 30)
+        buf = QBuffer()
+        buf.open(QIODevice.WriteOnly)
         gen = QSvgGenerator()
-        gen.setFileName(str(path))
+        gen.setOutputDevice(buf)
         gen.setSize(rect.size().toSize())
         gen.setViewBox(QRectF(0, 0, rect.width(), rect.height()))
         gen.setTitle("Backprop Studio graph")
         p = QPainter(gen)
         self.scene.render(p, QRectF(0, 0, rect.width(), rect.height()), rect)
         p.end()
+        atomic_write(path, bytes(buf.data()))
 
     def export_gif(self, path: str, frame_ms: int = 700) -> int:
         """Every step of the trace as one frame of an animated GIF (Pillow). Returns the frame count."""
@@ -699,24 +705,34 @@ class MainWindow(QMainWindow):
             frames.append(Image.frombuffer("RGBA", (img.width(), img.height()), buf, "raw", "RGBA",
                                            img.bytesPerLine(), 1).convert("RGB"))
         self.player.seek(keep)
-        frames[0].save(path, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+        atomic_write(path, lambda fh: frames[0].save(fh, format="GIF", save_all=True, append_images=frames[1:],
+                                                     duration=frame_ms, loop=0))
         return len(frames)
 
     # ---- warm-up ----------------------------------------------------------------------------------------------
 
     def _start_warmup(self) -> None:
-        self.warmup_worker = WarmupWorker(self)
-        self.progress.setFormat("Warming up kernels %p%")
-        self.progress.show()
-        self.warmup_worker.progressed.connect(self._on_warmup_progress)
-        self.warmup_worker.failed.connect(lambda msg: self.statusBar().showMessage(f"Kernel warm-up failed: {msg}"))
-        self.warmup_worker.finished.connect(self.progress.hide)
-        self.warmup_worker.start()
+        """Compile (or load from Numba's cache) every kernel on a worker thread, the current tab's first."""
+        from simulator.functional.warmup import TAB_KERNELS, default_plan, warmup_job
 
-    def _on_warmup_progress(self, done: int, total: int, name: str) -> None:
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
-        self.progress.setToolTip(f"Compiling {name}")
+        def job():
+            self.warmup_plan = plan = default_plan()
+            plan.prefer(TAB_KERNELS.get(self.tabs.tabText(self.tabs.currentIndex()), ()))
+            return (yield from warmup_job(plan))
+
+        self.progress.setFormat("Preparing kernels %p%")
+        self.progress.show()
+        self.jobs.start("warmup", job, on_yield=self._on_warmup_progress, on_done=lambda _n: self.progress.hide(),
+                        on_error=self._on_warmup_failed)
+
+    def _on_warmup_progress(self, p) -> None:
+        self.progress.setRange(0, p.total)
+        self.progress.setValue(p.done)
+        self.progress.setToolTip(f"Compiled {p.message}")
+
+    def _on_warmup_failed(self, _exc: BaseException, text: str) -> None:
+        self.progress.hide()
+        self.statusBar().showMessage(f"Kernel warm-up failed: {text}")
 
     # ---- window state -----------------------------------------------------------------------------------------
 
@@ -741,14 +757,12 @@ class MainWindow(QMainWindow):
             return
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue(EDITOR_STATE_KEY, self.editor_window.saveState(LAYOUT_VERSION))
-        self.autosave_path.unlink(missing_ok=True)  # a clean exit leaves no autosave behind
-        self._autosave_timer.stop()
+        if self.recovery is not None:
+            self.recovery.close()  # a clean exit leaves no autosave (and no lock) behind
         self.player.close()
         self.scene.close()
         self.inspector.close_panel()
         for lab in self.labs.values():
             lab.close_lab()
-        if self.warmup_worker is not None:
-            self.warmup_worker.requestInterruption()  # stops between two kernels
-            self.warmup_worker.wait()
+        self.jobs.close()          # the warm-up stops between two kernels
         event.accept()

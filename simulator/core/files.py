@@ -16,7 +16,7 @@ from typing import IO, Callable, Iterator
 
 from simulator.core.errors import FileFormatError
 
-__all__ = ["atomic_write", "atomic_writer", "check_path", "open_bounded", "read_bounded"]
+__all__ = ["atomic_append", "atomic_write", "atomic_writer", "check_path", "open_bounded", "read_bounded"]
 
 
 def check_path(path: str | os.PathLike) -> Path:
@@ -131,3 +131,21 @@ def read_bounded(path: str | os.PathLike, max_bytes: int, what: str = "file") ->
     if len(data) > max_bytes:
         raise FileFormatError(f"{check_path(path).name}: the {what} is larger than {max_bytes / 2**20:.0f} MB")
     return data
+
+
+def atomic_append(path: str | os.PathLike, data: bytes | str, keep_bytes: int = 1 << 20) -> None:
+    """Add `data` at the end of a small file (a log) through atomic_write: the file is rewritten whole with at most
+    its last `keep_bytes` (cut at a line start) before the new data, so it never ends half-written and never grows
+    without bound. A target that is missing, not a regular file or unreadable starts afresh."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    old = b""
+    with contextlib.suppress(FileFormatError, OSError):
+        with open_bounded(path, 1 << 62, "file") as (fh, size):
+            if size > keep_bytes:
+                fh.seek(size - keep_bytes)
+                old = fh.read(keep_bytes)
+                old = old[old.find(b"\n") + 1:] if b"\n" in old else b""
+            else:
+                old = fh.read(keep_bytes)
+    atomic_write(path, old + data)

@@ -193,17 +193,19 @@ def test_exports(qtbot, window, tmp_path):
         assert gif.n_frames == frames == 6
 
 
-def test_autosave_and_recovery(qtbot, window, monkeypatch):
+def test_autosave_is_this_windows_own_and_goes_when_saved(qtbot, window, monkeypatch, tmp_path):
+    """Recovery across processes (kill -9, a second instance) is in tests/gui/test_recovery.py."""
     w = window
     w.open_example("fan_out")
     w.undo_stack.push(SetValueCommand(w.graph, "y", 7.0))
-    w.autosave()
-    assert w.autosave_path.exists()
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
-    w.graph.replace_with(load_example("circuit"))
-    assert w.offer_recovery()
-    assert float(w.graph.node("y").value) == 7.0
-    assert not w.autosave_path.exists()
+    assert w.autosave()
+    assert float(fileformat.load(w.autosave_path).node("y").value) == 7.0
+    asked = []
+    monkeypatch.setattr("gui.recovery.choose", lambda *a: asked.append(a) or "restore")
+    assert not w.offer_recovery() and not asked  # a live window's autosave is not a crash
+    monkeypatch.setattr("gui.main_window.QFileDialog.getSaveFileName", lambda *a, **k: (str(tmp_path / "f.json"), ""))
+    assert w.save()
+    assert not w.autosave_path.exists()  # saved: the autosave would only be older than the file
 
 
 def test_screenshot_command_line(tmp_path):
@@ -260,15 +262,31 @@ def test_a_step_sends_a_pulse_along_the_wires(qtbot, window):
 
 def test_kernel_warmup_runs_off_the_gui_thread_with_progress(qtbot, tmp_path):
     settings = QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat)
-    w = MainWindow(settings=settings, warm_up=True)
-    seen = []
-    w.warmup_worker.progressed.connect(lambda done, total, name: seen.append((done, total)))
+    w = MainWindow(settings=settings, warm_up=False)
+    seen, shown = [], w._on_warmup_progress
+    w._on_warmup_progress = lambda p: (seen.append((p.done, p.total)), shown(p))
+    w._start_warmup()
     w.show()
-    qtbot.waitUntil(lambda: w.warmup_worker.isFinished(), timeout=240_000)
-    qtbot.wait(50)
-    assert seen and seen[-1][0] == seen[-1][1] >= 20
+    qtbot.waitUntil(lambda: not w.jobs.running("warmup"), timeout=240_000)
+    assert w.warmup_plan.remaining == 0 and w.warmup_plan.total >= 20
+    assert seen and seen[-1] == (w.warmup_plan.total, w.warmup_plan.total)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert w.progress.isHidden()
     w.close()
+
+
+def test_the_warmup_compiles_the_open_tabs_kernels_first():
+    from simulator.functional.warmup import TAB_KERNELS, WarmupPlan, warmup_job
+    ran = []
+    tasks = [(f"{g}[float64]", lambda g=g: ran.append(g)) for g in ("conv", "pool", "activations", "optim")]
+    plan = WarmupPlan(tasks)
+    plan.prefer(TAB_KERNELS["Optimizers"])
+    job = warmup_job(plan)
+    first = next(job)
+    assert first.message == "optim[float64]" and (first.done, first.total) == (1, 4)
+    plan.prefer(TAB_KERNELS["Convolution"])            # the learner switched tabs meanwhile
+    assert [p.message for p in job] == ["conv[float64]", "pool[float64]", "activations[float64]"]
+    assert ran == ["optim", "conv", "pool", "activations"]
 
 
 def test_window_layout_is_restored(qtbot, tmp_path):

@@ -112,3 +112,12 @@ def test_a_network_opened_in_the_editor_is_named_in_the_title(qtbot, window):
     assert w.windowTitle() != before
     assert "Network from the Playground" in w.windowTitle()
     assert w.tabs.currentIndex() == 0
+
+
+def test_expression_errors_are_shown_as_written(qtbot, window):
+    w = window
+    w.expression_edit.setText("x^2 + 'a'")
+    qtbot.keyClick(w.expression_edit, Qt.Key_Return)
+    assert w.expression_error.isVisible()
+    shown = w.expression_error.text()
+    assert "&#" not in shown and "&quot;" not in shown and "**" in shown

@@ -80,3 +80,18 @@ def test_folders_missing_files_and_nul_bytes_are_our_errors(tmp_path):
         check_path("a\x00b.json")
     with pytest.raises(FileFormatError):
         atomic_write(str(tmp_path / "a\x00b.json"), b"x")
+
+
+def test_atomic_append_keeps_the_tail_of_a_log_and_starts_afresh_on_a_bad_target(tmp_path):
+    from simulator.core.files import atomic_append
+    log = tmp_path / "errors.log"
+    for i in range(50):
+        atomic_append(log, f"line {i}\n", keep_bytes=40)
+    text = log.read_text()
+    assert text.endswith("line 49\n") and text.startswith("line ") and len(text) <= 40 + len("line 49\n")
+    assert os.listdir(tmp_path) == ["errors.log"]
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    with pytest.raises(OSError):  # a folder cannot be replaced by a file: the OS says so, nothing is lost
+        atomic_append(folder, "x")
+    assert folder.is_dir()
