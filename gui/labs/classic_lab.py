@@ -1,9 +1,11 @@
 """The classic-classifiers lab (lectures 2-3): k-nearest neighbours with decision regions, digits and cross-validation,
 and a linear classifier (SVM / softmax) trained live on 2-D points or on the digits, in the style of the cs231n web demo.
 
-The model is simulator.labs.classifiers (no Qt). Region maps of kNN and cross-validation run in worker QThreads (results
-tagged with a generation number, stale ones dropped); the linear classifier trains on one QTimer, a few SGD steps per
-tick, and redraws once per tick.
+A thin view over simulator.labs.classic_lab.ClassicLabModel: the controls are built from its declared settings,
+edits go to the model, and each panel redraws on its model's ``changed``. One JobRunner for the lab runs the
+``prepare`` job (the digits through scikit-learn, the loss kernels through Numba: until it is done the digits and the
+linear classifier's Step/Run say they are preparing), the kNN region maps and the cross-validation. The linear
+classifier's Run is an animation: one QTimer asks the model for a few SGD steps per tick and redraws once per tick.
 """
 from __future__ import annotations
 
@@ -13,25 +15,24 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout,
-                               QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton, QRadioButton,
-                               QSlider, QSpinBox, QSplitter, QStackedWidget, QTableWidget,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QHeaderView,
+                               QLabel, QProgressBar, QPushButton, QSplitter, QStackedWidget, QTableWidget,
                                QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from gui import theme
-from gui.labs.common import CLASS_COLOURS, ERROR_STYLE, MUTED_STYLE, Jobs, control_column, digit_pixmap, group, muted
-from gui.forms import LogSpinBox
-from simulator.data import datasets
-from simulator.labs.classifiers import (DEMO_X, DEMO_Y, KNearestNeighbor, LinearClassifier, cross_validate_k,
-                                   decision_grid)
+from gui.forms import ParamForm
+from gui.jobs import JobRunner
+from gui.labs.common import CLASS_COLOURS, ERROR_STYLE, MUTED_STYLE, control_column, digit_pixmap, group, muted
+from simulator.core.errors import StudioError
+from simulator.labs.classic_lab import (DIGITS, ClassicLabModel, CvSettings, KnnDataSettings, KnnLabModel,
+                                        KnnSettings, LinearLabModel, LinearSettings)
+from simulator.labs.classifiers import decision_grid
 
-__all__ = ["ClassicLab", "KnnPanel", "LinearPanel"]
+__all__ = ["DIGITS", "ClassicLab", "KnnPanel", "LinearPanel"]
 
 REGION_MIX = 0.22          # share of the class colour in a region's tint
 GRID_RES = 200
 TEMPLATE_PX = 104
-TOY_NAMES = ("spiral", "circles", "xor", "moons", "blobs")
-DIGITS = "digits (8x8 images)"
 TABLE_ROWS = 30
 
 
@@ -77,121 +78,96 @@ def _plot(title: str = "") -> pg.PlotWidget:
 
 
 # ================================================================================================== kNN
+
+def _fit_width(scroll) -> None:
+    """A control column never narrower than its contents (it only scrolls vertically, so it must not clip them)."""
+    need = scroll.widget().minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
+    scroll.setMinimumWidth(max(scroll.minimumWidth(), need))
+
 class KnnPanel(QWidget):
     """k-nearest neighbours: regions on 2-D toy data (click to add a point, right-click to remove the nearest), the
     k nearest training images of a digit, and k-fold cross-validation over k.
 
-    Children for tests: dataset_combo, noise_slider, points_box, new_sample_button, class_combo, k_box,
-    distance_l1, distance_l2, folds_box, kmax_box, cv_button, cv_progress, cv_label, stack, plot, region_item,
-    points_item, query_box, random_query_button, query_label, neighbour_labels, cv_plot, cv_fold_item, cv_mean_item,
-    cv_best_item. State: X, y (2-D data), region (last map), cv_result (ks, acc).
+    Children for tests: data_form (dataset_combo, noise_box, points_box), new_sample_button, class_combo, knn_form
+    (k_box, distance_combo), cv_form (folds_box, kmax_box), cv_button, cv_progress, cv_label, stack, plot,
+    region_item, points_item, query_box, random_query_button, query_label, neighbour_labels, cv_plot, cv_fold_item,
+    cv_mean_item, cv_best_item. ``model``: the KnnLabModel (X, y, region, cv_result live there).
     """
 
     regions_ready = Signal()
     cv_ready = Signal()
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, model: KnnLabModel, runner: JobRunner, parent: QWidget | None = None):
         super().__init__(parent)
-        self.X = np.zeros((0, 2))
-        self.y = np.zeros(0, np.int64)
-        self.num_classes = 3
-        self.region: np.ndarray | None = None
-        self.cv_result: tuple[np.ndarray, np.ndarray] | None = None
-        self._seed = 0
-        self._digits: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.model = model
+        self.runner = runner
         self._view = (-1.5, 1.5, -1.5, 1.5)
-        self._grid_jobs = Jobs(self, self._on_regions_done, self._on_job_failed)
-        self._cv_jobs = Jobs(self, self._on_cv_done, self._on_cv_failed, self._on_cv_progress)
-        self._cv_running = False
+        self._drawn_data: tuple | None = None
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(40)
         self._redraw_timer.timeout.connect(self._start_regions)
         self._build()
-        self._on_dataset_changed()
+        self.model.changed.connect(self._on_model_changed)
+        self._on_model_changed()
+
+    # ---- the model's state, for tests and callers
+    X = property(lambda self: self.model.X)
+    y = property(lambda self: self.model.y)
+    num_classes = property(lambda self: self.model.num_classes)
+    region = property(lambda self: self.model.region)
+    cv_result = property(lambda self: self.model.cv_result)
+    is_digits = property(lambda self: self.model.is_digits)
+    k = property(lambda self: self.model.k)
+    distance = property(lambda self: self.model.distance)
 
     # ---------------------------------------------------------------------------------------------- construction
     def _build(self) -> None:
-        self.dataset_combo = QComboBox()
-        self.dataset_combo.addItems([*TOY_NAMES, DIGITS])
-        self.noise_slider = QSlider(Qt.Orientation.Horizontal)
-        self.noise_slider.setRange(0, 60)
-        self.noise_slider.setValue(20)
-        self.noise_label = QLabel("0.20")
-        self.noise_label.setMinimumWidth(36)
-        self.points_box = QSpinBox()
-        self.points_box.setRange(10, 2000)
-        self.points_box.setValue(200)
+        self.data_form = ParamForm(KnnDataSettings)
+        wd = self.data_form.widgets
+        self.dataset_combo, self.noise_box, self.points_box = wd["dataset"], wd["noise"], wd["points"]
         self.points_box.setSingleStep(50)
-        self.points_box.setKeyboardTracking(False)
+        self.data_form.edited.connect(self._on_data_edited)
         self.new_sample_button = QPushButton("New sample")
+        self.new_sample_button.clicked.connect(self.model.new_sample)
         self.class_combo = QComboBox()
-        self.dataset_combo.currentTextChanged.connect(self._on_dataset_changed)
-        self.noise_slider.valueChanged.connect(self._on_noise_changed)
-        self.points_box.valueChanged.connect(self._regenerate)
-        self.new_sample_button.clicked.connect(self._on_new_sample)
-
-        self.k_box = QSpinBox()
-        self.k_box.setRange(1, 50)
-        self.k_box.setValue(1)
-        self.distance_l1 = QRadioButton("L1 (Manhattan)")
-        self.distance_l2 = QRadioButton("L2 (Euclidean)")
-        self.distance_l2.setChecked(True)
-        self._distance_group = QButtonGroup(self)
-        self._distance_group.addButton(self.distance_l1)
-        self._distance_group.addButton(self.distance_l2)
-        self.k_box.valueChanged.connect(self._on_model_changed)
-        self.distance_l1.toggled.connect(self._on_model_changed)
-
-        self.folds_box = QSpinBox()
-        self.folds_box.setRange(2, 10)
-        self.folds_box.setValue(5)
-        self.kmax_box = QSpinBox()
-        self.kmax_box.setRange(2, 50)
-        self.kmax_box.setValue(25)
+        self.knn_form = ParamForm(KnnSettings)
+        self.k_box, self.distance_combo = self.knn_form.widgets["k"], self.knn_form.widgets["distance"]
+        self.knn_form.edited.connect(self._on_knn_edited)
+        self.cv_form = ParamForm(CvSettings)
+        self.folds_box, self.kmax_box = self.cv_form.widgets["folds"], self.cv_form.widgets["kmax"]
+        self.cv_form.edited.connect(self._on_cv_edited)
         self.cv_button = QPushButton("Cross-validate")
         self.cv_progress = QProgressBar()
         self.cv_progress.setMaximumHeight(12)
         self.cv_progress.setTextVisible(False)
         self.cv_progress.hide()
-        self.cv_label = muted("Split the data into folds; each fold is validated once on a model trained on the "
-                               "others.")
+        self.cv_label = muted("")
         self.cv_button.clicked.connect(self.start_cross_validation)
-        self.folds_box.valueChanged.connect(self._update_cv_button)
 
-        data = QFormLayout()
-        data.addRow("Data set", self.dataset_combo)
-        noise_row = QHBoxLayout()
-        noise_row.addWidget(self.noise_slider, 1)
-        noise_row.addWidget(self.noise_label)
-        self._noise_row = QWidget()
-        self._noise_row.setLayout(noise_row)
-        noise_row.setContentsMargins(0, 0, 0, 0)
-        data.addRow("Noise", self._noise_row)
-        data.addRow("Points", self.points_box)
-        data.addRow("", self.new_sample_button)
-        data.addRow("Click adds", self.class_combo)
+        data = QVBoxLayout()
+        data.addWidget(self.data_form)
+        clicks = QFormLayout()
+        clicks.setContentsMargins(0, 0, 0, 0)
+        clicks.addRow("", self.new_sample_button)
+        clicks.addRow("Click adds", self.class_combo)
+        data.addLayout(clicks)
         self.data_hint = muted("Left-click the plot to add a point of the chosen class; right-click removes the "
-                                "nearest point.")
-        data.addRow(self.data_hint)
-
-        model = QFormLayout()
-        model.addRow("k", self.k_box)
-        model.addRow("Distance", self.distance_l1)
-        model.addRow("", self.distance_l2)
+                               "nearest point.")
+        data.addWidget(self.data_hint)
+        model = QVBoxLayout()
+        model.addWidget(self.knn_form)
         self.model_hint = muted("Ties: equally distant points in stored order; equal votes go to the class of the "
-                                 "nearer neighbour.")
-        model.addRow(self.model_hint)
-
-        cv = QFormLayout()
-        cv.addRow("Folds", self.folds_box)
-        cv.addRow("k from 1 to", self.kmax_box)
-        cv.addRow(self.cv_button)
-        cv.addRow(self.cv_progress)
-        cv.addRow(self.cv_label)
-
+                                "nearer neighbour.")
+        model.addWidget(self.model_hint)
+        cv = QVBoxLayout()
+        cv.addWidget(self.cv_form)
+        cv.addWidget(self.cv_button)
+        cv.addWidget(self.cv_progress)
+        cv.addWidget(self.cv_label)
         controls = control_column([group("Data", data), group("k-nearest neighbours", model),
-                                   group("Cross-validation", cv)], min_width=300)
+                                   group("Cross-validation", cv)], min_width=330)
+        _fit_width(controls)
 
         # ---- 2-D regions
         self.plot = _plot()
@@ -206,12 +182,11 @@ class KnnPanel(QWidget):
         self.points_item.setZValue(10)
         pi.addItem(self.points_item)
         self.plot.scene().sigMouseClicked.connect(self._on_plot_clicked)
-        pi.getViewBox().sigRangeChanged.connect(lambda *_: self._on_model_changed())
-        self.plot.setMinimumSize(QSize(380, 320))
+        pi.getViewBox().sigRangeChanged.connect(lambda *_: self._schedule_regions())
+        self.plot.setMinimumSize(QSize(320, 260))
 
         # ---- digits
-        self.query_box = QSpinBox()
-        self.query_box.setKeyboardTracking(False)
+        self.query_box = self._query_spin()
         self.random_query_button = QPushButton("Random")
         self.query_image = QLabel()
         self.query_image.setFixedSize(112, 112)
@@ -236,6 +211,7 @@ class KnnPanel(QWidget):
         ncol = QVBoxLayout()
         self.neighbours_title = QLabel("Nearest training images")
         self.neighbours_title.setObjectName("SectionHeader")
+        self.neighbours_title.setWordWrap(True)
         ncol.addWidget(self.neighbours_title)
         self._neighbour_grid = QGridLayout()
         self._neighbour_grid.setSpacing(6)
@@ -254,6 +230,8 @@ class KnnPanel(QWidget):
         cp.setLabel("bottom", "k")
         cp.setLabel("left", "accuracy")
         cp.showGrid(x=True, y=True, alpha=0.15)
+        cp.setXRange(1, CvSettings().kmax)              # an empty plot shows the axes a result will have
+        cp.setYRange(0, 1)
         self.cv_fold_item = pg.ScatterPlotItem(size=5, pen=None, brush=pg.mkBrush(90, 100, 115, 110))
         self.cv_mean_item = pg.PlotDataItem(pen=pg.mkPen(theme.ACCENT_HEX, width=2), symbol="o", symbolSize=6,
                                             symbolBrush=theme.ACCENT_HEX, symbolPen=None)
@@ -263,7 +241,7 @@ class KnnPanel(QWidget):
         self.cv_best_text = pg.TextItem(anchor=(0.5, 1.3), color=theme.INK_HEX)
         for it in (self.cv_fold_item, self.cv_err_item, self.cv_mean_item, self.cv_best_item, self.cv_best_text):
             cp.addItem(it)
-        self.cv_plot.setMinimumHeight(190)
+        self.cv_plot.setMinimumHeight(160)
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.stack)
@@ -280,275 +258,245 @@ class KnnPanel(QWidget):
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(split)
 
-    # ---------------------------------------------------------------------------------------------- state
-    @property
-    def is_digits(self) -> bool:
-        return self.dataset_combo.currentText() == DIGITS
+    @staticmethod
+    def _query_spin():
+        from PySide6.QtWidgets import QSpinBox
+        box = QSpinBox()
+        box.setKeyboardTracking(False)
+        return box
 
-    @property
-    def k(self) -> int:
-        return self.k_box.value()
-
-    @property
-    def distance(self) -> str:
-        return "l1" if self.distance_l1.isChecked() else "l2"
-
+    # ---------------------------------------------------------------------------------------------- edits
     def is_busy(self) -> bool:
-        return self._grid_jobs.busy() or self._redraw_timer.isActive() or self._cv_jobs.busy()
+        return (self.runner.running("regions") or self._redraw_timer.isActive() or self.runner.running("cv"))
 
-    def digits_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(train images, train labels, validation images, validation labels): an 80/20 stratified split."""
-        if self._digits is None:
-            images, labels = datasets.load_digits()
-            self._digits = datasets.train_val_split(images, labels, val_fraction=0.2, seed=0)
-        return self._digits
+    def digits_split(self) -> tuple[np.ndarray, ...] | None:
+        """(train images, train labels, validation images, validation labels), or None while loading."""
+        return self.model.digits
 
     def add_point(self, x: float, y: float, label: int) -> None:
-        self.X = np.vstack([self.X, [[x, y]]])
-        self.y = np.append(self.y, np.int64(label))
-        self._data_changed(refit_view=False)
+        self.model.add_point(x, y, label)
 
     def remove_nearest(self, x: float, y: float) -> None:
-        if len(self.X) <= 1:
+        self.model.remove_nearest(x, y)
+
+    def _on_data_edited(self) -> None:
+        data = self.data_form.try_value()
+        if data is None:
             return
-        i = int(np.argmin(np.hypot(self.X[:, 0] - x, self.X[:, 1] - y)))
-        self.X = np.delete(self.X, i, axis=0)
-        self.y = np.delete(self.y, i)
-        self._data_changed(refit_view=False)
-
-    # ---------------------------------------------------------------------------------------------- data
-    def _on_dataset_changed(self, *_: Any) -> None:
-        digits = self.is_digits
-        self.stack.setCurrentIndex(1 if digits else 0)
-        for w in (self._noise_row, self.points_box, self.new_sample_button, self.class_combo, self.data_hint):
-            w.setEnabled(not digits)
-        self.cv_result = None
-        self._clear_cv_plot()
-        if digits:
-            Xtr, ytr, Xv, yv = self.digits_split()
-            self.query_box.setRange(0, len(Xv) - 1)
-            self.cv_label.setText(f"Cross-validation runs on the {len(Xtr)} training images.")
-            self._update_cv_button()
-            self._update_digits()
+        if data.dataset != self.model.data.dataset:
+            self.model.choose_dataset(data.dataset)
         else:
-            name = self.dataset_combo.currentText()
-            default_noise = {"spiral": 0.2, "circles": 0.1, "xor": 0.1, "moons": 0.15, "blobs": 0.5}[name]
-            self.noise_slider.blockSignals(True)
-            self.noise_slider.setValue(int(round(default_noise * 100)))
-            self.noise_slider.blockSignals(False)
-            self.noise_label.setText(f"{default_noise:.2f}")
-            self.cv_label.setText("Split the data into folds; each fold is validated once on a model trained on "
-                                  "the others.")
-            self._regenerate()
+            self.model.set_data(data)
 
-    def _on_noise_changed(self, v: int) -> None:
-        self.noise_label.setText(f"{v / 100:.2f}")
-        self._regenerate()
+    def _on_knn_edited(self) -> None:
+        s = self.knn_form.try_value()
+        if s is not None:
+            self.model.set_settings(s)
 
-    def _on_new_sample(self) -> None:
-        self._seed += 1
-        self._regenerate()
-
-    def _regenerate(self, *_: Any) -> None:
-        if self.is_digits:
-            return
-        name = self.dataset_combo.currentText()
-        kw: dict[str, Any] = {"n": self.points_box.value(), "seed": self._seed}
-        noise = self.noise_slider.value() / 100
-        kw["std" if name == "blobs" else "noise"] = noise if name != "blobs" else max(noise, 0.01)
-        X, y = datasets.make_toy(name, **kw)
-        self.X, self.y = X, y
-        self.num_classes = int(y.max()) + 1
-        self.class_combo.blockSignals(True)
-        self.class_combo.clear()
-        for c in range(self.num_classes):
-            self.class_combo.addItem(f"class {c}")
-            self.class_combo.setItemData(c, QColor(CLASS_COLOURS[c]), Qt.ItemDataRole.DecorationRole)
-        self.class_combo.blockSignals(False)
-        self._data_changed(refit_view=True)
-
-    def _data_changed(self, refit_view: bool) -> None:
-        if refit_view:
-            lo, hi = self.X.min(axis=0), self.X.max(axis=0)
-            pad = 0.12 * float(max(hi - lo))
-            self._view = (lo[0] - pad, hi[0] + pad, lo[1] - pad, hi[1] + pad)
-            self.plot.getPlotItem().setRange(xRange=self._view[:2], yRange=self._view[2:], padding=0)
-        brushes = [pg.mkBrush(CLASS_COLOURS[c % len(CLASS_COLOURS)]) for c in self.y]
-        self.points_item.setData(self.X[:, 0], self.X[:, 1], brush=brushes)
-        self.cv_result = None
-        self._clear_cv_plot()
-        self._update_cv_button()
-        self._on_model_changed()
-
-    # ---------------------------------------------------------------------------------------------- regions
-    def _on_model_changed(self, *_: Any) -> None:
-        if self.is_digits:
-            self._update_digits()
-        else:
-            self._redraw_timer.start()
-
-    def _start_regions(self) -> None:
-        X, y, k, dist, C = self.X.copy(), self.y.copy(), self.k, self.distance, self.num_classes
-        x0, x1, y0, y1 = _visible(self.plot, self._view)
-
-        def job(progress, cancelled):
-            knn = KNearestNeighbor(k, dist).train(X, y, num_classes=C)
-            xs, ys, Z = decision_grid(knn.predict, (x0, x1), (y0, y1), GRID_RES)
-            return Z, (x0, x1, y0, y1)
-
-        self._grid_jobs.start(job)
-
-    def _on_regions_done(self, result: Any) -> None:
-        Z, (x0, x1, y0, y1) = result
-        self.region = Z
-        self.region_item.setImage(region_rgb(Z), autoLevels=False, levels=(0, 255))
-        self.region_item.setRect(x0, y0, x1 - x0, y1 - y0)
-        self.regions_ready.emit()
-
-    def _on_job_failed(self, msg: str) -> None:
-        self.cv_label.setText(msg)
-        self.cv_label.setStyleSheet(ERROR_STYLE)
+    def _on_cv_edited(self) -> None:
+        s = self.cv_form.try_value()
+        if s is not None:
+            self.model.set_cv(s)
 
     def _on_plot_clicked(self, ev) -> None:
-        if self.is_digits:
+        if self.model.is_digits:
             return
         vb = self.plot.getPlotItem().getViewBox()
         if not vb.sceneBoundingRect().contains(ev.scenePos()):
             return
         p = vb.mapSceneToView(ev.scenePos())
         if ev.button() == Qt.MouseButton.LeftButton:
-            self.add_point(p.x(), p.y(), max(0, self.class_combo.currentIndex()))
+            self.model.add_point(p.x(), p.y(), max(0, self.class_combo.currentIndex()))
             ev.accept()
         elif ev.button() == Qt.MouseButton.RightButton:
-            self.remove_nearest(p.x(), p.y())
+            self.model.remove_nearest(p.x(), p.y())
             ev.accept()
 
-    # ---------------------------------------------------------------------------------------------- digits
     def _on_random_query(self) -> None:
         rng = np.random.default_rng()
         self.query_box.setValue(int(rng.integers(0, self.query_box.maximum() + 1)))
 
-    def _update_digits(self, *_: Any) -> None:
-        if not self.is_digits:
+    # ---------------------------------------------------------------------------------------------- model -> view
+    def _on_model_changed(self) -> None:
+        m = self.model
+        self.data_form.set_value(m.data)
+        self.knn_form.set_value(m.settings)
+        self.cv_form.set_value(m.cv)
+        digits = m.is_digits
+        self.stack.setCurrentIndex(1 if digits else 0)
+        for w in (self.data_form.widgets["noise"], self.points_box, self.new_sample_button, self.class_combo,
+                  self.data_hint):
+            w.setEnabled(not digits)
+        key = (id(m.X), m.data, m.sample)
+        if not digits and key != self._drawn_data:     # new points: refit the view to them
+            self._drawn_data = key
+            self._sync_class_combo()
+            lo, hi = m.X.min(axis=0), m.X.max(axis=0)
+            pad = 0.12 * float(max(hi - lo))
+            self._view = (lo[0] - pad, hi[0] + pad, lo[1] - pad, hi[1] + pad)
+            self.plot.getPlotItem().setRange(xRange=self._view[:2], yRange=self._view[2:], padding=0)
+        if not digits:
+            brushes = [pg.mkBrush(CLASS_COLOURS[c % len(CLASS_COLOURS)]) for c in m.y]
+            self.points_item.setData(m.X[:, 0], m.X[:, 1], brush=brushes)
+            if m.region is None:
+                self._schedule_regions()
+        else:
+            self._update_digits()
+        self._update_cv_button()
+        self._draw_cv()
+
+    def _sync_class_combo(self) -> None:
+        n = self.model.num_classes
+        if self.class_combo.count() == n:
             return
-        Xtr, ytr, Xv, yv = self.digits_split()
-        q = int(self.query_box.value())
-        knn = KNearestNeighbor(self.k, self.distance).train(Xtr, ytr, num_classes=10)
-        idx = knn.neighbours(Xv[q], self.k)
-        d = knn.distances(Xv[q].reshape(1, -1))[0, idx]
-        pred = int(knn.predict(Xv[q].reshape(1, -1))[0])
-        self.query_image.setPixmap(digit_pixmap(Xv[q], 112))
-        ok = pred == yv[q]
+        self.class_combo.blockSignals(True)
+        self.class_combo.clear()
+        for c in range(n):
+            self.class_combo.addItem(f"class {c}")
+            self.class_combo.setItemData(c, QColor(CLASS_COLOURS[c]), Qt.ItemDataRole.DecorationRole)
+        self.class_combo.blockSignals(False)
+
+    # ---------------------------------------------------------------------------------------------- regions
+    def _schedule_regions(self) -> None:
+        if not self.model.is_digits:
+            self._redraw_timer.start()
+
+    def _start_regions(self) -> None:
+        if self.model.is_digits:
+            return
+        try:
+            job = self.model.regions_job(_visible(self.plot, self._view), GRID_RES)
+        except StudioError as exc:
+            self._show_error(str(exc))
+            return
+        self.runner.start("regions", lambda: job, on_done=self._on_regions_done,
+                          on_error=lambda _e, text: self._show_error(text))
+
+    def _on_regions_done(self, result: Any) -> None:
+        self.model.set_regions(result)
+        Z, (x0, x1, y0, y1) = result
+        self.region_item.setImage(region_rgb(Z), autoLevels=False, levels=(0, 255))
+        self.region_item.setRect(x0, y0, x1 - x0, y1 - y0)
+        self.regions_ready.emit()
+
+    def _show_error(self, text: str) -> None:
+        self.cv_label.setText(text)
+        self.cv_label.setStyleSheet(ERROR_STYLE)
+
+    # ---------------------------------------------------------------------------------------------- digits
+    def _update_digits(self, *_: Any) -> None:
+        m = self.model
+        if not m.is_digits:
+            return
+        if m.digits is None:
+            self.query_label.setText("Preparing the digits (scikit-learn)…")
+            self.neighbours_title.setText("Nearest training images")
+            self.query_box.setEnabled(False)
+            self.random_query_button.setEnabled(False)
+            return
+        self.query_box.setEnabled(True)
+        self.random_query_button.setEnabled(True)
+        Xtr, ytr, Xv, yv = m.digits
+        if self.query_box.maximum() != len(Xv) - 1:
+            self.query_box.blockSignals(True)
+            self.query_box.setRange(0, len(Xv) - 1)
+            self.query_box.blockSignals(False)
+        r = m.digit_query(int(self.query_box.value()))
+        self.query_image.setPixmap(digit_pixmap(r["image"], 112))
+        ok = r["prediction"] == r["label"]
         colour = theme.VALUE_HEX if ok else theme.GRAD_HEX
-        self.query_label.setText(f"true label <b>{yv[q]}</b><br>kNN says <b style='color:{colour}'>{pred}</b> "
-                                 f"({'right' if ok else 'wrong'})")
-        self.neighbours_title.setText(f"The {self.k} nearest training image{'s' if self.k > 1 else ''} "
-                                      f"({self.distance.upper()} distance on the 64 pixel values)")
-        while len(self.neighbour_labels) < len(idx):
+        self.query_label.setText(f"true label <b>{r['label']}</b><br>kNN says <b style='color:{colour}'>"
+                                 f"{r['prediction']}</b> ({'right' if ok else 'wrong'})")
+        k = len(r["neighbours"])
+        self.neighbours_title.setText(f"The {k} nearest training image{'s' if k > 1 else ''} "
+                                      f"({m.distance.upper()} distance on the 64 pixel values)")
+        while len(self.neighbour_labels) < k:
             img, cap = QLabel(), QLabel()
             img.setFixedSize(72, 72)
             cap.setAlignment(Qt.AlignmentFlag.AlignHCenter)
             cap.setFont(theme.font(8.5, mono=True))
             n = len(self.neighbour_labels)
-            cols = 8
+            cols = 6
             self._neighbour_grid.addWidget(img, 2 * (n // cols), n % cols)
             self._neighbour_grid.addWidget(cap, 2 * (n // cols) + 1, n % cols)
             self.neighbour_labels.append((img, cap))
         for n, (img, cap) in enumerate(self.neighbour_labels):
-            visible = n < len(idx)
+            visible = n < k
             img.setVisible(visible)
             cap.setVisible(visible)
             if visible:
-                i = int(idx[n])
-                img.setPixmap(digit_pixmap(Xtr[i], 72))
-                same = ytr[i] == yv[q]
-                cap.setText(f"<span style='color:{theme.VALUE_HEX if same else theme.GRAD_HEX}'><b>{ytr[i]}</b>"
-                            f"</span> d={d[n]:.4g}")
+                img.setPixmap(digit_pixmap(r["neighbour_images"][n], 72))
+                lab = int(r["neighbour_labels"][n])
+                same = lab == r["label"]
+                cap.setText(f"<span style='color:{theme.VALUE_HEX if same else theme.GRAD_HEX}'><b>{lab}</b>"
+                            f"</span> d={r['distances'][n]:.4g}")
 
     # ---------------------------------------------------------------------------------------------- CV
     def start_cross_validation(self) -> None:
-        if self.is_digits:
-            X, y = self.digits_split()[:2]
-        else:
-            X, y = self.X.copy(), self.y.copy()
-        folds = self.folds_box.value()
-        if len(X) < folds:                  # the button is disabled then; a direct call is refused the same way
-            self._update_cv_button()
+        try:
+            job = self.model.cross_validation()
+        except StudioError:
+            self._update_cv_button()            # refused the same way as the disabled button says
             return
-        ks = np.arange(1, self.kmax_box.value() + 1)
-        dist = self.distance
+        folds = self.model.cv.folds
         self.cv_progress.setRange(0, folds)
         self.cv_progress.setValue(0)
         self.cv_progress.show()
-        self._cv_running = True
         self.cv_button.setEnabled(False)
         self.cv_label.setStyleSheet(MUTED_STYLE)
-        self.cv_label.setText(f"Cross-validating k = 1…{ks[-1]} over {folds} folds…")
+        self.cv_label.setText(f"Cross-validating k = 1…{self.model.cv.kmax} over {folds} folds…")
+        self.runner.start("cv", lambda: job, on_yield=lambda p: self.cv_progress.setValue(p.done),
+                          on_done=self._on_cv_done, on_error=self._on_cv_failed)
 
-        def job(progress, cancelled):
-            return ks, cross_validate_k(X, y, ks, folds=folds, distance=dist, seed=0, progress=progress,
-                                        cancelled=cancelled)
-
-        self._cv_jobs.start(job)
-
-    def _on_cv_progress(self, done: int, total: int) -> None:
-        self.cv_progress.setValue(done)
-
-    def _cv_points(self) -> int:
-        return len(self.digits_split()[0]) if self.is_digits else len(self.X)
-
-    def _update_cv_button(self, *_: Any) -> None:
+    def _update_cv_button(self) -> None:
         """Cross-validate needs at least one point per fold (and no cross-validation running)."""
-        n, folds = self._cv_points(), self.folds_box.value()
-        enough = n >= folds
-        self.cv_button.setEnabled(enough and not self._cv_running)
-        self.cv_button.setToolTip("" if enough else
-                                  f"{folds} folds need at least {folds} points; there {'is' if n == 1 else 'are'} "
-                                  f"{n}. Add points or lower the folds.")
+        why = self.model.cv_refusal()
+        self.cv_button.setEnabled(not why and not self.runner.running("cv"))
+        self.cv_button.setToolTip(why)
+        if not self.runner.running("cv") and self.model.cv_result is None and self.cv_label.styleSheet() != ERROR_STYLE:
+            self.cv_label.setText(f"Cross-validation runs on the {self.model.cv_points()} training images."
+                                  if self.model.is_digits else
+                                  "Split the data into folds; each fold is validated once on a model trained on "
+                                  "the others.")
 
-    def _on_cv_failed(self, msg: str) -> None:
+    def _on_cv_failed(self, _exc: BaseException, text: str) -> None:
         self.cv_progress.hide()
-        self._cv_running = False
         self._update_cv_button()
         self.cv_label.setStyleSheet(ERROR_STYLE)
-        self.cv_label.setText(msg)
+        self.cv_label.setText(text)
 
     def _on_cv_done(self, result: Any) -> None:
-        ks, acc = result
         self.cv_progress.hide()
-        self._cv_running = False
-        self._update_cv_button()
-        self.cv_result = (ks, acc)
+        self.cv_label.setStyleSheet(MUTED_STYLE)
+        self.model.set_cv_result(result)
+        self.cv_ready.emit()
+
+    def _draw_cv(self) -> None:
+        best = self.model.best_k()
+        if best is None:
+            for it in (self.cv_fold_item, self.cv_mean_item, self.cv_best_item, self.cv_err_item):
+                it.setData([], [])
+            self.cv_best_text.setText("")
+            return
+        ks, acc = self.model.cv_result
         mean, std = acc.mean(axis=1), acc.std(axis=1)
         folds = acc.shape[1]
         self.cv_fold_item.setData(np.repeat(ks, folds).astype(float), acc.ravel())
         self.cv_mean_item.setData(ks.astype(float), mean)
         self.cv_err_item.setData(np.repeat(ks.astype(float), 2), np.c_[mean - std, mean + std].ravel())
-        best = int(np.argmax(mean))        # the smallest k among equally good ones
-        self.cv_best_item.setData([float(ks[best])], [mean[best]])
-        self.cv_best_text.setText(f"best k = {ks[best]}")
-        self.cv_best_text.setPos(float(ks[best]), mean[best])
+        k, m, s = best
+        self.cv_best_item.setData([float(k)], [m])
+        self.cv_best_text.setText(f"best k = {k}")
+        self.cv_best_text.setPos(float(k), m)
         self.cv_plot.getPlotItem().enableAutoRange()
-        self.cv_label.setStyleSheet(MUTED_STYLE)
-        self.cv_label.setText(f"Best k = {ks[best]}: mean accuracy {mean[best]:.3f} ± {std[best]:.3f} over "
-                              f"{folds} folds (dots: single folds; bars: ±1 std).")
-        self.cv_ready.emit()
-
-    def _clear_cv_plot(self) -> None:
-        for it in (self.cv_fold_item, self.cv_mean_item, self.cv_best_item, self.cv_err_item):
-            it.setData([], [])
-        self.cv_best_text.setText("")
+        self.cv_label.setText(f"Best k = {k}: mean accuracy {m:.3f} ± {s:.3f} over {folds} folds (dots: single "
+                              f"folds; bars: ±1 std).")
 
     def close_panel(self) -> None:
         self._redraw_timer.stop()
-        self._grid_jobs.close()
-        self._cv_jobs.close()
 
 
 # ================================================================================================== linear
-LINEAR_SETS = ("cs231n demo (9 points)", "blobs (3 classes)", "spiral (3 classes)", DIGITS)
-
-
 class LinearPanel(QWidget):
     """A linear classifier trained live: SVM or softmax loss, L2 regularisation, plain SGD at a learning rate.
 
@@ -556,76 +504,69 @@ class LinearPanel(QWidget):
     arrow along w_c (the direction in which its score grows), the points, and a table of every example's scores and
     loss term. On digits: each class's weights as an 8x8 template.
 
-    Children for tests: data_combo, loss_combo, reg_box, lr_box, steps_box, step_button, run_button, reset_button,
-    loss_label, accuracy_label, table, table_caption, stack, plot, region_item, points_item, line_items, arrow_items,
-    template_labels (template_arrays: the 8x8 weights shown). State: clf, X, y.
+    Children for tests: form (data_combo, loss_combo, reg_box, lr_box, steps_box), step_button, run_button,
+    reset_button, loss_label, accuracy_label, table, table_caption, stack, plot, region_item, points_item,
+    line_items, arrow_items, template_labels (template_arrays: the 8x8 weights shown). ``model``: LinearLabModel.
     """
 
     stepped = Signal()
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, model: LinearLabModel, parent: QWidget | None = None):
         super().__init__(parent)
-        self.X = DEMO_X.copy()
-        self.y = DEMO_Y.copy()
-        self.clf = LinearClassifier(2, 3)
-        self._view = (-1.0, 1.0, -1.0, 1.0)
+        self.model = model
+        self.kernels_ready = False
+        self._view = (-1.25, 1.25, -1.25, 1.25)
         self._in_redraw = False
+        self._shown_data: str | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(30)
         self._timer.timeout.connect(self._on_tick)
         self._build()
-        self._on_data_changed()
+        self.model.changed.connect(self._on_model_changed)
+        self._on_model_changed()
+
+    clf = property(lambda self: self.model.clf)
+    X = property(lambda self: self.model.X)
+    y = property(lambda self: self.model.y)
+    is_digits = property(lambda self: self.model.is_digits)
 
     def _build(self) -> None:
-        self.data_combo = QComboBox()
-        self.data_combo.addItems(LINEAR_SETS)
-        self.loss_combo = QComboBox()
-        self.loss_combo.addItems(["Multiclass SVM", "Softmax"])
-        self.reg_box = QDoubleSpinBox()
-        self.reg_box.setRange(0.0, 10.0)
-        self.reg_box.setDecimals(4)
-        self.reg_box.setSingleStep(0.01)
-        self.reg_box.setValue(0.1)
-        self.reg_box.setKeyboardTracking(False)
-        self.lr_box = LogSpinBox(0.1, 1e-5, 10.0)
-        self.steps_box = QSpinBox()
-        self.steps_box.setRange(1, 100)
-        self.steps_box.setValue(1)
-        self.steps_box.setSuffix(" steps/frame")
+        self.form = ParamForm(LinearSettings)
+        wd = self.form.widgets
+        self.data_combo, self.loss_combo, self.reg_box, self.lr_box, self.steps_box = (
+            wd["data"], wd["loss"], wd["reg"], wd["lr"], wd["speed"])
+        self.form.edited.connect(self._on_form_edited)
         self.step_button = QPushButton("Step")
         self.run_button = QPushButton("▶ Run")
         self.run_button.setCheckable(True)
         self.reset_button = QPushButton("⟲ Reset W, b")
-        self.data_combo.currentTextChanged.connect(self._on_data_changed)
-        self.loss_combo.currentIndexChanged.connect(self._on_hyper_changed)
-        self.reg_box.valueChanged.connect(self._on_hyper_changed)
         self.step_button.clicked.connect(lambda: self.train_steps(1))
         self.run_button.toggled.connect(self._on_run_toggled)
-        self.reset_button.clicked.connect(self._on_reset)
+        self.reset_button.clicked.connect(self.model.reset)
 
         self.loss_label = QLabel()
         self.loss_label.setTextFormat(Qt.TextFormat.RichText)
         self.loss_label.setFont(theme.font(9.5, mono=True))
         self.accuracy_label = QLabel()
         self.accuracy_label.setFont(theme.font(9.5, mono=True))
+        self.status_label = muted("")
 
-        form = QFormLayout()
-        form.addRow("Data", self.data_combo)
-        form.addRow("Loss", self.loss_combo)
-        form.addRow("Regularisation λ", self.reg_box)
-        form.addRow("Learning rate", self.lr_box)
-        form.addRow("Speed", self.steps_box)
+        top = QVBoxLayout()
+        top.addWidget(self.form)
         buttons = QHBoxLayout()
         for b in (self.step_button, self.run_button, self.reset_button):
             buttons.addWidget(b)
-        form.addRow(buttons)
+        top.addLayout(buttons)
+        top.addWidget(self.status_label)
         status = QVBoxLayout()
         status.addWidget(self.loss_label)
         status.addWidget(self.accuracy_label)
         status.addWidget(muted("L = (1/N) Σᵢ Lᵢ + λ Σ W²   (the bias is not regularised; dL/dW gains 2λW)"))
         self.loss_formula = muted("")
         status.addWidget(self.loss_formula)
-        controls = control_column([group("Linear classifier  s = W x + b", form), group("Loss", status)], min_width=300)
+        controls = control_column([group("Linear classifier  s = W x + b", top), group("Loss", status)],
+                                  min_width=330)
+        _fit_width(controls)
 
         # ---- 2-D plot
         self.plot = _plot()
@@ -655,7 +596,7 @@ class LinearPanel(QWidget):
         self.points_item = pg.ScatterPlotItem(size=11, pen=pg.mkPen("#1f2933", width=1.2))
         self.points_item.setZValue(10)
         pi.addItem(self.points_item)
-        self.plot.setMinimumSize(QSize(360, 300))
+        self.plot.setMinimumSize(QSize(300, 260))
         pi.getViewBox().sigRangeChanged.connect(self._on_view_changed)
 
         # ---- digit templates
@@ -665,8 +606,8 @@ class LinearPanel(QWidget):
         tl = QVBoxLayout(templates_page)
         tl.setContentsMargins(12, 8, 12, 8)
         tl.addWidget(muted("Each class's weights W[:, c] as an 8x8 template (red: positive, blue: negative, one "
-                            "colour scale for all). The score of an image is its dot product with the template, "
-                            "plus b_c."))
+                           "colour scale for all). The score of an image is its dot product with the template, "
+                           "plus b_c."))
         grid = QGridLayout()
         grid.setSpacing(10)
         for c in range(10):
@@ -707,81 +648,36 @@ class LinearPanel(QWidget):
         split.addWidget(table_box)
         split.setStretchFactor(1, 3)
         split.setStretchFactor(2, 2)
-        split.setSizes([320, 620, 460])
+        split.setSizes([330, 540, 410])
         root = QHBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(split)
 
     # ---------------------------------------------------------------------------------------------- public
-    @property
-    def is_digits(self) -> bool:
-        return self.data_combo.currentText() == DIGITS
-
     def is_running(self) -> bool:
         return self._timer.isActive()
 
+    def set_kernels_ready(self) -> None:
+        self.kernels_ready = True
+        self._update_buttons()
+
     def train_steps(self, n: int) -> None:
-        lr = float(self.lr_box.value())
-        with np.errstate(over="ignore", invalid="ignore"):
-            for _ in range(n):
-                self.clf.step(self.X, self.y, lr)
-        if not (np.all(np.isfinite(self.clf.W)) and np.all(np.isfinite(self.clf.b))):
-            self.run_button.setChecked(False)
-            self.loss_label.setText(f"<span style='color:{theme.GRAD_HEX}'>diverged: lower the learning rate and "
-                                    f"reset</span>")
+        if not (self.kernels_ready and self.model.ready):
             return
-        self._redraw()
+        self.model.step(n)
+        if self.model.diverged:
+            self.run_button.setChecked(False)
         self.stepped.emit()
 
     # ---------------------------------------------------------------------------------------------- events
-    def _on_data_changed(self, *_: Any) -> None:
-        name = self.data_combo.currentText()
-        if name == DIGITS:
-            images, labels = datasets.load_digits()
-            X = images.reshape(len(images), -1) / 16.0
-            self.X = X - X.mean(axis=0)           # centred pixels (cs231n's mean-image subtraction)
-            self.y = labels
-            C = 10
-            if self.lr_box.value() > 0.5:
-                self.lr_box.setValue(0.1)
-        else:
-            if name.startswith("cs231n"):
-                X, y = DEMO_X.copy(), DEMO_Y.copy()
-            elif name.startswith("blobs"):
-                X, y = datasets.make_toy("blobs", n=60, classes=3, std=0.7, seed=1)
-            else:
-                X, y = datasets.make_toy("spiral", n=90, classes=3, noise=0.15, seed=1)
-            self.X = X / np.abs(X).max()           # inside [-1, 1], the demo's range
-            self.y = y
-            C = 3
-            self._view = (-1.25, 1.25, -1.25, 1.25)
-            self.plot.getPlotItem().setRange(xRange=self._view[:2], yRange=self._view[2:], padding=0)
-            brushes = [pg.mkBrush(CLASS_COLOURS[c]) for c in self.y]
-            self.points_item.setData(self.X[:, 0], self.X[:, 1], brush=brushes)
-        self.stack.setCurrentIndex(1 if name == DIGITS else 0)
-        total = sum(self.splitter.sizes()) or 1400
-        left = self.splitter.sizes()[0] or 320
-        table_w = 730 if name == DIGITS else 460
-        self.splitter.setSizes([left, max(200, total - left - table_w), table_w])
-        self.clf = LinearClassifier(self.X.shape[1], C, loss=self._loss_name(), reg=float(self.reg_box.value()),
-                                    seed=0, weight_scale=0.5 if C == 3 else 0.01)
-        self._setup_table()
-        self._redraw()
-
-    def _loss_name(self) -> str:
-        return "svm" if self.loss_combo.currentIndex() == 0 else "softmax"
-
-    def _on_hyper_changed(self, *_: Any) -> None:
-        self.clf.loss = self._loss_name()
-        self.clf.reg = float(self.reg_box.value())
-        self._redraw()
+    def _on_form_edited(self) -> None:
+        s = self.form.try_value()
+        if s is not None:
+            self.model.set_settings(s)
 
     def _on_view_changed(self, *_: Any) -> None:
-        if not self.is_digits and not self._in_redraw:
+        if not self.model.is_digits and not self._in_redraw and self.model.ready:
             self._redraw()
-
-    def _on_reset(self) -> None:
-        self._on_data_changed()
 
     def _on_run_toggled(self, on: bool) -> None:
         self.run_button.setText("❚❚ Pause" if on else "▶ Run")
@@ -791,14 +687,44 @@ class LinearPanel(QWidget):
             self._timer.stop()
 
     def _on_tick(self) -> None:
-        self.train_steps(self.steps_box.value())
+        self.train_steps(self.model.settings.speed)
+
+    def _update_buttons(self) -> None:
+        live = self.kernels_ready and self.model.ready
+        for b in (self.step_button, self.run_button):
+            b.setEnabled(live and not self.model.diverged)
+        if not live:
+            self.run_button.setChecked(False)
+        self.status_label.setText("" if live else "Preparing the loss kernels and the digits…")
+
+    def _on_model_changed(self) -> None:
+        m = self.model
+        self.form.set_value(m.settings)
+        name = m.settings.data
+        if name != self._shown_data or m.clf.steps == 0:
+            self._shown_data = name
+            self.stack.setCurrentIndex(1 if m.is_digits else 0)
+            total = sum(self.splitter.sizes()) or 1280
+            left = self.splitter.sizes()[0] or 330
+            table_w = min(620, total // 2) if m.is_digits else 410
+            self.splitter.setSizes([left, max(200, total - left - table_w), table_w])
+            if not m.is_digits:
+                self.plot.getPlotItem().setRange(xRange=self._view[:2], yRange=self._view[2:], padding=0)
+            self._setup_table()
+        self._update_buttons()
+        if not m.ready:
+            self.loss_label.setText("")
+            self.accuracy_label.setText("")
+            return
+        self._redraw()
 
     # ---------------------------------------------------------------------------------------------- drawing
     def _setup_table(self) -> None:
-        C = self.clf.num_classes
-        d2 = self.X.shape[1] == 2
+        m = self.model
+        C = m.clf.num_classes
+        d2 = m.X.shape[1] == 2
         heads = (["x₁", "x₂"] if d2 else []) + ["y"] + [f"s{c}" for c in range(C)] + ["Lᵢ"]
-        rows = min(TABLE_ROWS, len(self.X))
+        rows = min(TABLE_ROWS, len(m.X))
         self.table.clear()
         self.table.setColumnCount(len(heads))
         self.table.setRowCount(rows)
@@ -812,7 +738,7 @@ class LinearPanel(QWidget):
                 it = QTableWidgetItem()
                 it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, col, it)
-        shown = "every example" if rows == len(self.X) else f"the first {rows} of {len(self.X)} examples"
+        shown = "every example" if rows == len(m.X) else f"the first {rows} of {len(m.X)} examples"
         self.table_caption.setText(f"Scores and loss term of {shown} (bold: the correct class's score; "
                                    f"Lᵢ in red when the example is penalised).")
 
@@ -824,31 +750,36 @@ class LinearPanel(QWidget):
             self._in_redraw = False
 
     def _redraw_now(self) -> None:
-        bd = self.clf.breakdown(self.X, self.y)
-        lname = "SVM" if self.clf.loss == "svm" else "softmax"
-        self.loss_label.setText(f"L = {theme.format_scalar(bd.loss)}<br>"
-                                f"<span style='color:{theme.MUTED_HEX}'>data {theme.format_scalar(bd.data_loss)} "
-                                f"+ reg {theme.format_scalar(bd.reg_loss)}</span>")
-        self.accuracy_label.setText(f"accuracy {bd.accuracy:.1%}   step {self.clf.steps}")
-        self.loss_formula.setText("Lᵢ = Σ_{j≠yᵢ} max(0, s_j − s_yᵢ + 1)" if lname == "SVM"
+        m = self.model
+        bd = m.breakdown()
+        if m.diverged:
+            self.loss_label.setText(f"<span style='color:{theme.GRAD_HEX}'>diverged: lower the learning rate and "
+                                    f"reset</span>")
+        else:
+            self.loss_label.setText(f"L = {theme.format_scalar(bd.loss)}<br>"
+                                    f"<span style='color:{theme.MUTED_HEX}'>data {theme.format_scalar(bd.data_loss)} "
+                                    f"+ reg {theme.format_scalar(bd.reg_loss)}</span>")
+        self.accuracy_label.setText(f"accuracy {bd.accuracy:.1%}   step {m.clf.steps}")
+        self.loss_formula.setText("Lᵢ = Σ_{j≠yᵢ} max(0, s_j − s_yᵢ + 1)" if m.clf.loss == "svm"
                                   else "Lᵢ = −log( e^{s_yᵢ} / Σ_j e^{s_j} )")
         self._fill_table(bd)
-        if self.is_digits:
+        if m.is_digits:
             self._draw_templates()
         else:
             self._draw_plane(bd)
 
     def _fill_table(self, bd) -> None:
-        C = self.clf.num_classes
-        d2 = self.X.shape[1] == 2
+        m = self.model
+        C = m.clf.num_classes
+        d2 = m.X.shape[1] == 2
         bold, normal = QFont(self.table.font()), QFont(self.table.font())
         bold.setBold(True)
         red, ink = QColor(theme.GRAD_HEX), QColor(theme.INK_HEX)
         for r in range(self.table.rowCount()):
             vals: list[str] = []
             if d2:
-                vals += [f"{self.X[r, 0]:.2f}", f"{self.X[r, 1]:.2f}"]
-            vals.append(str(int(self.y[r])))
+                vals += [f"{m.X[r, 0]:.2f}", f"{m.X[r, 1]:.2f}"]
+            vals.append(str(int(m.y[r])))
             vals += [f"{s:.2f}" for s in bd.scores[r]]
             vals.append(f"{bd.terms[r]:.3f}")
             base = 2 if d2 else 0
@@ -856,20 +787,21 @@ class LinearPanel(QWidget):
                 it = self.table.item(r, col)
                 it.setText(text)
                 if base + 1 <= col < base + 1 + C:
-                    it.setFont(bold if col - base - 1 == self.y[r] else normal)
+                    it.setFont(bold if col - base - 1 == m.y[r] else normal)
                 if col == len(vals) - 1:
                     it.setForeground(red if bd.terms[r] >= 5e-4 else ink)   # red when it shows as non-zero
             yit = self.table.item(r, base)
-            yit.setForeground(QColor(CLASS_COLOURS[int(self.y[r]) % len(CLASS_COLOURS)]))
+            yit.setForeground(QColor(CLASS_COLOURS[int(m.y[r]) % len(CLASS_COLOURS)]))
             yit.setFont(bold)
 
     def _draw_plane(self, bd) -> None:
+        m = self.model
         x0, x1, y0, y1 = _visible(self.plot, self._view)
-        _, _, Z = decision_grid(self.clf.predict, (x0, x1), (y0, y1), 160)
+        _, _, Z = decision_grid(m.clf.predict, (x0, x1), (y0, y1), 160)
         self.region_item.setImage(region_rgb(Z), autoLevels=False, levels=(0, 255))
         self.region_item.setRect(x0, y0, x1 - x0, y1 - y0)
-        lines = self.clf.class_lines((x0, x1), (y0, y1))
-        anchors, dirs = self.clf.score_directions()
+        lines = m.clf.class_lines((x0, x1), (y0, y1))
+        anchors, dirs = m.clf.score_directions()
         span = x1 - x0
         for c in range(3):
             seg = lines[c]
@@ -878,7 +810,7 @@ class LinearPanel(QWidget):
             else:
                 self.line_items[c].setData([seg[0][0], seg[1][0]], [seg[0][1], seg[1][1]])
             norm = float(np.hypot(*dirs[c]))
-            if norm < 1e-9:
+            if not np.isfinite(norm) or norm < 1e-9:
                 self.shaft_items[c].setData([], [])
                 self.arrow_items[c].hide()
                 continue
@@ -889,13 +821,13 @@ class LinearPanel(QWidget):
             self.arrow_items[c].setPos(tip[0], tip[1])
             self.arrow_items[c].setStyle(angle=180.0 - float(np.degrees(np.arctan2(dirs[c][1], dirs[c][0]))))
             self.arrow_items[c].show()
-        self.points_item.setData(self.X[:, 0], self.X[:, 1],
-                                 brush=[pg.mkBrush(CLASS_COLOURS[c]) for c in self.y],
+        self.points_item.setData(m.X[:, 0], m.X[:, 1],
+                                 brush=[pg.mkBrush(CLASS_COLOURS[c]) for c in m.y],
                                  pen=[pg.mkPen(theme.GRAD_HEX if p != t else "#1f2933", width=2 if p != t else 1)
-                                      for p, t in zip(bd.predictions, self.y)])
+                                      for p, t in zip(bd.predictions, m.y)])
 
     def _draw_templates(self) -> None:
-        W = self.clf.W
+        W = self.model.clf.W
         scale = float(np.max(np.abs(W))) or 1.0
         for c, img in enumerate(self.template_labels):
             t = W[:, c].reshape(8, 8)
@@ -910,24 +842,46 @@ class LinearPanel(QWidget):
 
 # ================================================================================================== the lab
 class ClassicLab(QWidget):
-    """Classic classifiers: "Nearest neighbours" and "Linear classifier" sub-tabs (knn, linear)."""
+    """Classic classifiers: "Nearest neighbours" and "Linear classifier" sub-tabs (knn, linear) over one
+    ClassicLabModel (``model``) and one JobRunner (``runner``). ``ready`` fires once the prepare job is done."""
 
-    def __init__(self, parent: QWidget | None = None):
+    ready = Signal()
+
+    def __init__(self, parent: QWidget | None = None, model: ClassicLabModel | None = None):
         super().__init__(parent)
+        self.model = model or ClassicLabModel()
+        self.runner = JobRunner(self)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        self.knn = KnnPanel()
-        self.linear = LinearPanel()
+        self.knn = KnnPanel(self.model.knn, self.runner)
+        self.linear = LinearPanel(self.model.linear)
         self.tabs.addTab(self.knn, "Nearest neighbours")
         self.tabs.addTab(self.linear, "Linear classifier")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.tabs)
+        # after the first paint: the job's imports (scikit-learn) would otherwise compete with building the window
+        QTimer.singleShot(0, self, lambda: self.runner.start("prepare", self.model.prepare, on_done=self._on_prepared,
+                                                             on_error=self._on_prepare_failed))
+
+    def is_ready(self) -> bool:
+        return self.model.ready
+
+    def _on_prepared(self, digits) -> None:
+        self.model.set_prepared(digits)
+        self.linear.set_kernels_ready()
+        self.ready.emit()
+
+    def _on_prepare_failed(self, _exc: BaseException, text: str) -> None:
+        self.linear.status_label.setText(f"Could not prepare the digits and kernels: {text}")
+        self.linear.status_label.setStyleSheet(ERROR_STYLE)
+        self.knn.query_label.setText(f"Could not load the digits: {text}")
 
     def close_lab(self) -> None:
-        """Stop the training timer and wait for background jobs."""
+        """Stop the training timer and the background jobs."""
         self.knn.close_panel()
         self.linear.close_panel()
+        self.runner.close()
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.close_lab()

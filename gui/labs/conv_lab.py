@@ -1,30 +1,27 @@
 """The convolution lab (lecture 5): one conv layer animated cell by cell, its backward pass as correlations, max
 pooling's gradient routing, and hand-made filters on real images.
 
-The numbers come from simulator.labs.conv_mechanics (traces and explicit backward grids, checked there against
-simulator.functional.layers); this module only draws them. Grids are painted by ``GridView`` (QPainter); the animation is one
-QTimer stepping through the pre-computed frames.
+A thin view over simulator.labs.conv_lab.ConvLabModel: controls are built from its declared settings, edits go to
+the model, and the view redraws on ``model.changed``. Grids are painted by ``GridView`` (QPainter); the animation is
+one QTimer stepping the model through its pre-computed frames. The photos, the digits and the conv kernels are made
+ready by the model's ``prepare`` job on the lab's JobRunner: until it is done the Filters tab says it is preparing.
 """
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
-                               QPushButton, QSizePolicy, QSlider, QSpinBox, QTabWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QStackedWidget,
+                               QTabWidget, QVBoxLayout, QWidget)
 
 from gui import theme
+from gui.forms import ParamForm
+from gui.jobs import JobRunner
 from gui.labs.common import control_column, group, muted
-from simulator.data import datasets
-from simulator.functional import layers
-from simulator.labs.conv_mechanics import (FILTER_NOTES, FILTERS, PHOTOS, apply_filter, conv_backward_explicit,
-                                      conv_trace, format_number, load_photo, max_pool_backward_explicit,
-                                      max_pool_trace, output_size)
-from simulator.core.errors import ShapeError
+from simulator.labs.conv_lab import ConvLabModel, FilterSettings, LayerSettings, PoolSettings
+from simulator.labs.conv_mechanics import FILTER_NOTES, FILTERS, format_number
 
 __all__ = ["ConvLab", "GridView"]
 
@@ -175,75 +172,69 @@ class GridView(QWidget):
             self.cell_clicked.emit(r - P, c - P, event.button())
 
 
-def _spin(lo: int, hi: int, value: int) -> QSpinBox:
-    b = QSpinBox()
-    b.setRange(lo, hi)
-    b.setValue(value)
-    b.setKeyboardTracking(False)
-    return b
-
-
 class ConvLab(QWidget):
     """One convolution layer, forwards (animated) and backwards, max pooling, and hand-made filters.
 
-    Children for tests: n_box, f_box, s_box, p_box, bias_box, random_input_button, random_filter_button, size_label,
-    play_button, pause_button, step_button, reset_button, speed_slider, tabs, input_view, filter_view, output_view,
-    dot_label, bw_xpad_view, bw_dout_view, bw_dw_view, bw_full_view, bw_flip_view, bw_dx_view, db_label,
-    check_label, random_dout_button, pool_size_box, pool_stride_box, pool_random_button, pool_input_view,
-    pool_output_view, pool_dout_view, pool_dx_view, pool_label, filter_combo, image_combo, digit_box, kernel_view,
-    original_item, filtered_item, filter_caption.
-    State: x, w, b, dout, frames, frame_index (-1 before the first cell), backward (ConvBackward or None).
+    Children for tests: layer_form (n_box, f_box, s_box, p_box, bias_box), random_input_button,
+    random_filter_button, size_label, play_button, pause_button, step_button, reset_button, speed_slider, tabs,
+    input_view, filter_view, output_view, dot_label, bw_xpad_view, bw_dout_view, bw_dw_view, bw_full_view,
+    bw_flip_view, bw_dx_view, db_label, check_label, random_dout_button, pool_form (pool_n_box, pool_size_box,
+    pool_stride_box), pool_random_button, pool_input_view, pool_output_view, pool_dout_view, pool_dx_view,
+    pool_label, filter_form (filter_combo, image_combo, digit_box), filters_stack, preparing_label, kernel_view,
+    original_item, filtered_item, filter_caption. ``model``: the ConvLabModel; ``runner``: the lab's JobRunner.
     """
 
     frame_shown = Signal(int)
+    ready = Signal()
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, model: ConvLabModel | None = None):
         super().__init__(parent)
-        self._rng = np.random.default_rng(231)
-        self.x = self._rng.integers(0, 4, (5, 5)).astype(np.float64)
-        self.w = self._rng.integers(-1, 2, (3, 3)).astype(np.float64)
-        self.b = 0.0
-        self.dout = np.zeros((0, 0))
-        self.frames: list = []
-        self.frame_index = -1
-        self.backward = None
-        self.error = ""
-        self._digits: tuple[np.ndarray, np.ndarray] | None = None
-        self._photos: dict[str, np.ndarray] = {}
+        self.model = model or ConvLabModel()
+        self.runner = JobRunner(self)
         self._timer = QTimer(self)
         self._timer.setInterval(450)
         self._timer.timeout.connect(self._on_tick)
         self._build()
-        self._recompute()
-        self._update_pool()
-        self._update_filter()
+        self.model.changed.connect(self._on_model_changed)
+        self._show_layer()
+        self._show_pool()
+        self._show_filter()
+        # after the first paint: the job's imports (scikit-learn) would otherwise compete with building the window
+        QTimer.singleShot(0, self, lambda: self.runner.start("prepare", self.model.prepare, on_done=self._on_prepared,
+                                                             on_error=self._on_prepare_failed))
+
+    # ---- the model's state, for tests and callers
+    x = property(lambda self: self.model.x)
+    w = property(lambda self: self.model.w)
+    b = property(lambda self: self.model.layer.bias)
+    dout = property(lambda self: self.model.dout)
+    frames = property(lambda self: self.model.frames)
+    frame_index = property(lambda self: self.model.frame_index)
+    backward = property(lambda self: self.model.backward)
+    error = property(lambda self: self.model.error)
+    pool_x = property(lambda self: self.model.pool_x)
+    pool_dout = property(lambda self: self.model.pool_dout)
+    pool_dx = property(lambda self: self.model.pool_dx)
+    filtered = property(lambda self: self.model.filtered)
 
     # ================================================================================================ build
     def _build(self) -> None:
-        self.n_box, self.f_box, self.s_box, self.p_box = _spin(2, 9, 5), _spin(1, 7, 3), _spin(1, 4, 1), _spin(0, 3, 1)
-        self.bias_box = QDoubleSpinBox()
-        self.bias_box.setRange(-9, 9)
-        self.bias_box.setDecimals(1)
-        self.bias_box.setValue(0.0)
-        self.bias_box.setKeyboardTracking(False)
+        self.layer_form = ParamForm(LayerSettings)
+        wd = self.layer_form.widgets
+        self.n_box, self.f_box, self.s_box, self.p_box, self.bias_box = (wd["n"], wd["f"], wd["stride"], wd["pad"],
+                                                                         wd["bias"])
+        self.layer_form.edited.connect(self._on_layer_edited)
         self.random_input_button = QPushButton("Random input")
         self.random_filter_button = QPushButton("Random filter")
-        for box in (self.n_box, self.f_box, self.s_box, self.p_box):
-            box.valueChanged.connect(self._on_geometry_changed)
-        self.bias_box.valueChanged.connect(self._on_bias_changed)
-        self.random_input_button.clicked.connect(self._on_random_input)
-        self.random_filter_button.clicked.connect(self._on_random_filter)
-        layer = QFormLayout()
-        layer.addRow("Input N×N", self.n_box)
-        layer.addRow("Filter F×F", self.f_box)
-        layer.addRow("Stride S", self.s_box)
-        layer.addRow("Padding P", self.p_box)
-        layer.addRow("Bias b", self.bias_box)
+        self.random_input_button.clicked.connect(self.model.random_input)
+        self.random_filter_button.clicked.connect(self.model.random_filter)
+        layer = QVBoxLayout()
+        layer.addWidget(self.layer_form)
         rnd = QHBoxLayout()
         rnd.addWidget(self.random_input_button)
         rnd.addWidget(self.random_filter_button)
-        layer.addRow(rnd)
-        layer.addRow(muted("Click a cell of the input, filter or upstream gradient: +1; right-click: −1."))
+        layer.addLayout(rnd)
+        layer.addWidget(muted("Click a cell of the input, filter or upstream gradient: +1; right-click: −1."))
 
         self.size_label = QLabel()
         self.size_label.setWordWrap(True)
@@ -301,8 +292,8 @@ class ConvLab(QWidget):
         self.output_view = GridView("Output", colours="diverging", max_cell=62)
         for v in (self.input_view, self.filter_view):
             v.editable = True
-        self.input_view.cell_clicked.connect(lambda r, c, btn: self._edit(self.x, r, c, btn))
-        self.filter_view.cell_clicked.connect(lambda r, c, btn: self._edit(self.w, r, c, btn))
+        self.input_view.cell_clicked.connect(lambda r, c, btn: self._edit("x", r, c, btn))
+        self.filter_view.cell_clicked.connect(lambda r, c, btn: self._edit("w", r, c, btn))
         grids = QHBoxLayout()
         grids.addWidget(self.input_view, 5)
         grids.addWidget(self.filter_view, 3)
@@ -332,7 +323,7 @@ class ConvLab(QWidget):
         self.bw_xpad_view = GridView("x (padded)")
         self.bw_dout_view = GridView("upstream dout = ∂L/∂out", colours="diverging")
         self.bw_dout_view.editable = True
-        self.bw_dout_view.cell_clicked.connect(lambda r, c, btn: self._edit(self.dout, r, c, btn, dout=True))
+        self.bw_dout_view.cell_clicked.connect(lambda r, c, btn: self._edit("dout", r, c, btn))
         self.bw_dw_view = GridView("dW = x_pad ⋆ dout", colours="diverging", max_cell=52)
         self.bw_full_view = GridView("dout, zero-padded by F − 1", colours="diverging")
         self.bw_flip_view = GridView("w rotated 180°", colours="diverging", max_cell=52)
@@ -349,7 +340,7 @@ class ConvLab(QWidget):
         self.check_label = QLabel()
         self.check_label.setStyleSheet(f"color: {theme.VALUE_HEX};")
         self.random_dout_button = QPushButton("Random dout")
-        self.random_dout_button.clicked.connect(self._on_random_dout)
+        self.random_dout_button.clicked.connect(self.model.random_dout)
         row = QHBoxLayout()
         row.addWidget(self.db_label, 1)
         row.addWidget(self.check_label)
@@ -364,22 +355,19 @@ class ConvLab(QWidget):
     def _build_pool(self) -> QWidget:
         page = QWidget()
         lay = QVBoxLayout(page)
-        self.pool_n_box = _spin(2, 8, 4)
-        self.pool_size_box = _spin(1, 4, 2)
-        self.pool_stride_box = _spin(1, 4, 2)
+        self.pool_form = ParamForm(PoolSettings)
+        wd = self.pool_form.widgets
+        self.pool_n_box, self.pool_size_box, self.pool_stride_box = wd["n"], wd["size"], wd["stride"]
+        for box in wd.values():
+            box.setMinimumWidth(80)
+        self.pool_form.edited.connect(self._on_pool_edited)
         self.pool_random_button = QPushButton("Random")
-        for b in (self.pool_n_box, self.pool_size_box, self.pool_stride_box):
-            b.valueChanged.connect(self._update_pool)
-        self.pool_random_button.clicked.connect(self._on_pool_random)
+        self.pool_random_button.clicked.connect(self.model.random_pool)
         ctl = QHBoxLayout()
-        for text, w in (("Input", self.pool_n_box), ("Window", self.pool_size_box), ("Stride", self.pool_stride_box)):
-            ctl.addWidget(QLabel(text))
-            ctl.addWidget(w)
-        ctl.addWidget(self.pool_random_button)
+        ctl.addWidget(self.pool_form)
+        ctl.addWidget(self.pool_random_button, 0, Qt.AlignmentFlag.AlignBottom)
         ctl.addStretch(1)
         lay.addLayout(ctl)
-        self.pool_x = self._rng.integers(0, 10, (4, 4)).astype(np.float64)
-        self.pool_dout = np.zeros((0, 0))
         self.pool_input_view = GridView("Input (windows outlined, maxima marked)", max_cell=60)
         self.pool_output_view = GridView("Max-pooled output", max_cell=60)
         self.pool_dout_view = GridView("upstream dout", colours="diverging", max_cell=60)
@@ -399,21 +387,14 @@ class ConvLab(QWidget):
     def _build_filters(self) -> QWidget:
         page = QWidget()
         lay = QVBoxLayout(page)
-        self.filter_combo = QComboBox()
-        self.filter_combo.addItems(list(FILTERS))
-        self.image_combo = QComboBox()
-        self.image_combo.addItems([f"photo: {p}" for p in PHOTOS] + ["digit (8x8)"])
-        self.digit_box = _spin(0, 1796, 0)
-        self.filter_combo.currentTextChanged.connect(self._update_filter)
-        self.image_combo.currentTextChanged.connect(self._update_filter)
-        self.digit_box.valueChanged.connect(self._update_filter)
+        self.filter_form = ParamForm(FilterSettings)
+        wd = self.filter_form.widgets
+        self.filter_combo, self.image_combo, self.digit_box = wd["filter"], wd["image"], wd["digit"]
+        self.filter_form.edited.connect(self._on_filter_edited)
+        self.filter_form.setEnabled(False)
         ctl = QHBoxLayout()
-        ctl.addWidget(QLabel("Filter"))
-        ctl.addWidget(self.filter_combo, 2)
-        ctl.addWidget(QLabel("Image"))
-        ctl.addWidget(self.image_combo, 1)
-        ctl.addWidget(QLabel("Digit #"))
-        ctl.addWidget(self.digit_box)
+        ctl.addWidget(self.filter_form)
+        ctl.addStretch(1)
         lay.addLayout(ctl)
         row = QHBoxLayout()
         self.kernel_view = GridView("3×3 kernel", colours="diverging", max_cell=50)
@@ -430,8 +411,15 @@ class ConvLab(QWidget):
             vb.invertY(True)
             vb.setMenuEnabled(False)
             vb.addItem(item)
+        self.preparing_label = QLabel("Preparing the photos and the convolution kernels…")
+        self.preparing_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preparing_label.setWordWrap(True)
+        self.preparing_label.setStyleSheet(f"color: {theme.MUTED_HEX}; font-size: 12pt;")
+        self.filters_stack = QStackedWidget()
+        self.filters_stack.addWidget(self.preparing_label)
+        self.filters_stack.addWidget(self.images)
         row.addWidget(self.kernel_view)
-        row.addWidget(self.images, 1)
+        row.addWidget(self.filters_stack, 1)
         lay.addLayout(row, 1)
         self.filter_caption = QLabel()
         self.filter_caption.setWordWrap(True)
@@ -439,78 +427,64 @@ class ConvLab(QWidget):
         lay.addWidget(muted(HUBEL_WIESEL))
         return page
 
-    # ================================================================================================ model
+    # ================================================================================================ edits
     @property
     def geometry(self) -> tuple[int, int, int, int]:
-        return self.n_box.value(), self.f_box.value(), self.p_box.value(), self.s_box.value()
+        s = self.model.layer
+        return s.n, s.f, s.pad, s.stride
 
-    def _on_geometry_changed(self, *_: Any) -> None:
-        N, F, _, _ = self.geometry
-        if self.x.shape != (N, N):
-            self.x = self._rng.integers(0, 4, (N, N)).astype(np.float64)
-        if self.w.shape != (F, F):
-            self.w = self._rng.integers(-1, 2, (F, F)).astype(np.float64)
-        self._recompute()
+    def _on_layer_edited(self) -> None:
+        settings = self.layer_form.try_value()
+        if settings is not None:
+            self.pause()
+            self.model.set_layer(settings)
 
-    def _on_bias_changed(self, v: float) -> None:
-        self.b = float(v)
-        self._recompute(keep_frame=True)
+    def _on_pool_edited(self) -> None:
+        settings = self.pool_form.try_value()
+        if settings is not None:
+            self.model.set_pool(settings)
 
-    def _on_random_input(self) -> None:
-        N = self.n_box.value()
-        self.x = self._rng.integers(0, 4, (N, N)).astype(np.float64)
-        self._recompute()
+    def _on_filter_edited(self) -> None:
+        settings = self.filter_form.try_value()
+        if settings is not None:
+            self.model.set_filter(settings)
 
-    def _on_random_filter(self) -> None:
-        F = self.f_box.value()
-        self.w = self._rng.integers(-1, 2, (F, F)).astype(np.float64)
-        self._recompute()
+    def _edit(self, which: str, r: int, c: int, button) -> None:
+        self.model.edit(which, r, c, -1.0 if button == Qt.MouseButton.RightButton else 1.0)
 
-    def _on_random_dout(self) -> None:
-        if self.dout.size:
-            self.dout = self._rng.integers(-2, 3, self.dout.shape).astype(np.float64)
-            self._update_backward()
+    def _on_prepared(self, prepared) -> None:
+        self.model.set_prepared(prepared)
 
-    def _edit(self, a: np.ndarray, r: int, c: int, button, dout: bool = False) -> None:
-        a[r, c] += -1.0 if button == Qt.MouseButton.RightButton else 1.0
-        if dout:
-            self._update_backward()
-        else:
-            self._recompute(keep_frame=True)
+    def _on_prepare_failed(self, _exc: BaseException, text: str) -> None:
+        self.preparing_label.setText(f"The Filters tab could not load its images: {text}")
+        self.preparing_label.setStyleSheet(f"color: {theme.ERROR.name()};")
 
-    def _recompute(self, keep_frame: bool = False) -> None:
-        N, F, P, S = self.geometry
-        self.pause()
-        try:
-            n = output_size(N, F, P, S)
-            self.frames = conv_trace(self.x, self.w, self.b, S, P)
-            self.error = ""
-            self.size_label.setText(f"(N − F + 2P)/S + 1\n= ({N} − {F} + 2·{P})/{S} + 1\n= {n}   → output {n}×{n}")
-            self.size_label.setStyleSheet(OK_STYLE)
-            if self.dout.shape != (n, n):
-                self.dout = self._rng.integers(-2, 3, (n, n)).astype(np.float64)
-        except ShapeError as exc:
-            self.frames = []
-            self.error = str(exc)
-            self.size_label.setText(f"Cannot build this layer:\n{exc}")
-            self.size_label.setStyleSheet(ERROR_STYLE)
-            self.dout = np.zeros((0, 0))
-        ok = bool(self.frames)
-        for b in (self.play_button, self.step_button, self.reset_button, self.pause_button):
-            b.setEnabled(ok)
-        if not keep_frame or not ok:
-            self.frame_index = -1
-        self.frame_index = min(self.frame_index, len(self.frames) - 1)
-        self._show_frame()
-        self._update_backward()
+    def is_ready(self) -> bool:
+        return self.model.ready
+
+    def _on_model_changed(self, part: str) -> None:
+        if part == "layer":
+            self.pause()
+            self._show_layer()
+        elif part == "frame":
+            self._show_frame()
+        elif part == "backward":
+            self._show_backward()
+        elif part == "pool":
+            self._show_pool()
+        elif part == "filter":
+            self._show_filter()
+        elif part == "ready":
+            self._show_backward()
+            self._show_filter()
+            self.ready.emit()
 
     # ================================================================================================ animation
     def play(self) -> None:
-        if not self.frames:
+        if not self.model.frames:
             return
-        if self.frame_index >= len(self.frames) - 1:
-            self.frame_index = -1
-            self._show_frame()
+        if self.model.at_end:
+            self.model.rewind()
         self._timer.start()
 
     def pause(self) -> None:
@@ -520,46 +494,48 @@ class ConvLab(QWidget):
         return self._timer.isActive()
 
     def step(self) -> None:
-        if self.frames and self.frame_index < len(self.frames) - 1:
-            self.frame_index += 1
-            self._show_frame()
+        self.model.step()
 
     def reset(self) -> None:
         self.pause()
-        self.frame_index = -1
-        self._show_frame()
+        self.model.rewind()
 
     def _on_tick(self) -> None:
-        if self.frame_index >= len(self.frames) - 1:
-            self.pause()
-            return
-        self.step()
-        if self.frame_index >= len(self.frames) - 1:
+        if not self.model.step() or self.model.at_end:
             self.pause()
 
+    # ================================================================================================ drawing
+    def _show_layer(self) -> None:
+        m = self.model
+        self.layer_form.set_value(m.layer)
+        self.size_label.setText(m.size_text())
+        self.size_label.setStyleSheet(ERROR_STYLE if m.error else OK_STYLE)
+        ok = bool(m.frames)
+        for b in (self.play_button, self.step_button, self.reset_button, self.pause_button):
+            b.setEnabled(ok)
+        self._show_frame()
+        self._show_backward()
+
     def _show_frame(self) -> None:
+        m = self.model
         N, F, P, S = self.geometry
-        xp = np.pad(self.x, P)
-        self.input_view.set_values(xp, pad=P)
-        self.filter_view.set_values(self.w)
-        self.filter_view.subtitle = f"b = {format_number(self.b)}"
-        if not self.frames:
+        self.input_view.set_values(np.pad(m.x, P), pad=P)
+        self.filter_view.set_values(m.w)
+        self.filter_view.subtitle = f"b = {format_number(m.layer.bias)}"
+        if not m.frames:
             self.output_view.set_values(np.zeros((0, 0)))
             self.input_view.set_windows([])
             self.output_view.set_windows([])
             self.dot_title.setText("Dot product")
             self.dot_label.setText("The animation is off until the output size is a whole number (see the left).")
             self.progress_label.setText("")
-            self.frame_shown.emit(self.frame_index)
+            self.frame_shown.emit(m.frame_index)
             return
-        n = int(round(len(self.frames) ** 0.5))
-        out = np.array([f.value for f in self.frames]).reshape(n, n)
-        shown = np.zeros((n, n), bool)
-        shown.ravel()[:self.frame_index + 1] = True
+        out, shown = m.output_grid()
         self.output_view.set_values(out, shown=shown)
-        k = self.frame_index
+        k = m.frame_index
         if k >= 0:
-            f = self.frames[k]
+            f = m.frames[k]
             r, c = f.origin
             self.input_view.set_windows([(r, c, F, F, ACCENT, True)])
             self.output_view.set_windows([(f.out_pos[0], f.out_pos[1], 1, 1, ACCENT, True)])
@@ -572,102 +548,83 @@ class ConvLab(QWidget):
             self.dot_title.setText("Dot product")
             self.dot_label.setText("Press Play or Step: the filter slides over the input, left to right, top to "
                                    f"bottom, moving {S} cell{'s' if S > 1 else ''} at a time.")
-        self.progress_label.setText(f"cell {k + 1} of {len(self.frames)}")
+        self.progress_label.setText(f"cell {k + 1} of {len(m.frames)}")
         self.frame_shown.emit(k)
 
-    # ================================================================================================ backward
-    def _update_backward(self) -> None:
+    def _show_backward(self) -> None:
+        m = self.model
         views = (self.bw_xpad_view, self.bw_dout_view, self.bw_dw_view, self.bw_full_view, self.bw_flip_view,
                  self.bw_dx_view)
-        if not self.frames:
-            self.backward = None
+        bk = m.backward
+        if bk is None:
             for v in views:
                 v.set_values(np.zeros((0, 0)))
             self.db_label.setText("No backward pass: the layer's geometry is not valid.")
             self.check_label.setText("")
             return
         N, F, P, S = self.geometry
-        bk = conv_backward_explicit(self.x, self.w, self.dout, S, P)
-        self.backward = bk
         self.bw_xpad_view.set_values(bk.xpad[0], pad=P)
-        self.bw_dout_view.set_values(self.dout)
+        self.bw_dout_view.set_values(m.dout)
         self.bw_dw_view.set_values(bk.dw[0])
-        full = np.pad(bk.dout_dilated, F - 1)
-        self.bw_full_view.set_values(full, pad=F - 1)
+        self.bw_full_view.set_values(np.pad(bk.dout_dilated, F - 1), pad=F - 1)
         self.bw_full_view.title = ("dout dilated (S − 1 zeros) and padded by F − 1" if S > 1
                                    else "dout, zero-padded by F − 1")
         self.bw_flip_view.set_values(bk.w_flipped[0])
         self.bw_dx_view.set_values(bk.dxpad[0], pad=P)
         self.bw_dx_view.title = "dX = full conv(dout, w) (ring cropped)" if P else "dX = full conv(dout, w)"
-        terms = " + ".join(f"({format_number(v)})" if v < 0 else format_number(v) for v in self.dout.ravel()[:16]) + (" + …" if self.dout.size > 16 else "")
+        terms = " + ".join(f"({format_number(v)})" if v < 0 else format_number(v) for v in m.dout.ravel()[:16])
+        terms += " + …" if m.dout.size > 16 else ""
         self.db_label.setText(f"db = Σ dout = {terms} = {format_number(bk.db)}")
-        # the same gradients from the library layer, as a check on screen
-        out, cache = layers.conv_forward(self.x[None, None], self.w[None, None], np.array([self.b]), S, P)
-        dx, dw, db = layers.conv_backward(self.dout[None, None], cache)
-        err = max(np.abs(dx[0, 0] - bk.dx[0]).max(), np.abs(dw[0, 0] - bk.dw[0]).max(), abs(db[0] - bk.db))
-        self.check_label.setText(f"layers.conv_backward agrees (max |diff| {err:.1e})" if err < 1e-9
-                                 else f"differs from layers.conv_backward by {err:.2e}")
+        err = m.library_check()          # the same gradients from the library layer, as a check on screen
+        if err is None:
+            self.check_label.setText("checking against layers.conv_backward once its kernels are ready…")
+        else:
+            self.check_label.setText(f"layers.conv_backward agrees (max |diff| {err:.1e})" if err < 1e-9
+                                     else f"differs from layers.conv_backward by {err:.2e}")
 
-    # ================================================================================================ pooling
-    def _on_pool_random(self) -> None:
-        n = self.pool_n_box.value()
-        self.pool_x = self._rng.integers(0, 10, (n, n)).astype(np.float64)
-        self.pool_dout = np.zeros((0, 0))
-        self._update_pool()
-
-    def _update_pool(self, *_: Any) -> None:
-        n, size, stride = self.pool_n_box.value(), self.pool_size_box.value(), self.pool_stride_box.value()
-        if self.pool_x.shape != (n, n):
-            self.pool_x = self._rng.integers(0, 10, (n, n)).astype(np.float64)
-        try:
-            frames = max_pool_trace(self.pool_x, size, stride)
-        except ShapeError as exc:
+    def _show_pool(self) -> None:
+        m = self.model
+        p = m.pool
+        self.pool_form.set_value(p)
+        if m.pool_error:
             for v in (self.pool_output_view, self.pool_dout_view, self.pool_dx_view):
                 v.set_values(np.zeros((0, 0)))
-            self.pool_input_view.set_values(self.pool_x)
+            self.pool_input_view.set_values(m.pool_x)
             self.pool_input_view.set_windows([])
             self.pool_input_view.set_marks(set())
-            self.pool_label.setText(f"<span style='color:{theme.ERROR.name()}'>{exc}</span>")
+            self.pool_label.setText(f"<span style='color:{theme.ERROR.name()}'>{m.pool_error}</span>")
             return
-        m = int(round(len(frames) ** 0.5))
-        if self.pool_dout.shape != (m, m):
-            self.pool_dout = self._rng.integers(1, 6, (m, m)).astype(np.float64)
-        out = np.array([f.value for f in frames]).reshape(m, m)
-        dx = max_pool_backward_explicit(self.pool_x, self.pool_dout, size, stride)
+        frames, size, stride = m.pool_frames, p.size, p.stride
         palette = [QColor("#2f74d0"), QColor("#1e8c3a"), QColor("#9a66c8"), QColor("#d0577c")]
-        wins = [(f.origin[0], f.origin[1], size, size, palette[(f.out_pos[0] + f.out_pos[1]) % 4 if size <= stride
-                                                                 else f.index % 4], False) for f in frames]
-        self.pool_input_view.set_values(self.pool_x)
+        wins = [(f.origin[0], f.origin[1], size, size,
+                 palette[(f.out_pos[0] + f.out_pos[1]) % 4 if size <= stride else f.index % 4], False)
+                for f in frames]
+        marks = {f.argmax for f in frames}
+        self.pool_input_view.set_values(m.pool_x)
         self.pool_input_view.set_windows(wins)
-        self.pool_input_view.set_marks({f.argmax for f in frames})
-        self.pool_output_view.set_values(out)
-        self.pool_dout_view.set_values(self.pool_dout)
-        self.pool_dx_view.set_values(dx)
-        self.pool_dx_view.set_marks({f.argmax for f in frames})
-        self.pool_label.setText(f"{n}×{n} input, {size}×{size} windows at stride {stride} → {m}×{m} output; "
-                                f"{len({f.argmax for f in frames})} cell(s) receive gradient, "
-                                f"{n * n - len({f.argmax for f in frames})} get 0.")
-        self.pool_dx = dx
+        self.pool_input_view.set_marks(marks)
+        self.pool_output_view.set_values(m.pool_out)
+        self.pool_dout_view.set_values(m.pool_dout)
+        self.pool_dx_view.set_values(m.pool_dx)
+        self.pool_dx_view.set_marks(marks)
+        mo = m.pool_out.shape[0]
+        self.pool_label.setText(f"{p.n}×{p.n} input, {size}×{size} windows at stride {stride} → {mo}×{mo} output; "
+                                f"{len(marks)} cell(s) receive gradient, {p.n * p.n - len(marks)} get 0.")
 
-    # ================================================================================================ filters
-    def current_image(self) -> np.ndarray:
-        """The grayscale image of the Filters tab (H, W)."""
-        choice = self.image_combo.currentText()
-        if choice.startswith("photo: "):
-            name = choice[len("photo: "):]
-            if name not in self._photos:
-                self._photos[name] = load_photo(name, size=120)
-            return self._photos[name]
-        if self._digits is None:
-            self._digits = datasets.load_digits()
-        return self._digits[0][self.digit_box.value(), 0] / 16.0
-
-    def _update_filter(self, *_: Any) -> None:
-        name = self.filter_combo.currentText()
-        self.digit_box.setEnabled(self.image_combo.currentText().startswith("digit"))
-        img = self.current_image()
-        out = apply_filter(img, name)
-        self.filtered = out
+    def _show_filter(self) -> None:
+        m = self.model
+        s = m.filter
+        self.filter_form.set_value(s)
+        self.kernel_view.set_values(FILTERS[s.filter])
+        img, out = m.current_image(), m.filtered
+        if img is None or out is None:
+            self.filters_stack.setCurrentIndex(0)
+            self.filter_form.setEnabled(False)
+            self.filter_caption.setText(f"<b>{s.filter}</b>: {FILTER_NOTES[s.filter]}.")
+            return
+        self.filters_stack.setCurrentIndex(1)
+        self.filter_form.setEnabled(True)
+        self.digit_box.setEnabled(s.image.startswith("digit"))
         self.original_item.setImage(img, autoLevels=False, levels=(0.0, 1.0))
         signed = out.min() < -1e-9
         if signed:                # edge detectors: signed responses on a blue-white-red scale
@@ -677,17 +634,18 @@ class ConvLab(QWidget):
                                         levels=(0, 255))
         else:
             self.filtered_item.setImage(out, autoLevels=False, levels=(0.0, max(1.0, float(out.max()))))
-        self.kernel_view.set_values(FILTERS[name])
-        self._image_titles[1].setText(f"filtered: {name}" + ("  (blue −, red +)" if signed else ""),
+        self._image_titles[1].setText(f"filtered: {s.filter}" + ("  (blue −, red +)" if signed else ""),
                                       color=theme.INK_HEX, size="10pt")
-        self.filter_caption.setText(f"<b>{name}</b>: {FILTER_NOTES[name]}. Output = layers.conv_forward(image, "
-                                    f"kernel, stride 1, padding 1), {out.shape[0]}×{out.shape[1]} like the input (the zero padding shows as a "
+        self.filter_caption.setText(f"<b>{s.filter}</b>: {FILTER_NOTES[s.filter]}. Output = "
+                                    f"layers.conv_forward(image, kernel, stride 1, padding 1), "
+                                    f"{out.shape[0]}×{out.shape[1]} like the input (the zero padding shows as a "
                                     f"frame on bright images).")
 
     # ================================================================================================ lifetime
     def close_lab(self) -> None:
-        """Stop the animation timer."""
+        """Stop the animation timer and the preparing job."""
         self._timer.stop()
+        self.runner.close()
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.close_lab()

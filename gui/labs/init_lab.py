@@ -1,99 +1,43 @@
 """The initialisation / normalisation lab (lecture 6): a deep MLP on random data, one forward and one backward pass,
 and what happens to the activations and gradients layer by layer for each initialisation, activation and batch norm.
 
-The numbers come from simulator.labs.init_stats.layer_statistics, computed off the GUI thread (a JobWorker, as in the
-classic lab) together with the histograms; the GUI only calls setData. Each layer gets its own histogram, drawn as a
-row of a ridge plot (layer 1 at the top), for the activations and for the gradients dL/da.
+A thin view over simulator.labs.init_lab.InitLabModel: the controls are built from InitSettings, each edit starts
+the model's experiment job on the lab's JobRunner (the previous one is superseded and stops within one layer), and
+the finished result (statistics, histograms and the explanation, all computed off the UI thread) is drawn when the
+model announces it. Each layer gets its own histogram, drawn as a row of a ridge plot (layer 1 at the top), for the
+activations and for the gradients dL/da.
 """
 from __future__ import annotations
-
-import time
-from typing import Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QButtonGroup,
-    QCheckBox,
-    QComboBox,
-    QFormLayout,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QRadioButton,
-    QSpinBox,
-    QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QSplitter, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from gui import theme
-from gui.labs.common import ERROR_STYLE, MUTED_STYLE, Jobs, control_column, group
+from gui.forms import ParamForm
+from gui.jobs import JobRunner
+from gui.labs.common import ERROR_STYLE, MUTED_STYLE, control_column, group
 from simulator.core.errors import StudioError
-from simulator.labs.init_stats import (
-    ACTIVATION_CHOICES,
-    INIT_CHOICES,
-    InitStats,
-    check_size,
-    histogram,
-    layer_statistics,
-)
+from simulator.labs.init_lab import InitLabModel, InitResult, InitSettings
+from simulator.labs.init_stats import InitStats
 
-__all__ = ["InitLab", "compute"]
+__all__ = ["InitLab"]
 
-BINS = 60
 ROW = 1.0                   # vertical space per layer in the ridge plots
 ACT_COLOUR = theme.VALUE    # forward values green, gradients red, as everywhere in the app
 GRAD_COLOUR = theme.GRADIENT
-EXPLAIN = {
-    ("tanh", "gaussian 0.01"): "Each layer multiplies the scale by 0.01·√width: activations collapse to 0, and so "
-                               "do the gradients reaching the first layers' weights. Nothing learns.",
-    ("tanh", "gaussian 1.0"): "Pre-activations are huge (std ≈ √width): tanh saturates at ±1, its local gradient "
-                              "1 − a² is ≈ 0, and learning stalls.",
-    ("tanh", "xavier"): "std 1/√D_in keeps the variance roughly steady through tanh: healthy histograms in every "
-                        "layer.",
-    ("tanh", "kaiming"): "√2 too large for tanh: activations drift towards saturation.",
-    ("relu", "gaussian 0.01"): "ReLU outputs shrink layer by layer towards 0.",
-    ("relu", "gaussian 1.0"): "ReLU outputs explode layer by layer (×√(width/2) each).",
-    ("relu", "xavier"): "ReLU zeroes half of its inputs, so xavier halves the variance per layer: activations "
-                        "shrink with depth.",
-    ("relu", "kaiming"): "std √(2/D_in) makes up for the half ReLU removes: the scale stays put in every layer.",
-}
+NETWORK = ("depth", "width", "n", "activation", "init", "seed")
+BATCHNORM = ("batchnorm", "mode", "warmup")
 
 
-def compute(depth: int, width: int, activation: str, init: str, batchnorm: bool, n: int, seed: int, mode: str,
-            warmup: int, should_stop: Callable[[], bool] | None = None) -> dict[str, Any] | None:
-    """The experiment and everything the plots need (runs in the worker thread); None once should_stop() is True."""
-    t0 = time.perf_counter()
-    s = layer_statistics(depth, width, activation, init, batchnorm, n, seed, mode, warmup, should_stop)
-    if s is None or (should_stop is not None and should_stop()):
-        return None
 
-    def limit(arrays: list[np.ndarray]) -> float:
-        tops = [float(np.percentile(np.abs(a[np.isfinite(a)]), 99.5)) if np.isfinite(a).any() else 0.0
-                for a in arrays]
-        return max(max(tops, default=0.0), 1e-12)
-
-    a_lim = 1.0 if activation == "tanh" else limit(s.activations)
-    g_lim = limit(s.gradients)
-    if activation == "tanh":
-        acts = [histogram(a, BINS, a_lim) for a in s.activations]
-        other = [histogram(a, BINS, a_lim) for a in s.other_activations]
-    else:   # ReLU: half the outputs are exactly 0; that spike is a bar of its own, the histogram shows a > 0
-        def positive(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            counts, edges = np.histogram(a[a > 0], bins=BINS, range=(0.0, a_lim))
-            return counts / max(a.size, 1), edges
-        acts = [positive(a) for a in s.activations]
-        other = [positive(a) for a in s.other_activations]
-    grads = [histogram(g, BINS, g_lim) for g in s.gradients]
-    return {"stats": s, "acts": acts, "other": other, "grads": grads, "a_lim": a_lim, "g_lim": g_lim,
-            "seconds": time.perf_counter() - t0}
-
+def _fit_width(scroll) -> None:
+    """A control column never narrower than its contents (it only scrolls vertically, so it must not clip them)."""
+    need = scroll.widget().minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
+    scroll.setMinimumWidth(max(scroll.minimumWidth(), need))
 
 class _RidgePlot(pg.PlotWidget):
     """One histogram per layer, stacked: layer 1 on top. Each row is a filled step curve scaled to its own peak,
@@ -164,66 +108,44 @@ class _RidgePlot(pg.PlotWidget):
         return sum(1 for r in self.rows if r.isVisible() and r.xData is not None and len(r.xData))
 
 
+
 class InitLab(QWidget):
     """Depth, width, activation, init, batch norm (train/eval), and per-layer histograms, numbers and bars.
 
-    Signals: ``computed()`` after new results are on screen. Children for tests: depth_box, width_box, n_box,
-    activation_combo, init_combo, bn_check, train_radio, eval_radio, warmup_box, seed_box, act_plot, grad_plot,
-    std_plot, bar_plot, table, explain_label, status_label, error_label. ``stats``: the InitStats on screen."""
+    Signals: ``computed()`` after new results are on screen. Children for tests: net_form (depth_box, width_box,
+    n_box, activation_combo, init_combo, seed_box), bn_form (bn_check, mode_combo, warmup_box), act_plot, grad_plot,
+    std_plot, bar_plot, table, explain_label, status_label, error_label. ``model``: the InitLabModel; ``stats``:
+    the InitStats on screen; ``runner``: the lab's JobRunner (one job, "experiment")."""
 
     computed = Signal()
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, model: InitLabModel | None = None):
         super().__init__(parent)
-        self.stats: InitStats | None = None
-        self.result: dict[str, Any] | None = None
-        self._jobs = Jobs(self, self._on_done, self._on_failed)
+        self.model = model or InitLabModel()
+        self.runner = JobRunner(self)
         self._build()
+        self.model.changed.connect(self._on_model_changed)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(80)
         self._debounce.timeout.connect(self._start)
         self.request()
 
+    stats = property(lambda self: self.model.stats)
+    result = property(lambda self: self.model.result)
+
     # ============================================================================================== construction
     def _build(self) -> None:
-        self.depth_box = QSpinBox()
-        self.depth_box.setRange(1, 30)
-        self.depth_box.setValue(10)
-        self.width_box = QSpinBox()
-        self.width_box.setRange(2, 2000)
-        self.width_box.setValue(500)
+        self.net_form = ParamForm(InitSettings, only=NETWORK)
+        self.bn_form = ParamForm(InitSettings, only=BATCHNORM)
+        wd = {**self.net_form.widgets, **self.bn_form.widgets}
+        self.depth_box, self.width_box, self.n_box = wd["depth"], wd["width"], wd["n"]
+        self.activation_combo, self.init_combo, self.seed_box = wd["activation"], wd["init"], wd["seed"]
+        self.bn_check, self.mode_combo, self.warmup_box = wd["batchnorm"], wd["mode"], wd["warmup"]
         self.width_box.setSingleStep(50)
-        self.n_box = QSpinBox()
-        self.n_box.setRange(10, 5000)
-        self.n_box.setValue(1000)
         self.n_box.setSingleStep(100)
-        self.activation_combo = QComboBox()
-        self.activation_combo.addItems(list(ACTIVATION_CHOICES))
-        self.init_combo = QComboBox()
-        self.init_combo.addItems(list(INIT_CHOICES))
-        self.init_combo.setCurrentText("gaussian 0.01")
-        self.bn_check = QCheckBox("Batch norm before each non-linearity")
-        self.train_radio = QRadioButton("train: batch statistics")
-        self.eval_radio = QRadioButton("eval: running statistics")
-        self.train_radio.setChecked(True)
-        self.mode_group = QButtonGroup(self)
-        self.mode_group.addButton(self.train_radio)
-        self.mode_group.addButton(self.eval_radio)
-        self.warmup_box = QSpinBox()
-        self.warmup_box.setRange(0, 500)
-        self.warmup_box.setValue(5)
-        self.warmup_box.setToolTip("Train-mode passes on fresh batches before the measured one: they fill the "
-                                   "running mean and variance (momentum 0.1)")
-        self.seed_box = QSpinBox()
-        self.seed_box.setRange(0, 99999)
-        for box in (self.depth_box, self.width_box, self.n_box, self.warmup_box, self.seed_box):
-            box.setKeyboardTracking(False)
-            box.valueChanged.connect(self.request)
-        self.activation_combo.currentTextChanged.connect(self.request)
-        self.init_combo.currentTextChanged.connect(self.request)
-        self.bn_check.toggled.connect(self.request)
-        self.train_radio.toggled.connect(self.request)
+        self.net_form.edited.connect(self.request)
+        self.bn_form.edited.connect(self.request)
         self.explain_label = QLabel()
         self.explain_label.setWordWrap(True)
         self.explain_label.setStyleSheet("background: #ffffff; border: 1px solid #dde1e7; border-radius: 3px; "
@@ -274,27 +196,15 @@ class InitLab(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setFont(theme.font(8.5, mono=True))
 
-        net = QFormLayout()
-        net.addRow("Depth (layers)", self.depth_box)
-        net.addRow("Width (units)", self.width_box)
-        net.addRow("Inputs (random)", self.n_box)
-        net.addRow("Activation", self.activation_combo)
-        net.addRow("Initialisation", self.init_combo)
-        net.addRow("Seed", self.seed_box)
         bn = QVBoxLayout()
-        bn.addWidget(self.bn_check)
-        bn.addWidget(self.train_radio)
-        bn.addWidget(self.eval_radio)
-        wf = QFormLayout()
-        wf.setContentsMargins(0, 0, 0, 0)
-        wf.addRow("Warm-up passes", self.warmup_box)
-        bn.addLayout(wf)
+        bn.addWidget(self.bn_form)
         self.bn_note = QLabel()
         self.bn_note.setWordWrap(True)
         self.bn_note.setStyleSheet(MUTED_STYLE)
         bn.addWidget(self.bn_note)
-        left = control_column([group("Network", net), group("Batch normalisation", bn), self.explain_label,
-                               self.error_label, self.status_label], min_width=290)
+        left = control_column([group("Network", self.net_form), group("Batch normalisation", bn),
+                               self.explain_label, self.error_label, self.status_label], min_width=290)
+        _fit_width(left)
 
         ridges = QSplitter(Qt.Orientation.Horizontal)
         ridges.addWidget(self.act_plot)
@@ -320,21 +230,19 @@ class InitLab(QWidget):
     # ================================================================================================ public API
     def request(self, *_: object) -> None:
         """Recompute soon (edits arriving together are coalesced)."""
-        if not self._jobs.closed:
+        if not self.runner.closed:
             self._debounce.start()
 
     def is_busy(self) -> bool:
-        return self._debounce.isActive() or self._jobs.busy()
+        return self._debounce.isActive() or self.runner.running("experiment")
 
-    def settings(self) -> dict[str, Any]:
-        return dict(depth=self.depth_box.value(), width=self.width_box.value(),
-                    activation=self.activation_combo.currentText(), init=self.init_combo.currentText(),
-                    batchnorm=self.bn_check.isChecked(), n=self.n_box.value(), seed=self.seed_box.value(),
-                    mode="eval" if self.eval_radio.isChecked() else "train", warmup=self.warmup_box.value())
+    def settings(self) -> InitSettings:
+        """The settings the controls show."""
+        return InitSettings(**{**self.net_form.values(), **self.bn_form.values()})
 
     def close_lab(self) -> None:
         self._debounce.stop()
-        self._jobs.close()
+        self.runner.close()
 
     def closeEvent(self, event) -> None:
         self.close_lab()
@@ -342,55 +250,58 @@ class InitLab(QWidget):
 
     # ================================================================================================ internals
     def _start(self) -> None:
-        kw = self.settings()
-        bn = kw["batchnorm"]
-        for w in (self.train_radio, self.eval_radio, self.warmup_box):
-            w.setEnabled(bn)
-        self._jobs.cancel()                 # the previous experiment stops within one layer
         try:
-            check_size(kw["depth"], kw["width"], kw["n"], bn, kw["warmup"])
-        except StudioError as exc:          # refused inline: no job starts
-            self._on_failed(f"{exc}")
+            s = self.settings()
+            for w in (self.mode_combo, self.warmup_box):
+                w.setEnabled(s.batchnorm)
+            job = self.model.experiment(s)      # checked now: a refused size starts no job
+        except StudioError as exc:
+            self.runner.cancel("experiment", notify=False)
+            self._on_failed(None, str(exc))
             return
+        self.model.set_settings(s)
         self.status_label.setText("Computing…")
-        self._jobs.start(lambda progress, cancelled: compute(**kw, should_stop=cancelled))
+        self.runner.start("experiment", lambda: job, on_yield=self._on_progress, on_done=self.model.show,
+                          on_error=self._on_failed)
 
-    def _on_failed(self, message: str) -> None:
+    def _on_progress(self, p) -> None:
+        self.status_label.setText(f"Computing… {p.message} ({p.done} of {p.total})")
+
+    def _on_failed(self, _exc: BaseException | None, message: str) -> None:
         self.error_label.setText(message)
         self.error_label.show()
         self.status_label.setText("")
 
-    def _on_done(self, r: dict[str, Any] | None) -> None:
-        if r is None:                       # cancelled (a newer experiment is on its way)
+    def _on_model_changed(self) -> None:
+        r: InitResult | None = self.model.result
+        if r is None:
             return
         self.error_label.hide()
-        self.result = r
-        s: InitStats = r["stats"]
-        self.stats = s
+        s: InitStats = r.stats
         L = s.layers
         tanh = s.activation == "tanh"
         a_texts = [f"μ {x.mean:+.2g}  σ {x.std:.2g}" + ("" if tanh else f"  a≤0 {x.zero_fraction:.0%}")
                    for x in L]
         g_texts = [f"σ {x.grad_std:.2g}" for x in L]
-        self.act_plot.set_histograms(r["acts"], a_texts, r["a_lim"], r["other"] or None,
-                                     low=None if tanh else 0.0)
+        self.act_plot.set_histograms(r.acts, a_texts, r.a_lim, r.other or None, low=None if tanh else 0.0)
         self.act_plot.getPlotItem().setTitle("Activations a per layer (histograms)" if tanh else
                                              "ReLU activations a > 0 per layer (histograms; a = 0 share in text)",
                                              size="10pt")
-        self.grad_plot.set_histograms(r["grads"], g_texts, r["g_lim"])
+        self.grad_plot.set_histograms(r.grads, g_texts, r.g_lim)
         layers = np.arange(1, s.depth + 1, dtype=float)
         for k, c in self.std_curves.items():
             c.setData(layers, np.maximum(s.column(k), 1e-30))
         self._draw_bars(s, tanh)
         self._fill_table(s)
-        self.explain_label.setText(self._explain(s))
+        self.explain_label.setText(f"<b>{s.activation} + {s.init}{' + batch norm' if s.batchnorm else ''}</b>"
+                                   f"<br>{r.text}")
         other = "train" if s.mode == "eval" else "eval"
         self.bn_note.setText(
             (f"Dashed outlines: the same batch in {other} mode. Mean train−eval gap: "
              f"{np.nanmean(s.column('train_eval_gap')):.2f} std. More warm-up passes bring the running statistics "
              f"closer to the batch's.") if s.batchnorm else "Tick batch norm to compare train and eval mode.")
         self.status_label.setText(f"{s.depth} layers × {s.width} units on {len(s.x)} random inputs, "
-                                  f"{s.mode} mode: {r['seconds'] * 1000:.0f} ms")
+                                  f"{s.mode} mode: {r.seconds * 1000:.0f} ms")
         self.computed.emit()
 
     def _draw_bars(self, s: InitStats, tanh: bool) -> None:
@@ -416,25 +327,14 @@ class InitLab(QWidget):
     def _fill_table(self, s: InitStats) -> None:
         t = self.table
         t.setRowCount(s.depth)
+        tanh = s.activation == "tanh"
         for r, x in enumerate(s.layers):
-            tanh = s.activation == "tanh"
             vals = [str(x.index), f"{x.mean:+.3g}", f"{x.std:.3g}", f"{x.grad_std:.3g}",
-                    f"{x.saturated:.0%}" if tanh else "–", "–" if tanh else f"{x.zero_fraction:.0%}", "–" if np.isnan(x.train_eval_gap) else f"{x.train_eval_gap:.2f}"]
+                    f"{x.saturated:.0%}" if tanh else "–", "–" if tanh else f"{x.zero_fraction:.0%}",
+                    "–" if np.isnan(x.train_eval_gap) else f"{x.train_eval_gap:.2f}"]
             for c, v in enumerate(vals):
                 it = QTableWidgetItem(v)
                 it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if c == 2 and (x.std < 1e-3 or (s.activation == "tanh" and x.saturated > 0.5)):
+                if c == 2 and (x.std < 1e-3 or (tanh and x.saturated > 0.5)):
                     it.setForeground(theme.ERROR)
                 t.setItem(r, c, it)
-
-    @staticmethod
-    def _explain(s: InitStats) -> str:
-        text = EXPLAIN.get((s.activation, s.init), "")
-        if s.batchnorm:
-            text = ("Batch norm re-centres and re-scales every layer's pre-activations to mean 0, std 1 (train "
-                    "mode), whatever the initialisation: the histograms look alike in every layer."
-                    if s.mode == "train" else
-                    "Eval mode normalises with the running statistics. After only a few warm-up passes they lag "
-                    "behind the batch's (the running mean holds 1 − 0.9^k of it after k passes), so outputs drift "
-                    "from train mode layer by layer.")
-        return f"<b>{s.activation} + {s.init}{' + batch norm' if s.batchnorm else ''}</b><br>{text}"

@@ -21,11 +21,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from simulator.functional import layers
 from simulator.core.errors import ShapeError, ValueInputError
+from simulator.core.jobs import Job, Progress, run_job
+from simulator.core.params import check_real
+from simulator.functional import layers
 
 __all__ = [
-    "DISTANCES", "pairwise_distances", "KNearestNeighbor", "kfold_indices", "cross_validate_k", "decision_grid",
+    "DISTANCES", "pairwise_distances", "KNearestNeighbor", "kfold_indices", "cross_validate_k",
+    "cross_validation_job", "decision_grid",
     "LinearClassifier", "LossBreakdown", "line_segment", "DEMO_X", "DEMO_Y",
 ]
 
@@ -61,7 +64,7 @@ def _matrix(name: str, X: Any) -> np.ndarray:
     X = X.astype(np.float64, copy=False)
     if X.ndim < 2:
         raise ShapeError(f"{name} must be (N, D) (or (N, d1, d2, ...), flattened), got shape {X.shape}")
-    X = X.reshape(X.shape[0], -1)
+    X = X.reshape(X.shape[0], int(np.prod(X.shape[1:])))       # not -1: that fails for N = 0
     if not np.all(np.isfinite(X)):
         raise ValueInputError(f"{name} holds NaN or infinite values")
     return X
@@ -148,13 +151,21 @@ class KNearestNeighbor:
         self.sample_shape: tuple = ()
 
     def train(self, X: Any, y: Any, num_classes: int | None = None) -> "KNearestNeighbor":
-        self.sample_shape = tuple(np.shape(X)[1:])
+        """Memorise X (N, D) and labels y (N,). Refused (state unchanged) when there is no training point, the
+        shapes disagree or a label is not below num_classes."""
+        if np.size(X) == 0 or len(np.shape(X)) == 0 or np.shape(X)[0] == 0:
+            raise ValueInputError("kNN needs at least one training point, got an empty training set: add points "
+                                  "(or choose a data set) before training")
+        sample_shape = tuple(np.shape(X)[1:])
         X = _matrix("X", X)
         y = _labels(y, len(X))
-        if len(X) == 0:
-            raise ValueInputError("kNN needs at least one training point")
-        self.X, self.y = X, y
-        self.num_classes = int(num_classes) if num_classes is not None else int(y.max()) + 1
+        C = int(y.max()) + 1
+        if num_classes is not None:
+            num_classes = _int("num_classes", num_classes, 1)
+            if C > num_classes:
+                raise ValueInputError(f"label {C - 1} is out of range for {num_classes} classes")
+            C = num_classes
+        self.X, self.y, self.num_classes, self.sample_shape = X, y, C, sample_shape
         return self
 
     fit = train
@@ -195,25 +206,38 @@ def kfold_indices(n: int, folds: int, seed: int = 0) -> list[np.ndarray]:
     return [np.sort(part).astype(np.int64) for part in np.array_split(perm, folds)]
 
 
-def cross_validate_k(X: Any, y: Any, ks: Sequence[int], folds: int = 5, distance: str = "l2", seed: int = 0,
-                     progress: Callable[[int, int], None] | None = None,
-                     cancelled: Callable[[], bool] | None = None) -> np.ndarray:
-    """k-fold cross-validation of kNN over the values in ks. Returns accuracies (len(ks), folds): entry [i, f] is the
-    accuracy with k = ks[i] on fold f after training on the other folds. Each fold's distance matrix and neighbour
-    order are computed once and reused for every k. progress(done, total) is called after each fold; when cancelled()
-    turns true the remaining folds are left at NaN."""
+def cross_validation_job(X: Any, y: Any, ks: Sequence[int], folds: int = 5, distance: str = "l2",
+                         seed: int = 0) -> Job[np.ndarray]:
+    """k-fold cross-validation of kNN over the values in ks, as a job: the arguments are checked now, and the
+    generator yields Progress(fold, folds) after each fold and returns the accuracies (len(ks), folds): entry [i, f]
+    is the accuracy with k = ks[i] on fold f after training on the other folds. Each fold's distance matrix and
+    neighbour order are computed once and reused for every k. Closing the generator stops it between folds."""
+    if np.size(X) == 0 or len(np.shape(X)) == 0 or np.shape(X)[0] == 0:
+        raise ValueInputError("cross-validation needs training points, got an empty data set")
     X = _matrix("X", X)
     y = _labels(y, len(X))
     ks = [_int("k", k, 1) for k in ks]
     if not ks:
         raise ValueInputError("ks must hold at least one value of k")
     distance = _distance(distance)
+    if isinstance(folds, numbers.Integral) and not isinstance(folds, bool) and folds > len(X):
+        raise ValueInputError(f"{folds} folds need at least {folds} points; there {'is' if len(X) == 1 else 'are'} "
+                              f"{len(X)}. Add points or lower the folds.")
     parts = kfold_indices(len(X), folds, seed)
+    return _cross_validation(X, y, ks, parts, distance)
+
+
+def cross_validate_k(X: Any, y: Any, ks: Sequence[int], folds: int = 5, distance: str = "l2",
+                     seed: int = 0) -> np.ndarray:
+    """cross_validation_job run to its end: accuracies (len(ks), folds)."""
+    return run_job(cross_validation_job(X, y, ks, folds, distance, seed))
+
+
+def _cross_validation(X: np.ndarray, y: np.ndarray, ks: list[int], parts: list[np.ndarray],
+                      distance: str) -> Job[np.ndarray]:
     C = int(y.max()) + 1
     acc = np.full((len(ks), len(parts)), np.nan)
     for f, val in enumerate(parts):
-        if cancelled is not None and cancelled():
-            break
         mask = np.ones(len(X), bool)
         mask[val] = False
         Xtr, ytr = X[mask], y[mask]
@@ -222,8 +246,7 @@ def cross_validate_k(X: Any, y: Any, ks: Sequence[int], folds: int = 5, distance
         nl = ytr[order]
         for i, k in enumerate(ks):
             acc[i, f] = np.mean(_vote(nl[:, :min(k, kmax)], C) == y[val])
-        if progress is not None:
-            progress(f + 1, len(parts))
+        yield Progress(f + 1, len(parts), f"fold {f + 1} of {len(parts)}")
     return acc
 
 
@@ -237,7 +260,9 @@ def decision_grid(predict_fn: Callable[[np.ndarray], np.ndarray], xlim: tuple[fl
     xlim x ylim lines up exactly."""
     nx, ny = (resolution, resolution) if not isinstance(resolution, (tuple, list)) else resolution
     nx, ny = _int("resolution", nx, 1, 4096), _int("resolution", ny, 1, 4096)
-    (x0, x1), (y0, y1) = (float(xlim[0]), float(xlim[1])), (float(ylim[0]), float(ylim[1]))
+    (x0, x1), (y0, y1) = xlim, ylim
+    x0, x1 = check_real("grid x start", x0), check_real("grid x end", x1)
+    y0, y1 = check_real("grid y start", y0), check_real("grid y end", y1)
     if not (x1 > x0 and y1 > y0):
         raise ValueInputError(f"empty grid: xlim {xlim}, ylim {ylim}")
     xs = x0 + (np.arange(nx) + 0.5) * (x1 - x0) / nx
@@ -278,7 +303,8 @@ class LinearClassifier:
         self.num_classes = _int("num_classes", num_classes, 2)
         self.loss = loss
         self.reg = reg
-        rng = np.random.default_rng(seed)
+        weight_scale = check_real("weight scale", weight_scale, 0.0)
+        rng = np.random.default_rng(_int("seed", seed, 0))
         self.W = weight_scale * rng.standard_normal((self.num_features, self.num_classes))
         self.b = np.zeros(self.num_classes)
         self.optimizer = None

@@ -19,7 +19,7 @@ from simulator.functional import layers
 from simulator.core.errors import ShapeError, ValueInputError
 
 __all__ = [
-    "output_size", "pad_input", "as_chw", "ConvFrame", "conv_trace", "conv_output", "ConvBackward",
+    "output_size", "geometry_fixes", "MAX_TRACE_PAD", "MAX_TRACE_STRIDE", "MAX_TRACE_CELLS", "pad_input", "as_chw", "ConvFrame", "conv_trace", "conv_output", "ConvBackward",
     "conv_backward_explicit", "dilate", "correlate_valid", "PoolFrame", "max_pool_trace", "max_pool_backward_explicit",
     "FILTERS", "FILTER_NOTES", "apply_filter", "load_photo", "PHOTOS", "format_number", "dot_product_text",
 ]
@@ -27,30 +27,81 @@ __all__ = [
 
 # ============================================================================================== output size
 
-def _int(name: str, v: Any, low: int) -> int:
+# What the teaching traces draw at most: beyond these a padding or stride says nothing new and only costs memory.
+MAX_TRACE_PAD = 16
+MAX_TRACE_STRIDE = 64
+MAX_TRACE_CELLS = 10_000          # output cells (frames) of one trace
+MAX_TRACE_INPUT = 512             # input side
+
+
+def _int(name: str, v: Any, low: int, high: int | None = None, why: str = "") -> int:
+    if isinstance(v, numbers.Real) and not isinstance(v, (bool, numbers.Integral)) and np.isfinite(v) \
+            and float(v).is_integer():
+        v = int(v)                    # 2.0 is a whole number (and 1e20 a too large one)
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise ShapeError(f"{name} must be an integer, got {v!r}")
     if v < low:
         raise ShapeError(f"{name} must be >= {low}, got {v}")
+    if high is not None and v > high:
+        raise ShapeError(f"{name} = {v:.3g} is too large{why}: use at most {high}" if v > 1e6 else
+                         f"{name} = {v} is too large{why}: use at most {high}")
     return int(v)
 
 
-def output_size(N: int, F: int, P: int, S: int) -> int:
+def geometry_fixes(N: int, F: int, P: int, S: int, pads: range | None = None,
+                   strides: range | None = None) -> tuple[list[int], list[int]]:
+    """The changes of ONE control that make (N - F + 2P)/S + 1 a whole number of positions: (paddings P' in
+    ``pads`` that work with the stride S, strides S' in ``strides`` that work with the padding P). Default ranges:
+    P' in 0..F - 1 and S' in 1..max(S, F). Every value returned is reachable by that control alone and gives
+    output_size(...) without an error; either list may be empty (e.g. N - F odd: no padding fixes an even stride,
+    since N - F + 2P keeps the parity of N - F)."""
+    N, F, P, S = _int("N", N, 1), _int("F", F, 1), _int("P", P, 0), _int("S", S, 1)
+    pads = range(0, F) if pads is None else pads
+    strides = range(1, max(S, F) + 1) if strides is None else strides
+
+    def ok(p: int, s: int) -> bool:
+        span = N - F + 2 * p
+        return span >= 0 and span % s == 0
+    return [p for p in pads if p != P and ok(p, S)], [s for s in strides if s != S and ok(P, s)]
+
+
+def _or(values: list[int]) -> str:
+    v = [str(x) for x in values]
+    return v[0] if len(v) == 1 else ", ".join(v[:-1]) + " or " + v[-1]
+
+
+def fix_hint(N: int, F: int, P: int, S: int, pads: range | None = None, strides: range | None = None) -> str:
+    """A sentence naming only values that work (geometry_fixes): 'Try padding P = 0 or 2 (keeping S = 2), or stride
+    S = 1 (keeping P = 1).' When no padding can work, it says why (the parity of N - F)."""
+    fp, fs = geometry_fixes(N, F, P, S, pads, strides)
+    parts = []
+    if fp:
+        parts.append(f"padding P = {_or(fp)} (keeping S = {S})")
+    if fs:
+        parts.append(f"stride S = {_or(fs)} (keeping P = {P})")
+    text = ("Try " + ", or ".join(parts) + ".") if parts else "No single change of P or S fixes it: change N or F."
+    if not fp and S % 2 == 0 and (N - F) % 2 != 0:
+        text += (f" No padding works at stride {S}: N − F = {N - F} is odd and 2P is even, so N − F + 2P is always "
+                 f"odd and never a multiple of {S}.")
+    return text
+
+
+def output_size(N: int, F: int, P: int, S: int, *, pads: range | None = None, strides: range | None = None) -> int:
     """(N - F + 2P) / S + 1 for an N x N input, F x F filter, padding P and stride S, when that is a whole number of
     positions. Otherwise ShapeError, with the arithmetic: the filter does not fit, or the stride does not tile the
-    padded input exactly (libraries would silently drop the last rows and columns)."""
+    padded input exactly (libraries would silently drop the last rows and columns). The message suggests only
+    paddings in ``pads`` and strides in ``strides`` that do work (geometry_fixes; a lab passes its controls' ranges)."""
     N, F, P, S = _int("N", N, 1), _int("F", F, 1), _int("P", P, 0), _int("S", S, 1)
     span = N - F + 2 * P
     if span < 0:
         raise ShapeError(f"the {F}x{F} filter does not fit: the padded input is only N + 2P = {N} + 2·{P} = "
-                         f"{N + 2 * P} wide (N - F + 2P = {N} - {F} + 2·{P} = {span} < 0)")
+                         f"{N + 2 * P} wide (N - F + 2P = {N} - {F} + 2·{P} = {span} < 0). "
+                         + fix_hint(N, F, P, S, pads, strides))
     q, r = divmod(span, S)
     if r:
-        lo, hi = span - r, span - r + S
         raise ShapeError(f"(N - F + 2P)/S + 1 = ({N} - {F} + 2·{P})/{S} + 1 = {span}/{S} + 1 = {span / S + 1:.4g} "
                          f"is not an integer: stride {S} does not divide {span} (remainder {r}), so the filter cannot "
-                         f"land on the last {r} column{'s' if r > 1 else ''}. Choose P or S so that N - F + 2P is a "
-                         f"multiple of S (e.g. {lo} or {hi}).")
+                         f"land on the last {r} column{'s' if r > 1 else ''}. " + fix_hint(N, F, P, S, pads, strides))
     return q + 1
 
 
@@ -65,6 +116,8 @@ def as_chw(x: Any, name: str = "x") -> np.ndarray:
         a = a[None]
     if a.ndim != 3 or min(a.shape) < 1:
         raise ShapeError(f"{name} must be (H, W) or (C, H, W), got shape {np.shape(x)}")
+    if a.size > 64 * MAX_TRACE_INPUT ** 2:
+        raise ShapeError(f"{name} of shape {np.shape(x)} is too large for this teaching tool")
     a = a.astype(np.float64)
     if not np.all(np.isfinite(a)):
         raise ValueInputError(f"{name} holds NaN or infinite values")
@@ -74,7 +127,7 @@ def as_chw(x: Any, name: str = "x") -> np.ndarray:
 def pad_input(x: Any, pad: int) -> np.ndarray:
     """(C, H, W) (or (H, W)) zero-padded by `pad` on every side: (C, H + 2 pad, W + 2 pad)."""
     x = as_chw(x)
-    p = _int("P", pad, 0)
+    p = _int("P", pad, 0, MAX_TRACE_PAD, " for a padding (F − 1 already lets a filter reach every input cell)")
     return np.pad(x, ((0, 0), (p, p), (p, p)))
 
 
@@ -132,7 +185,11 @@ def _conv_args(x: Any, w: Any, b: float, stride: int, pad: int) -> tuple[np.ndar
         b = float(b)
     except (TypeError, ValueError):
         raise ValueInputError(f"bias must be a number, got {b!r}") from None
-    return x, w, b, _int("S", stride, 1), _int("P", pad, 0)
+    if not np.isfinite(b):
+        raise ValueInputError(f"bias must be a finite number, got {b}")
+    S = _int("S", stride, 1, MAX_TRACE_STRIDE, " for a stride")
+    P = _int("P", pad, 0, MAX_TRACE_PAD, " for a padding (F − 1 already lets a filter reach every input cell)")
+    return x, w, b, S, P
 
 
 def conv_trace(x: Any, w: Any, b: float = 0.0, stride: int = 1, pad: int = 0) -> list[ConvFrame]:
@@ -141,6 +198,9 @@ def conv_trace(x: Any, w: Any, b: float = 0.0, stride: int = 1, pad: int = 0) ->
     x, w, b, S, P = _conv_args(x, w, b, stride, pad)
     F = w.shape[1]
     n = output_size(x.shape[1], F, P, S)
+    if n * n > MAX_TRACE_CELLS:
+        raise ShapeError(f"a {n}x{n} output has {n * n:,} cells, too many to trace one by one (at most "
+                         f"{MAX_TRACE_CELLS:,}): use a smaller input or a larger stride")
     xp = pad_input(x, P)
     frames = []
     for i in range(n):
@@ -245,7 +305,8 @@ def _pool_args(x: Any, size: int, stride: int) -> tuple[np.ndarray, int, int, in
     if a.shape[0] != 1:
         raise ShapeError(f"the pooling trace takes one (H, W) grid, got shape {np.shape(x)}")
     a = a[0]
-    size, stride = _int("pool size", size, 1), _int("pool stride", stride, 1)
+    size = _int("pool size", size, 1, a.shape[0], " for this grid")
+    stride = _int("pool stride", stride, 1, MAX_TRACE_STRIDE, " for a stride")
     ho = output_size(a.shape[0], size, 0, stride) if a.shape[0] == a.shape[1] else None
     if ho is None:
         raise ShapeError(f"the pooling trace uses square grids, got shape {a.shape}")
@@ -314,7 +375,8 @@ def apply_filter(image: Any, kernel: str | np.ndarray, pad: int = 1) -> np.ndarr
     if img.shape[0] != 1 or w.shape[0] != 1:
         raise ShapeError(f"apply_filter takes a grayscale (H, W) image and an (F, F) kernel, got {np.shape(image)} "
                          f"and {np.shape(k)}")
-    out, _ = layers.conv_forward(img[None], w[None], np.zeros(1), 1, _int("pad", pad, 0))
+    out, _ = layers.conv_forward(img[None], w[None], np.zeros(1), 1,
+                                 _int("pad", pad, 0, MAX_TRACE_PAD, " for a padding"))
     return out[0, 0]
 
 
@@ -323,7 +385,7 @@ def load_photo(name: str = "china.jpg", size: int = 120) -> np.ndarray:
     longer side resized to `size` px (Lanczos, via Pillow). Gray = 0.299 R + 0.587 G + 0.114 B (ITU-R 601)."""
     if name not in PHOTOS:
         raise ValueInputError(f"unknown photo {name!r}; choose one of {', '.join(PHOTOS)}")
-    size = _int("size", size, 8)
+    size = _int("size", size, 8, 1024, " for a photo")
     try:
         from PIL import Image
         from sklearn.datasets import load_sample_image

@@ -14,12 +14,14 @@ running mean holds only 1 - 0.9^k of the true mean, which is why eval outputs di
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from simulator.core.errors import ValueInputError
+from simulator.core.jobs import Job, Progress, run_job
+from simulator.core.params import check_choice, check_int, check_real
 
 __all__ = [
     "ACTIVATION_CHOICES",
@@ -29,16 +31,19 @@ __all__ = [
     "InitStats",
     "LayerSummary",
     "check_size",
+    "experiment_steps",
     "experiment_work",
     "histogram",
     "init_std",
     "layer_statistics",
+    "layer_statistics_job",
 ]
 
 INIT_CHOICES = ("gaussian 0.01", "gaussian 1.0", "xavier", "kaiming")
 ACTIVATION_CHOICES = ("tanh", "relu")
 INIT_STDS = {"gaussian 0.01": lambda d: 0.01, "gaussian 1.0": lambda d: 1.0,
              "xavier": lambda d: 1.0 / np.sqrt(d), "kaiming": lambda d: np.sqrt(2.0 / d)}
+MAX_BINS = 10_000
 MAX_UNITS = 50_000_000   # n * width * depth: the activations kept for the plots (memory)
 # Multiply-adds of one experiment (see experiment_work): 6e10 takes about 1.5 s on one core (float32 BLAS), so a debounced edit never starts minutes of work. Read at call time, so tests can lower or raise it.
 MAX_WORK = 6e10
@@ -49,9 +54,8 @@ SATURATED = 0.99         # |tanh| above this is "saturated": its local gradient 
 
 def init_std(init: str, fan_in: int) -> float:
     """The weight standard deviation of an INIT_CHOICES entry for a layer with fan_in inputs."""
-    if init not in INIT_STDS:
-        raise ValueInputError(f"unknown init {init!r}; choose one of {', '.join(INIT_CHOICES)}")
-    return float(INIT_STDS[init](fan_in))
+    check_choice("init", init, INIT_CHOICES)
+    return float(INIT_STDS[init](check_int("fan_in", fan_in, 1)))
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ class LayerSummary:
     """One layer's numbers. pre_*: the non-linearity's input z (after batch norm when on); mean/std: its output a;
     grad_*: dL/da; saturated: share of |a| > 0.99; zero_fraction: share of a <= 0 (inactive ReLU outputs);
     dead_fraction: share of units whose output is <= 0 for every input (dead ReLUs); train_eval_gap: with batch
-    norm, RMS(a_train - a_eval) / std(a_train) on the same batch (NaN without batch norm)."""
+    norm, RMS(a_train - a_eval) / std(a_train) on the same batch (NaN without batch norm); local_grad: the mean
+    local gradient of the non-linearity, da/dz (1 - a^2 for tanh, 1[a > 0] for ReLU)."""
 
     index: int
     pre_mean: float
@@ -72,6 +77,7 @@ class LayerSummary:
     zero_fraction: float
     dead_fraction: float
     train_eval_gap: float
+    local_grad: float = float("nan")
 
 
 @dataclass
@@ -106,18 +112,26 @@ def _act_backward(name: str, da: np.ndarray, a: np.ndarray) -> np.ndarray:
     return da * (1 - a * a) if name == "tanh" else da * (a > 0)
 
 
-def _check(should_stop: Callable[[], bool] | None) -> None:
-    if should_stop is not None and should_stop():
-        raise _Stopped
+def _counted(gen: Job, counter: list[int], total: int, message: str) -> Job:
+    """Drive ``gen`` (which yields once per layer), yielding Progress(done, total, message) for each of its yields;
+    returns what it returns."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+        counter[0] += 1
+        yield Progress(counter[0], total, message)
 
 
 def _forward(x: np.ndarray, weights: list[np.ndarray], activation: str, batchnorm: bool, mode: str,
-             running: list[list[np.ndarray]] | None, should_stop: Callable[[], bool] | None = None):
-    """Returns (pre, acts, caches); updates running statistics in train mode. Asks should_stop() before each layer."""
+             running: list[list[np.ndarray]] | None):
+    """A generator yielding once per layer (a place to stop); returns (pre, acts, caches). Updates the running
+    statistics in train mode."""
     pre, acts, caches = [], [], []
     a = x
     for i, W in enumerate(weights):
-        _check(should_stop)
+        yield
         h = a @ W
         cache = None
         if batchnorm:
@@ -167,34 +181,45 @@ def check_size(depth: int, width: int, n: int, batchnorm: bool = False, warmup_p
                               f"use fewer warm-up passes, inputs, units or layers")
 
 
-class _Stopped(Exception):
-    """Raised inside layer_statistics when should_stop() says so; layer_statistics returns None."""
+def experiment_steps(depth: int, batchnorm: bool = False, warmup_passes: int = 0) -> int:
+    """How many Progress reports layer_statistics_job yields: one per layer of every pass (warm-up passes and the
+    other mode's pass only with batch norm), then one for the summaries."""
+    passes = 2 + ((warmup_passes + 1) if batchnorm else 0)      # forward, backward (+ warm-ups, other mode)
+    return passes * depth + 1
+
+
+def layer_statistics_job(depth: int = 10, width: int = 500, activation: str = "tanh", init: str = "xavier",
+                         batchnorm: bool = False, n: int = 1000, seed: int = 0, mode: str = "train",
+                         warmup_passes: int = 5) -> Job[InitStats]:
+    """The experiment (see the module docstring) as a job: the arguments are checked now (ValueInputError), the
+    work happens as the returned generator is advanced. It yields Progress once per layer of every pass (so closing
+    it stops the experiment within one layer's work) and returns the InitStats. mode 'eval' only matters with
+    batch norm."""
+    depth = check_int("depth", depth, 1)
+    width = check_int("width", width, 1)
+    n = check_int("n", n, 2)
+    warmup_passes = check_int("warmup_passes", warmup_passes, 0)
+    seed = check_int("seed", seed, 0)
+    check_choice("activation", activation, ACTIVATION_CHOICES)
+    check_choice("init", init, INIT_CHOICES)
+    check_choice("mode", mode, ("train", "eval"))
+    if not isinstance(batchnorm, (bool, np.bool_)):
+        raise ValueInputError(f"batchnorm must be true or false, got {batchnorm!r}")
+    check_size(depth, width, n, bool(batchnorm), warmup_passes)
+    return _run(depth, width, activation, init, bool(batchnorm), n, seed, mode, warmup_passes)
 
 
 def layer_statistics(depth: int = 10, width: int = 500, activation: str = "tanh", init: str = "xavier",
                      batchnorm: bool = False, n: int = 1000, seed: int = 0, mode: str = "train",
-                     warmup_passes: int = 5, should_stop: Callable[[], bool] | None = None) -> InitStats | None:
-    """Run the experiment (see the module docstring). mode 'eval' only matters with batch norm.
-
-    ``should_stop()`` is asked between layers and between warm-up passes; once it returns True the experiment is
-    abandoned and the result is None (a background job that was cancelled ends within one layer's work)."""
-    for what, v, lo in (("depth", depth, 1), ("width", width, 1), ("n", n, 2), ("warmup_passes", warmup_passes, 0)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueInputError(f"{what} must be an integer >= {lo}, got {v!r}")
-    if activation not in ACTIVATION_CHOICES:
-        raise ValueInputError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATION_CHOICES)}")
-    if mode not in ("train", "eval"):
-        raise ValueInputError(f"mode must be 'train' or 'eval', got {mode!r}")
-    check_size(depth, width, n, batchnorm, warmup_passes)
-    try:
-        return _run(depth, width, activation, init, batchnorm, n, seed, mode, warmup_passes,
-                    should_stop or (lambda: False))
-    except _Stopped:
-        return None
+                     warmup_passes: int = 5) -> InitStats:
+    """layer_statistics_job run to its end (tests, scripts)."""
+    return run_job(layer_statistics_job(depth, width, activation, init, batchnorm, n, seed, mode, warmup_passes))
 
 
 def _run(depth: int, width: int, activation: str, init: str, batchnorm: bool, n: int, seed: int, mode: str,
-         warmup_passes: int, should_stop: Callable[[], bool]) -> InitStats:
+         warmup_passes: int) -> Job[InitStats]:
+    total = experiment_steps(depth, batchnorm, warmup_passes)
+    counter = [0]
     std = init_std(init, width)
     rng = np.random.default_rng(seed)
     weights = [(rng.standard_normal((width, width)) * std).astype(np.float32) for _ in range(depth)]
@@ -204,20 +229,22 @@ def _run(depth: int, width: int, activation: str, init: str, batchnorm: bool, n:
     running = [[np.zeros(width), np.ones(width)] for _ in range(depth)] if batchnorm else None
     if batchnorm:
         warm = np.random.default_rng([seed, 1])
-        for _ in range(warmup_passes):
-            _check(should_stop)
-            _forward(warm.standard_normal((n, width)).astype(np.float32), weights, activation, True, "train", running,
-                     should_stop)
+        for k in range(warmup_passes):
+            yield from _counted(_forward(warm.standard_normal((n, width)).astype(np.float32), weights, activation,
+                                         True, "train", running), counter, total,
+                                f"warm-up pass {k + 1} of {warmup_passes}")
     use_mode = mode if batchnorm else "train"
     with np.errstate(over="ignore", invalid="ignore"):
-        pre, acts, caches = _forward(x, weights, activation, batchnorm, use_mode,
-                                     running if use_mode == "eval" else None, should_stop)
+        pre, acts, caches = yield from _counted(_forward(x, weights, activation, batchnorm, use_mode,
+                                                         running if use_mode == "eval" else None),
+                                                counter, total, "forward pass")
         gap = [float("nan")] * depth
         acts_other: list[np.ndarray] = []
         if batchnorm:
             other = "eval" if use_mode == "train" else "train"
-            _, acts_other, _ = _forward(x, weights, activation, True, other, None if other == "train" else running,
-                                        should_stop)
+            _, acts_other, _ = yield from _counted(
+                _forward(x, weights, activation, True, other, None if other == "train" else running),
+                counter, total, f"{other}-mode pass")
             a_train, a_eval = (acts, acts_other) if use_mode == "train" else (acts_other, acts)
             for i in range(depth):
                 d = (a_train[i] - a_eval[i]).astype(np.float64)
@@ -228,7 +255,8 @@ def _run(depth: int, width: int, activation: str, init: str, batchnorm: bool, n:
         grads: list[np.ndarray] = [None] * depth  # type: ignore[list-item]
         da = dtop
         for i in reversed(range(depth)):
-            _check(should_stop)
+            counter[0] += 1
+            yield Progress(counter[0], total, "backward pass")
             grads[i] = da
             dz = _act_backward(activation, da, acts[i])
             if batchnorm:
@@ -242,27 +270,35 @@ def _run(depth: int, width: int, activation: str, init: str, batchnorm: bool, n:
                 dh = dz
             da = dh @ weights[i].T
 
-    _check(should_stop)
     summaries = []
     for i in range(depth):
         z, a, g = pre[i], acts[i], grads[i]
         inactive = a <= 0
+        local = (1.0 - a.astype(np.float64) ** 2) if activation == "tanh" else (a > 0)
         summaries.append(LayerSummary(
             index=i + 1, pre_mean=float(z.mean()), pre_std=float(z.std()), mean=float(a.mean()), std=float(a.std()),
             grad_mean=float(g.mean()), grad_std=float(g.std()), saturated=float(np.mean(np.abs(a) > SATURATED)),
             zero_fraction=float(inactive.mean()), dead_fraction=float(inactive.all(axis=0).mean()),
-            train_eval_gap=gap[i]))
+            train_eval_gap=gap[i], local_grad=float(np.mean(local))))
+    counter[0] += 1
+    yield Progress(counter[0], total, "summaries")
     return InitStats(depth, width, activation, init, batchnorm, use_mode, pre, acts, grads, summaries, x, weights,
                      dtop, acts_other)
 
 
-def histogram(a: np.ndarray, bins: int = 60, limit: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def histogram(a: Any, bins: int = 60, limit: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(counts as fractions of the samples (bins,), edges (bins + 1,)) over [-limit, limit] (default: the
-    array's largest |value|, at least 1e-12). Non-finite values are left out."""
-    a = np.asarray(a).ravel()
+    array's largest |value|, at least 1e-12). Non-finite values are left out. bins: 1..MAX_BINS."""
+    bins = check_int("number of histogram bins", bins, 1, MAX_BINS)
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise ValueInputError(f"a histogram needs real numbers, got values of type {a.dtype}")
+    a = a.ravel().astype(np.float64, copy=False)
     a = a[np.isfinite(a)]
     if limit is None:
         limit = float(np.max(np.abs(a))) if a.size else 1.0
+    else:
+        limit = check_real("histogram limit", limit, 0.0)
     limit = max(float(limit), 1e-12)
     counts, edges = np.histogram(a, bins=bins, range=(-limit, limit))
     return counts / max(a.size, 1), edges

@@ -7,6 +7,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from gui.labs.classic_lab import DIGITS, ClassicLab
+from simulator.labs.classic_lab import KnnLabModel
 from simulator.labs.classifiers import KNearestNeighbor, decision_grid
 
 
@@ -26,6 +27,11 @@ def lab(qtbot):
     w.close_lab()
 
 
+def wait_ready(qtbot, lab) -> None:
+    """The digits (scikit-learn) and the loss kernels (Numba) come from the lab's prepare job, off the UI thread."""
+    qtbot.waitUntil(lab.is_ready, timeout=60_000)
+
+
 def region_image(panel) -> np.ndarray:
     return np.array(panel.region_item.image, copy=True)
 
@@ -43,11 +49,11 @@ def test_knn_regions_follow_k_distance_and_data(qtbot, lab):
     wait_idle(qtbot, knn)
     after_k = region_image(knn)
     assert not np.array_equal(before, after_k)
-    knn.distance_l1.setChecked(True)
+    knn.distance_combo.setCurrentText("L1 (Manhattan)")
     wait_idle(qtbot, knn)
     assert knn.distance == "l1" and not np.array_equal(after_k, region_image(knn))
     X0 = knn.X.copy()
-    knn.noise_slider.setValue(45)
+    knn.noise_box.setValue(0.45)
     wait_idle(qtbot, knn)
     assert not np.array_equal(X0, knn.X)
     knn.dataset_combo.setCurrentText("moons")
@@ -83,6 +89,7 @@ def test_click_adds_and_right_click_removes_points(qtbot, lab):
 
 
 def test_digits_neighbours_and_cross_validation(qtbot, lab):
+    wait_ready(qtbot, lab)
     knn = lab.knn
     knn.dataset_combo.setCurrentText(DIGITS)
     assert knn.stack.currentIndex() == 1
@@ -142,30 +149,34 @@ def test_cross_validate_needs_a_point_per_fold(qtbot, lab):
     assert knn.cv_button.isEnabled()
 
 
+def failing_job(exc):
+    def cross_validation(self):
+        def job():
+            raise exc
+            yield
+        return job()
+    return cross_validation
+
+
 def test_job_errors_show_a_studio_errors_own_message(qtbot, lab, monkeypatch):
-    import gui.labs.classic_lab as classic
     from simulator.core.errors import ValueInputError
 
-    def refuse(*a, **k):
-        raise ValueInputError("folds must be an integer [2, 1], got 1")
-
-    monkeypatch.setattr(classic, "cross_validate_k", refuse)
+    monkeypatch.setattr(KnnLabModel, "cross_validation",
+                        failing_job(ValueInputError("folds must be an integer [2, 1], got 1")))
     knn = lab.knn
     qtbot.mouseClick(knn.cv_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: knn.cv_progress.isHidden(), timeout=10_000)
     assert knn.cv_label.text() == "folds must be an integer [2, 1], got 1"      # no "ValueInputError: "
     assert knn.cv_button.isEnabled()
 
-    def bug(*a, **k):
-        raise ZeroDivisionError("division by zero")
-
-    monkeypatch.setattr(classic, "cross_validate_k", bug)
+    monkeypatch.setattr(KnnLabModel, "cross_validation", failing_job(ZeroDivisionError("division by zero")))
     qtbot.mouseClick(knn.cv_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "ZeroDivisionError" in knn.cv_label.text(), timeout=10_000)
     assert knn.cv_label.text() == "ZeroDivisionError: division by zero"          # a bug keeps its class name
 
 
 def test_linear_step_run_and_controls(qtbot, lab):
+    wait_ready(qtbot, lab)
     lin = lab.linear
     lab.tabs.setCurrentWidget(lin)
     qtbot.waitExposed(lin)
@@ -200,6 +211,7 @@ def test_linear_step_run_and_controls(qtbot, lab):
 
 
 def test_linear_on_other_data_and_digits_templates(qtbot, lab):
+    wait_ready(qtbot, lab)
     lin = lab.linear
     lab.tabs.setCurrentWidget(lin)
     lin.data_combo.setCurrentText("spiral (3 classes)")
@@ -221,3 +233,24 @@ def test_linear_on_other_data_and_digits_templates(qtbot, lab):
 def test_lab_renders(qtbot, lab, tmp_path):
     path = tmp_path / "classic.png"
     assert lab.grab().save(str(path)) and path.stat().st_size > 10_000
+
+
+def test_main_path_preparing_then_linear_steps_by_clicks(qtbot):
+    w = ClassicLab()
+    qtbot.addWidget(w)
+    w.resize(1280, 710)
+    w.show()
+    lin = w.linear
+    if not w.is_ready():                 # the prepare job (digits, loss kernels) runs off the UI thread
+        assert not lin.step_button.isEnabled() and "Preparing" in lin.status_label.text()
+    wait_ready(qtbot, w)
+    w.tabs.setCurrentWidget(lin)
+    assert lin.step_button.isEnabled() and lin.status_label.text() == ""
+    loss0 = w.model.linear.breakdown().loss
+    for _ in range(3):
+        qtbot.mouseClick(lin.step_button, Qt.MouseButton.LeftButton)
+    assert w.model.linear.clf.steps == 3 and w.model.linear.breakdown().loss < loss0
+    assert "step 3" in lin.accuracy_label.text()
+    qtbot.mouseClick(lin.reset_button, Qt.MouseButton.LeftButton)
+    assert w.model.linear.clf.steps == 0 and "step 0" in lin.accuracy_label.text()
+    w.close_lab()

@@ -22,6 +22,11 @@ def lab(qtbot):
     w.close_lab()
 
 
+def wait_ready(qtbot, lab):
+    """The photos, digits and conv kernels come from the lab's prepare job, off the UI thread."""
+    qtbot.waitUntil(lab.is_ready, timeout=60_000)
+
+
 def click(qtbot, button):
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
@@ -92,6 +97,7 @@ def test_editing_cells_and_bias_changes_the_output(qtbot, lab):
 
 
 def test_backward_grids_equal_conv_backward(qtbot, lab):
+    wait_ready(qtbot, lab)
     lab.tabs.setCurrentIndex(1)
     lab.s_box.setValue(2)
     out, cache = layers.conv_forward(lab.x[None, None], lab.w[None, None], np.array([lab.b]), 2, 1)
@@ -138,6 +144,7 @@ def test_max_pool_routes_gradients_to_the_argmax(qtbot, lab):
 
 
 def test_filters_change_the_filtered_image(qtbot, lab):
+    wait_ready(qtbot, lab)
     lab.tabs.setCurrentIndex(3)
     img0 = np.array(lab.filtered_item.image, copy=True)
     orig = np.array(lab.original_item.image, copy=True)
@@ -159,7 +166,31 @@ def test_filters_change_the_filtered_image(qtbot, lab):
 
 
 def test_lab_renders(qtbot, lab, tmp_path):
+    wait_ready(qtbot, lab)
     for i in range(4):
         lab.tabs.setCurrentIndex(i)
         path = tmp_path / f"conv{i}.png"
         assert lab.grab().save(str(path)) and path.stat().st_size > 10_000
+
+
+def type_value(qtbot, box, value) -> None:
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), str(value))
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
+
+
+def test_main_path_typed_geometry_hint_then_stepping(qtbot, lab):
+    assert lab.filters_stack.currentIndex() == 0 or lab.is_ready()      # "preparing…" until the job is done
+    type_value(qtbot, lab.s_box, 2)
+    type_value(qtbot, lab.n_box, 6)
+    assert lab.model.layer.stride == 2 and lab.model.layer.n == 6 and lab.model.frames == []
+    text = lab.size_label.text()
+    assert "Try stride S = 1 (keeping P = 1)" in text and "e.g." not in text    # only a reachable fix
+    type_value(qtbot, lab.s_box, 1)                                            # take the suggestion
+    assert len(lab.model.frames) == 36 and lab.play_button.isEnabled()
+    for _ in range(3):
+        click(qtbot, lab.step_button)
+    assert lab.model.frame_index == 2 and lab.dot_label.text() == lab.model.frames[2].text
+    assert lab.progress_label.text() == "cell 3 of 36"
+    wait_ready(qtbot, lab)
+    assert lab.filters_stack.currentIndex() == 1 and "agrees" in lab.check_label.text()

@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QPoint, Qt
 
 from gui.labs.init_lab import InitLab
 from simulator.labs import init_stats
@@ -77,15 +78,15 @@ def test_numbers_follow_init_and_activation(qtbot, lab):
 
 
 def test_batchnorm_train_and_eval_modes(qtbot, lab):
-    assert not lab.eval_radio.isEnabled()
+    assert not lab.mode_combo.isEnabled()
     lab.bn_check.setChecked(True)
     settle(qtbot, lab)
     assert lab.stats.batchnorm and lab.stats.mode == "train"
     assert np.allclose(lab.stats.column("pre_std"), 1, atol=0.02)   # even from gaussian 0.01
-    assert lab.eval_radio.isEnabled()
+    assert lab.mode_combo.isEnabled()
     assert all(o.getData()[0] is not None and len(o.getData()[0]) for o in lab.act_plot.outlines[:10])  # dashed
     train_gap = lab.stats.column("train_eval_gap")
-    lab.eval_radio.setChecked(True)
+    lab.mode_combo.setCurrentText("eval")
     settle(qtbot, lab)
     assert lab.stats.mode == "eval"
     assert np.allclose(lab.stats.column("train_eval_gap"), train_gap)
@@ -104,23 +105,24 @@ def test_closing_during_a_big_experiment_returns_quickly(qtbot, monkeypatch):
     for box, v in ((w.width_box, 1000), (w.n_box, 2000), (w.warmup_box, 500)):
         box.setValue(v)
     w.bn_check.setChecked(True)
-    qtbot.waitUntil(lambda: w._jobs.busy() and not w._debounce.isActive(), timeout=5000)
-    assert w.settings()["warmup"] == 500
+    qtbot.waitUntil(lambda: w.runner.running("experiment") and not w._debounce.isActive(), timeout=5000)
+    assert w.settings().warmup == 500
+    handle = w.runner.handles["experiment"]
     t0 = time.perf_counter()
     w.close_lab()
     assert time.perf_counter() - t0 < 2.0
-    assert not w._jobs.workers
+    assert not w.runner.running() and not handle.thread.is_alive()
 
 
 def test_a_new_experiment_cancels_the_previous_one(qtbot, lab, monkeypatch):
     monkeypatch.setattr(init_stats, "MAX_WORK", float("inf"))
     lab.bn_check.setChecked(True)
     lab.warmup_box.setValue(500)
-    qtbot.waitUntil(lambda: lab._jobs.busy() and not lab._debounce.isActive(), timeout=5000)
-    slow = [x for x in lab._jobs.workers if x.generation == lab._jobs.generation]
+    qtbot.waitUntil(lambda: lab.runner.running("experiment") and not lab._debounce.isActive(), timeout=5000)
+    slow = lab.runner.handles["experiment"]
     lab.warmup_box.setValue(3)
     settle(qtbot, lab)
-    assert all(x.cancel_requested for x in slow)
+    assert slow.cancelled and not slow.thread.is_alive()
     assert lab.stats.batchnorm and lab.error_label.isHidden()
 
 
@@ -134,8 +136,23 @@ def test_too_big_an_experiment_is_refused_inline(qtbot, lab):
     qtbot.waitUntil(lambda: lab.error_label.isVisible(), timeout=5000)
     assert "too slow" in lab.error_label.text() and "warm-up" in lab.error_label.text()
     assert "ValueInputError" not in lab.error_label.text()
-    assert not lab._jobs.busy()                          # refused: no experiment was started
+    assert not lab.runner.running("experiment")          # refused: no experiment was started
     assert lab.stats is before                           # the last results stay on screen
     lab.bn_check.setChecked(False)                       # without batch norm there are no warm-up passes
     qtbot.waitUntil(lambda: not lab.is_busy() and lab.stats is not before, timeout=15_000)
     assert lab.error_label.isHidden() and lab.stats.width == 1000
+
+
+def test_main_path_click_batch_norm_and_the_text_quotes_the_table(qtbot, lab):
+    lab.init_combo.setCurrentText("gaussian 1.0")
+    settle(qtbot, lab)
+    text = lab.explain_label.text()
+    g = lab.stats.column("grad_std")
+    assert "grows" in text and "stall" not in text                       # agrees with dL/da growing backwards
+    assert lab.table.item(0, 3).text() == f"{g[0]:.3g}" and g[0] > 100 * g[-1]
+    box = lab.bn_check                                                  # click its indicator, at the left
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
+    settle(qtbot, lab)
+    assert lab.model.settings.batchnorm and lab.stats.batchnorm
+    pre = lab.stats.column("pre_std")
+    assert f"{pre.min():.3f}–{pre.max():.3f}" in lab.explain_label.text()

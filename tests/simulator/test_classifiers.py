@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from simulator.functional import layers
+from simulator.core.jobs import Progress, run_job
 from simulator.labs.classifiers import (DEMO_X, DEMO_Y, KNearestNeighbor, LinearClassifier, cross_validate_k,
-                                   decision_grid, kfold_indices, line_segment, pairwise_distances)
+                                        cross_validation_job, decision_grid, kfold_indices, line_segment,
+                                        pairwise_distances)
 from simulator.core.errors import ShapeError, ValueInputError
 from simulator.engine.gradcheck import numerical_gradient
 
@@ -98,8 +100,10 @@ def test_cross_validation_shape_and_values():
     X, y = rng.standard_normal((47, 3)), rng.integers(0, 3, 47)
     ks = [1, 2, 5, 9]
     done = []
-    acc = cross_validate_k(X, y, ks, folds=4, distance="l1", seed=2, progress=lambda d, t: done.append((d, t)))
+    acc = run_job(cross_validation_job(X, y, ks, folds=4, distance="l1", seed=2),
+                  lambda p: done.append((p.done, p.total)))
     assert acc.shape == (4, 4) and done == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    np.testing.assert_array_equal(acc, cross_validate_k(X, y, ks, folds=4, distance="l1", seed=2))
     for f, val in enumerate(kfold_indices(47, 4, seed=2)):
         mask = np.ones(47, bool)
         mask[val] = False
@@ -225,3 +229,38 @@ def test_pairwise_distances_high_dimensional_chunks():
     ref = np.sqrt(((A[:, None] - B[None]) ** 2).sum(-1))
     np.testing.assert_allclose(pairwise_distances(A, B, "l2"), ref, rtol=1e-12)
     np.testing.assert_allclose(pairwise_distances(A, B, "l1"), np.abs(A[:, None] - B[None]).sum(-1), rtol=1e-12)
+
+
+def test_cross_validation_job_stops_between_folds_when_closed():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 2)), rng.integers(0, 2, 40)
+    job = cross_validation_job(X, y, [1, 3], folds=5)
+    assert next(job) == Progress(1, 5, "fold 1 of 5")
+    job.close()                                   # cancelled: no more folds are computed
+    with pytest.raises(StopIteration):
+        next(job)
+
+
+def test_knn_on_an_empty_training_set_is_refused_and_keeps_its_state():
+    knn = KNearestNeighbor(1).train(np.array([[0.0, 0.0], [1.0, 1.0]]), [0, 1])
+    for X, y in ((np.zeros((0, 2)), []), ([], []), (np.zeros((0, 3, 4)), np.zeros(0, int))):
+        with pytest.raises(ValueInputError, match="at least one training point"):
+            knn.train(X, y)
+    assert knn.X.shape == (2, 2) and knn.sample_shape == (2,)         # still the model trained before
+    np.testing.assert_array_equal(knn.predict([[0.9, 0.9]]), [1])
+    with pytest.raises(ValueInputError, match="out of range for 2 classes"):
+        knn.train([[0.0, 0.0]], [5], num_classes=2)
+    assert knn.num_classes == 2
+    with pytest.raises(ValueInputError, match="empty data set"):
+        cross_validation_job(np.zeros((0, 2)), [], [1])
+    with pytest.raises(ValueInputError, match="5 folds need at least 5 points; there are 3"):
+        cross_validation_job(np.zeros((3, 2)), [0, 1, 0], [1], folds=5)
+
+
+def test_decision_grid_and_linear_classifier_refuse_non_finite_or_bad_values():
+    with pytest.raises(ValueInputError, match="finite"):
+        decision_grid(lambda P: np.zeros(len(P)), (0, float("inf")), (0, 1), 4)
+    with pytest.raises(ValueInputError, match="weight scale"):
+        LinearClassifier(2, 3, weight_scale=float("nan"))
+    with pytest.raises(ValueInputError, match="seed"):
+        LinearClassifier(2, 3, seed=-1)

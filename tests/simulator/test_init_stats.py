@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 from simulator.core.errors import ValueInputError
-from simulator.labs.init_stats import MAX_WORK, check_size, experiment_work, histogram, init_std, layer_statistics
+from simulator.core.jobs import run_job
+from simulator.labs.init_stats import (MAX_WORK, check_size, experiment_steps, experiment_work, histogram, init_std,
+                                       layer_statistics, layer_statistics_job)
 
 # Smaller than the lab's default (10 x 500, 1000 inputs) but wide enough for the statistics to be stable.
 KW = dict(depth=8, width=200, n=400, seed=0)
@@ -111,22 +113,50 @@ def test_histogram_is_a_distribution():
 
 
 @pytest.mark.parametrize("batchnorm", [False, True])
-def test_should_stop_abandons_the_experiment_between_layers(batchnorm):
-    asked = []
-
-    def stop_after(k):
-        def should_stop():
-            asked.append(1)
-            return len(asked) > k
-        return should_stop
-
-    assert layer_statistics(batchnorm=batchnorm, warmup_passes=3, should_stop=stop_after(2), **KW) is None
-    assert len(asked) == 3                           # asked before each layer: stopped before layer 3 of pass 1
-    asked.clear()
-    full = layer_statistics(batchnorm=batchnorm, warmup_passes=3, should_stop=lambda: asked.append(1) or False, **KW)
-    assert full is not None and len(asked) >= 2 * KW["depth"]   # forward and backward ask at every layer
+def test_the_job_reports_every_layer_and_closing_it_stops_the_experiment(batchnorm):
+    # one Progress per layer of every pass: 3 warm-up passes, the measured pass, the other mode (batch norm only),
+    # the backward pass, then the summaries
+    steps = experiment_steps(KW["depth"], batchnorm, 3)
+    assert steps == (2 + (4 if batchnorm else 0)) * KW["depth"] + 1
+    seen = []
+    full = run_job(layer_statistics_job(batchnorm=batchnorm, warmup_passes=3, **KW), seen.append)
+    assert [p.done for p in seen] == list(range(1, steps + 1)) and all(p.total == steps for p in seen)
+    assert seen[-1].message == "summaries"
     plain = layer_statistics(batchnorm=batchnorm, warmup_passes=3, **KW)
     np.testing.assert_array_equal(full.column("std"), plain.column("std"))
+    job = layer_statistics_job(batchnorm=batchnorm, warmup_passes=3, **KW)
+    next(job), next(job)
+    job.close()                                      # cancelled after two layers: nothing more runs
+    with pytest.raises(StopIteration):
+        next(job)
+
+
+def test_histogram_refuses_bad_bins_and_limits():
+    with pytest.raises(ValueInputError, match="number of histogram bins must be ≥ 1, got 0"):
+        histogram(np.zeros(5), bins=0)
+    with pytest.raises(ValueInputError, match="bins must be a whole number"):
+        histogram(np.zeros(5), bins=2.5)
+    with pytest.raises(ValueInputError, match="must be ≤ 10000"):
+        histogram(np.zeros(5), bins=10**9)
+    with pytest.raises(ValueInputError, match="histogram limit must be a finite number"):
+        histogram(np.zeros(5), limit=float("nan"))
+    with pytest.raises(ValueInputError, match="real numbers"):
+        histogram(np.array(["a", "b"]))
+    counts, edges = histogram(np.array([0.5]), bins=1, limit=1.0)
+    assert counts.tolist() == [1.0] and edges.tolist() == [-1.0, 1.0]
+
+
+def test_bad_experiment_arguments_name_the_argument():
+    with pytest.raises(ValueInputError, match="depth must be ≥ 1"):
+        layer_statistics_job(depth=0)
+    with pytest.raises(ValueInputError, match="width must be a whole number"):
+        layer_statistics_job(width=2.5)
+    with pytest.raises(ValueInputError, match="unknown mode 'test'"):
+        layer_statistics_job(mode="test")
+    with pytest.raises(ValueInputError, match="batchnorm must be true or false"):
+        layer_statistics_job(batchnorm="yes")
+    with pytest.raises(ValueInputError, match="fan_in"):
+        init_std("xavier", 0)
 
 
 def test_warm_up_times_size_is_capped():
