@@ -15,15 +15,7 @@ from PySide6.QtCore import QThread
 
 from simulator.core.errors import StudioError
 from simulator.labs.interpret import softmax
-from simulator.nn.network import (
-    Activation,
-    Conv2d,
-    EpochMetrics,
-    Linear,
-    Network,
-    StepMetrics,
-    Trainer,
-)
+from simulator.nn.network import EpochMetrics, Network, StepMetrics, Trainer
 
 __all__ = ["TrainingSession", "TrainingWorker", "Visuals", "WorkerUpdate", "region_rgba"]
 
@@ -294,10 +286,10 @@ def compute_visuals(session: TrainingSession, image_index: int = 0) -> Visuals:
         v.confusion = np.bincount(yv * K + pred, minlength=K * K).reshape(K, K)
         wrong = np.flatnonzero(pred != yv)[:MAX_MISCLASSIFIED]
         v.misclassified, v.mis_pred = wrong, pred[wrong]
-    first = next((l for l in net.layers if isinstance(l.spec, (Conv2d, Linear))), None)
+    first = next((l for l in net.layers if l.spec.ROLE == "weights"), None)
     if first is not None:
         w = net.params[first.params[0]].astype(np.float64)
-        if isinstance(first.spec, Conv2d):
+        if w.ndim == 4:                              # Conv2d filters (F, C, k, k)
             v.weights = w[:, 0] if w.shape[1] == 1 else w.mean(axis=1)
             v.weights_title = f"{first.name} filters ({w.shape[0]} × {w.shape[2]}×{w.shape[3]})"
         elif w.shape[0] == 64:
@@ -306,12 +298,12 @@ def compute_visuals(session: TrainingSession, image_index: int = 0) -> Visuals:
     X = Xv if Xv is not None and len(Xv) else trainer.X
     i = int(min(max(image_index, 0), len(X) - 1))
     v.maps_index = i
-    conv_i = next((k for k, l in enumerate(net.layers) if isinstance(l.spec, Conv2d)), None)
+    conv_i = next((k for k, l in enumerate(net.layers) if l.spec.ROLE == "weights" and len(l.out_shape) == 3), None)
     outs = net.layer_outputs(X[i:i + 1], "eval")
     v.maps_pred = int(np.argmax(outs[-1][0]))
     if conv_i is not None:
         k = conv_i
-        if k + 1 < len(net.layers) and isinstance(net.layers[k + 1].spec, Activation):
+        if k + 1 < len(net.layers) and net.layers[k + 1].spec.ROLE == "activation":
             k += 1                                   # show what the next layer sees: after the non-linearity
         v.maps = outs[k][0].astype(np.float64)
         v.maps_title = f"{net.layers[k].title} maps"

@@ -1,6 +1,7 @@
 """The network builder: a layer stack edited as a table (add, remove, reorder, configure), with live shapes and counts.
 
-The stack is a list of simulator.nn.network layer specs (frozen dataclasses). The data decide the input shape and the
+The stack is a list of layer records (simulator/nn/layers.py, frozen dataclasses of declared fields); the form of the
+selected layer is built from ``params_of(spec)``, so every range, label and help text comes from the record. The data decide the input shape and the
 number of classes, so the last layer, Linear(C), is fixed and shown as the output row; everything above it is the
 learner's. Every change rebuilds a throw-away Network (no data needed: shapes come from the specs alone) to fill the
 table from ``Network.describe()``; an impossible stack keeps the table (shapes shown as "?") and shows the
@@ -16,14 +17,13 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
-    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QToolButton,
@@ -32,28 +32,24 @@ from PySide6.QtWidgets import (
 )
 
 from gui import theme
+from gui.forms import LogSpinBox, param_widget, read_widget, write_widget
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE
-from gui.forms import LogSpinBox
 from simulator.core.errors import StudioError
-from simulator.nn.network import (
-    ACTIVATIONS,
-    LOSSES,
+from simulator.core.params import params_of
+from simulator.nn.layers import (
+    LAYER_KINDS,
     Activation,
-    AvgPool,
-    BatchNorm,
     Conv2d,
-    Dropout,
     Flatten,
-    LayerNorm,
     LayerSpec,
     Linear,
     MaxPool,
-    Network,
 )
+from simulator.nn.network import LOSSES, Network
 
 __all__ = ["INIT_LABELS", "LAYER_TYPES", "PRESETS", "NetworkBuilder", "default_layer"]
 
-LAYER_TYPES = ("Linear", "Activation", "Conv2d", "MaxPool", "AvgPool", "BatchNorm", "LayerNorm", "Dropout", "Flatten")
+LAYER_TYPES = tuple(LAYER_KINDS)
 INIT_TOOLTIP = ("The default initialisation of every Linear/Conv2d weight (a layer may override it).\n"
                 "gaussian: std 0.01 · kaiming: std √(2/fan_in) (PyTorch's kaiming_normal_, ReLU gain)\n"
                 "xavier: std 1/√fan_in, the cs231n / LeCun form; PyTorch's xavier_normal_ uses "
@@ -70,18 +66,13 @@ PRESETS: dict[str, tuple[LayerSpec, ...]] = {
 }
 _BAD_ROW = QColor("#fbeaea")
 _OUTPUT_ROW = QColor("#f2f4f7")
-# Per-field widget ranges: (low, high, step) for ints, (low, high, decimals, step) for floats.
-_INT_RANGES = {"n": (1, 4096), "filters": (1, 256), "kernel": (1, 15), "stride": (1, 8), "pad": (0, 7),
-               "size": (1, 8)}
-_FLOAT_RANGES = {"p": (0.0, 0.95, 2, 0.05), "momentum": (0.0, 1.0, 3, 0.05), "init_value": (-10.0, 10.0, 3, 0.1)}
+# What "Add" inserts where it differs from the record's declared defaults: a padded conv keeps the image size.
+_ADD_OVERRIDES = {"Conv2d": {"pad": 1}}
 
 
 def default_layer(kind: str) -> LayerSpec:
-    """The spec a fresh "Add" inserts."""
-    return {"Linear": lambda: Linear(32), "Activation": lambda: Activation("relu"),
-            "Conv2d": lambda: Conv2d(8, 3, pad=1), "MaxPool": lambda: MaxPool(2, 2), "AvgPool": lambda: AvgPool(2, 2),
-            "BatchNorm": BatchNorm, "LayerNorm": LayerNorm, "Dropout": lambda: Dropout(0.5),
-            "Flatten": Flatten}[kind]()
+    """The spec a fresh "Add" inserts: the layer record's declared defaults (Linear(32), Activation("relu"), ...)."""
+    return LAYER_KINDS[kind](**_ADD_OVERRIDES.get(kind, {}))
 
 
 class RegBox(LogSpinBox):
@@ -105,6 +96,14 @@ class RegBox(LogSpinBox):
             self.setValue(0.0)
             return
         super().stepBy(steps)
+
+
+def _changed_signal(w: QWidget):
+    if isinstance(w, QComboBox):
+        return w.currentIndexChanged
+    if isinstance(w, QCheckBox):
+        return w.toggled
+    return w.valueChanged
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -379,7 +378,7 @@ class NetworkBuilder(QWidget):
             is_output = i == len(self._layers)
             bg = _BAD_ROW if bad_layer == i else (_OUTPUT_ROW if is_output else None)
             label = spec.label() + (" (output)" if is_output else "")
-            if isinstance(spec, (Linear, Conv2d)) and spec.init:
+            if getattr(spec, "init", None):                     # a layer's own initialisation
                 label += f" · {INIT_LABELS[spec.init]}"
             put(r, 0, str(i + 1), bg, muted=True)
             put(r, 1, label, bg, bold=is_output)
@@ -429,44 +428,27 @@ class NetworkBuilder(QWidget):
         spec = self._layers[i]
         self.form_title.setText(f"Layer {i + 1}: {type(spec).__name__}")
         self.form_title.setStyleSheet("font-weight: 600;")
-        fields = [f for f in dataclasses.fields(spec) if f.name != "eps"]
+        # one editor per declared field of the layer record (type, range, label and help come from params_of)
+        fields = params_of(spec)
         if not fields:
             note = QLabel("no settings")
             note.setStyleSheet(MUTED_STYLE)
             self.layer_form.addRow(note)
-        for f in fields:
-            value = getattr(spec, f.name)
-            if f.name == "init":
-                w = QComboBox()
-                w.addItem("(network default)", None)
-                for key, label in INIT_LABELS.items():
-                    w.addItem(label, key)
-                w.setCurrentIndex(max(0, w.findData(value)))
+        for p in fields:
+            w = param_widget(p)
+            if p.name == "init":                     # the network's default, and the lecture's names
+                for k in range(w.count()):
+                    key = w.itemData(k)
+                    w.setItemText(k, "(network default)" if key is None else INIT_LABELS.get(key, str(key)))
                 w.setToolTip(INIT_TOOLTIP.split("\n", 1)[1])
-                w.currentIndexChanged.connect(lambda _=0, w=w, i=i: self._on_field(i, "init", w.currentData()))
-            elif f.name == "name":
-                w = QComboBox()
-                w.addItems(list(ACTIVATIONS))
-                w.setCurrentText(value)
-                w.currentTextChanged.connect(lambda text, i=i: self._on_field(i, "name", text))
-            elif isinstance(value, int):
-                w = QSpinBox()
-                w.setRange(*_INT_RANGES.get(f.name, (0, 10_000)))
-                w.setValue(value)
-                w.setKeyboardTracking(False)
-                w.valueChanged.connect(lambda v, i=i, k=f.name: self._on_field(i, k, int(v)))
-            else:
-                lo, hi, dec, step = _FLOAT_RANGES.get(f.name, (0.0, 1e6, 4, 0.1))
-                w = QDoubleSpinBox()
-                w.setRange(lo, hi)
-                w.setDecimals(dec)
-                w.setSingleStep(step)
-                w.setValue(value)
-                w.setKeyboardTracking(False)
-                w.valueChanged.connect(lambda v, i=i, k=f.name: self._on_field(i, k, float(v)))
-            w.setObjectName(f"field_{f.name}")
+            write_widget(w, getattr(spec, p.name))
+            _changed_signal(w).connect(lambda *_, w=w, i=i, k=p.name: self._on_field(i, k, read_widget(w)))
+            w.setObjectName(f"field_{p.name}")
             self._form_widgets.append(w)
-            self.layer_form.addRow(f.name.replace("_", " "), w)
+            label = QLabel(p.title)
+            if p.doc:
+                label.setToolTip(p.doc)
+            self.layer_form.addRow(label, w)
 
     def _on_field(self, i: int, key: str, value: Any) -> None:
         if not 0 <= i < len(self._layers):

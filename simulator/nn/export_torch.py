@@ -11,50 +11,28 @@ any update (train mode), which equals Network.loss on that batch.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from simulator.functional import schedules as S
 from simulator.core.errors import ValueInputError
-from simulator.nn.network import (Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool,
-                            Network)
+from simulator.core.files import atomic_write
+from simulator.functional import schedules as S
+from simulator.nn.network import Network
 
-__all__ = ["export_torch_script", "write_torch_export", "TORCH_OPTIMIZERS"]
+__all__ = ["TORCH_OPTIMIZERS", "export_torch_script", "write_torch_export"]
 
 EMBED_LIMIT = 20_000  # parameters: up to this many are written into the script as lists
 
 TORCH_OPTIMIZERS = {"SGD": "SGD", "Momentum": "SGD", "Nesterov": "SGD", "AdaGrad": "Adagrad", "RMSProp": "RMSprop",
                     "Adam": "Adam", "AdamW": "AdamW"}
-_TORCH_ACT = {"relu": "nn.ReLU()", "leaky_relu": "nn.LeakyReLU(0.01)", "elu": "nn.ELU(alpha=1.0)",
-              "selu": "nn.SELU()", "sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()", "gelu": "nn.GELU()",
-              "silu": "nn.SiLU()", "softplus": "nn.Softplus()"}
 
 
 def _module(layer) -> str:
-    s = layer.spec
-    if isinstance(s, Linear):
-        return f"nn.Linear({layer.in_shape[0]}, {s.n})"
-    if isinstance(s, Conv2d):
-        return (f"nn.Conv2d({layer.in_shape[0]}, {s.filters}, kernel_size={s.kernel}, stride={s.stride}, "
-                f"padding={s.pad})")
-    if isinstance(s, MaxPool):
-        return f"nn.MaxPool2d({s.size}, stride={s.stride})"
-    if isinstance(s, AvgPool):
-        return f"nn.AvgPool2d({s.size}, stride={s.stride})"
-    if isinstance(s, BatchNorm):
-        kind = "BatchNorm1d" if len(layer.in_shape) == 1 else "BatchNorm2d"
-        return f"nn.{kind}({layer.in_shape[0]}, eps={s.eps!r}, momentum={s.momentum!r})"
-    if isinstance(s, LayerNorm):
-        return f"nn.LayerNorm({list(layer.in_shape)}, eps={s.eps!r})"
-    if isinstance(s, Dropout):
-        return f"nn.Dropout(p={s.p!r})"
-    if isinstance(s, Flatten):
-        return "nn.Flatten()"
-    if isinstance(s, Activation):
-        return _TORCH_ACT[s.name]
-    raise ValueInputError(f"cannot export layer {s!r}")  # pragma: no cover
+    """The layer's nn module, from its record (simulator/nn/layers.py)."""
+    return layer.spec.torch_module(layer.in_shape)
 
 
 def _schedule_code(schedule: Any) -> str:
@@ -106,13 +84,19 @@ def _config(trainer_config: Any) -> dict[str, Any]:
 
 
 def _torch_param_names(network: Network) -> list[tuple[str, int, str, bool]]:
-    """(our name, module index, torch attribute, transpose?) for every parameter."""
+    """(our name, module index, torch attribute, transpose?) for every parameter, from each layer record."""
     out = []
-    for i, layer in enumerate(network._layers):
+    for i, layer in enumerate(network.layers):
         for p in layer.params:
-            attr = {"w": "weight", "b": "bias", "gamma": "weight", "beta": "bias"}[p.split(".")[1]]
-            out.append((p, i, attr, isinstance(layer.spec, Linear) and attr == "weight"))
+            attr, transpose = layer.spec.TORCH_NAMES[p.rsplit(".", 1)[1]]
+            out.append((p, i, attr, transpose))
     return out
+
+
+def _torch_buffer_names(network: Network) -> list[tuple[str, int, str]]:
+    """(our name, module index, torch attribute) for every buffer: batch norm's running statistics keep their
+    names in torch."""
+    return [(b, i, b.rsplit(".", 1)[1]) for i, layer in enumerate(network.layers) for b in layer.buffers]
 
 
 def export_torch_script(network: Network, trainer_config: Any, data_file: str = "data.npz") -> str:
@@ -124,17 +108,17 @@ def export_torch_script(network: Network, trainer_config: Any, data_file: str = 
     hyper = dict(cfg["hyperparameters"])
     schedule = cfg["schedule"]
     torch_dtype = "torch.float64" if network.dtype == np.float64 else "torch.float32"
-    modules = ",\n    ".join(_module(l) for l in network._layers)
+    modules = ",\n    ".join(_module(l) for l in network.layers)
     mapping = _torch_param_names(network)
+    buffers = _torch_buffer_names(network)
+    buffer_values = dict(network.named_buffers())
     embed = network.num_params <= EMBED_LIMIT
     weights = ""
     if embed:
         weights = "INITIAL = {\n" + "".join(
             f"    {k!r}: {np.asarray(v, np.float64).tolist()!r},\n" for k, v in network.params.items()) + "}\n"
         weights += "BUFFERS = {\n" + "".join(
-            f"    {k!r}: ({np.asarray(b['running_mean'], np.float64).tolist()!r}, "
-            f"{np.asarray(b['running_var'], np.float64).tolist()!r}),\n" for k, b in network.bn_params.items()) + "}\n"
-    bn_index = {l.name: i for i, l in enumerate(network._layers) if isinstance(l.spec, BatchNorm)}
+            f"    {k!r}: {np.asarray(buffer_values[k], np.float64).tolist()!r},\n" for k, _, _ in buffers) + "}\n"
     opt_cls = TORCH_OPTIMIZERS[cfg["optimizer"]]
     lr = hyper.pop("lr", 1e-3)
     if schedule is not None:
@@ -157,8 +141,7 @@ def export_torch_script(network: Network, trainer_config: Any, data_file: str = 
     else:
         loss_body = (f"    loss = F.mse_loss(scores, F.one_hot(y, {network.num_classes}).to(scores.dtype))"
                      "  # against one-hot targets\n")
-    weight_mods = sorted({i for (_, i, attr, _) in mapping if attr == "weight"
-                          and isinstance(network._layers[i].spec, (Linear, Conv2d))})
+    weight_mods = sorted({i for i, layer in enumerate(network.layers) if layer.spec.REGULARISED})
     scheduler_line = "scheduler = None"
     if schedule is not None:  # LambdaLR scales the initial lr: lr_at(t) / lr is the factor
         scheduler_line = f"scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: lr_at(t) / {lr!r})"
@@ -189,7 +172,7 @@ model = nn.Sequential(
 
 # Our layouts: Linear w is (D, M) (torch's weight is its transpose); Conv2d w (F, C, k, k) as torch.
 PARAMS = {[(k, i, a, t) for k, i, a, t in mapping]!r}
-BATCHNORMS = {bn_index!r}
+BUFFER_NAMES = {buffers!r}
 {weights}
 
 def initial(name):
@@ -201,13 +184,9 @@ def load_initial_weights():
         for name, index, attr, transpose in PARAMS:
             value = torch.tensor(initial(name), dtype=DTYPE)
             getattr(model[index], attr).copy_(value.T if transpose else value)
-        for name, index in BATCHNORMS.items():
-            if {embed!r}:
-                mean, var = (np.asarray(v) for v in BUFFERS[name])
-            else:
-                mean, var = DATA["buffer/" + name + ".mean"], DATA["buffer/" + name + ".var"]
-            model[index].running_mean.copy_(torch.tensor(mean, dtype=DTYPE))
-            model[index].running_var.copy_(torch.tensor(var, dtype=DTYPE))
+        for name, index, attr in BUFFER_NAMES:
+            value = np.asarray(BUFFERS[name]) if {embed!r} else DATA["buffer/" + name]
+            getattr(model[index], attr).copy_(torch.tensor(value, dtype=DTYPE))
 
 
 load_initial_weights()
@@ -291,11 +270,11 @@ def write_torch_export(directory: str | os.PathLike, network: Network, trainer_c
     if Xv is not None:
         arrays["X_val"], arrays["y_val"] = np.asarray(Xv), np.asarray(yv, np.int64)
     if network.num_params > EMBED_LIMIT:
-        for k, v in network.params.items():
+        for k, v in network.named_parameters():
             arrays["init/" + k] = v
-        for k, b in network.bn_params.items():
-            arrays[f"buffer/{k}.mean"], arrays[f"buffer/{k}.var"] = b["running_mean"], b["running_var"]
-    np.savez(d / data_file, **arrays)
+        for k, v in network.named_buffers():
+            arrays["buffer/" + k] = v
+    atomic_write(d / data_file, lambda fh: np.savez(fh, **arrays))
     script = d / name
-    script.write_text(export_torch_script(network, trainer_config, data_file))
+    atomic_write(script, export_torch_script(network, trainer_config, data_file))
     return script

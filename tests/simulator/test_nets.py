@@ -182,13 +182,13 @@ def test_graph_expansion_eval_mode_uses_running_statistics():
 def test_train_and_eval_modes():
     net = Network((4,), [Linear(8), BatchNorm(), Dropout(0.5), Linear(2)], dtype=np.float64)
     x = np.random.default_rng(0).normal(size=(16, 4)) + 3.0
-    rm = net.bn_params["bn1"]["running_mean"].copy()
+    rm = net.state_dict()["bn1.running_mean"]
     a = net.forward(x, "eval")
     assert np.allclose(a, net.forward(x, "eval"))  # eval: deterministic, statistics untouched
-    assert np.array_equal(rm, net.bn_params["bn1"]["running_mean"])
+    assert np.array_equal(rm, dict(net.named_buffers())["bn1.running_mean"])
     t1, t2 = net.forward(x, "train", seed=1), net.forward(x, "train", seed=2)
     assert not np.allclose(t1, t2)  # different dropout masks
-    assert not np.array_equal(rm, net.bn_params["bn1"]["running_mean"])  # train updated the running mean
+    assert not np.array_equal(rm, dict(net.named_buffers())["bn1.running_mean"])  # train updated the running mean
     assert np.allclose(net.forward(x, "train", seed=9), net.forward(x, "train", seed=9))
     assert net.predict(x).shape == (16,) and net.predict(x).dtype == np.int64
 
@@ -305,7 +305,7 @@ def test_save_load_round_trip(tmp_path):
     assert back.spec_dict() == net.spec_dict()
     for k in net.params:
         assert np.array_equal(back.params[k], net.params[k])
-    assert np.array_equal(back.bn_params["bn1"]["running_var"], net.bn_params["bn1"]["running_var"])
+    assert np.array_equal(back.state_dict()["bn1.running_var"], net.state_dict()["bn1.running_var"])
     assert np.array_equal(back.forward(X), net.forward(X))
     other = Network((1, 6, 6), [Conv2d(2, 3), BatchNorm(), Activation("relu"), Flatten(), Linear(3)], seed=9)
     arrays = {k: v.copy() for k, v in other.params.items()}
@@ -364,3 +364,163 @@ def test_evaluate_counts_soft_targets_by_their_largest_class():
     x = np.random.default_rng(0).normal(size=(20, 2))
     soft = np.eye(3)[np.argmax(net.forward(x), axis=1)]
     assert net.evaluate(x, soft)[1] == 1.0
+
+
+# ------------------------------------------------------------------------------------------------ state, PyTorch's words
+
+def test_parameters_buffers_and_state_dict():
+    net = Network((4,), [Linear(3), BatchNorm(), Activation("relu"), Linear(2)], seed=1)
+    assert [id(a) for a in net.parameters()] == [id(a) for a in net.params.values()]     # live arrays, in order
+    assert [k for k, _ in net.named_parameters()] == ["fc1.w", "fc1.b", "bn1.gamma", "bn1.beta", "fc2.w", "fc2.b"]
+    assert [k for k, _ in net.named_buffers()] == ["bn1.running_mean", "bn1.running_var"]
+    sd = net.state_dict()
+    assert list(sd) == ["fc1.w", "fc1.b", "bn1.gamma", "bn1.beta", "bn1.running_mean", "bn1.running_var", "fc2.w",
+                        "fc2.b"]
+    net.loss(np.random.default_rng(0).normal(size=(8, 4)), np.arange(8) % 2)   # train mode moves the statistics
+    assert not np.array_equal(sd["bn1.running_var"], dict(net.named_buffers())["bn1.running_var"])  # a copy
+    arrays = net.parameters()
+    net.load_state_dict(sd)
+    assert all(a is b for a, b in zip(arrays, net.parameters()))                 # loaded in place
+    for k, v in net.state_dict().items():
+        assert np.array_equal(v, sd[k]), k
+
+
+def test_load_state_dict_strict_and_not():
+    net = Network((4,), [Linear(3), BatchNorm(), Linear(2)], seed=1)
+    before = net.state_dict()
+    other = Network((4,), [Linear(3), BatchNorm(), Linear(2)], seed=2).state_dict()
+    bad = {**other, "fc2.w": np.zeros((5, 2))}
+    with pytest.raises(ShapeError, match=r"fc2\.w has shape \(5, 2\)"):
+        net.load_state_dict(bad)
+    with pytest.raises(ValueInputError, match="missing bn1.running_var"):
+        net.load_state_dict({k: v for k, v in other.items() if k != "bn1.running_var"})
+    with pytest.raises(ValueInputError, match="unexpected fc3.w"):
+        net.load_state_dict({**other, "fc3.w": np.zeros(1)})
+    with pytest.raises(ValueInputError, match="bn1.running_var: a running variance is negative"):
+        net.load_state_dict({**other, "bn1.running_var": -np.ones(3)})
+    with pytest.raises(ValueInputError, match="fc1.b contains NaN"):
+        net.load_state_dict({**other, "fc1.b": np.full(3, np.nan)})
+    for k, v in net.state_dict().items():                                        # nothing changed
+        assert np.array_equal(v, before[k]), k
+    partial = {k: v for k, v in bad.items() if k != "bn1.gamma"} | {"x": np.ones(1)}
+    result = net.load_state_dict(partial, strict=False)
+    assert result.missing_keys == ["bn1.gamma"] and result.unexpected_keys == ["x"]
+    assert result.mismatched_keys == ["fc2.w"]
+    after = net.state_dict()
+    assert np.array_equal(after["fc1.w"], other["fc1.w"].astype(np.float32))     # what matched is loaded
+    assert np.array_equal(after["fc2.w"], before["fc2.w"]) and np.array_equal(after["bn1.gamma"], before["bn1.gamma"])
+
+
+def test_copy_and_astype():
+    net = Network((3,), [Linear(4), BatchNorm(), Activation("tanh"), Linear(2)], seed=3)
+    x = np.random.default_rng(0).normal(size=(6, 3))
+    net.loss(x, np.arange(6) % 2)
+    c = net.copy()
+    assert c.dtype == np.float32 and c.spec_dict() == net.spec_dict()
+    assert np.array_equal(c.forward(x), net.forward(x))
+    c.params["fc1.w"] += 1
+    assert not np.array_equal(c.params["fc1.w"], net.params["fc1.w"])            # independent arrays
+    d = net.astype(np.float64)
+    assert d.dtype == np.float64 and d.params["fc1.w"].dtype == np.float64 and net.dtype == np.float32
+    assert np.allclose(d.forward(x), net.forward(x), atol=1e-5)
+
+
+def test_absurd_sizes_are_refused_before_allocating():
+    with pytest.raises(ValueInputError, match="units must be ≤"):
+        Network((4,), [Linear(10**12)])
+    with pytest.raises(ValueInputError, match=r"layer 1 \(Linear 100\): its 100,000,100 parameters .* more than "
+                                              r"the 20,000,000"):
+        Network((10**6,), [Linear(100)])
+    with pytest.raises(ValueInputError, match=r"layer 3 \(Linear 10000\)"):
+        Network((1000,), [Linear(10000), Activation("relu"), Linear(10000)])
+
+
+def test_non_finite_inputs_are_refused():
+    net = Network((2,), [Linear(8), Activation("relu"), Linear(3)])
+    x = np.array([[0.5, np.nan], [1.0, 2.0]])
+    for call in (lambda: net.forward(x), lambda: net.predict(x), lambda: net.loss(x, np.array([0, 1])),
+                 lambda: net.check_input(np.array([[np.inf, 0.0]]))):
+        with pytest.raises(ValueInputError, match="NaN or infinity"):
+            call()
+    with pytest.raises(ValueInputError, match="NaN or infinity"):
+        Trainer(net, (x, np.array([0, 1]), None, None))
+
+
+@pytest.mark.parametrize("loss", ["mse", "svm", "softmax"])
+def test_graph_expansion_with_regulariser_for_every_loss(loss):
+    hidden = [] if loss == "mse" else [Linear(4), Activation("relu")]    # the issue's case: Linear(2), mse, reg
+    net = Network((3,), [*hidden, Linear(2)], loss=loss, reg=0.1, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(4, 3)), np.array([0, 1, 1, 0])
+    value, grads = net.loss(x, y)
+    graph = net.to_graph(x, y)
+    result = run(graph)
+    assert graph.output == "loss" and abs(float(result.value) - value) < 1e-12
+    assert rel_error(result.grads["fc1_w"], grads["fc1.w"]) < 1e-9
+
+
+# ------------------------------------------------------------------------------------------------ metrics rate, job form
+
+def test_gradient_norms_are_measured_every_k_steps_and_on_demand():
+    X, y = D.spiral(60, 3, seed=0)
+    net = Network((2,), [Linear(8), Activation("relu"), Linear(3)], seed=0, dtype=np.float64)
+    tr = Trainer(net, (X, y, None, None), "SGD", lr=0.1, batch_size=20, epochs=6, norms_every=4)
+    measured, held = [], None
+    while not tr.done:
+        w_before = {k: v.copy() for k, v in net.params.items()}
+        m = tr.step()
+        if m.norms_measured:
+            measured.append(m.iteration)
+            held = dict(m.grad_norms)
+            # the norm of fc2's gradient is the norm of the update SGD took, divided by the rate
+            step = np.sqrt(sum(np.sum((net.params[k] - w_before[k]) ** 2) for k in ("fc2.w", "fc2.b"))) / 0.1
+            assert m.grad_norms["fc2"] == pytest.approx(step, rel=1e-9)
+            assert tr.grad_norms() == pytest.approx(m.grad_norms, rel=1e-12)     # on demand, the same
+        else:
+            assert dict(m.grad_norms) == held                                    # the latest measured ones
+            assert tr.grad_norms()["fc1"] > 0
+        if m.end_of_epoch:
+            tr.evaluate()
+    # iterations 1, 5, 9, ... and every epoch's last step (3 per epoch)
+    assert measured == sorted(set(range(1, 19, 4)) | set(range(3, 19, 3)))
+    h = tr.history
+    assert h.grad_norms.shape == (18, 2) and list(np.flatnonzero(h.norms_measured) + 1) == measured
+    assert np.isnan(h.grad_norms[1]).all() and np.isfinite(h.grad_norms[0]).all()
+
+
+def test_the_norms_rate_changes_no_number():
+    X, y = D.moons(100, seed=1)
+
+    def train(k):
+        net = Network((2,), [Linear(16), BatchNorm(), Activation("relu"), Dropout(0.1), Linear(2)], seed=3)
+        tr = Trainer(net, (X, y, X[:20], y[:20]), "Adam", lr=1e-2, batch_size=16, epochs=3, seed=2, norms_every=k)
+        return tr.run(), net
+    (h1, n1), (h7, n7) = train(1), train(7)
+    assert np.array_equal(h1.loss, h7.loss) and np.array_equal(h1.val_loss, h7.val_loss)
+    assert np.array_equal(n1.params["fc2.w"], n7.params["fc2.w"])
+    ok = h7.norms_measured
+    assert np.array_equal(h1.grad_norms[ok], h7.grad_norms[ok]) and 0 < ok.sum() < len(h7)
+
+
+def test_training_is_a_job_yielding_metrics_returning_the_history_and_cancelled_by_close():
+    from simulator.core.jobs import run_job
+    X, y = D.xor(80, seed=0)
+
+    def trainer():
+        return Trainer(Network((2,), [Linear(8), Activation("tanh"), Linear(2)], seed=1), (X, y, None, None),
+                       batch_size=16, epochs=4)
+    seen = []
+    tr = trainer()
+    hist = run_job(tr.training(metrics_every=2), seen.append)
+    assert hist is tr.history and tr.done and len(hist) == 20
+    steps = [m.iteration for m in seen if isinstance(m, StepMetrics)]
+    assert steps == [2, 4, 5, 6, 8, 10, 12, 14, 15, 16, 18, 20]     # every 2nd and each epoch's last
+    assert [m.epoch for m in seen if isinstance(m, EpochMetrics)] == [0, 1, 2, 3]
+    assert np.array_equal(hist.loss, trainer().run().loss)          # the same training as run()
+
+    tr = trainer()
+    job = tr.training()
+    for _ in range(7):
+        next(job)
+    job.close()                                                     # cancel between two updates
+    assert tr.iteration == 6 and not tr.done and len(tr.history) == 6

@@ -1,0 +1,327 @@
+"""Training a Network: Trainer (mini-batches, loss, optimizer, schedule, early stopping), its metrics and History.
+
+One update per ``step()``, so a caller can pause or stop anywhere; ``training()`` is the same loop as a job
+(simulator/core/jobs.py): a generator yielding metrics and returning the History, cancelled by ``close()``.
+
+What each step costs is what the plots need: the loss, batch accuracy and learning rate are measured every step;
+the per-layer gradient norms (a full pass over every gradient) on the first step, every ``norms_every``-th step after
+it and on the last step of each epoch. A step that does not measure them carries the latest measured norms (what a
+plot holds) with ``norms_measured`` False, and History keeps NaN there; ``grad_norms()`` measures the last step's on
+demand. Gradients are checked for NaN and infinity on measuring steps; between them a non-finite gradient reaches
+the parameters and the next loss (checked every step) stops training naming the layer.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simulator.core.errors import ShapeError, ValueInputError
+from simulator.core.params import check_int
+from simulator.nn.network import Network
+
+__all__ = ["MAX_TRAINING_STEPS", "EpochMetrics", "History", "StepMetrics", "Trainer"]
+
+MAX_TRAINING_STEPS = 10_000_000
+NORMS_EVERY = 10
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    """One update: iteration (1-based, over the whole run), epoch (0-based, the one this step belongs to), batch loss
+    (regulariser included), batch accuracy (train mode), the learning rate used, per-layer gradient norms (measured
+    at this step when ``norms_measured``, else the latest measured ones), and whether the step ended an epoch."""
+
+    iteration: int
+    epoch: int
+    loss: float
+    accuracy: float
+    lr: float
+    grad_norms: Mapping[str, float]
+    end_of_epoch: bool
+    norms_measured: bool = True
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """The end of an epoch: full-set loss and accuracy in eval mode (val NaN without validation data)."""
+
+    epoch: int
+    iteration: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    best_epoch: int
+    stopped_early: bool
+
+
+class History:
+    """Metrics in numpy arrays that grow by doubling (views of the filled part are returned), so plots read them
+    directly and a long run costs memory only for the steps it has taken. ``grad_norms`` (steps, layers) holds NaN
+    on the steps that did not measure them (``norms_measured`` is the mask)."""
+
+    _START = 4096
+
+    def __init__(self, steps: int, epochs: int, layers: Sequence[str]):
+        self._n = 0
+        self._e = 0
+        cap = max(1, min(steps, self._START))
+        self._step = {k: np.full(cap, np.nan) for k in ("loss", "accuracy", "lr")}
+        self._norms = np.full((cap, len(layers)), np.nan)
+        self.norm_layers = tuple(layers)
+        ecap = max(1, min(epochs, self._START))
+        self._epoch = {k: np.full(ecap, np.nan) for k in ("train_loss", "train_accuracy", "val_loss",
+                                                          "val_accuracy", "iteration")}
+
+    @staticmethod
+    def _grown(a: np.ndarray) -> np.ndarray:
+        bigger = np.full((2 * a.shape[0],) + a.shape[1:], np.nan)
+        bigger[:a.shape[0]] = a
+        return bigger
+
+    def add_step(self, m: StepMetrics) -> None:
+        i = self._n
+        if i == self._norms.shape[0]:
+            self._step = {k: self._grown(v) for k, v in self._step.items()}
+            self._norms = self._grown(self._norms)
+        s = self._step
+        s["loss"][i], s["accuracy"][i], s["lr"][i] = m.loss, m.accuracy, m.lr
+        if m.norms_measured:
+            self._norms[i] = [m.grad_norms[k] for k in self.norm_layers]
+        self._n += 1
+
+    def add_epoch(self, m: EpochMetrics) -> None:
+        i = self._e
+        if i == len(self._epoch["iteration"]):
+            self._epoch = {k: self._grown(v) for k, v in self._epoch.items()}
+        for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "iteration"):
+            self._epoch[k][i] = getattr(m, k)
+        self._e += 1
+
+    @property
+    def norms_measured(self) -> np.ndarray:
+        """(steps,) bool: the steps whose gradient norms were measured."""
+        return ~np.isnan(self._norms[:self._n]).any(axis=1) if self.norm_layers else np.ones(self._n, bool)
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in ("loss", "accuracy", "lr"):
+            return self._step[name][:self._n]
+        if name == "grad_norms":
+            return self._norms[:self._n]
+        if name in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+            return self._epoch[name][:self._e]
+        if name == "epoch_iteration":
+            return self._epoch["iteration"][:self._e]
+        raise AttributeError(name)
+
+    def __len__(self) -> int:
+        return self._n
+
+
+class Trainer:
+    """Mini-batch training of a Network, one update per ``step()``, so a worker thread can pause or stop anywhere.
+
+    data: (X_train, y_train, X_val, y_val) (the validation pair may be None). The optimizer is one of
+    simulator.functional.optim.OPTIMIZERS over the network's parameter arrays (updated in place by the fused
+    kernels), built with ``lr`` (None: the optimizer's default) and ``optimizer_kwargs``. A ``schedule``
+    (simulator.functional.schedules) sets the rate of every update (its own base_lr; pass ``lr`` too and the schedule
+    is rebased on it). Each epoch visits the training set in a fresh seeded permutation. ``patience``: stop once the
+    validation loss (the training loss without validation data) has not improved for that many epochs, restoring the
+    best weights. ``augment(x_batch, rng) -> x_batch`` is applied to each training batch. ``norms_every``: how often
+    the per-layer gradient norms are measured (see the module's docstring; 1 measures every step).
+    """
+
+    def __init__(self, network: Network, data: Sequence[Any], optimizer: str = "Adam", lr: float | None = None,
+                 schedule: Any = None, batch_size: int = 64, epochs: int = 10, patience: int | None = None,
+                 seed: int = 0, augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+                 restore_best: bool = True, norms_every: int = NORMS_EVERY, **optimizer_kwargs: Any):
+        from simulator.functional.optim import make_optimizer
+        if len(data) != 4:
+            raise ValueInputError("data must be (X_train, y_train, X_val, y_val); the validation pair may be None")
+        self.network = network
+        X, y, Xv, yv = data
+        self.X = np.asarray(X)
+        self.y = np.asarray(y)
+        if self.X.shape[1:] != network.input_shape or self.X.shape[0] != self.y.shape[0] or len(self.X) == 0:
+            raise ShapeError(f"training data X {self.X.shape} / y {self.y.shape} do not fit the network's input "
+                             f"(N, {', '.join(map(str, network.input_shape))}) with one label per sample")
+        self.Xv = None if Xv is None else np.asarray(Xv)
+        self.yv = None if yv is None else np.asarray(yv)
+        if self.Xv is not None and (self.yv is None or self.Xv.shape[1:] != network.input_shape
+                                    or len(self.Xv) != len(self.yv)):
+            raise ShapeError("validation data do not fit the network's input or have no matching labels")
+        # checked and cast once (NaN refused here, not per step); batches are gathered from this array
+        self._X_checked = network.check_input(self.X)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.epochs = check_int("epochs", epochs, 1)
+        self.patience = None if patience is None else check_int("patience", patience, 1)
+        self.seed = check_int("seed", seed, 0)
+        self.norms_every = check_int("norms_every", norms_every, 1)
+        self.augment = augment
+        self.restore_best = restore_best
+        self.optimizer_name = optimizer
+        kwargs = dict(optimizer_kwargs)
+        if lr is not None:
+            kwargs["lr"] = lr
+        self.schedule = schedule
+        if schedule is not None and lr is not None:
+            self.schedule = schedule.with_base(lr)
+        self.param_names = list(network.params)
+        try:
+            self.optimizer = make_optimizer(optimizer, network.parameters(), **kwargs)
+        except TypeError as exc:
+            raise ValueInputError(f"optimizer {optimizer}: {exc}") from None
+        self.optimizer_kwargs = dict(self.optimizer.hyperparameters())
+        self._rng = np.random.default_rng([self.seed, 2])
+        self._aug_rng = np.random.default_rng([self.seed, 3])
+        # A last mini-batch of a single example joins the one before it: batch norm needs two examples.
+        n = len(self.X)
+        self.iters_per_epoch = max(1, -(-n // self.batch_size) - (1 if n % self.batch_size == 1 and n > 1 else 0))
+        self.total_steps = self.iters_per_epoch * self.epochs
+        if self.total_steps > MAX_TRAINING_STEPS:
+            raise ValueInputError(f"{self.total_steps:,} training steps ({self.epochs} epochs of "
+                                  f"{self.iters_per_epoch} batches) is more than {MAX_TRAINING_STEPS:,}: use fewer "
+                                  f"epochs or larger batches")
+        self._norm_groups = [(l.name, l.params) for l in network.layers if l.params]
+        self.history = History(self.total_steps, self.epochs, [name for name, _ in self._norm_groups])
+        self.iteration = 0
+        self.epoch = 0
+        self._batch = 0
+        self._order = self._rng.permutation(len(self.X))
+        self.best_loss = math.inf
+        self.best_epoch = -1
+        self._best_state: dict[str, np.ndarray] | None = None
+        self.stopped_early = False
+        self._pending_eval = False
+        self._last_grads: dict[str, np.ndarray] | None = None
+        self._norms: Mapping[str, float] = {name: math.nan for name, _ in self._norm_groups}
+
+    @property
+    def done(self) -> bool:
+        return self.stopped_early or (self.epoch >= self.epochs and not self._pending_eval)
+
+    @property
+    def lr(self) -> float:
+        """The rate of the next update."""
+        return self.schedule.lr_at(self.iteration) if self.schedule is not None else self.optimizer.lr
+
+    def _measure_norms(self, grads: Mapping[str, np.ndarray]) -> dict[str, float]:
+        norms = {}
+        for name, ps in self._norm_groups:
+            sq = 0.0
+            for p in ps:
+                f = grads[p].ravel()
+                sq += float(np.dot(f, f))
+            norms[name] = math.sqrt(sq)
+        return norms
+
+    def grad_norms(self) -> dict[str, float]:
+        """The per-layer gradient norms of the last step, measured now (empty before the first step)."""
+        return {} if self._last_grads is None else self._measure_norms(self._last_grads)
+
+    def step(self) -> StepMetrics:
+        """One mini-batch update. After the epoch's last batch, end_of_epoch is True and evaluate() is due."""
+        if self._pending_eval:  # the caller skipped evaluate(): the epoch's metrics still belong in the history
+            self.evaluate()
+        if self.done:
+            raise ValueInputError("training is finished: no steps left")
+        bs = self.batch_size
+        last = self._batch == self.iters_per_epoch - 1
+        idx = self._order[self._batch * bs:len(self._order) if last else (self._batch + 1) * bs]
+        yb = self.y[idx]
+        measure = last or self.iteration % self.norms_every == 0
+        net = self.network
+        if self.augment is None:
+            xb, checked = self._X_checked[idx], True
+        else:
+            xb, checked = self.augment(self.X[idx], self._aug_rng), False
+        loss, grads, scores = net.loss_grads_scores(xb, yb, "train", what=f"iteration {self.iteration + 1}: ",
+                                                    checked=checked, check_grads=measure)
+        if yb.ndim == 1:
+            acc = np.count_nonzero(scores.argmax(axis=1) == yb) / len(yb)
+        else:
+            acc = math.nan
+        self._last_grads = grads
+        if measure:
+            self._norms = self._measure_norms(grads)
+        lr = self.schedule.apply(self.optimizer, self.iteration) if self.schedule is not None else self.optimizer.lr
+        self.optimizer.step([grads[k] for k in self.param_names])
+        self.iteration += 1
+        self._batch += 1
+        end = self._batch >= self.iters_per_epoch
+        m = StepMetrics(self.iteration, self.epoch, loss, acc, float(lr), self._norms, end, measure)
+        self.history.add_step(m)
+        if end:
+            self._batch = 0
+            self._order = self._rng.permutation(len(self.X))
+            self.epoch += 1
+            self._pending_eval = True
+        return m
+
+    def evaluate(self) -> EpochMetrics:
+        """Full-set train and validation loss and accuracy (eval mode) for the epoch just finished; updates early
+        stopping. Called by run() (and by step() if it was skipped)."""
+        tl, ta = self.network.evaluate(self._X_checked, self.y)
+        if self.Xv is not None and len(self.Xv):
+            vl, va = self.network.evaluate(self.Xv, self.yv)
+            watch = vl
+        else:
+            vl, va = float("nan"), float("nan")
+            watch = tl
+        epoch = self.epoch - 1
+        if self._pending_eval:
+            self._pending_eval = False
+            if watch < self.best_loss:
+                self.best_loss, self.best_epoch = watch, epoch
+                if self.patience is not None and self.restore_best:
+                    self._best_state = self.network.state_dict()
+            elif self.patience is not None and epoch - self.best_epoch >= self.patience:
+                self.stopped_early = True
+                if self.restore_best and self._best_state is not None:
+                    self.network.load_state_dict(self._best_state)
+            m = EpochMetrics(epoch, self.iteration, tl, ta, vl, va, self.best_epoch, self.stopped_early)
+            self.history.add_epoch(m)
+            return m
+        return EpochMetrics(epoch, self.iteration, tl, ta, vl, va, self.best_epoch, self.stopped_early)
+
+    def __iter__(self) -> Iterator[StepMetrics | EpochMetrics]:
+        """Yields a StepMetrics per update and an EpochMetrics after each epoch, until done."""
+        while not self.done:
+            m = self.step()
+            yield m
+            if m.end_of_epoch:
+                yield self.evaluate()
+
+    def training(self, metrics_every: int = 1) -> Generator[StepMetrics | EpochMetrics, None, History]:
+        """Training as a job (simulator/core/jobs.py): trains until done, yielding every ``metrics_every``-th
+        StepMetrics (and the last one) and every EpochMetrics, and returns the History (which holds every step).
+        ``close()`` cancels between two updates; the network keeps the weights of the last one."""
+        every = check_int("metrics_every", metrics_every, 1)
+        while not self.done:
+            m = self.step()
+            if m.iteration % every == 0 or m.end_of_epoch or self.done:
+                yield m
+            if m.end_of_epoch:
+                yield self.evaluate()
+        return self.history
+
+    def run(self, callback: Callable[[StepMetrics | EpochMetrics], Any] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> History:
+        """Train until done or should_stop() returns True (checked after every item); returns the history."""
+        for m in self:
+            if callback is not None:
+                callback(m)
+            if should_stop is not None and should_stop():
+                break
+        return self.history
+
+    def config(self) -> dict[str, Any]:
+        """What export_torch needs: optimizer name and hyperparameters, schedule, batch size, epochs, seed."""
+        return {"optimizer": self.optimizer_name, "hyperparameters": dict(self.optimizer_kwargs),
+                "schedule": self.schedule, "batch_size": self.batch_size, "epochs": self.epochs, "seed": self.seed}
