@@ -91,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+    from gui.platform_check import xcb_problem
+    problem = xcb_problem()
+    if problem is not None:                     # Qt would abort with "could not load the Qt platform plugin"
+        print(f"backprop-studio: {problem}", file=sys.stderr)
+        return 1
+
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
 
