@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from simulator.core.errors import ValueInputError
+from simulator.core.errors import ShapeError, ValueInputError
+from simulator.core.params import check_int
 from simulator.core.files import atomic_write
 from simulator.functional import schedules as S
+from simulator.functional.optim import make_optimizer
 from simulator.nn.network import Network
 
 __all__ = ["TORCH_OPTIMIZERS", "export_torch_script", "write_torch_export"]
@@ -80,7 +82,39 @@ def _config(trainer_config: Any) -> dict[str, Any]:
     cfg.update(trainer_config)
     if cfg["optimizer"] not in TORCH_OPTIMIZERS:
         raise ValueInputError(f"unknown optimizer {cfg['optimizer']!r}")
+    if not isinstance(cfg["hyperparameters"], Mapping):
+        raise ValueInputError("the hyperparameters must be a mapping such as {'lr': 0.01}")
+    # the optimizer's own declarations check every value (a NaN rate, a beta of 2, an unknown name)
+    make_optimizer(cfg["optimizer"], [np.zeros(1)], **cfg["hyperparameters"])
+    if cfg["schedule"] is not None and not isinstance(cfg["schedule"], S.Schedule):
+        raise ValueInputError(f"the schedule must be a Schedule (simulator.functional.schedules) or None, "
+                              f"got {cfg['schedule']!r}")
+    cfg["batch_size"] = check_int("batch size", cfg["batch_size"], 1, 1 << 20)
+    cfg["epochs"] = check_int("epochs", cfg["epochs"], 1, 1_000_000)
+    cfg["seed"] = check_int("seed", cfg["seed"], 0, 2**32 - 1)
     return cfg
+
+
+def _export_data(network: Network, data: Any) -> dict[str, np.ndarray]:
+    """(X_train, y_train, X_val, y_val) checked against the network: inputs of its shape with finite values, one
+    integer class label (or, for MSE, target row) per sample; X_val and y_val may be None."""
+    if not isinstance(data, (tuple, list)) or len(data) != 4:
+        raise ValueInputError("data must be a tuple (X_train, y_train, X_val, y_val); X_val and y_val may be None")
+    X, y, Xv, yv = data
+    arrays: dict[str, np.ndarray] = {}
+    for split, xs, ys in (("train", X, y), ("val", Xv, yv)):
+        if xs is None and ys is None and split == "val":
+            continue
+        if xs is None or ys is None:
+            raise ValueInputError(f"X_{split} and y_{split} must both be given")
+        xs = network.check_input(xs)
+        ys = np.asarray(ys)
+        if ys.shape != (len(xs),) or ys.dtype.kind not in "biu" or ys.min() < 0 or ys.max() >= network.num_classes:
+            raise ShapeError(f"y_{split} must hold one class label in 0..{network.num_classes - 1} per sample of "
+                             f"X_{split} ({len(xs)} samples), got shape {ys.shape} of {ys.dtype}")
+        arrays[f"X_{split}"] = xs
+        arrays[f"y_{split}"] = ys.astype(np.int64)
+    return arrays
 
 
 def _torch_param_names(network: Network) -> list[tuple[str, int, str, bool]]:
@@ -262,13 +296,11 @@ def write_torch_export(directory: str | os.PathLike, network: Network, trainer_c
                        data: tuple, name: str = "train_torch.py") -> Path:
     """Write the script and its data file (X_train, y_train, X_val, y_val, and the weights when too large to
     embed) into `directory`; returns the script's path."""
+    arrays = _export_data(network, data)
+    script_text = export_torch_script(network, trainer_config, Path(name).stem + "_data.npz")
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     data_file = Path(name).stem + "_data.npz"
-    X, y, Xv, yv = data
-    arrays: dict[str, np.ndarray] = {"X_train": np.asarray(X), "y_train": np.asarray(y, np.int64)}
-    if Xv is not None:
-        arrays["X_val"], arrays["y_val"] = np.asarray(Xv), np.asarray(yv, np.int64)
     if network.num_params > EMBED_LIMIT:
         for k, v in network.named_parameters():
             arrays["init/" + k] = v
@@ -276,5 +308,5 @@ def write_torch_export(directory: str | os.PathLike, network: Network, trainer_c
             arrays["buffer/" + k] = v
     atomic_write(d / data_file, lambda fh: np.savez(fh, **arrays))
     script = d / name
-    atomic_write(script, export_torch_script(network, trainer_config, data_file))
+    atomic_write(script, script_text)
     return script

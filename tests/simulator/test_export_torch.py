@@ -10,7 +10,7 @@ import pytest
 
 from simulator.data import datasets as D
 from simulator.functional import schedules as S
-from simulator.core.errors import ValueInputError
+from simulator.core.errors import ShapeError, ValueInputError
 from simulator.nn.export_torch import _schedule_code, export_torch_script, write_torch_export
 from simulator.nn.network import (Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool,
                             Network, Trainer)
@@ -111,3 +111,29 @@ def test_exported_cnn_initial_loss(tmp_path, monkeypatch):
     initial, steps = _run(script, 2)
     assert initial == pytest.approx(ours0, rel=1e-5)
     assert len(steps) == 2 and all(np.isfinite(steps))
+
+
+@pytest.mark.parametrize("change, error, message", [
+    ({"data": "abc"}, ValueInputError, "data must be a tuple"),
+    ({"data": "other shape"}, ShapeError, r"x has shape \(10, 5\) but the network takes \(N, 2\)"),
+    ({"data": "nan"}, ValueInputError, "NaN or infinity"),
+    ({"data": "labels"}, ShapeError, "one class label in 0..2"),
+    ({"hyper": {"lr": float("nan")}}, ValueInputError, "finite"),
+    ({"hyper": {"lr": 0.1, "betas": (0.9, 2.0)}}, ValueInputError, "beta"),
+    ({"schedule": "cosine"}, ValueInputError, "the schedule must be a Schedule"),
+    ({"batch_size": 0}, ValueInputError, "batch size must be ≥ 1"),
+])
+def test_bad_exports_are_refused_before_anything_is_written(tmp_path, change, error, message):
+    from simulator.nn.export_torch import write_torch_export
+    from simulator.nn.network import Activation, Linear, Network
+    net = Network((2,), [Linear(4), Activation("relu"), Linear(3)], seed=0)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(10, 2)), np.arange(10) % 3
+    data = {"abc": "abc", "other shape": (np.ones((10, 5)), y, None, None),
+            "nan": (np.full((10, 2), np.nan), y, None, None), "labels": (X, y + 5, None, None),
+            None: (X, y, X[:4], y[:4])}[change.get("data")]
+    cfg = {"optimizer": "Adam", "hyperparameters": change.get("hyper", {"lr": 0.01}),
+           "schedule": change.get("schedule"), "batch_size": change.get("batch_size", 4), "epochs": 1, "seed": 0}
+    with pytest.raises(error, match=message):
+        write_torch_export(tmp_path / "out", net, cfg, data)
+    assert not (tmp_path / "out").exists()
