@@ -13,13 +13,14 @@ the parameters and the next loss (checked every step) stops training naming the 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from simulator.core.errors import ShapeError, ValueInputError
+from simulator.core.jobs import run_job
 from simulator.core.params import check_int
 from simulator.nn.network import Network
 
@@ -290,14 +291,6 @@ class Trainer:
             return m
         return EpochMetrics(epoch, self.iteration, tl, ta, vl, va, self.best_epoch, self.stopped_early)
 
-    def __iter__(self) -> Iterator[StepMetrics | EpochMetrics]:
-        """Yields a StepMetrics per update and an EpochMetrics after each epoch, until done."""
-        while not self.done:
-            m = self.step()
-            yield m
-            if m.end_of_epoch:
-                yield self.evaluate()
-
     def training(self, metrics_every: int = 1) -> Generator[StepMetrics | EpochMetrics, None, History]:
         """Training as a job (simulator/core/jobs.py): trains until done, yielding every ``metrics_every``-th
         StepMetrics (and the last one) and every EpochMetrics, and returns the History (which holds every step).
@@ -311,14 +304,10 @@ class Trainer:
                 yield self.evaluate()
         return self.history
 
-    def run(self, callback: Callable[[StepMetrics | EpochMetrics], Any] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> History:
-        """Train until done or should_stop() returns True (checked after every item); returns the history."""
-        for m in self:
-            if callback is not None:
-                callback(m)
-            if should_stop is not None and should_stop():
-                break
+    def run(self, on_yield: Callable[[StepMetrics | EpochMetrics], Any] | None = None) -> History:
+        """Train until done (the training job driven to its end); ``on_yield`` sees every StepMetrics and
+        EpochMetrics and stops the training early by returning True. Returns the history."""
+        run_job(self.training(), on_yield)
         return self.history
 
     def config(self) -> dict[str, Any]:

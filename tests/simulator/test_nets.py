@@ -226,7 +226,7 @@ def test_step_metrics_schedule_and_stop():
     assert set(m.grad_norms) == {"fc1", "bn1", "fc2"} and all(v > 0 for v in m.grad_norms.values())
     assert 0 <= m.accuracy <= 1
     seen = []
-    tr.run(callback=seen.append, should_stop=lambda: len(seen) >= 6)
+    tr.run(lambda m: seen.append(m) or len(seen) >= 6)     # True stops the training job
     assert len(seen) == 6 and isinstance(seen[3], EpochMetrics)  # steps 2, 3, 4 end epoch 0, then its evaluation
     assert seen[3].epoch == 0 and seen[3].iteration == 4 and 0 <= seen[3].val_accuracy <= 1
     assert np.allclose(tr.history.lr, [sched.lr_at(t) for t in range(len(tr.history))])
