@@ -90,3 +90,36 @@ def test_arbitrary_text_raises_only_our_error(text):
         Graph.from_expression(text)
     except ExpressionError:
         pass
+
+
+_LEAVES = st.one_of(st.sampled_from(["x", "y", "0", "1", "2.5", "-3", "1e308", "1e-300"]))
+_UNARY = ["exp", "log", "sqrt", "sin", "cos", "tanh", "relu", "sigmoid", "abs", "-"]
+_BINARY = ["+", "-", "*", "/", "**"]
+
+
+def _combine(children):
+    unary = st.tuples(st.sampled_from(_UNARY), children).map(
+        lambda t: f"-({t[1]})" if t[0] == "-" else f"{t[0]}({t[1]})")
+    binary = st.tuples(children, st.sampled_from(_BINARY), children).map(lambda t: f"({t[0]}) {t[1]} ({t[2]})")
+    return st.one_of(unary, binary)
+
+
+_EXPRESSIONS = st.recursive(_LEAVES, _combine, max_leaves=12)
+_VALUES = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64),
+                    st.sampled_from([0.0, -0.0, 1.0, -1.0, 1e-320]))
+
+
+@settings(max_examples=300, deadline=2000)
+@given(_EXPRESSIONS, _VALUES, _VALUES)
+def test_evaluating_random_expressions_gives_numbers_or_our_errors(text, x, y):
+    """Whatever a learner types and whatever values it gets, evaluate either returns finite numbers (value and every
+    gradient) or raises one of our errors (a NaN or infinity on the way is a NumericError naming its node)."""
+    from simulator import StudioError
+    try:
+        graph = Graph.from_expression(text)       # e.g. "x ** y" is refused: an exponent must be a number
+        names = {n.id for n in graph.leaves() if n.kind != "constant"}
+        r = evaluate(text, **{k: v for k, v in {"x": x, "y": y}.items() if k in names})
+    except StudioError:
+        return
+    assert np.isfinite(r.value).all()
+    assert all(np.isfinite(g).all() for g in r.grads.values())
