@@ -332,6 +332,7 @@ class MainWindow(QMainWindow):
     def _on_tab_changed(self, index: int) -> None:
         # The step counter and the graph's name describe the Backprop tab; a lab tab shows its own name.
         self.phase_label.setVisible(index == 0)
+        self.statusBar().clearMessage()          # a message about the graph does not belong under a lab
         self._update_title()
         title = self.tabs.tabText(index)
         if self.warmup_plan is not None:          # the lab in front of the learner gets its kernels first

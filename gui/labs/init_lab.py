@@ -189,11 +189,14 @@ class InitLab(QWidget):
 
         self.table = QTableWidget(0, 7)
         self.table.setHorizontalHeaderLabels(["layer", "mean a", "std a", "std dL/da", "|a|>0.99", "a≤0",
-                                              "train−eval"])
+                                              "BN gap"])
+        self.table.horizontalHeaderItem(6).setToolTip("batch norm: |train-mode output − eval-mode output|")
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setDefaultSectionSize(20)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # columns as wide as their numbers (no "+1.87e-…"); the last one takes what is left
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setFont(theme.font(8.5, mono=True))
 
         bn = QVBoxLayout()
@@ -213,7 +216,7 @@ class InitLab(QWidget):
         bottom.addWidget(self.std_plot)
         bottom.addWidget(self.bar_plot)
         bottom.addWidget(self.table)
-        bottom.setSizes([300, 300, 520])
+        bottom.setSizes([280, 260, 580])
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(ridges)
         right.addWidget(bottom)
@@ -312,13 +315,13 @@ class InitLab(QWidget):
         if tanh:
             sat = s.column("saturated")
             self.bars = [pg.BarGraphItem(x=x, height=sat, width=0.7, brush=pg.mkBrush(theme.GRADIENT), pen=None)]
-            bp.setTitle("Saturated tanh units: share of |a| > 0.99", size="10pt")
+            bp.setTitle("Saturated: share of |a| > 0.99", size="10pt")
         else:
             zero = s.column("zero_fraction")
             dead = s.column("dead_fraction")
             self.bars = [pg.BarGraphItem(x=x, height=zero, width=0.7, brush=pg.mkBrush(200, 208, 220), pen=None),
                          pg.BarGraphItem(x=x, height=dead, width=0.7, brush=pg.mkBrush(theme.GRADIENT), pen=None)]
-            bp.setTitle("ReLU: outputs a ≤ 0 (grey), dead units (red)", size="10pt")
+            bp.setTitle("a ≤ 0 (grey), dead units (red)", size="10pt")
         for b in self.bars:
             bp.addItem(b)
         bp.setXRange(0.4, s.depth + 0.6, padding=0)
@@ -329,7 +332,7 @@ class InitLab(QWidget):
         t.setRowCount(s.depth)
         tanh = s.activation == "tanh"
         for r, x in enumerate(s.layers):
-            vals = [str(x.index), f"{x.mean:+.3g}", f"{x.std:.3g}", f"{x.grad_std:.3g}",
+            vals = [str(x.index), f"{x.mean:+.1e}", f"{x.std:.3g}", f"{x.grad_std:.3g}",
                     f"{x.saturated:.0%}" if tanh else "–", "–" if tanh else f"{x.zero_fraction:.0%}",
                     "–" if np.isnan(x.train_eval_gap) else f"{x.train_eval_gap:.2f}"]
             for c, v in enumerate(vals):

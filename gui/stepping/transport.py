@@ -29,9 +29,10 @@ class TransportBar(QWidget):
 
         self.scrubber = QSlider(Qt.Horizontal, self)
         self.scrubber.setToolTip("Scrub through the forward and backward passes")
+        self.scrubber.setMinimumWidth(100)
         self.scrubber.valueChanged.connect(player.seek)
         self.step_label = QLabel(self)
-        self.step_label.setMinimumWidth(170)
+        self.step_label.setMinimumWidth(150)
         self.step_label.setObjectName("StepLabel")
         self.speed = QSlider(Qt.Horizontal, self)
         self.speed.setRange(1, 16)
@@ -94,7 +95,11 @@ class TransportBar(QWidget):
         self.scrubber.blockSignals(True)
         self.scrubber.setValue(k)
         self.scrubber.blockSignals(False)
-        self.step_label.setText(self.player.label())
+        full = self.player.label()
+        # the bar keeps room for the scrubber: at step 0 it says "Ready · 17 steps", the breakdown is the tooltip
+        short = f"Ready · {self.player.length} steps" if k == 0 and self.player.trace is not None else full
+        self.step_label.setText(short)
+        self.step_label.setToolTip(full)
 
     def _on_playing_changed(self, playing: bool) -> None:
         self.play_button.setIcon(self.style().standardIcon(QStyle.SP_MediaPause if playing else QStyle.SP_MediaPlay))

@@ -94,8 +94,10 @@ def test_title_and_status_bar_describe_the_current_tab_and_graph(qtbot, window):
     w.player.step_forward()
     assert w.phase_label.isVisible() and w.phase_label.text().startswith("Forward")
     assert w.windowTitle().startswith(w.document_name())
+    w.statusBar().showMessage("f = (x + y) z with x = -2")
     _click_tab(qtbot, w, "Init / norm")
     assert not w.phase_label.isVisible()                 # no "Forward 2 / 5" under a lab
+    assert w.statusBar().currentMessage() == ""          # nor the graph's description
     assert w.windowTitle().startswith(f"Init / norm · {w.document_name()}")
     _click_tab(qtbot, w, "Backprop")
     assert w.phase_label.isVisible() and w.windowTitle().startswith(w.document_name())
