@@ -58,6 +58,9 @@ class SearchLab(QWidget):
         self._running_settings: M.SearchSettings | None = None
         self._build()
         self.model.changed.connect(self._on_model_changed)
+        # empty plots already show the decades the search will cover
+        self._redraw_search(self.search_form.try_value())
+        self.search_form.edited.connect(self._on_search_form_edited)
 
     # ============================================================================================ construction
     def _build(self) -> None:
@@ -74,9 +77,8 @@ class SearchLab(QWidget):
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_search)
         self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
         self.progress.setFormat("%v / %m trials")
+        self.progress.hide()                     # shown when a search starts
         self.status_label = muted("")
         self.best_label = QLabel("")
         self.best_label.setWordWrap(True)
@@ -151,7 +153,7 @@ class SearchLab(QWidget):
         for c, (kind, title, sym) in enumerate((("grid", "Grid search", GRID_SYMBOL),
                                                  ("random", "Random search", RANDOM_SYMBOL))):
             m = self.search_view.addPlot(row=0, col=c)
-            m.setTitle(f"{title}: accuracy vs learning rate (its marginal)", size="10pt", color=theme.INK_HEX)
+            m.setTitle(f"{title}: accuracy vs learning rate", size="10pt", color=theme.INK_HEX)
             m.setLogMode(x=True, y=False)
             m.setYRange(0, 1.02, padding=0)
             m.setLabel("left", "val. accuracy")
@@ -177,6 +179,11 @@ class SearchLab(QWidget):
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=ACC_CMAP, interactive=False, width=14,
                                         label="validation accuracy")
         self.search_view.addItem(self.colorbar, row=1, col=2)
+        lay = self.search_view.ci.layout             # the two searches share the width; the colour bar keeps its own
+        lay.setColumnFixedWidth(2, 100)
+        lay.setColumnStretchFactor(0, 1)
+        lay.setColumnStretchFactor(1, 1)
+
         self.search_hint = QLabel("")
         self.search_hint.setWordWrap(True)
         self.search_hint.setStyleSheet(MUTED_STYLE + " padding: 2px 8px;")
@@ -205,7 +212,7 @@ class SearchLab(QWidget):
         ep = self.ens_plot.getPlotItem()
         ep.setMenuEnabled(False)
         ep.showGrid(y=True, alpha=0.15)
-        ep.setTitle("Ensemble: single models vs averaged probabilities", size="10pt", color=theme.INK_HEX)
+        ep.setTitle("Ensemble: single models vs their average", size="10pt", color=theme.INK_HEX)
         ep.setLabel("left", "validation accuracy")
         self.ens_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush("#9fb3cc"))
         self.ens_bar = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush(theme.VALUE_HEX))
@@ -277,6 +284,7 @@ class SearchLab(QWidget):
         self._redraw_search(settings)
         self.progress.setRange(0, total)
         self.progress.setValue(0)
+        self.progress.show()
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.apply_button.setEnabled(False)
@@ -402,6 +410,10 @@ class SearchLab(QWidget):
             self.sweep_button.setText(f"3. Learning-rate sweep ({s.sweep_iters} updates)")
 
     # =============================================================================================== drawing
+    def _on_search_form_edited(self) -> None:
+        if not self.runner.running("search"):
+            self._redraw_search(self.search_form.try_value())
+
     def _redraw_search(self, settings: M.SearchSettings | None) -> None:
         results = self._shown
         for kind in ("grid", "random"):
