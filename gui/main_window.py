@@ -114,7 +114,7 @@ def _playground_lab(parent: "MainWindow") -> QWidget:
     from gui.labs.playground import PlaygroundLab
     lab = PlaygroundLab(parent)
     lab.graph_requested.connect(parent.open_network_graph)
-    lab.training_state_changed.connect(parent._on_training_state_changed)
+    lab.model_trained.connect(parent._on_model_trained)
     return lab
 
 
@@ -128,9 +128,11 @@ def _interpret_lab(parent: QWidget) -> QWidget:
     return InterpretLab(parent)
 
 
-def _search_lab(parent: QWidget) -> QWidget:
+def _search_lab(parent: "MainWindow") -> QWidget:
     from gui.labs.search_lab import SearchLab
-    return SearchLab(parent)
+    lab = SearchLab(parent)
+    lab.best_config_applied.connect(parent._on_best_config_applied)
+    return lab
 
 
 class MainWindow(QMainWindow):
@@ -358,21 +360,23 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("The network on a few training examples: step forward, loss and backward "
                                      "through it one layer at a time.", 10_000)
 
-    def _on_training_state_changed(self, state: str) -> None:
-        """When the playground stops training an image model, the interpretability lab gets a copy of it."""
-        if state not in ("paused", "finished"):
-            return
-        playground = self.labs.get("Playground")
-        if playground is None or playground.worker is None:
-            return
-        import copy
-        net, data = playground.worker.with_network(
-            lambda net, trainer: (copy.deepcopy(net), (trainer.X, trainer.y, trainer.Xv, trainer.yv)))
-        if len(net.input_shape) == 3:
-            self.pending_model = (net, data)
-            lab = self.labs.get("Interpretability")
-            if lab is not None:
-                lab.set_network(net, data)
+    # ---- hand-offs between tabs (each a past-tense signal of one lab, wired here) ---------------------------------
+
+    def _on_model_trained(self, trained) -> None:
+        """The Playground paused or finished an image model: the Interpretability lab gets the copy (network, data as
+        the network sees it, standardiser), now or when it is first opened."""
+        self.pending_model = trained
+        lab = self.labs.get("Interpretability")
+        if lab is not None:
+            lab.set_network(*trained)
+
+    def _on_best_config_applied(self, config: dict) -> None:
+        """Search's Apply best: the Playground takes the optimizer, learning rate and weight decay, and is shown."""
+        playground = self.open_lab("Playground")
+        playground.apply_config(config)
+        self.statusBar().showMessage(f"The Playground now trains with {config.get('optimizer')}, lr "
+                                     f"{config.get('lr'):.3g}, weight decay {config.get('weight_decay', 0):.3g} "
+                                     f"(the best configuration of the search)", 10_000)
 
     def open_lab(self, title: str) -> QWidget:
         """Show a lab's tab (building the lab if needed) and return the lab."""

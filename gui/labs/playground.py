@@ -1,16 +1,20 @@
 """The training playground: pick data, build a network, train it live (TensorFlow Playground, with the lecture's knobs).
 
-Data (toy 2-D sets or the 8x8 digits) are split, then standardised with statistics from the training part only, shown
-on screen. The network comes from the NetworkBuilder. Training runs in a TrainingWorker (gui/workers_training.py):
-it steps the Trainer in its own thread and posts metrics and pictures into a buffer; ONE QTimer here drains the
-buffer about 30 times a second and calls setData. Nothing is redrawn per training step, and nothing that reads the
-network runs on the GUI thread except under the worker's lock (export, save, load, the graph for the editor).
+A thin view over ``simulator.labs.playground.PlaygroundLabModel``: the data and training controls are built from
+the model's declared settings (and the optimizers' and schedules' own declarations), every piece of long work is a
+job of the lab's one ``gui.jobs.JobRunner``: making the data ("data": the digits' scikit-learn import and loading
+happen there, never when the tab opens), training ("train": keep="all", one TrainUpdate per update; the runner's
+pause/resume/step(1) are Pause/Resume/Step, Reset cancels it) and the pictures of paused weights ("visuals").
+
+The runner's one timer delivers what the job yielded about 40 times a second; each delivery appends the metrics and
+calls setData once per curve (curves longer than MAX_CURVE_POINTS are decimated keeping each bucket's min and max),
+and redraws the regions / confusion matrix / filters / maps only when a new picture came. The network is read from
+this thread (save, export, the graph for the editor, the copy handed to the interpretability lab) only under the
+session's lock, which the training job holds for one update at a time: such a read waits at most one update.
 """
 from __future__ import annotations
 
 import math
-import os
-import time
 from typing import Any
 
 import numpy as np
@@ -18,9 +22,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QCheckBox,
+    QGraphicsItem,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGridLayout,
@@ -37,41 +40,30 @@ from PySide6.QtWidgets import (
 )
 
 from gui import theme
+from gui.forms import ParamForm, param_widget, read_widget, write_widget
+from gui.jobs import JobRunner
 from gui.labs.augment_view import AugmentSettings, show_augment_preview
-from gui.labs.common import (
-    CLASS_COLOURS,
-    HYPER_FIELDS,
-    MUTED_STYLE,
-    PALETTE,
-    control_column,
-    digit_pixmap,
-    group,
-)
+from gui.labs.common import CLASS_COLOURS, MUTED_STYLE, PALETTE, control_column, digit_pixmap, group
 from gui.labs.network_builder import NetworkBuilder
-from gui.forms import LogSpinBox
-from gui.workers_training import TrainingSession, TrainingWorker, Visuals
-from simulator.data import datasets
 from simulator.core.errors import StudioError
-from simulator.nn.network import Network, Trainer
+from simulator.core.params import params_of
 from simulator.functional.optim import OPTIMIZERS
-from simulator.functional.schedules import SCHEDULES, make_schedule
+from simulator.functional.schedules import SCHEDULES, WARMUP_PARAMS
+from simulator.labs import playground as M
+from simulator.labs.playground import DATASETS, DIGITS, GRAPH_BATCH, NO_SCHEDULE, TrainedModel, TrainUpdate, Visuals
 
 __all__ = ["DATASETS", "DIGITS", "GRAPH_BATCH", "PlaygroundLab"]
 
-DIGITS = "digits (8×8)"
-DATASETS = ("spiral", "circles", "xor", "moons", "blobs", DIGITS)
-NOISE_DEFAULTS = {"spiral": 0.2, "circles": 0.05, "xor": 0.1, "moons": 0.1, "blobs": 0.5}
-LR_DEFAULTS = {"SGD": 0.1, "Momentum": 0.05, "Nesterov": 0.05, "AdaGrad": 0.05, "RMSProp": 0.005, "Adam": 0.01,
-               "AdamW": 0.01}
-GRAPH_BATCH = 4
-TICK_MS = 30
-PLOT_INTERVAL = 0.1     # seconds between metric-plot redraws while training
+TICK_MS = 25                  # the runner's delivery timer: 40 Hz, so >= 30 redraws a second while training
+MAX_CURVE_POINTS = 1500       # per curve on screen; longer runs are decimated (min and max of each bucket)
+MAX_EPOCH_SYMBOLS = 40        # epoch curves beyond this many points are drawn as plain lines
 BANNER_STYLE = (f"color: {theme.ERROR.name()}; background: #fbeaea; border: 1px solid #f0c9c6; border-radius: 3px;"
                 f" padding: 6px 10px; font-weight: 600;")
 _CLASS_RGB = np.array([[QColor(c).red(), QColor(c).green(), QColor(c).blue()] for c in CLASS_COLOURS], float)
 TRAIN_COLOUR = "#2f74d0"
 VAL_COLOUR = "#e8710a"
 STEP_COLOUR = (120, 135, 155, 110)
+FLOOR = 1e-12                 # log plots: zero losses and norms are drawn at this floor
 
 
 def _tiles(stack: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarray:
@@ -86,6 +78,73 @@ def _tiles(stack: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarr
         y, x = pad + r * (h + pad), pad + c * (w + pad)
         out[y:y + h, x:x + w] = theme.diverging_rgb(np.nan_to_num(stack[k]))
     return out
+
+
+def decimate(x: np.ndarray, y: np.ndarray, cap: int = MAX_CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most about ``cap`` points: unchanged when short; else buckets of k points, each drawn as its min and max
+    (in order), so spikes survive; the first and the last point are always kept."""
+    n = len(x)
+    if n <= cap:
+        return x, y
+    k = -(-2 * n // cap)
+    m = (n // k) * k
+    yb = y[:m].reshape(-1, k)
+    lo, hi = np.nanargmin(np.where(np.isnan(yb), np.inf, yb), axis=1), np.nanargmax(np.where(np.isnan(yb), -np.inf, yb), axis=1)
+    base = np.arange(0, m, k)
+    first, second = base + np.minimum(lo, hi), base + np.maximum(lo, hi)
+    idx = np.empty(2 * len(base), np.int64)
+    idx[0::2], idx[1::2] = first, second
+    idx = np.concatenate([idx, np.arange(m, n)]) if m < n else idx
+    if idx[-1] != n - 1:
+        idx = np.append(idx, n - 1)
+    if idx[0] != 0:
+        idx = np.concatenate([[0], idx])
+    idx = idx[np.concatenate([[True], np.diff(idx) > 0])]    # a bucket whose min and max coincide: once
+    return x[idx], y[idx]
+
+
+def _nice_ceiling(v: float) -> float:
+    """The smallest of 1, 2, 5 x 10^k that is >= v (v > 0)."""
+    e = 10.0 ** math.floor(math.log10(v))
+    return next(m * e for m in (1, 2, 5, 10) if m * e >= v)
+
+
+def _decades(y: np.ndarray, current: tuple[float, float] | None) -> tuple[float, float] | None:
+    """A log plot's y range (log10 units, whole decades) holding the positive finite values ``y``; None when the
+    current range already holds them, so the axes (cached pictures) are redrawn only when the data leave it."""
+    y = y[np.isfinite(y) & (y > 0)]
+    if not y.size:
+        return None
+    lo, hi = math.log10(float(y.min())), math.log10(float(y.max()))
+    if current is not None and current[0] <= lo and hi <= current[1]:
+        return None
+    a, b = math.floor(lo), math.ceil(hi)
+    if current is not None:
+        a, b = min(a, current[0]), max(b, current[1])
+    return float(a), float(max(b, a + 1))
+
+
+class _Series:
+    """A growing float64 column (doubling), read as a view of the filled part."""
+
+    def __init__(self, width: int = 0):
+        self.width = width
+        self.a = np.empty((256, width) if width else 256)
+        self.n = 0
+
+    def extend(self, values: list) -> None:
+        k = len(values)
+        if self.n + k > len(self.a):
+            bigger = np.empty(((self.n + k) * 2,) + self.a.shape[1:])
+            bigger[:self.n] = self.a[:self.n]
+            self.a = bigger
+        if k:
+            self.a[self.n:self.n + k] = values
+        self.n += k
+
+    @property
+    def data(self) -> np.ndarray:
+        return self.a[:self.n]
 
 
 def _plot(title: str, left: str, log_y: bool = False) -> pg.PlotWidget:
@@ -119,143 +178,118 @@ def _image_plot(title: str) -> tuple[pg.PlotWidget, pg.ImageItem]:
     pi.getViewBox().invertY(True)
     img = pg.ImageItem(axisOrder="row-major")
     pi.addItem(img)
+    p.setMinimumSize(140, 140)
     return p, img
 
 
 class PlaygroundLab(QWidget):
     """Data, network builder, training controls, live plots and pictures.
 
-    Signals: ``graph_requested(object)``: a simulator Graph (float64, GRAPH_BATCH training examples, train mode) of
-    the current network, for stepping one iteration in the graph editor; ``training_state_changed(str)``.
+    Signals (past tense, wired by the main window):
+      ``graph_requested(Graph)``: the current network (float64, GRAPH_BATCH training examples, train mode) as a
+      graph to step through in the editor;
+      ``model_trained(TrainedModel)``: training paused or finished on an image model; carries a copy of the network,
+      (X, y, Xv, yv) as the network sees them and the Standardizer (None when inputs are raw), i.e. the arguments of
+      ``InterpretLab.set_network(*trained)``;
+      ``training_state_changed(str)``: the state (see ``state``).
+    ``apply_config(config)`` takes a configuration from the search lab (optimizer, lr, weight_decay).
 
-    Children for tests: dataset_combo, classes_box, points_box, noise_box, data_seed_box, val_box, standardize_check,
-    stats_label, click_class_combo, builder, optimizer_combo, lr_box, hyper_boxes, schedule_combo, batch_box,
-    epochs_box, patience_box, seed_box, train_button, pause_button, resume_button, step_button, reset_button,
-    graph_button, export_button, save_button, load_button, banner, status_label, data_plot, region_item,
-    point_items, loss_plot, acc_plot, lr_plot, grad_plot, curves (name -> PlotDataItem), grad_curves, confusion_item,
-    confusion_texts, mis_labels, filters_item, maps_item, image_box.
+    Children for tests and the benchmark: data_form (dataset_combo, points_box, classes_box, noise_box,
+    data_seed_box, val_box, standardize_check), stats_label, click_class_combo, builder, optimizer_combo, lr_box,
+    hyper_form / hyper_boxes, schedule_combo, schedule_boxes, train_form (batch_box, epochs_box, patience_box,
+    seed_box), augment_check, train_button, pause_button, resume_button, step_button, reset_button, graph_button,
+    export_button, save_button, load_button, banner, status_label, data_plot, region_item, point_items, loss_plot,
+    acc_plot, lr_plot, grad_plot, curves (name -> PlotDataItem), grad_curves, confusion_item, confusion_texts,
+    mis_labels, filters_item, maps_item, image_box; ``redraw_count`` (plot redraws from training output).
     """
 
     graph_requested = Signal(object)
+    model_trained = Signal(object)
     training_state_changed = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, model: M.PlaygroundLabModel | None = None):
         super().__init__(parent)
-        self.worker: TrainingWorker | None = None
-        self.session: TrainingSession | None = None
+        self.model = model or M.PlaygroundLabModel()
+        self.jobs = JobRunner(self, tick_ms=TICK_MS)
+        self.session: M.TrainingSession | None = None
+        self.worker = None          # retired (the QThread worker); kept None for callers that still look
         self._closed = False
-        # weights from a file: (file name, params, batch-norm running statistics). Every rebuild (Train again, a
-        # changed setting or data) starts from them while they fit the network; ⟲ Reset discards them.
-        self._loaded: tuple[str, dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]] | None = None
-        self._notice = ""       # about the loaded weights, shown in the status line
-        self._state = "none"
+        self._state = "preparing"
         self._error: str | None = None
-        self.X_raw = np.zeros((0, 2))
-        self.y_raw = np.zeros(0, np.int64)
-        self.split: tuple[np.ndarray, ...] = ()
-        self.split_raw: tuple[np.ndarray, ...] = ()
-        self.standardizer: datasets.Standardizer | None = None
-        self.num_classes = 3
-        self.kind = "toy"
+        self._started = False       # the session's training job has been started
         self.grid = (-1.0, 1.0, -1.0, 1.0)
         self.visuals: Visuals | None = None
         self.visual_updates = 0
-        self._digits_cache: tuple[np.ndarray, np.ndarray] | None = None
+        self.redraw_count = 0
+        self._digits_built = False
+        self._shown_cm: np.ndarray | None = None
+        self._shown_mis: tuple | None = None
+        self._shown_optimizer = ""
+        self._shown_schedule = ""
+        self._lr_top = 0.0
+        self._lr_seen = self._norms_seen = 0
+        self._symbols_off = False
         self._reset_metrics()
 
         self._build_controls()
         self._build_plots()
         self._build_layout()
 
-        self._timer = QTimer(self)
-        self._timer.setInterval(TICK_MS)
-        self._timer.timeout.connect(self._on_tick)
-        self._timer.start()
-        self._rebuild_timer = QTimer(self)       # coalesces bursts of edits into one reset
+        self._rebuild_timer = QTimer(self)       # coalesces bursts of edits into one new session
         self._rebuild_timer.setSingleShot(True)
         self._rebuild_timer.setInterval(60)
         self._rebuild_timer.timeout.connect(self._rebuild)
-
-        self._on_optimizer_changed(self.optimizer_combo.currentText())
-        self._on_schedule_changed(self.schedule_combo.currentText())
-        self._regenerate_data()
+        self.model.changed.connect(self._on_model_changed)
+        self._show_training()
+        self._sync_network()
+        self._update_buttons()
+        self._load_data()
 
     # ============================================================================================== construction
     def _build_controls(self) -> None:
-        # ---- data
-        self.dataset_combo = QComboBox()
-        self.dataset_combo.addItems(list(DATASETS))
-        self.classes_box = QSpinBox()
-        self.classes_box.setRange(2, len(CLASS_COLOURS))
-        self.classes_box.setValue(3)
-        self.points_box = QSpinBox()
-        self.points_box.setRange(10, 5000)
-        self.points_box.setValue(300)
+        # ---- data: the model's DataSettings
+        self.data_form = ParamForm(M.DataSettings)
+        w = self.data_form.widgets
+        self.dataset_combo, self.points_box, self.classes_box = w["dataset"], w["points"], w["classes"]
+        self.noise_box, self.data_seed_box, self.val_box = w["noise"], w["seed"], w["val_fraction"]
+        self.standardize_check = w["standardize"]
         self.points_box.setSingleStep(50)
-        self.noise_box = QDoubleSpinBox()
-        self.noise_box.setRange(0.0, 3.0)
-        self.noise_box.setDecimals(2)
-        self.noise_box.setSingleStep(0.05)
-        self.noise_box.setValue(NOISE_DEFAULTS["spiral"])
-        self.data_seed_box = QSpinBox()
-        self.data_seed_box.setRange(0, 99999)
-        self.val_box = QDoubleSpinBox()
-        self.val_box.setRange(0.0, 0.8)
-        self.val_box.setDecimals(2)
-        self.val_box.setSingleStep(0.05)
-        self.val_box.setValue(0.2)
-        self.val_box.setToolTip("Share of the data held out for validation (stratified by class)")
-        for box in (self.classes_box, self.points_box, self.noise_box, self.data_seed_box, self.val_box):
-            box.setKeyboardTracking(False)
-        self.standardize_check = QCheckBox("Standardise  x ← (x − mean) / std")
-        self.standardize_check.setToolTip("Mean and std come from the training part only, then are applied to both")
-        self.standardize_check.setChecked(True)
+        self.data_form.edited.connect(self._on_data_edited)
         self.stats_label = QLabel()
         self.stats_label.setStyleSheet(MUTED_STYLE + " font-family: monospace;")
         self.stats_label.setWordWrap(True)
         self.click_class_combo = QComboBox()
-        self.dataset_combo.currentTextChanged.connect(self._on_dataset_changed)
-        for box in (self.classes_box, self.points_box, self.noise_box, self.data_seed_box):
-            box.valueChanged.connect(self._regenerate_data)
-        self.val_box.valueChanged.connect(self._prepare_data)
-        self.standardize_check.toggled.connect(self._prepare_data)
 
         # ---- network
         self.builder = NetworkBuilder(input_shape=(2,), num_classes=3)
         self.builder.stack_changed.connect(self._on_stack_changed)
 
-        # ---- training
-        self.optimizer_combo = QComboBox()
-        self.optimizer_combo.addItems(list(OPTIMIZERS))
-        self.optimizer_combo.setCurrentText("Adam")
-        self.lr_box = LogSpinBox(LR_DEFAULTS["Adam"], 1e-8, 1e10)
-        self.hyper_form = QFormLayout()
-        self.hyper_form.setContentsMargins(0, 0, 0, 0)
+        # ---- training: TrainSettings, the optimizer's declared hyperparameters, the schedule's
+        tp = {p.name: p for p in params_of(M.TrainSettings)}
+        self.optimizer_combo = param_widget(tp["optimizer"])
+        self.lr_box = param_widget(OPTIMIZERS[self.model.train.optimizer].params[0])
+        self.hyper_form: ParamForm | None = None
         self.hyper_boxes: dict[str, QWidget] = {}
-        self.schedule_combo = QComboBox()
-        self.schedule_combo.addItems(["none", *SCHEDULES])
-        self.schedule_form = QFormLayout()
-        self.schedule_form.setContentsMargins(0, 0, 0, 0)
+        self.hyper_holder = QVBoxLayout()
+        self.hyper_holder.setContentsMargins(0, 0, 0, 0)
+        self.schedule_combo = param_widget(tp["schedule"])
+        self.schedule_form: ParamForm | None = None
         self.schedule_boxes: dict[str, QWidget] = {}
-        self.batch_box = QSpinBox()
-        self.batch_box.setRange(1, 4096)
-        self.batch_box.setValue(32)
-        self.epochs_box = QSpinBox()
-        self.epochs_box.setRange(1, 100000)
-        self.epochs_box.setValue(300)
-        self.patience_box = QSpinBox()
-        self.patience_box.setRange(0, 10000)
+        self.schedule_holder = QVBoxLayout()
+        self.schedule_holder.setContentsMargins(0, 0, 0, 0)
+        self.train_form = ParamForm(M.TrainSettings, only=("batch_size", "epochs", "patience", "seed"))
+        tw = self.train_form.widgets
+        self.batch_box, self.epochs_box, self.patience_box, self.seed_box = (tw["batch_size"], tw["epochs"],
+                                                                             tw["patience"], tw["seed"])
         self.patience_box.setSpecialValueText("off")
-        self.patience_box.setToolTip("Early stopping: stop when the validation loss has not improved for this many "
-                                     "epochs, and restore the best weights")
-        self.seed_box = QSpinBox()
-        self.seed_box.setRange(0, 99999)
-        self.seed_box.setToolTip("Seeds the initial weights, the batch order and dropout")
-        self.optimizer_combo.currentTextChanged.connect(self._on_optimizer_changed)
-        self.schedule_combo.currentTextChanged.connect(self._on_schedule_changed)
-        for box in (self.lr_box, self.batch_box, self.epochs_box, self.patience_box, self.seed_box):
-            box.setKeyboardTracking(False)
-            box.valueChanged.connect(self._on_training_setting_changed)
+        self.augment_check = param_widget(tp["augment"])
+        self.augment_check.setText(tp["augment"].title)
+        self.augment_check.setEnabled(False)
+        self.optimizer_combo.currentIndexChanged.connect(self._on_optimizer_changed)
+        self.schedule_combo.currentIndexChanged.connect(self._on_schedule_changed)
+        self.lr_box.valueChanged.connect(self._on_train_edited)
+        self.train_form.edited.connect(self._on_train_edited)
+        self.augment_check.toggled.connect(self._on_train_edited)
         self.settings_note = QLabel("Changed settings take effect at ⟲ Reset.")
         self.settings_note.setStyleSheet(MUTED_STYLE)
         self.settings_note.hide()
@@ -303,6 +337,7 @@ class PlaygroundLab(QWidget):
         dp.setAspectLocked(True)
         dp.getViewBox().setMouseEnabled(False, False)
         dp.setTitle("Decision regions", size="10pt")
+        self.data_plot.setMinimumSize(200, 200)
         self.region_item = pg.ImageItem(axisOrder="row-major")
         self.region_item.setZValue(-10)
         dp.addItem(self.region_item)
@@ -320,41 +355,13 @@ class PlaygroundLab(QWidget):
         self.click_hint2 = QLabel("· right-click removes the nearest · dark rings: validation points")
         self.click_hint2.setStyleSheet(MUTED_STYLE)
         self.click_hint2.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-        # ---- digits pictures
-        self.confusion_plot, self.confusion_item = _image_plot("Confusion matrix (validation)")
-        cp = self.confusion_plot.getPlotItem()
-        cp.showAxis("left")
-        cp.showAxis("bottom")
-        cp.setLabel("left", "true")
-        cp.setLabel("bottom", "predicted")
-        for ax in ("left", "bottom"):
-            cp.getAxis(ax).setTicks([[(k + 0.5, str(k)) for k in range(10)]])
-        self.confusion_texts: list[pg.TextItem] = []
-        self.filters_plot, self.filters_item = _image_plot("First-layer filters")
-        self.maps_plot, self.maps_item = _image_plot("Activation maps")
+        # the digits pictures are built the first time the digits are chosen (three more plots cost ~0.1 s)
+        self.confusion_texts: list[Any] = []
+        self.mis_labels: list[tuple[QLabel, QLabel]] = []
         self.image_box = QSpinBox()
         self.image_box.setRange(0, 0)
         self.image_box.setPrefix("val. image ")
         self.image_box.valueChanged.connect(self._on_image_changed)
-        self.image_preview = QLabel()
-        self.image_preview.setFixedSize(48, 48)
-        self.maps_caption = QLabel()
-        self.maps_caption.setStyleSheet(MUTED_STYLE)
-        self.mis_title = QLabel("Misclassified validation examples (true → predicted)")
-        self.mis_title.setStyleSheet("font-weight: 600;")
-        self.mis_labels: list[tuple[QLabel, QLabel]] = []
-        self.mis_grid = QGridLayout()
-        self.mis_grid.setSpacing(2)
-        for k in range(24):
-            pic, cap = QLabel(), QLabel()
-            pic.setFixedSize(34, 34)
-            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            cap.setStyleSheet("font-size: 8pt;")
-            r, c = divmod(k, 6)
-            self.mis_grid.addWidget(pic, 2 * r, c, Qt.AlignmentFlag.AlignCenter)
-            self.mis_grid.addWidget(cap, 2 * r + 1, c, Qt.AlignmentFlag.AlignCenter)
-            self.mis_labels.append((pic, cap))
 
         # ---- live metric plots
         self.loss_plot = _plot("Loss", "loss (log)", log_y=True)
@@ -371,111 +378,86 @@ class PlaygroundLab(QWidget):
         self.grad_legend = self.grad_plot.getPlotItem().addLegend(offset=(-6, 6), labelTextSize="8pt")
         self.grad_legend.setBrush(pg.mkBrush(255, 255, 255, 200))
         sym = dict(symbol="o", symbolSize=4)
+        # The per-step curves are bare PlotCurveItems (a PlotDataItem costs ~1 ms more per setData); on the log plots
+        # they are given log10 values, which is what a log-mode plot's coordinates are.
+        self._log_curves = {"loss"}
         self.curves = {
-            "loss": lp.plot(pen=step_pen, name="batch"),
+            "loss": self._curve(lp, step_pen, "batch"),
             "train_loss": lp.plot(pen=pg.mkPen(TRAIN_COLOUR, width=2), name="train (epoch)",
                                   symbolBrush=TRAIN_COLOUR, symbolPen=None, **sym),
             "val_loss": lp.plot(pen=pg.mkPen(VAL_COLOUR, width=2), name="validation",
                                 symbolBrush=VAL_COLOUR, symbolPen=None, **sym),
-            "accuracy": ap.plot(pen=step_pen, name="batch"),
+            "accuracy": self._curve(ap, step_pen, "batch"),
             "train_accuracy": ap.plot(pen=pg.mkPen(TRAIN_COLOUR, width=2), name="train (epoch)",
                                       symbolBrush=TRAIN_COLOUR, symbolPen=None, **sym),
             "val_accuracy": ap.plot(pen=pg.mkPen(VAL_COLOUR, width=2), name="validation",
                                     symbolBrush=VAL_COLOUR, symbolPen=None, **sym),
-            "lr": self.lr_plot.getPlotItem().plot(pen=pg.mkPen("#7a4cc2", width=2)),
+            "lr": self._curve(self.lr_plot.getPlotItem(), pg.mkPen("#7a4cc2", width=2)),
         }
-        for c in self.curves.values():
-            c.setClipToView(True)
-            c.setDownsampling(auto=True, method="peak")
         self.grad_curves: dict[str, pg.PlotDataItem] = {}
+        # Ranges are set by the view, never autoranged: they change only when the data leave them (x grows to the
+        # next 1-2-5 number, log y by whole decades), so the axes (cached as pixmaps) are not redrawn every frame.
+        for p in (self.loss_plot, self.acc_plot, self.lr_plot, self.grad_plot):
+            pi = p.getPlotItem()
+            pi.getViewBox().setMouseEnabled(False, False)
+            for name in ("left", "bottom"):
+                pi.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            if p is not self.loss_plot:
+                pi.setXLink(self.loss_plot.getPlotItem())
+            pi.disableAutoRange()
+        self._ranges: dict[str, Any] = {}
 
-    def _build_layout(self) -> None:
-        # data
-        data_form = QFormLayout()
-        data_form.setContentsMargins(0, 0, 0, 0)
-        data_form.addRow("Data set", self.dataset_combo)
-        row = QHBoxLayout()
-        row.addWidget(self.points_box, 1)
-        row.addWidget(QLabel("classes"))
-        row.addWidget(self.classes_box)
-        data_form.addRow("Points", row)
-        row = QHBoxLayout()
-        row.addWidget(self.noise_box, 1)
-        row.addWidget(QLabel("seed"))
-        row.addWidget(self.data_seed_box)
-        data_form.addRow("Noise", row)
-        data_form.addRow("Validation", self.val_box)
-        data_box = QVBoxLayout()
-        data_box.addLayout(data_form)
-        data_box.addWidget(self.standardize_check)
-        data_box.addWidget(self.stats_label)
-        self.augment_button = QPushButton("Preview image augmentation…")   # a non-modal window on the digits
-        self.augment_button.clicked.connect(lambda: show_augment_preview(self, *(self._digits_cache or ())))
-        data_box.addWidget(self.augment_button)
-        self.augment_check = QCheckBox("Train with augmentation")
-        self.augment_check.setToolTip("Digits only: each mini-batch gets fresh label-preserving draws with the "
-                                      "preview's settings (shift ±1 px and rotation ±10° until you change them)")
-        self.augment_check.setEnabled(False)
-        self.augment_check.toggled.connect(self._on_training_setting_changed)
-        data_box.addWidget(self.augment_check)
+    @staticmethod
+    def _curve(plot_item: pg.PlotItem, pen: Any, name: str | None = None) -> pg.PlotCurveItem:
+        c = pg.PlotCurveItem(pen=pen, name=name, skipFiniteCheck=True)
+        plot_item.addItem(c)
+        return c
 
-        # training
-        train_form = QFormLayout()
-        train_form.setContentsMargins(0, 0, 0, 0)
-        train_form.addRow("Optimizer", self.optimizer_combo)
-        train_form.addRow("Learning rate", self.lr_box)
-        train_box = QVBoxLayout()
-        train_box.addLayout(train_form)
-        train_box.addLayout(self.hyper_form)
-        sched_form = QFormLayout()
-        sched_form.setContentsMargins(0, 0, 0, 0)
-        sched_form.addRow("Schedule", self.schedule_combo)
-        train_box.addLayout(sched_form)
-        train_box.addLayout(self.schedule_form)
-        more = QFormLayout()
-        more.setContentsMargins(0, 0, 0, 0)
-        row = QHBoxLayout()
-        row.addWidget(self.batch_box, 1)
-        row.addWidget(QLabel("epochs"))
-        row.addWidget(self.epochs_box, 1)
-        more.addRow("Batch size", row)
-        row = QHBoxLayout()
-        row.addWidget(self.patience_box, 1)
-        row.addWidget(QLabel("seed"))
-        row.addWidget(self.seed_box, 1)
-        more.addRow("Patience", row)
-        train_box.addLayout(more)
-        train_box.addWidget(self.settings_note)
+    def _set_curve(self, name: str, x: np.ndarray, y: np.ndarray) -> None:
+        grad = name in self.grad_curves
+        curve = self.grad_curves[name] if grad else self.curves[name]
+        if grad or name in self._log_curves:
+            y = np.log10(np.maximum(y, FLOOR))
+        curve.setData(x, y)
 
-        files = QVBoxLayout()
-        files.addWidget(self.graph_button)
-        files.addWidget(self.export_button)
-        row = QHBoxLayout()
-        row.addWidget(self.save_button)
-        row.addWidget(self.load_button)
-        files.addLayout(row)
-
-        left = control_column([group("Data", data_box), group("Training", train_box), group("Model files", files)],
-                              min_width=300)
-        middle = control_column([group("Network", self._wrap(self.builder))], min_width=365)
-
-        # centre: the 2-D page or the digits page
-        toy_page = QWidget()
-        tl = QVBoxLayout(toy_page)
-        tl.setContentsMargins(0, 0, 0, 0)
-        tl.addWidget(self.data_plot, 1)
-        hint = QHBoxLayout()
-        hint.addWidget(self.click_hint)
-        hint.addWidget(self.click_class_combo)
-        hint.addWidget(self.click_hint2, 1)
-        tl.addLayout(hint)
+    def _build_digits_page(self) -> None:
+        if self._digits_built:
+            return
+        self._digits_built = True
+        self.confusion_plot, self.confusion_item = _image_plot("Confusion matrix (validation)")
+        cp = self.confusion_plot.getPlotItem()
+        cp.showAxis("left")
+        cp.showAxis("bottom")
+        cp.setLabel("left", "true")
+        cp.setLabel("bottom", "predicted")
+        for ax in ("left", "bottom"):
+            cp.getAxis(ax).setTicks([[(k + 0.5, str(k)) for k in range(10)]])
+        self.filters_plot, self.filters_item = _image_plot("First-layer filters")
+        self.maps_plot, self.maps_item = _image_plot("Activation maps")
+        self.image_preview = QLabel()
+        self.image_preview.setFixedSize(48, 48)
+        self.maps_caption = QLabel()
+        self.maps_caption.setStyleSheet(MUTED_STYLE)
+        self.mis_title = QLabel("Misclassified validation examples (true → predicted)")
+        self.mis_title.setStyleSheet("font-weight: 600;")
+        self.mis_title.setWordWrap(True)
+        mis_grid = QGridLayout()
+        mis_grid.setSpacing(2)
+        for k in range(M.MAX_MISCLASSIFIED):
+            pic, cap = QLabel(), QLabel()
+            pic.setFixedSize(34, 34)
+            cap.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            cap.setStyleSheet("font-size: 8pt;")
+            r, c = divmod(k, 6)
+            mis_grid.addWidget(pic, 2 * r, c, Qt.AlignmentFlag.AlignCenter)
+            mis_grid.addWidget(cap, 2 * r + 1, c, Qt.AlignmentFlag.AlignCenter)
+            self.mis_labels.append((pic, cap))
         mis = QWidget()
         mis.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.mis_title.setWordWrap(True)
         ml = QVBoxLayout(mis)
         ml.setContentsMargins(4, 4, 4, 4)
         ml.addWidget(self.mis_title)
-        ml.addLayout(self.mis_grid)
+        ml.addLayout(mis_grid)
         ml.addStretch(1)
         maps = QWidget()
         mpl = QVBoxLayout(maps)
@@ -495,17 +477,72 @@ class PlaygroundLab(QWidget):
         for sp in (top, bottom):
             sp.setSizes([250, 250])
             sp.setChildrenCollapsible(False)
-        digits_page = QSplitter(Qt.Orientation.Vertical)
-        digits_page.addWidget(top)
-        digits_page.addWidget(bottom)
-        digits_page.setSizes([420, 420])
+        page = QSplitter(Qt.Orientation.Vertical)
+        page.addWidget(top)
+        page.addWidget(bottom)
+        page.setSizes([420, 420])
+        page.setChildrenCollapsible(False)
+        self.pages.addWidget(page)
+
+    def _build_layout(self) -> None:
+        data_box = QVBoxLayout()
+        data_box.addWidget(self.data_form)
+        data_box.addWidget(self.stats_label)
+        self.augment_button = QPushButton("Preview image augmentation…")   # a non-modal window on the digits
+        self.augment_button.clicked.connect(self._on_augment_clicked)
+        data_box.addWidget(self.augment_button)
+        data_box.addWidget(self.augment_check)
+
+        train_box = QVBoxLayout()
+        top = QFormLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        opt_label = QLabel(params_of(M.TrainSettings)[0].title)
+        top.addRow(opt_label, self.optimizer_combo)
+        top.addRow(OPTIMIZERS["SGD"].params[0].title, self.lr_box)
+        train_box.addLayout(top)
+        train_box.addLayout(self.hyper_holder)
+        sched = QFormLayout()
+        sched.setContentsMargins(0, 0, 0, 0)
+        sched.addRow(params_of(M.TrainSettings)[6].title, self.schedule_combo)
+        train_box.addLayout(sched)
+        train_box.addLayout(self.schedule_holder)
+        train_box.addWidget(self.train_form)
+        train_box.addWidget(self.settings_note)
+
+        files = QVBoxLayout()
+        files.addWidget(self.graph_button)
+        files.addWidget(self.export_button)
+        row = QHBoxLayout()
+        row.addWidget(self.save_button)
+        row.addWidget(self.load_button)
+        files.addLayout(row)
+
+        net_box = QVBoxLayout()
+        net_box.setContentsMargins(0, 0, 0, 0)
+        net_box.addWidget(self.builder)
+        self.left = control_column([group("Data", data_box), group("Training", train_box),
+                                    group("Network", net_box), group("Model files", files)], min_width=330)
+        content = self.left.widget()
+        self.left.setMinimumWidth(content.minimumSizeHint().width() + self.left.verticalScrollBar().sizeHint().width())
+        self.left.setMaximumWidth(max(self.left.minimumWidth(), 460))
+
+        # centre: the transport, the status, and the 2-D page or the digits page
+        toy_page = QWidget()
+        tl = QVBoxLayout(toy_page)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.data_plot, 1)
+        hint = QHBoxLayout()
+        hint.addWidget(self.click_hint)
+        hint.addWidget(self.click_class_combo)
+        hint.addWidget(self.click_hint2, 1)
+        tl.addLayout(hint)
         self.pages = QStackedWidget()
         self.pages.addWidget(toy_page)
-        self.pages.addWidget(digits_page)
 
         transport = QHBoxLayout()
         transport.setContentsMargins(6, 6, 6, 2)
         for b in (self.train_button, self.pause_button, self.resume_button, self.step_button, self.reset_button):
+            b.setMinimumWidth(0)
             transport.addWidget(b)
         transport.addStretch(1)
         centre = QWidget()
@@ -518,147 +555,159 @@ class PlaygroundLab(QWidget):
         cl.addLayout(status_row)
         cl.addWidget(self.banner)
         cl.addWidget(self.pages, 1)
+        centre.setMinimumWidth(380)
 
         plots = QSplitter(Qt.Orientation.Vertical)
         for p in (self.loss_plot, self.acc_plot, self.lr_plot, self.grad_plot):
             plots.addWidget(p)
         plots.setSizes([300, 220, 140, 240])
+        plots.setChildrenCollapsible(False)
+        plots.setMinimumWidth(260)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(middle)
+        self.splitter.addWidget(self.left)
         self.splitter.addWidget(centre)
         self.splitter.addWidget(plots)
-        plots.setMinimumWidth(280)
-        for i, s in enumerate((0, 0, 3, 2)):
+        self.splitter.setChildrenCollapsible(False)
+        for i, s in enumerate((0, 3, 2)):
             self.splitter.setStretchFactor(i, s)
-        self.splitter.setSizes([300, 365, 505, 330])
+        self.splitter.setSizes([self.left.minimumWidth(), 560, 360])
         root = QHBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(self.splitter)
 
-    @staticmethod
-    def _wrap(w: QWidget) -> QVBoxLayout:
-        lay = QVBoxLayout()
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(w)
-        return lay
-
     # ================================================================================================ public API
     @property
     def state(self) -> str:
-        """'none' (no runnable network), 'idle', 'running', 'paused', 'finished' or 'failed'."""
+        """'preparing' (the data are being made), 'none' (no runnable network), 'idle' (a fresh session), 'running',
+        'paused', 'finished' or 'failed'."""
         return self._state
 
     @property
     def iteration(self) -> int:
-        """Updates shown so far (drained from the worker)."""
-        return len(self._steps["iteration"])
+        """Updates shown so far (delivered from the training job)."""
+        return self._n_steps
+
+    @property
+    def trained_iterations(self) -> int:
+        """Updates the session's trainer has made (perhaps not yet delivered)."""
+        return self.session.iteration if self.session is not None else 0
 
     @property
     def error_message(self) -> str | None:
         return self._error
 
-    def train(self) -> None:
-        """Start (or continue) training; a finished or failed run starts over from fresh weights, or from the loaded
-        ones after load_weights (with a fresh trainer and optimizer state either way)."""
-        if self.worker is None or self.worker.state in ("finished", "failed") or self._rebuild_timer.isActive():
-            self._rebuild()
-        if self.worker is not None:
-            self.worker.run_training()
-            self._set_state(self.worker.state)
+    @property
+    def kind(self) -> str:
+        return self.model.kind
 
-    def pause(self) -> None:
-        if self.worker is not None:
-            self.worker.pause()
-            self._set_state(self.worker.state)
+    @property
+    def standardizer(self):
+        return self.model.data.standardizer if self.model.data is not None else None
 
-    def resume(self) -> None:
-        if self.worker is not None and self.worker.state in ("paused", "idle"):
-            self.worker.run_training()
-            self._set_state(self.worker.state)
+    @property
+    def X_raw(self) -> np.ndarray:
+        return self.model.data.X_raw if self.model.data is not None else np.zeros((0, 2))
 
-    def step(self) -> None:
-        """One update (pauses a running session first)."""
-        if self.worker is None or self.worker.state in ("finished", "failed") or self._rebuild_timer.isActive():
-            self._rebuild()
-        if self.worker is not None:
-            self.worker.step_once()
-            self._set_state(self.worker.state)
+    @property
+    def y_raw(self) -> np.ndarray:
+        return self.model.data.y_raw if self.model.data is not None else np.zeros(0, np.int64)
 
-    def reset(self) -> None:
-        """Stop the run, rebuild the network from the seed (discarding loaded weights), clear the plots (settings
-        take effect here)."""
-        self._loaded = None
-        self._rebuild()
-
-    def _rebuild(self) -> None:
-        """reset(), but starting from the loaded weights when there are some and they still fit."""
-        self._rebuild_timer.stop()
-        self._notice = ""
-        self._stop_worker()
-        self._reset_metrics()
-        self._clear_plots()
-        self._show_error(None)
-        self.settings_note.hide()
-        self.session = None
-        if self._closed:
-            return
-        try:
-            self.session = self._make_session()
-        except StudioError as exc:
-            self._show_error(f"Cannot train: {exc}")
-            self._set_state("none")
-            return
-        if self.session is None:
-            self._set_state("none")
-            return
-        if self._loaded is not None:
-            self._apply_loaded(self.session.network)     # before the worker starts: no lock needed
-        self.worker = TrainingWorker(self.session)
-        self.worker.start()
-        self._set_state("idle")
+    @property
+    def split_raw(self) -> tuple:
+        return self.model.data.split_raw if self.model.data is not None else ()
 
     def training_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(X_train, y_train, X_val, y_val) as the network sees them (standardised when the box is ticked)."""
-        return self.split  # type: ignore[return-value]
+        return self.model.data.split if self.model.data is not None else ()  # type: ignore[return-value]
+
+    def train(self) -> None:
+        """Start (or continue) training; a finished or failed run starts over from fresh weights, or from the loaded
+        ones after load_weights (with a fresh trainer and optimizer state either way)."""
+        if self._state in ("finished", "failed") or self._rebuild_timer.isActive() or self.session is None:
+            self._rebuild()
+        if self.session is None or self._state in ("none", "preparing"):
+            return
+        if not self._started:
+            self._start_job(paused=False)
+        else:
+            self.jobs.resume("train")
+        self._set_state("running")
+
+    def pause(self) -> None:
+        if self._state != "running":
+            return
+        self.jobs.pause("train")
+        self._set_state("paused")
+        self._want_visuals()
+        self._hand_on()
+
+    def resume(self) -> None:
+        if self._state in ("paused", "idle") and self.session is not None:
+            self.train()
+
+    def step(self) -> None:
+        """One update (pauses a running session first)."""
+        if self._state in ("finished", "failed") or self._rebuild_timer.isActive() or self.session is None:
+            self._rebuild()
+        if self.session is None or self._state in ("none", "preparing"):
+            return
+        if self._state == "running":
+            self.jobs.pause("train")
+        self.session.visuals_requested = True       # the step's update carries its pictures
+        if not self._started:
+            self._start_job(paused=True)
+        self.jobs.step("train", 1)
+        self._set_state("paused")
+
+    def reset(self) -> None:
+        """Stop the run, make a new network from the seed (forgetting loaded weights), clear the plots (changed
+        settings take effect here)."""
+        self.model.forget_loaded()
+        self._rebuild()
+
+    def apply_config(self, config: dict) -> None:
+        """A configuration from the search lab ("Apply best"): ``optimizer``, ``lr`` and ``weight_decay`` are set in
+        the model and the form (other keys ignored); a new session starts with them. When the optimizer takes no
+        weight decay the status line says so. A refused value shows in the banner and changes nothing."""
+        try:
+            note = self.model.apply_config(config)
+        except StudioError as exc:
+            self._show_error(f"Cannot apply the configuration: {exc}")
+            return
+        self._rebuild()
+        parts = [f"applied {self.model.train.optimizer}, lr {self.model.train.lr:g}"]
+        wd = self.model.hyper.as_dict().get("weight_decay")
+        if wd is not None:
+            parts.append(f"weight decay {wd:g}")
+        self.status_label.setText(" · ".join(parts) + (f" · {note}" if note else ""))
+        self._config_note = note
+
+    def request_visuals(self) -> None:
+        """Draw the pictures of the current weights again (with the next update while training)."""
+        self._want_visuals()
 
     def add_point(self, x: float, y: float, label: int) -> None:
-        """Add a 2-D point of class `label` (the data change: training restarts)."""
-        if self.kind != "toy":
-            return
-        self.X_raw = np.vstack([self.X_raw, [[x, y]]])
-        self.y_raw = np.append(self.y_raw, np.int64(label))
-        self._prepare_data()
+        """Add a 2-D point of class ``label`` (the data change: training restarts)."""
+        try:
+            self.model.add_point(x, y, label)
+        except StudioError as exc:
+            self._show_error(str(exc))
 
     def remove_nearest(self, x: float, y: float) -> None:
-        if self.kind != "toy" or len(self.X_raw) <= 2:
-            return
-        k = int(np.argmin(np.sum((self.X_raw - [x, y]) ** 2, axis=1)))
-        self.X_raw = np.delete(self.X_raw, k, axis=0)
-        self.y_raw = np.delete(self.y_raw, k)
-        self._prepare_data()
+        try:
+            self.model.remove_nearest(x, y)
+        except StudioError as exc:
+            self._show_error(str(exc))
 
     def request_graph(self) -> Any:
         """Emit graph_requested with the network (float64 copy, current weights) on GRAPH_BATCH training examples;
         returns the graph (None when there is no network)."""
-        if self.worker is None:
+        if self.session is None:
             self._message("No network", self.builder.error() or "Build a network first.")
             return None
-        X, y = self.split[0][:GRAPH_BATCH], self.split[1][:GRAPH_BATCH]
-
-        def build(net: Network, trainer: Trainer):
-            net64 = Network(net.input_shape, net.specs, loss=net.loss_kind, reg=net.reg, reg_kind=net.reg_kind,
-                            init=net.init, bias_init=net.bias_init, seed=net.seed, dtype=np.float64)
-            for k, v in net.params.items():
-                net64.params[k][...] = v
-            for k, bp in net.bn_params.items():
-                net64.bn_params[k]["running_mean"][...] = bp["running_mean"]
-                net64.bn_params[k]["running_var"][...] = bp["running_var"]
-            return net64.to_graph(X, y, mode="train", seed=0)
-
         try:
-            graph = self.worker.with_network(build)
+            graph = self.model.graph(self.session)
         except StudioError as exc:
             self._message("Cannot build the graph", str(exc))
             return None
@@ -667,170 +716,147 @@ class PlaygroundLab(QWidget):
 
     def export_torch(self, directory: str) -> str:
         """Write the PyTorch script and its data into `directory`; returns the script's path."""
-        from simulator.nn.export_torch import write_torch_export
-        if self.worker is None:
+        if self.session is None:
             raise StudioError(self.builder.error() or "there is no network to export")
-        data = self.split
-        path = self.worker.with_network(lambda net, tr: write_torch_export(directory, net, tr.config(), data))
-        return os.fspath(path)
+        return self.model.export_torch(self.session, directory)
 
     def save_weights(self, path: str) -> None:
-        if self.worker is None:
+        if self.session is None:
             raise StudioError(self.builder.error() or "there is no network to save")
-        self.worker.with_network(lambda net, tr: net.save(path))
+        self.model.save_weights(self.session, path)
 
     def load_weights(self, path: str) -> None:
         """Load weights into the current network (ShapeError when they belong to another architecture)."""
-        if self.worker is None:
+        if self.session is None:
             raise StudioError(self.builder.error() or "there is no network to load into")
-        def load(net: Network, trainer: Trainer):
-            net.load_weights(path)
-            return ({k: v.copy() for k, v in net.params.items()},
-                    {k: (b["running_mean"].copy(), b["running_var"].copy()) for k, b in net.bn_params.items()})
-
-        params, bn = self.worker.with_network(load)
-        name = os.path.basename(os.fspath(path))
-        self._loaded = (name, params, bn)
-        self._notice = f"weights loaded from {name}"
+        self.model.load_weights(self.session, path)
         self._update_status()
-        self.worker.request_visuals()
+        self._want_visuals()
         self._update_buttons()
 
-    def _apply_loaded(self, net: Network) -> None:
-        """Copy the loaded weights into a freshly built network, or drop them (with a notice) when they no longer fit."""
-        assert self._loaded is not None
-        name, params, bn = self._loaded
-        fits = ({k: v.shape for k, v in params.items()} == {k: v.shape for k, v in net.params.items()}
-                and {k: m.shape for k, (m, _) in bn.items()}
-                == {k: b["running_mean"].shape for k, b in net.bn_params.items()})
-        if not fits:
-            self._loaded = None
-            self._notice = f"the weights loaded from {name} do not fit the changed network: fresh weights"
-            self._update_status()
-            return
-        for k, v in params.items():
-            net.params[k][...] = v
-        for k, (mean, var) in bn.items():
-            net.bn_params[k]["running_mean"][...] = mean
-            net.bn_params[k]["running_var"][...] = var
-        self._notice = f"started from the weights loaded from {name} (⟲ Reset for fresh ones)"
-        self._update_status()
+    def network_copy(self) -> TrainedModel | None:
+        """A copy of the network with its data and standardiser (None without a session)."""
+        return None if self.session is None else self.model.snapshot(self.session)
+
+    def training_augmenter(self):
+        """The augmentation the trainer applies to each mini-batch: the preview's label-preserving settings, or a
+        mild default (shift 1 px, rotation 10°) when the preview was never opened; None when switched off."""
+        if not (self.model.train.augment and self.kind == "digits"):
+            return None
+        dialog = getattr(self, "augment_dialog", None)
+        settings = dialog.view.settings() if dialog is not None else AugmentSettings(shift=1, degrees=10.0)
+        return settings.augmenter()
 
     def close_lab(self) -> None:
-        """Stop the timers and the worker (waiting for it); the lab does nothing afterwards."""
+        """Stop the timers and every job (waiting for them); the lab does nothing afterwards."""
         self._closed = True
-        self._timer.stop()
         self._rebuild_timer.stop()
-        self._stop_worker()
+        self.jobs.close()
 
-    def closeEvent(self, event) -> None:
+    def closeEvent(self, event) -> None:  # noqa: N802
         self.close_lab()
         super().closeEvent(event)
 
+    # ================================================================================================== model
+    def _on_model_changed(self, what: str) -> None:
+        if self._closed:
+            return
+        if what == "training":
+            self._show_training()
+            self._on_training_setting_changed()
+        elif what == "data":
+            if self.model.data is not None:
+                self._show_data()
+        elif what == "network":
+            self._rebuild_timer.start()
+
     # ================================================================================================== data
-    def _on_dataset_changed(self, name: str) -> None:
-        digits = name == DIGITS
-        for w in (self.classes_box, self.noise_box):
-            w.setEnabled(not digits and (w is not self.classes_box or name in ("spiral", "blobs")))
-        self.points_box.blockSignals(True)
-        self.noise_box.blockSignals(True)
-        if digits:
-            self.points_box.setRange(50, 1797)
-            self.points_box.setValue(1797)
-        else:
-            self.points_box.setRange(10, 5000)
-            if self.kind == "digits":
-                self.points_box.setValue(300)
-            self.noise_box.setValue(NOISE_DEFAULTS[name])
-        self.points_box.blockSignals(False)
-        self.noise_box.blockSignals(False)
+    def _on_data_edited(self) -> None:
+        s = self.data_form.try_value()
+        if s is None:
+            return
+        if s.dataset != self.model.data_settings.dataset:
+            self.data_form.set_value({**s.as_dict(), **self.model.dataset_defaults(s.dataset)})
+            s = self.data_form.try_value()
+            if s is None:
+                return
+        self._apply_data_settings(s)
+
+    def _apply_data_settings(self, s: M.DataSettings) -> None:
+        digits = s.kind == "digits"
+        self.classes_box.setEnabled(s.dataset in M.MULTICLASS)
+        self.noise_box.setEnabled(not digits)
         self.augment_check.setEnabled(digits)
-        if not digits:
-            self.augment_check.setChecked(False)
-        new_kind = "digits" if digits else "toy"
-        if new_kind != self.kind:
-            self.kind = new_kind
-            self.pages.setCurrentIndex(1 if digits else 0)
-            self.builder.blockSignals(True)
-            self.builder.set_data_shape((1, 8, 8) if digits else (2,), 10 if digits else self.num_classes)
-            self.builder.load_preset("Small CNN" if digits else "2-64-3 MLP")
-            self.builder.blockSignals(False)
-            self.lr_box.setValue(0.003 if digits else LR_DEFAULTS[self.optimizer_combo.currentText()])
-            self.epochs_box.setValue(20 if digits else 300)
-            self.batch_box.setValue(64 if digits else 32)
-        self._regenerate_data()
+        try:
+            regenerate = self.model.set_data_settings(s)
+        except StudioError as exc:
+            self.data_form.error.setText(str(exc))
+            self.data_form.error.show()
+            return
+        if regenerate:
+            self._load_data()
 
-    def _regenerate_data(self, *_: object) -> None:
-        name = self.dataset_combo.currentText()
-        seed = self.data_seed_box.value()
-        n = self.points_box.value()
-        if name == DIGITS:
-            if self._digits_cache is None:
-                try:
-                    self._digits_cache = datasets.load_digits()
-                except StudioError as exc:
-                    self._show_error(str(exc))
-                    return
-            X, y = self._digits_cache
-            if n < len(X):
-                idx = np.sort(np.random.default_rng(seed).permutation(len(X))[:n])
-                X, y = X[idx], y[idx]
-            self.X_raw, self.y_raw = X, y
-        else:
-            kw: dict[str, Any] = {"n": n, "seed": seed}
-            if name in ("spiral", "blobs"):
-                kw["classes"] = self.classes_box.value()
-            kw["std" if name == "blobs" else "noise"] = self.noise_box.value()
-            self.X_raw, self.y_raw = datasets.make_toy(name, **kw)
-        self._prepare_data()
+    def _load_data(self) -> None:
+        """Make the data in a job ('preparing…' until it is done); the session waits for them."""
+        self._cancel_training()
+        self.session = None
+        self._set_state("preparing")
+        self.status_label.setText("preparing the data…")
+        settings = self.model.data_settings
+        self.jobs.start("data", lambda: M.data_job(settings), on_done=self._on_data_made,
+                        on_error=self._on_data_failed)
 
-    def _prepare_data(self, *_: object) -> None:
-        """Split, standardise, redraw the points, reset training."""
-        X, y = self.X_raw, self.y_raw
-        classes = max(int(y.max()) + 1 if len(y) else 2, 2)
-        if self.kind == "toy":
-            classes = max(classes, self.classes_box.value() if self.dataset_combo.currentText() in
-                          ("spiral", "blobs") else 2)
-        self.num_classes = classes
-        Xtr, ytr, Xv, yv = datasets.train_val_split(X, y, self.val_box.value(), seed=self.data_seed_box.value())
-        self.split_raw = (Xtr, ytr, Xv, yv)
-        if self.standardize_check.isChecked() and len(Xtr):
-            self.standardizer, (Xtr_s, Xv_s) = datasets.standardize(Xtr, Xv)
-        else:
-            self.standardizer, Xtr_s, Xv_s = None, Xtr.astype(np.float64), Xv.astype(np.float64)
-        self.split = (Xtr_s, ytr, Xv_s, yv)
+    def _on_data_made(self, result: tuple[np.ndarray, np.ndarray]) -> None:
+        if self._closed:
+            return
+        try:
+            self.model.set_raw_data(*result)
+        except StudioError as exc:
+            self._on_data_failed(exc, str(exc))
+
+    def _on_data_failed(self, _exc: BaseException, text: str) -> None:
+        self._show_error(f"Cannot make the data: {text}")
+        self._set_state("none")
+
+    def _show_data(self) -> None:
+        """The data changed: points or pages, the statistics, the builder's shapes; then a new session."""
+        d = self.model.data
+        digits = d.kind == "digits"
+        if digits:
+            self._build_digits_page()
+        self.pages.setCurrentIndex(1 if digits else 0)
         self._show_stats()
-        # the click-to-add class list
         self.click_class_combo.blockSignals(True)
         keep = self.click_class_combo.currentIndex()
         self.click_class_combo.clear()
-        for c in range(classes):
+        for c in range(d.num_classes):
             self.click_class_combo.addItem(f"class {c}")
             self.click_class_combo.setItemData(c, QColor(CLASS_COLOURS[c % len(CLASS_COLOURS)]),
                                                Qt.ItemDataRole.DecorationRole)
-        self.click_class_combo.setCurrentIndex(min(max(keep, 0), classes - 1))
+        self.click_class_combo.setCurrentIndex(min(max(keep, 0), d.num_classes - 1))
         self.click_class_combo.blockSignals(False)
-        if self.kind == "toy":
-            if len(X):
-                lo, hi = X.min(axis=0), X.max(axis=0)
-                span = np.maximum(hi - lo, 1e-6)
-                pad = 0.12 * span.max()
-                cx, cy = (lo + hi) / 2
-                half = span.max() / 2 + pad
-                self.grid = (cx - half, cx + half, cy - half, cy + half)
+        if not digits:
+            self.grid = d.grid
             self._draw_points()
             x0, x1, y0, y1 = self.grid
             self.data_plot.getPlotItem().setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
         else:
-            self.image_box.setRange(0, max(len(Xv) - 1, 0))
+            self.image_box.setRange(0, max(len(d.split[2]) - 1, 0))
         self.builder.blockSignals(True)
-        self.builder.set_data_shape(tuple(X.shape[1:]), 10 if self.kind == "digits" else classes)
+        if self.builder.input_shape != d.input_shape:
+            # the other kind of data: its preset network
+            self.builder.set_data_shape(d.input_shape, d.num_classes)
+            self.builder.load_preset("Small CNN" if digits else "2-64-3 MLP")
+        else:
+            self.builder.set_data_shape(d.input_shape, d.num_classes)
         self.builder.blockSignals(False)
+        self._sync_network()
         self._rebuild()
 
     def _show_stats(self) -> None:
-        s = self.standardizer
-        parts = [f"{len(self.split[0])} train · {len(self.split[2])} validation"]
+        d = self.model.data
+        s = d.standardizer
+        parts = [f"{len(d.split[0])} train · {len(d.split[2])} validation"]
         if s is None:
             parts.append("raw inputs (not standardised)")
         elif s.mean.ndim == 1:
@@ -843,13 +869,13 @@ class PlaygroundLab(QWidget):
         self.stats_label.setText("\n".join(parts))
 
     def _draw_points(self) -> None:
-        Xtr, ytr, Xv, yv = self.split_raw
+        Xtr, ytr, Xv, yv = self.model.data.split_raw
         for key, X, y in (("train", Xtr, ytr), ("val", Xv, yv)):
             brushes = [pg.mkBrush(CLASS_COLOURS[int(c) % len(CLASS_COLOURS)]) for c in y]
             self.point_items[key].setData(x=X[:, 0] if len(X) else [], y=X[:, 1] if len(X) else [], brush=brushes)
 
     def _on_data_clicked(self, ev) -> None:
-        if self.kind != "toy":
+        if self.kind != "toy" or self.model.data is None:
             return
         vb = self.data_plot.getPlotItem().getViewBox()
         pos = ev.scenePos()
@@ -863,173 +889,261 @@ class PlaygroundLab(QWidget):
             self.remove_nearest(p.x(), p.y())
             ev.accept()
 
+    def _on_augment_clicked(self) -> None:
+        """Open the augmentation preview on all the digits (they are loaded in the data job; if that job is still
+        running, wait for it: a click cannot show an empty preview)."""
+        if self.jobs.running("data"):
+            self.jobs.wait("data")
+            self.jobs.drain()
+        images = M.load_digits_cached() if M._DIGITS_CACHE else ()
+        show_augment_preview(self, *images)
+
     # ================================================================================================== training
     def _on_stack_changed(self) -> None:
-        self._rebuild_timer.start()
+        self._sync_network()
 
-    def _on_training_setting_changed(self, *_: object) -> None:
+    def _sync_network(self) -> None:
+        """The builder's stack into the model (an impossible one leaves the lab without a session)."""
+        if not self.builder.is_valid():
+            self._rebuild_timer.start()
+            return
+        try:
+            self.model.set_network(self.builder.hidden_layers(), **self.builder.network_kwargs())
+        except StudioError as exc:
+            self._show_error(f"Cannot train: {exc}")
+
+    def _on_optimizer_changed(self, _index: int) -> None:
+        name = read_widget(self.optimizer_combo)
+        if name != self.model.train.optimizer:
+            self.model.set_optimizer(name)
+
+    def _on_schedule_changed(self, _index: int) -> None:
+        name = read_widget(self.schedule_combo)
+        if name != self.model.train.schedule:
+            try:
+                self.model.set_schedule(name)
+            except StudioError as exc:
+                self._show_error(str(exc))
+
+    def _on_train_edited(self, *_: object) -> None:
+        """A training control changed: the whole training panel into the model (validated there)."""
+        # read every control first: the model's change redraws the panel
+        hyper = self.hyper_form.values() if self.hyper_form is not None else {}
+        sched = self.schedule_form.values() if self.schedule_form is not None else {}
+        warm = {k: read_widget(w) for k, w in self.schedule_boxes.items() if k in self._warmup_names}
+        try:
+            s = self.model.train.replace(lr=read_widget(self.lr_box), augment=read_widget(self.augment_check),
+                                         **self.train_form.values())
+            if s.schedule != NO_SCHEDULE:
+                defaults = self.model.schedule_defaults(s.schedule)
+                given = {k: v for k, v in sched.items() if v != defaults.get(k)}
+                self.model.set_schedule(s.schedule, given, warm)
+            self.model.set_training(s, hyper)
+        except StudioError as exc:
+            self._show_error(str(exc))
+            return
+        if self._error and self._state not in ("failed", "none"):
+            self._show_error(None)
+
+    _warmup_names = tuple(p.name for p in WARMUP_PARAMS)
+
+    def _show_training(self) -> None:
+        """Show the model's training settings (signals blocked: showing is not editing)."""
+        t, hyper = self.model.train, self.model.hyper
+        for w, v in ((self.optimizer_combo, t.optimizer), (self.lr_box, t.lr), (self.schedule_combo, t.schedule),
+                     (self.augment_check, t.augment)):
+            w.blockSignals(True)
+            write_widget(w, v)
+            w.blockSignals(False)
+        self.train_form.set_value(t)
+        if t.optimizer != self._shown_optimizer:
+            self._shown_optimizer = t.optimizer
+            info = OPTIMIZERS[t.optimizer]
+            if self.hyper_form is not None:
+                self.hyper_form.setParent(None)
+                self.hyper_form.deleteLater()
+            self.hyper_form = ParamForm(info.settings, only=info.param_names[1:])
+            self.hyper_form.edited.connect(self._on_train_edited)
+            self.hyper_boxes = self.hyper_form.widgets
+            self.hyper_holder.addWidget(self.hyper_form)
+            self.lr_box.setToolTip(info.params[0].doc)
+            self.optimizer_combo.setToolTip(info.doc)
+        self.hyper_form.set_value(hyper)
+        if t.schedule != self._shown_schedule:
+            self._shown_schedule = t.schedule
+            if self.schedule_form is not None:
+                self._schedule_box.setParent(None)
+                self._schedule_box.deleteLater()
+                self.schedule_form = None
+            self.schedule_boxes = {}
+            if t.schedule != NO_SCHEDULE:
+                info = SCHEDULES[t.schedule]
+                box = QWidget()
+                bl = QVBoxLayout(box)
+                bl.setContentsMargins(0, 0, 0, 0)
+                bl.setSpacing(2)
+                form = ParamForm(info.factory, only=tuple(p.name for p in info.params))
+                form.edited.connect(self._on_train_edited)
+                bl.addWidget(form)
+                warm = QFormLayout()
+                warm.setContentsMargins(0, 0, 0, 0)
+                for p in WARMUP_PARAMS:                   # the warm-up's own declared parameters
+                    w = param_widget(p, box)
+                    lab = QLabel(p.title)
+                    lab.setToolTip(p.doc)
+                    warm.addRow(lab, w)
+                    w.valueChanged.connect(self._on_train_edited)
+                    self.schedule_boxes[p.name] = w
+                bl.addLayout(warm)
+                self.schedule_form = form
+                self._schedule_box = box
+                self.schedule_boxes.update(form.widgets)
+                self.schedule_holder.addWidget(box)
+        if self.schedule_form is not None:
+            self.schedule_form.set_value({**self.model.schedule_defaults(t.schedule), **self.model.schedule_params})
+            warm = {**{p.name: p.default for p in WARMUP_PARAMS}, **self.model.warmup}
+            for name in self._warmup_names:
+                w = self.schedule_boxes[name]
+                w.blockSignals(True)
+                write_widget(w, warm[name])
+                w.blockSignals(False)
+
+    def _on_training_setting_changed(self) -> None:
         if self.iteration == 0 and self._state in ("idle", "none"):
             self._rebuild_timer.start()
-        else:
+        elif self._state not in ("preparing",):
             self.settings_note.show()
 
-    def _on_optimizer_changed(self, name: str) -> None:
-        while self.hyper_form.rowCount():
-            self.hyper_form.removeRow(0)
-        self.hyper_boxes = {}
-        self.lr_box.blockSignals(True)
-        self.lr_box.setValue(LR_DEFAULTS.get(name, OPTIMIZERS[name].defaults.get("lr", 0.01))
-                             if self.kind == "toy" else 0.003 if name in ("Adam", "AdamW", "RMSProp") else 0.03)
-        self.lr_box.blockSignals(False)
-        defaults = {"weight_decay": 0.0, **OPTIMIZERS[name].defaults}
-        for key, label, kind in HYPER_FIELDS.get(name, ()):
-            if key in ("beta1", "beta2"):
-                value = defaults["betas"][0 if key == "beta1" else 1]
-            else:
-                value = defaults.get(key, 0.0)
-            if kind == "bool":
-                w = QCheckBox()
-                w.setChecked(bool(value))
-                w.toggled.connect(self._on_training_setting_changed)
-            elif kind in ("log", "decay"):
-                w = LogSpinBox(float(value) if value else 1e-4, 1e-12, 10.0)
-                if kind == "decay":
-                    w.setMinimum(0.0)
-                    w.setSpecialValueText("0")
-                w.setValue(float(value))
-                w.valueChanged.connect(self._on_training_setting_changed)
-            else:
-                w = QDoubleSpinBox()
-                w.setRange(0.0, 0.9999)
-                w.setDecimals(4)
-                w.setSingleStep(0.01)
-                w.setValue(float(value))
-                w.setKeyboardTracking(False)
-                w.valueChanged.connect(self._on_training_setting_changed)
-            self.hyper_boxes[key] = w
-            self.hyper_form.addRow(label, w)
-        self._on_training_setting_changed()
+    def _start_job(self, paused: bool) -> None:
+        session = self.session
+        self._started = True
+        self.jobs.cancel("visuals", notify=False)
+        self.jobs.start("train", lambda: M.training_job(session), on_yield=self._on_updates,
+                        on_done=self._on_training_done, on_error=self._on_training_failed, keep="all",
+                        paused=paused)
 
-    def _optimizer_kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {}
-        betas = [None, None]
-        for key, w in self.hyper_boxes.items():
-            v = w.isChecked() if isinstance(w, QCheckBox) else float(w.value())
-            if key in ("beta1", "beta2"):
-                betas[0 if key == "beta1" else 1] = v
-            else:
-                kw[key] = v
-        if betas[0] is not None:
-            kw["betas"] = (betas[0], betas[1])
-        return kw
+    def _cancel_training(self) -> None:
+        self.jobs.cancel("train", notify=False)
+        self.jobs.cancel("visuals", notify=False)
+        self._started = False
 
-    def _on_schedule_changed(self, name: str) -> None:
-        while self.schedule_form.rowCount():
-            self.schedule_form.removeRow(0)
-        self.schedule_boxes = {}
-        if name != "none":
-            for p in SCHEDULES[name].params:
-                if p.integer:
-                    w = QSpinBox()
-                    w.setRange(0, int(min(p.high, 2**31 - 1)))
-                    if p.name == "total_steps":
-                        w.setSpecialValueText("auto (whole run)")
-                        w.setValue(0)
-                    else:
-                        w.setValue(int(p.default))
-                else:
-                    w = QDoubleSpinBox()
-                    w.setRange(p.low, p.high)
-                    w.setDecimals(4)
-                    w.setSingleStep(0.05)
-                    w.setValue(p.default)
-                w.setKeyboardTracking(False)
-                w.valueChanged.connect(self._on_training_setting_changed)
-                self.schedule_boxes[p.name] = w
-                self.schedule_form.addRow("  " + p.name.replace("_", " "), w)
-            w = QSpinBox()
-            w.setRange(0, 1_000_000)
-            w.setSpecialValueText("none")
-            w.setKeyboardTracking(False)
-            w.valueChanged.connect(self._on_training_setting_changed)
-            self.schedule_boxes["warmup_steps"] = w
-            self.schedule_form.addRow("  warm-up steps", w)
-        self._on_training_setting_changed()
+    def _rebuild(self) -> None:
+        """A new session: cancel the run, fresh network (or the loaded weights while they fit), clear the plots."""
+        self._rebuild_timer.stop()
+        self._cancel_training()
+        self._reset_metrics()
+        self._shown_cm, self._shown_mis = None, None
+        self._clear_plots()
+        self._show_error(None)
+        self.settings_note.hide()
+        self.session = None
+        if self._closed:
+            return
+        if self.model.data is None or self.jobs.running("data"):
+            self._set_state("preparing")
+            return
+        if not self.builder.is_valid():
+            self._show_error(None)
+            self._set_state("none")
+            return
+        try:
+            self.session = self.model.new_session(_CLASS_RGB, augment=self.training_augmenter(), grid=self.grid)
+            self.session.image_index = self.image_box.value()
+        except StudioError as exc:
+            self._show_error(f"Cannot train: {exc}")
+            self._set_state("none")
+            return
+        self._set_state("idle")
+        self._update_status()
+        self._want_visuals()
 
-    def _make_schedule(self, total_steps: int):
-        name = self.schedule_combo.currentText()
-        if name == "none":
-            return None
-        params: dict[str, Any] = {}
-        for k, w in self.schedule_boxes.items():
-            if k == "warmup_steps":
-                continue
-            v = w.value()
-            if k == "total_steps" and v == 0:
-                v = total_steps
-            params[k] = v
-        return make_schedule(name, float(self.lr_box.value()), warmup_steps=self.schedule_boxes["warmup_steps"].value(),
-                             **params)
+    def _want_visuals(self) -> None:
+        """Pictures of the current weights: with the next update while training, else from a short job."""
+        s = self.session
+        if s is None:
+            return
+        s.visuals_requested = True
+        if self._state == "running":
+            return
+        self.jobs.start("visuals", lambda: M.visuals_job(s), on_done=self._on_visuals_done,
+                        on_error=self._on_visuals_failed)
 
-    def training_augmenter(self):
-        """The augmentation the trainer applies to each mini-batch: the preview's label-preserving settings, or a
-        mild default (shift 1 px, rotation 10°) when the preview was never opened; None when switched off."""
-        if not (self.augment_check.isChecked() and self.kind == "digits"):
-            return None
-        dialog = getattr(self, "augment_dialog", None)
-        settings = dialog.view.settings() if dialog is not None else AugmentSettings(shift=1, degrees=10.0)
-        return settings.augmenter()
+    def _on_visuals_done(self, v: Visuals | None) -> None:
+        if v is not None:
+            self._draw_visuals(v)
 
-    def _make_session(self) -> TrainingSession | None:
-        if not self.builder.is_valid() or not self.split:
-            if not self.builder.is_valid():
-                self._show_error(None)
-            return None
-        Xtr, ytr, Xv, yv = self.split
-        if len(Xtr) == 0:
-            raise StudioError("the training set is empty")
-        seed = self.seed_box.value()
-        net = self.builder.build_network(seed=seed)
-        epochs = self.epochs_box.value()
-        total = -(-len(Xtr) // self.batch_box.value()) * epochs
-        patience = self.patience_box.value() or None
-        trainer = Trainer(net, (Xtr, ytr, Xv if len(Xv) else None, yv if len(yv) else None),
-                          optimizer=self.optimizer_combo.currentText(), lr=float(self.lr_box.value()),
-                          schedule=self._make_schedule(total), batch_size=self.batch_box.value(), epochs=epochs,
-                          patience=patience, seed=seed, augment=self.training_augmenter(),
-                          **self._optimizer_kwargs())
-        transform = self.standardizer.apply if self.standardizer is not None else None
-        return TrainingSession(net, trainer, self.kind, net.num_classes, _CLASS_RGB, self.grid, transform)
+    def _on_visuals_failed(self, _exc: BaseException, text: str) -> None:
+        self._show_error(text)
 
-    def _stop_worker(self) -> None:
-        w = self.worker
-        self.worker = None
-        if w is not None:
-            w.stop()
-            w.wait()
+    def _on_updates(self, updates: list[TrainUpdate]) -> None:
+        """The one redraw per timer tick: every update since the last tick into the series, one setData per curve,
+        the pictures only when a new one came."""
+        if not updates:
+            return
+        steps = [u.step for u in updates]
+        self._iters.extend([m.iteration for m in steps])
+        self._loss.extend([m.loss for m in steps])
+        self._acc.extend([m.accuracy for m in steps])
+        self._lr.extend([m.lr for m in steps])
+        measured = [m for m in steps if m.norms_measured]
+        if measured:
+            if not self._norm_names:
+                self._norm_names = list(measured[0].grad_norms)
+                self._norms = _Series(len(self._norm_names))
+            self._norm_iters.extend([m.iteration for m in measured])
+            self._norms.extend([[m.grad_norms[k] for k in self._norm_names] for m in measured])
+        epochs = [u.epoch for u in updates if u.epoch is not None]
+        for m in epochs:
+            for k in self._epochs:
+                self._epochs[k].append(getattr(m, k))
+            self._last_epoch = m
+        self._n_steps = steps[-1].iteration
+        self._draw_metrics(bool(epochs))
+        pictures = [u.visuals for u in updates if u.visuals is not None]
+        if pictures:
+            self._draw_visuals(pictures[-1])
+        self._update_status()
+        self.redraw_count += 1
+
+    def _on_training_done(self, _n: int) -> None:
+        self._set_state("finished")
+        self._hand_on()
+
+    def _on_training_failed(self, exc: BaseException, text: str) -> None:
+        if not isinstance(exc, StudioError):      # a bug: say where it stopped, and what it was
+            text = f"Training stopped at iteration {self.trained_iterations + 1}: {text}"
+        self._show_error(text)
+        self._set_state("failed")
+
+    def _hand_on(self) -> None:
+        """Training paused or finished on an image model: hand a copy on (model_trained)."""
+        s = self.session
+        if s is None or len(s.network.input_shape) != 3:
+            return
+        self.model_trained.emit(self.model.snapshot(s))
 
     def _set_state(self, s: str) -> None:
-        if s == self._state:
-            self._update_buttons()
-            return
+        changed = s != self._state
         self._state = s
         self._update_buttons()
-        self.training_state_changed.emit(s)
+        if changed:
+            self.training_state_changed.emit(s)
 
     def _update_buttons(self) -> None:
         s = self._state
-        ok = s != "none"
+        ok = s not in ("none", "preparing")
         self.train_button.setEnabled(ok and s != "running")
         self.pause_button.setEnabled(s == "running")
         self.resume_button.setEnabled(s == "paused")
         self.step_button.setEnabled(ok and s != "running")
-        self.reset_button.setEnabled(True)
+        self.reset_button.setEnabled(s != "preparing")
         for b in (self.graph_button, self.export_button, self.save_button, self.load_button):
             b.setEnabled(ok)
+        loaded = self.model.loaded
         self.train_button.setText("▶ Train again" if s in ("finished", "failed") else "▶ Train")
         self.train_button.setToolTip(
             "" if s not in ("finished", "failed") else
-            f"Start over from the weights loaded from {self._loaded[0]}" if self._loaded is not None else
+            f"Start over from the weights loaded from {loaded[0]}" if loaded is not None else
             "Start over from fresh weights (the seed)")
 
     def _show_error(self, message: str | None) -> None:
@@ -1042,14 +1156,14 @@ class PlaygroundLab(QWidget):
 
     # ================================================================================================== drawing
     def _reset_metrics(self) -> None:
-        self._steps: dict[str, list[float]] = {"iteration": [], "loss": [], "accuracy": [], "lr": []}
-        self._norms: list[list[float]] = []
+        self._n_steps = 0
+        self._iters, self._loss, self._acc, self._lr = _Series(), _Series(), _Series(), _Series()
+        self._norm_iters = _Series()
+        self._norms = _Series(1)
         self._norm_names: list[str] = []
         self._epochs: dict[str, list[float]] = {k: [] for k in ("iteration", "train_loss", "train_accuracy",
                                                                 "val_loss", "val_accuracy")}
         self._last_epoch = None
-        self._metrics_dirty = False
-        self._metrics_drawn = 0.0
 
     def _clear_plots(self) -> None:
         for c in self.curves.values():
@@ -1058,83 +1172,86 @@ class PlaygroundLab(QWidget):
             self.grad_plot.getPlotItem().removeItem(c)
             self.grad_legend.removeItem(c)
         self.grad_curves = {}
+        if self._symbols_off:
+            self._symbols_off = False
+            for k in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
+                self.curves[k].setSymbol("o")
+        self._lr_top = 0.0
+        self._lr_seen = self._norms_seen = 0
+        self._ranges = {}
         self.status_label.setText("")
 
-    def _on_tick(self) -> None:
-        """The one timer: drain the worker's buffer and update what changed."""
-        w = self.worker
-        if w is None:
-            return
-        upd = w.take()
-        if upd.steps:
-            for m in upd.steps:
-                self._steps["iteration"].append(m.iteration)
-                self._steps["loss"].append(m.loss)
-                self._steps["accuracy"].append(m.accuracy)
-                self._steps["lr"].append(m.lr)
-                if not self._norm_names:
-                    self._norm_names = list(m.grad_norms)
-                self._norms.append([m.grad_norms[k] for k in self._norm_names])
-            for m in upd.epochs:
-                for k in self._epochs:
-                    self._epochs[k].append(getattr(m, k))
-                self._last_epoch = m
-            self._metrics_dirty = True
-        now = time.monotonic()
-        if self._metrics_dirty and (now - self._metrics_drawn >= PLOT_INTERVAL or upd.state != "running"):
-            # the four plots repaint their axes on every new range: ~10 redraws a second is smooth and cheap
-            self._draw_metrics()
-            self._metrics_dirty = False
-            self._metrics_drawn = now
-        if upd.error:
-            self._show_error(upd.error)
-        if upd.visuals is not None:
-            self._draw_visuals(upd.visuals)
-        if upd.state != self._state and upd.state != "stopped":
-            self._set_state(upd.state)
-        if upd.steps or upd.error or upd.visuals is not None:
-            self._update_status()
-
-    def _draw_metrics(self) -> None:
-        it = np.asarray(self._steps["iteration"], np.float64)
-        floor = 1e-12
-        self.curves["loss"].setData(it, np.maximum(np.asarray(self._steps["loss"]), floor))
-        self.curves["accuracy"].setData(it, np.asarray(self._steps["accuracy"]))
-        lr = np.asarray(self._steps["lr"])
-        self.curves["lr"].setData(it, lr)
-        top = float(np.nanmax(lr)) if lr.size else 0.0
-        if math.isfinite(top) and top > 0:
-            self.lr_plot.getPlotItem().setYRange(0, top * 1.1, padding=0)
-        ei = np.asarray(self._epochs["iteration"], np.float64)
-        for k in ("train_loss", "val_loss"):
-            v = np.asarray(self._epochs[k], np.float64)
-            ok = np.isfinite(v)
-            self.curves[k].setData(ei[ok], np.maximum(v[ok], floor))
-        for k in ("train_accuracy", "val_accuracy"):
-            v = np.asarray(self._epochs[k], np.float64)
-            ok = np.isfinite(v)
-            self.curves[k].setData(ei[ok], v[ok])
-        norms = np.asarray(self._norms, np.float64)
+    def _draw_metrics(self, epochs: bool) -> None:
+        """One setData per curve (decimated beyond MAX_CURVE_POINTS); the epoch curves only when an epoch ended."""
+        it = self._iters.data
+        self._set_curve("loss", *decimate(it, self._loss.data))
+        self._set_curve("accuracy", *decimate(it, self._acc.data))
+        lr = self._lr.data
+        self._set_curve("lr", *decimate(it, lr))
+        r = self._ranges
+        if self._n_steps > r.get("x", 0):
+            r["x"] = _nice_ceiling(self._n_steps * 1.25)
+            self.loss_plot.getPlotItem().setXRange(0, r["x"], padding=0)
+        seen, self._lr_seen = self._lr_seen, lr.size       # only the new values can move the y ranges
+        new_losses = self._loss.data[seen:]
+        top = float(np.nanmax(lr[seen:])) if lr.size > seen else 0.0
+        if math.isfinite(top) and top > self._lr_top:
+            self._lr_top = top
+            self.lr_plot.getPlotItem().setYRange(0, self._lr_top * 1.1, padding=0)
+        span = _decades(np.concatenate([new_losses, self._epoch_losses()]), r.get("loss"))
+        if span is not None:
+            r["loss"] = span
+            self._set_decades(self.loss_plot, span)
+        if epochs:
+            ei = np.asarray(self._epochs["iteration"], np.float64)
+            if len(ei) > MAX_EPOCH_SYMBOLS and not self._symbols_off:   # a few hundred markers cost a frame
+                self._symbols_off = True
+                for k in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
+                    self.curves[k].setSymbol(None)
+            for k in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
+                v = np.asarray(self._epochs[k], np.float64)
+                ok = np.isfinite(v)
+                self.curves[k].setData(ei[ok], np.maximum(v[ok], FLOOR) if k.endswith("loss") else v[ok])
         gp = self.grad_plot.getPlotItem()
+        ni, norms = self._norm_iters.data, self._norms.data
         for j, name in enumerate(self._norm_names):
             c = self.grad_curves.get(name)
             if c is None:
-                c = gp.plot(pen=pg.mkPen(PALETTE[j % len(PALETTE)], width=1.5), name=name)
-                c.setClipToView(True)
-                c.setDownsampling(auto=True, method="peak")
+                c = self._curve(gp, pg.mkPen(PALETTE[j % len(PALETTE)], width=1.5), name)
                 self.grad_curves[name] = c
-            c.setData(it, np.maximum(np.nan_to_num(norms[:, j], nan=floor), floor))
+            self._set_curve(name, *decimate(ni, np.nan_to_num(norms[:, j], nan=FLOOR)))
+        if len(ni) > self._norms_seen:
+            span = _decades(norms[self._norms_seen:].ravel(), r.get("grad"))
+            self._norms_seen = len(ni)
+            if span is not None:
+                r["grad"] = span
+                self._set_decades(self.grad_plot, span)
+
+    @staticmethod
+    def _set_decades(plot: pg.PlotWidget, span: tuple[float, float]) -> None:
+        """A log plot's range and its labels: whole decades only (minor labels pile up on a short plot)."""
+        pi = plot.getPlotItem()
+        pi.setYRange(*span, padding=0)
+        a, b = int(span[0]), int(span[1])
+        step = max(1, (b - a) // 5)
+        major = [(k, f"{10.0 ** k:g}") for k in range(a, b + 1, step)]
+        minor = [(k + math.log10(m), f"{m * 10.0 ** k:g}") for k in range(a, b) for m in (2, 5)] if b - a <= 2 else []
+        pi.getAxis("left").setTicks([sorted(major + minor), []])   # one level: the axis shows text on level 0 only
+
+    def _epoch_losses(self) -> np.ndarray:
+        return np.asarray(self._epochs["train_loss"][-2:] + self._epochs["val_loss"][-2:], np.float64)
 
     def _update_status(self) -> None:
-        notice = f" · {self._notice}" if self._notice else ""
-        if not self._steps["iteration"]:
+        notice = f" · {self.model.notice}" if self.model.notice else ""
+        if self._state == "preparing":
+            self.status_label.setText("preparing the data…")
+            return
+        if not self._n_steps:
             self.status_label.setText("ready · press ▶ Train or Step" + notice)
             return
-        s = self.session
-        total_epochs = s.trainer.epochs if s is not None else 0
-        parts = [f"iter {self._steps['iteration'][-1]}",
-                 f"epoch {len(self._epochs['iteration'])}/{total_epochs}",
-                 f"loss {theme.format_scalar(self._steps['loss'][-1])}"]
+        total_epochs = self.session.trainer.epochs if self.session is not None else 0
+        parts = [f"iter {self._n_steps}", f"epoch {len(self._epochs['iteration'])}/{total_epochs}",
+                 f"loss {theme.format_scalar(float(self._loss.data[-1]))}"]
         m = self._last_epoch
         if m is not None:
             if math.isfinite(m.val_accuracy):
@@ -1153,11 +1270,17 @@ class PlaygroundLab(QWidget):
             self.region_item.setImage(v.region, autoLevels=False)
             self.region_item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
             return
+        if not self._digits_built or self.model.data is None:
+            return
+        split_raw = self.model.data.split_raw
         if v.confusion is not None:
             self._draw_confusion(v.confusion)
         if v.misclassified is not None:
-            Xv_raw, yv = self.split_raw[2], self.split_raw[3]
-            for k, (pic, cap) in enumerate(self.mis_labels):
+            Xv_raw, yv = split_raw[2], split_raw[3]
+            key = (tuple(v.misclassified), tuple(v.mis_pred))
+            mis_changed = key != self._shown_mis
+            self._shown_mis = key
+            for k, (pic, cap) in enumerate(self.mis_labels if mis_changed else ()):
                 if k < len(v.misclassified):
                     i = int(v.misclassified[k])
                     pic.setPixmap(digit_pixmap(Xv_raw[i, 0], 34))
@@ -1177,12 +1300,15 @@ class PlaygroundLab(QWidget):
         else:
             self.maps_item.clear()
             self.maps_plot.getPlotItem().setTitle("Activation maps: the network has no Conv2d layer", size="9.5pt")
-        if len(self.split_raw) and len(self.split_raw[2]):
+        if len(split_raw[2]) > v.maps_index:
             i = v.maps_index
-            self.image_preview.setPixmap(digit_pixmap(self.split_raw[2][i, 0], 48))
-            self.maps_caption.setText(f"label {self.split_raw[3][i]} · predicted {v.maps_pred}")
+            self.image_preview.setPixmap(digit_pixmap(split_raw[2][i, 0], 48))
+            self.maps_caption.setText(f"label {split_raw[3][i]} · predicted {v.maps_pred}")
 
     def _draw_confusion(self, cm: np.ndarray) -> None:
+        if self._shown_cm is not None and np.array_equal(self._shown_cm, cm):
+            return                                   # a hundred text items: redrawn only when a count changed
+        self._shown_cm = cm
         K = cm.shape[0]
         t = cm / max(cm.max(), 1)
         accent = np.array([theme.ACCENT.red(), theme.ACCENT.green(), theme.ACCENT.blue()], float)
@@ -1211,12 +1337,12 @@ class PlaygroundLab(QWidget):
         self.grid = (float(x0), float(x1), float(y0), float(y1))
         if self.session is not None and self.kind == "toy":
             self.session.grid = self.grid
-            if self.worker is not None:
-                self.worker.request_visuals()
+            self._want_visuals()
 
     def _on_image_changed(self, i: int) -> None:
-        if self.worker is not None:
-            self.worker.set_image_index(i)
+        if self.session is not None:
+            self.session.image_index = int(i)
+            self._want_visuals()
 
     # ================================================================================================== files
     def _message(self, title: str, text: str) -> None:

@@ -11,7 +11,6 @@ from PySide6.QtWidgets import QMessageBox
 
 from gui.commands import SetValueCommand
 from gui.main_window import MainWindow
-from simulator import load_example
 from simulator.graphs import fileformat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -384,6 +383,26 @@ def test_playground_hands_its_network_to_the_graph_editor_and_the_interpretabili
     assert w.pending_model is not None and len(w.pending_model[0].input_shape) == 3
     lab = w.open_lab("Interpretability")
     assert lab.network is w.pending_model[0]  # a copy: the playground may go on training its own
+    assert lab.network is not pg.session.network
+    # the learner sees the digits as they are, the network gets them standardised
+    np.testing.assert_allclose(lab.model.images.raw, pg.split_raw[2], atol=1e-9)
+    np.testing.assert_allclose(lab.model.images.inputs, w.pending_model[1][2])
+    assert not np.allclose(lab.model.images.raw, lab.model.images.inputs)
+
+
+def test_apply_best_in_search_sets_the_playgrounds_optimizer_rate_and_decay(qtbot, window):
+    w = window
+    search = w.open_lab("Search")
+    config = {"optimizer": "RMSProp", "lr": 0.0042, "weight_decay": 0.003, "val_accuracy": 0.93, "search": "random"}
+    search.best_config_applied.emit(config)       # what its Apply best button emits (tested in test_search_lab)
+    assert w.tabs.tabText(w.tabs.currentIndex()) == "Playground"
+    pg = w.labs["Playground"]
+    assert pg.optimizer_combo.currentData() == "RMSProp" and pg.lr_box.value() == 0.0042
+    assert pg.hyper_boxes["weight_decay"].value() == 0.003
+    qtbot.waitUntil(lambda: pg.state == "idle" and not pg._rebuild_timer.isActive(), timeout=10_000)
+    opt = pg.session.trainer.optimizer
+    assert type(opt).__name__ == "RMSProp" and opt.lr == 0.0042 and opt.weight_decay == 0.003
+    assert "RMSProp" in w.statusBar().currentMessage()
 
 
 def test_stepping_can_end_with_a_gradient_descent_update(qtbot, window):

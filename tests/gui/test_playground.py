@@ -150,11 +150,13 @@ def test_train_spiral_fills_plots_and_changes_the_regions(qtbot, lab):
 
 
 def round_trip(qtbot, lab: PlaygroundLab) -> None:
-    """Ask the worker for pictures and wait until the GUI has drawn them: the worker has been once more round its
-    loop (finishing any update in flight) and the GUI has drained everything posted before. No wall-clock waits."""
+    """Ask for pictures of the paused weights and wait until they are drawn: the visuals job takes the session's
+    lock, so any update in flight has finished; then wait until every update the trainer made has been delivered.
+    No wall-clock waits."""
     n = lab.visual_updates
-    lab.worker.request_visuals()
+    lab.request_visuals()
     qtbot.waitUntil(lambda: lab.visual_updates > n, timeout=20_000)
+    qtbot.waitUntil(lambda: lab.iteration == lab.trained_iterations, timeout=20_000)
 
 
 def test_pause_resume_and_step(qtbot, lab):
@@ -165,17 +167,17 @@ def test_pause_resume_and_step(qtbot, lab):
     assert lab.state == "paused"
     round_trip(qtbot, lab)
     round_trip(qtbot, lab)
-    assert lab.iteration == 1 and lab.worker.iteration == 1   # exactly one update
+    assert lab.iteration == 1 and lab.trained_iterations == 1   # exactly one update
     click(qtbot, lab.resume_button)
     qtbot.waitUntil(lambda: lab.iteration > 20, timeout=20_000)
     click(qtbot, lab.pause_button)
     assert lab.state == "paused"
     round_trip(qtbot, lab)                               # the update in flight (if any) is done and drained
     frozen = lab.iteration
-    assert frozen == lab.worker.iteration
+    assert frozen == lab.trained_iterations
     round_trip(qtbot, lab)
     round_trip(qtbot, lab)
-    assert lab.iteration == frozen == lab.worker.iteration   # paused: the count stays put
+    assert lab.iteration == frozen == lab.trained_iterations   # paused: the count stays put
     assert not lab.pause_button.isEnabled() and lab.resume_button.isEnabled()
     click(qtbot, lab.resume_button)
     qtbot.waitUntil(lambda: lab.iteration > frozen + 10, timeout=20_000)   # resumed: it grows again
@@ -185,11 +187,12 @@ def test_pause_resume_and_step(qtbot, lab):
     click(qtbot, lab.step_button)
     qtbot.waitUntil(lambda: lab.iteration == n + 1, timeout=10_000)
     round_trip(qtbot, lab)
-    assert lab.iteration == n + 1 == lab.worker.iteration
+    assert lab.iteration == n + 1 == lab.trained_iterations
     click(qtbot, lab.reset_button)
-    assert lab.iteration == 0 and lab.state == "idle"
+    assert lab.iteration == 0 and lab.state == "idle" and lab.trained_iterations == 0
     x, _ = lab.curves["loss"].getData()
     assert x is None or len(x) == 0
+    assert lab.jobs.state("train") is None                  # the run was cancelled, not just paused
 
 
 def test_gui_stays_responsive_while_training(qtbot, lab):
@@ -209,25 +212,27 @@ def test_gui_stays_responsive_while_training(qtbot, lab):
         timer.stop()
     assert lab.state == "running"
     # the plots and the regions keep coming while training: newer pictures of newer weights
-    it, shown = lab.iteration, lab.visuals.iteration
+    it, shown, redraws = lab.iteration, lab.visuals.iteration, lab.redraw_count
     qtbot.waitUntil(lambda: lab.iteration > it + 20 and lab.visuals.iteration > max(shown, it), timeout=20_000)
-    assert lab.state == "running"
-    assert len(lab.curves["loss"].getData()[0]) > it
+    assert lab.state == "running" and lab.redraw_count > redraws
+    # the loss curve ends at the newest update shown and starts at the first one (decimated or not)
+    x, y = lab.curves["loss"].getData()
+    assert x[0] == 1 and x[-1] == lab.iteration and np.all(np.diff(x) > 0) and np.all(np.isfinite(y))
     click(qtbot, lab.pause_button)
 
 
 def test_a_failure_while_drawing_stops_the_run_with_a_banner(qtbot, lab, monkeypatch):
-    import gui.workers_training as wt
+    import simulator.labs.playground as model_module
 
-    def broken(session, image_index=0):
+    def broken(session, image_index=None):
         raise RuntimeError("no pictures today")
 
-    monkeypatch.setattr(wt, "compute_visuals", broken)
+    monkeypatch.setattr(model_module, "compute_visuals", broken)
     lab.epochs_box.setValue(100_000)
     qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive() and lab.state == "idle", timeout=5000)
     click(qtbot, lab.train_button)
     wait_done(qtbot, lab)
-    assert lab.state == "failed" and lab.worker.isRunning()        # the thread lives on, idle, and can be reset
+    assert lab.state == "failed" and lab.jobs.state("train") is None     # the job ended; Reset or Train again
     qtbot.waitUntil(lambda: lab.banner.isVisible(), timeout=5000)
     text = lab.banner.text()
     assert "Training stopped after iteration" in text and "RuntimeError: no pictures today" in text
@@ -308,12 +313,12 @@ def test_export_save_load_and_graph(qtbot, lab, tmp_path, monkeypatch):
     path = str(tmp_path / "w.npz")
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (path, ""))
     click(qtbot, lab.save_button)
-    saved = lab.worker.with_network(lambda net, tr: {k: v.copy() for k, v in net.params.items()})
+    saved = params(lab)
     lab.step()
     qtbot.waitUntil(lambda: lab.iteration == 2, timeout=3000)
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (path, ""))
     click(qtbot, lab.load_button)
-    now = lab.worker.with_network(lambda net, tr: net.params)
+    now = params(lab)
     assert all(np.array_equal(now[k], saved[k]) for k in saved)
     shown = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[1:3]))
@@ -337,8 +342,8 @@ def test_export_save_load_and_graph(qtbot, lab, tmp_path, monkeypatch):
     assert x.shape == (GRAPH_BATCH, 2) and x.dtype == np.float64
     trace = Trace(g)
     assert trace.forward_count > 0 and trace.backward_count > 0
-    loss_now = lab.worker.with_network(
-        lambda net, tr: net.loss(lab.training_data()[0][:GRAPH_BATCH], lab.training_data()[1][:GRAPH_BATCH])[0])
+    loss_now = lab.network_copy().network.loss(lab.training_data()[0][:GRAPH_BATCH],
+                                               lab.training_data()[1][:GRAPH_BATCH])[0]
     final = trace.state_at(trace.forward_count).values[trace.output]
     assert float(final) == pytest.approx(loss_now, rel=1e-4)
 
@@ -348,7 +353,7 @@ def losses(lab: PlaygroundLab) -> np.ndarray:
 
 
 def params(lab: PlaygroundLab) -> dict[str, np.ndarray]:
-    return lab.worker.with_network(lambda net, tr: {k: v.copy() for k, v in net.params.items()})
+    return {k: v.copy() for k, v in lab.network_copy().network.params.items()}
 
 
 def test_train_again_starts_from_loaded_weights(qtbot, lab, tmp_path):
@@ -391,7 +396,7 @@ def test_loaded_weights_that_no_longer_fit_are_dropped_with_a_notice(qtbot, lab,
     lab.builder.field_widget("n").setValue(8)            # another architecture: rebuilt from the seed
     qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive() and lab.state == "idle", timeout=5000)
     assert "do not fit" in lab.status_label.text()
-    assert lab.worker.with_network(lambda net, tr: net.params["fc1.w"].shape) == (2, 8)
+    assert lab.network_copy().network.params["fc1.w"].shape == (2, 8)
 
 
 def test_xavier_tooltip_names_the_pytorch_difference(qtbot):
@@ -434,11 +439,12 @@ def test_close_lab_stops_the_worker(qtbot):
     qtbot.addWidget(w)
     w.epochs_box.setValue(100_000)
     qtbot.waitUntil(lambda: not w._rebuild_timer.isActive(), timeout=3000)
+    qtbot.waitUntil(lambda: w.state == "idle", timeout=5000)
     w.train()
     qtbot.waitUntil(lambda: w.iteration > 5, timeout=5000)
-    worker = w.worker
+    handle = w.jobs.handles["train"]
     w.close_lab()
-    assert worker.isFinished() and not w._timer.isActive()
+    assert not handle.thread.is_alive() and not w.jobs.running() and not w.jobs.timer.isActive()
 
 
 def test_digits_can_train_with_augmentation(qtbot, lab):
@@ -455,4 +461,123 @@ def test_digits_can_train_with_augmentation(qtbot, lab):
     click(qtbot, lab.train_button)
     wait_done(qtbot, lab, 30_000)
     assert lab.state == "finished", lab.error_message
-    assert lab.worker.with_network(lambda net, trainer: trainer.augment) is not None
+    assert lab.session.trainer.augment is not None
+
+
+# ---------------------------------------------------------------------------------------------------- new in issue 10
+
+def test_train_pause_step_resume_reset_with_clicks(qtbot, lab):
+    """The transport driven by clicks: the model's trainer and the plots agree at every stop."""
+    lab.epochs_box.setValue(100_000)
+    qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive() and lab.state == "idle", timeout=5000)
+    assert lab.train_button.isEnabled() and not lab.pause_button.isEnabled() and not lab.resume_button.isEnabled()
+    click(qtbot, lab.train_button)
+    assert lab.state == "running" and lab.jobs.state("train") == "running"
+    qtbot.waitUntil(lambda: lab.iteration > 30, timeout=20_000)
+    click(qtbot, lab.pause_button)
+    assert lab.state == "paused" and lab.jobs.state("train") == "paused"
+    round_trip(qtbot, lab)
+    n = lab.iteration
+    x, _ = lab.curves["loss"].getData()
+    assert x[-1] == n == lab.session.trainer.iteration == len(lab.session.trainer.history)
+    assert lab.curves["lr"].getData()[0][-1] == n and lab.visuals.iteration == n   # pictures of the paused weights
+    click(qtbot, lab.step_button)
+    qtbot.waitUntil(lambda: lab.iteration == n + 1, timeout=10_000)
+    qtbot.waitUntil(lambda: lab.visuals.iteration == n + 1, timeout=10_000)    # the step brings its own pictures
+    assert lab.curves["loss"].getData()[0][-1] == n + 1 and lab.state == "paused"
+    click(qtbot, lab.resume_button)
+    assert lab.state == "running"
+    qtbot.waitUntil(lambda: lab.iteration > n + 20, timeout=20_000)
+    click(qtbot, lab.pause_button)
+    round_trip(qtbot, lab)
+    assert lab.curves["loss"].getData()[0][-1] == lab.iteration == lab.session.trainer.iteration
+    click(qtbot, lab.reset_button)
+    assert lab.state == "idle" and lab.iteration == 0 and lab.session.trainer.iteration == 0
+    x = lab.curves["loss"].getData()[0]
+    assert lab.jobs.state("train") is None and (x is None or len(x) == 0)
+
+
+def test_choosing_a_schedule_builds_its_declared_form_and_reaches_the_trainer(qtbot, lab):
+    from simulator.functional.schedules import SCHEDULES, Warmup
+    lab.schedule_combo.setCurrentIndex(lab.schedule_combo.findData("Cosine"))
+    assert set(lab.schedule_boxes) == {p.name for p in SCHEDULES["Cosine"].params} | {"warmup_steps", "start_factor"}
+    total = lab.model.total_steps()
+    assert lab.schedule_boxes["total_steps"].value() == total            # the whole run
+    lab.schedule_boxes["warmup_steps"].setValue(3)
+    qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive() and lab.state == "idle", timeout=5000)
+    sched = lab.session.trainer.schedule
+    assert isinstance(sched, Warmup) and sched.warmup_steps == 3 and sched.inner.total_steps == total
+    assert sched.lr_at(3) == pytest.approx(lab.lr_box.value())
+    lab.schedule_combo.setCurrentIndex(lab.schedule_combo.findData("none"))
+    qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive(), timeout=5000)
+    assert lab.schedule_boxes == {} and lab.session.trainer.schedule is None
+
+
+def test_optimizer_form_comes_from_its_declaration(qtbot, lab):
+    from simulator.functional.optim import OPTIMIZERS
+    lab.optimizer_combo.setCurrentIndex(lab.optimizer_combo.findData("RMSProp"))
+    assert tuple(lab.hyper_boxes) == OPTIMIZERS["RMSProp"].param_names[1:]
+    assert lab.lr_box.value() == OPTIMIZERS["RMSProp"].params[0].default
+    lab.hyper_boxes["momentum"].setValue(0.5)
+    qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive() and lab.state == "idle", timeout=5000)
+    opt = lab.session.trainer.optimizer
+    assert type(opt).__name__ == "RMSProp" and opt.momentum == 0.5 and opt.lr == lab.lr_box.value()
+
+
+def test_apply_config_sets_optimizer_rate_and_weight_decay(qtbot, lab):
+    lab.apply_config({"optimizer": "AdamW", "lr": 0.002, "weight_decay": 0.05, "val_accuracy": 0.9})
+    assert lab.optimizer_combo.currentData() == "AdamW" and lab.lr_box.value() == 0.002
+    assert lab.hyper_boxes["weight_decay"].value() == 0.05
+    qtbot.waitUntil(lambda: lab.state == "idle" and not lab._rebuild_timer.isActive(), timeout=5000)
+    opt = lab.session.trainer.optimizer
+    assert type(opt).__name__ == "AdamW" and opt.lr == 0.002 and opt.weight_decay == 0.05
+    assert "AdamW" in lab.status_label.text()
+    # an optimizer without weight decay: said in the status line, not applied
+    lab.model.train  # noqa: B018
+    from simulator.functional.optim import OPTIMIZERS
+    no_wd = next((n for n, i in OPTIMIZERS.items() if "weight_decay" not in i.param_names), None)
+    if no_wd is not None:
+        lab.apply_config({"optimizer": no_wd, "lr": 0.01, "weight_decay": 0.1})
+        assert "no weight decay" in lab.status_label.text()
+    # a refused value changes nothing
+    lab.apply_config({"optimizer": "Adam", "lr": -1.0})
+    assert lab.banner.isVisible() and "learning rate" in lab.banner.text()
+    assert lab.optimizer_combo.currentData() == (no_wd or "AdamW")
+
+
+def test_model_trained_hands_on_a_copy_with_data_and_standardizer(qtbot, lab):
+    from simulator.labs.interpret_lab import ImageSet
+    got = []
+    lab.model_trained.connect(got.append)
+    lab.dataset_combo.setCurrentText(DIGITS)
+    lab.points_box.setValue(300)
+    lab.epochs_box.setValue(1)
+    qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive() and lab.state == "idle", timeout=10_000)
+    click(qtbot, lab.train_button)
+    wait_done(qtbot, lab, 30_000)
+    assert lab.state == "finished" and len(got) == 1
+    net, data, stats = got[0]
+    assert net is not lab.session.network and net.input_shape == (1, 8, 8)
+    for k, v in lab.session.network.params.items():
+        np.testing.assert_array_equal(net.params[k], v)
+    Xtr, ytr, Xv, yv = data
+    np.testing.assert_array_equal(Xv, lab.training_data()[2])
+    np.testing.assert_allclose(stats.invert(Xv), lab.split_raw[2], atol=1e-12)   # standardised -> raw again
+    images = ImageSet.from_data(data, stats)                                   # what the interpretability lab takes
+    np.testing.assert_allclose(images.raw, lab.split_raw[2], atol=1e-12)
+    # a toy (2-D) model is not handed on
+    lab.dataset_combo.setCurrentText("moons")
+    qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive() and lab.state == "idle", timeout=10_000)
+    lab.epochs_box.setValue(1)
+    click(qtbot, lab.train_button)
+    wait_done(qtbot, lab)
+    assert len(got) == 1
+
+
+def test_first_open_shows_preparing_then_idle(qtbot):
+    w = PlaygroundLab()
+    qtbot.addWidget(w)
+    assert w.state == "preparing" and not w.train_button.isEnabled()       # the data are made in a job
+    qtbot.waitUntil(lambda: w.state == "idle", timeout=10_000)
+    assert w.train_button.isEnabled() and "ready" in w.status_label.text()
+    w.close_lab()

@@ -1,0 +1,693 @@
+"""The training playground's model (no Qt): data settings and data, the network's layers, the training settings
+(optimizer and its hyperparameters, schedule, batch size, epochs, early stopping, seed), one training session, and
+the training job that steps it and yields metrics and pictures.
+
+    model = PlaygroundLabModel()
+    model.set_raw_data(*run_job(model.data_job()))          # spiral, 300 points, split and standardised
+    session = model.new_session()                          # a fresh network (seeded) and Trainer
+    for update in model.training_job(session): ...         # TrainUpdate(step, epoch, visuals) per update
+
+Threads. The view runs ``data_job``, ``training_job`` and ``visuals_job`` on worker threads (gui.jobs.JobRunner) and
+commits what they return (``set_raw_data``) on the UI thread, where ``changed`` is emitted. The training job holds
+``session.lock`` for each update and while it draws pictures; everything else that reads the session's network
+(``visuals_job``, ``snapshot``, ``save_weights``, ``export_torch``, ``graph``) takes the same lock, so it sees the
+weights between two updates and never waits longer than one update.
+
+Every setter validates first and changes nothing when it refuses (our ValueInputError / ShapeError, with a message
+for the learner), then emits ``changed(what)`` with what changed: "data", "training", "network" or "loaded".
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from simulator.core.errors import ShapeError, StudioError, ValueInputError
+from simulator.core.jobs import Job, Progress
+from simulator.core.observer import Signal
+from simulator.core.params import Settings, check_choice, check_int, check_real, param
+from simulator.data import datasets
+from simulator.data.datasets import Standardizer
+from simulator.functional.optim import LR, OPTIMIZERS, optimizer_info
+from simulator.functional.schedules import SCHEDULES, WARMUP_PARAMS, Schedule, make_schedule
+from simulator.labs.interpret import softmax
+from simulator.nn.layers import LayerSpec, Linear
+from simulator.nn.network import LOSSES, Network
+from simulator.nn.trainer import EpochMetrics, StepMetrics, Trainer
+
+__all__ = ["DATASETS", "DIGITS", "DIGITS_COUNT", "GRAPH_BATCH", "MAX_CLASSES", "NO_SCHEDULE", "DataSettings",
+           "PlaygroundLabModel", "TrainSettings", "TrainedModel", "TrainingFailed", "PicturesFailed", "TrainUpdate", "TrainingSession", "Visuals", "compute_visuals",
+           "load_digits_cached", "region_rgba", "training_job", "visuals_job"]
+
+DIGITS = "digits (8×8)"
+DATASETS = ("spiral", "circles", "xor", "moons", "blobs", DIGITS)
+DIGITS_COUNT = 1797
+MAX_CLASSES = 10            # the class palette's size
+NOISE_DEFAULTS = {"spiral": 0.2, "circles": 0.05, "xor": 0.1, "moons": 0.1, "blobs": 0.5}
+MULTICLASS = ("spiral", "blobs")     # the toy sets whose number of classes is a setting
+NO_SCHEDULE = "none"
+GRAPH_BATCH = 4             # training examples in the graph the editor steps through
+VIZ_INTERVAL = 0.2          # seconds between pictures while training (about 5 a second)
+REGION_GRID = 150           # decision-region resolution (cells per side)
+MAX_MISCLASSIFIED = 24
+ADAPTIVE = ("Adam", "AdamW", "RMSProp")
+# What switching between toy points and digits sets (the rest of the settings stay as the learner left them).
+KIND_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
+    "toy": {"epochs": 300, "batch_size": 32},
+    "digits": {"epochs": 20, "batch_size": 64},
+}
+
+
+# ================================================================================================== settings
+
+@dataclass(frozen=True)
+class DataSettings(Settings):
+    dataset: str = param("spiral", choices=DATASETS, label="data set",
+                         doc="toy 2-D points (click to add more) or scikit-learn's 8×8 handwritten digits")
+    points: int = param(300, low=10, high=5000, label="points",
+                        doc=f"how many samples (the digits set has {DIGITS_COUNT:,})")
+    classes: int = param(3, low=2, high=MAX_CLASSES, label="classes", doc="classes of the spiral and blobs sets")
+    noise: float = param(0.2, low=0.0, high=3.0, decimals=2, label="noise",
+                         doc="how far the points scatter from the clean shape (blobs: each blob's std)")
+    seed: int = param(0, low=0, high=99_999, label="data seed", doc="seeds the points and the train/val split")
+    val_fraction: float = param(0.2, low=0.0, high=0.8, decimals=2, label="validation",
+                                doc="share of the data held out for validation (stratified by class)")
+    standardize: bool = param(True, label="Standardise  x ← (x − mean) / std",
+                              doc="mean and std come from the training part only, then are applied to both")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.dataset == DIGITS and self.points > DIGITS_COUNT:
+            raise ValueInputError(f"the digits set has {DIGITS_COUNT:,} images; choose at most that many points, "
+                                  f"got {self.points:,}")
+
+    @property
+    def kind(self) -> str:
+        return "digits" if self.dataset == DIGITS else "toy"
+
+
+_LR_DECL = {k: getattr(LR, k) for k in ("low", "low_open", "log", "label", "doc")}
+
+
+@dataclass(frozen=True)
+class TrainSettings(Settings):
+    """How the network is trained. The optimizer's own hyperparameters (momentum, betas, weight decay, ...) are
+    OPTIMIZERS[optimizer].settings, held by the model next to these; the schedule's are SCHEDULES[schedule]'s."""
+
+    optimizer: str = param("Adam", choices=tuple(OPTIMIZERS), label="optimizer", doc="the update rule")
+    lr: float = param(OPTIMIZERS["Adam"].params[0].default, **_LR_DECL)
+    batch_size: int = param(32, low=1, high=4096, label="batch size", doc="examples per update")
+    epochs: int = param(300, low=1, high=100_000, label="epochs", doc="passes over the training set")
+    patience: int = param(0, low=0, high=10_000, label="patience",
+                          doc="early stopping: stop when the validation loss has not improved for this many epochs, "
+                              "and restore the best weights (0: off)")
+    seed: int = param(0, low=0, high=99_999, label="seed", doc="seeds the initial weights, the batch order and dropout")
+    schedule: str = param(NO_SCHEDULE, choices=(NO_SCHEDULE, *SCHEDULES), label="schedule",
+                          doc="how the learning rate changes over the run (none: constant)")
+    augment: bool = param(False, label="Train with augmentation",
+                          doc="digits only: each mini-batch gets fresh label-preserving random transformations")
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """The layers the learner stacked (the output Linear(C) is added by the model) and the network-wide options."""
+
+    layers: tuple[LayerSpec, ...] = ()
+    loss: str = "softmax"
+    reg: float = 0.0
+    reg_kind: str = "l2"
+    init: str = "kaiming"
+
+
+# ================================================================================================== data
+
+_DIGITS_CACHE: list = []
+_DIGITS_LOCK = threading.Lock()
+
+
+def load_digits_cached() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits (N, 1, 8, 8) 0..16 and labels, loaded once per process (the import takes ~0.3 s)."""
+    with _DIGITS_LOCK:
+        if not _DIGITS_CACHE:
+            _DIGITS_CACHE.append(datasets.load_digits())
+        return _DIGITS_CACHE[0]
+
+
+def data_job(settings: DataSettings) -> Job[tuple[np.ndarray, np.ndarray]]:
+    """Make the raw data of ``settings``: (X (N, 2) or (N, 1, 8, 8), y (N,) int64). Digits are subsampled with the
+    data seed (sorted indices) when fewer points than 1,797 are asked for."""
+    if not isinstance(settings, DataSettings):
+        raise ValueInputError(f"settings must be DataSettings, got {settings!r}")
+    yield Progress(0, 1, "loading the digits…" if settings.kind == "digits" else "making the points…")
+    if settings.kind == "digits":
+        X, y = load_digits_cached()
+        if settings.points < len(X):
+            idx = np.sort(np.random.default_rng(settings.seed).permutation(len(X))[:settings.points])
+            X, y = X[idx], y[idx]
+        return X, y
+    kw: dict[str, Any] = {"n": settings.points, "seed": settings.seed}
+    if settings.dataset in MULTICLASS:
+        kw["classes"] = settings.classes
+    kw["std" if settings.dataset == "blobs" else "noise"] = settings.noise
+    return datasets.make_toy(settings.dataset, **kw)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The data as shown and as the network sees them: raw (X, y), their split, the split standardised with the
+    training part's statistics (``standardizer`` None when switched off), classes and the 2-D view rectangle."""
+
+    kind: str
+    X_raw: np.ndarray
+    y_raw: np.ndarray
+    split_raw: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    split: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    standardizer: Standardizer | None
+    num_classes: int
+    grid: tuple[float, float, float, float]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.X_raw.shape[1:])
+
+
+def prepare(settings: DataSettings, X: Any, y: Any) -> PreparedData:
+    """Split and standardise raw data (cheap: no loading)."""
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim not in (2, 4) or len(X) != len(y) or len(X) < 2:
+        raise ShapeError(f"the playground needs at least two samples (N, 2) or images (N, 1, 8, 8) with one label "
+                         f"each, got {X.shape} and {y.shape}")
+    kind = settings.kind
+    classes = max(int(y.max()) + 1, 2)
+    if kind == "toy" and settings.dataset in MULTICLASS:
+        classes = max(classes, settings.classes)
+    if kind == "digits":
+        classes = 10
+    Xtr, ytr, Xv, yv = datasets.train_val_split(X, y, settings.val_fraction, seed=settings.seed)
+    if len(Xtr) == 0:
+        raise ValueInputError("the training set is empty: use more points or a smaller validation share")
+    if settings.standardize:
+        stats, (Xtr_s, Xv_s) = datasets.standardize(Xtr, Xv)
+    else:
+        stats, Xtr_s, Xv_s = None, Xtr.astype(np.float64), Xv.astype(np.float64)
+    grid = (-1.0, 1.0, -1.0, 1.0)
+    if kind == "toy":
+        lo, hi = X.min(axis=0), X.max(axis=0)
+        span = np.maximum(hi - lo, 1e-6)
+        half = span.max() / 2 + 0.12 * span.max()
+        cx, cy = (lo + hi) / 2
+        grid = (float(cx - half), float(cx + half), float(cy - half), float(cy + half))
+    return PreparedData(kind, X, y, (Xtr, ytr, Xv, yv), (Xtr_s, ytr, Xv_s, yv), stats, classes, grid)
+
+
+# ================================================================================================== training
+
+@dataclass
+class TrainingSession:
+    """One training run: the network, its Trainer and what the pictures need. kind 'toy': ``grid`` = (x0, x1, y0, y1)
+    in raw data coordinates and ``transform`` maps raw points to network inputs (standardisation). The job holds
+    ``lock`` while it updates or reads the network; ``image_index`` and ``visuals_requested`` are set by the view."""
+
+    network: Network
+    trainer: Trainer
+    kind: str
+    num_classes: int
+    class_rgb: np.ndarray                      # (K, 3) float64 class colours for the regions
+    grid: tuple[float, float, float, float] = (-1.0, 1.0, -1.0, 1.0)
+    transform: Callable[[np.ndarray], np.ndarray] | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    image_index: int = 0
+    visuals_requested: bool = True
+
+    @property
+    def iteration(self) -> int:
+        return self.trainer.iteration
+
+
+@dataclass
+class Visuals:
+    """One set of pictures of the weights after ``iteration`` updates."""
+
+    iteration: int
+    region: np.ndarray | None = None           # (G, G, 4) uint8, row = y, col = x
+    grid: tuple[float, float, float, float] = (0.0, 1.0, 0.0, 1.0)   # the region's (x0, x1, y0, y1)
+    confusion: np.ndarray | None = None        # (K, K) int64 counts, row = true, col = predicted
+    misclassified: np.ndarray | None = None    # validation indices
+    mis_pred: np.ndarray | None = None
+    weights: np.ndarray | None = None          # (F, h, w) first layer's filters / weight images
+    weights_title: str = ""
+    maps: np.ndarray | None = None             # (F, H, W) activation maps of the chosen image
+    maps_title: str = ""
+    maps_index: int = 0
+    maps_pred: int = -1
+
+
+@dataclass(frozen=True)
+class TrainUpdate:
+    """What the training job yields once per update: the step's metrics, the epoch's when the step ended one, and
+    pictures when they were due (at most about 5 a second, and on request)."""
+
+    step: StepMetrics
+    epoch: EpochMetrics | None = None
+    visuals: Visuals | None = None
+
+
+def region_rgba(probs: np.ndarray, class_rgb: np.ndarray, g: int) -> np.ndarray:
+    """TensorFlow Playground's look: each cell mixes the class colours by predicted probability and fades to white
+    where the network is unsure (max probability near 1/K). probs (g*g, K) -> (g, g, 4) uint8."""
+    K = probs.shape[1]
+    mix = probs @ class_rgb[:K]                                   # (n, 3)
+    conf = (probs.max(axis=1) - 1.0 / K) / (1.0 - 1.0 / K)       # 0 unsure .. 1 certain
+    alpha = (0.1 + 0.42 * np.clip(conf, 0, 1))[:, None]
+    rgb = 255.0 + alpha * (mix - 255.0)
+    out = np.empty((g * g, 4), np.uint8)
+    out[:, :3] = np.clip(np.round(rgb), 0, 255)
+    out[:, 3] = 255
+    return out.reshape(g, g, 4)
+
+
+def compute_visuals(session: TrainingSession, image_index: int | None = None) -> Visuals:
+    """The pictures for the session's current weights (call with ``session.lock`` held, or from the job)."""
+    net, trainer = session.network, session.trainer
+    v = Visuals(trainer.iteration)
+    if session.kind == "toy":
+        x0, x1, y0, y1 = v.grid = session.grid
+        g = REGION_GRID
+        gx, gy = np.meshgrid(np.linspace(x0, x1, g), np.linspace(y0, y1, g))   # row = y, col = x
+        pts = np.c_[gx.ravel(), gy.ravel()]
+        if session.transform is not None:
+            pts = session.transform(pts)
+        with np.errstate(all="ignore"):
+            probs = softmax(net.forward(pts, "eval").astype(np.float64))
+        v.region = region_rgba(np.nan_to_num(probs, nan=1.0 / probs.shape[1]), session.class_rgb, g)
+        return v
+    Xv, yv = trainer.Xv, trainer.yv
+    if Xv is not None and len(Xv):
+        pred = net.predict(Xv)
+        K = session.num_classes
+        v.confusion = np.bincount(yv * K + pred, minlength=K * K).reshape(K, K)
+        wrong = np.flatnonzero(pred != yv)[:MAX_MISCLASSIFIED]
+        v.misclassified, v.mis_pred = wrong, pred[wrong]
+    first = next((l for l in net.layers if l.spec.ROLE == "weights"), None)
+    if first is not None:
+        w = net.params[first.params[0]].astype(np.float64)
+        if w.ndim == 4:                              # Conv2d filters (F, C, k, k)
+            v.weights = w[:, 0] if w.shape[1] == 1 else w.mean(axis=1)
+            v.weights_title = f"{first.name} filters ({w.shape[0]} × {w.shape[2]}×{w.shape[3]})"
+        elif w.shape[0] == 64:
+            v.weights = w.T.reshape(-1, 8, 8)[:64]
+            v.weights_title = f"{first.name} weights as 8×8 images (first {min(64, w.shape[1])} units)"
+    X = Xv if Xv is not None and len(Xv) else trainer.X
+    index = session.image_index if image_index is None else image_index
+    i = int(min(max(index, 0), len(X) - 1))
+    v.maps_index = i
+    conv_i = next((k for k, l in enumerate(net.layers) if l.spec.ROLE == "weights" and len(l.out_shape) == 3), None)
+    outs = net.layer_outputs(X[i:i + 1], "eval")
+    v.maps_pred = int(np.argmax(outs[-1][0]))
+    if conv_i is not None:
+        k = conv_i
+        if k + 1 < len(net.layers) and net.layers[k + 1].spec.ROLE == "activation":
+            k += 1                                   # what the next layer sees: after the non-linearity
+        v.maps = outs[k][0].astype(np.float64)
+        v.maps_title = f"{net.layers[k].title} maps"
+    return v
+
+
+class TrainingFailed(StudioError):
+    """An update failed (a diverged loss, non-finite gradients): the message names the iteration and the layer."""
+
+
+class PicturesFailed(StudioError):
+    """Drawing the pictures failed (a bug): training stops and says so."""
+
+
+def _pictures(session: TrainingSession) -> Visuals | None:
+    try:
+        return compute_visuals(session)
+    except StudioError:
+        return None             # a diverged network has nothing to show; the training step says why
+    except Exception as exc:    # noqa: BLE001 (a bug in the pictures: stop the run and say so)
+        raise PicturesFailed(f"Training stopped after iteration {session.trainer.iteration}: drawing the pictures "
+                             f"failed: {type(exc).__name__}: {exc}") from exc
+
+
+def training_job(session: TrainingSession, viz_interval: float = VIZ_INTERVAL) -> Job[int]:
+    """Train the session until its Trainer is done, one TrainUpdate per update (metrics every step; the epoch's at
+    its end; pictures when ``viz_interval`` seconds have passed, when ``session.visuals_requested`` is set and after
+    the last update). Returns the number of updates. A failing update raises our error naming the iteration.
+    Pausing, stepping and cancelling are the runner's: the job only ever stops between two updates."""
+    trainer = session.trainer
+    last_viz = time.monotonic()
+    while not trainer.done:
+        with session.lock:
+            try:
+                m = trainer.step()
+                em = trainer.evaluate() if m.end_of_epoch else None
+            except StudioError as exc:
+                raise TrainingFailed(f"Training stopped at iteration {trainer.iteration + 1}: {exc}") from exc
+            now = time.monotonic()
+            v = None
+            if session.visuals_requested or trainer.done or now - last_viz >= viz_interval:
+                session.visuals_requested = False
+                v = _pictures(session)
+                last_viz = time.monotonic()
+        yield TrainUpdate(m, em, v)
+    return trainer.iteration
+
+
+def visuals_job(session: TrainingSession) -> Job[Visuals | None]:
+    """The pictures of the current weights, between two updates of a (paused) training job."""
+    if False:  # a job is a generator; this one has nothing to report before its result
+        yield None
+    with session.lock:
+        return _pictures(session)
+
+
+class TrainedModel(NamedTuple):
+    """What ``model_trained`` hands on: a copy of the network, (X, y, Xv, yv) as the network sees them (standardised
+    when the standardiser is not None) and the Standardizer (``apply``: raw -> input, ``invert``: input -> raw,
+    ``mean`` (C, H, W) / ``std`` (C,) for images). Unpacks as InterpretLab.set_network's arguments."""
+
+    network: Network
+    data: tuple
+    standardizer: Standardizer | None
+
+
+# ================================================================================================== the model
+
+class PlaygroundLabModel:
+    """The playground's state. Read the attributes; change them through the setters (which validate first)."""
+
+    def __init__(self, data: DataSettings | None = None, train: TrainSettings | None = None):
+        self.changed = Signal()
+        self._data_settings = data if data is not None else DataSettings()
+        self._train = train if train is not None else TrainSettings()
+        if not isinstance(self._data_settings, DataSettings) or not isinstance(self._train, TrainSettings):
+            raise ValueInputError("PlaygroundLabModel takes DataSettings and TrainSettings")
+        self._hyper: Settings = OPTIMIZERS[self._train.optimizer].settings(lr=self._train.lr)
+        self._schedule_params: dict[str, Any] = {}
+        self._warmup: dict[str, Any] = {}
+        self._network = NetworkSettings()
+        self.data: PreparedData | None = None
+        # weights from a file: (file name, state_dict). Every new session starts from them while they fit.
+        self.loaded: tuple[str, dict[str, np.ndarray]] | None = None
+        self.notice = ""
+
+    # ------------------------------------------------------------------------------------------------- reading
+    @property
+    def data_settings(self) -> DataSettings:
+        return self._data_settings
+
+    @property
+    def train(self) -> TrainSettings:
+        return self._train
+
+    @property
+    def hyper(self) -> Settings:
+        """The optimizer's hyperparameters (OPTIMIZERS[train.optimizer].settings; lr equals train.lr)."""
+        return self._hyper
+
+    @property
+    def network_settings(self) -> NetworkSettings:
+        return self._network
+
+    @property
+    def kind(self) -> str:
+        return self._data_settings.kind
+
+    @property
+    def schedule_params(self) -> dict[str, Any]:
+        return dict(self._schedule_params)
+
+    @property
+    def warmup(self) -> dict[str, Any]:
+        return dict(self._warmup)
+
+    def default_lr(self, optimizer: str, kind: str | None = None) -> float:
+        """A good first rate: the optimizer's declared default on toy points; on digits (a CNN) 0.003 for the
+        adaptive ones and 0.03 for the SGD family."""
+        info = optimizer_info(optimizer)
+        if (kind or self.kind) == "digits":
+            return 0.003 if optimizer in ADAPTIVE else 0.03
+        return float(info.params[0].default)
+
+    # ------------------------------------------------------------------------------------------------- data
+    def set_data_settings(self, settings: DataSettings) -> bool:
+        """Take new data settings; True when the data must be made again (``data_job``), False when only the
+        split or the scaling changed (done here). Switching between points and digits also sets the kind's
+        epochs, batch size and rate (KIND_DEFAULTS, ``default_lr``)."""
+        if not isinstance(settings, DataSettings):
+            raise ValueInputError(f"settings must be DataSettings, got {settings!r}")
+        old = self._data_settings
+        regenerate = self.data is None or any(getattr(old, k) != getattr(settings, k)
+                                              for k in ("dataset", "points", "classes", "noise", "seed"))
+        if not regenerate:
+            data = prepare(settings, self.data.X_raw, self.data.y_raw)
+            self._data_settings = settings
+            self.data = data
+        else:
+            self._data_settings = settings
+        if settings.kind != old.kind:
+            lr = self.default_lr(self._train.optimizer, settings.kind)
+            self._train = self._train.replace(lr=lr, **KIND_DEFAULTS[settings.kind],
+                                              augment=self._train.augment and settings.kind == "digits")
+            self._hyper = self._hyper.replace(lr=lr)
+            self.changed.emit("training")
+        self.changed.emit("data")
+        return regenerate
+
+    def dataset_defaults(self, dataset: str) -> dict[str, Any]:
+        """The data settings that go with choosing ``dataset``: its noise, and all 1,797 digits (300 points when
+        coming back from the digits)."""
+        dataset = check_choice("data set", dataset, DATASETS)
+        if dataset == DIGITS:
+            return {"dataset": dataset, "points": DIGITS_COUNT}
+        out: dict[str, Any] = {"dataset": dataset, "noise": NOISE_DEFAULTS[dataset]}
+        if self.kind == "digits":
+            out["points"] = DataSettings().points
+        return out
+
+    def data_job(self, settings: DataSettings | None = None) -> Job[tuple[np.ndarray, np.ndarray]]:
+        return data_job(settings or self._data_settings)
+
+    def set_raw_data(self, X: Any, y: Any) -> PreparedData:
+        """Commit data made by ``data_job`` (or edited by clicks): split and standardise them."""
+        self.data = prepare(self._data_settings, X, y)
+        self.changed.emit("data")
+        return self.data
+
+    def add_point(self, x: float, y: float, label: int) -> None:
+        """Add a 2-D point of class ``label`` (toy data only)."""
+        d = self._need_toy()
+        x, y = check_real("x", x), check_real("y", y)
+        label = check_int("class", label, 0, d.num_classes - 1)
+        self.set_raw_data(np.vstack([d.X_raw, [[x, y]]]), np.append(d.y_raw, np.int64(label)))
+
+    def remove_nearest(self, x: float, y: float) -> None:
+        """Remove the point nearest (x, y) (two points always stay)."""
+        d = self._need_toy()
+        x, y = check_real("x", x), check_real("y", y)
+        if len(d.X_raw) <= 2:
+            raise ValueInputError("two points must stay: the network needs something to learn from")
+        k = int(np.argmin(np.sum((d.X_raw - [x, y]) ** 2, axis=1)))
+        self.set_raw_data(np.delete(d.X_raw, k, axis=0), np.delete(d.y_raw, k))
+
+    def _need_toy(self) -> PreparedData:
+        if self.data is None or self.data.kind != "toy":
+            raise ValueInputError("points can be added and removed on the 2-D data sets only")
+        return self.data
+
+    # ------------------------------------------------------------------------------------------------- training
+    def set_training(self, settings: TrainSettings, hyper: Any = None) -> None:
+        """Take new training settings and, optionally, the optimizer's hyperparameters (a mapping or Settings
+        without lr; the others keep their values, or their defaults when the optimizer changed)."""
+        if not isinstance(settings, TrainSettings):
+            raise ValueInputError(f"settings must be TrainSettings, got {settings!r}")
+        info = OPTIMIZERS[settings.optimizer]
+        base = {} if settings.optimizer != self._train.optimizer else self._hyper.as_dict()
+        given = hyper.as_dict() if isinstance(hyper, Settings) else dict(hyper or {})
+        new_hyper = info.settings(**info.values({**base, **given, "lr": settings.lr}))
+        if settings.schedule != self._train.schedule:
+            self._schedule_params = {}
+        self._train, self._hyper = settings, new_hyper
+        self.changed.emit("training")
+
+    def set_optimizer(self, name: str) -> None:
+        """Switch the optimizer: its declared hyperparameter defaults and a good first rate for the data."""
+        info = optimizer_info(name)
+        lr = self.default_lr(name)
+        self._train = self._train.replace(optimizer=name, lr=lr)
+        self._hyper = info.settings(lr=lr)
+        self.changed.emit("training")
+
+    def set_schedule(self, name: str, params: Mapping[str, Any] | None = None,
+                     warmup: Mapping[str, Any] | None = None) -> None:
+        """The schedule ``name`` (NO_SCHEDULE or a key of SCHEDULES) with its declared parameters (the others at
+        their defaults; total_steps at the whole run) and the warm-up's (warmup_steps, start_factor)."""
+        name = check_choice("schedule", name, (NO_SCHEDULE, *SCHEDULES))
+        params, warmup = dict(params or {}), dict(warmup or {})
+        if name != NO_SCHEDULE:
+            self._schedule_for(name, params, warmup, self.total_steps() or 1)   # validates
+        elif params:
+            raise ValueInputError("no schedule: there are no schedule parameters to set")
+        self._train = self._train.replace(schedule=name)
+        self._schedule_params, self._warmup = params, warmup
+        self.changed.emit("training")
+
+    def schedule_defaults(self, name: str) -> dict[str, Any]:
+        """The declared defaults of schedule ``name``'s parameters, total_steps set to the whole run."""
+        info = SCHEDULES[check_choice("schedule", name, tuple(SCHEDULES))]
+        out = {p.name: p.default for p in info.params}
+        if "total_steps" in out and self.total_steps():
+            out["total_steps"] = self.total_steps()
+        return out
+
+    def total_steps(self) -> int:
+        """Updates in the whole run with the current data, batch size and epochs (0 without data)."""
+        if self.data is None:
+            return 0
+        n = len(self.data.split[0])
+        per_epoch = max(1, -(-n // self._train.batch_size) - (1 if n % self._train.batch_size == 1 and n > 1 else 0))
+        return per_epoch * self._train.epochs
+
+    def _schedule_for(self, name: str, params: Mapping[str, Any], warmup: Mapping[str, Any],
+                      total: int) -> Schedule:
+        full = {**self.schedule_defaults(name), **params}
+        if "total_steps" in full and "total_steps" not in params:
+            full["total_steps"] = max(total, 1)
+        w = {p.name: p.default for p in WARMUP_PARAMS}
+        w.update(warmup)
+        return make_schedule(name, self._train.lr, **w, **full)
+
+    def schedule(self) -> Schedule | None:
+        """The schedule of the next session (None: the constant rate)."""
+        if self._train.schedule == NO_SCHEDULE:
+            return None
+        return self._schedule_for(self._train.schedule, self._schedule_params, self._warmup, self.total_steps())
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        """The Trainer's optimizer keyword arguments (lr included, Adam's betas packed)."""
+        return OPTIMIZERS[self._train.optimizer].kwargs(self._hyper)
+
+    def apply_config(self, config: Mapping[str, Any]) -> str:
+        """Take a configuration found by the search lab: keys ``optimizer``, ``lr``, ``weight_decay`` (each
+        optional; other keys are ignored). Returns a note for the status line: empty, or that this optimizer has no
+        weight decay (the decay is then not applied). Nothing changes when a value is refused."""
+        if not isinstance(config, Mapping):
+            raise ValueInputError(f"a configuration is a mapping of optimizer, lr and weight_decay, got {config!r}")
+        name = config.get("optimizer", self._train.optimizer)
+        info = optimizer_info(name)
+        lr = config.get("lr", self._train.lr if name == self._train.optimizer else self.default_lr(name))
+        train = self._train.replace(optimizer=name, lr=lr)
+        values = {} if name != self._train.optimizer else self._hyper.as_dict()
+        values["lr"] = train.lr
+        note = ""
+        if "weight_decay" in config:
+            if "weight_decay" in info.param_names:
+                values["weight_decay"] = config["weight_decay"]
+            elif config["weight_decay"]:
+                note = f"{name} takes no weight decay: {config['weight_decay']:g} not applied"
+        hyper = info.settings(**values)
+        self._train, self._hyper = train, hyper
+        self.changed.emit("training")
+        return note
+
+    # ------------------------------------------------------------------------------------------------- network
+    def set_network(self, layers: Sequence[LayerSpec], loss: str = "softmax", reg: float = 0.0,
+                    reg_kind: str = "l2", init: str = "kaiming") -> None:
+        """The learner's layers (the output Linear(C) is added for the data's classes) and network-wide options."""
+        layers = tuple(layers)
+        for i, s in enumerate(layers):
+            if not isinstance(s, LayerSpec):
+                raise ValueInputError(f"layer {i + 1} is not a layer spec: {s!r}")
+        check_choice("loss", loss, LOSSES)
+        check_real("regularisation strength", reg, 0.0)
+        check_choice("regularisation", reg_kind, ("l2", "l1"))
+        self._network = NetworkSettings(layers, loss, float(reg), reg_kind, init)
+        self.changed.emit("network")
+
+    def build_network(self, seed: int | None = None) -> Network:
+        """A fresh network for the data (raises ShapeError for an impossible stack, ValueInputError without data)."""
+        d = self._need_data()
+        n = self._network
+        return Network(d.input_shape, [*n.layers, Linear(d.num_classes)], loss=n.loss, reg=n.reg, reg_kind=n.reg_kind,
+                       init=n.init, seed=self._train.seed if seed is None else seed)
+
+    def _need_data(self) -> PreparedData:
+        if self.data is None:
+            raise ValueInputError("the data are not ready yet")
+        return self.data
+
+    def new_session(self, class_rgb: np.ndarray | None = None, augment: Any = None,
+                    grid: tuple[float, float, float, float] | None = None) -> TrainingSession:
+        """A fresh session: the network from the seed (or from the loaded weights while they fit: else they are
+        dropped with a notice), a Trainer with the current settings. ``augment``: the digits' batch augmenter
+        (used only when train.augment is on and the data are digits)."""
+        d = self._need_data()
+        t = self._train
+        net = self.build_network()
+        Xtr, ytr, Xv, yv = d.split
+        trainer = Trainer(net, (Xtr, ytr, Xv if len(Xv) else None, yv if len(yv) else None),
+                          optimizer=t.optimizer, schedule=self.schedule(), batch_size=t.batch_size, epochs=t.epochs,
+                          patience=t.patience or None, seed=t.seed,
+                          augment=augment if (t.augment and d.kind == "digits") else None,
+                          **self.optimizer_kwargs())
+        self.notice = ""
+        if self.loaded is not None:
+            name, state = self.loaded
+            try:
+                net.load_state_dict(state)
+                self.notice = f"started from the weights loaded from {name} (⟲ Reset for fresh ones)"
+            except StudioError:
+                self.loaded = None
+                self.notice = f"the weights loaded from {name} do not fit the changed network: fresh weights"
+        rgb = class_rgb if class_rgb is not None else np.tile([[128.0, 128.0, 128.0]], (d.num_classes, 1))
+        transform = d.standardizer.apply if d.standardizer is not None else None
+        return TrainingSession(net, trainer, d.kind, d.num_classes, np.asarray(rgb, float), grid or d.grid, transform)
+
+    # ------------------------------------------------------------------------------------------------- hand-offs
+    def snapshot(self, session: TrainingSession) -> TrainedModel:
+        """A copy of the network with its data and standardiser, taken between two updates."""
+        with session.lock:
+            net = session.network.copy()
+            tr = session.trainer
+            data = (tr.X, tr.y, tr.Xv, tr.yv)
+        return TrainedModel(net, data, self.data.standardizer if self.data is not None else None)
+
+    def graph(self, session: TrainingSession) -> Any:
+        """The network (float64 copy of the current weights) on GRAPH_BATCH training examples as a Graph."""
+        X, y = session.trainer.X[:GRAPH_BATCH], session.trainer.y[:GRAPH_BATCH]
+        with session.lock:
+            net = session.network.astype(np.float64)
+        return net.to_graph(X, y, mode="train", seed=0)
+
+    def save_weights(self, session: TrainingSession, path: str | os.PathLike) -> None:
+        with session.lock:
+            session.network.save(path)
+
+    def load_weights(self, session: TrainingSession, path: str | os.PathLike) -> None:
+        """Load a weights file into the session's network (ShapeError for another architecture, FileFormatError for
+        a damaged file; nothing changes then). Later sessions start from them while they fit."""
+        with session.lock:
+            session.network.load_weights(path)
+            state = session.network.state_dict()
+            session.visuals_requested = True
+        name = os.path.basename(os.fspath(path))
+        self.loaded = (name, state)
+        self.notice = f"weights loaded from {name}"
+        self.changed.emit("loaded")
+
+    def forget_loaded(self) -> None:
+        self.loaded = None
+        self.notice = ""
+
+    def export_torch(self, session: TrainingSession, directory: str | os.PathLike) -> str:
+        """Write the PyTorch script and its data into ``directory``; returns the script's path."""
+        from simulator.nn.export_torch import write_torch_export
+        data = self._need_data().split
+        with session.lock:
+            return os.fspath(write_torch_export(directory, session.network, session.trainer.config(), data))
