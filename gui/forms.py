@@ -13,7 +13,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from simulator.core.errors import StudioError
 from simulator.core.params import Param, params_of
 
-__all__ = ["LogSpinBox", "ParamForm", "param_widget", "read_widget", "write_widget"]
+__all__ = ["LogSpinBox", "ParamForm", "ZeroLogSpinBox", "changed_signal", "param_widget", "read_widget",
+           "write_widget"]
 
 _INT_LIMIT = 2**31 - 1
 
@@ -61,6 +62,29 @@ class LogSpinBox(QDoubleSpinBox):
         return QValidator.State.Intermediate, text, pos
 
 
+class ZeroLogSpinBox(LogSpinBox):
+    """A strength on a log scale with 0 (off) just below its lowest decade (regularisation λ, noise, ...)."""
+
+    LOWEST = 1e-6
+
+    def __init__(self, value: float = 0.0, high: float = 10.0, parent: QWidget | None = None):
+        super().__init__(self.LOWEST, self.LOWEST, high, parent)
+        self.setMinimum(0.0)
+        self.setSpecialValueText("0 (off)")
+        self.setValue(value)
+
+    def stepBy(self, steps: int) -> None:
+        v = self.value()
+        if v == 0.0:
+            if steps > 0:
+                self.setValue(self.LOWEST)
+            return
+        if steps < 0 and v <= self.LOWEST * 1.0001:
+            self.setValue(0.0)
+            return
+        super().stepBy(steps)
+
+
 def _bounds(p: Param, lo_default: float, hi_default: float) -> tuple[float, float]:
     lo = p.low if math.isfinite(p.low) else lo_default
     hi = p.high if math.isfinite(p.high) else hi_default
@@ -73,7 +97,7 @@ def param_widget(p: Param, parent: QWidget | None = None) -> QWidget:
     if p.choices is not None:
         w: QWidget = QComboBox(parent)
         for c in p.choices:
-            w.addItem(str(c), c)
+            w.addItem(p.choice_label(c), c)
     elif p.kind is bool:
         w = QCheckBox(parent)
     elif p.kind is int:
@@ -81,6 +105,8 @@ def param_widget(p: Param, parent: QWidget | None = None) -> QWidget:
         lo, hi = _bounds(p, -_INT_LIMIT, _INT_LIMIT)
         w.setRange(int(max(lo, -_INT_LIMIT)), int(min(hi, _INT_LIMIT)))
         w.setKeyboardTracking(False)
+    elif p.log and p.low == 0 and not p.low_open:      # a strength that may be off: 0, then decades
+        w = ZeroLogSpinBox(p.default, _bounds(p, 0, 1e12)[1], parent)
     elif p.log:
         lo, hi = _bounds(p, 1e-12, 1e12)
         if lo <= 0:                     # an open zero end: the smallest positive rate a learner would type
@@ -121,7 +147,8 @@ def write_widget(w: QWidget, value: Any) -> None:
         w.setValue(value)
 
 
-def _signal_of(w: QWidget):
+def changed_signal(w: QWidget):
+    """The signal a control emits when the learner changes it."""
     if isinstance(w, QComboBox):
         return w.currentIndexChanged
     if isinstance(w, QCheckBox):
@@ -157,7 +184,7 @@ class ParamForm(QWidget):
                 label.setToolTip(p.doc)
                 label.setBuddy(w)
                 form.addRow(label, w)
-            _signal_of(w).connect(self.edited)
+            changed_signal(w).connect(self.edited)
         self.error = QLabel("")
         self.error.setWordWrap(True)
         self.error.hide()

@@ -17,7 +17,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
@@ -32,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui import theme
-from gui.forms import LogSpinBox, param_widget, read_widget, write_widget
+from gui.forms import ParamForm, changed_signal, param_widget, read_widget, write_widget
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE
 from simulator.core.errors import StudioError
 from simulator.core.params import params_of
@@ -45,18 +44,12 @@ from simulator.nn.layers import (
     Linear,
     MaxPool,
 )
-from simulator.nn.network import LOSSES, Network
+from simulator.nn.network import Network, Objective
 
-__all__ = ["INIT_LABELS", "LAYER_TYPES", "PRESETS", "NetworkBuilder", "default_layer"]
+__all__ = ["LAYER_TYPES", "PRESETS", "NetworkBuilder", "default_layer"]
 
 LAYER_TYPES = tuple(LAYER_KINDS)
-INIT_TOOLTIP = ("The default initialisation of every Linear/Conv2d weight (a layer may override it).\n"
-                "gaussian: std 0.01 · kaiming: std √(2/fan_in) (PyTorch's kaiming_normal_, ReLU gain)\n"
-                "xavier: std 1/√fan_in, the cs231n / LeCun form; PyTorch's xavier_normal_ uses "
-                "√(2/(fan_in + fan_out)) instead, so the two differ unless fan_in = fan_out.")
-# Initialisations as the lecture names them (nets.py's "gaussian" has std 0.01).
-INIT_LABELS = {"zeros": "zeros", "constant": "constant", "gaussian": "gaussian 0.01", "xavier": "xavier",
-               "kaiming": "kaiming"}
+_INIT = next(p for p in params_of(Objective) if p.name == "init")     # the lecture's names for the inits
 PRESETS: dict[str, tuple[LayerSpec, ...]] = {
     "2-64-3 MLP": (Linear(64), Activation("relu")),
     "2-16-16 tanh MLP": (Linear(16), Activation("tanh"), Linear(16), Activation("tanh")),
@@ -73,37 +66,6 @@ _ADD_OVERRIDES = {"Conv2d": {"pad": 1}}
 def default_layer(kind: str) -> LayerSpec:
     """The spec a fresh "Add" inserts: the layer record's declared defaults (Linear(32), Activation("relu"), ...)."""
     return LAYER_KINDS[kind](**_ADD_OVERRIDES.get(kind, {}))
-
-
-class RegBox(LogSpinBox):
-    """λ on a log scale with 0 (off) below its lowest decade."""
-
-    LOWEST = 1e-6
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(self.LOWEST, self.LOWEST, 10.0, parent)
-        self.setMinimum(0.0)
-        self.setSpecialValueText("0 (off)")
-        self.setValue(0.0)
-
-    def stepBy(self, steps: int) -> None:
-        v = self.value()
-        if v == 0.0:
-            if steps > 0:
-                self.setValue(self.LOWEST)
-            return
-        if steps < 0 and v <= self.LOWEST * 1.0001:
-            self.setValue(0.0)
-            return
-        super().stepBy(steps)
-
-
-def _changed_signal(w: QWidget):
-    if isinstance(w, QComboBox):
-        return w.currentIndexChanged
-    if isinstance(w, QCheckBox):
-        return w.toggled
-    return w.valueChanged
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -181,23 +143,12 @@ class NetworkBuilder(QWidget):
         self.summary_label = QLabel()
         self.summary_label.setStyleSheet(MUTED_STYLE)
 
-        self.init_combo = QComboBox()
-        for key, label in INIT_LABELS.items():
-            self.init_combo.addItem(label, key)
-        self.init_combo.setCurrentIndex(list(INIT_LABELS).index("kaiming"))
-        self.init_combo.setToolTip(INIT_TOOLTIP)
-        self.loss_combo = QComboBox()
-        for k in LOSSES:
-            self.loss_combo.addItem({"softmax": "softmax cross-entropy", "svm": "multiclass SVM",
-                                     "mse": "MSE (one-hot)"}[k], k)
-        self.reg_box = RegBox()
-        self.reg_box.setToolTip("λ in λ·Σw² (L2) or λ·Σ|w| (L1) over the weights")
-        self.reg_kind_combo = QComboBox()
-        self.reg_kind_combo.addItem("L2", "l2")
-        self.reg_kind_combo.addItem("L1", "l1")
-        for w in (self.init_combo, self.loss_combo, self.reg_kind_combo):
-            w.currentIndexChanged.connect(self._on_setting_changed)
-        self.reg_box.valueChanged.connect(self._on_setting_changed)
+        # init, loss and regularisation: declared once, in simulator.nn.network.Objective
+        self.objective_form = ParamForm(Objective)
+        w = self.objective_form.widgets
+        self.init_combo, self.loss_combo, self.reg_box, self.reg_kind_combo = (w["init"], w["loss"], w["reg"],
+                                                                               w["reg_kind"])
+        self.objective_form.edited.connect(self._on_setting_changed)
 
         # ---- layout
         root = QVBoxLayout(self)
@@ -218,15 +169,7 @@ class NetworkBuilder(QWidget):
         root.addWidget(self.summary_label)
         root.addWidget(self.form_title)
         root.addLayout(self.layer_form)
-        settings = QFormLayout()
-        settings.setContentsMargins(0, 4, 0, 0)
-        settings.addRow("Init (all layers)", self.init_combo)
-        settings.addRow("Loss", self.loss_combo)
-        reg_row = QHBoxLayout()
-        reg_row.addWidget(self.reg_box, 1)
-        reg_row.addWidget(self.reg_kind_combo)
-        settings.addRow("Regularisation λ", reg_row)
-        root.addLayout(settings)
+        root.addWidget(self.objective_form)
 
         self._refresh()
 
@@ -265,8 +208,7 @@ class NetworkBuilder(QWidget):
         self.set_layers(list(PRESETS[name]))
 
     def network_kwargs(self) -> dict[str, Any]:
-        return {"loss": self.loss_combo.currentData(), "reg": float(self.reg_box.value()),
-                "reg_kind": self.reg_kind_combo.currentData(), "init": self.init_combo.currentData()}
+        return self.objective_form.value().as_dict()
 
     def build_network(self, seed: int = 0, dtype: Any = None) -> Network:
         """A fresh Network of the current stack (raises ShapeError/ValueInputError for an impossible one)."""
@@ -379,7 +321,7 @@ class NetworkBuilder(QWidget):
             bg = _BAD_ROW if bad_layer == i else (_OUTPUT_ROW if is_output else None)
             label = spec.label() + (" (output)" if is_output else "")
             if getattr(spec, "init", None):                     # a layer's own initialisation
-                label += f" · {INIT_LABELS[spec.init]}"
+                label += f" · {_INIT.choice_label(spec.init)}"
             put(r, 0, str(i + 1), bg, muted=True)
             put(r, 1, label, bg, bold=is_output)
             if rows is not None:
@@ -439,10 +381,10 @@ class NetworkBuilder(QWidget):
             if p.name == "init":                     # the network's default, and the lecture's names
                 for k in range(w.count()):
                     key = w.itemData(k)
-                    w.setItemText(k, "(network default)" if key is None else INIT_LABELS.get(key, str(key)))
-                w.setToolTip(INIT_TOOLTIP.split("\n", 1)[1])
+                    w.setItemText(k, "(network default)" if key is None else _INIT.choice_label(key))
+                w.setToolTip(_INIT.doc.split("\n", 1)[1])
             write_widget(w, getattr(spec, p.name))
-            _changed_signal(w).connect(lambda *_, w=w, i=i, k=p.name: self._on_field(i, k, read_widget(w)))
+            changed_signal(w).connect(lambda *_, w=w, i=i, k=p.name: self._on_field(i, k, read_widget(w)))
             w.setObjectName(f"field_{p.name}")
             self._form_widgets.append(w)
             label = QLabel(p.title)

@@ -85,7 +85,8 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
 class Param:
     """One declared parameter. ``kind`` is int, float, bool or str; ``low``/``high`` bound numbers (``*_open``
     excludes the end), ``log`` asks for a logarithmic control, ``choices`` lists the allowed values of a str (or
-    any) parameter, ``label`` is what a form shows and ``doc`` its help text."""
+    any) parameter and ``choice_labels`` what a form shows for each of them, ``label`` is what a form shows for the
+    parameter and ``doc`` its help text."""
 
     name: str
     kind: type
@@ -96,13 +97,24 @@ class Param:
     high_open: bool = False
     log: bool = False
     choices: tuple[Any, ...] | None = None
+    choice_labels: tuple[str, ...] | None = None
     label: str = ""
     doc: str = ""
     decimals: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.choice_labels is not None and (self.choices is None or len(self.choice_labels) != len(self.choices)):
+            raise ValueError(f"{self.name}: choice_labels needs one label per choice")
+
     @property
     def title(self) -> str:
         return self.label or self.name.replace("_", " ")
+
+    def choice_label(self, value: Any) -> str:
+        """What a form shows for one of the choices."""
+        if self.choice_labels is not None and value in self.choices:
+            return self.choice_labels[self.choices.index(value)]
+        return str(value)
 
     def check(self, value: Any) -> Any:
         """The value converted to ``kind`` and validated, or ValueInputError naming the parameter by its label."""

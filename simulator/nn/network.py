@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from simulator.core.errors import NumericError, ShapeError, ValueInputError
-from simulator.core.params import check_choice, check_int, check_real
+from simulator.core.params import Settings, check_int, check_real, param
 from simulator.functional import layers as L
 from simulator.nn.layers import (
     ACTIVATIONS,
@@ -66,6 +66,7 @@ __all__ = [
     "INITS",
     "LAYER_KINDS",
     "LOSSES",
+    "Objective",
     "MAX_PARAMS",
     "Activation",
     "AvgPool",
@@ -86,6 +87,27 @@ __all__ = [
 ]
 
 LOSSES = ("softmax", "svm", "mse")
+REG_KINDS = ("l2", "l1")
+
+
+@dataclass(frozen=True)
+class Objective(Settings):
+    """What a network is trained to minimise and how its weights start: the settings the network builder shows
+    beside the layer stack (``Network(..., **objective.as_dict())``)."""
+
+    init: str = param("kaiming", choices=INITS, choice_labels=("zeros", "constant", "gaussian 0.01", "xavier",
+                                                                "kaiming"),
+                      label="init (all layers)",
+                      doc="The default initialisation of every Linear/Conv2d weight (a layer may override it).\n"
+                          "gaussian: std 0.01 · kaiming: std √(2/fan_in) (PyTorch's kaiming_normal_, ReLU gain)\n"
+                          "xavier: std 1/√fan_in, the cs231n / LeCun form; PyTorch's xavier_normal_ uses "
+                          "√(2/(fan_in + fan_out)) instead, so the two differ unless fan_in = fan_out.")
+    loss: str = param("softmax", choices=LOSSES, choice_labels=("softmax cross-entropy", "multiclass SVM",
+                                                                 "MSE (one-hot)"), label="loss")
+    reg: float = param(0.0, low=0.0, high=10.0, log=True, label="regularisation λ",
+                       doc="λ in λ·Σw² (L2) or λ·Σ|w| (L1) over the weights")
+    reg_kind: str = param("l2", choices=REG_KINDS, choice_labels=("L2", "L1"), label="penalty",
+                          doc="L2 (weight decay) spreads the weights; L1 drives many of them to exactly 0")
 # Parameters and buffers of one network, all layers together: what the builder accepts and a weights file may hold.
 MAX_PARAMS = 20_000_000
 
@@ -139,10 +161,9 @@ class Network:
         for i, s in enumerate(self.specs):
             if not isinstance(s, LayerSpec):
                 raise ValueInputError(f"layer {i + 1} is not a layer spec: {s!r}")
-        self.loss_kind = check_choice("loss", loss, LOSSES)
-        self.reg = check_real("reg", reg, 0.0)
-        self.reg_kind = check_choice("reg_kind", reg_kind, ("l2", "l1"))
-        self.init = check_choice("init", init, INITS)
+        objective = Objective(init=init, loss=loss, reg=reg, reg_kind=reg_kind)
+        self.loss_kind, self.reg, self.reg_kind, self.init = (objective.loss, objective.reg, objective.reg_kind,
+                                                              objective.init)
         self.bias_init = check_real("bias_init", bias_init)
         self.seed = check_int("seed", seed, 0)
         try:

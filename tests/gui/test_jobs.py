@@ -194,3 +194,24 @@ def test_a_bool_parameter_is_a_check_box_named_by_its_label(qtbot):
     assert box.text() == "shuffle"
     qtbot.mouseClick(box, Qt.LeftButton, pos=box.rect().center())    # the text is part of the click target
     assert form.value().shuffle is False
+
+
+def test_a_strength_that_may_be_off_steps_from_zero_to_its_lowest_decade(qtbot):
+    from gui.forms import ZeroLogSpinBox
+    from simulator.nn.network import Objective
+    form = ParamForm(Objective)
+    qtbot.addWidget(form)
+    box = form.widgets["reg"]
+    assert isinstance(box, ZeroLogSpinBox) and box.value() == 0.0 and box.text() == "0 (off)"
+    box.stepBy(1)
+    assert box.value() == ZeroLogSpinBox.LOWEST
+    box.stepBy(4)
+    assert box.value() == pytest.approx(10 * ZeroLogSpinBox.LOWEST)
+    box.stepBy(-4)
+    box.stepBy(-1)
+    assert box.value() == 0.0
+    loss = form.widgets["loss"]
+    assert [loss.itemText(i) for i in range(loss.count())] == ["softmax cross-entropy", "multiclass SVM",
+                                                                "MSE (one-hot)"]
+    loss.setCurrentIndex(1)
+    assert form.value() == Objective(loss="svm")

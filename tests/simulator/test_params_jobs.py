@@ -90,3 +90,21 @@ def test_a_job_is_cancelled_by_close():
 
     assert run_job(job(), lambda i: i == 3) is None
     assert closed == [True]
+
+
+def test_choice_labels_name_each_choice_and_must_match_them():
+    from simulator.core.params import Param
+    from simulator.nn.network import Objective
+    init = next(p for p in params_of(Objective) if p.name == "init")
+    assert init.choice_label("gaussian") == "gaussian 0.01" and init.choice_label("kaiming") == "kaiming"
+    with pytest.raises(ValueError, match="one label per choice"):
+        Param("x", str, "a", choices=("a", "b"), choice_labels=("A",))
+
+
+def test_the_network_objective_is_declared_once_and_checked_by_the_network():
+    from simulator.nn.network import Linear, Network, Objective
+    assert Objective() == Objective(init="kaiming", loss="softmax", reg=0.0, reg_kind="l2")
+    with pytest.raises(ValueInputError, match="regularisation λ must be ≤ 10"):
+        Network((2,), [Linear(3)], reg=1e3)
+    with pytest.raises(ValueInputError, match="unknown penalty 'l3'"):
+        Network((2,), [Linear(3)], reg_kind="l3")
