@@ -105,7 +105,7 @@ def param_widget(p: Param, parent: QWidget | None = None) -> QWidget:
         lo, hi = _bounds(p, -_INT_LIMIT, _INT_LIMIT)
         w.setRange(int(max(lo, -_INT_LIMIT)), int(min(hi, _INT_LIMIT)))
         w.setKeyboardTracking(False)
-    elif p.log and p.low == 0 and not p.low_open:      # a strength that may be off: 0, then decades
+    elif p.log and p.zero_off:                         # a strength that may be off: 0, then decades
         w = ZeroLogSpinBox(p.default, _bounds(p, 0, 1e12)[1], parent)
     elif p.log:
         lo, hi = _bounds(p, 1e-12, 1e12)

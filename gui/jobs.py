@@ -14,7 +14,9 @@ resumed, and be stepped one yield at a time (the training playground's Step).
 """
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generator
 
@@ -139,10 +141,15 @@ class JobRunner(QObject):
         return h
 
     def cancel(self, name: str, notify: bool = True) -> None:
-        """Stop the job: its generator is closed on its thread; ``on_cancel`` runs (unless notify is False)."""
-        h = self.handles.pop(name, None)
+        """Stop the job: its generator is closed on its thread; ``on_cancel`` runs (unless notify is False). A job
+        that has already ended but not yet been delivered is delivered as it ended (its result is not thrown away)."""
+        h = self.handles.get(name)
         if h is None:
             return
+        if h.outcome is not None and notify:
+            self._deliver(name, h)
+            return
+        del self.handles[name]
         h.cancelled = True
         h.gate.set()
         self._retired.append(h)
@@ -185,26 +192,43 @@ class JobRunner(QObject):
     def drain(self) -> None:
         """Deliver what every job yielded since the last tick, then the ends of finished jobs."""
         for name, h in list(self.handles.items()):
-            fresh, item = h.take()
-            if fresh and h.on_yield is not None and self.handles.get(name) is h:
-                h.on_yield(item)
-            if h.outcome is not None and self.handles.get(name) is h:
-                fresh, item = h.take()     # anything yielded between the first take and the end
+            if self.handles.get(name) is not h:          # superseded by a callback earlier in this tick
+                continue
+            try:
+                fresh, item = h.take()
                 if fresh and h.on_yield is not None:
                     h.on_yield(item)
-                del self.handles[name]
-                kind = h.outcome[0]
-                if kind == "done" and h.on_done is not None:
-                    h.on_done(h.outcome[1])
-                elif kind == "error":
-                    exc = h.outcome[1]
-                    if h.on_error is not None:
-                        h.on_error(exc, error_text(exc))
-                    elif not isinstance(exc, StudioError):
-                        raise exc
+                if h.outcome is not None and self.handles.get(name) is h:
+                    self._deliver(name, h)
+            except Exception:
+                # A bug in a view's callback: stop that job (its next tick would fail the same way) and report
+                # once, instead of one error dialog per tick.
+                if self.handles.get(name) is h:
+                    self.cancel(name, notify=False)
+                sys.excepthook(*sys.exc_info())
         self._retired = [h for h in self._retired if h.thread is not None and h.thread.is_alive()]
         if not self.handles and not self._retired:
             self.timer.stop()
+
+    def _deliver(self, name: str, h: JobHandle) -> None:
+        """The end of a finished job: what it yielded last, then on_done / on_error / on_cancel."""
+        fresh, item = h.take()
+        if fresh and h.on_yield is not None:
+            h.on_yield(item)
+        if self.handles.get(name) is h:
+            del self.handles[name]
+        kind = h.outcome[0]
+        if kind == "done":
+            if h.on_done is not None:
+                h.on_done(h.outcome[1])
+        elif kind == "error":
+            exc = h.outcome[1]
+            if h.on_error is not None:
+                h.on_error(exc, error_text(exc))
+            else:                                       # nobody asked: the last-resort handler shows it
+                sys.excepthook(type(exc), exc, exc.__traceback__)
+        elif h.on_cancel is not None:
+            h.on_cancel()
 
     def wait(self, name: str, timeout: float = 30.0) -> bool:
         """Block until the named job's worker ends (tests, shutdown); True if it did. Its results are delivered by
@@ -221,7 +245,8 @@ class JobRunner(QObject):
         self.timer.stop()
         for name in list(self.handles):
             self.cancel(name, notify=False)
+        deadline = time.monotonic() + timeout          # one deadline for all: the workers are daemon threads
         for h in self._retired:
             if h.thread is not None:
-                h.thread.join(timeout)
+                h.thread.join(max(0.0, deadline - time.monotonic()))
         self._retired.clear()

@@ -161,6 +161,7 @@ class MainWindow(QMainWindow):
         self.recovery = None if recovery is False else WindowRecovery(self, None if recovery is True else recovery)
         self.jobs = JobRunner(self)
         self.warmup_plan = None
+        self.current_tab = "Backprop"
         if warm_up:
             self._start_warmup()
         self._update_title()
@@ -336,7 +337,7 @@ class MainWindow(QMainWindow):
         self.phase_label.setVisible(index == 0)
         self.statusBar().clearMessage()          # a message about the graph does not belong under a lab
         self._update_title()
-        title = self.tabs.tabText(index)
+        title = self.current_tab = self.tabs.tabText(index)
         if self.warmup_plan is not None:          # the lab in front of the learner gets its kernels first
             from simulator.functional.warmup import TAB_KERNELS
             self.warmup_plan.prefer(TAB_KERNELS.get(title, ()))
@@ -720,9 +721,10 @@ class MainWindow(QMainWindow):
         """Compile (or load from Numba's cache) every kernel on a worker thread, the current tab's first."""
         from simulator.functional.warmup import TAB_KERNELS, default_plan, warmup_job
 
-        def job():
-            self.warmup_plan = plan = default_plan()
-            plan.prefer(TAB_KERNELS.get(self.tabs.tabText(self.tabs.currentIndex()), ()))
+        def job():                                  # on the worker: imports the kernel modules, then compiles
+            plan = default_plan()
+            plan.prefer(TAB_KERNELS.get(self.current_tab, ()))   # a plain str the UI thread keeps up to date
+            self.warmup_plan = plan
             return (yield from warmup_job(plan))
 
         self.progress.setFormat("Preparing kernels %p%")

@@ -51,20 +51,23 @@ def check_real(name: str, value: Any, low: float = -math.inf, high: float = math
     return v
 
 
-def check_int(name: str, value: Any, low: float = -math.inf, high: float = math.inf) -> int:
-    """``value`` as an int within [low, high]; a float is accepted only when it is a whole number (3.0, not 3.5)."""
+def check_int(name: str, value: Any, low: float = -math.inf, high: float = math.inf, *,
+              error: type[Exception] = ValueInputError) -> int:
+    """``value`` as an int within [low, high]; a float is accepted only when it is a whole number (3.0, not 3.5).
+    ``error`` is the exception raised: ValueInputError, or ShapeError where the integer is a size, a stride or a
+    padding (the subject is a shape)."""
     if isinstance(value, (bool, np.bool_)):
-        raise ValueInputError(f"{name} must be a whole number, got {value!r}")
+        raise error(f"{name} must be a whole number, got {value!r}")
     if isinstance(value, numbers.Integral):
         v = int(value)
     elif isinstance(value, numbers.Real) and math.isfinite(float(value)) and float(value).is_integer():
         v = int(value)
     else:
-        raise ValueInputError(f"{name} must be a whole number, got {value!r}")
+        raise error(f"{name} must be a whole number, got {value!r}")
     if v < low:
-        raise ValueInputError(f"{name} must be ≥ {_fmt(low)}, got {v}")
+        raise error(f"{name} must be ≥ {_fmt(low)}, got {v}")
     if v > high:
-        raise ValueInputError(f"{name} must be ≤ {_fmt(high)}, got {v:,}")
+        raise error(f"{name} must be ≤ {_fmt(high)}, got {v:,}")
     return v
 
 
@@ -85,7 +88,8 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
 class Param:
     """One declared parameter. ``kind`` is int, float, bool or str; ``low``/``high`` bound numbers (``*_open``
     excludes the end), ``log`` asks for a logarithmic control, ``choices`` lists the allowed values of a str (or
-    any) parameter and ``choice_labels`` what a form shows for each of them, ``label`` is what a form shows for the
+    any) parameter and ``choice_labels`` what a form shows for each of them, ``zero_off`` says that 0 means "off"
+    below the lowest decade of a log-scale strength (a regularisation λ), ``label`` is what a form shows for the
     parameter and ``doc`` its help text."""
 
     name: str
@@ -98,6 +102,7 @@ class Param:
     log: bool = False
     choices: tuple[Any, ...] | None = None
     choice_labels: tuple[str, ...] | None = None
+    zero_off: bool = False
     label: str = ""
     doc: str = ""
     decimals: int | None = None

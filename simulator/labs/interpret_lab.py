@@ -66,7 +66,7 @@ class OcclusionSettings(Settings):
 class ClassVisSettings(Settings):
     cls: int = param(0, choices=tuple(range(10)), label="class", doc="the class whose score is climbed")
     steps: int = param(200, low=1, high=5000, label="steps", doc="gradient-ascent steps")
-    l2_reg: float = param(0.2, low=0.0, high=10.0, log=True, label="L2 strength λ",
+    l2_reg: float = param(0.2, low=0.0, high=10.0, log=True, zero_off=True, label="L2 strength λ",
                           doc="the objective is s_c(x) − λ‖x‖²: larger λ keeps the image faint and smooth")
     lr: float = param(0.02, low=0.0, low_open=True, high=10.0, log=True, label="step size η",
                       doc="x ← x + η (∂s_c/∂x − 2λx)")

@@ -21,7 +21,7 @@ import numpy as np
 from simulator.core.errors import NumericError, ShapeError, StudioError, ValueInputError
 from simulator.core.jobs import Progress, run_job
 from simulator.core.params import Settings, check_choice, check_int, check_real, param
-from simulator.functional.optim import OPTIMIZERS, make_optimizer
+from simulator.functional.optim import OPTIMIZERS, WEIGHT_DECAY, make_optimizer
 from simulator.labs.interpret import DigitsData, digits_data, digits_mlp, softmax
 from simulator.nn.network import Network
 from simulator.nn.trainer import Trainer
@@ -35,8 +35,10 @@ __all__ = [
 Config = dict[str, float]
 # A coarse search is a few dozen short trainings; more than this many configurations is a typo, not a plan.
 MAX_TRIALS = 10_000
-_LR = dict(low=0.0, low_open=True, high=100.0, log=True)
-_WD = dict(low=0.0, low_open=True, high=10.0, log=True)
+# Search ranges are log-scale and > 0; their upper ends are the optimizers' own (a range the trainer would refuse
+# must not be offered).
+LR_RANGE = dict(low=0.0, low_open=True, high=100.0, log=True)
+WD_RANGE = dict(low=0.0, low_open=True, high=WEIGHT_DECAY.high, log=True)
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,13 @@ class SearchSpace(Settings):
     """Log-scale bounds: lr in [lr_min, lr_max], weight_decay in [wd_min, wd_max] (all > 0)."""
 
     lr_min: float = param(1e-4, label="smallest learning rate", doc="lower end of the log-scale learning-rate range",
-                          **_LR)
+                          **LR_RANGE)
     lr_max: float = param(1e-1, label="largest learning rate", doc="upper end of the log-scale learning-rate range",
-                          **_LR)
+                          **LR_RANGE)
     wd_min: float = param(1e-5, label="smallest weight decay", doc="lower end of the log-scale weight-decay range",
-                          **_WD)
+                          **WD_RANGE)
     wd_max: float = param(1e-1, label="largest weight decay", doc="upper end of the log-scale weight-decay range",
-                          **_WD)
+                          **WD_RANGE)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -104,7 +104,7 @@ class Objective(Settings):
                           "√(2/(fan_in + fan_out)) instead, so the two differ unless fan_in = fan_out.")
     loss: str = param("softmax", choices=LOSSES, choice_labels=("softmax cross-entropy", "multiclass SVM",
                                                                  "MSE (one-hot)"), label="loss")
-    reg: float = param(0.0, low=0.0, high=10.0, log=True, label="regularisation λ",
+    reg: float = param(0.0, low=0.0, high=10.0, log=True, zero_off=True, label="regularisation λ",
                        doc="λ in λ·Σw² (L2) or λ·Σ|w| (L1) over the weights")
     reg_kind: str = param("l2", choices=REG_KINDS, choice_labels=("L2", "L1"), label="penalty",
                           doc="L2 (weight decay) spreads the weights; L1 drives many of them to exactly 0")

@@ -215,3 +215,65 @@ def test_a_strength_that_may_be_off_steps_from_zero_to_its_lowest_decade(qtbot):
                                                                 "MSE (one-hot)"]
     loss.setCurrentIndex(1)
     assert form.value() == Objective(loss="svm")
+
+
+def test_learning_rates_are_plain_log_boxes_that_never_offer_zero(qtbot):
+    from gui.forms import ZeroLogSpinBox, param_widget
+    from simulator.functional.optim import OPTIMIZERS
+    from simulator.core.params import params_of
+    from simulator.functional.schedules import CosineDecay
+    lr = param_widget(OPTIMIZERS["SGD"].params[0])
+    base = param_widget(next(p for p in params_of(CosineDecay) if p.name == "base_lr"))
+    for box in (lr, base):
+        qtbot.addWidget(box)
+        assert isinstance(box, LogSpinBox) and not isinstance(box, ZeroLogSpinBox) and box.minimum() > 0
+        box.setValue(box.minimum())
+        box.stepBy(-3)
+        assert box.value() > 0
+
+
+def test_a_failing_callback_stops_its_job_and_is_reported_once(qtbot, monkeypatch):
+    import sys
+    reported = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, value, tb: reported.append(kind))
+    r = JobRunner()
+    closed = []
+
+    def forever():
+        try:
+            while True:
+                time.sleep(0.001)
+                yield 1
+        finally:
+            closed.append(True)
+
+    def broken(_item):
+        raise RuntimeError("a drawing bug")
+
+    r.start("train", forever, on_yield=broken)
+    qtbot.waitUntil(lambda: bool(closed), timeout=3000)
+    qtbot.wait(100)
+    assert reported == [RuntimeError] and not r.running("train")
+    r.close()
+
+
+def test_cancelling_a_job_that_already_ended_delivers_its_result(qtbot, runner):
+    done, cancelled = [], []
+    runner.start("quick", lambda: counting(3), on_done=done.append, on_cancel=lambda: cancelled.append(True))
+    runner.wait("quick")
+    runner.cancel("quick")              # the learner clicked Cancel in the tick the job finished
+    assert done == [3] and cancelled == []
+
+
+def test_an_error_nobody_handles_reaches_the_last_resort_handler(qtbot, runner, monkeypatch):
+    import sys
+    reported = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, value, tb: reported.append(str(value)))
+
+    def bad():
+        yield 1
+        raise ValueInputError("refused")
+
+    runner.start("bad", bad)
+    qtbot.waitUntil(lambda: bool(reported), timeout=3000)
+    assert reported == ["refused"]

@@ -128,3 +128,13 @@ def test_ensemble_beats_the_mean_single_model(data):
     assert r.ensemble_accuracy >= r.mean_single
     assert r.probabilities.shape == (len(data.y_val), 10)
     np.testing.assert_allclose(r.probabilities.sum(axis=1), 1.0)
+
+
+def test_a_search_space_offers_only_weight_decays_the_optimizers_take():
+    from simulator.core.errors import ValueInputError
+    from simulator.functional.optim import WEIGHT_DECAY
+    from simulator.labs.search import SearchSpace
+    with pytest.raises(ValueInputError, match="weight decay must be ≤ 1"):
+        SearchSpace(wd_min=2.0, wd_max=5.0)
+    top = SearchSpace(wd_min=0.5, wd_max=WEIGHT_DECAY.high)   # the top of the range trains
+    assert top.wd_max == 1.0
