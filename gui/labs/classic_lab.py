@@ -103,6 +103,7 @@ class KnnPanel(QWidget):
         self.runner = runner
         self._view = (-1.5, 1.5, -1.5, 1.5)
         self._drawn_data: tuple | None = None
+        self._cv_key: tuple | None = None           # the data a running cross-validation is about
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(40)
@@ -317,8 +318,16 @@ class KnnPanel(QWidget):
         self.query_box.setValue(int(rng.integers(0, self.query_box.maximum() + 1)))
 
     # ---------------------------------------------------------------------------------------------- model -> view
+    def _data_key(self) -> tuple:
+        m = self.model
+        return (id(m.X), len(m.X), m.data, m.sample)
+
     def _on_model_changed(self) -> None:
         m = self.model
+        if self.runner.running("cv") and self._data_key() != self._cv_key:
+            # the points changed under a running cross-validation: its result would describe data that is gone
+            self.runner.cancel("cv", notify=False)
+            self.cv_progress.hide()
         self.data_form.set_value(m.data)
         self.knn_form.set_value(m.settings)
         self.cv_form.set_value(m.cv)
@@ -439,6 +448,7 @@ class KnnPanel(QWidget):
             self._update_cv_button()            # refused the same way as the disabled button says
             return
         folds = self.model.cv.folds
+        self._cv_key = self._data_key()
         self.cv_progress.setRange(0, folds)
         self.cv_progress.setValue(0)
         self.cv_progress.show()

@@ -36,8 +36,8 @@ from simulator.functional.optim import LR, OPTIMIZERS, optimizer_info
 from simulator.functional.schedules import SCHEDULES, WARMUP_PARAMS, Schedule, make_schedule
 from simulator.labs.interpret import softmax
 from simulator.nn.layers import LayerSpec, Linear
-from simulator.nn.network import LOSSES, Network
-from simulator.nn.trainer import EpochMetrics, StepMetrics, Trainer
+from simulator.nn.network import Network, Objective
+from simulator.nn.trainer import EpochMetrics, StepMetrics, Trainer, iters_per_epoch
 
 __all__ = ["DATASETS", "DIGITS", "DIGITS_COUNT", "GRAPH_BATCH", "MAX_CLASSES", "NO_SCHEDULE", "DataSettings",
            "PlaygroundLabModel", "TrainSettings", "TrainedModel", "TrainingFailed", "PicturesFailed", "TrainUpdate", "TrainingSession", "Visuals", "compute_visuals",
@@ -114,13 +114,11 @@ class TrainSettings(Settings):
 
 @dataclass(frozen=True)
 class NetworkSettings:
-    """The layers the learner stacked (the output Linear(C) is added by the model) and the network-wide options."""
+    """The layers the learner stacked (the output Linear(C) is added by the model) and the network-wide options,
+    declared in simulator.nn.network.Objective."""
 
     layers: tuple[LayerSpec, ...] = ()
-    loss: str = "softmax"
-    reg: float = 0.0
-    reg_kind: str = "l2"
-    init: str = "kaiming"
+    objective: Objective = Objective()
 
 
 # ================================================================================================== data
@@ -412,10 +410,6 @@ class PlaygroundLabModel:
         return self._hyper
 
     @property
-    def network_settings(self) -> NetworkSettings:
-        return self._network
-
-    @property
     def kind(self) -> str:
         return self._data_settings.kind
 
@@ -450,7 +444,9 @@ class PlaygroundLabModel:
             self._data_settings = settings
             self.data = data
         else:
+            # the old points do not belong to the new settings: none until data_job's result arrives
             self._data_settings = settings
+            self.data = None
         if settings.kind != old.kind:
             lr = self.default_lr(self._train.optimizer, settings.kind)
             self._train = self._train.replace(lr=lr, **KIND_DEFAULTS[settings.kind],
@@ -550,9 +546,7 @@ class PlaygroundLabModel:
         """Updates in the whole run with the current data, batch size and epochs (0 without data)."""
         if self.data is None:
             return 0
-        n = len(self.data.split[0])
-        per_epoch = max(1, -(-n // self._train.batch_size) - (1 if n % self._train.batch_size == 1 and n > 1 else 0))
-        return per_epoch * self._train.epochs
+        return iters_per_epoch(len(self.data.split[0]), self._train.batch_size) * self._train.epochs
 
     def _schedule_for(self, name: str, params: Mapping[str, Any], warmup: Mapping[str, Any],
                       total: int) -> Schedule:
@@ -597,25 +591,22 @@ class PlaygroundLabModel:
         return note
 
     # ------------------------------------------------------------------------------------------------- network
-    def set_network(self, layers: Sequence[LayerSpec], loss: str = "softmax", reg: float = 0.0,
-                    reg_kind: str = "l2", init: str = "kaiming") -> None:
-        """The learner's layers (the output Linear(C) is added for the data's classes) and network-wide options."""
+    def set_network(self, layers: Sequence[LayerSpec], **objective: Any) -> None:
+        """The learner's layers (the output Linear(C) is added for the data's classes) and the network-wide options
+        (init, loss, reg, reg_kind: Objective's declared settings, validated there)."""
         layers = tuple(layers)
         for i, s in enumerate(layers):
             if not isinstance(s, LayerSpec):
                 raise ValueInputError(f"layer {i + 1} is not a layer spec: {s!r}")
-        check_choice("loss", loss, LOSSES)
-        check_real("regularisation strength", reg, 0.0)
-        check_choice("regularisation", reg_kind, ("l2", "l1"))
-        self._network = NetworkSettings(layers, loss, float(reg), reg_kind, init)
+        self._network = NetworkSettings(layers, Objective(**objective))
         self.changed.emit("network")
 
     def build_network(self, seed: int | None = None) -> Network:
         """A fresh network for the data (raises ShapeError for an impossible stack, ValueInputError without data)."""
         d = self._need_data()
         n = self._network
-        return Network(d.input_shape, [*n.layers, Linear(d.num_classes)], loss=n.loss, reg=n.reg, reg_kind=n.reg_kind,
-                       init=n.init, seed=self._train.seed if seed is None else seed)
+        return Network(d.input_shape, [*n.layers, Linear(d.num_classes)], **n.objective.as_dict(),
+                       seed=self._train.seed if seed is None else seed)
 
     def _need_data(self) -> PreparedData:
         if self.data is None:

@@ -97,7 +97,7 @@ class Objective(Settings):
 
     init: str = param("kaiming", choices=INITS, choice_labels=("zeros", "constant", "gaussian 0.01", "xavier",
                                                                 "kaiming"),
-                      label="init (all layers)",
+                      label="initialisation",
                       doc="The default initialisation of every Linear/Conv2d weight (a layer may override it).\n"
                           "gaussian: std 0.01 · kaiming: std √(2/fan_in) (PyTorch's kaiming_normal_, ReLU gain)\n"
                           "xavier: std 1/√fan_in, the cs231n / LeCun form; PyTorch's xavier_normal_ uses "

@@ -125,6 +125,12 @@ class History:
         return self._n
 
 
+def iters_per_epoch(n: int, batch_size: int) -> int:
+    """Mini-batches in one pass over n examples: ceil(n / batch_size), where a last batch of a single example is
+    merged into the one before (batch norm cannot normalise one example)."""
+    return max(1, -(-n // batch_size) - (1 if n % batch_size == 1 and n > 1 else 0))
+
+
 class Trainer:
     """Mini-batch training of a Network, one update per ``step()``, so a worker thread can pause or stop anywhere.
 
@@ -183,7 +189,7 @@ class Trainer:
         self._aug_rng = np.random.default_rng([self.seed, 3])
         # A last mini-batch of a single example joins the one before it: batch norm needs two examples.
         n = len(self.X)
-        self.iters_per_epoch = max(1, -(-n // self.batch_size) - (1 if n % self.batch_size == 1 and n > 1 else 0))
+        self.iters_per_epoch = iters_per_epoch(n, self.batch_size)
         self.total_steps = self.iters_per_epoch * self.epochs
         if self.total_steps > MAX_TRAINING_STEPS:
             raise ValueInputError(f"{self.total_steps:,} training steps ({self.epochs} epochs of "

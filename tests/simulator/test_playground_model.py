@@ -180,3 +180,25 @@ def test_loaded_weights_survive_a_new_session_while_they_fit(tmp_path):
     assert m.loaded is None and "do not fit" in m.notice
     with pytest.raises(ShapeError):
         m.load_weights(m.new_session(), path)
+
+
+def test_new_data_settings_drop_the_old_points_until_their_data_arrive():
+    m = toy_model()
+    assert m.data.kind == "toy"
+    assert m.set_data_settings(DataSettings(dataset=DIGITS, points=300)) is True
+    assert m.data is None                                   # never digits settings over 2-D points
+    with pytest.raises(ValueInputError, match="2-D data sets only"):
+        m.add_point(0.1, 0.2, 0)
+    with pytest.raises(ValueInputError):
+        m.build_network()
+
+
+def test_the_network_objective_is_validated_by_its_declaration():
+    m = toy_model()
+    with pytest.raises(ValueInputError, match="unknown initialisation 'bogus'"):
+        m.set_network([Linear(8)], init="bogus")
+    with pytest.raises(ValueInputError, match="regularisation λ must be ≤ 10"):
+        m.set_network([Linear(8)], reg=50.0)
+    m.set_network([Linear(8)], loss="svm", reg=1e-3, reg_kind="l1")
+    net = m.build_network()
+    assert (net.loss_kind, net.reg, net.reg_kind, net.init) == ("svm", 1e-3, "l1", "kaiming")
