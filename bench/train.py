@@ -20,7 +20,8 @@ FLOORS = {"MLP 2-64-3, batch 128": 1.5, "CNN conv8-pool-fc10, batch 64": 0.5}
 def ours_step(input_shape, layers, X, y, batch):
     import numpy as np
 
-    from simulator.nn.network import Network, Trainer
+    from simulator.nn.network import Network
+    from simulator.nn.trainer import Trainer
     net = Network(input_shape, layers, seed=0, dtype=np.float32)
     # 200 batches per epoch (so the end-of-epoch evaluation is not what is measured), shuffled and gathered per step
     Xs, ys = np.concatenate([X] * 200), np.concatenate([y] * 200)

@@ -1,6 +1,6 @@
 """Backprop Studio's model, no Qt. Its packages, lowest first (each imports only from those before it):
 
-core        errors, the observer signal, formatting
+core        errors, the observer signal, formatting, declared parameters, the job contract, atomic files
 functional  cs231n layer functions, torch.optim's optimizers, learning-rate schedules (on the Numba kernels)
 ops         one OpSpec per op, by family
 graphs      Graph, the expression parser, layout, the file format, the lecture examples
@@ -9,8 +9,8 @@ data        toy 2-D sets, the digits, augmentation
 nn          layer records, Network, Trainer, weights files, the PyTorch export
 labs        one Qt-free module per lab topic
 
-This facade names the everyday API; it loads the engine (and networkx) only when one of these names is first used,
-so ``import simulator`` stays cheap.
+This facade names the everyday API; it loads the engine only when one of these names is first used, so
+``import simulator`` stays cheap.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Left-to-right layered layout of a graph: inputs on the left, the output on the right (networkx does the layering)."""
+"""Left-to-right layered layout of a graph: inputs on the left, the output on the right (longest-path layers,
+then barycentric sweeps)."""
 from __future__ import annotations
 
 from simulator.graphs.graph import Graph

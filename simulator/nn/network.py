@@ -22,8 +22,8 @@ mode updates); ``state_dict()`` (copies of both, keyed "fc1.w", "bn1.running_var
 ``load_state_dict(d, strict=True)``; ``copy()`` and ``astype(dtype)`` (new networks). ``params`` is the name -> array
 dict behind parameters().
 
-This module also re-exports the names that used to live here (the layer records, Trainer and its metrics, History),
-so ``from simulator.nn.network import Linear, Trainer`` keeps working.
+The layer records live in simulator.nn.layers and are re-exported here (a network is built from them); training
+lives in simulator.nn.trainer.
 """
 from __future__ import annotations
 
@@ -110,17 +110,6 @@ class Objective(Settings):
                           doc="L2 (weight decay) spreads the weights; L1 drives many of them to exactly 0")
 # Parameters and buffers of one network, all layers together: what the builder accepts and a weights file may hold.
 MAX_PARAMS = 20_000_000
-
-_TRAINER_NAMES = ("Trainer", "StepMetrics", "EpochMetrics", "History", "MAX_TRAINING_STEPS")
-
-
-def __getattr__(name: str) -> Any:
-    """The training names moved to simulator.nn.trainer; importing them from here still works (PEP 562)."""
-    if name in _TRAINER_NAMES:
-        from simulator.nn import trainer
-        return getattr(trainer, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 @dataclass(frozen=True)
 class LayerRow:

@@ -10,8 +10,9 @@ from simulator.functional import schedules as S
 from simulator.engine.trace import run
 from simulator.core.errors import FileFormatError, NumericError, ShapeError, ValueInputError
 from simulator.engine.gradcheck import numerical_gradient
-from simulator.nn.network import (ACTIVATIONS, Activation, AvgPool, BatchNorm, Conv2d, Dropout, EpochMetrics, Flatten,
-                            LayerNorm, Linear, MaxPool, Network, StepMetrics, Trainer)
+from simulator.nn.network import (ACTIVATIONS, Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm,
+                                  Linear, MaxPool, Network)
+from simulator.nn.trainer import EpochMetrics, StepMetrics, Trainer
 
 
 def rel_error(a, b):
@@ -340,7 +341,7 @@ def test_load_refuses_mismatch_and_malformed_files(tmp_path):
 def test_history_grows_as_it_fills_and_absurd_runs_are_refused():
     from simulator.data.datasets import spiral
     from simulator.core.errors import ValueInputError
-    from simulator.nn.network import MAX_TRAINING_STEPS, History
+    from simulator.nn.trainer import MAX_TRAINING_STEPS, History
     X, y = spiral(n=60, classes=3, seed=0)
     net = Network((2,), [Linear(8), Activation("relu"), Linear(3)], seed=0)
     with pytest.raises(ValueInputError, match="training steps"):
