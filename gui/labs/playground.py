@@ -212,7 +212,6 @@ class PlaygroundLab(QWidget):
         self.model = model or M.PlaygroundLabModel()
         self.jobs = JobRunner(self, tick_ms=TICK_MS)
         self.session: M.TrainingSession | None = None
-        self.worker = None          # retired (the QThread worker); kept None for callers that still look
         self._closed = False
         self._state = "preparing"
         self._error: str | None = None
@@ -681,7 +680,6 @@ class PlaygroundLab(QWidget):
         if wd is not None:
             parts.append(f"weight decay {wd:g}")
         self.status_label.setText(" · ".join(parts) + (f" · {note}" if note else ""))
-        self._config_note = note
 
     def request_visuals(self) -> None:
         """Draw the pictures of the current weights again (with the next update while training)."""
