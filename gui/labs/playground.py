@@ -351,7 +351,9 @@ class PlaygroundLab(QWidget):
         dp.getViewBox().sigRangeChanged.connect(self._on_view_changed)
         self.click_hint = QLabel("Click adds a point of")
         self.click_hint.setStyleSheet(MUTED_STYLE)
-        self.click_hint2 = QLabel("· right-click removes the nearest · dark rings: validation points")
+        self.click_hint2 = QLabel("· right-click removes · ringed: validation")
+        self.click_hint2.setToolTip("Right-click removes the nearest point; points with a dark ring are the "
+                                    "validation set (not trained on)")
         self.click_hint2.setStyleSheet(MUTED_STYLE)
         self.click_hint2.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         # the digits pictures are built the first time the digits are chosen (three more plots cost ~0.1 s)
@@ -1177,6 +1179,8 @@ class PlaygroundLab(QWidget):
         self._lr_top = 0.0
         self._lr_seen = self._norms_seen = 0
         self._ranges = {}
+        for plot, span in ((self.loss_plot, (-2.0, 1.0)), (self.grad_plot, (-3.0, 1.0))):
+            self._set_decades(plot, span)          # empty log plots show decades, not a pile of 2..9 labels
         self.status_label.setText("")
 
     def _draw_metrics(self, epochs: bool) -> None:
