@@ -4,12 +4,16 @@ small transport bar that drives it (back, play/pause, step, rewind, a slider, a 
     player = FramePlayer(self, interval_ms=16)      # ~60 ticks a second
     player.frame_changed.connect(self._show_frame)  # the only thing a view draws from
     player.set_count(n_steps + 1)                   # frames 0..n_steps; the frame is kept (clamped)
-    bar = TransportBar(player, unit="step", speed_suffix=" steps/frame")
+    bar = FrameTransportBar(player, unit="step", speed_suffix=" steps/frame")
 
 The player knows nothing of what a frame is (a race's step, a convolution's window position, an engine event):
 ``frame_changed(i)`` is emitted whenever the frame changes, whatever moved it (the timer, a button, the slider or
 ``seek``). Playing advances ``speed`` frames per tick and stops on the last frame (or wraps, with ``loop=True``);
 pressing play on the last frame starts again from 0. Stepping pauses first.
+
+Users: the Optimizers race (with ``FrameTransportBar``), the convolution lab's animation (frames = output cells
+computed, 0 = none yet) and the Backprop tab's ``gui.stepping.player.StepPlayer`` (frames = trace positions; its
+own bar is ``gui.stepping.transport.TransportBar``).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QSpinBox, QVBoxLayout,
                                QWidget)
 
-__all__ = ["FramePlayer", "TransportBar"]
+__all__ = ["FramePlayer", "FrameTransportBar"]
 
 
 class FramePlayer(QObject):
@@ -124,14 +128,14 @@ class FramePlayer(QObject):
         nxt = self._frame + self._speed
         if nxt >= self.last:
             if not self.loop:
+                self.seek(self.last)        # the last frame is shown while still playing, then playback stops
                 self.pause()
-                self.seek(self.last)
                 return
             nxt = 0 if self._frame >= self.last else self.last   # the last frame is shown once, then frame 0
         self.seek(nxt)
 
 
-class TransportBar(QWidget):
+class FrameTransportBar(QWidget):
     """Back, play/pause, step, rewind, a slider over the frames, "unit t / n" and a speed box, all driving one
     FramePlayer and following it. Children: back_button, play_button, step_button, rewind_button, slider, label,
     speed_box. ``offset`` is added to frame numbers in the label (frames 0..n shown as 0..n by default)."""

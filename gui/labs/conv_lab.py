@@ -3,7 +3,8 @@ pooling's gradient routing, and hand-made filters on real images.
 
 A thin view over simulator.labs.conv_lab.ConvLabModel: controls are built from its declared settings, edits go to
 the model, and the view redraws on ``model.changed``. Grids are painted by ``GridView`` (QPainter); the animation is
-one QTimer stepping the model through its pre-computed frames. The photos, the digits and the conv kernels are made
+the shared ``gui.frame_player.FramePlayer`` walking the model's pre-computed frames (player frame k = k output cells
+computed, 0 = none yet; Reset = rewind). The photos, the digits and the conv kernels are made
 ready by the model's ``prepare`` job on the lab's JobRunner: until it is done the Filters tab says it is preparing.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton, QS
 
 from gui import theme
 from gui.forms import ParamForm
+from gui.frame_player import FramePlayer
 from gui.jobs import JobRunner
 from gui.labs.common import control_column, group, muted
 from simulator.labs.conv_lab import ConvLabModel, FilterSettings, LayerSettings, PoolSettings
@@ -181,7 +183,8 @@ class ConvLab(QWidget):
     bw_flip_view, bw_dx_view, db_label, check_label, random_dout_button, pool_form (pool_n_box, pool_size_box,
     pool_stride_box), pool_random_button, pool_input_view, pool_output_view, pool_dout_view, pool_dx_view,
     pool_label, filter_form (filter_combo, image_combo, digit_box), filters_stack, preparing_label, kernel_view,
-    original_item, filtered_item, filter_caption. ``model``: the ConvLabModel; ``runner``: the lab's JobRunner.
+    original_item, filtered_item, filter_caption. ``model``: the ConvLabModel; ``runner``: the lab's JobRunner;
+    ``player``: the animation's FramePlayer (frames 0 .. number of output cells).
     """
 
     frame_shown = Signal(int)
@@ -191,9 +194,10 @@ class ConvLab(QWidget):
         super().__init__(parent)
         self.model = model or ConvLabModel()
         self.runner = JobRunner(self)
-        self._timer = QTimer(self)
-        self._timer.setInterval(450)
-        self._timer.timeout.connect(self._on_tick)
+        self.player = FramePlayer(self, interval_ms=450)
+        self._syncing = False          # the player follows the model: its frame_changed must not move the model back
+        self._moving = False           # the model follows the player: one redraw per frame, not per model step
+        self.player.frame_changed.connect(self._on_player_frame)
         self._build()
         self.model.changed.connect(self._on_model_changed)
         self._show_layer()
@@ -252,8 +256,8 @@ class ConvLab(QWidget):
         self.reset_button.clicked.connect(self.reset)
         self.speed_slider = QSlider(Qt.Orientation.Horizontal)
         self.speed_slider.setRange(1, 20)
-        self.speed_slider.setValue(4)
-        self.speed_slider.valueChanged.connect(lambda v: self._timer.setInterval(int(1800 / v)))
+        self.speed_slider.setValue(4)                       # 1800 / 4 = the player's 450 ms per cell
+        self.speed_slider.valueChanged.connect(lambda v: self.player.set_interval(int(1800 / v)))
         self.progress_label = QLabel()
         anim = QVBoxLayout()
         row = QGridLayout()
@@ -467,7 +471,9 @@ class ConvLab(QWidget):
             self.pause()
             self._show_layer()
         elif part == "frame":
-            self._show_frame()
+            if not self._moving:         # moved by someone else: draw it and let the player follow
+                self._show_frame()
+                self._sync_player()
         elif part == "backward":
             self._show_backward()
         elif part == "pool":
@@ -481,28 +487,50 @@ class ConvLab(QWidget):
 
     # ================================================================================================ animation
     def play(self) -> None:
-        if not self.model.frames:
-            return
-        if self.model.at_end:
-            self.model.rewind()
-        self._timer.start()
+        """From the end: starts again with no cell computed. No frames (invalid geometry): nothing happens."""
+        self.player.play()
 
     def pause(self) -> None:
-        self._timer.stop()
+        self.player.pause()
 
     def is_playing(self) -> bool:
-        return self._timer.isActive()
+        return self.player.is_playing()
 
     def step(self) -> None:
-        self.model.step()
+        """Pause, then compute one more output cell."""
+        self.player.step()
 
     def reset(self) -> None:
-        self.pause()
-        self.model.rewind()
+        """Pause and clear the output (player frame 0)."""
+        self.player.rewind()
 
-    def _on_tick(self) -> None:
-        if not self.model.step() or self.model.at_end:
-            self.pause()
+    def _on_player_frame(self, k: int) -> None:
+        """The player is on frame k: the model shows its first k output cells (frame_index k - 1)."""
+        if self._syncing:
+            return
+        m = self.model
+        target = k - 1
+        if target == m.frame_index:
+            return
+        self._moving = True
+        try:
+            if target < m.frame_index:
+                m.rewind()
+            while m.frame_index < target and m.step():
+                pass
+        finally:
+            self._moving = False
+        self._show_frame()
+
+    def _sync_player(self) -> None:
+        """Frames 0 .. cells (none without a valid geometry), on the model's frame, without moving the model."""
+        m = self.model
+        self._syncing = True
+        try:
+            self.player.set_count(len(m.frames) + 1 if m.frames else 0)
+            self.player.seek(m.frame_index + 1)
+        finally:
+            self._syncing = False
 
     # ================================================================================================ drawing
     def _show_layer(self) -> None:
@@ -513,6 +541,7 @@ class ConvLab(QWidget):
         ok = bool(m.frames)
         for b in (self.play_button, self.step_button, self.reset_button, self.pause_button):
             b.setEnabled(ok)
+        self._sync_player()
         self._show_frame()
         self._show_backward()
 
@@ -643,8 +672,8 @@ class ConvLab(QWidget):
 
     # ================================================================================================ lifetime
     def close_lab(self) -> None:
-        """Stop the animation timer and the preparing job."""
-        self._timer.stop()
+        """Stop the animation and the preparing job."""
+        self.player.pause()
         self.runner.close()
 
     def closeEvent(self, event) -> None:  # noqa: N802

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLay
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from gui.forms import ParamForm, param_widget, read_widget, write_widget
-from gui.frame_player import FramePlayer, TransportBar
+from gui.frame_player import FramePlayer, FrameTransportBar
 from gui.jobs import JobRunner
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE, PALETTE, control_column, group
 from gui.labs.schedule_designer import ScheduleDesigner
@@ -224,7 +224,7 @@ class OptimizerLab(QWidget):
         self.n_steps_box = param_widget(race_params["n_steps"])
         self.n_steps_box.setSingleStep(100)
         self.n_steps_box.valueChanged.connect(self._on_n_steps_changed)
-        self.transport = TransportBar(self.player, unit="step", speed_suffix=" steps/frame")
+        self.transport = FrameTransportBar(self.player, unit="step", speed_suffix=" steps/frame")
         t = self.transport
         self.play_button, self.step_button, self.back_button = t.play_button, t.step_button, t.back_button
         self.reset_button, self.step_slider, self.speed_box, self.step_label = (t.rewind_button, t.slider,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from gui.frame_player import FramePlayer, TransportBar
+from gui.frame_player import FramePlayer, FrameTransportBar
 
 
 def make(qtbot, count=11, **kw):
@@ -62,7 +62,7 @@ def test_one_frame_or_none_cannot_play(qtbot):
 
 def test_transport_bar_by_real_clicks(qtbot):
     p, seen = make(qtbot, count=101)
-    bar = TransportBar(p, unit="step", speed_suffix=" steps/frame")
+    bar = FrameTransportBar(p, unit="step", speed_suffix=" steps/frame")
     qtbot.addWidget(bar)
     bar.show()
     assert bar.label.text() == "step 0 / 100" and bar.slider.maximum() == 100
@@ -82,3 +82,92 @@ def test_transport_bar_by_real_clicks(qtbot):
     assert p.frame == 0 and bar.slider.value() == 0
     p.set_count(1)
     assert not bar.play_button.isEnabled() and bar.label.text() == "step 0 / 0"
+
+
+# ---- the three play/pause/step widgets share this one player --------------------------------------------------
+
+def test_conv_lab_animation_is_a_frame_player_driven_by_real_clicks(qtbot):
+    from gui.labs.conv_lab import ConvLab
+    lab = ConvLab()
+    qtbot.addWidget(lab)
+    lab.show()
+    try:
+        p = lab.player
+        assert isinstance(p, FramePlayer)
+        assert p.count == len(lab.frames) + 1 == 26 and p.frame == 0 and lab.frame_index == -1
+        qtbot.mouseClick(lab.step_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(lab.step_button, Qt.MouseButton.LeftButton)
+        assert p.frame == 2 and lab.frame_index == 1 and lab.output_view.shown.sum() == 2
+        assert lab.progress_label.text() == "cell 2 of 25"
+        lab.speed_slider.setValue(20)
+        assert p.interval_ms == 90
+        qtbot.mouseClick(lab.play_button, Qt.MouseButton.LeftButton)
+        assert p.is_playing() and p.timer.isActive() and lab.is_playing()
+        qtbot.waitUntil(lambda: p.frame >= 4, timeout=5000)
+        qtbot.mouseClick(lab.pause_button, Qt.MouseButton.LeftButton)
+        assert not p.is_playing() and not p.timer.isActive()
+        assert lab.frame_index == p.frame - 1 and lab.output_view.shown.sum() == p.frame
+        p.seek(20)                                        # any frame, in one move, drawn once
+        assert lab.frame_index == 19 and lab.dot_label.text() == lab.frames[19].text
+        qtbot.mouseClick(lab.play_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: not p.is_playing(), timeout=5000)
+        assert p.frame == 25 and lab.frame_index == 24 and lab.output_view.shown.all()
+        qtbot.mouseClick(lab.reset_button, Qt.MouseButton.LeftButton)
+        assert p.frame == 0 and lab.frame_index == -1 and not lab.output_view.shown.any()
+        # the geometry decides the frames: a new layer means a new count, nothing computed
+        lab.s_box.setValue(2)
+        assert p.count == 10 and p.frame == 0
+        lab.n_box.setValue(6)                             # not an integer output size: no frames, cannot play
+        assert p.count == 0
+        lab.play()
+        assert not p.is_playing()
+    finally:
+        lab.close_lab()
+
+
+def test_stepper_position_and_timer_are_a_frame_players(qtbot):
+    from gui.stepping.player import StepPlayer
+    from gui.stepping.transport import TransportBar
+    from simulator.graphs.expression import parse_expression
+    graph = parse_expression("(x + y) * z")
+    player = StepPlayer(graph)
+    bar = TransportBar(player)
+    qtbot.addWidget(bar)
+    bar.show()
+    try:
+        fp = player.frame_player
+        assert isinstance(fp, FramePlayer) and fp.parent() is player
+        n = player.length
+        assert n == 5 and fp.count == n + 1 and player.position == fp.frame == 0
+        positions = []
+        player.position_changed.connect(positions.append)
+        qtbot.mouseClick(bar.forward_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(bar.forward_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(bar.back_button, Qt.MouseButton.LeftButton)
+        assert positions == [1, 2, 1] and fp.frame == 1 and bar.scrubber.value() == 1
+        player.set_speed(20)
+        assert fp.interval_ms == 50
+        qtbot.mouseClick(bar.play_button, Qt.MouseButton.LeftButton)
+        assert player.playing and fp.timer.isActive()
+        qtbot.waitUntil(lambda: not player.playing, timeout=5000)
+        assert player.position == n and positions[-n + 1:] == list(range(2, n + 1))
+        qtbot.mouseClick(bar.play_button, Qt.MouseButton.LeftButton)      # from the end: again from 0
+        assert player.playing and player.position == 0
+        qtbot.mouseClick(bar.play_button, Qt.MouseButton.LeftButton)      # pause
+        assert not player.playing and not fp.timer.isActive()
+        player.to_end()
+        # a rebuild keeps (or clamps) the position; listeners hear trace_rebuilt, then ONE position_changed
+        heard = []
+        player.trace_rebuilt.connect(lambda: heard.append("rebuilt"))
+        player.position_changed.connect(lambda k: heard.append(k))
+        graph.set_value("x", 3.0)
+        player.flush()
+        assert heard == ["rebuilt", n] and player.position == n
+        heard.clear()
+        player.set_learning_rate(0.1)                     # no parameters to update: same length, same position
+        player.rebuild()
+        assert heard.count("rebuilt") >= 1 and heard[-1] == player.position == fp.frame
+        qtbot.mouseClick(bar.reset_button, Qt.MouseButton.LeftButton)
+        assert player.position == 0 and fp.frame == 0
+    finally:
+        player.close()
