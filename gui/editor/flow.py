@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QEasingCurve, QVariantAnimation
 from PySide6.QtGui import QBrush, QColor, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsScene
+from shiboken6 import Shiboken
 
 RADIUS = 5.0
 
@@ -35,10 +36,13 @@ class FlowPulse(QGraphicsEllipseItem):
         self.animation.start()
 
     def _on_progress(self, t: float) -> None:
+        if not Shiboken.isValid(self):       # the scene was cleared under a running pulse: stop, draw nothing
+            self.animation.stop()
+            return
         t = float(t)
         self.setPos(self._path.pointAtPercent(1.0 - t if self._reverse else t))
 
     def stop(self) -> None:
         self.animation.stop()
-        if self.scene() is not None:
+        if Shiboken.isValid(self) and self.scene() is not None:
             self.scene().removeItem(self)
