@@ -1,13 +1,13 @@
 """The data-augmentation preview: a few training images (rows) next to fresh random draws of the augmentation pipeline
 (columns), recomputed at every change of a control; mixup and CutMix cells show their soft labels.
 
-The model is simulator.data.datasets (Augmenter, mixup, cutmix: no Qt). The grid is cheap (a few dozen 8x8 images), so it
-is recomputed synchronously; column j draws from ``np.random.default_rng([seed, j])``, so a seed always gives the same
-grid and a test can replay any column.
+The model is simulator.data.datasets (AugmentSettings declares every control's range, default, label and help;
+augment_preview computes the grid; no Qt). The grid is cheap (a few dozen 8x8 images), so it is recomputed
+synchronously; column j draws from ``np.random.default_rng([seed, j])``, so a seed always gives the same grid and a
+test can replay any column.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,9 +15,7 @@ from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QCheckBox,
     QDialog,
-    QDoubleSpinBox,
     QFrame,
     QGridLayout,
     QGroupBox,
@@ -26,84 +24,38 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QSizePolicy,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from gui import theme
+from gui.forms import changed_signal, param_widget, read_widget
 from gui.labs.common import MUTED_STYLE, control_column, digit_pixmap, muted
+from simulator.core.params import params_of
 from simulator.data import datasets
+from simulator.data.datasets import MIX_MODES, AugmentSettings
 
 __all__ = [
     "MIX_MODES",
     "AugmentDialog",
     "AugmentSettings",
     "AugmentView",
-    "augment_grid",
     "show_augment_preview",
     "soft_label_text",
 ]
 
-MIX_MODES = ("none", "mixup", "cutmix")
 ROWS = 6            # source images shown
 SAMPLES = 5         # augmented draws per source image
 BATCH = 32          # the mini-batch the sources sit in (mixup and CutMix partners come from it)
 BORDER = QColor("#cdd3dc")
-PIPELINE_NAMES = ("flip", "shift", "rotate", "brightness/contrast", "cutout")   # the Augmenter's order
-
-
-@dataclass(frozen=True)
-class AugmentSettings:
-    """What the controls say. Zero switches a label-preserving transform off; mix is one of MIX_MODES."""
-
-    flip: float = 0.0
-    shift: int = 0
-    degrees: float = 0.0
-    brightness: float = 0.0
-    contrast: float = 0.0
-    cutout: int = 0
-    mix: str = "none"
-    alpha: float = 0.4
-
-    def augmenter(self) -> datasets.Augmenter:
-        """The label-preserving part, exactly as Trainer(augment=...) would run it."""
-        return datasets.Augmenter(flip=self.flip, shift=self.shift, degrees=self.degrees,
-                                  brightness=self.brightness, contrast=self.contrast, cutout=self.cutout)
-
-    def pipeline(self) -> list[str]:
-        """The enabled steps in the Augmenter's order, then the mixing."""
-        on = (self.flip, self.shift, self.degrees, self.brightness or self.contrast, self.cutout)
-        steps = [name for name, k in zip(PIPELINE_NAMES, on) if k]
-        if self.mix != "none":
-            steps.append("mixup" if self.mix == "mixup" else "CutMix")
-        return steps
-
-
-def augment_grid(x: np.ndarray, y: np.ndarray, rows: int, samples: int, settings: AugmentSettings, seed: int,
-                 classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """x (B, C, H, W), y (B,) int: a mini-batch whose first `rows` images are shown.
-
-    Returns cells (rows, samples + 1, C, H, W) and soft labels (rows, samples + 1, classes): column 0 the originals
-    (one-hot), column j >= 1 the batch augmented with rng = default_rng([seed, j]) (the label-preserving Augmenter,
-    then mixup or CutMix on the whole batch, so partners come from the batch, as in training)."""
-    x = np.asarray(x, np.float64)
-    aug = settings.augmenter()
-    cells = np.empty((rows, samples + 1, *x.shape[1:]))
-    soft = np.empty((rows, samples + 1, classes))
-    cells[:, 0] = x[:rows]
-    soft[:, 0] = datasets.one_hot(y[:rows], classes)
-    for j in range(1, samples + 1):
-        rng = np.random.default_rng([seed, j])
-        xa = aug(x, rng)
-        ya = datasets.one_hot(y, classes)
-        if settings.mix == "mixup":
-            xa, ya = datasets.mixup(xa, y, classes, settings.alpha, rng)
-        elif settings.mix == "cutmix":
-            xa, ya = datasets.cutmix(xa, y, classes, settings.alpha, rng)
-        cells[:, j] = xa[:rows]
-        soft[:, j] = ya[:rows]
-    return cells, soft
+# How each amount is shown beside its check box: (prefix, suffix, arrow step). Ranges, defaults and help text are
+# AugmentSettings' declarations.
+_SHOWN = {"flip": ("p = ", "", 0.1), "shift": ("pad ", " px", 1), "degrees": ("± ", "°", 5.0),
+          "brightness": ("b ± ", "", 0.05), "contrast": ("c ± ", "", 0.05), "cutout": ("square ", " px", 1),
+          "mixup_alpha": ("α = ", "", 0.1), "cutmix_alpha": ("α = ", "", 0.1)}
+MIX_NOTES = {"none": "Each augmented image keeps its own one-hot label.",
+             "mixup": "Blend two images, x = λa + (1−λ)b with λ ~ Beta(α, α); the labels blend the same way.",
+             "cutmix": "Paste a box from another image; the labels mix by the pasted area's share."}
 
 
 def soft_label_text(p: np.ndarray) -> str:
@@ -167,26 +119,6 @@ class _ImageCellView(QWidget):
         p.end()
 
 
-def _spin(lo: float, hi: float, value: float, step: float, decimals: int = 2, suffix: str = "") -> QDoubleSpinBox:
-    b = QDoubleSpinBox()
-    b.setRange(lo, hi)
-    b.setDecimals(decimals)
-    b.setSingleStep(step)
-    b.setValue(value)
-    b.setSuffix(suffix)
-    b.setKeyboardTracking(False)
-    return b
-
-
-def _ispin(lo: int, hi: int, value: int, suffix: str = "") -> QSpinBox:
-    b = QSpinBox()
-    b.setRange(lo, hi)
-    b.setValue(value)
-    b.setSuffix(suffix)
-    b.setKeyboardTracking(False)
-    return b
-
-
 class AugmentView(QWidget):
     """Controls on the left, the grid (ROWS sources x original + SAMPLES draws) on the right.
 
@@ -223,34 +155,41 @@ class AugmentView(QWidget):
 
     # ============================================================================================== construction
     def _build_controls(self) -> None:
-        self.flip_check, self.flip_box = QCheckBox("Horizontal flip"), _spin(0.0, 1.0, 0.5, 0.1)
-        self.flip_box.setPrefix("p = ")
-        self.shift_check, self.shift_box = QCheckBox("Random crop / shift"), _ispin(1, 3, 1, " px")
-        self.shift_box.setPrefix("pad ")
-        self.rotate_check, self.rotate_box = QCheckBox("Rotation"), _spin(1.0, 45.0, 15.0, 5.0, 0, "°")
-        self.rotate_box.setPrefix("± ")
-        self.bc_check = QCheckBox("Brightness / contrast")
-        self.brightness_box = _spin(0.0, 1.0, 0.2, 0.05)
-        self.brightness_box.setPrefix("b ± ")
-        self.contrast_box = _spin(0.0, 1.0, 0.3, 0.05)
-        self.contrast_box.setPrefix("c ± ")
-        self.cutout_check, self.cutout_box = QCheckBox("Cutout"), _ispin(1, 6, 3, " px")
-        self.cutout_box.setPrefix("square ")
-        self.shift_check.setChecked(True)
-        self.rotate_check.setChecked(True)
+        """One control per declared AugmentSettings parameter (gui.forms.param_widget), under the names tests use;
+        the mixing mode is a row of radio buttons labelled by its declared choice labels."""
+        self.params = {p.name: p for p in params_of(AugmentSettings)}
+        self.controls: dict[str, QWidget] = {}
+        for name, p in self.params.items():
+            if p.choices is not None:
+                continue
+            w = param_widget(p)
+            if p.kind is bool:
+                w.setText(p.title)
+            else:
+                w.setToolTip(f"{p.title}: {p.doc}" if p.doc else p.title)
+            if name in _SHOWN:
+                prefix, suffix, step = _SHOWN[name]
+                w.setPrefix(prefix)
+                w.setSuffix(suffix)
+                w.setSingleStep(step)
+            self.controls[name] = w
+        c = self.controls
+        self.flip_check, self.flip_box = c["flip_on"], c["flip"]
+        self.shift_check, self.shift_box = c["shift_on"], c["shift"]
+        self.rotate_check, self.rotate_box = c["rotate_on"], c["degrees"]
+        self.bc_check, self.brightness_box, self.contrast_box = c["bc_on"], c["brightness"], c["contrast"]
+        self.cutout_check, self.cutout_box = c["cutout_on"], c["cutout"]
+        self.mixup_alpha_box, self.cutmix_alpha_box = c["mixup_alpha"], c["cutmix_alpha"]
+        self.seed_box = c["seed"]
+        self.seed_box.setToolTip(self.params["seed"].doc)
 
+        mix = self.params["mix"]
         self.mix_group = QButtonGroup(self)
-        self.mix_radios = {m: QRadioButton(t) for m, t in zip(MIX_MODES, ("None (hard labels)", "Mixup", "CutMix"))}
+        self.mix_radios = {m: QRadioButton(mix.choice_label(m)) for m in mix.choices}
         for i, r in enumerate(self.mix_radios.values()):
             self.mix_group.addButton(r, i)
-        self.mix_radios["none"].setChecked(True)
-        self.mixup_alpha_box = _spin(0.05, 10.0, 0.4, 0.1)
-        self.cutmix_alpha_box = _spin(0.05, 10.0, 1.0, 0.1)
-        for b in (self.mixup_alpha_box, self.cutmix_alpha_box):
-            b.setPrefix("α = ")
+        self.mix_radios[mix.default].setChecked(True)
 
-        self.seed_box = _ispin(0, 99999, 0)
-        self.seed_box.setToolTip("Column j draws its randomness from default_rng([seed, j])")
         self.shuffle_button = QPushButton("⟳ Shuffle")
         self.shuffle_button.setToolTip("New random draws (the next seed)")
         self.images_button = QPushButton("Other images")
@@ -258,11 +197,8 @@ class AugmentView(QWidget):
         self.shuffle_button.clicked.connect(self.shuffle)
         self.images_button.clicked.connect(self.next_images)
 
-        for c in (self.flip_check, self.shift_check, self.rotate_check, self.bc_check, self.cutout_check):
-            c.toggled.connect(self._on_settings_changed)
-        for b in (self.flip_box, self.shift_box, self.rotate_box, self.brightness_box, self.contrast_box,
-                  self.cutout_box, self.mixup_alpha_box, self.cutmix_alpha_box, self.seed_box):
-            b.valueChanged.connect(self._on_settings_changed)
+        for w in self.controls.values():
+            changed_signal(w).connect(self._on_settings_changed)
         self.mix_group.idToggled.connect(lambda _id, on: on and self._on_settings_changed())
 
     def _build_layout(self) -> None:
@@ -277,17 +213,11 @@ class AugmentView(QWidget):
 
         lp = QVBoxLayout()
         lp.setSpacing(3)
-        for check, boxes, why in (
-                (self.flip_check, (self.flip_box,),
-                 "Mirror left-right: free data for photos, but a mirrored 3 is no longer a 3."),
-                (self.shift_check, (self.shift_box,),
-                 "Zero-pad, crop back at a random offset: where the digit sits should not matter."),
-                (self.rotate_check, (self.rotate_box,),
-                 "Tilt by a small random angle, as handwriting does."),
-                (self.bc_check, (self.brightness_box, self.contrast_box),
-                 "Shift and stretch the ink level: robustness to lighting and pen pressure."),
-                (self.cutout_check, (self.cutout_box,),
-                 "Blank a random square: the net must use the whole digit, not one stroke.")):
+        for switch, boxes in (("flip_on", (self.flip_box,)), ("shift_on", (self.shift_box,)),
+                              ("rotate_on", (self.rotate_box,)),
+                              ("bc_on", (self.brightness_box, self.contrast_box)),
+                              ("cutout_on", (self.cutout_box,))):
+            check, why = self.controls[switch], self.params[switch].doc
             if len(boxes) > 1:              # two amounts: a line of their own under the check box
                 lp.addWidget(check)
                 h = row(QWidget(), *boxes)
@@ -303,12 +233,8 @@ class AugmentView(QWidget):
 
         mx = QVBoxLayout()
         mx.setSpacing(3)
-        for mode, boxes, why in (
-                ("none", (), "Each augmented image keeps its own one-hot label."),
-                ("mixup", (self.mixup_alpha_box,),
-                 "Blend two images, x = λa + (1−λ)b with λ ~ Beta(α, α); the labels blend the same way."),
-                ("cutmix", (self.cutmix_alpha_box,),
-                 "Paste a box from another image; the labels mix by the pasted area's share.")):
+        for mode, boxes in (("none", ()), ("mixup", (self.mixup_alpha_box,)), ("cutmix", (self.cutmix_alpha_box,))):
+            why = MIX_NOTES[mode]
             mx.addLayout(row(self.mix_radios[mode], *boxes))
             lab = muted(why, 8.5)
             lab.setContentsMargins(22, 0, 0, 6)
@@ -317,7 +243,7 @@ class AugmentView(QWidget):
         mx_box.setLayout(mx)
 
         sm = QHBoxLayout()
-        sm.addWidget(QLabel("Seed"))
+        sm.addWidget(QLabel(self.params["seed"].title))
         sm.addWidget(self.seed_box, 1)
         sm.addWidget(self.shuffle_button)
         sm2 = QVBoxLayout()
@@ -414,15 +340,9 @@ class AugmentView(QWidget):
         self._recompute()
 
     def settings(self) -> AugmentSettings:
-        mix = MIX_MODES[max(self.mix_group.checkedId(), 0)]
-        return AugmentSettings(
-            flip=self.flip_box.value() if self.flip_check.isChecked() else 0.0,
-            shift=self.shift_box.value() if self.shift_check.isChecked() else 0,
-            degrees=self.rotate_box.value() if self.rotate_check.isChecked() else 0.0,
-            brightness=self.brightness_box.value() if self.bc_check.isChecked() else 0.0,
-            contrast=self.contrast_box.value() if self.bc_check.isChecked() else 0.0,
-            cutout=self.cutout_box.value() if self.cutout_check.isChecked() else 0,
-            mix=mix, alpha=self.cutmix_alpha_box.value() if mix == "cutmix" else self.mixup_alpha_box.value())
+        """What the controls say, as the declared (validated) settings."""
+        values = {name: read_widget(w) for name, w in self.controls.items()}
+        return AugmentSettings(**values, mix=MIX_MODES[max(self.mix_group.checkedId(), 0)])
 
     def set_mix(self, mode: str) -> None:
         self.mix_radios[mode].setChecked(True)
@@ -467,8 +387,8 @@ class AugmentView(QWidget):
     def _recompute(self) -> None:
         s = self.settings()
         rows = min(self.rows_wanted, len(self.batch_images))
-        self.cells, self.cell_labels = augment_grid(self.batch_images, self.batch_labels, rows, self.samples, s,
-                                                    self.seed_box.value(), self.classes)
+        self.cells, self.cell_labels = datasets.augment_preview(self.batch_images, self.batch_labels, rows,
+                                                                self.samples, s, self.classes)
         self.recomputes += 1
         self.captions = []
         for r in range(self.rows_wanted):
@@ -508,7 +428,7 @@ class AugmentView(QWidget):
                 f"which calms over-confident predictions.")
         steps = s.pipeline()
         self.pipeline_label.setText("pipeline:  " + ("  →  ".join(steps) if steps else "nothing (draws = originals)")
-                                    + f"      seed {self.seed_box.value()}")
+                                    + f"      seed {s.seed}")
 
 
 class AugmentDialog(QDialog):

@@ -1,40 +1,33 @@
-"""Data for the training playground: toy 2-D sets, splits, standardisation, scikit-learn's digits, image augmentation.
+"""Data for the labs: toy 2-D sets, splits, standardisation, scikit-learn's digits, image augmentation.
 
 Toy sets return (X float64 (N, 2), y int64 (N,)) with classes as balanced as N allows (class k gets N // K samples,
 the first N % K classes one more), drawn from a numpy Generator seeded with `seed`: the same arguments always give
-the same points. Images are (N, C, H, W) float64. Every random augmentation takes a Generator or a seed.
+the same points. Each set's defaults (points, noise, classes) are declared once, in TOY_DEFAULTS. The digits are read
+once per process (``load_digits``, lock-protected, read-only arrays) and shared by every lab. Images are
+(N, C, H, W) float64. Every random augmentation takes a Generator or a seed; ``AugmentSettings`` declares the
+augmentation a learner sets up (ranges, defaults, labels, help) and ``augment_batch`` applies it.
 """
 from __future__ import annotations
 
 import math
 import numbers
+import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from simulator.core.errors import ShapeError, ValueInputError
+from simulator.core.params import Settings, check_int, check_real, param
 
 __all__ = [
-    "spiral", "circles", "xor", "moons", "blobs", "TOY_SETS", "make_toy", "train_val_split", "Standardizer",
-    "standardize", "load_digits", "hflip", "random_crop", "rotate", "rotate_by", "brightness_contrast", "cutout",
-    "mixup",
-    "cutmix", "one_hot", "Augmenter",
+    "spiral", "circles", "xor", "moons", "blobs", "ToyDefaults", "TOY_DEFAULTS", "TOY_NAMES", "MULTICLASS",
+    "TOY_SETS", "make_toy", "toy_data", "train_val_split", "Standardizer", "standardize", "load_digits",
+    "digits_if_loaded", "hflip", "random_crop", "rotate", "rotate_by", "brightness_contrast", "cutout", "mixup",
+    "cutmix", "one_hot", "Augmenter", "AugmentSettings", "MIX_MODES", "augment_batch", "augment_preview",
 ]
 
 MAX_POINTS = 1_000_000
-
-
-def _count(name: str, v: Any, low: int = 1, high: int = MAX_POINTS) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not low <= v <= high:
-        raise ValueInputError(f"{name} must be an integer in [{low}, {high}], got {v!r}")
-    return int(v)
-
-
-def _real(name: str, v: Any, low: float = 0.0, high: float = math.inf) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)) or not low <= v <= high:
-        raise ValueInputError(f"{name} must be a finite number in [{low}, {high}], got {v!r}")
-    return float(v)
 
 
 def _rng(seed: Any) -> np.random.Generator:
@@ -52,10 +45,38 @@ def _labels(n: int, k: int) -> np.ndarray:
 
 # ================================================================================================== toy 2-D sets
 
-def spiral(n: int = 300, classes: int = 3, noise: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class ToyDefaults:
+    """What a lab starts a toy set at: ``points`` samples, ``noise`` (the noise std; for blobs, each blob's std,
+    passed as ``noise_arg``), ``classes`` classes; ``multiclass`` says whether the number of classes is a setting
+    (False: the set always has ``classes``)."""
+
+    points: int
+    noise: float
+    classes: int
+    multiclass: bool = False
+    noise_arg: str = "noise"
+
+
+# Each toy set's defaults, declared once: the functions below take them as their argument defaults and every lab
+# starts a set at them (the playground's and the Classifiers lab's data settings).
+TOY_DEFAULTS: Mapping[str, ToyDefaults] = {
+    "spiral": ToyDefaults(points=300, noise=0.2, classes=3, multiclass=True),
+    "circles": ToyDefaults(points=300, noise=0.05, classes=2),
+    "xor": ToyDefaults(points=300, noise=0.1, classes=2),
+    "moons": ToyDefaults(points=300, noise=0.1, classes=2),
+    "blobs": ToyDefaults(points=300, noise=0.5, classes=3, multiclass=True, noise_arg="std"),
+}
+TOY_NAMES = tuple(TOY_DEFAULTS)
+MULTICLASS = tuple(name for name, d in TOY_DEFAULTS.items() if d.multiclass)   # the class count is a setting
+_D = TOY_DEFAULTS
+
+
+def spiral(n: int = _D["spiral"].points, classes: int = _D["spiral"].classes, noise: float = _D["spiral"].noise,
+           seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The cs231n spiral: K arms; a point at radius r in [0, 1] of arm k has angle 4 (k + r) + noise * N(0, 1)."""
-    n, k = _count("n", n), _count("classes", classes, 2, 100)
-    noise = _real("noise", noise, 0.0, 10.0)
+    n, k = check_int("n", n, 1, MAX_POINTS), check_int("classes", classes, 2, 100)
+    noise = check_real("noise", noise, 0.0, 10.0)
     rng = _rng(seed)
     y = _labels(n, k)
     X = np.empty((n, 2))
@@ -67,10 +88,11 @@ def spiral(n: int = 300, classes: int = 3, noise: float = 0.2, seed: int = 0) ->
     return X, y
 
 
-def circles(n: int = 300, noise: float = 0.05, factor: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def circles(n: int = _D["circles"].points, noise: float = _D["circles"].noise, factor: float = 0.5, seed: int = 0
+            ) -> tuple[np.ndarray, np.ndarray]:
     """Two concentric circles: class 0 on radius 1, class 1 on radius `factor`, plus Gaussian noise."""
-    n = _count("n", n)
-    noise, factor = _real("noise", noise, 0.0, 10.0), _real("factor", factor, 0.0, 1.0)
+    n = check_int("n", n, 1, MAX_POINTS)
+    noise, factor = check_real("noise", noise, 0.0, 10.0), check_real("factor", factor, 0.0, 1.0)
     rng = _rng(seed)
     y = _labels(n, 2)
     t = rng.uniform(0.0, 2 * np.pi, n)
@@ -79,10 +101,10 @@ def circles(n: int = 300, noise: float = 0.05, factor: float = 0.5, seed: int = 
     return X, y
 
 
-def xor(n: int = 300, noise: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def xor(n: int = _D["xor"].points, noise: float = _D["xor"].noise, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Four clusters at (+-1, +-1); class 1 where the signs differ (the XOR of the quadrants)."""
-    n = _count("n", n)
-    noise = _real("noise", noise, 0.0, 10.0)
+    n = check_int("n", n, 1, MAX_POINTS)
+    noise = check_real("noise", noise, 0.0, 10.0)
     rng = _rng(seed)
     y = _labels(n, 2)
     sx = rng.choice([-1.0, 1.0], n)
@@ -91,10 +113,11 @@ def xor(n: int = 300, noise: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np
     return X, y
 
 
-def moons(n: int = 300, noise: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def moons(n: int = _D["moons"].points, noise: float = _D["moons"].noise, seed: int = 0
+          ) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles (scikit-learn's make_moons construction)."""
-    n = _count("n", n)
-    noise = _real("noise", noise, 0.0, 10.0)
+    n = check_int("n", n, 1, MAX_POINTS)
+    noise = check_real("noise", noise, 0.0, 10.0)
     rng = _rng(seed)
     y = _labels(n, 2)
     t = rng.uniform(0.0, np.pi, n)
@@ -102,11 +125,11 @@ def moons(n: int = 300, noise: float = 0.1, seed: int = 0) -> tuple[np.ndarray, 
     return X + rng.standard_normal((n, 2)) * noise, y
 
 
-def blobs(n: int = 300, classes: int = 3, std: float = 0.5, spread: float = 3.0, seed: int = 0
-          ) -> tuple[np.ndarray, np.ndarray]:
+def blobs(n: int = _D["blobs"].points, classes: int = _D["blobs"].classes, std: float = _D["blobs"].noise,
+          spread: float = 3.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """K Gaussian blobs of standard deviation `std`, centres evenly spaced on a circle of radius `spread`."""
-    n, k = _count("n", n), _count("classes", classes, 2, 100)
-    std, spread = _real("std", std, 0.0, 100.0), _real("spread", spread, 0.0, 1000.0)
+    n, k = check_int("n", n, 1, MAX_POINTS), check_int("classes", classes, 2, 100)
+    std, spread = check_real("std", std, 0.0, 100.0), check_real("spread", spread, 0.0, 1000.0)
     rng = _rng(seed)
     y = _labels(n, k)
     angles = 2 * np.pi * np.arange(k) / k
@@ -128,6 +151,21 @@ def make_toy(name: str, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueInputError(f"{name}: {exc}") from None
 
 
+def toy_data(name: str, points: int | None = None, noise: float | None = None, classes: int | None = None,
+             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A toy set from the settings every lab shows (points, noise, classes, seed), each defaulting to TOY_DEFAULTS:
+    ``noise`` goes to the set's own noise argument (blobs: ``std``) and ``classes`` is used by the MULTICLASS sets
+    only (the others always have their own number)."""
+    if name not in TOY_DEFAULTS:
+        raise ValueInputError(f"unknown data set {name!r}; choose one of {', '.join(TOY_SETS)}")
+    d = TOY_DEFAULTS[name]
+    kw: dict[str, Any] = {"n": d.points if points is None else points, "seed": seed,
+                          d.noise_arg: d.noise if noise is None else noise}
+    if d.multiclass:
+        kw["classes"] = d.classes if classes is None else classes
+    return TOY_SETS[name](**kw)
+
+
 # ================================================================================================== splitting, scaling
 
 def train_val_split(X: Any, y: Any, val_fraction: float = 0.2, seed: int = 0, stratify: bool = True
@@ -137,7 +175,7 @@ def train_val_split(X: Any, y: Any, val_fraction: float = 0.2, seed: int = 0, st
     X, y = np.asarray(X), np.asarray(y)
     if len(X) != len(y):
         raise ShapeError(f"X has {len(X)} samples but y has {len(y)}")
-    f = _real("val_fraction", val_fraction, 0.0, 1.0)
+    f = check_real("val_fraction", val_fraction, 0.0, 1.0)
     rng = _rng(seed)
     if stratify and y.ndim == 1 and y.dtype.kind in "iu":
         val = []
@@ -192,16 +230,38 @@ def standardize(X_train: Any, *X_other: Any) -> tuple[Standardizer, list[np.ndar
 
 # ================================================================================================== digits
 
-def load_digits() -> tuple[np.ndarray, np.ndarray]:
+_DIGITS: tuple[np.ndarray, np.ndarray] | None = None
+_DIGITS_LOCK = threading.Lock()
+
+
+def load_digits(*, cached: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled digits (no download): 1,797 images (N, 1, 8, 8) float64 with values 0..16, labels
-    int64 0..9. Needs scikit-learn (ValueInputError saying so when it is missing)."""
-    try:
-        from sklearn.datasets import load_digits as _load
-    except ImportError:
-        raise ValueInputError("the digits data set needs scikit-learn, which is not installed: "
-                              "pip install scikit-learn") from None
-    d = _load()
-    return d.images.astype(np.float64).reshape(-1, 1, 8, 8), d.target.astype(np.int64)
+    int64 0..9, both read-only (copy before changing them). Read once per process and shared by every lab: the
+    first call imports scikit-learn and reads the file (~0.3 s; call it from a job, not on the UI thread), later
+    calls return the same arrays; concurrent first calls wait for one read. ``cached=False`` reads the file again
+    (and keeps nothing). Needs scikit-learn (ValueInputError saying so when it is missing)."""
+    global _DIGITS
+    with _DIGITS_LOCK:
+        if _DIGITS is not None and cached:
+            return _DIGITS
+        try:
+            from sklearn.datasets import load_digits as _load
+        except ImportError:
+            raise ValueInputError("the digits data set needs scikit-learn, which is not installed: "
+                                  "pip install scikit-learn") from None
+        d = _load()
+        X, y = d.images.astype(np.float64).reshape(-1, 1, 8, 8), d.target.astype(np.int64)
+        X.flags.writeable = False
+        y.flags.writeable = False
+        if cached:
+            _DIGITS = (X, y)
+        return X, y
+
+
+def digits_if_loaded() -> tuple[np.ndarray, np.ndarray] | None:
+    """The digits if some job has loaded them already, else None (never loads: safe on the UI thread)."""
+    with _DIGITS_LOCK:
+        return _DIGITS
 
 
 # ================================================================================================== augmentation
@@ -216,7 +276,7 @@ def _images(fn: str, x: Any) -> np.ndarray:
 def hflip(x: Any, p: float = 0.5, seed: Any = None) -> np.ndarray:
     """Each image mirrored left-right with probability p."""
     x = _images("hflip", x)
-    flip = _rng(seed).random(len(x)) < _real("p", p, 0.0, 1.0)
+    flip = _rng(seed).random(len(x)) < check_real("p", p, 0.0, 1.0)
     out = x.copy()
     out[flip] = x[flip, :, :, ::-1]
     return out
@@ -225,7 +285,7 @@ def hflip(x: Any, p: float = 0.5, seed: Any = None) -> np.ndarray:
 def random_crop(x: Any, pad: int = 1, seed: Any = None) -> np.ndarray:
     """Zero-pad each side by `pad`, then crop back to H x W at a random offset: a random shift of up to pad pixels."""
     x = _images("random_crop", x)
-    pad = _count("pad", pad, 0, 1000)
+    pad = check_int("pad", pad, 0, 1000)
     if pad == 0:
         return x.copy()
     N, C, H, W = x.shape
@@ -243,7 +303,7 @@ def random_crop(x: Any, pad: int = 1, seed: Any = None) -> np.ndarray:
 def rotate(x: Any, max_degrees: float = 10.0, seed: Any = None, order: str = "bilinear") -> np.ndarray:
     """Rotate each image about its centre by a uniform random angle in [-max_degrees, max_degrees] (rotate_by)."""
     x = _images("rotate", x)
-    degrees = _rng(seed).uniform(-1, 1, len(x)) * _real("max_degrees", max_degrees, 0.0, 180.0)
+    degrees = _rng(seed).uniform(-1, 1, len(x)) * check_real("max_degrees", max_degrees, 0.0, 180.0)
     return rotate_by(x, degrees, order)
 
 
@@ -285,8 +345,8 @@ def brightness_contrast(x: Any, brightness: float = 0.1, contrast: float = 0.1, 
     x = _images("brightness_contrast", x)
     rng = _rng(seed)
     N = len(x)
-    c = 1 + rng.uniform(-1, 1, N) * _real("contrast", contrast, 0.0, 1.0)
-    b = rng.uniform(-1, 1, N) * _real("brightness", brightness, 0.0, 10.0)
+    c = 1 + rng.uniform(-1, 1, N) * check_real("contrast", contrast, 0.0, 1.0)
+    b = rng.uniform(-1, 1, N) * check_real("brightness", brightness, 0.0, 10.0)
     mean = x.mean(axis=(1, 2, 3), keepdims=True)
     rng_ = (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3)))
     shape = (N, 1, 1, 1)
@@ -297,7 +357,7 @@ def cutout(x: Any, size: int = 3, seed: Any = None, fill: float | None = None) -
     """A size x size square at a random centre (clipped at the border) set to `fill` (default: the image's mean
     colour, per channel, as in the lecture)."""
     x = _images("cutout", x)
-    size = _count("size", size, 1, 10_000)
+    size = check_int("size", size, 1, 10_000)
     N, C, H, W = x.shape
     rng = _rng(seed)
     cy, cx = rng.integers(0, H, N), rng.integers(0, W, N)
@@ -330,7 +390,7 @@ def mixup(x: Any, y: Any, classes: int, alpha: float = 0.2, seed: Any = None) ->
     x = _images("mixup", x)
     yh = one_hot(y, classes)
     rng = _rng(seed)
-    alpha = _real("alpha", alpha, 1e-6, 1e6)
+    alpha = check_real("alpha", alpha, 1e-6, 1e6)
     lam = rng.beta(alpha, alpha, len(x))
     perm = rng.permutation(len(x))
     xm = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[perm]
@@ -342,7 +402,7 @@ def cutmix(x: Any, y: Any, classes: int, alpha: float = 1.0, seed: Any = None) -
     x = _images("cutmix", x)
     yh = one_hot(y, classes)
     rng = _rng(seed)
-    alpha = _real("alpha", alpha, 1e-6, 1e6)
+    alpha = check_real("alpha", alpha, 1e-6, 1e6)
     N, C, H, W = x.shape
     lam = rng.beta(alpha, alpha, N)
     perm = rng.permutation(N)
@@ -384,3 +444,103 @@ class Augmenter:
         if self.cutout:
             x = cutout(x, self.cutout, rng)
         return x.astype(dtype)
+
+
+MIX_MODES = ("none", "mixup", "cutmix")
+_PIPELINE_NAMES = ("flip", "shift", "rotate", "brightness/contrast", "cutout")    # the Augmenter's order
+
+
+@dataclass(frozen=True)
+class AugmentSettings(Settings):
+    """The augmentation a learner sets up, declared once (the preview's controls and the playground's training read
+    it): each label-preserving transform switched on or off with its strength, then optional mixing of each image
+    with a partner from its mini-batch (soft labels). ``augmenter()`` is the label-preserving part as
+    Trainer(augment=...) runs it; ``augment_batch`` applies all of it; ``seed`` seeds the preview's draws only
+    (training draws from the trainer's own seed)."""
+
+    flip_on: bool = param(False, label="Horizontal flip",
+                          doc="Mirror left-right: free data for photos, but a mirrored 3 is no longer a 3.")
+    flip: float = param(0.5, low=0.0, high=1.0, decimals=2, label="flip probability",
+                        doc="the probability p that an image is mirrored")
+    shift_on: bool = param(True, label="Random crop / shift",
+                           doc="Zero-pad, crop back at a random offset: where the digit sits should not matter.")
+    shift: int = param(1, low=1, high=3, label="padding",
+                       doc="pixels of zero padding on each side: the largest shift, in pixels")
+    rotate_on: bool = param(True, label="Rotation", doc="Tilt by a small random angle, as handwriting does.")
+    degrees: float = param(15.0, low=1.0, high=45.0, decimals=0, label="largest angle",
+                           doc="each image turns by a uniform random angle in [−a, a] degrees")
+    bc_on: bool = param(False, label="Brightness / contrast",
+                        doc="Shift and stretch the ink level: robustness to lighting and pen pressure.")
+    brightness: float = param(0.2, low=0.0, high=1.0, decimals=2, label="brightness",
+                              doc="the ink level shifts by b × the image's range, b ~ U(−β, β)")
+    contrast: float = param(0.3, low=0.0, high=1.0, decimals=2, label="contrast",
+                            doc="the ink stretches about its mean by c ~ U(1 − γ, 1 + γ)")
+    cutout_on: bool = param(False, label="Cutout",
+                            doc="Blank a random square: the net must use the whole digit, not one stroke.")
+    cutout: int = param(3, low=1, high=6, label="square side", doc="the side of the blanked square, in pixels")
+    mix: str = param("none", choices=MIX_MODES, choice_labels=("None (hard labels)", "Mixup", "CutMix"),
+                     label="mixing", doc="mix each image, and its label, with a partner from its mini-batch")
+    mixup_alpha: float = param(0.4, low=0.05, high=10.0, decimals=2, label="mixup α",
+                               doc="λ ~ Beta(α, α): small α keeps most images nearly pure, α = 1 mixes uniformly")
+    cutmix_alpha: float = param(1.0, low=0.05, high=10.0, decimals=2, label="CutMix α",
+                                doc="the kept share λ ~ Beta(α, α); the pasted box covers about 1 − λ of the image")
+    seed: int = param(0, low=0, high=99_999, label="Seed",
+                      doc="Column j of the preview draws its randomness from default_rng([seed, j])")
+
+    @property
+    def alpha(self) -> float:
+        """The Beta(α, α) parameter of the chosen mixing (mixup's when there is none)."""
+        return self.cutmix_alpha if self.mix == "cutmix" else self.mixup_alpha
+
+    def augmenter(self) -> Augmenter:
+        """The label-preserving part, exactly as Trainer(augment=...) runs it (a switched-off transform is 0)."""
+        return Augmenter(flip=self.flip if self.flip_on else 0.0, shift=self.shift if self.shift_on else 0,
+                         degrees=self.degrees if self.rotate_on else 0.0,
+                         brightness=self.brightness if self.bc_on else 0.0,
+                         contrast=self.contrast if self.bc_on else 0.0, cutout=self.cutout if self.cutout_on else 0)
+
+    def pipeline(self) -> list[str]:
+        """The steps that change an image, in the Augmenter's order, then the mixing."""
+        a = self.augmenter()
+        on = (a.flip, a.shift, a.degrees, a.brightness or a.contrast, a.cutout)
+        steps = [name for name, k in zip(_PIPELINE_NAMES, on) if k]
+        if self.mix != "none":
+            steps.append("mixup" if self.mix == "mixup" else "CutMix")
+        return steps
+
+
+def augment_batch(x: Any, y: Any, classes: int, settings: AugmentSettings, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """One draw of the whole augmentation on a mini-batch x (B, C, H, W), y (B,) int: the label-preserving
+    Augmenter, then mixup or CutMix with partners from the batch. Returns (images float64, soft labels
+    (B, classes))."""
+    if not isinstance(settings, AugmentSettings):
+        raise ValueInputError(f"settings must be AugmentSettings, got {settings!r}")
+    xa = settings.augmenter()(np.asarray(x, np.float64), rng)
+    if settings.mix == "mixup":
+        return mixup(xa, y, classes, settings.mixup_alpha, rng)
+    if settings.mix == "cutmix":
+        return cutmix(xa, y, classes, settings.cutmix_alpha, rng)
+    return xa, one_hot(y, classes)
+
+
+def augment_preview(x: Any, y: Any, rows: int, samples: int, settings: AugmentSettings, classes: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The preview grid of a mini-batch x (B, C, H, W), y (B,) int whose first ``rows`` images are shown.
+
+    Returns cells (rows, samples + 1, C, H, W) and soft labels (rows, samples + 1, classes): column 0 the originals
+    (one-hot), column j >= 1 augment_batch of the whole batch with rng = default_rng([settings.seed, j]) (so mixing
+    partners come from the batch, as in training, and any column can be replayed)."""
+    x = _images("augment_preview", np.asarray(x, np.float64))
+    y = np.asarray(y)
+    rows = check_int("rows", rows, 0, len(x))
+    samples = check_int("samples", samples, 0, 1000)
+    cells = np.empty((rows, samples + 1, *x.shape[1:]))
+    soft = np.empty((rows, samples + 1, classes))
+    cells[:, 0] = x[:rows]
+    soft[:, 0] = one_hot(y[:rows], classes)
+    for j in range(1, samples + 1):
+        xa, ya = augment_batch(x, y, classes, settings, np.random.default_rng([settings.seed, j]))
+        cells[:, j] = xa[:rows]
+        soft[:, j] = ya[:rows]
+    return cells, soft

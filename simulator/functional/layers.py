@@ -8,7 +8,6 @@ variance, pooling floor mode, GELU's exact erf form, SELU's constants, derivativ
 """
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ from kernels import losses as _loss
 from kernels import norm as _norm
 from kernels import pool as _pool
 from simulator.core.errors import ShapeError, ValueInputError
+from simulator.core.params import check_int, check_real
 
 Cache = Any
 
@@ -70,33 +70,14 @@ MAX_WINDOW = 4096
 MAX_CONV_ELEMENTS = 100_000_000
 
 
-def _int(fn: str, name: str, v: Any, minimum: int, maximum: int = MAX_WINDOW) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise ShapeError(f"{fn}: {name} must be an integer, got {v!r}")
-    if v < minimum:
-        raise ShapeError(f"{fn}: {name} must be >= {minimum}, got {v}")
-    if v > maximum:
-        raise ShapeError(f"{fn}: {name} must be <= {maximum}, got {v:,}")
-    return int(v)
-
-
-def _pair(fn: str, name: str, v: Any, minimum: int) -> tuple[int, int]:
+def _window(fn: str, name: str, v: Any, minimum: int) -> tuple[int, int]:
+    """A pooling size or stride: one integer for both axes, or a (height, width) pair."""
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
             raise ShapeError(f"{fn}: {name} must be an integer or a pair of integers, got {v!r}")
-        return _int(fn, name, v[0], minimum), _int(fn, name, v[1], minimum)
-    v = _int(fn, name, v, minimum)
+        return tuple(check_int(f"{fn}: {name}", e, minimum, MAX_WINDOW, error=ShapeError) for e in v)
+    v = check_int(f"{fn}: {name}", v, minimum, MAX_WINDOW, error=ShapeError)
     return v, v
-
-
-def _scalar(fn: str, name: str, v: Any) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ValueInputError(f"{fn}: {name} must be a number, got {v!r}") from None
-    if not np.isfinite(f):
-        raise ValueInputError(f"{fn}: {name} must be finite, got {v!r}")
-    return f
 
 
 # ----------------------------------------------------------------------------------------------- affine
@@ -145,7 +126,7 @@ def relu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
 def leaky_relu_forward(x: np.ndarray, alpha: float = 0.01) -> tuple[np.ndarray, Cache]:
     """x: any shape. out = x if x > 0 else alpha * x."""
     (x,) = _floats("leaky_relu_forward", x=x)
-    alpha = _scalar("leaky_relu_forward", "alpha", alpha)
+    alpha = check_real("leaky_relu_forward: alpha", alpha)
     return _act.leaky_relu_forward(x, alpha), (x, alpha)
 
 
@@ -177,7 +158,7 @@ def prelu_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarr
 def elu_forward(x: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray, Cache]:
     """x: any shape. out = x if x > 0 else alpha * (exp(x) - 1)."""
     (x,) = _floats("elu_forward", x=x)
-    alpha = _scalar("elu_forward", "alpha", alpha)
+    alpha = check_real("elu_forward: alpha", alpha)
     out = _act.elu_forward(x, alpha)
     return out, (x, out, alpha)
 
@@ -307,8 +288,8 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1, p
     if b.shape != (w.shape[0],):
         raise ShapeError(f"{fn}: b has shape {b.shape} but w (shape {w.shape}) needs one bias per filter, "
                          f"shape ({w.shape[0]},)")
-    stride = _int(fn, "stride", stride, 1)
-    pad = _int(fn, "pad", pad, 0)
+    stride = check_int(f"{fn}: stride", stride, 1, MAX_WINDOW, error=ShapeError)
+    pad = check_int(f"{fn}: pad", pad, 0, MAX_WINDOW, error=ShapeError)
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
     Hout = (H + 2 * pad - HH) // stride + 1
@@ -336,8 +317,8 @@ def conv_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarra
 def _pool_args(fn: str, x: Any, size: Any, stride: Any) -> tuple[np.ndarray, int, int, int, int]:
     (x,) = _floats(fn, x=x)
     _ndim(fn, "x", x, 4, "(N, C, H, W)")
-    HH, WW = _pair(fn, "size", size, 1)
-    sh, sw = _pair(fn, "stride", stride, 1)
+    HH, WW = _window(fn, "size", size, 1)
+    sh, sw = _window(fn, "stride", stride, 1)
     if min(x.shape) < 1 or HH > x.shape[2] or WW > x.shape[3]:
         raise ShapeError(f"{fn}: x (shape {x.shape}) is smaller than the {HH}x{WW} pooling window")
     return x, HH, WW, sh, sw
@@ -387,12 +368,8 @@ def _bn(fn: str, x3: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: 
     mode = bn_param.get("mode", "train")
     if mode not in _MODES:
         raise ValueInputError(f"{fn}: bn_param['mode'] must be 'train' or 'test', got {mode!r}")
-    eps = _scalar(fn, "eps", bn_param.get("eps", 1e-5))
-    momentum = _scalar(fn, "momentum", bn_param.get("momentum", 0.1))
-    if eps <= 0:
-        raise ValueInputError(f"{fn}: eps must be > 0, got {eps}")
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueInputError(f"{fn}: momentum must be in [0, 1], got {momentum}")
+    eps = check_real(f"{fn}: eps", bn_param.get("eps", 1e-5), 0.0, low_open=True)
+    momentum = check_real(f"{fn}: momentum", bn_param.get("momentum", 0.1), 0.0, 1.0)
     C = x3.shape[1]
     dtype = x3.dtype
     if bn_param.get("running_mean") is None:
@@ -481,10 +458,7 @@ def _eps(fn: str, param: dict | None) -> float:
         param = {}
     if not isinstance(param, dict):
         raise ValueInputError(f"{fn}: the parameter dict must be a dict, got {type(param).__name__}")
-    eps = _scalar(fn, "eps", param.get("eps", 1e-5))
-    if eps <= 0:
-        raise ValueInputError(f"{fn}: eps must be > 0, got {eps}")
-    return eps
+    return check_real(f"{fn}: eps", param.get("eps", 1e-5), 0.0, low_open=True)
 
 
 def layernorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, ln_param: dict | None = None
@@ -549,9 +523,7 @@ def dropout_forward(x: np.ndarray, dropout_param: dict) -> tuple[np.ndarray, Cac
     if not isinstance(dropout_param, dict):
         raise ValueInputError(f"{fn}: dropout_param must be a dict, got {type(dropout_param).__name__}")
     (x,) = _floats(fn, x=x)
-    p = _scalar(fn, "p", dropout_param.get("p", 0.5))
-    if not 0.0 <= p < 1.0:
-        raise ValueInputError(f"{fn}: p (the probability of dropping) must be in [0, 1), got {p}")
+    p = check_real(f"{fn}: p (the probability of dropping)", dropout_param.get("p", 0.5), 0.0, 1.0, high_open=True)
     mode = dropout_param.get("mode", "train")
     if mode not in _MODES:
         raise ValueInputError(f"{fn}: dropout_param['mode'] must be 'train' or 'test', got {mode!r}")

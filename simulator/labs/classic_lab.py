@@ -26,9 +26,8 @@ from simulator.labs.classifiers import (DEMO_X, DEMO_Y, KNearestNeighbor, Linear
 __all__ = ["ClassicLabModel", "CvSettings", "DIGITS", "DISTANCES", "KnnDataSettings", "KnnLabModel", "KnnSettings",
            "LINEAR_SETS", "LinearLabModel", "LinearSettings", "TOY_NAMES"]
 
-TOY_NAMES = ("spiral", "circles", "xor", "moons", "blobs")
+TOY_NAMES = datasets.TOY_NAMES
 DIGITS = "digits (8x8 images)"
-DEFAULT_NOISE = {"spiral": 0.2, "circles": 0.1, "xor": 0.1, "moons": 0.15, "blobs": 0.5}
 DISTANCES = {"L2 (Euclidean)": "l2", "L1 (Manhattan)": "l1"}
 LINEAR_SETS = ("cs231n demo (9 points)", "blobs (3 classes)", "spiral (3 classes)", DIGITS)
 LOSSES = {"Multiclass SVM": "svm", "Softmax": "softmax"}
@@ -37,7 +36,7 @@ LOSSES = {"Multiclass SVM": "svm", "Softmax": "softmax"}
 @dataclass(frozen=True)
 class KnnDataSettings(Settings):
     dataset: str = param("spiral", choices=(*TOY_NAMES, DIGITS), label="Data set")
-    noise: float = param(0.2, low=0.0, high=0.6, decimals=2, label="Noise",
+    noise: float = param(datasets.TOY_DEFAULTS["spiral"].noise, low=0.0, high=0.6, decimals=2, label="Noise",
                          doc="noise std of the toy set (blobs: each cluster's std)")
     points: int = param(200, low=10, high=2000, label="Points", doc="how many points the toy set has")
 
@@ -120,10 +119,10 @@ class KnnLabModel:
 
     # ---- edits
     def choose_dataset(self, name: str) -> None:
-        """Switch data set; a toy set starts at its own default noise."""
+        """Switch data set; a toy set starts at its own default noise (datasets.TOY_DEFAULTS)."""
         data = self.data.replace(dataset=name)
-        if name in DEFAULT_NOISE:
-            data = data.replace(noise=DEFAULT_NOISE[name])
+        if name in datasets.TOY_DEFAULTS:
+            data = data.replace(noise=datasets.TOY_DEFAULTS[name].noise)
         self.set_data(data)
 
     def set_data(self, data: KnnDataSettings) -> None:
@@ -189,12 +188,8 @@ class KnnLabModel:
             self.num_classes = 10
             return
         d = self.data
-        kw: dict[str, Any] = {"n": d.points, "seed": self.sample}
-        if d.dataset == "blobs":
-            kw["std"] = max(d.noise, 0.01)
-        else:
-            kw["noise"] = d.noise
-        self.X, self.y = datasets.make_toy(d.dataset, **kw)
+        noise = max(d.noise, 0.01) if d.dataset == "blobs" else d.noise     # blobs of std 0: one point per class
+        self.X, self.y = datasets.toy_data(d.dataset, d.points, noise, seed=self.sample)
         self.num_classes = int(self.y.max()) + 1
 
     # ---- jobs and results
@@ -358,8 +353,9 @@ class ClassicLabModel:
         self.ready = False
 
     def prepare(self) -> Job[tuple[np.ndarray, np.ndarray]]:
-        """Load the digits (scikit-learn) and compile (or load from Numba's cache) the SVM and softmax loss kernels
-        the linear classifier steps with. Returns (images (N, 1, 8, 8), labels (N,))."""
+        """Load the digits (datasets.load_digits: read once per process and shared by every lab) and compile (or
+        load from Numba's cache) the SVM and softmax loss kernels the linear classifier steps with. Returns
+        (images (N, 1, 8, 8), labels (N,))."""
         yield Progress(0, 3, "loading the digits")
         images, labels = datasets.load_digits()
         yield Progress(1, 3, "preparing the loss kernels")

@@ -15,7 +15,6 @@ Conventions
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from simulator.core.errors import ShapeError, ValueInputError
 from simulator.core.jobs import Job, Progress, run_job
-from simulator.core.params import check_real
+from simulator.core.params import check_int, check_real
 from simulator.functional import layers
 
 __all__ = [
@@ -42,13 +41,6 @@ DEMO_Y = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2], dtype=np.int64)
 
 
 # ============================================================================================== argument checks
-
-def _int(name: str, v: Any, low: int, high: int | None = None) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low or (high is not None and v > high):
-        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueInputError(f"{name} must be an integer {bound}, got {v!r}")
-    return int(v)
-
 
 def _distance(name: Any) -> str:
     d = str(name).lower()
@@ -143,7 +135,7 @@ class KNearestNeighbor:
     """
 
     def __init__(self, k: int = 1, distance: str = "l2"):
-        self.k = _int("k", k, 1)
+        self.k = check_int("k", k, 1)
         self.distance = _distance(distance)
         self.X = np.zeros((0, 0))
         self.y = np.zeros(0, np.int64)
@@ -161,7 +153,7 @@ class KNearestNeighbor:
         y = _labels(y, len(X))
         C = int(y.max()) + 1
         if num_classes is not None:
-            num_classes = _int("num_classes", num_classes, 1)
+            num_classes = check_int("num_classes", num_classes, 1)
             if C > num_classes:
                 raise ValueInputError(f"label {C - 1} is out of range for {num_classes} classes")
             C = num_classes
@@ -181,14 +173,14 @@ class KNearestNeighbor:
         q = np.asarray(query, dtype=np.float64)
         single = q.ndim == 1 or q.shape == self.sample_shape
         q2 = q.reshape(1, -1) if single else q
-        k = min(_int("k", self.k if k is None else k, 1), len(self.X))
+        k = min(check_int("k", self.k if k is None else k, 1), len(self.X))
         idx = _order(self.distances(q2), k)
         return idx[0] if single else idx
 
     def predict(self, Xq: Any, k: int | None = None) -> np.ndarray:
         """(M,) predicted labels for queries (M, D)."""
         self._check_trained()
-        k = min(_int("k", self.k if k is None else k, 1), len(self.X))
+        k = min(check_int("k", self.k if k is None else k, 1), len(self.X))
         idx = _order(self.distances(Xq), k)
         return _vote(self.y[idx], self.num_classes)
 
@@ -200,8 +192,8 @@ class KNearestNeighbor:
 def kfold_indices(n: int, folds: int, seed: int = 0) -> list[np.ndarray]:
     """A seeded shuffle of range(n) cut into `folds` disjoint validation index sets covering everything, sizes
     differing by at most one (np.array_split). Fold i validates on result[i] and trains on the rest."""
-    n = _int("n", n, 1)
-    folds = _int("folds", folds, 2, n)
+    n = check_int("n", n, 1)
+    folds = check_int("folds", folds, 2, n)
     perm = np.random.default_rng(seed).permutation(n)
     return [np.sort(part).astype(np.int64) for part in np.array_split(perm, folds)]
 
@@ -216,11 +208,12 @@ def cross_validation_job(X: Any, y: Any, ks: Sequence[int], folds: int = 5, dist
         raise ValueInputError("cross-validation needs training points, got an empty data set")
     X = _matrix("X", X)
     y = _labels(y, len(X))
-    ks = [_int("k", k, 1) for k in ks]
+    ks = [check_int("k", k, 1) for k in ks]
     if not ks:
         raise ValueInputError("ks must hold at least one value of k")
     distance = _distance(distance)
-    if isinstance(folds, numbers.Integral) and not isinstance(folds, bool) and folds > len(X):
+    folds = check_int("folds", folds, 2)
+    if folds > len(X):
         raise ValueInputError(f"{folds} folds need at least {folds} points; there {'is' if len(X) == 1 else 'are'} "
                               f"{len(X)}. Add points or lower the folds.")
     parts = kfold_indices(len(X), folds, seed)
@@ -259,7 +252,7 @@ def decision_grid(predict_fn: Callable[[np.ndarray], np.ndarray], xlim: tuple[fl
     pyqtgraph's ImageItem expects with axisOrder="col-major". Cell centres, so an image placed on the rectangle
     xlim x ylim lines up exactly."""
     nx, ny = (resolution, resolution) if not isinstance(resolution, (tuple, list)) else resolution
-    nx, ny = _int("resolution", nx, 1, 4096), _int("resolution", ny, 1, 4096)
+    nx, ny = check_int("resolution", nx, 1, 4096), check_int("resolution", ny, 1, 4096)
     (x0, x1), (y0, y1) = xlim, ylim
     x0, x1 = check_real("grid x start", x0), check_real("grid x end", x1)
     y0, y1 = check_real("grid y start", y0), check_real("grid y end", y1)
@@ -299,12 +292,12 @@ class LinearClassifier:
 
     def __init__(self, num_features: int, num_classes: int, loss: str = "svm", reg: float = 0.0, seed: int = 0,
                  weight_scale: float = 0.01):
-        self.num_features = _int("num_features", num_features, 1)
-        self.num_classes = _int("num_classes", num_classes, 2)
+        self.num_features = check_int("num_features", num_features, 1)
+        self.num_classes = check_int("num_classes", num_classes, 2)
         self.loss = loss
         self.reg = reg
         weight_scale = check_real("weight scale", weight_scale, 0.0)
-        rng = np.random.default_rng(_int("seed", seed, 0))
+        rng = np.random.default_rng(check_int("seed", seed, 0))
         self.W = weight_scale * rng.standard_normal((self.num_features, self.num_classes))
         self.b = np.zeros(self.num_classes)
         self.optimizer = None
@@ -327,9 +320,7 @@ class LinearClassifier:
 
     @reg.setter
     def reg(self, v: float) -> None:
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v < 0:
-            raise ValueInputError(f"reg must be a finite number >= 0, got {v!r}")
-        self._reg = float(v)
+        self._reg = check_real("reg", v, 0.0)
 
     def use_optimizer(self, name: str | None, **hyper: Any) -> None:
         """Update W and b with simulator.functional.optim's `name` (e.g. "Adam") from now on; None returns to plain SGD."""
@@ -393,8 +384,7 @@ class LinearClassifier:
 
     def step(self, X: Any, y: Any, lr: float) -> float:
         """One full-batch gradient step; returns the loss before the step."""
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not np.isfinite(lr) or lr < 0:
-            raise ValueInputError(f"lr must be a finite number >= 0, got {lr!r}")
+        lr = check_real("lr", lr, 0.0)
         loss, dW, db, _ = self.loss_and_grads(X, y)
         if self.optimizer is None:
             self.W -= lr * dW

@@ -240,9 +240,9 @@ class ConvLabModel:
 
     # ================================================================================================ filters
     def prepare(self) -> Job[dict[str, Any]]:
-        """Load the photos (scikit-learn's bundled samples, Pillow) and the digits, and compile (or load from
-        Numba's cache) the conv and pool kernels the Filters tab and the backward check call. Returns what
-        ``set_prepared`` takes."""
+        """Load the photos (scikit-learn's bundled samples, Pillow) and the digits (datasets.load_digits, read once
+        and shared by every lab), and compile (or load from Numba's cache) the conv and pool kernels the Filters tab
+        and the backward check call. Returns what ``set_prepared`` takes."""
         from simulator.data import datasets
         from simulator.labs.conv_mechanics import load_photo
         total = len(PHOTOS) + 2

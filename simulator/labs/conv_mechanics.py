@@ -9,7 +9,6 @@ backward computations with conv_backward / max_pool_backward (the tests check bo
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from simulator.functional import layers
 from simulator.core.errors import ShapeError, ValueInputError
+from simulator.core.params import check_int, check_real
 
 __all__ = [
     "output_size", "geometry_fixes", "MAX_TRACE_PAD", "MAX_TRACE_STRIDE", "MAX_TRACE_CELLS", "pad_input", "as_chw", "ConvFrame", "conv_trace", "conv_output", "ConvBackward",
@@ -34,18 +34,13 @@ MAX_TRACE_CELLS = 10_000          # output cells (frames) of one trace
 MAX_TRACE_INPUT = 512             # input side
 
 
-def _int(name: str, v: Any, low: int, high: int | None = None, why: str = "") -> int:
-    if isinstance(v, numbers.Real) and not isinstance(v, (bool, numbers.Integral)) and np.isfinite(v) \
-            and float(v).is_integer():
-        v = int(v)                    # 2.0 is a whole number (and 1e20 a too large one)
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise ShapeError(f"{name} must be an integer, got {v!r}")
-    if v < low:
-        raise ShapeError(f"{name} must be >= {low}, got {v}")
+def _size(name: str, v: Any, low: int, high: int | None = None, why: str = "") -> int:
+    """A size, stride or padding of the traces: check_int's ShapeError, and past ``high`` a message saying why."""
+    v = check_int(name, v, low, error=ShapeError)
     if high is not None and v > high:
         raise ShapeError(f"{name} = {v:.3g} is too large{why}: use at most {high}" if v > 1e6 else
                          f"{name} = {v} is too large{why}: use at most {high}")
-    return int(v)
+    return v
 
 
 def geometry_fixes(N: int, F: int, P: int, S: int, pads: range | None = None,
@@ -55,7 +50,7 @@ def geometry_fixes(N: int, F: int, P: int, S: int, pads: range | None = None,
     P' in 0..F - 1 and S' in 1..max(S, F). Every value returned is reachable by that control alone and gives
     output_size(...) without an error; either list may be empty (e.g. N - F odd: no padding fixes an even stride,
     since N - F + 2P keeps the parity of N - F)."""
-    N, F, P, S = _int("N", N, 1), _int("F", F, 1), _int("P", P, 0), _int("S", S, 1)
+    N, F, P, S = _size("N", N, 1), _size("F", F, 1), _size("P", P, 0), _size("S", S, 1)
     pads = range(0, F) if pads is None else pads
     strides = range(1, max(S, F) + 1) if strides is None else strides
 
@@ -91,7 +86,7 @@ def output_size(N: int, F: int, P: int, S: int, *, pads: range | None = None, st
     positions. Otherwise ShapeError, with the arithmetic: the filter does not fit, or the stride does not tile the
     padded input exactly (libraries would silently drop the last rows and columns). The message suggests only
     paddings in ``pads`` and strides in ``strides`` that do work (geometry_fixes; a lab passes its controls' ranges)."""
-    N, F, P, S = _int("N", N, 1), _int("F", F, 1), _int("P", P, 0), _int("S", S, 1)
+    N, F, P, S = _size("N", N, 1), _size("F", F, 1), _size("P", P, 0), _size("S", S, 1)
     span = N - F + 2 * P
     if span < 0:
         raise ShapeError(f"the {F}x{F} filter does not fit: the padded input is only N + 2P = {N} + 2·{P} = "
@@ -127,7 +122,7 @@ def as_chw(x: Any, name: str = "x") -> np.ndarray:
 def pad_input(x: Any, pad: int) -> np.ndarray:
     """(C, H, W) (or (H, W)) zero-padded by `pad` on every side: (C, H + 2 pad, W + 2 pad)."""
     x = as_chw(x)
-    p = _int("P", pad, 0, MAX_TRACE_PAD, " for a padding (F − 1 already lets a filter reach every input cell)")
+    p = _size("P", pad, 0, MAX_TRACE_PAD, " for a padding (F − 1 already lets a filter reach every input cell)")
     return np.pad(x, ((0, 0), (p, p), (p, p)))
 
 
@@ -181,14 +176,9 @@ def _conv_args(x: Any, w: Any, b: float, stride: int, pad: int) -> tuple[np.ndar
                          f"(shape {x.shape}): filters must be as deep as the input")
     if w.shape[1] != w.shape[2] or x.shape[1] != x.shape[2]:
         raise ShapeError(f"this trace uses square inputs and filters, got x {x.shape} and w {w.shape}")
-    try:
-        b = float(b)
-    except (TypeError, ValueError):
-        raise ValueInputError(f"bias must be a number, got {b!r}") from None
-    if not np.isfinite(b):
-        raise ValueInputError(f"bias must be a finite number, got {b}")
-    S = _int("S", stride, 1, MAX_TRACE_STRIDE, " for a stride")
-    P = _int("P", pad, 0, MAX_TRACE_PAD, " for a padding (F − 1 already lets a filter reach every input cell)")
+    b = check_real("bias", b)
+    S = _size("S", stride, 1, MAX_TRACE_STRIDE, " for a stride")
+    P = _size("P", pad, 0, MAX_TRACE_PAD, " for a padding (F − 1 already lets a filter reach every input cell)")
     return x, w, b, S, P
 
 
@@ -305,8 +295,8 @@ def _pool_args(x: Any, size: int, stride: int) -> tuple[np.ndarray, int, int, in
     if a.shape[0] != 1:
         raise ShapeError(f"the pooling trace takes one (H, W) grid, got shape {np.shape(x)}")
     a = a[0]
-    size = _int("pool size", size, 1, a.shape[0], " for this grid")
-    stride = _int("pool stride", stride, 1, MAX_TRACE_STRIDE, " for a stride")
+    size = _size("pool size", size, 1, a.shape[0], " for this grid")
+    stride = _size("pool stride", stride, 1, MAX_TRACE_STRIDE, " for a stride")
     ho = output_size(a.shape[0], size, 0, stride) if a.shape[0] == a.shape[1] else None
     if ho is None:
         raise ShapeError(f"the pooling trace uses square grids, got shape {a.shape}")
@@ -376,7 +366,7 @@ def apply_filter(image: Any, kernel: str | np.ndarray, pad: int = 1) -> np.ndarr
         raise ShapeError(f"apply_filter takes a grayscale (H, W) image and an (F, F) kernel, got {np.shape(image)} "
                          f"and {np.shape(k)}")
     out, _ = layers.conv_forward(img[None], w[None], np.zeros(1), 1,
-                                 _int("pad", pad, 0, MAX_TRACE_PAD, " for a padding"))
+                                 _size("pad", pad, 0, MAX_TRACE_PAD, " for a padding"))
     return out[0, 0]
 
 
@@ -385,7 +375,7 @@ def load_photo(name: str = "china.jpg", size: int = 120) -> np.ndarray:
     longer side resized to `size` px (Lanczos, via Pillow). Gray = 0.299 R + 0.587 G + 0.114 B (ITU-R 601)."""
     if name not in PHOTOS:
         raise ValueInputError(f"unknown photo {name!r}; choose one of {', '.join(PHOTOS)}")
-    size = _int("size", size, 8, 1024, " for a photo")
+    size = _size("size", size, 8, 1024, " for a photo")
     try:
         from PIL import Image
         from sklearn.datasets import load_sample_image

@@ -394,7 +394,8 @@ class DigitsData:
 
 
 def digits_data(seed: int = 0, dtype: Any = np.float32) -> DigitsData:
-    """Loads scikit-learn's digits (imports scikit-learn: call it from a job, never on the UI thread)."""
+    """The shared digits (datasets.load_digits: the first call in a process imports scikit-learn and reads them, so
+    call it from a job, never on the UI thread), scaled and split afresh (cheap)."""
     from simulator.data.datasets import load_digits, train_val_split
     seed = check_int("seed", seed, 0)
     X, y = load_digits()

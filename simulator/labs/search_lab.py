@@ -10,6 +10,7 @@ default), never when the lab opens. A job's result is committed on the UI thread
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Generator
 
@@ -111,7 +112,8 @@ class SearchLabModel:
         self.factory: Callable[[int], Network] = factory or (lambda seed: digits_mlp(seed))
         self.factory_name = name or "digits MLP (64 hidden ReLU units)"
         self._data = data
-        self._digits = None          # loaded inside the first job that needs them
+        self._digits = None          # split inside the first job that needs them (jobs may run side by side)
+        self._digits_lock = threading.Lock()
         self.results: dict[str, list[S.TrialResult]] = {"grid": [], "random": []}
         self.planned: dict[str, list[dict]] = {"grid": [], "random": []}
         self.ran_with: SearchSettings | None = None
@@ -140,9 +142,10 @@ class SearchLabModel:
     def data(self) -> tuple:
         """(X_train, y_train, X_val, y_val); loads digits the first time (scikit-learn: call it inside a job)."""
         if self._data is None:
-            if self._digits is None:
-                self._digits = digits_data(0)
-            return S.data_tuple(self._digits)
+            with self._digits_lock:
+                if self._digits is None:
+                    self._digits = digits_data(0)
+                return S.data_tuple(self._digits)
         return S.data_tuple(self._data)
 
     # ------------------------------------------------------------------------------------------------ search

@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 
 from gui.labs.augment_view import AugmentDialog, AugmentView, soft_label_text
 from gui.labs.playground import DIGITS, PlaygroundLab
+from simulator.core.params import params_of
 from simulator.data import datasets
 
 SHOTS = Path("/tmp/backprop_augment")
@@ -58,6 +59,32 @@ def test_loads_digits_and_shows_a_full_grid(view):
     for r in range(rows):
         for j in range(cols):
             np.testing.assert_array_equal(view.cell_views[r][j].image, view.cells[r, j])
+
+
+def test_controls_are_built_from_the_declared_settings(view):
+    """Every range, default, label and help text comes from datasets.AugmentSettings; the view writes none."""
+    assert view.settings() == datasets.AugmentSettings()
+    boxes = {"flip": view.flip_box, "shift": view.shift_box, "degrees": view.rotate_box,
+             "brightness": view.brightness_box, "contrast": view.contrast_box, "cutout": view.cutout_box,
+             "mixup_alpha": view.mixup_alpha_box, "cutmix_alpha": view.cutmix_alpha_box, "seed": view.seed_box}
+    checks = {"flip_on": view.flip_check, "shift_on": view.shift_check, "rotate_on": view.rotate_check,
+              "bc_on": view.bc_check, "cutout_on": view.cutout_check}
+    for p in params_of(datasets.AugmentSettings):
+        if p.name in boxes:
+            b = boxes[p.name]
+            assert (b.minimum(), b.maximum(), b.value()) == (p.low, p.high, p.default), p.name
+            assert p.doc in b.toolTip()
+        elif p.name in checks:
+            c = checks[p.name]
+            assert c.text() == p.title and c.isChecked() == p.default and c.toolTip() == p.doc
+        else:
+            assert p.name == "mix" and list(view.mix_radios) == list(p.choices)
+            assert [r.text() for r in view.mix_radios.values()] == list(p.choice_labels)
+    # what the learner sets is what settings() says
+    view.rotate_box.setValue(30.0)
+    view.cutout_check.setChecked(True)
+    view.set_mix("cutmix")
+    assert view.settings() == datasets.AugmentSettings(degrees=30.0, cutout_on=True, mix="cutmix")
 
 
 def test_everything_off_gives_the_originals(view):

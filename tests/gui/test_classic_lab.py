@@ -162,11 +162,11 @@ def test_job_errors_show_a_studio_errors_own_message(qtbot, lab, monkeypatch):
     from simulator.core.errors import ValueInputError
 
     monkeypatch.setattr(KnnLabModel, "cross_validation",
-                        failing_job(ValueInputError("folds must be an integer [2, 1], got 1")))
+                        failing_job(ValueInputError("folds must be ≥ 2, got 1")))
     knn = lab.knn
     qtbot.mouseClick(knn.cv_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: knn.cv_progress.isHidden(), timeout=10_000)
-    assert knn.cv_label.text() == "folds must be an integer [2, 1], got 1"      # no "ValueInputError: "
+    assert knn.cv_label.text() == "folds must be ≥ 2, got 1"      # no "ValueInputError: "
     assert knn.cv_button.isEnabled()
 
     monkeypatch.setattr(KnnLabModel, "cross_validation", failing_job(ZeroDivisionError("division by zero")))

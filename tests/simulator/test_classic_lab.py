@@ -7,6 +7,7 @@ import pytest
 
 from simulator.core.errors import ValueInputError
 from simulator.core.jobs import run_job
+from simulator.data.datasets import TOY_DEFAULTS
 from simulator.labs.classic_lab import (DIGITS, ClassicLabModel, CvSettings, KnnDataSettings, KnnLabModel,
                                         KnnSettings, LinearLabModel, LinearSettings)
 from simulator.labs.classifiers import DEMO_X, DEMO_Y, KNearestNeighbor, decision_grid
@@ -24,7 +25,10 @@ def test_knn_data_follows_its_settings_and_each_set_has_its_own_noise():
     m.changed.connect(lambda: calls.append(1))
     assert m.data == KnnDataSettings() and m.X.shape == (200, 2) and m.num_classes == 3
     m.choose_dataset("moons")
-    assert m.data.noise == 0.15 and m.num_classes == 2 and calls == [1]
+    assert m.data.noise == TOY_DEFAULTS["moons"].noise == 0.1 and m.num_classes == 2 and calls == [1]
+    m.choose_dataset("circles")
+    assert m.data.noise == TOY_DEFAULTS["circles"].noise == 0.05 and calls == [1, 1]
+    m.choose_dataset("moons")
     m.set_data(m.data.replace(points=120))
     assert len(m.X) == 120
     X0 = m.X.copy()

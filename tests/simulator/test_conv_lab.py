@@ -57,8 +57,8 @@ def test_the_old_unreachable_hint_is_gone():
 @pytest.mark.parametrize("kw, match", [(dict(pad=1e20), "P = 1e\\+20 is too large for a padding"),
                                        (dict(pad=10**20), "P = 1e\\+20 is too large"),
                                        (dict(stride=1e20), "S = 1e\\+20 is too large for a stride"),
-                                       (dict(stride=-1), "S must be >= 1"),
-                                       (dict(pad=1.5), "P must be an integer")])
+                                       (dict(stride=-1), "S must be ≥ 1"),
+                                       (dict(pad=1.5), "P must be a whole number")])
 def test_huge_or_bad_pad_and_stride_are_refused_with_a_readable_message(kw, match):
     with pytest.raises(ShapeError, match=match):
         conv_trace(np.zeros((5, 5)), np.zeros((3, 3)), 0.0, **kw)

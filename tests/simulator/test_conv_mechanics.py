@@ -105,9 +105,9 @@ def test_output_size_refusals_explain_the_arithmetic():
     assert "(7 - 3 + 2·0)/3 + 1 = 4/3 + 1 = 2.333" in msg and "not an integer" in msg and "remainder 1" in msg
     with pytest.raises(ShapeError, match=r"does not fit.*N \+ 2P = 3 \+ 2·0 = 3"):
         output_size(3, 5, 0, 1)
-    with pytest.raises(ShapeError, match="S must be >= 1"):
+    with pytest.raises(ShapeError, match="S must be ≥ 1"):
         output_size(5, 3, 0, 0)
-    with pytest.raises(ShapeError, match="must be an integer"):
+    with pytest.raises(ShapeError, match="N must be a whole number"):
         output_size(5.5, 3, 0, 1)
     with pytest.raises(ShapeError, match="not an integer"):
         conv_trace(np.zeros((7, 7)), np.zeros((3, 3)), 0.0, 3, 0)

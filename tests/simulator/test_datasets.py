@@ -1,13 +1,17 @@
 """Data sets: toy 2-D sets (shapes, balance, seeds), splitting, standardisation statistics, digits, augmentation."""
 from __future__ import annotations
 
+import inspect
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from simulator.data import datasets as D
 from simulator.core.errors import ShapeError, ValueInputError
+from simulator.core.params import params_of
 
 
 @pytest.mark.parametrize("name, kwargs, k", [("spiral", {"classes": 4}, 4), ("circles", {}, 2), ("xor", {}, 2),
@@ -37,6 +41,27 @@ def test_toy_set_geometry():
     for c in range(3):
         a = 2 * np.pi * c / 3
         assert np.allclose(X[y == c].mean(axis=0), [2 * np.cos(a), 2 * np.sin(a)], atol=0.02)
+
+
+def test_toy_defaults_are_declared_once():
+    """The functions' own defaults are TOY_DEFAULTS, and toy_data maps the labs' settings onto each set."""
+    assert D.TOY_NAMES == tuple(D.TOY_SETS) and D.MULTICLASS == ("spiral", "blobs")
+    for name, d in D.TOY_DEFAULTS.items():
+        sig = inspect.signature(D.TOY_SETS[name]).parameters
+        assert sig["n"].default == d.points and sig[d.noise_arg].default == d.noise
+        assert ("classes" in sig) == d.multiclass and (not d.multiclass or sig["classes"].default == d.classes)
+        X, y = D.toy_data(name, seed=1)                   # every setting at its default
+        X2, y2 = D.TOY_SETS[name](seed=1)
+        assert np.array_equal(X, X2) and np.array_equal(y, y2) and len(np.unique(y)) == d.classes
+    X, y = D.toy_data("blobs", 50, 0.0, 4, seed=0)        # blobs' noise is its std: 0 puts every point on a centre
+    assert len(np.unique(X.round(12), axis=0)) == 4 and np.array_equal(np.unique(y), np.arange(4))
+    X, y = D.toy_data("moons", 50, 0.3, classes=5, seed=0)  # two moons, whatever the classes setting says
+    assert np.array_equal(np.unique(y), [0, 1])
+    assert np.array_equal(X, D.moons(50, noise=0.3, seed=0)[0])
+    with pytest.raises(ValueInputError, match="unknown data set 'swirl'"):
+        D.toy_data("swirl")
+    with pytest.raises(ValueInputError, match="noise must be ≤ 10, got 11"):
+        D.toy_data("xor", noise=11)
 
 
 def test_bad_toy_arguments():
@@ -94,11 +119,40 @@ def test_digits():
     assert X.min() == 0 and X.max() == 16 and set(np.unique(y)) == set(range(10))
 
 
+def test_digits_are_read_once_shared_and_read_only(monkeypatch):
+    """Jobs of several labs ask at once: one read, the same arrays for everyone, and nobody can change them."""
+    import sklearn.datasets
+    real, reads = sklearn.datasets.load_digits, []
+
+    def slow_load():
+        reads.append(1)
+        time.sleep(0.05)                                   # long enough for the other threads to arrive
+        return real()
+
+    monkeypatch.setattr(D, "_DIGITS", None)               # a fresh process's cache
+    monkeypatch.setattr(sklearn.datasets, "load_digits", slow_load)
+    assert D.digits_if_loaded() is None
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(D.load_digits())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(reads) == 1 and len(got) == 4
+    X, y = got[0]
+    assert all(g[0] is X and g[1] is y for g in got) and D.digits_if_loaded() == (X, y)
+    assert not X.flags.writeable and not y.flags.writeable
+    with pytest.raises(ValueError):
+        X[0, 0, 0, 0] = 1.0
+    fresh, _ = D.load_digits(cached=False)                # read again, the shared arrays untouched
+    assert len(reads) == 2 and fresh is not X and np.array_equal(fresh, X) and D.load_digits()[0] is X
+
+
 def test_digits_without_sklearn_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(ValueInputError, match="scikit-learn"):
-        D.load_digits()
+        D.load_digits(cached=False)
 
 
 # ------------------------------------------------------------------------------------------------ augmentation
@@ -176,3 +230,44 @@ def test_mixup_and_cutmix_soft_labels(images):
     assert np.any(yc.max(axis=1) < 1)  # some labels really are mixed
     with pytest.raises(ValueInputError):
         D.mixup(images, np.array([0, 1, 2, 3, 4, 5]), 3)
+
+
+def test_augment_settings_declare_the_preview_controls():
+    """Ranges, defaults and switches declared once; the Augmenter and the mixing read them."""
+    p = {q.name: q for q in params_of(D.AugmentSettings)}
+    assert (p["flip"].low, p["flip"].high, p["flip"].default) == (0.0, 1.0, 0.5)
+    assert (p["shift"].low, p["shift"].high, p["shift"].default) == (1, 3, 1)
+    assert (p["degrees"].low, p["degrees"].high, p["degrees"].default) == (1.0, 45.0, 15.0)
+    assert (p["brightness"].default, p["contrast"].default, p["cutout"].high, p["cutout"].default) == (0.2, 0.3, 6, 3)
+    assert (p["mixup_alpha"].low, p["mixup_alpha"].high, p["mixup_alpha"].default) == (0.05, 10.0, 0.4)
+    assert p["cutmix_alpha"].default == 1.0 and p["mix"].choices == D.MIX_MODES
+    assert p["mix"].choice_label("none") == "None (hard labels)"
+    s = D.AugmentSettings()
+    assert s.augmenter() == D.Augmenter(shift=1, degrees=15.0) and s.pipeline() == ["shift", "rotate"]
+    s = D.AugmentSettings(flip_on=True, shift_on=False, rotate_on=False, bc_on=True, cutout_on=True, mix="cutmix")
+    assert s.augmenter() == D.Augmenter(flip=0.5, brightness=0.2, contrast=0.3, cutout=3)
+    assert s.pipeline() == ["flip", "brightness/contrast", "cutout", "CutMix"] and s.alpha == 1.0
+    with pytest.raises(ValueInputError, match="largest angle must be ≤ 45, got 90"):
+        D.AugmentSettings(degrees=90)
+    with pytest.raises(ValueInputError, match="unknown mixing 'blend'"):
+        D.AugmentSettings(mix="blend")
+
+
+def test_augment_batch_and_preview_replay_the_pipeline(images):
+    y = np.array([0, 1, 2, 0, 1, 2])
+    s = D.AugmentSettings(flip_on=True, cutout_on=True, mix="mixup", mixup_alpha=0.7, seed=3)
+    xa, ya = D.augment_batch(images, y, 3, s, np.random.default_rng(9))
+    rng = np.random.default_rng(9)
+    ref = s.augmenter()(images, rng)
+    xm, ym = D.mixup(ref, y, 3, 0.7, rng)
+    assert np.array_equal(xa, xm) and np.array_equal(ya, ym)
+    xa, ya = D.augment_batch(images, y, 3, s.replace(mix="none"), np.random.default_rng(9))
+    assert np.array_equal(ya, np.eye(3)[y])
+    cells, soft = D.augment_preview(images, y, 4, 2, s, 3)
+    assert cells.shape == (4, 3, 2, 7, 9) and soft.shape == (4, 3, 3)
+    assert np.array_equal(cells[:, 0], images[:4]) and np.array_equal(soft[:, 0], np.eye(3)[y[:4]])
+    for j in (1, 2):                                      # column j is augment_batch with default_rng([seed, j])
+        xj, yj = D.augment_batch(images, y, 3, s, np.random.default_rng([3, j]))
+        assert np.array_equal(cells[:, j], xj[:4]) and np.array_equal(soft[:, j], yj[:4])
+    with pytest.raises(ValueInputError, match="AugmentSettings"):
+        D.augment_batch(images, y, 3, D.Augmenter(), np.random.default_rng(0))

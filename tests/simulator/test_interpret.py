@@ -8,7 +8,8 @@ from simulator.labs.interpret import (blur, class_visualisation, digits_cnn, emb
                                  iterative_fgsm, nearest_neighbours, occlusion_map, quick_digits_model, saliency_map,
                                  softmax)
 from simulator.nn.network import (Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm, Linear,
-                            Network, Trainer)
+                                  Network)
+from simulator.nn.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -287,11 +287,11 @@ def test_bad_values_raise_value_input_error(call):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda x, w, b: L.conv_forward(x, w, b, stride=10**20), "stride must be <= 4096"),
-    (lambda x, w, b: L.conv_forward(x, w, b, pad=10**20), "pad must be <= 4096"),
+    (lambda x, w, b: L.conv_forward(x, w, b, stride=10**20), "stride must be ≤ 4096"),
+    (lambda x, w, b: L.conv_forward(x, w, b, pad=10**20), "pad must be ≤ 4096"),
     (lambda x, w, b: L.conv_forward(x, w, b, pad=4000), "the limit is 100,000,000"),
-    (lambda x, w, b: L.max_pool_forward(x, size=10**20), "size must be <= 4096"),
-    (lambda x, w, b: L.avg_pool_forward(x, stride=10**20), "stride must be <= 4096"),
+    (lambda x, w, b: L.max_pool_forward(x, size=10**20), "size must be ≤ 4096"),
+    (lambda x, w, b: L.avg_pool_forward(x, stride=10**20), "stride must be ≤ 4096"),
 ])
 def test_absurd_strides_pads_and_windows_are_refused_before_any_allocation(call, message):
     x, w, b = np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), np.zeros(1)

@@ -1,6 +1,8 @@
 """The search lab's model without Qt: declared settings, the plan of both searches, the search job, the best
 configuration, and the checks and ensemble using the panel's optimizer."""
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from simulator.core.errors import ValueInputError
 from simulator.core.jobs import run_job
 from simulator.labs import search as S
+from simulator.labs import search_lab
 from simulator.labs.interpret import digits_data, digits_mlp
 from simulator.labs.search_lab import EnsembleSettings, SanitySettings, SearchLabModel, SearchSettings
 
@@ -36,6 +39,29 @@ def test_settings_are_declared_and_checked():
         SanitySettings(sweep_lr_min=10.0, sweep_lr_max=1.0)
     with pytest.raises(ValueInputError, match="weight decay must be ≥ 0"):
         EnsembleSettings(weight_decay=-1.0)
+
+
+def test_default_digits_are_split_once_even_when_jobs_ask_together(data, monkeypatch):
+    """Up to three jobs (search, check, ensemble) may ask for the data at once: all get the one split."""
+    calls = []
+
+    def slow_digits_data(seed):
+        calls.append(seed)
+        time.sleep(0.05)                        # the other jobs arrive while the first is still splitting
+        return digits_data(seed)
+
+    monkeypatch.setattr(search_lab, "digits_data", slow_digits_data)
+    model = SearchLabModel()
+    assert model.default_data
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(model.data())) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [0] and len(got) == 3 and all(all(a is b for a, b in zip(g, got[0])) for g in got)
+    assert all(np.array_equal(a, b) for a, b in zip(got[0], data.as_tuple()))
+    assert all(a is b for a, b in zip(model.data(), got[0]))
 
 
 def test_plan_is_a_log_grid_and_seeded_random_draws(model):
