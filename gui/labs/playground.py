@@ -42,11 +42,12 @@ from PySide6.QtWidgets import (
 from gui import theme
 from gui.forms import ParamForm, param_widget, read_widget, write_widget
 from gui.jobs import JobRunner
-from gui.labs.augment_view import AugmentSettings, show_augment_preview
+from gui.labs.augment_view import show_augment_preview
 from gui.labs.common import CLASS_COLOURS, MUTED_STYLE, PALETTE, control_column, digit_pixmap, group
 from gui.labs.network_builder import NetworkBuilder
 from simulator.core.errors import StudioError
 from simulator.core.params import params_of
+from simulator.data import datasets
 from simulator.functional.optim import OPTIMIZERS
 from simulator.functional.schedules import SCHEDULES, WARMUP_PARAMS
 from simulator.labs import playground as M
@@ -491,6 +492,7 @@ class PlaygroundLab(QWidget):
         data_box.addWidget(self.stats_label)
         self.augment_button = QPushButton("Preview image augmentation…")   # a non-modal window on the digits
         self.augment_button.clicked.connect(self._on_augment_clicked)
+        self.augment_dialog = None          # the non-modal preview, made at the first click (augment_view)
         data_box.addWidget(self.augment_button)
         data_box.addWidget(self.augment_check)
 
@@ -743,8 +745,8 @@ class PlaygroundLab(QWidget):
         mild default (shift 1 px, rotation 10°) when the preview was never opened; None when switched off."""
         if not (self.model.train.augment and self.kind == "digits"):
             return None
-        dialog = getattr(self, "augment_dialog", None)
-        settings = dialog.view.settings() if dialog is not None else AugmentSettings(shift=1, degrees=10.0)
+        dialog = self.augment_dialog
+        settings = dialog.view.settings() if dialog is not None else datasets.AugmentSettings(shift=1, degrees=10.0)
         return settings.augmenter()
 
     def close_lab(self) -> None:
@@ -890,13 +892,23 @@ class PlaygroundLab(QWidget):
             ev.accept()
 
     def _on_augment_clicked(self) -> None:
-        """Open the augmentation preview on all the digits (they are loaded in the data job; if that job is still
-        running, wait for it: a click cannot show an empty preview)."""
-        if self.jobs.running("data"):
-            self.jobs.wait("data")
-            self.jobs.drain()
-        images = M.load_digits_cached() if M._DIGITS_CACHE else ()
-        show_augment_preview(self, *images)
+        """Open the augmentation preview on all the digits; the first time they are loaded by a job (the button
+        waits, disabled, meanwhile) so the click never blocks the window."""
+        images = datasets.digits_if_loaded()
+        if images is not None:
+            show_augment_preview(self, *images)
+            return
+        self.augment_button.setEnabled(False)
+
+        def shown(images) -> None:
+            self.augment_button.setEnabled(True)
+            show_augment_preview(self, *images)
+
+        def failed(_exc: BaseException, text: str) -> None:
+            self.augment_button.setEnabled(True)
+            self._show_error(text)
+
+        self.jobs.start("digits", datasets.digits_job, on_done=shown, on_error=failed)
 
     # ================================================================================================== training
     def _on_stack_changed(self) -> None:

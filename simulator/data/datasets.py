@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from simulator.core.errors import ShapeError, ValueInputError
+from simulator.core.jobs import Job, Progress
 from simulator.core.params import Settings, check_int, check_real, param
 
 __all__ = [
@@ -262,6 +263,12 @@ def digits_if_loaded() -> tuple[np.ndarray, np.ndarray] | None:
     """The digits if some job has loaded them already, else None (never loads: safe on the UI thread)."""
     with _DIGITS_LOCK:
         return _DIGITS
+
+
+def digits_job() -> Job[tuple[np.ndarray, np.ndarray]]:
+    """Loading the digits as a job (the first load imports scikit-learn: seconds, off the UI thread)."""
+    yield Progress(0, 1, "loading the digits…")
+    return load_digits()
 
 
 # ================================================================================================== augmentation

@@ -40,15 +40,14 @@ from simulator.nn.network import Network, Objective
 from simulator.nn.trainer import EpochMetrics, StepMetrics, Trainer, iters_per_epoch
 
 __all__ = ["DATASETS", "DIGITS", "DIGITS_COUNT", "GRAPH_BATCH", "MAX_CLASSES", "NO_SCHEDULE", "DataSettings",
-           "PlaygroundLabModel", "TrainSettings", "TrainedModel", "TrainingFailed", "PicturesFailed", "TrainUpdate", "TrainingSession", "Visuals", "compute_visuals",
-           "load_digits_cached", "region_rgba", "training_job", "visuals_job"]
+           "PicturesFailed", "PlaygroundLabModel", "TrainSettings", "TrainUpdate", "TrainedModel", "TrainingFailed",
+           "TrainingSession", "Visuals", "compute_visuals", "region_rgba", "training_job", "visuals_job"]
 
 DIGITS = "digits (8×8)"
-DATASETS = ("spiral", "circles", "xor", "moons", "blobs", DIGITS)
+DATASETS = (*datasets.TOY_NAMES, DIGITS)
 DIGITS_COUNT = 1797
 MAX_CLASSES = 10            # the class palette's size
-NOISE_DEFAULTS = {"spiral": 0.2, "circles": 0.05, "xor": 0.1, "moons": 0.1, "blobs": 0.5}
-MULTICLASS = ("spiral", "blobs")     # the toy sets whose number of classes is a setting
+MULTICLASS = datasets.MULTICLASS     # the toy sets whose number of classes is a setting
 NO_SCHEDULE = "none"
 GRAPH_BATCH = 4             # training examples in the graph the editor steps through
 VIZ_INTERVAL = 0.2          # seconds between pictures while training (about 5 a second)
@@ -123,16 +122,6 @@ class NetworkSettings:
 
 # ================================================================================================== data
 
-_DIGITS_CACHE: list = []
-_DIGITS_LOCK = threading.Lock()
-
-
-def load_digits_cached() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's digits (N, 1, 8, 8) 0..16 and labels, loaded once per process (the import takes ~0.3 s)."""
-    with _DIGITS_LOCK:
-        if not _DIGITS_CACHE:
-            _DIGITS_CACHE.append(datasets.load_digits())
-        return _DIGITS_CACHE[0]
 
 
 def data_job(settings: DataSettings) -> Job[tuple[np.ndarray, np.ndarray]]:
@@ -142,16 +131,12 @@ def data_job(settings: DataSettings) -> Job[tuple[np.ndarray, np.ndarray]]:
         raise ValueInputError(f"settings must be DataSettings, got {settings!r}")
     yield Progress(0, 1, "loading the digits…" if settings.kind == "digits" else "making the points…")
     if settings.kind == "digits":
-        X, y = load_digits_cached()
+        X, y = datasets.load_digits()
         if settings.points < len(X):
             idx = np.sort(np.random.default_rng(settings.seed).permutation(len(X))[:settings.points])
             X, y = X[idx], y[idx]
         return X, y
-    kw: dict[str, Any] = {"n": settings.points, "seed": settings.seed}
-    if settings.dataset in MULTICLASS:
-        kw["classes"] = settings.classes
-    kw["std" if settings.dataset == "blobs" else "noise"] = settings.noise
-    return datasets.make_toy(settings.dataset, **kw)
+    return datasets.toy_data(settings.dataset, settings.points, settings.noise, settings.classes, settings.seed)
 
 
 @dataclass(frozen=True)
@@ -462,7 +447,7 @@ class PlaygroundLabModel:
         dataset = check_choice("data set", dataset, DATASETS)
         if dataset == DIGITS:
             return {"dataset": dataset, "points": DIGITS_COUNT}
-        out: dict[str, Any] = {"dataset": dataset, "noise": NOISE_DEFAULTS[dataset]}
+        out: dict[str, Any] = {"dataset": dataset, "noise": datasets.TOY_DEFAULTS[dataset].noise}
         if self.kind == "digits":
             out["points"] = DataSettings().points
         return out

@@ -210,15 +210,19 @@ def test_renders_polished(qtbot, view):
     assert view.grab().save(str(path)) and path.stat().st_size > 10_000
 
 
-def test_playground_button_opens_a_non_modal_preview(qtbot):
+def test_playground_button_opens_a_non_modal_preview(qtbot, monkeypatch):
+    from simulator.data import datasets
+    monkeypatch.setattr(datasets, "_DIGITS", None)      # not loaded yet: the click starts a job, never blocks
     lab = PlaygroundLab()
     qtbot.addWidget(lab)
     lab.resize(1500, 900)
     lab.show()
     qtbot.waitExposed(lab)
     try:
-        lab.dataset_combo.setCurrentText(DIGITS)
         qtbot.mouseClick(lab.augment_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: lab.augment_dialog is not None and lab.augment_dialog.isVisible(), timeout=30_000)
+        assert lab.augment_button.isEnabled()
+        lab.dataset_combo.setCurrentText(DIGITS)
         dlg = lab.augment_dialog
         assert isinstance(dlg, AugmentDialog) and dlg.isVisible() and not dlg.isModal()
         assert dlg.view.images.shape[1:] == (1, 8, 8) and len(dlg.view.images) == 1797
