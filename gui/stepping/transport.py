@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QWidget
 
+from gui.forms import param_widget
 from gui.stepping.player import StepPlayer
+from simulator.engine.trace import UPDATE_LR
 
 
 class TransportBar(QWidget):
@@ -45,11 +47,7 @@ class TransportBar(QWidget):
         self.update_check = QCheckBox("Update, lr", self)
         self.update_check.setToolTip("After the backward pass, step through p ← p − lr · dL/dp for every trainable "
                                      "parameter (make a leaf a Parameter in the inspector)")
-        self.lr_box = QDoubleSpinBox(self)
-        self.lr_box.setDecimals(4)
-        self.lr_box.setRange(0.0001, 100.0)
-        self.lr_box.setSingleStep(0.01)
-        self.lr_box.setValue(0.1)
+        self.lr_box = param_widget(UPDATE_LR, self)       # range, default and help declared in the engine
         self.lr_box.setEnabled(False)
         self.update_check.toggled.connect(self._on_update_changed)
         self.lr_box.valueChanged.connect(self._on_update_changed)

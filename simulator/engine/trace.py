@@ -21,11 +21,18 @@ import numpy as np
 
 from simulator.core.errors import GraphError, NumericError, StudioError, ValueInputError
 from simulator.core.formatting import format_value
+from simulator.core.params import Param
 from simulator.graphs.graph import Graph
 from simulator.ops import OpSpec
 
 Phase = Literal["forward", "backward", "update"]
 EventKind = Literal["op", "seed", "accumulate"]
+
+
+# The rate of the optional update phase (p ← p − lr · dL/dp at the end of a trace), as the transport bar offers it.
+UPDATE_LR = Param("lr", float, 0.1, low=0.0, low_open=True, high=100.0, log=True, label="update learning rate",
+                  doc="After the backward pass, step through p ← p − lr · dL/dp for every trainable parameter "
+                      "(make a leaf a Parameter in the inspector)")
 
 
 @dataclass(frozen=True)
@@ -392,8 +399,8 @@ class Trace:
     """
 
     def __init__(self, graph: Graph, learning_rate: float | None = None):
-        if learning_rate is not None and not (np.isfinite(learning_rate) and learning_rate > 0):
-            raise ValueInputError(f"the learning rate must be a positive number, got {learning_rate!r}")
+        if learning_rate is not None:
+            learning_rate = UPDATE_LR.check(learning_rate)
         self.program = compile_program(graph)
         self.program.check_budget()
         self.output = self.program.output

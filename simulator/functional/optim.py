@@ -175,13 +175,13 @@ class Optimizer:
         """One in-place update of a flat contiguous parameter; st["step"] already counts this update."""
         raise NotImplementedError
 
-    def _race_row(self) -> np.ndarray:
+    def race_row(self) -> np.ndarray:
         """This optimizer's hyperparameters as a row of ``kernels.optim.race_step_2d``'s ``hyper`` array."""
         row = np.zeros(K.N_HYPER)
         row[K.H_WEIGHT_DECAY] = self.weight_decay
         return row
 
-    def _race_family(self) -> int:
+    def race_family(self) -> int:
         return self.family
 
     @staticmethod
@@ -219,11 +219,11 @@ class SGD(Optimizer):
         else:
             K.sgd_step(p, g, self.lr, self.weight_decay)
 
-    def _race_family(self) -> int:
+    def race_family(self) -> int:
         return K.SGD_MOMENTUM if self.momentum > 0.0 else K.SGD
 
-    def _race_row(self) -> np.ndarray:
-        row = super()._race_row()
+    def race_row(self) -> np.ndarray:
+        row = super().race_row()
         row[K.H_MOMENTUM] = self.momentum
         row[K.H_NESTEROV] = float(self.nesterov)
         return row
@@ -250,8 +250,8 @@ class AdaGrad(Optimizer):
     def _update(self, p: np.ndarray, g: np.ndarray, st: dict[str, Any]) -> None:
         K.adagrad_step(p, g, st["sum"].reshape(-1), self.lr, self.eps, self.weight_decay)
 
-    def _race_row(self) -> np.ndarray:
-        row = super()._race_row()
+    def race_row(self) -> np.ndarray:
+        row = super().race_row()
         row[K.H_EPS] = self.eps
         return row
 
@@ -289,8 +289,8 @@ class RMSProp(Optimizer):
         K.rmsprop_step(p, g, st["square_avg"].reshape(-1), grad_avg, buf, self.lr, self.alpha, self.eps,
                        self.momentum, self.weight_decay, self.centered)
 
-    def _race_row(self) -> np.ndarray:
-        row = super()._race_row()
+    def race_row(self) -> np.ndarray:
+        row = super().race_row()
         row[K.H_MOMENTUM] = self.momentum
         row[K.H_BETA1] = self.alpha
         row[K.H_EPS] = self.eps
@@ -324,8 +324,8 @@ class Adam(Optimizer):
         K.adam_step(p, g, st["exp_avg"].reshape(-1), st["exp_avg_sq"].reshape(-1), self.lr, self.betas[0],
                     self.betas[1], self.eps, self.weight_decay, st["step"])
 
-    def _race_row(self) -> np.ndarray:
-        row = super()._race_row()
+    def race_row(self) -> np.ndarray:
+        row = super().race_row()
         row[K.H_BETA1], row[K.H_BETA2] = self.betas
         row[K.H_EPS] = self.eps
         return row

@@ -269,11 +269,6 @@ class Graph:
         except (nx.NetworkXNoPath, nx.NodeNotFound):
             raise GraphError(f"no chain of wires leads from '{src}' to '{dst}'") from None
 
-    def descendants(self, node_id: str) -> set[str]:
-        """Every node `node_id`'s value flows into."""
-        self.node(node_id)
-        return self._reach(node_id, self.successors)
-
     def _reach(self, start: str, step: Callable[[str], list[str]]) -> set[str]:
         seen: set[str] = set()
         stack = [start]

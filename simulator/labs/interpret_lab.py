@@ -297,10 +297,6 @@ class InterpretLabModel:
     def set_quick_model(self, quick: I.QuickModel) -> None:
         self.set_network(quick.network, quick.data)
 
-    @property
-    def has_network(self) -> bool:
-        return self.network is not None
-
     def _need(self) -> tuple[Network, ImageSet]:
         if self.network is None or self.images is None:
             raise ValueInputError("no model yet: train the quick digits model or an image model in the playground")

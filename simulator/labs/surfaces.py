@@ -570,8 +570,8 @@ def _race_steps(surface: Surface, specs: list[tuple[str, str, dict[str, Any]]], 
     n_steps, k = lrs.shape
     if isinstance(surface, NoisyGradient):
         surface.reset()
-    family = np.array([o._race_family() for o in opts], dtype=np.int64)
-    hyper = np.ascontiguousarray(np.stack([o._race_row() for o in opts]))
+    family = np.array([o.race_family() for o in opts], dtype=np.int64)
+    hyper = np.ascontiguousarray(np.stack([o.race_row() for o in opts]))
     x = np.tile(x_start, (k, 1))
     s1, s2, s3 = np.zeros((k, 2)), np.zeros((k, 2)), np.zeros((k, 2))
     step = np.zeros(k, dtype=np.int64)

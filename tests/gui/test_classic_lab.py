@@ -254,3 +254,17 @@ def test_main_path_preparing_then_linear_steps_by_clicks(qtbot):
     qtbot.mouseClick(lin.reset_button, Qt.MouseButton.LeftButton)
     assert w.model.linear.clf.steps == 0 and "step 0" in lin.accuracy_label.text()
     w.close_lab()
+
+
+def test_changing_the_points_cancels_a_running_cross_validation(qtbot, lab):
+    knn = lab.knn
+    knn.points_box.setValue(400)
+    wait_idle(qtbot, knn)
+    knn.kmax_box.setValue(25)
+    qtbot.mouseClick(knn.cv_button, Qt.MouseButton.LeftButton)
+    assert knn.runner.running("cv")
+    knn.add_point(0.3, 0.3, 1)                       # the data the cross-validation is about is gone
+    assert not knn.runner.running("cv") and knn.cv_progress.isHidden()
+    qtbot.wait(300)
+    assert knn.model.cv_result is None               # no stale result arrives later
+    assert knn.cv_button.isEnabled()
