@@ -722,6 +722,7 @@ class MainWindow(QMainWindow):
         from simulator.functional.warmup import TAB_KERNELS, default_plan, warmup_job
 
         def job():                                  # on the worker: imports the kernel modules, then compiles
+            import pyqtgraph  # noqa: F401  (every lab's plots: loaded here, the first lab opens without the wait)
             plan = default_plan()
             plan.prefer(TAB_KERNELS.get(self.current_tab, ()))   # a plain str the UI thread keeps up to date
             self.warmup_plan = plan

@@ -36,7 +36,8 @@ from simulator.core.errors import StudioError
 from simulator.core.params import params_of
 from simulator.functional.optim import OPTIMIZERS
 from simulator.functional.schedules import Schedule
-from simulator.labs.optimizer_lab import CUSTOM, OptimizerLabModel, RaceSettings, Racer, surface_heatmap
+from simulator.labs.optimizer_lab import (CUSTOM, OptimizerLabModel, RaceSettings, Racer, contour_segments,
+                                          surface_heatmap)
 from simulator.labs.surfaces import SURFACES, RaceResult
 
 __all__ = ["OptimizerLab", "CUSTOM"]
@@ -129,7 +130,7 @@ class OptimizerLab(QWidget):
     Children for tests and for the main window: surface_combo, surface_form (the current surface's ParamForm),
     expression_edit, expression_error, noise_box, optimizer_table, add_combo, add_button, remove_button, hyper_form
     (the selected optimizer's ParamForm), n_steps_box, transport (play_button, step_button, back_button,
-    reset_button, step_slider, speed_box, step_label), arrows_check, surface_plot, image_item, isocurves,
+    reset_button, step_slider, speed_box, step_label), arrows_check, surface_plot, image_item, contour_item,
     start_item, minima_item, loss_plot, step_line, divergence_item, schedule_designer, race_error, busy_bar.
     State: model, runs (label -> _Run), player, jobs.
     """
@@ -258,12 +259,10 @@ class OptimizerLab(QWidget):
         self.image_item.setColorMap(SURFACE_CMAP)
         self.image_item.setZValue(-10)
         sp.addItem(self.image_item)
-        self.isocurves: list[pg.IsocurveItem] = []
-        for _ in range(N_CONTOURS):
-            iso = pg.IsocurveItem(pen=CONTOUR_PEN, axisOrder="col-major")
-            iso.setParentItem(self.image_item)
-            iso.setZValue(5)
-            self.isocurves.append(iso)
+        # all contour lines are one item of segment pairs (traced by simulator.labs.optimizer_lab.contour_segments)
+        self.contour_item = pg.PlotCurveItem(pen=CONTOUR_PEN, connect="pairs", skipFiniteCheck=True)
+        self.contour_item.setZValue(5)
+        sp.addItem(self.contour_item)
         self.minima_item = pg.ScatterPlotItem(symbol="star", size=15, pen=pg.mkPen("#5c4400", width=1),
                                               brush=pg.mkBrush("#ffd23f"))
         self.minima_item.setZValue(20)
@@ -562,14 +561,15 @@ class OptimizerLab(QWidget):
         C, (lo, hi) = heat.colour, heat.levels
         self.image_item.setImage(C.T, levels=(lo, hi), autoLevels=False)
         self.image_item.setRect(QRectF(*heat.rect))
-        # isocurves on a coarser copy, mapped back by scaling their parent's transform
+        # contours on a coarser copy of the grid: smooth enough, and quick
         step = max(1, GRID_N // CONTOUR_N)
         Cc = C[::step, ::step]
         levels = lo + (hi - lo) * np.linspace(0, 1, N_CONTOURS + 2)[1:-1] ** (1.3 if heat.log_colour else 1.6)
-        for iso, level in zip(self.isocurves, levels):
-            iso.setData(Cc.T, level=float(level))
-            iso.resetTransform()
-            iso.setTransform(pg.QtGui.QTransform.fromScale(step, step))
+        x0, y0, w, h = heat.rect                  # C[row = y, col = x]; the coarse copy ends at sample step*(len-1)
+        cw = w * step * (Cc.shape[1] - 1) / (C.shape[1] - 1)
+        ch = h * step * (Cc.shape[0] - 1) / (C.shape[0] - 1)
+        segs = contour_segments(Cc.T, levels, (x0, y0, cw, ch))
+        self.contour_item.setData(segs[..., 0].ravel(), segs[..., 1].ravel())
         mins = surface.minima
         self.minima_item.setData([m[0] for m in mins], [m[1] for m in mins])
         self.start_item.setData([self.model.start[0]], [self.model.start[1]])

@@ -55,7 +55,7 @@ from simulator.labs.playground import DATASETS, DIGITS, GRAPH_BATCH, NO_SCHEDULE
 
 __all__ = ["DATASETS", "DIGITS", "GRAPH_BATCH", "PlaygroundLab"]
 
-TICK_MS = 25                  # the runner's delivery timer: 40 Hz, so >= 30 redraws a second while training
+TICK_MS = 20                  # the runner's delivery timer: 50 Hz, so >= 30 redraws a second while training
 MAX_CURVE_POINTS = 1500       # per curve on screen; longer runs are decimated (min and max of each bucket)
 MAX_EPOCH_SYMBOLS = 40        # epoch curves beyond this many points are drawn as plain lines
 BANNER_STYLE = (f"color: {theme.ERROR.name()}; background: #fbeaea; border: 1px solid #f0c9c6; border-radius: 3px;"

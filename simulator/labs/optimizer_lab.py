@@ -341,3 +341,42 @@ def surface_heatmap(surface: Surface, n: int = 360, margin: float = 0.5) -> Heat
     if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
         lo, hi = 0.0, 1.0
     return Heatmap(np.ascontiguousarray(C), (gx0, gy0, gx1 - gx0, gy1 - gy0), (lo, hi), bool(log_colour))
+
+
+def contour_segments(values: np.ndarray, levels: Any, rect: tuple[float, float, float, float]) -> np.ndarray:
+    """Contour lines of ``values`` (n_x, n_y: values[i, j] at x_i, y_j over ``rect`` = (x0, y0, width, height)) at
+    each of ``levels``, by marching squares: an (S, 2, 2) array of segments [[x, y], [x, y]], ready to draw as
+    pairs. Only the cells a level passes through are visited; a saddle cell gives two segments."""
+    Z = np.asarray(values, dtype=np.float64)
+    if Z.ndim != 2 or min(Z.shape) < 2:
+        raise ValueInputError(f"contours need a 2-D grid of at least 2x2 values, got shape {Z.shape}")
+    nx, ny = Z.shape
+    x0, y0, w, h = (float(v) for v in rect)
+    # corners of every cell, counter-clockwise from (i, j): (i,j) (i+1,j) (i+1,j+1) (i,j+1)
+    corners = np.stack([Z[:-1, :-1], Z[1:, :-1], Z[1:, 1:], Z[:-1, 1:]], axis=-1).reshape(-1, 4)
+    ci, cj = (g.ravel() for g in np.meshgrid(np.arange(nx - 1.0), np.arange(ny - 1.0), indexing="ij"))
+    offsets = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=np.float64)
+    lo, hi = np.nanmin(corners, axis=1), np.nanmax(corners, axis=1)
+    out = []
+    with np.errstate(all="ignore"):
+        for level in np.atleast_1d(np.asarray(levels, dtype=np.float64)):
+            cells = np.flatnonzero((lo < level) & (hi >= level))
+            if cells.size == 0:
+                continue
+            v = corners[cells]                                   # (k, 4)
+            p, q = v, np.roll(v, -1, axis=1)                     # edge e runs from corner e to corner e+1
+            crosses = (p < level) != (q < level)
+            t = np.where(crosses, (level - p) / (q - p), 0.0)[..., None]
+            start, end = offsets, np.roll(offsets, -1, axis=0)
+            pts = start + t * (end - start) + np.stack([ci[cells], cj[cells]], axis=-1)[:, None, :]   # (k, 4, 2)
+            count = crosses.sum(axis=1)
+            two = count == 2
+            order = np.argsort(~crosses[two], axis=1, kind="stable")[:, :2]
+            out.append(np.take_along_axis(pts[two], order[..., None], axis=1))
+            four = count == 4                                    # a saddle: pair the edges around it
+            if four.any():
+                out += [pts[four][:, [0, 1]], pts[four][:, [2, 3]]]
+    segs = np.concatenate(out) if out else np.zeros((0, 2, 2))
+    segs = segs[np.isfinite(segs).all(axis=(1, 2))]
+    scale = np.array([w / (nx - 1), h / (ny - 1)])
+    return segs * scale + np.array([x0, y0])

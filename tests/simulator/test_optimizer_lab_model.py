@@ -206,3 +206,26 @@ def test_settings_declare_their_ranges():
         RaceSettings(surface="Moon")
     with pytest.raises(StudioError):
         OptimizerLabModel([("SGD", {"lr": "fast"})])
+
+
+def test_contour_segments_trace_level_sets():
+    import numpy as np
+
+    from simulator.core.errors import ValueInputError
+    from simulator.labs.optimizer_lab import contour_segments
+    xs = np.linspace(-2.0, 2.0, 161)
+    X, Y = np.meshgrid(xs, xs, indexing="ij")
+    segs = contour_segments(X ** 2 + Y ** 2, [1.0, 2.0], (-2.0, -2.0, 4.0, 4.0))
+    r = np.hypot(segs[..., 0], segs[..., 1])
+    on_one, on_two = np.abs(r - 1.0) < 2e-3, np.abs(r - np.sqrt(2.0)) < 2e-3
+    assert (on_one | on_two).all() and on_one.any() and on_two.any()
+    # each closed circle is traced all the way round: segment lengths add up to its circumference
+    lengths = np.linalg.norm(segs[:, 1] - segs[:, 0], axis=1)
+    inner = np.abs(np.hypot(*segs[:, 0].T) - 1.0) < 2e-3
+    assert lengths[inner].sum() == pytest.approx(2 * np.pi, rel=1e-3)
+    # a saddle x*y = 0 on a cell centred at the origin gives two crossing segments there
+    xs = np.linspace(-1.0, 1.0, 2)
+    X, Y = np.meshgrid(xs, xs, indexing="ij")
+    assert contour_segments(X * Y + 1e-9, [0.0], (-1, -1, 2, 2)).shape == (2, 2, 2)
+    with pytest.raises(ValueInputError, match="2-D grid"):
+        contour_segments(np.zeros(5), [0.0], (0, 0, 1, 1))
