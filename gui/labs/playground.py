@@ -81,27 +81,38 @@ def _tiles(stack: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarr
     return out
 
 
-def decimate(x: np.ndarray, y: np.ndarray, cap: int = MAX_CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """At most about ``cap`` points: unchanged when short; else buckets of k points, each drawn as its min and max
-    (in order), so spikes survive; the first and the last point are always kept."""
-    n = len(x)
-    if n <= cap:
-        return x, y
-    k = -(-2 * n // cap)
-    m = (n // k) * k
-    yb = y[:m].reshape(-1, k)
-    lo, hi = np.nanargmin(np.where(np.isnan(yb), np.inf, yb), axis=1), np.nanargmax(np.where(np.isnan(yb), -np.inf, yb), axis=1)
-    base = np.arange(0, m, k)
-    first, second = base + np.minimum(lo, hi), base + np.maximum(lo, hi)
-    idx = np.empty(2 * len(base), np.int64)
-    idx[0::2], idx[1::2] = first, second
-    idx = np.concatenate([idx, np.arange(m, n)]) if m < n else idx
-    if idx[-1] != n - 1:
-        idx = np.append(idx, n - 1)
-    if idx[0] != 0:
-        idx = np.concatenate([[0], idx])
-    idx = idx[np.concatenate([[True], np.diff(idx) > 0])]    # a bucket whose min and max coincide: once
-    return x[idx], y[idx]
+class Decimated:
+    """Min/max decimation of a growing series, kept up to date: at most about ``cap`` points, each bucket of k points
+    drawn as its min and max (in order) so spikes survive, the first and last point always kept. Buckets are
+    powers of two that double as the series does, so each call only scans the buckets completed since the last one
+    (amortised O(new points), where re-decimating the whole series every frame grew with the run)."""
+
+    def __init__(self, cap: int = MAX_CURVE_POINTS):
+        self.cap = cap
+        self.k = 0
+        self.m = 0                                   # points covered by complete buckets so far
+        self.idx = np.empty(0, np.int64)
+
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(y)
+        if n <= self.cap:
+            return x, y
+        k = 1 << max(0, math.ceil(math.log2(2 * n / self.cap)))
+        if k != self.k:
+            self.k, self.m, self.idx = k, 0, np.empty(0, np.int64)
+        m = (n // k) * k
+        if m > self.m:
+            yb = y[self.m:m].reshape(-1, k)
+            lo = np.argmin(np.where(np.isnan(yb), np.inf, yb), axis=1)
+            hi = np.argmax(np.where(np.isnan(yb), -np.inf, yb), axis=1)
+            base = np.arange(self.m, m, k)
+            new = np.empty(2 * len(base), np.int64)
+            new[0::2], new[1::2] = base + np.minimum(lo, hi), base + np.maximum(lo, hi)
+            self.idx = np.concatenate([self.idx, new])
+            self.m = m
+        idx = np.concatenate([[0], self.idx, np.arange(self.m, n), [n - 1]])
+        idx = idx[np.concatenate([[True], np.diff(idx) > 0])]    # repeated indices (min = max, ends): once
+        return x[idx], y[idx]
 
 
 def _nice_ceiling(v: float) -> float:
@@ -408,12 +419,19 @@ class PlaygroundLab(QWidget):
                 pi.setXLink(self.loss_plot.getPlotItem())
             pi.disableAutoRange()
         self._ranges: dict[str, Any] = {}
+        self._decimators: dict[str, Decimated] = {}      # one per curve (gui.labs.playground.Decimated)
 
     @staticmethod
     def _curve(plot_item: pg.PlotItem, pen: Any, name: str | None = None) -> pg.PlotCurveItem:
         c = pg.PlotCurveItem(pen=pen, name=name, skipFiniteCheck=True)
         plot_item.addItem(c)
         return c
+
+    def _decimated(self, name: str) -> Decimated:
+        d = self._decimators.get(name)
+        if d is None:
+            d = self._decimators[name] = Decimated()
+        return d
 
     def _set_curve(self, name: str, x: np.ndarray, y: np.ndarray) -> None:
         grad = name in self.grad_curves
@@ -1191,6 +1209,7 @@ class PlaygroundLab(QWidget):
         self._lr_top = 0.0
         self._lr_seen = self._norms_seen = 0
         self._ranges = {}
+        self._decimators: dict[str, Decimated] = {}
         for plot, span in ((self.loss_plot, (-2.0, 1.0)), (self.grad_plot, (-3.0, 1.0))):
             self._set_decades(plot, span)          # empty log plots show decades, not a pile of 2..9 labels
         self.status_label.setText("")
@@ -1198,10 +1217,10 @@ class PlaygroundLab(QWidget):
     def _draw_metrics(self, epochs: bool) -> None:
         """One setData per curve (decimated beyond MAX_CURVE_POINTS); the epoch curves only when an epoch ended."""
         it = self._iters.data
-        self._set_curve("loss", *decimate(it, self._loss.data))
-        self._set_curve("accuracy", *decimate(it, self._acc.data))
+        self._set_curve("loss", *self._decimated("loss")(it, self._loss.data))
+        self._set_curve("accuracy", *self._decimated("accuracy")(it, self._acc.data))
         lr = self._lr.data
-        self._set_curve("lr", *decimate(it, lr))
+        self._set_curve("lr", *self._decimated("lr")(it, lr))
         r = self._ranges
         if self._n_steps > r.get("x", 0):
             r["x"] = _nice_ceiling(self._n_steps * 1.25)
@@ -1233,7 +1252,7 @@ class PlaygroundLab(QWidget):
             if c is None:
                 c = self._curve(gp, pg.mkPen(PALETTE[j % len(PALETTE)], width=1.5), name)
                 self.grad_curves[name] = c
-            self._set_curve(name, *decimate(ni, np.nan_to_num(norms[:, j], nan=FLOOR)))
+            self._set_curve(name, *self._decimated(name)(ni, np.nan_to_num(norms[:, j], nan=FLOOR)))
         if len(ni) > self._norms_seen:
             span = _decades(norms[self._norms_seen:].ravel(), r.get("grad"))
             self._norms_seen = len(ni)

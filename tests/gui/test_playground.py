@@ -581,3 +581,20 @@ def test_first_open_shows_preparing_then_idle(qtbot):
     qtbot.waitUntil(lambda: w.state == "idle", timeout=10_000)
     assert w.train_button.isEnabled() and "ready" in w.status_label.text()
     w.close_lab()
+
+
+def test_growing_curves_are_decimated_incrementally_and_keep_their_spikes():
+    from gui.labs.playground import Decimated
+    rng = np.random.default_rng(0)
+    full = rng.normal(size=20_000)
+    full[1234], full[17_321] = 50.0, -40.0
+    d = Decimated(cap=200)
+    for n in range(1, len(full) + 1, 997):                    # the series grows as training goes on
+        x, y = d(np.arange(n, dtype=float), full[:n])
+    n = len(x) and int(x[-1]) + 1
+    assert len(y) <= 2 * 200 + 2 and x[0] == 0 and np.all(np.diff(x) > 0)
+    assert 50.0 in y and -40.0 in y                           # spikes survive
+    np.testing.assert_array_equal(y, full[x.astype(int)])     # every drawn point is a real one
+    # the same as decimating the final series in one go
+    x2, y2 = Decimated(cap=200)(np.arange(n, dtype=float), full[:n])
+    np.testing.assert_array_equal(x, x2)
