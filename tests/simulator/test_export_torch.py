@@ -13,7 +13,8 @@ from simulator.functional import schedules as S
 from simulator.core.errors import ShapeError, ValueInputError
 from simulator.nn.export_torch import _schedule_code, export_torch_script, write_torch_export
 from simulator.nn.network import (Activation, AvgPool, BatchNorm, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool,
-                            Network, Trainer)
+                                  Network)
+from simulator.nn.trainer import Trainer
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
