@@ -30,7 +30,7 @@ EventKind = Literal["op", "seed", "accumulate"]
 
 
 # The rate of the optional update phase (p ← p − lr · dL/dp at the end of a trace), as the transport bar offers it.
-UPDATE_LR = Param("lr", float, 0.1, low=0.0, low_open=True, high=100.0, log=True, label="update learning rate",
+UPDATE_LR = Param("lr", float, 0.1, low=0.0, low_open=True, high=1e12, log=True, label="update learning rate",
                   doc="After the backward pass, step through p ← p − lr · dL/dp for every trainable parameter "
                       "(make a leaf a Parameter in the inspector)")
 
