@@ -31,24 +31,11 @@ FLOORS_MS = {500: 16.0, 2000: 33.0}
 
 
 def sum_of_products(nodes: int):
-    from simulator import Graph
+    """The engine benchmark's sum of products with about ``nodes`` nodes, laid out for the canvas."""
+    from engine import sum_of_products_graph          # bench/engine.py, beside this script
     from simulator.graphs.layout import apply_layout
 
-    k = max(1, round((nodes + 1) / 4))
-    g = Graph()
-    total = None
-    for i in range(k):
-        a, b = g.add_input(f"a{i}", 0.5 + i % 7), g.add_input(f"b{i}", 1.5 - i % 5)
-        m = g.add_op("mul", name=f"m{i}")
-        g.connect(a, m, "x", check_shapes=False)
-        g.connect(b, m, "y", check_shapes=False)
-        if total is None:
-            total = m
-        else:
-            s = g.add_op("add", name=f"s{i}")
-            g.connect(total, s, "x", check_shapes=False)
-            g.connect(m, s, "y", check_shapes=False)
-            total = s
+    g = sum_of_products_graph(max(1, round((nodes + 1) / 4)))
     apply_layout(g)
     return g
 

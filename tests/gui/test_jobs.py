@@ -17,6 +17,18 @@ def runner(qtbot):
     r.close()
 
 
+def _forever(closed):
+    """A job that runs until cancelled and records that its generator was closed."""
+    def job():
+        try:
+            while True:
+                time.sleep(0.001)
+                yield 1
+        finally:
+            closed.append(True)
+    return job
+
+
 def counting(n, thread_names=None, delay=0.0):
     if thread_names is not None:
         thread_names.append(threading.current_thread().name)
@@ -88,13 +100,7 @@ def test_pause_step_resume(qtbot, runner):
 def test_cancel_closes_the_generator_and_reports_cancel(qtbot, runner):
     closed, cancelled, done = [], [], []
 
-    def forever():
-        try:
-            while True:
-                time.sleep(0.001)
-                yield 1
-        finally:
-            closed.append(True)
+    forever = _forever(closed)
 
     runner.start("loop", forever, on_done=done.append, on_cancel=lambda: cancelled.append(True))
     qtbot.wait(50)
@@ -125,13 +131,7 @@ def test_close_cancels_everything_and_waits(qtbot):
     r = JobRunner()
     closed = []
 
-    def forever():
-        try:
-            while True:
-                time.sleep(0.001)
-                yield 1
-        finally:
-            closed.append(True)
+    forever = _forever(closed)
 
     a = r.start("a", forever)
     b = r.start("b", forever, paused=True)       # never started: closing it runs no finally
@@ -239,13 +239,7 @@ def test_a_failing_callback_stops_its_job_and_is_reported_once(qtbot, monkeypatc
     r = JobRunner()
     closed = []
 
-    def forever():
-        try:
-            while True:
-                time.sleep(0.001)
-                yield 1
-        finally:
-            closed.append(True)
+    forever = _forever(closed)
 
     def broken(_item):
         raise RuntimeError("a drawing bug")
