@@ -2,6 +2,7 @@
 packages below it; the model never loads Qt. Checked on the source (every import statement, function-level ones too)
 and, for Qt, in a fresh interpreter."""
 import ast
+import os
 import pkgutil
 import subprocess
 import sys
@@ -109,3 +110,14 @@ def test_simulator_and_kernels_never_load_qt():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert len(mods) >= 30
+
+
+def test_the_window_module_loads_without_numba_or_scipy():
+    """The window shows before the kernels load (numba and scipy take about 0.7 s): the warm-up job imports them on
+    its worker thread, and an op's first run would otherwise."""
+    code = ("import sys\nimport gui.main_window\n"
+            "heavy = sorted(m for m in ('numba', 'scipy', 'sklearn', 'networkx') if m in sys.modules)\n"
+            "assert not heavy, heavy\n")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr

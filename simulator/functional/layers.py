@@ -8,20 +8,32 @@ variance, pooling floor mode, GELU's exact erf form, SELU's constants, derivativ
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
 
-from kernels import activations as _act
-from kernels import conv as _conv
-from kernels import dropout as _drop
-from kernels import losses as _loss
-from kernels import norm as _norm
-from kernels import pool as _pool
 from simulator.core.errors import ShapeError, ValueInputError
 from simulator.core.params import check_int, check_real
 
 Cache = Any
+
+
+class _KernelModule:
+    """A kernel module loaded at its first use. Importing the kernels pulls numba and scipy (about 0.7 s); the op
+    registry imports this module, so the window would otherwise wait for them before it shows. The warm-up job
+    imports them on its worker thread right after start; import_module is thread-safe and, once loaded, a dict
+    lookup."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+_act, _conv, _drop, _loss, _norm, _pool = (_KernelModule(f"kernels.{m}") for m in
+                                           ("activations", "conv", "dropout", "losses", "norm", "pool"))
 
 __all__ = [
     "affine_forward", "affine_backward", "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
