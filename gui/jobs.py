@@ -6,7 +6,9 @@ newest item, for progress and frames; ``keep="all"``: every item, for training m
 drains it at about 30 Hz, so thousands of yields a second cost one redraw per frame. Starting a job under a name
 already running supersedes it (the old one is cancelled and nothing more of it is reported). Cancelling closes the
 generator on its own thread (``GeneratorExit`` runs its ``finally`` blocks). A job can start paused, be paused and
-resumed, and be stepped one yield at a time (the training playground's Step).
+resumed, and be stepped one yield at a time (the training playground's Step). Each tick is the UI's turn: the
+workers hold at their next yield until the frame is painted, so a Python-bound job (training a small MLP holds the
+GIL most of the time) cannot stretch a frame by making the UI thread wait for the GIL at each of its releases.
 
     self.jobs = JobRunner(self)
     self.jobs.start("race", lambda: model.race_job(settings), on_yield=self._draw_progress,
@@ -36,6 +38,12 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _set_event() -> threading.Event:
+    e = threading.Event()
+    e.set()
+    return e
+
+
 @dataclass(eq=False)
 class JobHandle:
     """One started job: its callbacks, the worker's output and its control flags (shared with the worker thread)."""
@@ -47,6 +55,7 @@ class JobHandle:
     on_done: Callable[[Any], Any] | None
     on_error: Callable[[BaseException, str], Any] | None
     on_cancel: Callable[[], Any] | None
+    ui_turn: threading.Event = field(default_factory=lambda: _set_event())  # clear while the UI draws a frame
     lock: threading.Lock = field(default_factory=threading.Lock)
     gate: threading.Event = field(default_factory=threading.Event)   # set: may advance; clear: paused
     items: list = field(default_factory=list)
@@ -69,6 +78,7 @@ class JobHandle:
                 gen = self.make()
                 while True:
                     self.gate.wait()
+                    self.ui_turn.wait()
                     if self.cancelled:
                         gen.close()
                         self.outcome = ("cancelled",)
@@ -116,6 +126,14 @@ class JobRunner(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(tick_ms or self.TICK_MS)
         self.timer.timeout.connect(self.drain)
+        # The UI's turn: while a tick delivers and the window repaints, the workers wait at their next yield, so the
+        # UI thread gets the GIL without waiting a switch interval at each of its many releases (a Python-bound job,
+        # such as training a small MLP, would otherwise slow every frame several times over).
+        self.ui_turn = _set_event()
+        self._turn_back = QTimer(self)
+        self._turn_back.setSingleShot(True)
+        self._turn_back.setInterval(0)
+        self._turn_back.timeout.connect(self.ui_turn.set)
         self.closed = False
 
     # ------------------------------------------------------------------------------------------------ control
@@ -129,7 +147,7 @@ class JobRunner(QObject):
         if keep not in ("latest", "all"):
             raise ValueError(f"keep must be 'latest' or 'all', got {keep!r}")
         self.cancel(name, notify=False)
-        h = JobHandle(name, make, keep, on_yield, on_done, on_error, on_cancel)
+        h = JobHandle(name, make, keep, on_yield, on_done, on_error, on_cancel, self.ui_turn)
         if not paused:
             h.gate.set()
         if self.closed:
@@ -191,6 +209,8 @@ class JobRunner(QObject):
     # --------------------------------------------------------------------------------------------- UI thread
     def drain(self) -> None:
         """Deliver what every job yielded since the last tick, then the ends of finished jobs."""
+        self.ui_turn.clear()
+        self._turn_back.start()                          # the workers go on once this frame has been painted
         for name, h in list(self.handles.items()):
             if self.handles.get(name) is not h:          # superseded by a callback earlier in this tick
                 continue
@@ -243,6 +263,8 @@ class JobRunner(QObject):
         """Cancel every job and wait for the workers (the window is closing): nothing is delivered any more."""
         self.closed = True
         self.timer.stop()
+        self._turn_back.stop()
+        self.ui_turn.set()
         for name in list(self.handles):
             self.cancel(name, notify=False)
         deadline = time.monotonic() + timeout          # one deadline for all: the workers are daemon threads

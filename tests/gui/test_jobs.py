@@ -109,6 +109,20 @@ def test_cancel_closes_the_generator_and_reports_cancel(qtbot, runner):
     assert cancelled == [True] and done == [] and not runner.running("loop")
 
 
+def test_workers_wait_while_the_ui_thread_draws_a_frame(qtbot, runner):
+    """A tick is the UI's turn: the workers hold at their next yield until the frame is painted (the zero timer
+    after the tick), so a Python-bound job never makes the UI thread wait for the GIL mid-frame."""
+    handle = runner.start("loop", _forever([]))
+    qtbot.waitUntil(lambda: handle.yields > 5, timeout=3000)
+    runner.drain()                                   # a tick, as the timer would run it
+    frozen = handle.yields
+    time.sleep(0.1)                                  # no event processed: the frame is still being drawn
+    assert handle.yields <= frozen + 1               # at most the item it was computing when the tick began
+    qtbot.waitUntil(lambda: handle.yields > frozen + 5, timeout=3000)   # the event loop ran: the turn is back
+    runner.close()
+    assert runner.ui_turn.is_set()                   # closing never leaves a worker waiting for a turn
+
+
 def test_errors_come_back_as_text(qtbot, runner):
     errors = []
 
