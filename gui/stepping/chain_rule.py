@@ -5,6 +5,8 @@ Backward steps read upstream × local = downstream, coloured like the wires (gra
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Mapping
 
 import numpy as np
 from PySide6.QtCore import Qt
@@ -25,6 +27,31 @@ def _c(text: str, colour: str, bold: bool = False) -> str:
     return f'<span style="color:{colour};{weight}">{html.escape(text)}</span>'
 
 
+def in_learner_words(formula: str, names: Mapping[str, str]) -> str:
+    """An op's formula with its port names replaced by the learner's node names, all at once (so x -> y and y -> x
+    swap cleanly): 'x · y' with {'x': 'q', 'y': 'z'} reads 'q · z'. Whole words only ('max' keeps its x)."""
+    names = {p: n for p, n in names.items() if p != n}
+    if not names or not formula:
+        return formula
+    pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")(?![\w.])")
+    return pattern.sub(lambda m: names[m.group(1)], formula)
+
+
+def _learner_names(graph: Graph, node: str, ports) -> dict[str, str]:
+    """port -> the node wired into it (the learner's name for that input), and each scalar attribute -> its value
+    (pow's p -> 2), so a formula reads in the learner's own terms."""
+    out = {}
+    n = graph.node(node)
+    for key, value in (n.attrs or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = format_scalar(float(value))
+    for port in ports:
+        edge = graph.edge_into(node, port)
+        if edge is not None:
+            out[port] = edge.src
+    return out
+
+
 def event_html(event: StepEvent | None, trace: Trace | None, graph: Graph, position: int) -> tuple[str, str]:
     """(title, body) rich text for the step that led to `position`."""
     if trace is None:
@@ -40,12 +67,14 @@ def event_html(event: StepEvent | None, trace: Trace | None, graph: Graph, posit
         node = graph.node(event.node) if event.node in graph else None
         op = node.op if node else ""
         head = f"{title} — {_c(event.node, theme.INK_HEX, True)} ({html.escape(str(op))})"
-        spec_formula = node.spec.formula if node is not None and node.kind == "op" else ""
-        args = []
+        names = _learner_names(graph, event.node, event.inputs) if node is not None else {}
+        spec_formula = in_learner_words(node.spec.formula, names) if node is not None and node.kind == "op" else ""
+        args = {}                                   # the learner's input name -> its value (x * x shows x once)
         for port, v in event.inputs.items():
-            args.append(f"{html.escape(port)} = {_c(fmt(v), theme.VALUE_HEX, True)}")
+            args.setdefault(names.get(port, port), f"{html.escape(names.get(port, port))} = "
+                                                    f"{_c(fmt(v), theme.VALUE_HEX, True)}")
         body = (f"<p style='font-size:15pt'>{html.escape(event.node)} = {html.escape(spec_formula)}</p>"
-                f"<p style='font-size:13pt'>with {', '.join(args)}  →  {html.escape(event.node)} = "
+                f"<p style='font-size:13pt'>with {', '.join(args.values())}  →  {html.escape(event.node)} = "
                 f"{_c(fmt(event.outputs['out']), theme.VALUE_HEX, True)}</p>")
         return head, body
     if event.phase == "update":
@@ -83,7 +112,8 @@ def event_html(event: StepEvent | None, trace: Trace | None, graph: Graph, posit
     rows = []
     for port, down in event.outputs.items():
         src = event.sources.get(port, port)
-        local_formula = spec.local_grad.get(port, "") if spec else ""
+        local_formula = (in_learner_words(spec.local_grad.get(port, ""), _learner_names(graph, event.node, event.sources))
+                         if spec else "")
         lhs = f"d{out}/d{src}"
         chain = f"{_c(f'd{out}/d{event.node}', theme.GRAD_HEX)} · {_c(f'∂{event.node}/∂{src}', theme.LOCAL_HEX)}"
         if port in event.local:
@@ -92,7 +122,7 @@ def event_html(event: StepEvent | None, trace: Trace | None, graph: Graph, posit
             rows.append(f"<tr><td style='padding-right:10px'><b>{html.escape(lhs)}</b></td><td>= {chain}</td>"
                         f"<td style='padding-left:10px'>= {numbers}</td>"
                         f"<td style='padding-left:14px;color:{theme.MUTED_HEX}'>local: ∂{html.escape(event.node)}/"
-                        f"∂{html.escape(port)} = {html.escape(local_formula)}</td></tr>")
+                        f"∂{html.escape(src)} = {html.escape(local_formula)}</td></tr>")
         else:
             # Tensors: the matrix form of the chain rule, with the wire's shape (the numbers are in the inspector).
             rows.append(f"<tr><td style='padding-right:10px'><b>{html.escape(lhs)}</b> "
