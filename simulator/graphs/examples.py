@@ -43,7 +43,8 @@ def _loss_example(op: str) -> Callable[[], Graph]:
 
 
 def _two_layer_net() -> Graph:
-    """scores = W2 max(0, W1 x) on a batch of 4 examples (columns of x), with an SVM loss on top."""
+    """scores = max(0, x W1) W2 on a batch of 4 examples (the rows of x: x is N x D, W1 is D x H), with an SVM loss on
+    top: the notes' W2 max(0, W1 x) for one column vector x, written for a batch of row vectors."""
     rng = np.random.default_rng(231)
     g = Graph()
     g.add_input("x", rng.normal(size=(4, 3)).round(2))
@@ -80,8 +81,10 @@ EXAMPLES: dict[str, Example] = {e.name: e for e in (
     Example("softmax_loss", "Softmax cross-entropy on 3 classes",
             "The same cat scores through a softmax: the correct class gets probability 0.13, loss -ln 0.13 = 2.04.",
             _loss_example("softmax_ce")),
-    Example("two_layer_net", "A two-layer net W2 max(0, W1 x)",
-            "A batch of 4 examples through a ReLU hidden layer of 5 units and an SVM loss over 3 classes.",
+    Example("two_layer_net", "A two-layer net max(0, x W1) W2",
+            "A batch of 4 examples (the rows of x, 4 x 3) through a ReLU hidden layer of 5 units (W1 is 3 x 5) and an "
+            "SVM loss over 3 classes. The notes write W2 max(0, W1 x) for one column vector x with W1 in R^(H x D); "
+            "with examples as rows the same net reads max(0, x W1) W2.",
             _two_layer_net),
     Example("fan_out", "One value feeding two nodes",
             "f = x·y + x² with x = 3, y = -4: x reaches f along two paths, so its gradient is the sum "

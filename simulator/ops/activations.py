@@ -84,7 +84,7 @@ register(OpSpec(
 
 register(OpSpec(
     name="leaky_relu", family="activations", inputs=("x",), forward=leaky_relu_forward,
-    backward=leaky_relu_backward, infer_shape=_same, symbol="lrelu", formula="max(αx, x)",
+    backward=leaky_relu_backward, infer_shape=_same, symbol="lrelu", formula="x if x > 0 else αx",
     local_grad={"x": "1 if x > 0 else α"},
     doc="Leaky ReLU: a small slope α for x < 0, so units never die.", sample=_samples(gap=0.1),
     attrs=(AttrSpec("alpha", 0.01, "float", "slope for x < 0", minimum=0.0),)))

@@ -40,6 +40,8 @@ def test_softmax_example_is_2_04():
 
 
 def test_two_layer_net_matches_hand_written_backprop():
+    from simulator.graphs.examples import EXAMPLES
+    assert "max(0, x W1) W2" in EXAMPLES["two_layer_net"].title      # the title says what the graph computes
     g = load_example("two_layer_net")
     r = run(g)
     x, W1, W2 = (g.node(n).value for n in ("x", "W1", "W2"))
