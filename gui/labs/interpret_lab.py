@@ -34,8 +34,9 @@ __all__ = ["InterpretLab", "ImageGrid", "CLASS_COLOURS", "image_rgb"]
 # tab10: ten distinguishable class colours
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
                  "#17becf")
-VIEWS = ("Saliency", "Occlusion", "Class visualisation", "Adversarial", "Embedding")
-SALIENCY, OCCLUSION, CLASSVIS, ADVERSARIAL, EMBEDDING = range(5)
+VIEWS = ("Saliency", "Occlusion", "Shapley", "Top patches", "Class visualisation", "Adversarial", "Embedding")
+SALIENCY, OCCLUSION, SHAPLEY, PATCHES, CLASSVIS, ADVERSARIAL, EMBEDDING = range(7)
+TOP_PATCH_SLOTS = 32                     # the grid's cells: PatchSettings.k's highest value
 
 
 # ================================================================================================== drawing helpers
@@ -72,6 +73,7 @@ class ImageGrid(QWidget):
         self.titles: list[QLabel] = []
         self.captions: list[QLabel] = []
         self.frames: list[QGraphicsRectItem] = []
+        self.views: list[pg.GraphicsView] = []
         cols = columns or len(titles)
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 4, 4, 4)
@@ -108,6 +110,7 @@ class ImageGrid(QWidget):
             grid.addWidget(cap, 3 * r + 2, c)
             grid.setRowStretch(3 * r + 1, 1)
             self.images.append(item)
+            self.views.append(view)
             self.boxes.append(vb)
             self.titles.append(title)
             self.captions.append(cap)
@@ -129,6 +132,11 @@ class ImageGrid(QWidget):
 
     def set_title(self, i: int, text: str) -> None:
         self.titles[i].setText(text)
+
+    def set_shown(self, i: int, on: bool) -> None:
+        """Show or hide cell i (its title, picture and caption): a grid with fewer items than cells."""
+        for w in (self.titles[i], self.views[i], self.captions[i]):
+            w.setVisible(on)
 
 
 def _prob_plot(title: str) -> pg.PlotWidget:
@@ -182,6 +190,9 @@ class InterpretLab(QWidget):
         self.classvis_image: np.ndarray | None = None
         self.classvis_scores: np.ndarray | None = None
         self.neighbours: tuple[np.ndarray, np.ndarray] | None = None
+        self.shapley_view: M.ShapleyView | None = None
+        self.attack_view: M.AttackView | None = None
+        self.top_patches = None
         self._stale = set(range(len(VIEWS)))
         self._classvis_done: dict = {}
         self._rng = np.random.default_rng()
@@ -247,6 +258,7 @@ class InterpretLab(QWidget):
         stack = QVBoxLayout(self.settings_stack)
         stack.setContentsMargins(0, 0, 0, 0)
         self.settings_pages = [self._build_saliency_settings(), self._build_occlusion_settings(),
+                               self._build_shapley_settings(), self._build_patches_settings(),
                                self._build_classvis_settings(), self._build_adversarial_settings(),
                                self._build_embedding_settings()]
         for page in self.settings_pages:
@@ -259,8 +271,9 @@ class InterpretLab(QWidget):
         # ---- views: the first now, the others a moment after the lab is on screen (or when their tab is chosen
         # first), so opening the lab costs one view's widgets
         self.tabs = QTabWidget()
-        self._view_builders = (self._build_saliency_view, self._build_occlusion_view, self._build_classvis_view,
-                               self._build_adversarial_view, self._build_embedding_view)
+        self._view_builders = (self._build_saliency_view, self._build_occlusion_view, self._build_shapley_view,
+                               self._build_patches_view, self._build_classvis_view, self._build_adversarial_view,
+                               self._build_embedding_view)
         self._built = [False] * len(VIEWS)
         self._robust_data: M.RobustnessCurve | None = None
         for name in VIEWS:
@@ -334,8 +347,15 @@ class InterpretLab(QWidget):
         self.saliency_bars = pg.BarGraphItem(x=np.arange(10), height=np.zeros(10), width=0.7,
                                              brush=pg.mkBrush(theme.ACCENT_HEX))
         self.saliency_probs.addItem(self.saliency_bars)
+        self.saliency_ties = muted("")
+        self.saliency_ties.setWordWrap(True)
+        top = QWidget()
+        lay = QVBoxLayout(top)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.saliency_grid, 1)
+        lay.addWidget(self.saliency_ties)
         s = QSplitter(Qt.Orientation.Vertical)
-        s.addWidget(self.saliency_grid)
+        s.addWidget(top)
         s.addWidget(self.saliency_probs)
         s.setSizes([560, 260])
         return s
@@ -363,6 +383,114 @@ class InterpretLab(QWidget):
         lay.addWidget(self.occlusion_grid, 1)
         lay.addWidget(self.occlusion_summary)
         return w
+
+    # ---- Shapley values
+    def _build_shapley_settings(self) -> QWidget:
+        self.shapley_form = ParamForm(M.ShapleySettings)
+        self.shapley_run_button = QPushButton("▶ Estimate Shapley values")
+        self.shapley_run_button.clicked.connect(self.run_shapley)
+        self.shapley_stop_button = QPushButton("Stop")
+        self.shapley_stop_button.setEnabled(False)
+        self.shapley_stop_button.clicked.connect(lambda: self.runner.cancel("shapley"))
+        buttons = QWidget()
+        r = QHBoxLayout(buttons)
+        r.setContentsMargins(0, 0, 0, 0)
+        r.addWidget(self.shapley_run_button, 1)
+        r.addWidget(self.shapley_stop_button)
+        return self._page(self.shapley_form, buttons, note=(
+            "Cut the image into patches. A patch's Shapley value is its average contribution to the true class's "
+            "probability over every order in which the patches could be put back on a grey image; sampling random "
+            "orders estimates it. Unlike occlusion (one patch missing at a time), it credits patches that only "
+            "matter together, and the values add up to p(all patches) − p(none)."))
+
+    def _build_shapley_view(self) -> QWidget:
+        self.shapley_grid = ImageGrid(["Image", "Shapley values", "Occlusion (same patches)", "Saliency |∂s/∂x|"])
+        self.shapley_summary = muted("")
+        self.shapley_summary.setWordWrap(True)
+        w = QWidget()
+        lay = QVBoxLayout(w)
+        lay.addWidget(self.shapley_grid, 1)
+        lay.addWidget(self.shapley_summary)
+        return w
+
+    def run_shapley(self) -> None:
+        settings = self.shapley_form.try_value()
+        if self.model.network is None or settings is None:
+            return
+        try:
+            job = self.model.shapley(settings)
+        except StudioError as exc:
+            self._show_error(str(exc))
+            return
+        self.error_label.hide()
+        self.shapley_stop_button.setEnabled(True)
+        self.runner.start("shapley", lambda: job, on_yield=self._draw_shapley, on_done=self._on_shapley_done,
+                          on_error=self._on_job_error("shapley"), on_cancel=lambda: self._on_shapley_done(None))
+
+    def _draw_shapley(self, v: M.ShapleyView | None) -> None:
+        if v is None:
+            return
+        r = v.result
+        H, W = v.image.shape[1:]
+        g = self.shapley_grid
+        g.set_image(0, self._rgb(v.image), f"true class {v.label}")
+        g.set_image(1, theme.diverging_rgb(r.pixel_map((H, W))),
+                    f"{r.samples} ordering{'s' if r.samples > 1 else ''}; largest ± {r.stderr.max():.2g}")
+        g.set_image(2, theme.diverging_rgb(v.occlusion), f"largest drop {v.occlusion.max():.3g}")
+        g.set_image(3, theme.diverging_rgb(v.saliency), f"max {v.saliency.max():.3g}")
+        self.shapley_summary.setText(
+            f"{r.values.size} patches of {r.patch}×{r.patch}; the values sum to {r.values.sum():+.3f} = p(class "
+            f"{v.label} | whole image) − p(class {v.label} | all patches grey). Red: the patch raises the class's "
+            f"probability; blue: it lowers it. The ± is the standard error of the sampled average.")
+        self.shapley_view = v
+        self.view_updated.emit("shapley")
+
+    def _on_shapley_done(self, v: M.ShapleyView | None) -> None:
+        self.shapley_stop_button.setEnabled(False)
+        if v is not None:
+            self._draw_shapley(v)
+        self.job_finished.emit("shapley")
+
+    # ---- maximally activating patches
+    def _build_patches_settings(self) -> QWidget:
+        self.patches_form = ParamForm(M.PatchSettings)
+        self.patches_form.edited.connect(lambda: self._refresh(PATCHES))
+        return self._page(self.patches_form, note=(
+            "Run every validation image through the network and keep, for one feature map, the units that fire "
+            "hardest (one per image). Each patch is the part of the input that unit sees: its receptive field, "
+            "which grows with every convolution and pooling layer."))
+
+    def _build_patches_view(self) -> QWidget:
+        self.patches_grid = ImageGrid([f"{i + 1}" for i in range(TOP_PATCH_SLOTS)], columns=8, title_size=8.5)
+        self.patches_summary = muted("")
+        self.patches_summary.setWordWrap(True)
+        w = QWidget()
+        lay = QVBoxLayout(w)
+        lay.addWidget(self.patches_grid, 1)
+        lay.addWidget(self.patches_summary)
+        return w
+
+    def refresh_patches(self) -> None:
+        settings = self.patches_form.try_value()
+        if self.model.network is None or settings is None:
+            return
+        v = self.model.top_patches(settings)
+        t = v.patches
+        rows = -(-len(t.images) // 8)
+        for i in range(TOP_PATCH_SLOTS):
+            self.patches_grid.set_shown(i, i < 8 * rows)      # whole rows, so the cells keep their size
+            if i < len(t.images):
+                crop = np.nan_to_num(t.patches[i], nan=self.pixel_range[0])     # outside the image: blank paper
+                label = int(self.model.images.labels[t.images[i]])
+                self.patches_grid.set_image(i, self._rgb(crop), f"{t.activations[i]:.3g} · a {label}")
+            else:
+                self.patches_grid.set_image(i, None, "")
+        self.patches_summary.setText(
+            f"{v.layer_title}, channel {t.channel} of {v.channels}: the {len(t.images)} strongest units over "
+            f"{len(self.model.images)} validation images, each seeing a {t.size}×{t.size} patch of the input. "
+            f"Captions: the activation and the image's true class.")
+        self.top_patches = t
+        self.view_updated.emit("patches")
 
     # ---- class visualisation
     def _build_classvis_settings(self) -> QWidget:
@@ -415,7 +543,7 @@ class InterpretLab(QWidget):
 
     # ---- adversarial
     def _build_adversarial_settings(self) -> QWidget:
-        self.attack_form = ParamForm(M.AttackSettings, only=("attack",))
+        self.attack_form = ParamForm(M.AttackSettings, only=("attack", "target"))
         self.attack_combo = self.attack_form.widgets["attack"]
         self.attack_form.edited.connect(self._on_attack_changed)
         eps = _declared(M.AttackSettings, "eps")
@@ -436,11 +564,13 @@ class InterpretLab(QWidget):
         self._show_eps()
         return self._page(self.attack_form, row, note=(
             "FGSM: x' = x + ε·sign(∂L/∂x), one step up the loss of the true label; the iterative version takes 10 "
-            "steps of ε/4, projected back into the ε-box around x and the pixel range each time. ε is a fraction "
-            "of the pixel range."))
+            "steps of ε/4, projected back into the ε-box around x and the pixel range each time. Targeted: the "
+            "notes' four steps — start from the image, pick a class, change the image to raise that class, repeat "
+            "(10 steps of ε/4 up log p(target)). ε is a fraction of the pixel range. Last picture: random ±ε noise "
+            "of the same size, which rarely changes anything: the gradient's direction is what fools the net."))
 
     def _build_adversarial_view(self) -> QWidget:
-        self.adv_grid = ImageGrid(["Original", "Perturbation (magnified)", "Perturbed"])
+        self.adv_grid = ImageGrid(["Original", "Perturbation (magnified)", "Perturbed", "Random ±ε noise"])
         self.adv_probs = _prob_plot("Probabilities: original vs perturbed")
         self.adv_bars_orig = pg.BarGraphItem(x=np.arange(10) - 0.18, height=np.zeros(10), width=0.34,
                                              brush=pg.mkBrush(theme.VALUE_HEX))
@@ -656,6 +786,7 @@ class InterpretLab(QWidget):
         elif what == "index":
             self._sync_index_box()
             self._stale.update((SALIENCY, OCCLUSION, ADVERSARIAL))
+            self.runner.cancel("shapley", notify=False)
             self._refresh_current()
         elif what == "embedding":
             self._show_embedding()
@@ -666,7 +797,7 @@ class InterpretLab(QWidget):
 
     def _on_network_changed(self) -> None:
         m = self.model
-        for kind in ("classvis", "embedding", "robustness"):
+        for kind in ("classvis", "embedding", "robustness", "shapley"):
             self.runner.cancel(kind, notify=False)
         self._finish_embedding_busy()
         self.classvis_stop_button.setEnabled(False)
@@ -735,6 +866,8 @@ class InterpretLab(QWidget):
                 self.refresh_occlusion()
             elif i == ADVERSARIAL:
                 self.refresh_adversarial()
+            elif i == PATCHES:
+                self.refresh_patches()
             elif i == EMBEDDING and self.model.embedding is None and not self.runner.running("embedding"):
                 self.compute_embedding()
         except StudioError as exc:
@@ -752,6 +885,8 @@ class InterpretLab(QWidget):
         g.set_image(2, overlay_rgb(base.astype(np.float64), v.saliency), "")
         brushes = [pg.mkBrush(theme.GRAD_HEX if i == v.cls else "#9fb3cc") for i in range(len(v.probs))]
         self.saliency_bars.setOpts(x=np.arange(len(v.probs)), height=v.probs, brushes=brushes)
+        self.saliency_ties.setText(v.tie_note)
+        self.saliency_ties.setVisible(bool(v.tie_note))
         self.saliency = v.saliency
         self.view_updated.emit("saliency")
 
@@ -791,6 +926,7 @@ class InterpretLab(QWidget):
         if self.model.network is None:
             return
         v = self.model.attack(settings)
+        self.attack_view = v
         self.adversarial = v.perturbed
         c0, c1 = v.predictions
         d = v.perturbed - v.image
@@ -802,6 +938,15 @@ class InterpretLab(QWidget):
         g.set_image(2, self._rgb(v.perturbed), f"<span style='color:{colour}'>predicted <b>{c1}</b> "
                                                f"({_pct(v.perturbed_probs[c1])})"
                                                f"{' — fooled' if flipped and c0 == v.label else ''}</span>")
+        if v.target is not None:
+            hit = c1 == v.target
+            g.set_title(2, f"Targeted at {v.target}: {'reached' if hit else 'not reached'}")
+        else:
+            g.set_title(2, "Perturbed")
+        if v.noise is not None:
+            cn = int(np.argmax(v.noise.probs))
+            g.set_image(3, self._rgb(v.noise.image), f"predicted <b>{cn}</b> ({_pct(v.noise.probs[cn])})"
+                                                     f"{' — fooled too' if cn != c0 else ' — unchanged'}")
         self.adv_bars_orig.setOpts(height=v.probs)
         self.adv_bars_adv.setOpts(height=v.perturbed_probs)
         self.adv_predictions = (c0, c1)
@@ -965,6 +1110,8 @@ class InterpretLab(QWidget):
         def show(exc: BaseException, text: str) -> None:
             if kind == "classvis":
                 self.classvis_stop_button.setEnabled(False)
+            elif kind == "shapley":
+                self.shapley_stop_button.setEnabled(False)
             elif kind == "embedding":
                 self._finish_embedding_busy()
             self._show_error(text)

@@ -31,7 +31,9 @@ __all__ = [
     "input_gradient", "saliency_map", "occlusion_map", "OcclusionResult", "class_visualisation",
     "class_visualisation_job", "ClassVisResult", "ClassVisStep", "fgsm", "iterative_fgsm", "softmax",
     "hidden_features", "embed", "pca_2d", "nearest_neighbours", "blur", "digits_data", "digits_cnn", "digits_mlp",
-    "quick_digits_model", "quick_digits_training", "QuickModel", "DigitsData",
+    "quick_digits_model", "quick_digits_training", "QuickModel", "DigitsData", "targeted_attack",
+    "random_sign_noise", "maxpool_ties", "PoolTies", "shapley_job", "ShapleyResult", "receptive_field",
+    "top_patches", "TopPatches",
 ]
 
 
@@ -310,6 +312,230 @@ def iterative_fgsm(network: Network, x: Any, y: Any, eps: float, alpha: float | 
         xa = np.clip(xa, x0 - eps, x0 + eps)
         xa = _clip(xa, pixel_range).astype(network.dtype)
     return xa
+
+
+def targeted_attack(network: Network, x: Any, target: Any, eps: float, alpha: float | None = None, steps: int = 10,
+                    pixel_range: tuple[Any, Any] | None = None) -> np.ndarray:
+    """The notes' four steps: start from an image (1), pick a class (2), change the image to raise that class (3),
+    repeat (4). Each step moves every pixel by alpha (default eps / 4) along sign(∂ log p_target / ∂x) (the target's
+    score relative to the others: raising the raw score alone can lift every class), then projects back within eps of
+    the original (L∞) and into pixel_range. target: one class for every image or (N,) classes."""
+    _network("targeted_attack", network)
+    x0 = np.asarray(x, dtype=network.dtype)
+    target = _per_sample("targeted_attack target", target, len(x0), network.num_classes)
+    eps = _amount("targeted_attack: eps", eps)
+    alpha = eps / 4.0 if alpha is None else _amount("targeted_attack: alpha", alpha)
+    steps = check_int("targeted_attack: steps", steps, 0, 10_000)
+    xa = x0.copy()
+    for _ in range(steps):
+        dx, _ = input_gradient(network, xa, target, "loss")      # d(-log p_target)/dx: step against it
+        xa = np.clip(xa - alpha * np.sign(dx), x0 - eps, x0 + eps)
+        xa = _clip(xa, pixel_range).astype(network.dtype)
+    return xa
+
+
+def random_sign_noise(x: Any, eps: Any, seed: int = 0, pixel_range: tuple[Any, Any] | None = None) -> np.ndarray:
+    """The black-box baseline: every pixel moved by ±eps with a random sign (the same L∞ size as an FGSM step, in a
+    direction that knows nothing of the network), clipped to pixel_range."""
+    x = np.asarray(x)
+    eps = _amount("random noise: eps", eps)
+    signs = np.random.default_rng(check_int("seed", seed, 0, 2**32 - 1)).choice((-1.0, 1.0), size=x.shape)
+    return _clip(x + eps * signs, pixel_range).astype(x.dtype)
+
+
+@dataclass(frozen=True)
+class PoolTies:
+    """One max-pool layer's windows on one image: how many there are and in how many the maximum is shared."""
+
+    layer: str
+    windows: int
+    tied: int
+
+
+def maxpool_ties(network: Network, x: Any, tol: float = 0.0) -> list[PoolTies]:
+    """For each MaxPool layer, on one image (C, H, W): the windows whose maximum is attained by more than one entry
+    (within tol). There the max has no single derivative: backprop sends the gradient to one of the maxima (the first,
+    as PyTorch does), one sub-gradient among several, so a saliency map is one choice among equally valid ones."""
+    _network("maxpool_ties", network)
+    x = np.asarray(x)
+    if x.ndim == len(network.input_shape):
+        x = x[None]
+    outs = network.layer_outputs(x[:1], "eval")
+    found = []
+    for k, layer in enumerate(network.layers):
+        if not isinstance(layer.spec, MaxPool):
+            continue
+        a = np.asarray(x[:1] if k == 0 else outs[k - 1], dtype=np.float64)[0]      # (C, H, W)
+        size, stride = layer.spec.size, layer.spec.stride
+        C, H, W = a.shape
+        Ho, Wo = (H - size) // stride + 1, (W - size) // stride + 1
+        win = np.lib.stride_tricks.sliding_window_view(a, (size, size), axis=(1, 2))[:, ::stride, ::stride][:, :Ho, :Wo]
+        win = win.reshape(C, Ho, Wo, size * size)
+        top = win.max(axis=-1, keepdims=True)
+        tied = int(np.count_nonzero((win >= top - tol).sum(axis=-1) > 1))
+        found.append(PoolTies(layer.name, C * Ho * Wo, tied))
+    return found
+
+
+# ================================================================================================== Shapley values
+
+@dataclass(frozen=True)
+class ShapleyResult:
+    """Shapley values of the patches of one image for one class: values[i, j] (patch row i, column j), their
+    standard errors, the number of sampled orderings, the patch size, and v(all) - v(none) (which the values sum to
+    exactly: each ordering's contributions telescope)."""
+
+    values: np.ndarray
+    stderr: np.ndarray
+    samples: int
+    patch: int
+    total: float
+    measure: str
+
+    def pixel_map(self, shape: tuple[int, int]) -> np.ndarray:
+        """Each pixel gets its patch's value: (H, W)."""
+        H, W = shape
+        return np.kron(self.values, np.ones((self.patch, self.patch)))[:H, :W]
+
+
+def shapley_job(network: Network, x: Any, cls: Any, patch: int = 2, samples: int = 100, fill: Any = 0.0,
+                measure: str = "prob", seed: int = 0) -> Generator[ShapleyResult, None, ShapleyResult]:
+    """A job: the Shapley value of each patch of one image (C, H, W) for class ``cls``, estimated by sampling
+    orderings of the patches (Štrumbelj & Kononenko): start from the image with every patch replaced by ``fill``, put
+    the patches back one at a time in a random order, and credit each patch with the change of the class's value
+    (softmax probability or raw score) it caused. Averaged over ``samples`` orderings; yields the running estimate
+    every few orderings. One ordering costs one batch of (patches + 1) forward passes."""
+    _network("shapley", network)
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 4 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim != 3:
+        raise ShapeError(f"shapley needs one image (C, H, W), got shape {x.shape}")
+    cls = _class("shapley", cls, network.num_classes)
+    check_choice("shapley measure", measure, ("prob", "score"))
+    H, W = x.shape[1:]
+    patch = check_int("Shapley patch size", patch, 1, min(H, W))
+    samples = check_int("Shapley samples", samples, 1, 100_000)
+    seed = check_int("seed", seed, 0, 2**32 - 1)
+    fill_img = np.broadcast_to(np.asarray(fill, dtype=np.float64), x.shape) if np.ndim(fill) else \
+        np.full(x.shape, check_real("Shapley patch value", fill))
+    if not np.all(np.isfinite(fill_img)):
+        raise ValueInputError("shapley: the patch value must be finite")
+    return _shapley(network, x, cls, patch, samples, fill_img, measure, seed)
+
+
+def _shapley(network: Network, x: np.ndarray, cls: int, patch: int, samples: int, fill_img: np.ndarray, measure: str,
+             seed: int) -> Generator[ShapleyResult, None, ShapleyResult]:
+    H, W = x.shape[1:]
+    R, Cn = -(-H // patch), -(-W // patch)
+    P = R * Cn
+    masks = np.zeros((P, H, W), bool)
+    for k in range(P):
+        i, j = divmod(k, Cn)
+        masks[k, i * patch:(i + 1) * patch, j * patch:(j + 1) * patch] = True
+    rng = np.random.default_rng(seed)
+    total = np.zeros(P)
+    total_sq = np.zeros(P)
+    result = None
+    every = max(1, samples // 20)
+    for s in range(1, samples + 1):
+        order = rng.permutation(P)
+        batch = np.empty((P + 1, *x.shape))
+        current = fill_img.copy()
+        batch[0] = current
+        for t, k in enumerate(order, start=1):
+            current = np.where(masks[k], x, current)
+            batch[t] = current
+        scores = network.forward(batch.astype(network.dtype), "eval").astype(np.float64)
+        v = softmax(scores)[:, cls] if measure == "prob" else scores[:, cls]
+        contrib = np.empty(P)
+        contrib[order] = np.diff(v)
+        total += contrib
+        total_sq += contrib ** 2
+        if s % every == 0 or s == samples:
+            mean = total / s
+            var = np.maximum(total_sq / s - mean ** 2, 0.0)
+            stderr = np.sqrt(var / max(s - 1, 1))
+            result = ShapleyResult(mean.reshape(R, Cn), stderr.reshape(R, Cn), s, patch, float(v[-1] - v[0]), measure)
+            yield result
+    return result
+
+
+# ================================================================================================== top patches
+
+def receptive_field(network: Network, layer_index: int) -> tuple[int, int, int]:
+    """(size, jump, start) of one unit of layer ``layer_index``'s output (0-based) in input pixels: unit (i, j) sees
+    rows start + i*jump .. start + i*jump + size - 1 (start may be negative: the padding). Conv and pooling layers
+    grow it; layers that keep the spatial shape (activations, norms, dropout) leave it as it is."""
+    _network("receptive_field", network)
+    layer_index = check_int("layer", layer_index, 0, len(network.layers) - 1)
+    size, jump, start = 1, 1, 0
+    for layer in network.layers[:layer_index + 1]:
+        spec = layer.spec
+        if len(layer.out_shape) != 3:
+            raise ShapeError(f"{layer.title} has no spatial output: only convolution-side layers have patches")
+        if hasattr(spec, "kernel") and hasattr(spec, "stride"):
+            k, st, pad = spec.kernel, spec.stride, getattr(spec, "pad", 0)
+        elif hasattr(spec, "size") and hasattr(spec, "stride"):
+            k, st, pad = spec.size, spec.stride, 0
+        elif layer.out_shape[1:] == layer.in_shape[1:]:
+            continue
+        else:
+            raise ShapeError(f"{layer.title} changes the image size in a way the receptive field does not follow")
+        start += -pad * jump
+        size += (k - 1) * jump
+        jump *= st
+    return size, jump, start
+
+
+@dataclass(frozen=True)
+class TopPatches:
+    """The k strongest activations of one channel over a set of images: the input patches that caused them (raw
+    crops, k x C x size x size, outside the image filled with NaN), which image and unit each came from, and the
+    activation value."""
+
+    patches: np.ndarray
+    images: np.ndarray
+    units: np.ndarray            # (k, 2) row, column in the layer's output
+    activations: np.ndarray
+    size: int
+    layer: str
+    channel: int
+
+
+def top_patches(network: Network, X: Any, layer_index: int, channel: int, k: int = 16, raw: Any = None,
+                batch_size: int = 256) -> TopPatches:
+    """The lecture's 'maximally activating patches': run the images X (N, C, H, W) through the network, find the k
+    largest activations of ``channel`` in layer ``layer_index``'s output (one per image at most, so the grid is not
+    k copies of one digit), and crop the input patch each one sees (from ``raw``, the images as the learner knows
+    them, when given)."""
+    _network("top_patches", network)
+    X = np.asarray(X)
+    if X.ndim != 4 or len(X) == 0:
+        raise ShapeError(f"top_patches needs a non-empty batch of images (N, C, H, W), got shape {X.shape}")
+    size, jump, start = receptive_field(network, layer_index)
+    layer = network.layers[layer_index]
+    channel = check_int("channel", channel, 0, layer.out_shape[0] - 1)
+    k = check_int("patches k", k, 1, len(X))
+    batch_size = check_int("batch size", batch_size, 1)
+    best = np.empty(len(X))
+    where = np.empty((len(X), 2), np.int64)
+    for a in range(0, len(X), batch_size):
+        maps = np.asarray(network.layer_outputs(X[a:a + batch_size], "eval")[layer_index][:, channel], np.float64)
+        flat = maps.reshape(len(maps), -1)
+        idx = np.argmax(flat, axis=1)
+        best[a:a + len(maps)] = flat[np.arange(len(maps)), idx]
+        where[a:a + len(maps)] = np.stack(np.unravel_index(idx, maps.shape[1:]), axis=1)
+    order = np.argsort(-best, kind="stable")[:k]
+    src = np.asarray(X if raw is None else raw, dtype=np.float64)
+    C, H, W = src.shape[1:]
+    crops = np.full((k, C, size, size), np.nan)
+    for n, img in enumerate(order):
+        r0, c0 = start + where[img, 0] * jump, start + where[img, 1] * jump
+        rs, cs = max(r0, 0), max(c0, 0)
+        re, ce = min(r0 + size, H), min(c0 + size, W)
+        crops[n, :, rs - r0:re - r0, cs - c0:ce - c0] = src[img, :, rs:re, cs:ce]
+    return TopPatches(crops, order, where[order], best[order], size, layer.name, channel)
 
 
 # ================================================================================================== embeddings

@@ -28,12 +28,12 @@ from simulator.data.datasets import Standardizer
 from simulator.labs import interpret as I
 from simulator.nn.network import Network
 
-__all__ = ["AttackSettings", "ClassVisSettings", "ClassVisFrame", "EmbeddingSettings", "ImageSet",
+__all__ = ["AttackSettings", "PatchSettings", "ShapleySettings", "ShapleyView", "TopPatchesView", "ClassVisSettings", "ClassVisFrame", "EmbeddingSettings", "ImageSet",
            "InterpretLabModel", "OcclusionSettings", "QuickModelSettings", "RobustnessCurve", "SaliencySettings",
            "SALIENCY_TARGETS"]
 
 SALIENCY_TARGETS = ("predicted class", "true class") + tuple(f"class {i}" for i in range(10))
-ATTACKS = ("FGSM (one step)", "Iterative FGSM (10 steps)")
+ATTACKS = ("FGSM (one step)", "Iterative FGSM (10 steps)", "Targeted (10 steps toward a class)")
 PROJECTIONS = ("PCA", "t-SNE")
 ROBUSTNESS_IMAGES = 200
 
@@ -80,6 +80,25 @@ class AttackSettings(Settings):
                         doc="one signed-gradient step of size ε, or 10 steps of ε/4 kept within ε of the image")
     eps: float = param(0.10, low=0.0, high=0.5, label="ε", decimals=2,
                        doc="the largest change of any pixel, as a fraction of the pixel range")
+    target: int = param(0, choices=tuple(range(10)), label="target class",
+                        doc="the class the targeted attack pushes the image towards (the other attacks ignore it)")
+
+
+@dataclass(frozen=True)
+class ShapleySettings(Settings):
+    patch: int = param(2, low=1, high=64, label="patch size", doc="side of the square patches the image is cut into")
+    samples: int = param(200, low=1, high=5000, label="orderings",
+                         doc="random orderings of the patches averaged (each costs one forward pass per patch)")
+    fill: float = param(0.5, low=0.0, high=1.0, label="patch value", decimals=2,
+                        doc="what a missing patch shows, as a fraction of the pixel range (0.5: grey)")
+
+
+@dataclass(frozen=True)
+class PatchSettings(Settings):
+    layer: int = param(1, low=1, high=32, label="convolution",
+                       doc="which convolution layer (1: the first), after its non-linearity when one follows")
+    channel: int = param(0, low=0, high=1023, label="channel", doc="the feature map whose strongest units are shown")
+    k: int = param(16, low=1, high=32, label="patches", doc="how many patches (one per image at most)")
 
 
 @dataclass(frozen=True)
@@ -190,6 +209,18 @@ class SaliencyView:
     cls: int                   # whose score was differentiated
     label: int
     predicted: int
+    ties: tuple = ()           # I.PoolTies per max-pool layer: windows whose maximum is shared
+
+    @property
+    def tie_note(self) -> str:
+        """Where max-pool windows tie, the saliency is one sub-gradient among several: say so, with the count."""
+        tied = [t for t in self.ties if t.tied]
+        if not tied:
+            return ""
+        parts = ", ".join(f"{t.tied} of {t.windows} windows in {t.layer}" for t in tied)
+        return (f"Max-pool ties: {parts} hold their maximum more than once (a blank background is all equal). The "
+                f"max has no single derivative there; backprop sends the gradient to the first maximum, one "
+                f"sub-gradient among several, so this map is one of several equally valid ones.")
 
 
 @dataclass(frozen=True)
@@ -213,10 +244,39 @@ class AttackView:
     perturbed_probs: np.ndarray
     label: int
     eps: float                 # raw units
+    noise: RandomBaseline | None = None
+    target: int | None = None  # the targeted attack's class
 
     @property
     def predictions(self) -> tuple[int, int]:
         return int(np.argmax(self.probs)), int(np.argmax(self.perturbed_probs))
+
+
+@dataclass(frozen=True)
+class RandomBaseline:
+    """Random-sign noise of the attack's size (the black-box intuition): the image and its probabilities."""
+
+    image: np.ndarray          # raw
+    probs: np.ndarray
+
+
+@dataclass(frozen=True)
+class ShapleyView:
+    """Shapley values of the current image's patches for its true class, beside occlusion with the same patches
+    and the saliency map, all for the same image (raw) and class."""
+
+    image: np.ndarray
+    result: I.ShapleyResult
+    occlusion: np.ndarray      # (H, W) drop of the class probability when the patch over the pixel is covered
+    saliency: np.ndarray       # (H, W)
+    label: int
+
+
+@dataclass(frozen=True)
+class TopPatchesView:
+    patches: I.TopPatches
+    layer_title: str
+    channels: int
 
 
 @dataclass(frozen=True)
@@ -348,7 +408,7 @@ class InterpretLabModel:
         if cls >= net.num_classes:
             raise ValueInputError(f"this network has {net.num_classes} classes; class {cls} does not exist")
         sal = I.saliency_map(net, x[None], cls)[0]
-        return SaliencyView(images.to_raw(x), sal, probs, cls, y, int(np.argmax(probs)))
+        return SaliencyView(images.to_raw(x), sal, probs, cls, y, int(np.argmax(probs)), tuple(I.maxpool_ties(net, x)))
 
     def occlusion(self, settings: OcclusionSettings) -> OcclusionView:
         net, images = self._need()
@@ -373,14 +433,73 @@ class InterpretLabModel:
         rng = images.input_range
         if settings.attack == ATTACKS[0]:
             return I.fgsm(net, x, y, eps, rng)
+        if settings.attack == ATTACKS[2]:
+            if settings.target >= net.num_classes:
+                raise ValueInputError(f"this network has {net.num_classes} classes; class {settings.target} does not "
+                                      f"exist")
+            return I.targeted_attack(net, x, settings.target, eps, eps / 4.0, 10, rng)
         return I.iterative_fgsm(net, x, y, eps, eps / 4.0, 10, rng)
 
     def attack(self, settings: AttackSettings) -> AttackView:
         _, images = self._need()
         x, y = self.current_input, self.current_label
         xa = self._attack(x[None], np.array([y]), settings, settings.eps)[0]
+        eps = images.scale_to_input(settings.eps * images.span)
+        noisy = I.random_sign_noise(x, eps, seed=self.index, pixel_range=images.input_range)
         return AttackView(images.to_raw(x), images.to_raw(xa), self.probabilities(x), self.probabilities(xa), y,
-                          settings.eps * images.span)
+                          settings.eps * images.span, RandomBaseline(images.to_raw(noisy), self.probabilities(noisy)),
+                          settings.target if settings.attack == ATTACKS[2] else None)
+
+    # ------------------------------------------------------------------------------------------------ lecture 8
+    def conv_layers(self) -> list[int]:
+        """Indices of the layers a 'convolution k' means: each conv layer, or the activation right after it."""
+        net, _ = self._need()
+        out = []
+        for k, layer in enumerate(net.layers):
+            if layer.spec.ROLE == "weights" and len(layer.out_shape) == 3:
+                nxt = k + 1 < len(net.layers) and net.layers[k + 1].spec.ROLE == "activation"
+                out.append(k + 1 if nxt else k)
+        return out
+
+    def top_patches(self, settings: PatchSettings) -> TopPatchesView:
+        """The validation patches that excite one channel of one convolution most (the lecture's 'maximally
+        activating patches'), cropped from the images as the learner knows them."""
+        net, images = self._need()
+        convs = self.conv_layers()
+        if not convs:
+            raise ValueInputError("this network has no convolution layer: top patches need feature maps")
+        if settings.layer > len(convs):
+            raise ValueInputError(f"this network has {len(convs)} convolution layer{'s' if len(convs) > 1 else ''}; "
+                                  f"there is no convolution {settings.layer}")
+        k = convs[settings.layer - 1]
+        channels = net.layers[k].out_shape[0]
+        if settings.channel >= channels:
+            raise ValueInputError(f"{net.layers[k].title} has {channels} channels (0..{channels - 1}); there is no "
+                                  f"channel {settings.channel}")
+        t = I.top_patches(net, images.inputs, k, settings.channel, min(settings.k, len(images)), raw=images.raw)
+        return TopPatchesView(t, net.layers[k].title, channels)
+
+    def shapley(self, settings: ShapleySettings) -> Generator[ShapleyView, None, ShapleyView]:
+        """A job: Shapley values of the current image's patches for its true class (sampled orderings, the estimate
+        drawn as it converges), with occlusion by the same patches and the saliency map beside it."""
+        net, images = self._need()
+        x, y = self.current_input, self.current_label
+        fill_raw = images.pixel_range[0] + settings.fill * images.span
+        fill = images.to_input(np.full(x.shape, fill_raw)) if images.standardizer is not None else fill_raw
+        job = I.shapley_job(net, x, y, settings.patch, settings.samples, fill, "prob", seed=self.index)
+        return self._shapley(job, settings, x, y, fill)
+
+    def _shapley(self, job: Any, settings: ShapleySettings, x: np.ndarray, y: int, fill: Any
+                 ) -> Generator[ShapleyView, None, ShapleyView]:
+        net, images = self._need()
+        occ = I.occlusion_map(net, x, y, settings.patch, settings.patch, fill, "prob").pixel_map
+        sal = I.saliency_map(net, x[None], y)[0]
+        raw = images.to_raw(x)
+        view = None
+        for r in job:
+            view = ShapleyView(raw, r, np.nan_to_num(occ), sal, y)
+            yield view
+        return view
 
     # ------------------------------------------------------------------------------------------------ jobs
     def robustness(self, settings: AttackSettings, n: int = ROBUSTNESS_IMAGES

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from gui.labs.interpret_lab import InterpretLab
+from gui.labs.interpret_lab import ADVERSARIAL, CLASSVIS, EMBEDDING, OCCLUSION, PATCHES, SHAPLEY, InterpretLab
 from simulator.labs import interpret as I
 
 
@@ -54,8 +54,8 @@ def test_train_button_trains_and_every_view_reacts(qtbot, lab):
     assert "✗" in lab.image_label.text()
 
     # ---- occlusion: bigger patch, coarser grid
-    lab.tabs.setCurrentIndex(1)
-    assert lab.settings_pages[1].isVisible() and not lab.settings_pages[0].isVisible()
+    lab.tabs.setCurrentIndex(OCCLUSION)
+    assert lab.settings_pages[OCCLUSION].isVisible() and not lab.settings_pages[0].isVisible()
     heat0 = image_of(lab.occlusion_grid, 1)
     lab.patch_box.setValue(3)
     lab.stride_box.setValue(2)
@@ -65,7 +65,7 @@ def test_train_button_trains_and_every_view_reacts(qtbot, lab):
     assert lab.occlusion.measure == "score"
 
     # ---- adversarial: the slider recomputes at once; a large eps fools the model on a correct image
-    lab.tabs.setCurrentIndex(3)
+    lab.tabs.setCurrentIndex(ADVERSARIAL)
     correct = np.flatnonzero(lab.predictions == lab.y_val)
     lab.set_index(int(correct[0]))
     lab.eps_slider.setValue(0)
@@ -85,7 +85,7 @@ def test_train_button_trains_and_every_view_reacts(qtbot, lab):
 
 def test_class_visualisation_runs_in_a_worker_and_raises_the_score(qtbot, lab, trained):
     lab.set_network(trained.network, trained.data)
-    lab.tabs.setCurrentIndex(2)
+    lab.tabs.setCurrentIndex(CLASSVIS)
     lab.classvis_class_combo.setCurrentIndex(3)
     lab.classvis_steps_box.setValue(60)
     with qtbot.waitSignal(lab.job_finished, timeout=30_000, check_params_cb=lambda k: k == "classvis"):
@@ -101,7 +101,7 @@ def test_class_visualisation_runs_in_a_worker_and_raises_the_score(qtbot, lab, t
 def test_embedding_pca_and_tsne_and_clicking_a_point(qtbot, lab, trained):
     lab.set_network(trained.network, trained.data)
     with qtbot.waitSignal(lab.job_finished, timeout=30_000, check_params_cb=lambda k: k == "embedding"):
-        lab.tabs.setCurrentIndex(4)                   # PCA, in a job (a few milliseconds)
+        lab.tabs.setCurrentIndex(EMBEDDING)           # PCA, in a job (a few milliseconds)
     assert lab.embedding is not None and lab.embedding.shape == (len(lab.y_val), 2)
     assert lab.model.embedding_method == "PCA"
     pca = lab.embedding.copy()
@@ -124,6 +124,67 @@ def test_embedding_pca_and_tsne_and_clicking_a_point(qtbot, lab, trained):
     lab.k_box.setValue(8)
     assert len(lab.neighbours[0]) == 8 and image_of(lab.feature_grid, 7) is not None
     np.testing.assert_allclose(lab.embed_query.getData()[0], [lab.embedding[q, 0]])
+
+
+def test_saliency_says_when_max_pool_ties_make_it_one_sub_gradient(qtbot, lab, trained):
+    lab.set_network(trained.network, trained.data)
+    lab.set_index(0)
+    ties = I.maxpool_ties(lab.network, lab.X_val[0])
+    assert ties[0].tied > 0
+    note = lab.saliency_ties.text()
+    assert lab.saliency_ties.isVisible() and f"{ties[0].tied} of {ties[0].windows} windows" in note
+    assert "sub-gradient" in note
+
+
+def test_targeted_attack_and_the_random_noise_baseline(qtbot, lab, trained):
+    lab.set_network(trained.network, trained.data)
+    lab.tabs.setCurrentIndex(ADVERSARIAL)
+    correct = np.flatnonzero(lab.predictions == lab.y_val)
+    lab.set_index(int(correct[0]))
+    target = (int(lab.y_val[lab.index]) + 4) % 10
+    lab.attack_form.widgets["target"].setCurrentIndex(target)
+    lab.attack_combo.setCurrentIndex(2)                       # targeted
+    lab.eps_slider.setValue(30)
+    assert lab.adv_predictions[1] == target
+    assert np.max(np.abs(lab.adversarial - lab.current_image)) <= 0.3 + 1e-6
+    assert lab.adv_grid.titles[2].text() == f"Targeted at {target}: reached"
+    assert image_of(lab.adv_grid, 3) is not None
+    v = lab.attack_view                                       # the same budget at random: far less of the target
+    assert v.noise.probs[target] < 0.5 * v.perturbed_probs[target]
+    noisy = int(np.argmax(v.noise.probs))
+    assert ("unchanged" if noisy == v.predictions[0] else "fooled too") in lab.adv_grid.captions[3].text()
+
+
+def test_shapley_runs_as_a_job_next_to_occlusion_and_saliency(qtbot, lab, trained):
+    lab.set_network(trained.network, trained.data)
+    lab.set_index(5)
+    lab.tabs.setCurrentIndex(SHAPLEY)
+    lab.shapley_form.widgets["samples"].setValue(40)
+    lab.shapley_form.widgets["patch"].setValue(2)
+    with qtbot.waitSignal(lab.job_finished, timeout=60_000, check_params_cb=lambda k: k == "shapley"):
+        qtbot.mouseClick(lab.shapley_run_button, Qt.MouseButton.LeftButton)
+    v = lab.shapley_view
+    assert v.result.samples == 40 and v.result.values.shape == (4, 4)
+    assert v.result.values.sum() == pytest.approx(v.result.total, abs=1e-9)
+    assert "40 orderings" in lab.shapley_grid.captions[1].text()
+    for i in range(4):
+        assert image_of(lab.shapley_grid, i) is not None
+    np.testing.assert_allclose(v.saliency, I.saliency_map(lab.network, lab.X_val[5][None], int(lab.y_val[5]))[0])
+    assert not lab.shapley_stop_button.isEnabled()
+
+
+def test_top_patches_show_the_strongest_units_of_a_channel(qtbot, lab, trained):
+    lab.set_network(trained.network, trained.data)
+    lab.tabs.setCurrentIndex(PATCHES)
+    assert lab.top_patches is not None and len(lab.top_patches.images) == 16
+    lab.patches_form.widgets["channel"].setValue(3)
+    t = lab.top_patches
+    assert t.channel == 3 and np.all(np.diff(t.activations) <= 0)
+    expect = I.top_patches(lab.network, lab.X_val, 1, 3, 16)        # conv 1 after its ReLU (layer index 1)
+    np.testing.assert_array_equal(t.images, expect.images)
+    assert image_of(lab.patches_grid, 15) is not None and image_of(lab.patches_grid, 16) is None
+    lab.patches_form.widgets["channel"].setValue(999)              # more than the layer has: a message, no crash
+    assert lab.error_label.isVisible() and "channels" in lab.error_label.text()
 
 
 def test_refuses_a_vector_model(qtbot, lab):
