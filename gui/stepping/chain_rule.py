@@ -5,8 +5,6 @@ Backward steps read upstream × local = downstream, coloured like the wires (gra
 from __future__ import annotations
 
 import html
-import re
-from collections.abc import Mapping
 
 import numpy as np
 from PySide6.QtCore import Qt
@@ -14,7 +12,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
 
 from gui import theme
 from simulator import Graph, StepEvent, Trace
-from simulator.core.formatting import format_scalar
+from simulator.core.formatting import format_scalar, in_learner_words, learner_names
 
 
 def fmt(v) -> str:
@@ -25,31 +23,6 @@ def fmt(v) -> str:
 def _c(text: str, colour: str, bold: bool = False) -> str:
     weight = "font-weight:600;" if bold else ""
     return f'<span style="color:{colour};{weight}">{html.escape(text)}</span>'
-
-
-def in_learner_words(formula: str, names: Mapping[str, str]) -> str:
-    """An op's formula with its port names replaced by the learner's node names, all at once (so x -> y and y -> x
-    swap cleanly): 'x · y' with {'x': 'q', 'y': 'z'} reads 'q · z'. Whole words only ('max' keeps its x)."""
-    names = {p: n for p, n in names.items() if p != n}
-    if not names or not formula:
-        return formula
-    pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")(?![\w.])")
-    return pattern.sub(lambda m: names[m.group(1)], formula)
-
-
-def _learner_names(graph: Graph, node: str, ports) -> dict[str, str]:
-    """port -> the node wired into it (the learner's name for that input), and each scalar attribute -> its value
-    (pow's p -> 2), so a formula reads in the learner's own terms."""
-    out = {}
-    n = graph.node(node)
-    for key, value in (n.attrs or {}).items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[key] = format_scalar(float(value))
-    for port in ports:
-        edge = graph.edge_into(node, port)
-        if edge is not None:
-            out[port] = edge.src
-    return out
 
 
 def event_html(event: StepEvent | None, trace: Trace | None, graph: Graph, position: int) -> tuple[str, str]:
@@ -67,7 +40,7 @@ def event_html(event: StepEvent | None, trace: Trace | None, graph: Graph, posit
         node = graph.node(event.node) if event.node in graph else None
         op = node.op if node else ""
         head = f"{title} — {_c(event.node, theme.INK_HEX, True)} ({html.escape(str(op))})"
-        names = _learner_names(graph, event.node, event.inputs) if node is not None else {}
+        names = learner_names(graph, event.node, event.inputs) if node is not None else {}
         spec_formula = in_learner_words(node.spec.formula, names) if node is not None and node.kind == "op" else ""
         args = {}                                   # the learner's input name -> its value (x * x shows x once)
         for port, v in event.inputs.items():
@@ -112,7 +85,7 @@ def event_html(event: StepEvent | None, trace: Trace | None, graph: Graph, posit
     rows = []
     for port, down in event.outputs.items():
         src = event.sources.get(port, port)
-        local_formula = (in_learner_words(spec.local_grad.get(port, ""), _learner_names(graph, event.node, event.sources))
+        local_formula = (in_learner_words(spec.local_grad.get(port, ""), learner_names(graph, event.node, event.sources))
                          if spec else "")
         lhs = f"d{out}/d{src}"
         chain = f"{_c(f'd{out}/d{event.node}', theme.GRAD_HEX)} · {_c(f'∂{event.node}/∂{src}', theme.LOCAL_HEX)}"

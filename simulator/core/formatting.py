@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -23,3 +25,29 @@ def format_value(v: Any) -> str:
     if a.ndim == 0:
         return format_scalar(float(a))
     return f"tensor{tuple(a.shape)}"
+
+
+def in_learner_words(formula: str, names: Mapping[str, str]) -> str:
+    """An op's formula with its port names replaced by the learner's node names, all at once (so x -> y and y -> x
+    swap cleanly): 'x · y' with {'x': 'q', 'y': 'z'} reads 'q · z'. Whole words only ('max' keeps its x)."""
+    names = {p: n for p, n in names.items() if p != n}
+    if not names or not formula:
+        return formula
+    pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
+                         + r")(?![\w.])")
+    return pattern.sub(lambda m: names[m.group(1)], formula)
+
+
+def learner_names(graph: Any, node: str, ports: Any) -> dict[str, str]:
+    """port -> the node wired into it (the learner's name for that input), and each scalar attribute -> its value
+    (pow's p -> 2), so a formula reads in the learner's own terms (for ``in_learner_words``)."""
+    out = {}
+    n = graph.node(node)
+    for key, value in (n.attrs or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = format_scalar(float(value))
+    for port in ports:
+        edge = graph.edge_into(node, port)
+        if edge is not None:
+            out[port] = edge.src
+    return out

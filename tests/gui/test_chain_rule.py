@@ -2,7 +2,8 @@
 it (and its attributes' values), not the op's own port names."""
 import re
 
-from gui.stepping.chain_rule import event_html, in_learner_words
+from gui.stepping.chain_rule import event_html
+from simulator.core.formatting import in_learner_words
 from simulator import Trace, load_example
 from simulator.graphs.expression import parse_expression
 
