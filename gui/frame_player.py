@@ -17,6 +17,8 @@ own bar is ``gui.stepping.transport.TransportBar``).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QSpinBox, QVBoxLayout,
                                QWidget)
@@ -42,6 +44,9 @@ class FramePlayer(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(max(1, int(interval_ms)))
         self.timer.timeout.connect(self._on_tick)
+        # barrier(current, target) -> the farthest frame forward the player may go (the stepper's quiz stops at an
+        # unanswered question); None: no limit. Going back is never limited.
+        self.barrier: Callable[[int, int], int] | None = None
 
     # ------------------------------------------------------------------------------------------------- state
     @property
@@ -114,6 +119,8 @@ class FramePlayer(QObject):
     def seek(self, frame: int) -> None:
         """Show ``frame`` (clamped to 0 .. last); ``frame_changed`` fires if it changed."""
         frame = min(max(int(frame), 0), self.last)
+        if self.barrier is not None and frame > self._frame:
+            frame = max(self._frame, min(frame, int(self.barrier(self._frame, frame))))
         if frame != self._frame:
             self._frame = frame
             self.frame_changed.emit(frame)
@@ -126,6 +133,10 @@ class FramePlayer(QObject):
 
     def _on_tick(self) -> None:
         nxt = self._frame + self._speed
+        if self.barrier is not None and self.barrier(self._frame, min(nxt, self.last)) < min(nxt, self.last):
+            self.seek(nxt)                   # as far as the barrier allows, then wait there
+            self.pause()
+            return
         if nxt >= self.last:
             if not self.loop:
                 self.seek(self.last)        # the last frame is shown while still playing, then playback stops

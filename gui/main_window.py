@@ -20,12 +20,14 @@ from gui.editor.view import GraphView
 from gui.panels.inspector import InspectorPanel
 from gui.stepping.chain_rule import ChainRulePanel
 from gui.stepping.player import StepPlayer
+from gui.stepping.quiz_panel import QuizPanel
 from gui.stepping.transport import TransportBar
 from gui.jobs import JobRunner
 from simulator import EXAMPLES, ExpressionError, FileFormatError, Graph, StudioError, load_example
 from simulator.core.files import atomic_write
 from simulator.graphs import fileformat
 from simulator.engine.gradcheck import check_graph, check_node
+from simulator.engine.quiz import Quiz
 
 APP_NAME = "Backprop Studio"
 # The Backprop tab's dock layout; a new key (and version) so layouts saved with collapsed docks are not restored.
@@ -196,12 +198,16 @@ class MainWindow(QMainWindow):
         self.expression_error.hide()
 
         self.chain_panel = ChainRulePanel(page)
+        self.quiz_panel = QuizPanel(page)
+        self.quiz_panel.hide()
         self.transport = TransportBar(self.player, page)
         split = QSplitter(Qt.Vertical, page)
         split.addWidget(self.view)
         split.addWidget(self.chain_panel)
+        split.addWidget(self.quiz_panel)
         split.setStretchFactor(0, 5)
         split.setStretchFactor(1, 1)
+        split.setStretchFactor(2, 1)
         split.setChildrenCollapsible(False)
         lay.addWidget(bar)
         lay.addWidget(self.expression_error)
@@ -323,7 +329,10 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.player.position_changed.connect(self._on_position_changed)
+        self.player.trace_rebuilt.connect(self._restart_quiz)
         self.player.trace_rebuilt.connect(lambda: self._on_position_changed(self.player.position))
+        self.transport.quiz_check.toggled.connect(self.set_quiz)
+        self.quiz_panel.proceed.connect(self.player.step_forward)
         self.player.trace_failed.connect(lambda _msg: self._on_position_changed(0))
         self.scene.selection_changed_to.connect(self.inspector.set_node)
         self.scene.edit_refused.connect(self.show_refusal)
@@ -404,6 +413,27 @@ class MainWindow(QMainWindow):
             self.inspector.set_node(event.node)
         self.chain_panel.show_event(event, self.player.trace, self.graph, k, self.player.error)
         self.phase_label.setText(self.player.label())
+        if self.quiz_panel.quiz is not None:
+            self.quiz_panel.show_position(k)
+
+    # ---- the quiz: predict, then reveal ---------------------------------------------------------------------------
+
+    def set_quiz(self, on: bool) -> None:
+        """Quiz on: each backward step is a question before it is shown (the player stops at it); off: plain
+        stepping. The score restarts with each graph (and each edit, which re-runs the passes)."""
+        if self.transport.quiz_check.isChecked() != on:
+            self.transport.quiz_check.setChecked(on)     # toggled calls back here
+            return
+        self.quiz_panel.setVisible(on)
+        self._restart_quiz()
+        self._on_position_changed(self.player.position)
+
+    def _restart_quiz(self) -> None:
+        on = self.transport.quiz_check.isChecked()
+        trace = self.player.trace
+        quiz = Quiz(trace, self.graph) if on and trace is not None else None
+        self.quiz_panel.set_quiz(quiz)
+        self.player.frame_player.barrier = quiz.barrier if quiz is not None else None
 
     # ---- editing ----------------------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ class TransportBar(QWidget):
         self.scrubber = QSlider(Qt.Horizontal, self)
         self.scrubber.setToolTip("Scrub through the forward and backward passes")
         self.scrubber.setMinimumWidth(100)
-        self.scrubber.valueChanged.connect(player.seek)
+        self.scrubber.valueChanged.connect(self._on_scrub)
         self.step_label = QLabel(self)
         self.step_label.setMinimumWidth(150)
         self.step_label.setObjectName("StepLabel")
@@ -51,6 +51,9 @@ class TransportBar(QWidget):
         self.lr_box.setEnabled(False)
         self.update_check.toggled.connect(self._on_update_changed)
         self.lr_box.valueChanged.connect(self._on_update_changed)
+        self.quiz_check = QCheckBox("Quiz", self)
+        self.quiz_check.setToolTip("Predict, then reveal: each backward step asks for its gradients before showing "
+                                   "them")
 
         lay = QHBoxLayout(self)
         lay.setContentsMargins(8, 4, 8, 4)
@@ -64,6 +67,8 @@ class TransportBar(QWidget):
         lay.addWidget(self.update_check)
         lay.addWidget(self.lr_box)
         lay.addSpacing(12)
+        lay.addWidget(self.quiz_check)
+        lay.addSpacing(12)
         lay.addWidget(speed_label)
         lay.addWidget(self.speed)
 
@@ -72,6 +77,11 @@ class TransportBar(QWidget):
         player.trace_failed.connect(self._on_trace_changed)
         player.playing_changed.connect(self._on_playing_changed)
         self._on_trace_changed()
+
+    def _on_scrub(self, k: int) -> None:
+        self.player.seek(k)
+        if self.player.position != k:          # held back (the quiz's question): the handle shows where it stopped
+            self._on_position_changed(self.player.position)
 
     def _on_update_changed(self, *_) -> None:
         on = self.update_check.isChecked()
