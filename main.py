@@ -20,6 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="OUT.png",
                    help="render the main window to a PNG and exit (works without a display)")
     p.add_argument("--size", metavar="WxH", default="1500x900", help="window size for --screenshot")
+    p.add_argument("--lesson", metavar="NAME",
+                   help="open a lesson: a shipped one by name (see Help → Lessons) or a lesson file (.toml)")
     return p
 
 
@@ -40,6 +42,8 @@ def open_window(args: argparse.Namespace, settings=None):
     if args.step:
         window.player.flush()
         window.player.seek(args.step)
+    if args.lesson:
+        window.open_lesson(args.lesson)
     return window
 
 
@@ -88,6 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"backprop-studio: there is no example '{args.example}'; choose one of: {', '.join(EXAMPLES)}",
               file=sys.stderr)
         return 2
+    if args.lesson:
+        from simulator.labs.lessons import LessonError, load_lesson
+        try:
+            load_lesson(args.lesson)
+        except LessonError as exc:
+            print(f"backprop-studio: {exc}", file=sys.stderr)
+            return 2
     if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 

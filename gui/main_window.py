@@ -21,6 +21,7 @@ from gui.panels.inspector import InspectorPanel
 from gui.stepping.chain_rule import ChainRulePanel
 from gui.stepping.player import StepPlayer
 from gui.stepping.quiz_panel import QuizPanel
+from gui.lessons import LessonBrowser, LessonPanel
 from gui.stepping.transport import TransportBar
 from gui.jobs import JobRunner
 from simulator import EXAMPLES, ExpressionError, FileFormatError, Graph, StudioError, load_example
@@ -28,6 +29,7 @@ from simulator.core.files import atomic_write
 from simulator.graphs import fileformat
 from simulator.engine.gradcheck import check_graph, check_node
 from simulator.engine.quiz import Quiz
+from simulator.labs.lessons import Lesson, LessonStep, load_lesson, step_graph
 
 APP_NAME = "Backprop Studio"
 # The Backprop tab's dock layout; a new key (and version) so layouts saved with collapsed docks are not restored.
@@ -237,6 +239,16 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
 
     def _build_docks(self) -> None:
+        # the lesson beside every tab: a dock of the outer window, hidden until a lesson is opened
+        self.lesson_panel = LessonPanel(self.settings, self)
+        self.lesson_panel.step_shown.connect(self.apply_lesson_step)
+        self.lesson_panel.closed.connect(lambda: self.lesson_dock.hide())
+        self.lesson_dock = QDockWidget("Lesson", self)
+        self.lesson_dock.setObjectName("LessonDock")
+        self.lesson_dock.setWidget(self.lesson_panel)
+        self.lesson_dock.setMinimumWidth(300)
+        self.addDockWidget(Qt.RightDockWidgetArea, self.lesson_dock)
+        self.lesson_dock.hide()
         self.palette = PalettePanel(self)
         self.palette_dock = QDockWidget("Ops", self.editor_window)
         self.palette_dock.setObjectName("PaletteDock")
@@ -313,6 +325,8 @@ class MainWindow(QMainWindow):
         self._action(m, "Gradient check: &selected node", self.gradient_check_node, "Ctrl+Shift+G")
 
         m = mb.addMenu("&Help")
+        self._action(m, "&Lessons…", self.show_lessons, "F1")
+        m.addSeparator()
         self._action(m, "&About Backprop Studio", self.about)
         self.update_recent_menu()
 
@@ -387,6 +401,51 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"The Playground now trains with {config.get('optimizer')}, lr "
                                      f"{config.get('lr'):.3g}, weight decay {config.get('weight_decay', 0):.3g} "
                                      f"(the best configuration of the search)", 10_000)
+
+    # ---- lessons ----------------------------------------------------------------------------------------------
+
+    def show_lessons(self) -> None:
+        """Help → Lessons: pick a shipped lesson (or a file of one's own) and open it beside the tabs."""
+        browser = LessonBrowser(self.settings, self)
+        if browser.exec() and browser.chosen is not None:
+            self.open_lesson(browser.chosen)
+
+    def open_lesson(self, lesson: Lesson | str | os.PathLike) -> None:
+        """Open a lesson (a Lesson, a shipped lesson's name or a file) where the learner left it. LessonError (our
+        error, naming the line) for a file that cannot be used."""
+        if not isinstance(lesson, Lesson):
+            lesson = load_lesson(lesson)
+        self.lesson_dock.show()
+        self.lesson_panel.start(lesson)
+
+    def apply_lesson_step(self, step: LessonStep) -> None:
+        """Set what a lesson step asks for: its tab, its graph (asking first if the current one is unsaved), the
+        stepping position and the quiz."""
+        if step.has_graph:
+            graph = step_graph(step)
+            if not self.maybe_save():
+                return
+            name = step.example
+            if name is None:
+                self.expression_edit.setText(step.expression)
+            self._load_new(graph, None, name)
+            if name is None:
+                self.graph_name = f"lesson: {step.expression}"
+                self._update_title()
+        if step.quiz is not None:
+            self.set_quiz(step.quiz)
+        if step.position is not None:
+            self.player.flush()
+            trace = self.player.trace
+            if trace is not None:
+                target = {"start": 0, "forward": trace.forward_count, "end": len(trace)}.get(step.position,
+                                                                                             step.position)
+                self.player.seek(min(int(target), len(trace)))
+        if step.tab is not None:
+            if step.tab == "Backprop":
+                self.tabs.setCurrentIndex(0)
+            else:
+                self.open_lab(step.tab)
 
     def open_lab(self, title: str) -> QWidget:
         """Show a lab's tab (building the lab if needed) and return the lab."""

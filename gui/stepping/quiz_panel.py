@@ -85,8 +85,8 @@ class QuizPanel(QFrame):
         self.setMinimumHeight(0)
         if q is None:
             n = len(self.quiz.questions) if self.quiz is not None else 0
-            self.prompt.setText("<b>Quiz</b> · step on: each backward step asks for its gradients before showing "
-                                f"them ({n} question{'s' if n != 1 else ''} in this graph)." if n else
+            self.prompt.setText(f"<b>Quiz</b> · {n} question{'s' if n != 1 else ''} in this graph: each backward "
+                                f"step asks first." if n else
                                 "<b>Quiz</b> · this graph has no backward step small enough to ask about.")
             return
         self.prompt.setText(f"<b>Quiz</b> · {html.escape(q.prompt)}")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QWidget
+from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QWidget
 
 from gui.forms import param_widget
 from gui.stepping.player import StepPlayer
@@ -55,28 +55,50 @@ class TransportBar(QWidget):
         self.quiz_check.setToolTip("Predict, then reveal: each backward step asks for its gradients before showing "
                                    "them")
 
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(8, 4, 8, 4)
-        lay.setSpacing(4)
+        # One row when there is room; the options (update, quiz, speed) move to a second row when the bar is narrow
+        # (a lesson or wide docks beside a 1280-pixel window), so nothing is ever squeezed or clipped.
+        self.main_row = QHBoxLayout()
+        self.main_row.setSpacing(4)
         for b in (self.reset_button, self.back_button, self.play_button, self.forward_button, self.end_button):
-            lay.addWidget(b)
-        lay.addSpacing(8)
-        lay.addWidget(self.step_label)
-        lay.addWidget(self.scrubber, 1)
-        lay.addSpacing(12)
-        lay.addWidget(self.update_check)
-        lay.addWidget(self.lr_box)
-        lay.addSpacing(12)
-        lay.addWidget(self.quiz_check)
-        lay.addSpacing(12)
-        lay.addWidget(speed_label)
-        lay.addWidget(self.speed)
+            self.main_row.addWidget(b)
+        self.main_row.addSpacing(8)
+        self.main_row.addWidget(self.step_label)
+        self.main_row.addWidget(self.scrubber, 1)
+        self.options = QWidget(self)
+        opt = QHBoxLayout(self.options)
+        opt.setContentsMargins(0, 0, 0, 0)
+        opt.setSpacing(4)
+        opt.addSpacing(12)
+        opt.addWidget(self.update_check)
+        opt.addWidget(self.lr_box)
+        opt.addSpacing(12)
+        opt.addWidget(self.quiz_check)
+        opt.addSpacing(12)
+        opt.addWidget(speed_label)
+        opt.addWidget(self.speed)
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(8, 4, 8, 4)
+        self.grid.setVerticalSpacing(2)
+        self.grid.addLayout(self.main_row, 0, 0)
+        self.two_rows = False
+        self.grid.addWidget(self.options, 0, 1)
 
         player.position_changed.connect(self._on_position_changed)
         player.trace_rebuilt.connect(self._on_trace_changed)
         player.trace_failed.connect(self._on_trace_changed)
         player.playing_changed.connect(self._on_playing_changed)
         self._on_trace_changed()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        # the room the one-row bar needs: the buttons, the label, a usable scrubber and the options
+        need = self.main_row.sizeHint().width() + 160 + self.options.sizeHint().width() + 16
+        two = self.width() < need
+        if two != self.two_rows:
+            self.two_rows = two
+            self.grid.removeWidget(self.options)
+            self.grid.addWidget(self.options, 1, 0, Qt.AlignmentFlag.AlignRight) if two else \
+                self.grid.addWidget(self.options, 0, 1)
 
     def _on_scrub(self, k: int) -> None:
         self.player.seek(k)
