@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QFileDia
 from gui import theme
 from simulator.labs.lessons import Lesson, LessonError, LessonRun, available_lessons, load_lesson
 
-__all__ = ["LessonBrowser", "LessonPanel", "progress_key"]
+__all__ = ["LessonBrowser", "LessonPanel", "completed_steps", "progress_key"]
 
 
 def progress_key(lesson: Lesson) -> str:
@@ -129,24 +129,28 @@ class LessonPanel(QWidget):
         lay.addWidget(scroll, 1)
         lay.addLayout(nav)
 
-    # ---- progress ---------------------------------------------------------------------------------------------
-    def done_steps(self, lesson: Lesson) -> int:
-        try:
-            return int(self.settings.value(progress_key(lesson), 0))
-        except (TypeError, ValueError):
-            return 0
-
+    # ---- progress ----------------------------------------------------------------------------------------------
     def _remember(self) -> None:
+        """The current step counts as completed once its questions are answered right (a step without questions,
+        once it has been read and left)."""
         r = self.run
-        done = r.index + 1 if r.step_answered else r.index
-        if done > self.done_steps(r.lesson):
-            self.settings.setValue(progress_key(r.lesson), done)
+        if r.step_answered:
+            done = completed_steps(self.settings, r.lesson) | {r.index}
+            self.settings.setValue(progress_key(r.lesson), ",".join(map(str, sorted(done))))
+
+    def _where(self) -> str:
+        r = self.run
+        n = len(r.lesson.steps)
+        done = len(completed_steps(self.settings, r.lesson))
+        text = f"Lecture {r.lesson.lecture} · step {r.index + 1} of {n} · {done} of {n} completed"
+        return text + (" · lesson finished" if done == n else "")
 
     # ---- showing ----------------------------------------------------------------------------------------------
     def start(self, lesson: Lesson) -> None:
-        """Open a lesson where the learner left it (the first step not completed)."""
-        done = self.done_steps(lesson)
-        self.run = LessonRun(lesson, done if done < len(lesson.steps) else 0)
+        """Open a lesson where the learner left it: its first step not completed (the first step once all are)."""
+        done = completed_steps(self.settings, lesson)
+        first = next((i for i in range(len(lesson.steps)) if i not in done), 0)
+        self.run = LessonRun(lesson, first)
         self._show()
 
     def go(self, index: int) -> None:
@@ -161,8 +165,7 @@ class LessonPanel(QWidget):
         st = r.step
         self.header.setText(html.escape(r.lesson.title))
         n = len(r.lesson.steps)
-        done = min(self.done_steps(r.lesson), n)
-        self.where.setText(f"Lecture {r.lesson.lecture} · step {r.index + 1} of {n} · {done} completed")
+        self.where.setText(self._where())
         self.text.setText(html.escape(st.text))
         for b in self.question_boxes:
             b.hide()
@@ -180,12 +183,7 @@ class LessonPanel(QWidget):
 
     def _on_checked(self, _j: int, _ok: bool) -> None:
         self._remember()
-        r = self.run
-        n = len(r.lesson.steps)
-        self.where.setText(f"Lecture {r.lesson.lecture} · step {r.index + 1} of {n} · "
-                           f"{min(self.done_steps(r.lesson), n)} completed")
-        if r.finished:
-            self.where.setText(self.where.text() + " · lesson finished")
+        self.where.setText(self._where())
 
     def close_lesson(self) -> None:
         if self.run is not None:
@@ -205,10 +203,10 @@ class LessonBrowser(QDialog):
         self.lessons = available_lessons()
         self.list = QListWidget(self)
         for lesson in self.lessons:
-            done = _done(settings, lesson)
+            done = len(completed_steps(settings, lesson))
             n = len(lesson.steps)
             mark = "✓ " if done >= n else ""
-            item = QListWidgetItem(f"{mark}Lecture {lesson.lecture} · {lesson.title}  ({min(done, n)} / {n} steps)\n"
+            item = QListWidgetItem(f"{mark}Lecture {lesson.lecture} · {lesson.title}  ({done} / {n} steps)\n"
                                    f"{lesson.summary}")
             item.setData(Qt.ItemDataRole.UserRole, lesson.name)
             self.list.addItem(item)
@@ -260,8 +258,11 @@ class LessonBrowser(QDialog):
             self.open_path(path)
 
 
-def _done(settings: Any, lesson: Lesson) -> int:
-    try:
-        return int(settings.value(progress_key(lesson), 0))
-    except (TypeError, ValueError):
-        return 0
+def completed_steps(settings: Any, lesson: Lesson) -> set[int]:
+    """The indices of the lesson's steps the learner completed (kept in the settings as '0,1,3')."""
+    raw = settings.value(progress_key(lesson), "")
+    out = set()
+    for part in str(raw or "").split(","):
+        if part.strip().isdigit() and int(part) < len(lesson.steps):
+            out.add(int(part))
+    return out

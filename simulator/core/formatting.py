@@ -33,8 +33,9 @@ def in_learner_words(formula: str, names: Mapping[str, str]) -> str:
     names = {p: n for p, n in names.items() if p != n}
     if not names or not formula:
         return formula
+    # not inside a longer word, and not a letter carrying a combining mark (x̂ is its own symbol, not x)
     pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
-                         + r")(?![\w.])")
+                         + r")(?![\w.\u0300-\u036f])")
     return pattern.sub(lambda m: names[m.group(1)], formula)
 
 

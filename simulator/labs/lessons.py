@@ -230,10 +230,22 @@ def _parse_step(raw: Any, k: int, line: int, qlines: list[int], text: str, fail:
     step = LessonStep(body.strip(), tab, example, expression, {str(n): float(v) for n, v in values.items()}, position,
                       quiz, tuple(questions), line)
     if step.has_graph:
-        graph = step_graph(step)                  # the names in values and in computed answers must exist
+        # the names in values must be scalar inputs of the graph, and computed answers must name its nodes
+        bare = step_graph(LessonStep(step.text, example=step.example, expression=step.expression))
         for n in step.values:
-            if n not in graph:
+            if n not in bare:
                 raise fail(key_line("values"), f"values: the graph has no node {n!r}")
+            node = bare.node(n)
+            if node.kind == "op":
+                raise fail(key_line("values"), f"values: {n!r} is computed by the graph (an op node); only its "
+                                               f"inputs take values")
+            if np.ndim(node.value) != 0:
+                raise fail(key_line("values"), f"values: {n!r} is a tensor of shape {np.shape(node.value)}; a lesson "
+                                               f"sets scalar inputs only")
+        try:
+            graph = step_graph(step)
+        except StudioError as exc:
+            raise fail(key_line("values"), str(exc)) from None
         for q in step.questions:
             if q.computed:
                 try:
@@ -387,10 +399,11 @@ class LessonRun:
             ok = pick == q.answer
             said = f"the answer is “{q.choices[q.answer - 1]}”"
         else:
+            from simulator.engine.quiz import parse_answer          # one way of reading a typed number
             try:
-                x = float(str(answer).strip().replace("−", "-"))
-            except ValueError:
-                return False, f"{answer!r} is not a number"
+                x = float(parse_answer(answer, ()))
+            except StudioError as exc:
+                return False, str(exc)
             want = self.expected(j)
             ok = math.isfinite(x) and abs(x - want) <= q.tolerance * max(abs(want), 1e-12) + 1e-12
             said = f"the answer is {want:.4g}"

@@ -31,6 +31,7 @@ def test_names_swap_cleanly_and_whole_words_only():
     assert in_learner_words("max(x, y)", {"x": "a", "y": "b"}) == "max(a, b)"
     assert in_learner_words("1[x ≥ y]", {"x": "w1", "y": "w2"}) == "1[w1 ≥ w2]"
     assert in_learner_words("x · y", {}) == "x · y"
+    assert in_learner_words("x̂ = (x − μ) / σ", {"x": "h1"}) == "x̂ = (h1 − μ) / σ"      # x̂ is not x
 
 
 def test_an_attribute_shows_its_value():

@@ -11,7 +11,7 @@ from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QRadioButton
 
-from gui.lessons import LessonBrowser, progress_key
+from gui.lessons import LessonBrowser, completed_steps
 from gui.main_window import MainWindow
 from simulator.labs.lessons import load_lesson
 
@@ -56,12 +56,16 @@ def test_a_lesson_from_the_browser_sets_each_step_and_checks_answers(qtbot, tmp_
     assert "Right" in first.feedback.text()
     qtbot.keyClicks(second.edit, "-4")
     qtbot.mouseClick(second.check_button, Qt.LeftButton)
-    assert int(w.settings.value(progress_key(panel.run.lesson))) == 1
+    assert completed_steps(w.settings, panel.run.lesson) == {0}
+    assert "1 of 3 completed" in panel.where.text()
     qtbot.mouseClick(panel.next_button, Qt.LeftButton)
     assert w.example_name == "fan_out" and not w.transport.quiz_check.isChecked()
     assert "step 2 of 3" in panel.where.text()
+    qtbot.mouseClick(panel.next_button, Qt.LeftButton)         # skipping a step does not complete it
+    assert completed_steps(w.settings, panel.run.lesson) == {0}
+    assert w.example_name == "sigmoid_neuron"
     qtbot.mouseClick(panel.back_button, Qt.LeftButton)
-    assert w.example_name == "circuit"
+    assert w.example_name == "fan_out"
     qtbot.mouseClick(panel.close_button, Qt.LeftButton)
     assert not w.lesson_dock.isVisible()
     _close(w)

@@ -55,6 +55,13 @@ def test_computed_answers_come_from_the_steps_own_graph():
     assert LessonRun(parse_lesson(GOOD)).expected(0) == -4.0
 
 
+def test_answers_are_read_like_the_quiz_reads_them():
+    run = LessonRun(load_lesson("l6-activations-and-init"))         # dσ/dx at 0 = 0.25
+    assert run.check(0, "1/4")[0] and run.check(0, "0,25")[0]
+    ok, text = run.check(0, "a quarter")
+    assert not ok and "not a number" in text
+
+
 def test_a_choice_answer_and_tolerance():
     run = LessonRun(load_lesson("l2-image-classification"))
     assert run.check(1, 2)[0] and not run.check(1, 1)[0]
@@ -74,6 +81,10 @@ def test_a_choice_answer_and_tolerance():
     (GOOD.replace('answer = "gradient x"', 'answer = "grad x"'), 14, "'value NODE'"),
     (GOOD + '\n[[step.question]]\nask = "pick"\nchoices = ["a", "b"]\nanswer = 3\n', 19, "1 to 2"),
     (GOOD.replace('example = "circuit"', 'expression = "(x + "'), 8, "does not parse"),
+    (GOOD.replace('values = { x = 1 }', 'values = { q = 3 }'), 9, "'q' is computed by the graph"),
+    (GOOD.replace('values = { x = 1 }', 'values = { nope = 3 }'), 9, "no node 'nope'"),
+    (GOOD.replace('example = "circuit"', 'example = "two_layer_net"').replace('x = 1', 'W1 = 3')
+     .replace('"gradient x"', '3'), 9, "'W1' is a tensor"),
 ])
 def test_a_broken_lesson_is_refused_with_its_line(text, line, words):
     with pytest.raises(LessonError) as err:
