@@ -22,6 +22,7 @@ from gui.stepping.chain_rule import ChainRulePanel
 from gui.stepping.player import StepPlayer
 from gui.stepping.quiz_panel import QuizPanel
 from gui.lessons import LessonBrowser, LessonPanel
+from gui.user_op_dialog import USER_OPS_KEY, UserOpDialog
 from gui.stepping.transport import TransportBar
 from gui.jobs import JobRunner
 from simulator import EXAMPLES, ExpressionError, FileFormatError, Graph, StudioError, load_example
@@ -29,6 +30,7 @@ from simulator.core.files import atomic_write
 from simulator.graphs import fileformat
 from simulator.engine.gradcheck import check_graph, check_node
 from simulator.engine.quiz import Quiz
+from simulator.engine.user_ops import register_user_op
 from simulator.labs.lessons import Lesson, LessonStep, load_lesson, step_graph
 
 APP_NAME = "Backprop Studio"
@@ -161,6 +163,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_status()
         self._connect()
+        self._restore_user_ops()
         self._restore_layout()
         self.recovery = None if recovery is False else WindowRecovery(self, None if recovery is True else recovery)
         self.jobs = JobRunner(self)
@@ -323,6 +326,8 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         self._action(m, "&Gradient check: whole graph", self.gradient_check_graph, "Ctrl+G")
         self._action(m, "Gradient check: &selected node", self.gradient_check_node, "Ctrl+Shift+G")
+        m.addSeparator()
+        self._action(m, "&Write your own op…", self.write_own_op)
 
         m = mb.addMenu("&Help")
         self._action(m, "&Lessons…", self.show_lessons, "F1")
@@ -401,6 +406,30 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"The Playground now trains with {config.get('optimizer')}, lr "
                                      f"{config.get('lr'):.3g}, weight decay {config.get('weight_decay', 0):.3g} "
                                      f"(the best configuration of the search)", 10_000)
+
+    # ---- ops of the learner's -------------------------------------------------------------------------------------
+
+    def write_own_op(self) -> UserOpDialog:
+        """Run → Write your own op: the editor, its gradient check and, once it passes, the op in the palette."""
+        dialog = UserOpDialog(self.jobs, self.settings, self)
+        dialog.op_added.connect(lambda _name: self.palette.refresh())
+        dialog.show()
+        return dialog
+
+    def _restore_user_ops(self) -> None:
+        """Ops the learner wrote in earlier sessions: registered again (their sandbox starts at their first use)."""
+        self.settings.beginGroup(USER_OPS_KEY)
+        try:
+            saved = {name: self.settings.value(name) for name in self.settings.childKeys()}
+        finally:
+            self.settings.endGroup()
+        for name, source in saved.items():
+            try:
+                register_user_op(name, str(source), load=False)
+            except StudioError:
+                continue                         # a built-in op took the name since: skip it
+        if saved:
+            self.palette.refresh()
 
     # ---- lessons ----------------------------------------------------------------------------------------------
 

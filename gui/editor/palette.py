@@ -106,6 +106,15 @@ class PalettePanel(QWidget):
         layout.setSpacing(6)
         layout.addWidget(self.search)
         layout.addWidget(self.tree)
+        self.refresh()
+        self.search.textChanged.connect(self._on_search_changed)
+        self.search.returnPressed.connect(self._on_search_return)
+        self.tree.itemActivated.connect(self._on_item_activated)
+        self.tree.itemDoubleClicked.connect(self._on_item_activated)
+
+    def refresh(self) -> None:
+        """(Re)build the tree from the registry: at start, and when an op of the learner's is added."""
+        self.tree.clear()
         group_font = theme.font(9, QFont.Weight.DemiBold)
         for title, rows in _entries():
             group = QTreeWidgetItem(self.tree, [title])
@@ -123,10 +132,8 @@ class PalettePanel(QWidget):
                 item.setData(0, SEARCH_ROLE, search_text)
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled)
             group.setExpanded(True)
-        self.search.textChanged.connect(self._on_search_changed)
-        self.search.returnPressed.connect(self._on_search_return)
-        self.tree.itemActivated.connect(self._on_item_activated)
-        self.tree.itemDoubleClicked.connect(self._on_item_activated)
+        if self.search.text():
+            self._on_search_changed(self.search.text())
 
     def items(self) -> list[QTreeWidgetItem]:
         """Every op and value item (not the group headers)."""
