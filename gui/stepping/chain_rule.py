@@ -15,6 +15,17 @@ from simulator import Graph, StepEvent, Trace
 from simulator.core.formatting import format_scalar, in_learner_words, learner_names
 
 
+NUMBERS_UP_TO = 20          # a tensor with at most this many cells is written out in the chain-rule panel
+
+
+def matrix_text(v) -> str:
+    """A small tensor as numbers, rows separated: [[-0.25, 0, 0.25], [0.25, ...]] with 4 significant digits."""
+    a = np.asarray(v, dtype=np.float64)
+    if a.ndim == 0:
+        return format_scalar(float(a))
+    return "[" + ", ".join(matrix_text(x) for x in a) + "]"
+
+
 def fmt(v) -> str:
     a = np.asarray(v)
     return format_scalar(float(a)) if a.ndim == 0 else "tensor " + "×".join(str(n) for n in a.shape)
@@ -105,8 +116,19 @@ def event_html(event: StepEvent | None, trace: Trace | None, graph: Graph, posit
                         f"<td style='padding-left:14px;color:{theme.MUTED_HEX}'>{html.escape(port)} ← "
                         f"{html.escape(src)}</td></tr>")
     size = "14pt" if event.local else "12pt"
+    # small tensors: the numbers themselves, upstream and downstream (the SVM's dscores, a bias gradient)
+    numbers = []
+    if not event.local:
+        if 0 < np.size(up) <= NUMBERS_UP_TO:
+            numbers.append(f"{_c(f'd{out}/d{event.node}', theme.GRAD_HEX)} = {_c(matrix_text(up), theme.GRAD_HEX)}")
+        for port, down in event.outputs.items():
+            if 0 < np.size(down) <= NUMBERS_UP_TO:
+                src = event.sources.get(port, port)
+                numbers.append(f"{_c(f'd{out}/d{src}', theme.GRAD_HEX, True)} = "
+                               f"{_c(matrix_text(down), theme.GRAD_HEX, True)}")
+    extra = "".join(f"<p style='font-family:monospace;font-size:10pt'>{n}</p>" for n in numbers)
     body = (f"<p>upstream {_c('×', theme.INK_HEX)} local = downstream</p>"
-            f"<table style='font-size:{size}'>{''.join(rows)}</table>")
+            f"<table style='font-size:{size}'>{''.join(rows)}</table>{extra}")
     return f"{title} — backprop through {_c(event.node, theme.INK_HEX, True)} ({html.escape(node.op if node else '')})", body
 
 

@@ -3,7 +3,7 @@ it (and its attributes' values), not the op's own port names."""
 import re
 
 from gui.stepping.chain_rule import event_html
-from simulator.core.formatting import in_learner_words
+from simulator.core.formatting import format_scalar, in_learner_words
 from simulator import Trace, load_example
 from simulator.graphs.expression import parse_expression
 
@@ -43,3 +43,18 @@ def test_an_attribute_shows_its_value():
     assert f"{pow_node} = a^3" in _text(event_html(t.events[i], t, g, i + 1)[1])
     j = next(i for i, e in enumerate(t.events) if e.phase == "backward" and e.kind == "op" and e.node == pow_node)
     assert "= 3 · a^(3−1)" in _text(event_html(t.events[j], t, g, j + 1)[1])
+
+
+def test_small_tensor_steps_show_their_numbers():
+    g = load_example("svm_loss")                     # the cat: scores (3.2, 5.1, -1.7), label cat
+    t = Trace(g)
+    i = next(i for i, e in enumerate(t.events) if e.phase == "backward" and e.kind == "op")
+    text = _text(event_html(t.events[i], t, g, i + 1)[1])
+    assert "dL/dscores = [[-1, 1, 0]]" in text       # one positive margin (car), none for frog
+    g = load_example("two_layer_net")
+    t = Trace(g)
+    i = next(i for i, e in enumerate(t.events) if e.phase == "backward" and e.kind == "op" and e.node == "L")
+    down = t.events[i].outputs["scores"]
+    text = _text(event_html(t.events[i], t, g, i + 1)[1])
+    first_row = ", ".join(format_scalar(v) for v in down[0])
+    assert f"dL/dscores = [[{first_row}]" in text
