@@ -100,8 +100,11 @@ def check_graph(graph: Graph, nodes: list[str] | None = None, h: float = 1e-5) -
 def check_node(graph: Graph, node: str, seed: int = 0, h: float = 1e-5) -> list[GradCheck]:
     """An op node's backward against centred differences of its forward, one check per differentiable input.
 
-    The node is checked on its current input values with a random upstream gradient g, comparing
-    backward(g) with the numerical gradient of sum(forward(inputs) * g).
+    The node is checked on its current input values with the upstream gradient g = d(output)/d(node) of the
+    backward pass (the gradient the learner sees under the node), comparing backward(g) with the numerical
+    gradient of sum(forward(inputs) * g): the analytic numbers are the ones the stepper shows on the node's input
+    wires. Where that gradient is 0 everywhere (a dead ReLU downstream) a seeded random g is used instead, and the
+    check says so (a check against 0 would pass whatever the backward did).
     """
     program = Program(graph)
     step = next((s for s in program.steps if s.node == node), None)
@@ -115,8 +118,16 @@ def check_node(graph: Graph, node: str, seed: int = 0, h: float = 1e-5) -> list[
             if s is step:
                 break
         ins = [values[s].astype(np.float64, copy=True) for s in step.srcs]
-        rng = np.random.default_rng(seed)
-        upstream = rng.normal(size=np.shape(values[node]))
+    from simulator.engine.trace import Trace
+    trace = Trace(graph)
+    upstream = np.asarray(trace.state_at(len(trace)).grads.get(node, 0.0), dtype=np.float64)
+    upstream = np.broadcast_to(upstream, np.shape(values[node])).copy()
+    which = f"the backward pass's upstream gradient d{program.output}/d{node}"
+    if not np.any(upstream):
+        upstream = np.random.default_rng(seed).normal(size=np.shape(values[node]))
+        which = (f"a random upstream gradient (d{program.output}/d{node} is 0 here, and a check against 0 would pass "
+                 f"whatever the backward did)")
+    with np.errstate(all="ignore"):
         analytic = step.spec.backward(upstream, caches[node])
     for port, g in zip(step.spec.inputs, analytic):
         if g is not None and step.spec.differentiable(port) and not np.all(np.isfinite(g)):
@@ -135,6 +146,6 @@ def check_node(graph: Graph, node: str, seed: int = 0, h: float = 1e-5) -> list[
             return float(np.sum(np.asarray(out) * upstream))
         numeric = numerical_gradient(f, ins[i].copy(), h)
         a = np.asarray(analytic[i], dtype=np.float64)
-        checks.append(GradCheck(node, f"local gradient of {node} for input {port} ({step.srcs[i]})", a, numeric,
-                                relative_error(a, numeric)))
+        checks.append(GradCheck(node, f"backward of {node} for input {port} ({step.srcs[i]}), with {which}", a,
+                                numeric, relative_error(a, numeric)))
     return checks

@@ -66,3 +66,18 @@ def test_constants_and_labels_are_not_checked():
         check_graph(g, consts[:1])
     with pytest.raises(GraphError, match="labels"):
         check_graph(load_example("svm_loss"), ["y"])
+
+
+def test_a_node_is_checked_with_the_upstream_gradient_the_stepper_shows():
+    from simulator import Trace, load_example
+    g = load_example("circuit")                      # f = (x + y) z: df/dq = z = -4
+    (cx, cy) = check_node(g, "q")
+    assert float(cx.analytic) == -4.0 and float(cy.analytic) == -4.0          # the numbers on q's input wires
+    assert "upstream gradient df/dq" in cx.what and cx.max_error < 1e-7
+    t = Trace(g)
+    wire = next(e for e in t.events if e.phase == "backward" and e.kind == "op" and e.node == "q")
+    assert float(wire.outputs["x"]) == float(cx.analytic)
+    dead = Graph.from_expression("relu(a) * b")
+    dead.set_value("b", 0.0)                          # nothing flows back to relu's output
+    (c,) = check_node(dead, next(n.id for n in dead.nodes if n.kind == "op" and n.op == "relu"))
+    assert "random upstream gradient" in c.what
