@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     # Work a crashed (or killed) instance autosaved is offered at every start, whatever was asked for.
     QTimer.singleShot(0, window.offer_recovery)
+    QTimer.singleShot(300, window.offer_tour)       # a first start: the tour of the window, once
     return app.exec()
 
 

@@ -21,6 +21,7 @@ from gui.panels.inspector import InspectorPanel
 from gui.stepping.chain_rule import ChainRulePanel
 from gui.stepping.player import StepPlayer
 from gui.stepping.quiz_panel import QuizPanel
+from gui.help import TOUR_DONE_KEY, ShortcutsDialog, Tour, TourStep, tab_note_html
 from gui.lessons import LessonBrowser, LessonPanel
 from gui.user_op_dialog import USER_OPS_KEY, UserOpDialog
 from gui.stepping.transport import TransportBar
@@ -331,6 +332,9 @@ class MainWindow(QMainWindow):
 
         m = mb.addMenu("&Help")
         self._action(m, "&Lessons…", self.show_lessons, "F1")
+        self._action(m, "&What am I seeing?", self.what_am_i_seeing, "F2")
+        self._action(m, "&Keyboard shortcuts", self.show_shortcuts, "Ctrl+/")
+        self._action(m, "&Tour of the window", self.start_tour)
         m.addSeparator()
         self._action(m, "&About Backprop Studio", self.about)
         self.update_recent_menu()
@@ -872,6 +876,57 @@ class MainWindow(QMainWindow):
         for dock, width in ((self.palette_dock, 210), (self.inspector_dock, 320)):
             if dock.width() < dock.minimumWidth():      # a state saved by an older version: give the width back
                 self.editor_window.resizeDocks([dock], [width], Qt.Horizontal)
+
+    # ---- help ---------------------------------------------------------------------------------------------------
+
+    def what_am_i_seeing(self) -> QMessageBox:
+        """Help → What am I seeing?: the current tab's note, tied to the lecture it serves."""
+        box = QMessageBox(QMessageBox.Icon.Information, f"What am I seeing? — {self.current_tab}",
+                          tab_note_html(self.current_tab), QMessageBox.StandardButton.Close, self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+        return box
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def start_tour(self) -> Tour:
+        """A note beside each part of the window in turn (skippable); remembered as done once finished."""
+        self.tabs.setCurrentIndex(0)
+        steps = [
+            TourStep(lambda: self.expression_edit, "Build a graph",
+                     "Type an expression such as (x + y) * z and press Enter, or drag ops from the palette on the "
+                     "left onto the canvas and wire them."),
+            TourStep(lambda: self.transport, "Step through it",
+                     "→ runs one node at a time: the forward pass, then the backward pass from the output. Tick Quiz "
+                     "to predict each gradient before it is shown."),
+            TourStep(lambda: self.chain_panel, "Read the chain rule",
+                     "Each backward step shows upstream × local = downstream with the actual numbers."),
+            TourStep(lambda: self.inspector, "Inspect a node",
+                     "Select a node: its formula, local gradients, values and gradient; edit its value and the passes "
+                     "run again."),
+            TourStep(lambda: self.tabs.tabBar(), "The labs",
+                     "Train networks, race optimizers, look inside a trained model: one tab per part of the course. "
+                     "F2 says what a tab shows."),
+            TourStep(lambda: None, "Lessons",
+                     "Help → Lessons (F1): a guided lesson per lecture, with questions. Have fun learning!"),
+        ]
+        tour = Tour(self, steps)
+        tour.finished.connect(lambda: self.settings.setValue(TOUR_DONE_KEY, True))
+        tour.start()
+        self.tour = tour
+        return tour
+
+    def offer_tour(self) -> bool:
+        """At a first start (main.py calls this; tests and screenshots do not), show the tour once."""
+        if self.settings.value(TOUR_DONE_KEY, False) in (True, "true"):
+            return False
+        self.start_tour()
+        return True
 
     def about(self) -> None:
         QMessageBox.about(self, APP_NAME, "<h3>Backprop Studio</h3><p>Step through the forward and backward passes "
