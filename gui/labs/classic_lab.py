@@ -540,6 +540,20 @@ class LinearPanel(QWidget):
     y = property(lambda self: self.model.y)
     is_digits = property(lambda self: self.model.is_digits)
 
+    def show_margin_check(self) -> None:
+        """'Does Δ matter?': Δ only rescales W (exactly, from a rescaled start at a rescaled rate); and the bias
+        trick for the current weights."""
+        try:
+            r = self.model.margin_check(2.0)
+        except StudioError as exc:
+            self.aside_label.setText(str(exc))
+            return
+        self.aside_label.setText(
+            f"Δ = 2 vs Δ = 1 after {r.steps} steps: W₂ = {r.ratio:.6g} × W₁ (largest deviation from 2·W₁: "
+            f"{r.max_deviation:.1e}); predictions {'identical' if r.same_predictions else 'differ'}. The margin only "
+            f"sets the scale of W, so Δ = 1 loses nothing (with λ > 0 it trades against λ instead).\n\n"
+            + self.model.bias_trick_text())
+
     def _build(self) -> None:
         self.form = ParamForm(LinearSettings)
         wd = self.form.widgets
@@ -574,6 +588,14 @@ class LinearPanel(QWidget):
         status.addWidget(muted("L = (1/N) Σᵢ Lᵢ + λ Σ W²   (the bias is not regularised; dL/dW gains 2λW)"))
         self.loss_formula = muted("")
         status.addWidget(self.loss_formula)
+        self.margin_button = QPushButton("Does Δ matter?")
+        self.margin_button.setToolTip("Train a margin-1 SVM and a margin-2 one side by side (no regularisation) and "
+                                      "compare their weights and predictions")
+        self.margin_button.clicked.connect(self.show_margin_check)
+        self.aside_label = muted("")
+        self.aside_label.setWordWrap(True)
+        status.addWidget(self.margin_button)
+        status.addWidget(self.aside_label)
         controls = control_column([group("Linear classifier  s = W x + b", top), group("Loss", status)],
                                   min_width=330)
         _fit_width(controls)
@@ -851,6 +873,72 @@ class LinearPanel(QWidget):
 
 
 # ================================================================================================== the lab
+class DimensionPanel(QWidget):
+    """The curse of dimensionality for kNN: as the dimension grows, every point is about as far from a query as every
+    other (the relative contrast of distances collapses), and 1-NN on a label that lives in 2 of D dimensions falls
+    towards chance. Measured in a job on uniform random data (simulator.labs.classifiers.dimension_curve)."""
+
+    measured = Signal()
+
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.runner = runner
+        self.curve = None
+        self.run_button = QPushButton("Measure again (new random data)")
+        self.run_button.clicked.connect(lambda: self.measure(seed=self._seed + 1))
+        self._seed = 0
+        self.note = muted("Uniform random points in the unit cube of D dimensions. Left: (farthest − nearest) / "
+                          "nearest distance from a query — near 0 means 'nearest' stops meaning anything. Right: 1-NN "
+                          "on a label that depends on 2 of the D coordinates; the other D − 2 are noise that "
+                          "drowns it. kNN needs data that fill the space, and their number grows exponentially "
+                          "with D.")
+        self.note.setWordWrap(True)
+        self.contrast_plot, self.acc_plot = _plot(), _plot()
+        for plot, title, left in ((self.contrast_plot, "Distance contrast", "(max − min) / min"),
+                                  (self.acc_plot, "1-NN accuracy, label in 2 of D dims", "accuracy")):
+            pi = plot.getPlotItem()
+            pi.setTitle(title, size="10pt")
+            pi.setLabel("bottom", "dimensions D (log)")
+            pi.setLabel("left", left)
+            pi.setLogMode(x=True, y=plot is self.contrast_plot)
+            pi.showGrid(x=True, y=True, alpha=0.15)
+        self.acc_plot.getPlotItem().setYRange(0.4, 1.02, padding=0)
+        self.contrast_curve = self.contrast_plot.plot(pen=pg.mkPen(theme.GRAD_HEX, width=2), symbol="o",
+                                                      symbolSize=6, symbolBrush=theme.GRAD_HEX)
+        self.acc_curve = self.acc_plot.plot(pen=pg.mkPen(theme.ACCENT_HEX, width=2), symbol="o", symbolSize=6,
+                                            symbolBrush=theme.ACCENT_HEX)
+        chance = pg.InfiniteLine(0.5, angle=0, pen=pg.mkPen("#9aa0a6", style=Qt.PenStyle.DashLine),
+                                 label="chance", labelOpts={"position": 0.9, "color": "#5b6270"})
+        self.acc_plot.addItem(chance)
+        plots = QHBoxLayout()
+        plots.addWidget(self.contrast_plot)
+        plots.addWidget(self.acc_plot)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.note)
+        lay.addLayout(plots, 1)
+        lay.addWidget(self.run_button, 0, Qt.AlignmentFlag.AlignLeft)
+
+    def measure(self, seed: int = 0) -> None:
+        from simulator.labs.classifiers import dimension_curve
+        self._seed = seed
+        self.run_button.setEnabled(False)
+
+        def job():
+            yield None
+            return dimension_curve(seed=seed)
+        self.runner.start("dimensions", job, on_done=self._show, on_error=lambda _e, text: self.note.setText(text))
+
+    def _show(self, c) -> None:
+        self.curve = c
+        ticks = [[(float(np.log10(d)), str(int(d))) for d in c.dims], []]     # the measured D's, not 3·10¹ crowds
+        for plot in (self.contrast_plot, self.acc_plot):
+            plot.getPlotItem().getAxis("bottom").setTicks(ticks)
+        self.contrast_curve.setData(c.dims.astype(float), c.contrast)
+        self.acc_curve.setData(c.dims.astype(float), c.accuracy)
+        self.run_button.setEnabled(True)
+        self.measured.emit()
+
+
 class ClassicLab(QWidget):
     """Classic classifiers: "Nearest neighbours" and "Linear classifier" sub-tabs (knn, linear) over one
     ClassicLabModel (``model``) and one JobRunner (``runner``). ``ready`` fires once the prepare job is done."""
@@ -865,8 +953,13 @@ class ClassicLab(QWidget):
         self.tabs.setDocumentMode(True)
         self.knn = KnnPanel(self.model.knn, self.runner)
         self.linear = LinearPanel(self.model.linear)
+        self.dimensions = DimensionPanel(self.runner)
         self.tabs.addTab(self.knn, "Nearest neighbours")
         self.tabs.addTab(self.linear, "Linear classifier")
+        self.tabs.addTab(self.dimensions, "Curse of dimensionality")
+        self.tabs.currentChanged.connect(
+            lambda i: self.dimensions.measure() if self.tabs.widget(i) is self.dimensions and
+            self.dimensions.curve is None and not self.runner.running("dimensions") else None)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.tabs)

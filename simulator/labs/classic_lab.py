@@ -20,8 +20,8 @@ from simulator.core.jobs import Job, Progress
 from simulator.core.observer import Signal
 from simulator.core.params import Settings, check_int, check_real, param
 from simulator.data import datasets
-from simulator.labs.classifiers import (DEMO_X, DEMO_Y, KNearestNeighbor, LinearClassifier, cross_validation_job,
-                                        decision_grid)
+from simulator.labs.classifiers import (DEMO_X, DEMO_Y, KNearestNeighbor, LinearClassifier, MarginRescaling,
+                                        bias_trick, cross_validation_job, decision_grid, margin_rescaling)
 
 __all__ = ["ClassicLabModel", "CvSettings", "DIGITS", "DISTANCES", "KnnDataSettings", "KnnLabModel", "KnnSettings",
            "LINEAR_SETS", "LinearLabModel", "LinearSettings", "TOY_NAMES"]
@@ -63,6 +63,11 @@ class LinearSettings(Settings):
                        doc="L = data loss + λ Σ W² (the bias is not regularised)")
     lr: float = param(0.1, low=1e-5, high=10.0, log=True, label="Learning rate", doc="plain SGD step size")
     speed: int = param(1, low=1, high=100, label="Steps per frame", doc="SGD steps per frame while running")
+    delta: float = param(1.0, low=0.0, low_open=True, high=100.0, decimals=2, label="SVM margin Δ",
+                         doc="the SVM's margin: max(0, s_j − s_y + Δ); it only sets the scale of W (see 'Does Δ "
+                             "matter?')")
+    temperature: float = param(1.0, low=0.0, low_open=True, high=100.0, decimals=2, label="Softmax temperature T",
+                               doc="p = softmax(s / T): small T makes the probabilities peaky, large T flat")
 
 
 def _digit_split(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -297,6 +302,8 @@ class LinearLabModel:
         else:
             self.clf.loss = LOSSES[settings.loss]
             self.clf.reg = settings.reg
+            self.clf.delta = settings.delta
+            self.clf.temperature = settings.temperature
         self.changed.emit()
 
     def reset(self) -> None:
@@ -322,7 +329,8 @@ class LinearLabModel:
             X, C = X / np.abs(X).max(), 3                         # inside [-1, 1], the demo's range
         self.X, self.y = X, y
         self.clf = LinearClassifier(X.shape[1], C, loss=LOSSES[self.settings.loss], reg=self.settings.reg, seed=0,
-                                    weight_scale=0.5 if C == 3 else 0.01)
+                                    weight_scale=0.5 if C == 3 else 0.01, delta=self.settings.delta,
+                                    temperature=self.settings.temperature)
         self.diverged = False
 
     def step(self, n: int = 1) -> bool:
@@ -341,6 +349,20 @@ class LinearLabModel:
 
     def breakdown(self):
         return self.clf.breakdown(self.X, self.y)
+
+    def margin_check(self, delta: float = 2.0) -> MarginRescaling:
+        """'Does Δ matter?': train a unit-margin SVM and a Δ-margin one on the current data (no regularisation)."""
+        if not self.ready or len(self.X) == 0:
+            raise ValueInputError("the digits are still loading")
+        return margin_rescaling(self.X, self.y, delta, steps=50, lr=min(self.settings.lr, 0.1))
+
+    def bias_trick_text(self) -> str:
+        """The current W and b as one matrix: x W + b = [x, 1] [W; b], checked on the data."""
+        X1, Wb = bias_trick(self.X[:50], self.clf.W, self.clf.b)
+        same = np.allclose(X1 @ Wb, self.X[:50] @ self.clf.W + self.clf.b, rtol=1e-12, atol=1e-12)
+        D, C = self.clf.W.shape
+        return (f"Bias trick: x W + b = [x, 1] · [W; b] — W ({D}×{C}) and b ({C}) become one ({D + 1}×{C}) matrix "
+                f"when every x gets a last coordinate 1; {'the scores are identical' if same else 'mismatch!'}.")
 
 
 # ================================================================================================== the lab

@@ -291,11 +291,13 @@ class LinearClassifier:
     LOSSES = ("svm", "softmax")
 
     def __init__(self, num_features: int, num_classes: int, loss: str = "svm", reg: float = 0.0, seed: int = 0,
-                 weight_scale: float = 0.01):
+                 weight_scale: float = 0.01, delta: float = 1.0, temperature: float = 1.0):
         self.num_features = check_int("num_features", num_features, 1)
         self.num_classes = check_int("num_classes", num_classes, 2)
         self.loss = loss
         self.reg = reg
+        self.delta = delta
+        self.temperature = temperature
         weight_scale = check_real("weight scale", weight_scale, 0.0)
         rng = np.random.default_rng(check_int("seed", seed, 0))
         self.W = weight_scale * rng.standard_normal((self.num_features, self.num_classes))
@@ -321,6 +323,24 @@ class LinearClassifier:
     @reg.setter
     def reg(self, v: float) -> None:
         self._reg = check_real("reg", v, 0.0)
+
+    @property
+    def delta(self) -> float:
+        """The SVM's margin Δ: max(0, s_j − s_y + Δ)."""
+        return self._delta
+
+    @delta.setter
+    def delta(self, v: float) -> None:
+        self._delta = check_real("SVM margin Δ", v, 0.0, low_open=True)
+
+    @property
+    def temperature(self) -> float:
+        """The softmax's temperature T: p = softmax(s / T); small T makes it peaky, large T flat."""
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, v: float) -> None:
+        self._temperature = check_real("softmax temperature T", v, 0.0, low_open=True)
 
     def use_optimizer(self, name: str | None, **hyper: Any) -> None:
         """Update W and b with simulator.functional.optim's `name` (e.g. "Adam") from now on; None returns to plain SGD."""
@@ -349,13 +369,16 @@ class LinearClassifier:
         return np.argmax(self.scores(X), axis=1).astype(np.int64)
 
     def loss_terms(self, scores: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Per-example L_i (N,), whose mean is layers.svm_loss / softmax_loss."""
+        """Per-example L_i (N,), whose mean is the data loss: the SVM's sum of max(0, s_j − s_y + Δ), or the softmax's
+        cross-entropy of softmax(s / T)."""
         n = np.arange(len(y))
-        correct = scores[n, y][:, None]
         if self.loss == "svm":
-            margins = np.maximum(0.0, scores - correct + 1.0)
+            correct = scores[n, y][:, None]
+            margins = np.maximum(0.0, scores - correct + self.delta)
             margins[n, y] = 0.0
             return margins.sum(axis=1)
+        scores = scores / self.temperature
+        correct = scores[n, y][:, None]
         m = scores.max(axis=1, keepdims=True)
         lse = m[:, 0] + np.log(np.exp(scores - m).sum(axis=1))
         return lse - correct[:, 0]
@@ -364,8 +387,14 @@ class LinearClassifier:
         """Returns (loss, dW (D, C), db (C,), (scores (N, C), loss terms (N,)))."""
         X, y = self._check(X, y)
         scores = X @ self.W + self.b
-        fn = layers.svm_loss if self.loss == "svm" else layers.softmax_loss
-        data_loss, dscores = fn(scores, y)
+        if self.loss == "svm":
+            # max(0, s_j - s_y + Δ) = Δ · max(0, s_j/Δ - s_y/Δ + 1): the unit-margin loss of s/Δ, times Δ (its
+            # gradient with respect to s is the unit-margin one at s/Δ)
+            data_loss, dscores = layers.svm_loss(scores / self.delta, y)
+            data_loss = self.delta * data_loss
+        else:
+            data_loss, dscores = layers.softmax_loss(scores / self.temperature, y)
+            dscores = dscores / self.temperature
         loss = float(data_loss) + self.reg * float(np.sum(self.W * self.W))
         dW = X.T @ dscores + 2.0 * self.reg * self.W
         db = dscores.sum(axis=0)
@@ -441,3 +470,82 @@ def line_segment(w: np.ndarray, b: float, xlim: tuple[float, float], ylim: tuple
     if d[i, j] == 0:
         return None
     return pts_arr[i], pts_arr[j]
+
+
+# ================================================================================================== lecture 3's asides
+
+@dataclass(frozen=True)
+class MarginRescaling:
+    """Two SVMs trained from the same start, one with margin 1 and one with Δ (its start and rate scaled by Δ):
+    W_Δ = Δ · W_1 at every step and the predictions never differ, so Δ only sets the scale of W (the lecture's
+    "Δ can be set to 1"; with λ > 0 it trades against λ instead)."""
+
+    delta: float
+    steps: int
+    ratio: float                 # max |W_Δ / W_1| over the entries, ≈ Δ
+    max_deviation: float         # max |W_Δ − Δ W_1|
+    same_predictions: bool
+
+
+def margin_rescaling(X: Any, y: Any, delta: float, steps: int = 50, lr: float = 0.1, seed: int = 0) -> MarginRescaling:
+    """Train a unit-margin SVM and a Δ-margin one (no regularisation) side by side and compare their weights."""
+    delta = check_real("SVM margin Δ", delta, 0.0, low_open=True)
+    steps = check_int("steps", steps, 1, 100_000)
+    X = _matrix("X", X)
+    y = _labels(y, len(X))
+    C = int(y.max()) + 1 if len(y) else 2
+    one = LinearClassifier(X.shape[1], max(C, 2), "svm", 0.0, seed=seed, delta=1.0)
+    big = LinearClassifier(X.shape[1], max(C, 2), "svm", 0.0, seed=seed, delta=delta)
+    big.W, big.b = delta * one.W, delta * one.b
+    for _ in range(steps):
+        one.step(X, y, lr)
+        big.step(X, y, lr * delta)
+    with np.errstate(all="ignore"):
+        nz = np.abs(one.W) > 1e-12
+        ratio = float(np.median(big.W[nz] / one.W[nz])) if nz.any() else delta
+    return MarginRescaling(delta, steps, ratio, float(np.max(np.abs(big.W - delta * one.W))),
+                           bool(np.array_equal(one.predict(X), big.predict(X))))
+
+
+def bias_trick(X: Any, W: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The bias trick: append a constant 1 to every x and b as the last row of W, so x W + b = [x, 1] [W; b].
+    Returns (X with the ones column (N, D+1), the stacked weights (D+1, C))."""
+    X = _matrix("X", X)
+    W = np.asarray(W, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if W.ndim != 2 or W.shape[0] != X.shape[1] or b.shape != (W.shape[1],):
+        raise ShapeError(f"the bias trick needs W of shape (D, C) and b of shape (C,) for X of shape {X.shape}, got "
+                         f"{W.shape} and {b.shape}")
+    return np.hstack([X, np.ones((len(X), 1))]), np.vstack([W, b[None, :]])
+
+
+@dataclass(frozen=True)
+class DimensionCurve:
+    """The curse of dimensionality for kNN: for each number of dimensions D, the relative contrast of distances
+    ((farthest − nearest) / nearest from a query to uniform random points: it collapses towards 0 as D grows, every
+    point about as far as every other) and 1-NN's accuracy on a task whose label depends on 2 of the D dimensions
+    (the rest noise drowns them)."""
+
+    dims: np.ndarray
+    contrast: np.ndarray
+    accuracy: np.ndarray
+
+
+def dimension_curve(dims: Sequence[int] = (2, 5, 10, 20, 50, 100, 200, 500), points: int = 400,
+                    seed: int = 0) -> DimensionCurve:
+    """Measure the curse of dimensionality on uniform random data (see DimensionCurve)."""
+    dims = [check_int("dimensions", d, 2, 5000) for d in dims]       # the label needs 2 of them
+    points = check_int("points", points, 10, 20_000)
+    rng = np.random.default_rng(check_int("seed", seed, 0))
+    contrast, acc = [], []
+    for d in dims:
+        P = rng.uniform(size=(points, d))
+        q = rng.uniform(size=(32, d))
+        dist = np.sqrt(((q[:, None, :] - P[None, :, :]) ** 2).sum(axis=2))
+        contrast.append(float(np.median((dist.max(axis=1) - dist.min(axis=1)) / dist.min(axis=1))))
+        X = rng.uniform(size=(2 * points, d))
+        y = (X[:, 0] + X[:, 1] > 1.0).astype(np.int64)          # the label lives in two dimensions
+        knn = KNearestNeighbor()
+        knn.train(X[:points], y[:points])
+        acc.append(float(np.mean(knn.predict(X[points:], k=1) == y[points:])))
+    return DimensionCurve(np.array(dims), np.array(contrast), np.array(acc))

@@ -268,3 +268,25 @@ def test_changing_the_points_cancels_a_running_cross_validation(qtbot, lab):
     qtbot.wait(300)
     assert knn.model.cv_result is None               # no stale result arrives later
     assert knn.cv_button.isEnabled()
+
+
+def test_margin_temperature_bias_trick_and_the_curse_of_dimensionality(qtbot, lab):
+    lin = lab.linear
+    lab.tabs.setCurrentWidget(lin)
+    # the temperature and margin are declared settings: the form shows them and the classifier follows
+    lin.form.widgets["loss"].setCurrentIndex(1)                 # softmax
+    lin.form.widgets["temperature"].setValue(0.5)
+    assert lin.clf.temperature == 0.5 and lin.clf.loss == "softmax"
+    lin.form.widgets["loss"].setCurrentIndex(0)
+    lin.form.widgets["delta"].setValue(3.0)
+    assert lin.clf.delta == 3.0
+    qtbot.mouseClick(lin.margin_button, Qt.MouseButton.LeftButton)
+    text = lin.aside_label.text()
+    assert "W₂ = 2 × W₁" in text and "identical" in text and "Bias trick" in text and "identical" in text
+    # the curse of dimensionality: measured in a job when its tab is first shown
+    with qtbot.waitSignal(lab.dimensions.measured, timeout=60_000):
+        lab.tabs.setCurrentWidget(lab.dimensions)
+    c = lab.dimensions.curve
+    xs, ys = lab.dimensions.acc_curve.getData()
+    assert len(xs) == len(c.dims) and ys[0] > 0.9 and ys[-1] < 0.7
+    assert np.all(np.diff(c.contrast) < 0)
