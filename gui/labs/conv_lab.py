@@ -21,9 +21,11 @@ from gui import theme
 from gui.forms import ParamForm
 from gui.frame_player import FramePlayer
 from gui.jobs import JobRunner
+from gui.labs.prediction import PredictionBox
 from gui.labs.common import control_column, group, muted
+from simulator.core.errors import StudioError
 from simulator.labs.conv_lab import ConvLabModel, FilterSettings, LayerSettings, PoolSettings
-from simulator.labs.conv_mechanics import FILTER_NOTES, FILTERS, format_number
+from simulator.labs.conv_mechanics import FILTER_NOTES, FILTERS, format_number, output_size
 
 __all__ = ["ConvLab", "GridView"]
 
@@ -245,6 +247,20 @@ class ConvLab(QWidget):
         self.size_label.setFont(theme.font(9.5, mono=True))
         size_box = QVBoxLayout()
         size_box.addWidget(self.size_label)
+        self._quiz_rng = np.random.default_rng()
+        self.size_question: tuple[int, int, int, int] = (7, 3, 2, 0)
+        self.size_prediction = PredictionBox("", self._check_size_prediction)
+        self.new_question_button = QPushButton("New question")
+        self.new_question_button.clicked.connect(self.new_size_question)
+        self.show_question_button = QPushButton("Show it in the lab")
+        self.show_question_button.setToolTip("Set the layer to the question's N, F, S and P")
+        self.show_question_button.clicked.connect(self._show_size_question)
+        size_box.addWidget(self.size_prediction)
+        qrow = QHBoxLayout()
+        qrow.addWidget(self.new_question_button)
+        qrow.addWidget(self.show_question_button)
+        size_box.addLayout(qrow)
+        self._ask_size(self.size_question)
 
         self.play_button = QPushButton("▶ Play")
         self.pause_button = QPushButton("❚❚ Pause")
@@ -432,6 +448,44 @@ class ConvLab(QWidget):
         return page
 
     # ================================================================================================ edits
+    # ---- predict the output size
+    def _ask_size(self, q: tuple[int, int, int, int]) -> None:
+        N, F, S, P = q
+        self.size_question = q
+        self.size_prediction.question.setText(
+            f"<b>Predict first:</b> an {N}×{N} input, a {F}×{F} filter, stride {S}, padding {P}: what is the output "
+            f"size? (0 if the filter cannot tile it exactly)")
+        self.size_prediction.reset()
+
+    def new_size_question(self) -> None:
+        """A random geometry within the lab's ranges; about one in four does not tile (its answer is 0)."""
+        rng = self._quiz_rng
+
+        def pick(box, *prefer) -> int:          # within the lab's own ranges, so "Show it in the lab" can
+            lo, hi = box.minimum(), box.maximum()
+            options = [v for v in prefer if lo <= v <= hi] or list(range(lo, hi + 1))
+            return int(rng.choice(options))
+        N = pick(self.n_box, *range(5, 12))
+        F = pick(self.f_box, *(f for f in (1, 2, 3, 5) if f <= N))
+        S = pick(self.s_box, 1, 1, 2, 2, 3)
+        P = pick(self.p_box, 0, 1, 2)
+        self._ask_size((N, F, S, P))
+
+    def _check_size_prediction(self, guess: float) -> tuple[bool, str]:
+        N, F, S, P = self.size_question
+        try:
+            out = output_size(N, F, P, S)
+        except StudioError as exc:
+            return guess == 0, f"This one does not tile: {exc}"
+        return guess == out, f"(N − F + 2P)/S + 1 = ({N} − {F} + 2·{P})/{S} + 1 = {out}."
+
+    def _show_size_question(self) -> None:
+        N, F, S, P = self.size_question
+        self.n_box.setValue(N)
+        self.f_box.setValue(F)
+        self.s_box.setValue(S)
+        self.p_box.setValue(P)
+
     @property
     def geometry(self) -> tuple[int, int, int, int]:
         s = self.model.layer

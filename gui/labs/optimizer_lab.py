@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLay
 from gui.forms import ParamForm, param_widget, read_widget, write_widget
 from gui.frame_player import FramePlayer, FrameTransportBar
 from gui.jobs import JobRunner
+from gui.labs.prediction import PredictionBox
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE, PALETTE, control_column, group
 from gui.labs.schedule_designer import ScheduleDesigner
 from simulator.core.errors import StudioError
@@ -350,6 +351,9 @@ class OptimizerLab(QWidget):
         race_box.addWidget(self.busy_label)
         race_box.addWidget(self.busy_bar)
         race_box.addWidget(self.race_error)
+        self.prediction = PredictionBox("which optimizer reaches the minimum first on this surface?",
+                                        self._check_prediction, choices=[r.label for r in self.model.racers])
+        race_box.addWidget(self.prediction)
 
         scroll = control_column([group("Surface", surf), group("Optimizers", opts), group("Race", race_box)],
                                 min_width=360)
@@ -755,7 +759,27 @@ class OptimizerLab(QWidget):
             return
         self.race_error.hide()
         self._install_runs(results)
+        self.results = results
+        labels = [r.label for r in self.model.racers if r.enabled]
+        if self.prediction.combo is not None and labels != [self.prediction.combo.itemText(i)
+                                                            for i in range(1, self.prediction.combo.count())]:
+            self.prediction.set_choices(labels)
+        self.prediction.feedback.hide()
         self.race_ready.emit()
+
+    def _check_prediction(self, label: str) -> tuple[bool, str]:
+        """The race's own answer: the first racer within 1e-3 of the surface's minimum."""
+        results = getattr(self, "results", None)
+        if not results:
+            return False, "the race has not finished yet"
+        winner, steps = self.model.race_winner(results)
+        order = sorted((s, l) for l, s in steps.items() if s is not None)
+        table = ", ".join(f"{l} at step {s}" for s, l in order) or "none"
+        never = [l for l, s in steps.items() if s is None]
+        text = f"Reached the minimum: {table}" + (f"; never: {', '.join(never)}" if never else "") + "."
+        if winner is None:
+            return False, "No optimizer reaches the minimum within the race's steps. " + text
+        return label == winner, f"{winner} gets there first. " + text
 
     def _clear_runs(self) -> None:
         sp, lp = self.surface_plot.getPlotItem(), self.loss_plot.getPlotItem()

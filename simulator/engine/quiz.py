@@ -14,7 +14,7 @@ question is the view's business (``Quiz.barrier``): the quiz only says where the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np

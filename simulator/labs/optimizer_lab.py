@@ -29,6 +29,7 @@ from simulator.labs.surfaces import (DIVERGENCE_LIMIT, MAX_RACERS, SURFACES, Exp
                                      RaceResult, Surface, make_surface, race_job)
 
 __all__ = ["CUSTOM", "DEFAULT_RACE", "LOSS_FLOOR", "Heatmap", "OptimizerLabModel", "RaceSettings", "Racer", "loss_curves",
+           "race_winner",
            "surface_heatmap"]
 
 CUSTOM = "Custom f(x, y)"
@@ -101,6 +102,25 @@ def loss_curves(results: Mapping[str, RaceResult], minima: tuple = ()) -> tuple[
                 y = np.sign(f) * np.log10(1.0 + np.abs(f))
             curves[label] = np.ascontiguousarray(y)
     return mode, fstar, curves
+
+
+def race_winner(results: Mapping[str, RaceResult], minima: tuple = (), tol: float = 1e-3
+                ) -> tuple[str | None, dict[str, int | None]]:
+    """Which racer reaches the minimum first: (the winner's label or None, {label: the first step within ``tol`` of
+    f*, or None if it never gets there}). f* is the surface's lowest known minimum, else the lowest loss any racer
+    reached; a diverged racer never arrives. Ties go to the earlier racer in the list."""
+    if minima:
+        fstar = min(m[2] for m in minima)
+    else:
+        lows = [float(np.nanmin(r.losses)) for r in results.values() if len(r.losses)]
+        fstar = min(lows) if lows else 0.0
+    steps: dict[str, int | None] = {}
+    for label, r in results.items():
+        with np.errstate(invalid="ignore"):
+            hit = np.flatnonzero(np.asarray(r.losses) - fstar <= tol * max(1.0, abs(fstar)))
+        steps[label] = int(hit[0]) if len(hit) else None
+    arrived = [(s, i, label) for i, (label, s) in enumerate(steps.items()) if s is not None]
+    return (min(arrived)[2] if arrived else None), steps
 
 
 class OptimizerLabModel:
@@ -289,6 +309,10 @@ class OptimizerLabModel:
             return _nothing()
         # a NoisyGradient's generator is stateful: every job gets its own (and resets it: a race is reproducible)
         return race_job(self.raced_surface, specs, self._start, self._settings.n_steps, self._schedule)
+
+    def race_winner(self, results: Mapping[str, RaceResult]) -> tuple[str | None, dict[str, int | None]]:
+        """``race_winner`` with this surface's known minima."""
+        return race_winner(results, self._surface.minima)
 
     def loss_curves(self, results: Mapping[str, RaceResult]) -> tuple[str, float, dict[str, np.ndarray]]:
         """``loss_curves`` with this surface's known minima."""

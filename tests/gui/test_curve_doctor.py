@@ -19,6 +19,11 @@ def test_the_doctor_reads_a_run_far_too_slow(qtbot, lab):  # noqa: F811
     assert d.diagnosis == want and want.verdict == "flat"
     assert want.title in d.verdict.text()
     assert set(d.references) == {"healthy", "diverged", "flat", "slow_start", "overfitting", "plateau"}
-    assert d.references["flat"].styleSheet() and not d.references["healthy"].styleSheet()
+    # predict first: nothing is given away until the learner has answered
+    assert d.verdict.isHidden() and not d.references["flat"].styleSheet()
+    d.prediction.combo.setCurrentText("Overfitting")
+    qtbot.mouseClick(d.prediction.check_button, Qt.LeftButton)
+    assert "Not quite" in d.prediction.feedback.text() and want.title in d.prediction.feedback.text()
+    assert not d.verdict.isHidden() and d.references["flat"].styleSheet() and not d.references["healthy"].styleSheet()
     d.grab().save("/tmp/curve_doctor.png")
     d.close()
