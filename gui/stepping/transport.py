@@ -89,6 +89,14 @@ class TransportBar(QWidget):
         player.playing_changed.connect(self._on_playing_changed)
         self._on_trace_changed()
 
+    def minimumSizeHint(self):  # noqa: N802
+        """The two-row bar's minimum width: a narrow window (or wide docks) never has to make room for one row."""
+        hint = super().minimumSizeHint()
+        m = self.grid.contentsMargins()
+        width = max(self.main_row.minimumSize().width(), self.options.minimumSizeHint().width()) + m.left() + m.right()
+        hint.setWidth(width)
+        return hint
+
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
         # the room the one-row bar needs: the buttons, the label, a usable scrubber and the options
