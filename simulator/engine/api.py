@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from simulator.core.errors import GraphError, ValueInputError
-from simulator.engine.trace import compile_program, run
+from simulator.engine.trace import _all_scalars, compile_program, run, run_floats
 from simulator.graphs.graph import Graph, as_value
 
 
@@ -44,7 +44,7 @@ def evaluate(expression: str | Graph, **values: Any) -> Evaluation:
     graph = expression if given_graph else Graph.from_expression(expression)
     leaves = graph.leaves()
     inputs = {n.id for n in leaves}
-    unknown = sorted(set(values) - inputs)
+    unknown = sorted(values.keys() - inputs)
     if unknown:
         consts = [u for u in unknown if u in graph]
         what = (f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not "
@@ -62,12 +62,23 @@ def evaluate(expression: str | Graph, **values: Any) -> Evaluation:
     else:
         source = graph.copy() if given_graph else graph
         source.set_values(arrays)   # one shape check for them all (refused, unchanged, if they do not fit)
-    result = run(compile_program(source), values=arrays, graph_for_values=source)
-    out = result.value
+    program = compile_program(source)
+    leaf_values = program.leaf_values(source, arrays)
+    program.check_budget()
+    if _all_scalars(program, leaf_values):
+        # scalars all through: the run's floats are the answer (no array per node and per gradient)
+        fv, got = run_floats(program, leaf_values)
+        out: float | np.ndarray = float(fv[program.output])
+    else:
+        result = run(program, values=leaf_values)
+        out, got = result.value, result.grads
     grads = {}
     for n in leaves:
-        g = result.grads.get(n.id)
+        g = got.get(n.id)
         if g is None:   # an input that does not reach the output (or only as labels): its gradient is 0
             g = np.zeros_like(arrays[n.id] if n.id in arrays else n.value)
+        elif not isinstance(g, np.ndarray):   # from the run of scalars: every leaf it reached is a scalar
+            grads[n.id] = float(g)
+            continue
         grads[n.id] = float(g) if scalar_input.get(n.id, g.ndim == 0) else np.asarray(g)
-    return Evaluation(_plain(out, out.ndim == 0), grads, source, arrays)
+    return Evaluation(out if type(out) is float else _plain(out, out.ndim == 0), grads, source, arrays)

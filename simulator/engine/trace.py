@@ -9,7 +9,6 @@ back or scrubbing replays them instead of recomputing.
 from __future__ import annotations
 
 import bisect
-import gc
 import math
 import re
 import weakref
@@ -22,7 +21,7 @@ import numpy as np
 from simulator.core.errors import GraphError, NumericError, StudioError, ValueInputError
 from simulator.core.formatting import format_value
 from simulator.core.params import Param
-from simulator.graphs.graph import Graph
+from simulator.graphs.graph import Graph, paused_gc
 from simulator.ops import OpSpec
 
 Phase = Literal["forward", "backward", "update"]
@@ -65,6 +64,8 @@ class _OpStep:
         self.index = index               # its place in the forward pass (forward step index + 1)
 
 
+_NO_ATTRS: Mapping[str, Any] = MappingProxyType({})   # shared by the many steps whose op has no attributes
+
 MEMORY_BUDGET = 1 << 30  # bytes: values, gradients and the recorded trace of one run, estimated before allocating
 
 
@@ -77,32 +78,61 @@ class Program:
     Compiling is linear in the graph's size (plus the sort of its topological order)."""
 
     def __init__(self, graph: Graph):
-        missing = graph.missing_inputs()
-        if missing:
-            raise GraphError("unconnected inputs: " + ", ".join(f"'{p}' of '{n}'" for n, p in missing))
-        shapes = graph.infer_shapes()
-        self.output = graph.output
-        needed = _ancestors_and_self(graph, self.output)
-        order = [nid for nid in graph.topological_order() if nid in needed]
-        nodes = {nid: graph.node(nid) for nid in order}
-        self.leaves = [nid for nid in order if nodes[nid].is_leaf]
-        self.kinds = {nid: nodes[nid].kind for nid in order}
-        self.shapes = {nid: shapes[nid] for nid in order}
-        # A gradient is wanted for inputs, parameters and anything computed from them; never for constants.
-        wants: dict[str, bool] = {}
-        steps = []
-        for nid in order:
-            node = nodes[nid]
-            if node.is_leaf:
-                # labels feed only non-differentiable ports: they get no gradient
-                wants[nid] = node.kind != "const" and (nid == self.output or any(
-                    e.dst in needed and nodes[e.dst].spec.differentiable(e.port) for e in graph.edges_from(nid)))
+        # One walk over the graph's nodes collects what compiling needs; the rest works on that compact list. (A
+        # graph of thousands of nodes outgrows the CPU's caches, so every extra walk over it costs memory traffic.)
+        walked = []   # (node, kind, op, spec, attrs, srcs) in topological order
+        complete = True
+        node_of, edge_into = graph.node, graph.edge_into
+        for nid in graph.topological_order():
+            node = node_of(nid)
+            if node.kind != "op":
+                walked.append((nid, node.kind, None, None, None, ()))
                 continue
             spec = node.spec
-            srcs = tuple(graph.edge_into(nid, p).src for p in node.ports)
-            grad_ports = tuple(spec.differentiable(p) and wants[s] for p, s in zip(node.ports, srcs))
+            edges = [edge_into(nid, p) for p in spec.inputs]
+            if None in edges:
+                complete = False
+                continue
+            attrs = dict(node.attrs) if node.attrs else _NO_ATTRS
+            walked.append((nid, "op", node.op, spec, attrs, tuple(e.src for e in edges)))
+        if not complete:
+            missing = graph.missing_inputs()
+            raise GraphError("unconnected inputs: " + ", ".join(f"'{p}' of '{n}'" for n, p in missing))
+        shapes = graph.infer_shapes()
+        self.output = output = graph.output
+        needed = {output}
+        for nid, _kind, _op, _spec, _attrs, srcs in reversed(walked):   # consumers before producers
+            if nid in needed:
+                needed.update(srcs)
+        self.leaves: list[str] = []
+        self.kinds: dict[str, str] = {}
+        self.shapes: dict[str, tuple[int, ...] | None] = {}
+        # A gradient is wanted for inputs, parameters and anything computed from them; never for constants.
+        # A leaf wants one when it is the output or feeds a differentiable port (labels feed only
+        # non-differentiable ports: they get none); it is marked while its consumers are compiled.
+        wants: dict[str, bool] = {}
+        steps = []
+        kinds = self.kinds
+        for nid, kind, op, spec, attrs, srcs in walked:
+            if nid not in needed:
+                continue
+            kinds[nid] = kind
+            self.shapes[nid] = shapes[nid]
+            if kind != "op":
+                self.leaves.append(nid)
+                wants[nid] = kind != "const" and nid == output
+                continue
+            grad_ports = []
+            for p, src in zip(spec.inputs, srcs):
+                if not spec.differentiable(p):
+                    grad_ports.append(False)
+                elif kinds[src] == "op":
+                    grad_ports.append(wants[src])
+                else:
+                    grad_ports.append(kinds[src] != "const")
+                    wants[src] = wants[src] or grad_ports[-1]
             wants[nid] = any(grad_ports)
-            steps.append(_OpStep(nid, node.op, spec, dict(node.attrs), srcs, grad_ports, len(steps) + 1))
+            steps.append(_OpStep(nid, op, spec, attrs, srcs, tuple(grad_ports), len(steps) + 1))
         self.steps: tuple[_OpStep, ...] = tuple(steps)
         self.wants_grad = wants
         # every value a scalar: run() may use the ops' plain-float rules (same numbers, far less overhead)
@@ -141,10 +171,6 @@ class Program:
 
 def _mib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
-
-
-def _ancestors_and_self(graph: Graph, node: str) -> set[str]:
-    return graph.ancestors(node) | {node}
 
 
 # ---- non-finite numbers, reported in the learner's words ------------------------------------------------------
@@ -270,7 +296,8 @@ def compile_program(graph: Graph) -> Program:
     cached = _PROGRAMS.get(graph)
     if cached is not None and cached[0] == graph.version:
         return cached[1]
-    program = Program(graph)
+    with paused_gc():   # a step object per op, all kept: nothing for the collector to find
+        program = Program(graph)
     _PROGRAMS[graph] = (graph.version, program)
     return program
 
@@ -290,8 +317,11 @@ def run(graph: Graph | Program, values: Mapping[str, Any] | None = None, graph_f
         program = compile_program(graph)
         vals = program.leaf_values(graph, values)
     program.check_budget()
-    if scalar_rules and program.scalar and all(np.ndim(vals[nid]) == 0 for nid in program.leaves):
-        return _run_scalars(program, vals, backward)
+    if scalar_rules and _all_scalars(program, vals):
+        fv, fgrads = run_floats(program, vals, backward)
+        array = np.array
+        return RunResult(program.output, {k: array(v) for k, v in fv.items()},
+                         {k: array(v) for k, v in fgrads.items()})
     caches: dict[str, Any] = {}
     grads: dict[str, np.ndarray] = {}
     out = program.output
@@ -320,9 +350,23 @@ def run(graph: Graph | Program, values: Mapping[str, Any] | None = None, graph_f
     return RunResult(out, vals, grads)
 
 
-def _run_scalars(program: Program, leaves: Mapping[str, np.ndarray], backward: bool) -> RunResult:
-    """run() for a graph of scalars, in Python floats: each op's plain-float rule where it has one, its array
-    forward/backward on 0-d arrays where it has not (so the numbers are the array path's, bit for bit)."""
+def _all_scalars(program: Program, leaves: Mapping[str, Any]) -> bool:
+    """Whether the program's values are all scalars, the leaves given included (so run_floats applies)."""
+    if not program.scalar:
+        return False
+    for nid in program.leaves:
+        v = leaves[nid]
+        if not (v.ndim == 0 if type(v) is np.ndarray else np.ndim(v) == 0):
+            return False
+    return True
+
+
+def run_floats(program: Program, leaves: Mapping[str, Any], backward: bool = True
+               ) -> tuple[dict[str, float], dict[str, float]]:
+    """run() for a graph of scalars (`_all_scalars`), in Python floats: each op's plain-float rule where it has
+    one, its array forward/backward on 0-d arrays where it has not (so the numbers are the array path's, bit for
+    bit). Returns every node's value and every gradient as floats; callers that want only a few of them (such as
+    evaluate(), which reports the inputs' gradients) skip making an array per node."""
     fv: dict[str, float] = {nid: float(v) for nid, v in leaves.items()}
     caches: dict[str, Any] = {}
     isfinite = math.isfinite
@@ -375,8 +419,7 @@ def _run_scalars(program: Program, leaves: Mapping[str, np.ndarray], backward: b
                         values = {k: np.array(v) for k, v in fv.items()}
                         raise numeric_error(step, values, np.array(g), backward_step=index, port=port, output=output)
                     grads[src] = g
-    array = np.array
-    return RunResult(program.output, {k: array(v) for k, v in fv.items()}, {k: array(v) for k, v in grads.items()})
+    return fv, grads
 
 
 # ---- recorded path -----------------------------------------------------------------------------------------
@@ -408,13 +451,8 @@ class Trace:
         self.initial: dict[str, np.ndarray] = self.program.leaf_values(graph)
         # Recording builds thousands of containers that all stay alive: the cyclic garbage collector would
         # re-scan them again and again (superlinear in the graph's size) and find nothing to free.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with paused_gc():
             self._record(graph, learning_rate)
-        finally:
-            if collecting:
-                gc.enable()
 
     def _record(self, graph: Graph, learning_rate: float | None) -> None:
         self.events: tuple[StepEvent, ...] = tuple(_record(self.program, dict(self.initial), learning_rate))

@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from simulator.core.errors import ExpressionError, GraphError, ValueInputError
-from simulator.graphs.graph import Graph
+from simulator.graphs.graph import Graph, paused_gc
 from simulator.ops import REGISTRY
 
 MAX_LENGTH = 5_000
@@ -40,6 +40,10 @@ class _Builder:
         self.op_count = 0
         self.const_count = 0
         self.op_nodes: list[str] = []
+        # Op nodes get their lecture-style names (q1, q2, ..., f) as they are made, which needs the number of ops
+        # up front: counted on the tree (renaming afterwards rebuilt every map of the graph once more).
+        self.expected_ops = _count_ops(tree.body)
+        self.taken = set(self.reserved)   # learner names; constants (c, c1, ...) can never look like q1 or f
 
     def fail(self, node: ast.AST, why: str) -> ExpressionError:
         segment = ast.get_source_segment(self.text, node) or ""
@@ -57,14 +61,26 @@ class _Builder:
             raise self.fail(node, f"{op} takes {len(spec.inputs)} input{'s' * (len(spec.inputs) != 1)} "
                                   f"({', '.join(spec.inputs)}), got {len(args)}")
         try:
-            # a provisional name (renamed q1, q2, ..., f at the end) that no name of the learner's can collide with
-            nid = self.graph.add_op(op, attrs, name=self.graph.unique_name(f"_op{self.op_count}", self.reserved))
+            nid = self.graph.add_op(op, attrs, name=self.op_name())
             for port, src in zip(spec.inputs, args):
                 self.graph.connect(src, nid, port, check_shapes=False)
         except (GraphError, ValueInputError) as exc:
             raise self.fail(node, str(exc)) from None
         self.op_nodes.append(nid)
         return nid
+
+    def op_name(self) -> str:
+        """The name the op being made gets: as _rename_ops would name it, given the expected number of ops."""
+        i, total = self.op_count, self.expected_ops
+        want = "f" if i == total else ("q" if total == 2 else f"q{i}")
+        if i > total:   # more ops than counted (never expected): a placeholder, renamed at the end
+            want = f"_op{i}"
+        new, k = want, 1
+        while new in self.taken:
+            new = f"{want}_{k}"
+            k += 1
+        self.taken.add(new)
+        return new
 
     def const(self, value: float) -> str:
         # c, c1, c2, ...: counted here rather than searched for, so many constants stay linear
@@ -176,6 +192,27 @@ def _int_literal(node: ast.AST) -> int | None:
     return None
 
 
+def _count_ops(tree: ast.AST) -> int:
+    """How many op nodes _Builder.visit makes for `tree` (when it accepts it), walking it as visit does."""
+    count = 0
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            if not isinstance(node.operand, ast.Constant):   # -3 is a constant, -x a neg node, +x just x
+                count += isinstance(node.op, ast.USub)
+                stack.append(node.operand)
+        elif isinstance(node, ast.BinOp):
+            count += 1
+            stack.append(node.left)
+            if not isinstance(node.op, ast.Pow):   # the exponent is an attribute, not a node
+                stack.append(node.right)
+        elif isinstance(node, ast.Call):
+            count += 1
+            stack.extend(node.args)
+    return count
+
+
 def _describe(node: ast.AST) -> str:
     kinds = {ast.Attribute: "an attribute access", ast.Subscript: "indexing", ast.Lambda: "a lambda",
              ast.Compare: "a comparison", ast.BoolOp: "and/or", ast.IfExp: "if/else", ast.List: "a list",
@@ -228,14 +265,16 @@ def parse_expression(text: str) -> Graph:
                               bad, col) from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise ExpressionError(f"the expression cannot be read: {type(exc).__name__}", text[:20], 1) from None
-    builder = _Builder(text.strip(), tree)
-    try:
-        builder.visit(tree.body)
-    except RecursionError:
-        raise ExpressionError("the expression is nested too deeply", text[:20], 1) from None
-    graph = builder.graph
-    if builder.op_nodes:
-        _rename_ops(graph, builder.op_nodes, [n.id for n in graph if n.kind != "op"])
     from simulator.graphs.layout import apply_layout
-    apply_layout(graph)
+
+    with paused_gc():   # the whole graph is built and stays alive: collections would only rescan it
+        builder = _Builder(text.strip(), tree)
+        try:
+            builder.visit(tree.body)
+        except RecursionError:
+            raise ExpressionError("the expression is nested too deeply", text[:20], 1) from None
+        graph = builder.graph
+        if builder.op_nodes and builder.op_count != builder.expected_ops:   # named as counted: nothing to rename
+            _rename_ops(graph, builder.op_nodes, [n.id for n in graph if n.kind != "op"])
+        apply_layout(graph)
     return graph

@@ -7,9 +7,12 @@ model without the model knowing about them.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import heapq
 import math
 import re
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -26,6 +29,33 @@ NODE_KINDS = LEAF_KINDS + ("op",)
 MAX_ELEMENTS = 10_000_000  # per tensor: enough for the digits set, small enough to refuse absurd files
 MAX_NODES = 5_000
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0            # how many paused_gc() blocks are open, in any thread
+_gc_was_enabled = False   # the collector's state when the first of them opened
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Hold Python's cyclic garbage collector during bulk work that builds many objects which all stay alive
+    (parsing, compiling, recording a trace, copying a graph). Each collection of the oldest generation scans the
+    whole live heap, so collections triggered while thousands of new objects pile up make the work grow faster
+    than its size and find nothing to free. Nested and concurrent blocks are counted: the collector is restored
+    (if it was on) when the last one closes, whatever happened inside."""
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def as_value(value: Any, what: str = "value") -> np.ndarray:
@@ -67,7 +97,7 @@ def as_value(value: Any, what: str = "value") -> np.ndarray:
     return arr
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     """One node. Leaves (input, param, const) carry a value; op nodes carry an op name and its attributes."""
 
@@ -101,7 +131,7 @@ class Node:
         return self.id
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Edge:
     """A wire from `src`'s output to input `port` of op node `dst`."""
 
@@ -110,7 +140,7 @@ class Edge:
     port: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GraphChange:
     """What changed. kind is one of: node_added, node_removed, node_renamed (old -> node), edge_added,
     edge_removed, value_changed, attrs_changed, node_moved, output_changed, reset (everything replaced)."""
@@ -248,7 +278,20 @@ class Graph:
     def ancestors(self, node_id: str) -> set[str]:
         """Every node whose value flows into `node_id`."""
         self.node(node_id)
-        return self._reach(node_id, self.predecessors)
+        nodes, wires = self._nodes, self._in
+        seen: set[str] = set()
+        stack = [node_id]
+        while stack:   # the wires into each node found, by port: no list per node (compiling asks this)
+            nid = stack.pop()
+            node = nodes[nid]
+            if node.kind != "op":
+                continue
+            for port in node.spec.inputs:
+                edge = wires.get((nid, port))
+                if edge is not None and edge.src not in seen:
+                    seen.add(edge.src)
+                    stack.append(edge.src)
+        return seen
 
     def to_networkx(self):
         """The structure as a networkx DiGraph (node ids; each edge carries its ``port``), for graph algorithms
@@ -286,7 +329,8 @@ class Graph:
         self._announce(GraphChange("output_changed", node=node_id))
 
     def unique_name(self, prefix: str, reserved: Iterable[str] = ()) -> str:
-        reserved = set(reserved)
+        if not isinstance(reserved, (set, frozenset, dict)):
+            reserved = set(reserved)   # a set is used as it is: a parser asks once per op, copying was O(names)
         if prefix not in self._nodes and prefix not in reserved:
             return prefix
         i = 1
@@ -416,7 +460,8 @@ class Graph:
         if port not in dst_node.ports:
             raise GraphError(f"'{dst}' ({dst_node.op}) has no input port '{port}'; its ports are "
                              f"{', '.join(dst_node.ports)}")
-        existing = self._in.get((dst, port))
+        key = (dst, port)   # one tuple, shared by both maps
+        existing = self._in.get(key)
         if existing is not None:
             raise GraphError(f"input '{port}' of '{dst}' is already fed by '{existing.src}'; disconnect it first")
         # A new node has no consumers yet, so it cannot close a cycle: skip the search (parsers wire only those).
@@ -428,17 +473,21 @@ class Graph:
         edge = Edge(src, dst, port)
 
         def add() -> None:
-            self._in[(dst, port)] = edge
+            self._in[key] = edge
             if index is not None and index < len(self._in) - 1:
                 items = list(self._in.items())
                 items.insert(index, items.pop())
                 self._in = dict(items)
-            self._out.setdefault(src, {})[(dst, port)] = None
+            out = self._out.get(src)
+            if out is None:
+                self._out[src] = {key: None}
+            else:
+                out[key] = None
             self._structure_changed()
 
         def undo() -> None:
-            del self._in[(dst, port)]
-            del self._out[src][(dst, port)]
+            del self._in[key]
+            del self._out[src][key]
             self._structure_changed()
         if check_shapes:
             self._guarded(add, undo, dst)
@@ -577,6 +626,8 @@ class Graph:
     def _downstream_order(self, root: str) -> list[str]:
         """`root` and every node it feeds, producers first: Kahn's algorithm on just that part of the graph,
         so the work is proportional to what an edit at `root` can affect."""
+        if not self._out.get(root):
+            return [root]   # the usual case while wiring up: a new node feeds nothing yet
         affected = {root: None}
         stack = [root]
         while stack:
@@ -648,11 +699,12 @@ class Graph:
     def copy(self) -> "Graph":
         """An independent deep copy (values copied), with no observers."""
         g = Graph()
-        for n in self._nodes.values():
-            g._nodes[n.id] = Node(n.id, n.kind, n.op, dict(n.attrs),
-                                  None if n.value is None else n.value.copy(), n.pos)
-        g._in = dict(self._in)
-        g._out = {s: dict(keys) for s, keys in self._out.items()}
+        with paused_gc():
+            for n in self._nodes.values():
+                g._nodes[n.id] = Node(n.id, n.kind, n.op, dict(n.attrs),
+                                      None if n.value is None else n.value.copy(), n.pos)
+            g._in = dict(self._in)
+            g._out = {s: dict(keys) for s, keys in self._out.items()}
         g._output = self._output
         g._order = None if self._order is None else list(self._order)
         g._shapes = None if self._shapes is None else dict(self._shapes)
@@ -691,6 +743,9 @@ class _Overlay(dict):
 
 
 def _pos(pos: Any) -> tuple[float, float]:
+    if type(pos) is tuple and len(pos) == 2 and type(pos[0]) is float and type(pos[1]) is float:
+        if math.isfinite(pos[0]) and math.isfinite(pos[1]):
+            return pos   # already a tuple of two finite floats: shared, not rebuilt (most nodes sit at the default)
     try:
         x, y = (float(v) for v in pos)
     except (TypeError, ValueError, OverflowError):

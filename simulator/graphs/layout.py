@@ -15,47 +15,62 @@ def layered_positions(graph: Graph) -> dict[str, tuple[float, float]]:
     barycentric sweeps (left to right by inputs, right to left by consumers and their port order), the classic
     Sugiyama heuristic, which removes the crossings of the usual lecture graphs."""
     order = graph.topological_order()
-    layer: dict[str, int] = {}
-    for nid in order:
-        preds = graph.predecessors(nid)
-        layer[nid] = 1 + max(layer[p] for p in preds) if preds else 0
-    for nid in order:
-        succs = graph.successors(nid)
-        if graph.node(nid).is_leaf and succs:
-            layer[nid] = min(layer[s] for s in succs) - 1
-    shift = min(layer.values(), default=0)
-    layers: dict[int, list[str]] = {}
-    for nid in order:
-        layers.setdefault(layer[nid] - shift, []).append(nid)
-
+    n = len(order)
+    index = {nid: i for i, nid in enumerate(order)}   # nodes by place: lists, not dicts, in the sweeps below
+    preds: list[list[int]] = [[] for _ in range(n)]
+    succs: list[list[int]] = [[] for _ in range(n)]
     # Where along its consumer's left edge each wire lands: port i of n sits at i / n.
-    in_slots: dict[str, list[tuple[str, float]]] = {nid: [] for nid in order}   # src -> [(dst, offset)]
-    out_slots: dict[str, list[tuple[str, float]]] = {nid: [] for nid in order}  # dst -> [(src, offset)]
+    in_slots: list[list[tuple[int, float]]] = [[] for _ in range(n)]    # src -> [(dst, offset)]
+    out_slots: list[list[tuple[int, float]]] = [[] for _ in range(n)]   # dst -> [(src, 0)]
+    ports_of: dict[str, tuple[str, ...]] = {}
     for e in graph.edges:
-        ports = graph.node(e.dst).ports
-        offset = (ports.index(e.port) + 0.5) / len(ports) - 0.5
-        in_slots[e.src].append((e.dst, offset))
-        out_slots[e.dst].append((e.src, 0.0))
+        src, dst = index[e.src], index[e.dst]
+        preds[dst].append(src)
+        succs[src].append(dst)
+        ports = ports_of.get(e.dst)
+        if ports is None:
+            ports = ports_of[e.dst] = graph.node(e.dst).ports
+        in_slots[src].append((dst, (ports.index(e.port) + 0.5) / len(ports) - 0.5))
+        out_slots[dst].append((src, 0.0))
 
-    row = {nid: float(i) for members in layers.values() for i, nid in enumerate(members)}
+    layer = [0] * n
+    for i in range(n):   # producers first: each node's inputs already have their layers
+        if preds[i]:
+            layer[i] = 1 + max(layer[p] for p in preds[i])
+    for i, nid in enumerate(order):
+        if succs[i] and graph.node(nid).is_leaf:
+            layer[i] = min(layer[s] for s in succs[i]) - 1
+    shift = min(layer, default=0)
+    layers: dict[int, list[int]] = {}
+    for i in range(n):
+        layers.setdefault(layer[i] - shift, []).append(i)
+
+    row = [0.0] * n
+    for members in layers.values():
+        for k, i in enumerate(members):
+            row[i] = float(k)
 
     def sweep(depths, neighbours, sign):
         for depth in depths:
             members = layers[depth]
-            keys = {}
-            for i, nid in enumerate(members):
-                near = [row[m] + sign * off for m, off in neighbours[nid]]
-                keys[nid] = (sum(near) / len(near)) if near else row[nid]
-            members.sort(key=lambda n: (keys[n], row[n]))
-            for i, nid in enumerate(members):
-                row[nid] = float(i) - (len(members) - 1) / 2.0
+            keys = []
+            for i in members:
+                near = neighbours[i]
+                keys.append(sum([row[m] + sign * off for m, off in near]) / len(near) if near else row[i])
+            # Ordered by (key, row). Rows grow along `members` (every sweep numbers them in order), so a stable sort
+            # on the key alone gives that order, and sorting plain floats is the list sort's fast path.
+            ranked = sorted(range(len(members)), key=keys.__getitem__)
+            members[:] = [members[k] for k in ranked]
+            half = (len(members) - 1) / 2.0
+            for k, i in enumerate(members):
+                row[i] = float(k) - half
 
     depths = sorted(layers)
     for _ in range(_SWEEPS):
         sweep(depths[1:], out_slots, 0.0)
         sweep(depths[-2::-1], in_slots, 1.0)
     sweep(depths[1:], out_slots, 0.0)
-    return {nid: (float(layer[nid] - shift) * LAYER_GAP, row[nid] * ROW_GAP) for nid in order}
+    return {nid: (float(layer[i] - shift) * LAYER_GAP, row[i] * ROW_GAP) for i, nid in enumerate(order)}
 
 
 def apply_layout(graph: Graph) -> None:

@@ -268,7 +268,7 @@ def test_a_refused_wire_leaves_shapes_and_graph_as_they_were():
     assert g.infer_shapes()["m"] == (2, 5)
 
 
-def test_parsing_renames_in_one_pass(monkeypatch):
+def test_parsing_names_the_ops_as_it_makes_them(monkeypatch):
     renames = []
     original = Graph.rename_many
 
@@ -277,7 +277,10 @@ def test_parsing_renames_in_one_pass(monkeypatch):
         return original(self, mapping)
     monkeypatch.setattr(Graph, "rename_many", counting)
     g = Graph.from_expression(" + ".join(f"a{i}*b{i}" for i in range(200)))
-    assert renames == [399] and g.output == "f" and "q398" in g and "q399" not in g
+    # the ops are counted on the tree first, so they get q1, ..., f when made: no rename pass at all
+    assert renames == [] and g.output == "f" and "q398" in g and "q399" not in g
+    g = Graph.from_expression("q1 * q + f - q2")   # learner names that look like ours keep theirs
+    assert [n.id for n in g] == ["q1", "q", "q1_1", "f", "q2_1", "q2", "f_1"] and g.output == "f_1"
 
 
 def test_seeking_a_trace_matches_replaying_it_at_every_step():
