@@ -103,18 +103,20 @@ def test_padding_and_stride_boundaries_get_no_gradient_when_outside_every_window
     assert np.all(dx[0, 0, :2, :2] == 1)
 
 
+@pytest.mark.parametrize("direct_max_k", [0, 10**6])  # the im2col GEMM everywhere; the direct kernels where they apply
 @pytest.mark.parametrize("chunk_bytes", [1, 3 * 4 * 9 * 2 * 16])  # one sample per chunk; two (and a remainder)
 @pytest.mark.parametrize("keep", [False, True])
-def test_chunked_batches_and_kept_columns_match_the_reference(monkeypatch, chunk_bytes, keep):
+def test_chunked_batches_and_kept_columns_match_the_reference(monkeypatch, chunk_bytes, keep, direct_max_k):
     # N=5 with 4x4 outputs, K = 2*3*3: the chunk sizes 1 and 2 leave a remainder chunk, and reuse zeroed buffers
     monkeypatch.setattr(K, "COLS_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(K, "DIRECT_MAX_K", direct_max_k)
     rng = np.random.default_rng(3)
     for stride, pad in ((1, 1), (2, 2)):
         x = rng.standard_normal((5, 2, 4 * stride, 4 * stride)).astype(np.float32)
         w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
         b = rng.standard_normal(3).astype(np.float32)
         out, cols = K.conv_forward_keep(x, w, b, stride, pad, max_bytes=2**30 if keep else 0)
-        assert (cols.size > 0) == keep
+        assert (cols.size > 0) == (keep and not K._direct_ok(w, stride, pad))  # the direct kernels keep no columns
         x64, w64 = x.astype(np.float64), w.astype(np.float64)
         np.testing.assert_allclose(out, ref_forward(x64, w64, b.astype(np.float64), stride, pad), rtol=1e-4, atol=1e-4)
         dout = rng.standard_normal(out.shape).astype(np.float32)
@@ -132,3 +134,74 @@ def test_kept_columns_give_the_same_gradients_as_rebuilt_ones():
     dout = rng.standard_normal(out.shape)
     for a, e in zip(K.conv_backward_cols(dout, cols, x, w, 1, 1), K.conv_backward(dout, x, w, 1, 1)):
         np.testing.assert_allclose(a, e, rtol=1e-13, atol=1e-13)
+
+
+DIRECT_CASES = [  # (N, C, H, W, F, k, stride, pad): the direct kernels' shapes (stride 1), odd F and sizes, W < 8
+    (2, 3, 9, 7, 5, 3, 1, 1),
+    (3, 2, 6, 11, 4, 3, 1, 0),
+    (2, 1, 5, 5, 3, 3, 1, 2),
+    (2, 3, 8, 9, 3, 5, 1, 2),
+    (1, 2, 7, 5, 2, 5, 1, 4),
+    (2, 2, 5, 6, 1, 5, 1, 0),
+]
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_direct_kernels_match_the_reference(case, dtype):
+    N, C, H, W, F, k, stride, pad = case
+    assert K._direct_ok(np.empty((F, C, k, k)), stride, pad)
+    _check(N, C, H, W, F, k, k, stride, pad, dtype, 11)
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES[:4] + [(4, 3, 6, 6, 2, 1, 1, 0), (3, 2, 9, 9, 3, 2, 2, 1),
+                                                     (3, 3, 9, 8, 4, 3, 2, 1)])
+def test_threads_give_the_same_numbers_as_one_thread(monkeypatch, case):
+    # the chunks are handed to the threads in any order; the partial sums are added in a fixed order, so any thread
+    # count gives bit-identical results (direct kernels, and the im2col GEMM for 1x1, 2x2 and strided filters)
+    N, C, H, W, F, k, stride, pad = case
+    monkeypatch.setattr(K, "COLS_CHUNK_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(K, "PARALLEL_MIN_MACS", 0)
+    monkeypatch.setattr(K, "BLAS_SMALL_MACS", 0)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((N * 3, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((F, C, k, k)).astype(np.float32)
+    b = rng.standard_normal(F).astype(np.float32)
+    results = {}
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(K, "THREADS", threads)
+        out, cols = K.conv_forward_keep(x, w, b, stride, pad)
+        dout = np.cos(out)
+        grads = K.conv_backward_cols(dout, cols, x, w, stride, pad)
+        results[threads] = (out, K.conv_forward(x, w, b, stride, pad), *grads)
+    for threads in (2, 3):
+        for a, e in zip(results[threads], results[1]):
+            np.testing.assert_array_equal(a, e)
+
+
+def test_concurrent_calls_from_several_threads_are_correct_and_restore_blas_threads(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from concurrent.futures import ThreadPoolExecutor
+    monkeypatch.setattr(K, "COLS_CHUNK_BYTES", 1)
+    monkeypatch.setattr(K, "PARALLEL_MIN_MACS", 0)
+    monkeypatch.setattr(K, "BLAS_SMALL_MACS", 0)
+    rng = np.random.default_rng(6)
+    cases = []
+    for k, stride, pad in ((3, 1, 1), (3, 2, 1), (5, 1, 2)):
+        x = rng.standard_normal((6, 3, 10, 10))
+        w = rng.standard_normal((4, 3, k, k))
+        b = rng.standard_normal(4)
+        cases.append((x, w, b, stride, pad, ref_forward(x, w, b, stride, pad)))
+
+    def run(case):
+        x, w, b, stride, pad, expected = case
+        for _ in range(5):
+            np.testing.assert_allclose(K.conv_forward(x, w, b, stride, pad), expected, rtol=1e-12, atol=1e-11)
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+        with ThreadPoolExecutor(3) as pool:
+            for f in [pool.submit(run, c) for c in cases * 2]:
+                f.result()
+        after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+    assert after == before  # the one-thread pin during the convolutions is undone
