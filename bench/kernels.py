@@ -1,9 +1,10 @@
 """Kernel benchmark: our Numba kernels against numpy and (when importable) PyTorch CPU, with floors.
 
 Convolution rows (forward, and forward+backward as simulator/functional/layers.py runs them) for every shape in
-CONV_SHAPES, float32 and float64, at 1 and 2 threads (BLAS threads for ours, intra-op threads for torch); pooling and
-activations at 1 thread. Ours and the references are timed round by round, alternating, and the table shows medians
-and ratios (reference time / our time: above 1 means ours is faster), then PASS/FAIL per floor.
+CONV_SHAPES, float32 and float64, at 1 and 2 threads (BLAS threads for ours, which kernels.conv shares out over
+samples; intra-op threads for torch); pooling and activations at 1 thread. Ours and the references are timed round by
+round, alternating, and the table shows medians and ratios (reference time / our time: above 1 means ours is faster),
+then PASS/FAIL per floor.
 PyTorch is timed through its ATen ops directly (convolution_backward, max_pool2d_with_indices_backward,
 threshold_backward): its fastest path, without autograd's bookkeeping. Without torch the torch columns and floors are
 left out. Switching thread counts inside one run needs threadpoolctl; without it only OPENBLAS_NUM_THREADS's count is
@@ -11,7 +12,9 @@ measured.
 
 Floors (1 thread unless stated): conv float32 forward >= 1.0x torch and forward+backward >= 1.1x torch on every shape;
 conv float64 forward and forward+backward >= 1.0x torch; our conv at 2 threads no slower than at 1 thread (within 5%
-timer noise); max pool fwd+bwd >= 3x torch; ReLU within 10% of torch; exp/erf-based activations within 1.5x numpy.
+timer noise); max pool and fractional max pool (each) fwd+bwd >= 3x torch;
+ReLU within 10% of torch; exp/erf-based activations within 1.5x numpy;
+group norm and instance norm fwd+bwd within 1.5x torch's time (float32 and float64, 1 thread).
 """
 from __future__ import annotations
 
@@ -36,8 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts for conv (default 1 2)")
     p.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=["float32", "float64"],
                    help="conv dtypes (default both)")
-    p.add_argument("--only", nargs="+", default=["conv", "pool", "activations"],
-                   choices=["conv", "pool", "activations"], help="which groups to run (default all)")
+    p.add_argument("--only", nargs="+", default=["conv", "pool", "activations", "norm"],
+                   choices=["conv", "pool", "activations", "norm"], help="which groups to run (default all)")
     p.add_argument("--shapes", type=int, nargs="+", help="indices into CONV_SHAPES (default all)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")
     return p.parse_args(argv)
@@ -127,7 +130,17 @@ def bench_pool(args, floors, torch):
 
     def ours_avg():
         pool.avg_pool_backward(pool.avg_pool_forward(x, 2, 2, 2, 2), 64, 64, 2, 2, 2, 2)
-    fns = {"ours max": ours, "ours avg": ours_avg}
+
+    # fractional max pooling, ratio 1/sqrt(2) (64 -> 45), the same _random_samples on both sides; ours includes the
+    # window sequences, which torch computes inside its op
+    u = np.random.default_rng(2).random((16, 16, 2)).astype(np.float32)
+
+    def ours_frac():
+        sh = pool.fractional_intervals(u[..., 1], 64, 45, 2)
+        sw = pool.fractional_intervals(u[..., 0], 64, 45, 2)
+        out, arg = pool.fractional_max_pool_forward(x, sh, sw, 2)
+        pool.fractional_max_pool_backward(out, arg, 64, 64)
+    fns = {"ours max": ours, "ours avg": ours_avg, "ours frac": ours_frac}
     if torch is not None:
         tx = torch.from_numpy(x)
 
@@ -138,14 +151,22 @@ def bench_pool(args, floors, torch):
         def theirs_avg():
             out = torch.nn.functional.avg_pool2d(tx, 2, 2)
             torch.ops.aten.avg_pool2d_backward(out, tx, [2, 2], [2, 2], [0, 0], False, True, None)
-        fns |= {"torch max": theirs, "torch avg": theirs_avg}
+        tu = torch.from_numpy(u)
+
+        def theirs_frac():
+            out, idx = torch.ops.aten.fractional_max_pool2d(tx, [2, 2], [45, 45], tu)
+            torch.ops.aten.fractional_max_pool2d_backward(out, tx, [2, 2], [45, 45], idx)
+        fns |= {"torch max": theirs, "torch avg": theirs_avg, "torch frac": theirs_frac}
     with threads(1):
         t = compare(fns, args.rounds)
     line("max pool 2x2 fwd+bwd float32 1t (1e6 elements)", t["ours max"], t.get("torch max"))
     line("avg pool 2x2 fwd+bwd float32 1t (1e6 elements)", t["ours avg"], t.get("torch avg"))
+    line("frac max pool 1/√2 fwd+bwd float32 1t (1e6 elements)", t["ours frac"], t.get("torch frac"))
     if torch is not None:
         floors.check("max pool fwd+bwd >= 3x torch", t["torch max"] >= 3 * t["ours max"],
                      f"{t['torch max'] / t['ours max']:.2f}x")
+        floors.check("fractional max pool fwd+bwd >= 3x torch", t["torch frac"] >= 3 * t["ours frac"],
+                     f"{t['torch frac'] / t['ours frac']:.2f}x")
 
 
 # the passes that evaluate exp, expm1, log1p or erf (tanh is numpy's own; the other backward passes reuse the output)
@@ -211,6 +232,58 @@ def bench_activations(args, floors, torch):
                              f"{t['ours'] / t['numpy']:.2f}x numpy's time")
 
 
+NORM_SHAPES = [  # (N, C, H, W, groups): a digits-CNN batch and a larger conv activation
+    (64, 16, 8, 8, 4),
+    (32, 32, 16, 16, 8),
+]
+
+
+def bench_norm(args, floors, torch):
+    """Group norm and instance norm (G = C), forward+backward as simulator/functional/layers.py runs them, against
+    torch's ATen native_group_norm and native_group_norm_backward (what F.group_norm and F.instance_norm's affine
+    path reach), interleaved round by round at one thread, float32 and float64."""
+    import numpy as np
+    from _common import compare, threads
+    from kernels import norm as K
+
+    header("torch")
+    rng = np.random.default_rng(3)
+    for tdt in args.dtypes:
+        dt = np.dtype(tdt)
+        for N, C, H, W, G in NORM_SHAPES:
+            x = rng.standard_normal((N, C, H * W)).astype(dt)
+            g, b = rng.standard_normal(C).astype(dt), rng.standard_normal(C).astype(dt)
+            d = rng.standard_normal(x.shape).astype(dt)
+
+            def ours_gn():
+                _, xhat, inv = K.groupnorm_forward(x, g, b, G, 1e-5)
+                K.groupnorm_backward(d, xhat, g, inv, G)
+
+            def ours_in():
+                _, xhat, inv = K.instancenorm_forward(x, g, b, 1e-5)
+                K.instancenorm_backward(d, xhat, g, inv)
+            fns = {"ours gn": ours_gn, "ours in": ours_in}
+            if torch is not None:
+                tx, tg, tb, td = (torch.from_numpy(a) for a in (x.reshape(N, C, H, W), g, b, d.reshape(N, C, H, W)))
+                aten = torch.ops.aten
+
+                def theirs(groups):
+                    def run():
+                        _, mean, rstd = aten.native_group_norm(tx, tg, tb, N, C, H * W, groups, 1e-5)
+                        aten.native_group_norm_backward(td, tx, mean, rstd, tg, N, C, H * W, groups,
+                                                        [True, True, True])
+                    return run
+                fns |= {"torch gn": theirs(G), "torch in": theirs(C)}
+            with threads(1):
+                t = compare(fns, args.rounds)
+            for kind, label in (("gn", f"group norm G={G}"), ("in", "instance norm")):
+                ours, ref = t[f"ours {kind}"], t.get(f"torch {kind}")
+                line(f"{label} fwd+bwd {tdt} 1t ({N},{C},{H},{W})", ours, ref)
+                if ref is not None:
+                    floors.check(f"{label} fwd+bwd {tdt} ({N},{C},{H},{W}) within 1.5x torch's time",
+                                 ours <= 1.5 * ref, f"{ours / ref:.2f}x torch's time")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import time
@@ -226,7 +299,8 @@ def main(argv=None) -> int:
           f"torch {torch.__version__ if torch else 'not used'}; {args.rounds} interleaved rounds per row")
     floors = _common.Floors()
     for group in args.only:
-        {"conv": bench_conv, "pool": bench_pool, "activations": bench_activations}[group](args, floors, torch)
+        {"conv": bench_conv, "pool": bench_pool, "activations": bench_activations,
+         "norm": bench_norm}[group](args, floors, torch)
     return floors.report()
 
 

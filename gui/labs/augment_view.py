@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui import theme
-from gui.forms import changed_signal, param_widget, read_widget
+from gui.forms import changed_signal, param_widget, read_widget, write_widget
 from gui.labs.common import MUTED_STYLE, control_column, digit_pixmap, muted
 from simulator.core.params import params_of
 from simulator.data import datasets
@@ -128,7 +128,12 @@ class AugmentView(QWidget):
     rotate_check/rotate_box, bc_check/brightness_box/contrast_box, cutout_check/cutout_box, mix_radios (mode ->
     QRadioButton), mixup_alpha_box, cutmix_alpha_box, seed_box, shuffle_button, images_button, cell_views,
     caption_labels, pipeline_label.
+
+    ``settings_changed(AugmentSettings)`` fires after each change of a control (the playground trains with them);
+    ``set_settings(s)`` shows settings without firing it.
     """
+
+    settings_changed = Signal(object)
 
     def __init__(self, images: Any = None, labels: Any = None, parent: QWidget | None = None,
                  rows: int = ROWS, samples: int = SAMPLES):
@@ -249,8 +254,9 @@ class AugmentView(QWidget):
         sm2 = QVBoxLayout()
         sm2.addLayout(sm)
         sm2.addWidget(self.images_button)
-        sm2.addWidget(muted("In training, each mini-batch gets fresh draws every epoch: the net never sees the "
-                            "same picture twice.", 8.5))
+        sm2.addWidget(muted("The playground's Train with augmentation uses these settings, mixing included: each "
+                            "mini-batch gets fresh draws every epoch, so the net never sees the same picture twice.",
+                            8.5))
         sm_box = QGroupBox("Random draws")
         sm_box.setLayout(sm2)
 
@@ -347,6 +353,23 @@ class AugmentView(QWidget):
     def set_mix(self, mode: str) -> None:
         self.mix_radios[mode].setChecked(True)
 
+    def set_settings(self, settings: AugmentSettings) -> None:
+        """Show ``settings`` on the controls and recompute the grid (settings_changed is not emitted)."""
+        if not isinstance(settings, AugmentSettings):
+            raise TypeError(f"settings must be AugmentSettings, got {settings!r}")
+        self._building = True
+        try:
+            for name, w in self.controls.items():
+                w.blockSignals(True)
+                write_widget(w, getattr(settings, name))
+                w.blockSignals(False)
+            self.mix_group.blockSignals(True)
+            self.mix_radios[settings.mix].setChecked(True)
+            self.mix_group.blockSignals(False)
+        finally:
+            self._building = False
+        self._recompute()
+
     def shuffle(self) -> None:
         """Fresh random draws: the next seed (shown, so any grid can be brought back)."""
         s = self.seed_box.value() + 1
@@ -383,6 +406,7 @@ class AugmentView(QWidget):
     def _on_settings_changed(self, *_: Any) -> None:
         if not self._building:
             self._recompute()
+            self.settings_changed.emit(self.settings())
 
     def _recompute(self) -> None:
         s = self.settings()

@@ -6,25 +6,29 @@ the model's experiment job on the lab's JobRunner (the previous one is supersede
 the finished result (statistics, histograms and the explanation, all computed off the UI thread) is drawn when the
 model announces it. Each layer gets its own histogram, drawn as a row of a ridge plot (layer 1 at the top), for the
 activations and for the gradients dL/da.
+
+A second tab, *Normalisation axes*, compares batch, layer, instance and group norm on one N x C x H x W activation
+tensor: one cube per norm (Wu & He's figure: depth N, width C, height H·W) with the set of values that share one mean
+and one variance shaded, and a table of each norm's statistics of that tensor (model: InitLabModel.norm_comparison).
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QSplitter, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPolygonF
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QSizePolicy, QSplitter,
+                               QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from gui import theme
 from gui.forms import ParamForm
 from gui.jobs import JobRunner
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE, control_column, group
 from simulator.core.errors import StudioError
-from simulator.labs.init_lab import InitLabModel, InitResult, InitSettings
-from simulator.labs.init_stats import InitStats
+from simulator.labs.init_lab import InitLabModel, InitResult, InitSettings, NormSettings, explain_norms
+from simulator.labs.init_stats import NORM_KINDS, InitStats, NormComparison, norm_sets
 
-__all__ = ["InitLab"]
+__all__ = ["InitLab", "NormCompareView", "NormCubesView"]
 
 ROW = 1.0                   # vertical space per layer in the ridge plots
 ACT_COLOUR = theme.VALUE    # forward values green, gradients red, as everywhere in the app
@@ -109,15 +113,206 @@ class _RidgePlot(pg.PlotWidget):
 
 
 
+_NORM_TITLES = {"BatchNorm": "Batch Norm", "LayerNorm": "Layer Norm", "InstanceNorm": "Instance Norm",
+                "GroupNorm": "Group Norm"}
+_AXES_TEXT = {"BatchNorm": "N, H, W", "LayerNorm": "C, H, W", "InstanceNorm": "H, W", "GroupNorm": "C/G, H, W"}
+SHADE = QColor("#5b8def")          # the shaded set, as in the GroupNorm paper's figure
+MAX_DRAWN_N, MAX_DRAWN_C = 8, 16   # cells drawn along N and C (larger tensors: the first ones, and a note)
+NORM_COLUMNS = ["norm", "normalises\nover", "sets", "values\neach", "input\nmeans", "input\nstds",
+                "after: max\n|mean|", "after: max\n|var − 1|", "after: spread of\nchannel means",
+                "after: spread of\nsample means"]
+
+
+class NormCubesView(QWidget):
+    """Wu & He's figure for the tensor on screen: one cube per norm (depth N, width C, height H·W), the (sample,
+    channel) columns of one normalisation set shaded (the set of sample 0, channel 0). ``shaded[kind]``: the drawn
+    (n, c) cells that are shaded, for tests."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.shape: tuple[int, int, int, int] | None = None
+        self.groups = 1
+        self.shaded: dict[str, set[tuple[int, int]]] = {}
+        self.setMinimumSize(520, 180)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def sizeHint(self) -> QSize:
+        return QSize(900, 260)
+
+    def set_tensor(self, shape: tuple[int, ...], groups: int) -> None:
+        self.shape, self.groups = tuple(int(v) for v in shape), int(groups)
+        self.shaded = {}
+        for kind in NORM_KINDS:
+            sets = norm_sets(kind, self.shape, self.groups)[:MAX_DRAWN_N, :MAX_DRAWN_C]
+            self.shaded[kind] = {(int(n), int(c)) for n, c in zip(*np.nonzero(sets == sets[0, 0]))}
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        if self.shape is None:
+            return
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.fillRect(self.rect(), QColor("#ffffff"))
+        # one row of four cubes or two rows of two: whichever draws the cells larger
+        cols = max((4, 2), key=lambda k: self._cell(self.width() / k, self.height() / (len(NORM_KINDS) // k)))
+        rows = len(NORM_KINDS) // cols
+        cw, ch = self.width() / cols, self.height() / rows
+        for k, kind in enumerate(NORM_KINDS):
+            self._draw_cube(p, QRectF((k % cols) * cw, (k // cols) * ch, cw, ch), kind)
+        p.end()
+
+    _TITLE_H, _FOOT_H, _LEFT_W, _RIGHT_W = 20.0, 32.0, 34.0, 44.0
+
+    def _cell(self, w: float, h: float) -> float:
+        """The cell size of a cube drawn in a w x h box: the front face is nc cells wide and 3 high (H·W), the
+        depth, nn cells, goes up and to the right."""
+        nn, nc = min(self.shape[0], MAX_DRAWN_N), min(self.shape[1], MAX_DRAWN_C)
+        avail_w, avail_h = w - self._LEFT_W - self._RIGHT_W, h - self._TITLE_H - self._FOOT_H - 6
+        return max(2.0, min(avail_w / (nc + 0.55 * nn), avail_h / (3.0 + 0.42 * nn)))
+
+    def _draw_cube(self, p: QPainter, box: QRectF, kind: str) -> None:
+        N, C, H, W = self.shape
+        nn, nc = min(N, MAX_DRAWN_N), min(C, MAX_DRAWN_C)
+        title_h, left_w = self._TITLE_H, self._LEFT_W
+        avail_w = box.width() - left_w - self._RIGHT_W
+        avail_h = box.height() - title_h - self._FOOT_H - 6
+        s = self._cell(box.width(), box.height())
+        ddx, ddy, fh = 0.55 * s, -0.42 * s, 3.0 * s
+        width, height = nc * s + nn * ddx, fh - nn * ddy
+        x0 = box.left() + left_w + (avail_w - width) / 2
+        y0 = box.top() + title_h + 4 + (avail_h - height) / 2 + nn * -ddy + fh
+        p.setPen(theme.TEXT)
+        p.setFont(theme.font(9.5, weight=QFont.Weight.DemiBold))
+        p.drawText(QRectF(box.left(), box.top() + 2, box.width(), title_h), Qt.AlignmentFlag.AlignCenter,
+                   _NORM_TITLES[kind])
+        shaded = self.shaded.get(kind, set())
+        line = QPen(QColor("#5a6472"), 0.8)
+        p.setPen(line)
+        for n in reversed(range(nn)):       # back to front, left to right: nearer cells cover farther ones
+            for c in range(nc):
+                x = x0 + c * s + n * ddx
+                top = y0 - fh + n * ddy
+                on = (n, c) in shaded
+                p.setBrush(SHADE.darker(135) if on else QColor("#dfe4ea"))
+                p.drawPolygon(QPolygonF([QPointF(x + s, top), QPointF(x + s + ddx, top + ddy),
+                                         QPointF(x + s + ddx, top + ddy + fh), QPointF(x + s, top + fh)]))
+                p.setBrush(SHADE.darker(118) if on else QColor("#eef1f5"))
+                p.drawPolygon(QPolygonF([QPointF(x, top), QPointF(x + s, top), QPointF(x + s + ddx, top + ddy),
+                                         QPointF(x + ddx, top + ddy)]))
+                p.setBrush(SHADE if on else QColor("#ffffff"))
+                p.drawRect(QRectF(x, top, s, fh))
+        # axis labels: C under the front face, N along the depth edge, H, W beside the front face
+        p.setPen(theme.TEXT_MUTED)
+        p.setFont(theme.font(8.5))
+        p.drawText(QRectF(x0, y0 + 1, nc * s, 14), Qt.AlignmentFlag.AlignCenter, f"C = {C}")
+        p.drawText(QRectF(x0 + nc * s + nn * ddx / 2 + 8, y0 + nn * ddy / 2, 60, 14),
+                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, f"N = {N}")
+        p.drawText(QRectF(x0 - left_w - 2, y0 - fh, left_w, fh),
+                   Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"H, W\n{H}×{W}")
+        note = f"over {_AXES_TEXT[kind]}"
+        if N > nn or C > nc:
+            note += f"  (first {nn} × {nc} drawn)"
+        p.setPen(theme.TEXT)
+        p.drawText(QRectF(box.left(), y0 + 15, box.width(), 15), Qt.AlignmentFlag.AlignCenter, note)
+
+
+class NormCompareView(QWidget):
+    """The *Normalisation axes* page: the tensor's settings (from NormSettings), the cubes, the statistics table and
+    the explanation. Children for tests: norm_form (its widgets in ``widgets``), cubes, norm_table, norm_explain,
+    norm_error, status."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.norm_form = ParamForm(NormSettings)
+        self.widgets = self.norm_form.widgets
+        self.cubes = NormCubesView()
+        self.norm_table = QTableWidget(len(NORM_KINDS), len(NORM_COLUMNS))
+        self.norm_table.setHorizontalHeaderLabels(NORM_COLUMNS)
+        self.norm_table.verticalHeader().hide()
+        self.norm_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.norm_table.verticalHeader().setDefaultSectionSize(22)
+        self.norm_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.norm_table.horizontalHeader().setStretchLastSection(True)
+        self.norm_table.setFont(theme.font(8.5, mono=True))
+        self.norm_table.setMinimumHeight(22 * len(NORM_KINDS) + 52)
+        self.norm_table.setMaximumHeight(22 * len(NORM_KINDS) + 70)
+        self.norm_explain = QLabel()
+        self.norm_explain.setWordWrap(True)
+        self.norm_explain.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.norm_explain.setStyleSheet("background: #ffffff; border: 1px solid #dde1e7; border-radius: 3px; "
+                                        "padding: 6px;")
+        self.norm_error = QLabel()
+        self.norm_error.setStyleSheet(ERROR_STYLE)
+        self.norm_error.setWordWrap(True)
+        self.norm_error.hide()
+        self.status = QLabel()
+        self.status.setStyleSheet(MUTED_STYLE)
+        note = QLabel("Shaded: the values that share one mean and one variance (the set of sample 0, channel 0). "
+                      "γ = 1, β = 0, ε = 1e-5; batch norm in train mode. Green spreads: what the norm makes equal.")
+        note.setWordWrap(True)
+        note.setStyleSheet(MUTED_STYLE)
+        left = control_column([group("Activation tensor N × C × H × W", self.norm_form), note, self.norm_error,
+                               self.status], min_width=290)
+        _fit_width(left)
+        lower = QWidget()
+        lay = QVBoxLayout(lower)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.norm_table)
+        lay.addWidget(self.norm_explain, 1)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.cubes)
+        right.addWidget(lower)
+        right.setStretchFactor(0, 1)
+        right.setSizes([360, 300])
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([300, 1200])
+        root = QHBoxLayout(self)
+        root.setContentsMargins(0, 0, 0, 0)
+        root.addWidget(splitter)
+
+    def settings(self) -> NormSettings:
+        return NormSettings(**self.norm_form.values())
+
+    def show_comparison(self, c: NormComparison) -> None:
+        self.norm_error.hide()
+        self.cubes.set_tensor(c.x.shape, c.groups)
+        t = self.norm_table
+        for r, row in enumerate(c.rows):
+            vals = [row.name, ", ".join(row.axes), str(row.sets), str(row.per_set),
+                    f"{row.in_mean[0]:+.2f} … {row.in_mean[1]:+.2f}", f"{row.in_std[0]:.2f} … {row.in_std[1]:.2f}",
+                    f"{row.out_mean:.1e}", f"{row.out_var:.1e}", f"{row.channel_spread:.3f}",
+                    f"{row.sample_spread:.3f}"]
+            for k, v in enumerate(vals):
+                it = QTableWidgetItem(v)
+                if k >= 2:
+                    it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if k >= 8 and float(v) < 1e-6:
+                    it.setForeground(theme.VALUE)          # what this norm makes equal
+                t.setItem(r, k, it)
+        self.norm_explain.setText(explain_norms(c))
+        N, C, H, W = c.x.shape
+        self.status.setText(f"{N} × {C} × {H} × {W} = {c.x.size:,} values, GroupNorm G = {c.groups}")
+
+    def show_error(self, message: str) -> None:
+        self.norm_error.setText(message)
+        self.norm_error.show()
+
+
 class InitLab(QWidget):
     """Depth, width, activation, init, batch norm (train/eval), and per-layer histograms, numbers and bars.
 
-    Signals: ``computed()`` after new results are on screen. Children for tests: net_form (depth_box, width_box,
-    n_box, activation_combo, init_combo, seed_box), bn_form (bn_check, mode_combo, warmup_box), act_plot, grad_plot,
-    std_plot, bar_plot, table, explain_label, status_label, error_label. ``model``: the InitLabModel; ``stats``:
-    the InitStats on screen; ``runner``: the lab's JobRunner (one job, "experiment")."""
+    Signals: ``computed()`` after new results are on screen, ``norms_computed()`` after a new norm comparison.
+    Children for tests: tabs (Initialisation, Normalisation axes), net_form (depth_box, width_box, n_box,
+    activation_combo, init_combo, seed_box), bn_form (bn_check, mode_combo, warmup_box), act_plot, grad_plot,
+    std_plot, bar_plot, table, explain_label, status_label, error_label, norms_view (a NormCompareView).
+    ``model``: the InitLabModel; ``stats``: the InitStats on screen; ``runner``: the lab's JobRunner (jobs
+    "experiment" and "norms")."""
 
     computed = Signal()
+    norms_computed = Signal()
 
     def __init__(self, parent: QWidget | None = None, model: InitLabModel | None = None):
         super().__init__(parent)
@@ -125,11 +320,17 @@ class InitLab(QWidget):
         self.runner = JobRunner(self)
         self._build()
         self.model.changed.connect(self._on_model_changed)
+        self.model.norms_changed.connect(self._on_norms_changed)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(80)
         self._debounce.timeout.connect(self._start)
+        self._norms_debounce = QTimer(self)
+        self._norms_debounce.setSingleShot(True)
+        self._norms_debounce.setInterval(80)
+        self._norms_debounce.timeout.connect(self._start_norms)
         self.request()
+        self.request_norms()
 
     stats = property(lambda self: self.model.stats)
     result = property(lambda self: self.model.result)
@@ -226,9 +427,15 @@ class InitLab(QWidget):
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([300, 1200])
+        self.norms_view = NormCompareView()
+        self.norms_view.norm_form.edited.connect(self.request_norms)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(splitter, "Initialisation")
+        self.tabs.addTab(self.norms_view, "Normalisation axes: BN, LN, IN, GN")
         root = QHBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
-        root.addWidget(splitter)
+        root.addWidget(self.tabs)
 
     # ================================================================================================ public API
     def request(self, *_: object) -> None:
@@ -243,8 +450,17 @@ class InitLab(QWidget):
         """The settings the controls show."""
         return InitSettings(**{**self.net_form.values(), **self.bn_form.values()})
 
+    def request_norms(self, *_: object) -> None:
+        """Recompute the norm comparison soon (edits arriving together are coalesced)."""
+        if not self.runner.closed:
+            self._norms_debounce.start()
+
+    def norms_busy(self) -> bool:
+        return self._norms_debounce.isActive() or self.runner.running("norms")
+
     def close_lab(self) -> None:
         self._debounce.stop()
+        self._norms_debounce.stop()
         self.runner.close()
 
     def closeEvent(self, event) -> None:
@@ -266,6 +482,22 @@ class InitLab(QWidget):
         self.status_label.setText("Computing…")
         self.runner.start("experiment", lambda: job, on_yield=self._on_progress, on_done=self.model.show,
                           on_error=self._on_failed)
+
+    def _start_norms(self) -> None:
+        view = self.norms_view
+        try:
+            job = self.model.norm_comparison(view.settings())   # checked now: G not dividing C starts no job
+        except StudioError as exc:
+            self.runner.cancel("norms", notify=False)
+            view.show_error(str(exc))
+            return
+        self.runner.start("norms", lambda: job, on_done=self.model.show_norms,
+                          on_error=lambda _exc, message: view.show_error(message))
+
+    def _on_norms_changed(self) -> None:
+        if self.model.norms is not None:
+            self.norms_view.show_comparison(self.model.norms)
+            self.norms_computed.emit()
 
     def _on_progress(self, p) -> None:
         self.status_label.setText(f"Computing… {p.message} ({p.done} of {p.total})")

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QTableWidget,
+    QStyle,
+    QStyledItemDelegate,
     QTableWidgetItem,
     QToolButton,
     QVBoxLayout,
@@ -38,11 +40,16 @@ from simulator.core.params import params_of
 from simulator.nn.layers import (
     LAYER_KINDS,
     Activation,
+    BatchNorm,
     Conv2d,
+    DropConnect,
     Flatten,
+    FractionalMaxPool,
+    GroupNorm,
     LayerSpec,
     Linear,
     MaxPool,
+    ResidualBlock,
 )
 from simulator.nn.network import Network, Objective
 
@@ -54,11 +61,19 @@ PRESETS: dict[str, tuple[LayerSpec, ...]] = {
     "2-64-3 MLP": (Linear(64), Activation("relu")),
     "2-16-16 tanh MLP": (Linear(16), Activation("tanh"), Linear(16), Activation("tanh")),
     "Small CNN": (Conv2d(16, 3, pad=1), Activation("relu"), MaxPool(2, 2), Flatten()),
+    # lecture 8: a residual block with stochastic depth, then fractional max pooling (ratio 1/√2)
+    "Small ResNet": (Conv2d(16, 3, pad=1), BatchNorm(), Activation("relu"), ResidualBlock(p=0.1),
+                     FractionalMaxPool(), Flatten()),
+    # lecture 7/8: group norm (batch-independent) after the conv, DropConnect on the hidden fully connected layer
+    "CNN + GroupNorm + DropConnect": (Conv2d(16, 3, pad=1), GroupNorm(4), Activation("relu"), MaxPool(2, 2),
+                                      Flatten(), DropConnect(64, 0.3), Activation("relu")),
     "Digits MLP": (Flatten(), Linear(64), Activation("relu")),
     "Linear classifier": (),
 }
 _BAD_ROW = QColor("#fbeaea")
 _OUTPUT_ROW = QColor("#f2f4f7")
+_SKIP_ROW = QColor("#eef4fb")
+SKIP_ROLE = Qt.ItemDataRole.UserRole + 7      # a layer cell's skip path ("identity", "1×1 conv s2"): draw the bracket
 # What "Add" inserts where it differs from the record's declared defaults: a padded conv keeps the image size.
 _ADD_OVERRIDES = {"Conv2d": {"pad": 1}}
 
@@ -70,6 +85,38 @@ def default_layer(kind: str) -> LayerSpec:
 
 def _shape_text(shape: tuple[int, ...]) -> str:
     return "×".join(map(str, shape))
+
+
+class _SkipDelegate(QStyledItemDelegate):
+    """Draws a residual block's skip connection beside its label: a bracket from the row's top (the block's input)
+    around the block to an arrowhead at its bottom (the sum), so the row reads as "x goes around F"."""
+
+    def paint(self, painter: QPainter, option: Any, index: Any) -> None:
+        if not index.data(SKIP_ROLE):
+            super().paint(painter, option, index)
+            return
+        rect = option.rect
+        option.rect = rect.adjusted(0, 0, -18, 0)   # the label stays clear of the bracket
+        super().paint(painter, option, index)
+        option.rect = rect
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)    # white on the selection's accent
+        painter.setPen(QPen(QColor("white") if selected else theme.ACCENT, 1.6))
+        x0, x1 = rect.right() - 15, rect.right() - 5
+        top, bottom = rect.top() + 4, rect.bottom() - 4
+        path = QPainterPath()
+        path.moveTo(x0, top)
+        path.lineTo(x1, top)
+        path.lineTo(x1, bottom)
+        path.lineTo(x0, bottom)
+        painter.drawPath(path)
+        head = QPainterPath()                        # the arrowhead where the skip joins F(x)
+        head.moveTo(x0 + 4, bottom - 3)
+        head.lineTo(x0, bottom)
+        head.lineTo(x0 + 4, bottom + 3)
+        painter.drawPath(head)
+        painter.restore()
 
 
 class NetworkBuilder(QWidget):
@@ -111,6 +158,9 @@ class NetworkBuilder(QWidget):
         hh.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setMinimumHeight(22 * 7 + 28)
         self.table.itemSelectionChanged.connect(self._rebuild_form)
+        self._skip_delegate = _SkipDelegate(self.table)     # kept: the view does not own its delegates
+        self.table.setItemDelegateForColumn(1, self._skip_delegate)
+        self._in_shapes: list[tuple[int, ...] | None] = []
 
         self.add_combo = QComboBox()
         self.add_combo.addItems(list(LAYER_TYPES))
@@ -315,6 +365,8 @@ class NetworkBuilder(QWidget):
         put(0, 2, _shape_text(self._input_shape), muted=True)
         put(0, 3, "", muted=True)
         specs = self.layers()
+        self._in_shapes = [self._input_shape, *([r.output_shape for r in rows] if rows is not None
+                                                else [None] * len(specs))][:len(specs)]
         for i, spec in enumerate(specs):
             r = i + 1
             is_output = i == len(self._layers)
@@ -322,8 +374,15 @@ class NetworkBuilder(QWidget):
             label = spec.label() + (" (output)" if is_output else "")
             if getattr(spec, "init", None):                     # a layer's own initialisation
                 label += f" · {_INIT.choice_label(spec.init)}"
+            skip = spec.skip_path(self._in_shapes[i])
+            if skip is not None:                                # a residual block: its skip connection is drawn
+                label += "  ↳ skip"                           # the path itself: tooltip, form, bracket
+                bg = _SKIP_ROW if bg is None else bg
             put(r, 0, str(i + 1), bg, muted=True)
             put(r, 1, label, bg, bold=is_output)
+            if skip is not None:
+                t.item(r, 1).setData(SKIP_ROLE, skip[1])
+                t.item(r, 1).setToolTip(f"out = relu(F(x) + skip(x))\nF: {skip[0]}\nskip: {skip[1]}")
             if rows is not None:
                 put(r, 2, _shape_text(rows[i].output_shape), bg)
                 put(r, 3, f"{rows[i].params:,}" if rows[i].params else "–", bg)
@@ -371,6 +430,13 @@ class NetworkBuilder(QWidget):
         self.form_title.setText(f"Layer {i + 1}: {type(spec).__name__}")
         self.form_title.setStyleSheet("font-weight: 600;")
         # one editor per declared field of the layer record (type, range, label and help come from params_of)
+        skip = spec.skip_path(self._in_shapes[i] if i < len(self._in_shapes) else None)
+        if skip is not None:                         # the block's two paths, in words
+            note = QLabel(f"out = relu(F(x) + skip(x)) · F: {skip[0]} · skip: {skip[1]}")
+            note.setObjectName("skip_note")
+            note.setWordWrap(True)
+            note.setStyleSheet(MUTED_STYLE)
+            self.layer_form.addRow(note)
         fields = params_of(spec)
         if not fields:
             note = QLabel("no settings")

@@ -42,7 +42,12 @@ from PySide6.QtWidgets import (
 from gui import theme
 from gui.forms import ParamForm, param_widget, read_widget, write_widget
 from gui.jobs import JobRunner
+from gui.labs.curve_doctor import CurveDoctor
+from gui.labs.prediction import PredictionBox
 from gui.labs.augment_view import show_augment_preview
+from gui.labs.evaluate_panel import EvaluatePanel
+from gui.labs.preprocess_view import show_preprocess_preview
+from gui.labs.transfer_view import FreezePanel
 from gui.labs.common import CLASS_COLOURS, MUTED_STYLE, PALETTE, control_column, digit_pixmap, group
 from gui.labs.network_builder import NetworkBuilder
 from simulator.core.errors import StudioError
@@ -207,12 +212,17 @@ class PlaygroundLab(QWidget):
     ``apply_config(config)`` takes a configuration from the search lab (optimizer, lr, weight_decay).
 
     Children for tests and the benchmark: data_form (dataset_combo, points_box, classes_box, noise_box,
-    data_seed_box, val_box, standardize_check), stats_label, click_class_combo, builder, optimizer_combo, lr_box,
+    data_seed_box, val_box, preprocess_combo), preprocess_button, freeze_panel (gui.labs.transfer_view.FreezePanel),
+    evaluate_panel (gui.labs.evaluate_panel.EvaluatePanel), stats_label, click_class_combo, builder, optimizer_combo,
+    lr_box,
     hyper_form / hyper_boxes, schedule_combo, schedule_boxes, train_form (batch_box, epochs_box, patience_box,
     seed_box), augment_check, train_button, pause_button, resume_button, step_button, reset_button, graph_button,
     export_button, save_button, load_button, banner, status_label, data_plot, region_item, point_items, loss_plot,
     acc_plot, lr_plot, grad_plot, curves (name -> PlotDataItem), grad_curves, confusion_item, confusion_texts,
     mis_labels, filters_item, maps_item, image_box; ``redraw_count`` (plot redraws from training output).
+    Lecture 8's tricks: smoothing_box (the builder's label smoothing ε), floor_line (the loss floor it implies, with
+    ``loss_floor``), augment_label (what Train with augmentation trains with), lr_hint / lr_hint_label /
+    lr_hint_apply / lr_hint_close (the linear scaling rule, offered as ``lr_hint_offer``).
     """
 
     graph_requested = Signal(object)
@@ -263,7 +273,7 @@ class PlaygroundLab(QWidget):
         w = self.data_form.widgets
         self.dataset_combo, self.points_box, self.classes_box = w["dataset"], w["points"], w["classes"]
         self.noise_box, self.data_seed_box, self.val_box = w["noise"], w["seed"], w["val_fraction"]
-        self.standardize_check = w["standardize"]
+        self.preprocess_combo = w["preprocess"]
         self.points_box.setSingleStep(50)
         self.data_form.edited.connect(self._on_data_edited)
         self.stats_label = QLabel()
@@ -304,6 +314,7 @@ class PlaygroundLab(QWidget):
         self.settings_note = QLabel("Changed settings take effect at ⟲ Reset.")
         self.settings_note.setStyleSheet(MUTED_STYLE)
         self.settings_note.hide()
+        self._build_tricks()
 
         # ---- transport
         self.train_button = QPushButton("▶ Train")
@@ -334,10 +345,48 @@ class PlaygroundLab(QWidget):
         self.export_button = QPushButton("Export PyTorch script…")
         self.save_button = QPushButton("Save weights…")
         self.load_button = QPushButton("Load weights…")
+        self.curve_button = QPushButton("What does my curve say?")
+        self.curve_button.setToolTip("Read this run's loss curves the lecture's way (rate too high, bad init, "
+                                     "overfitting, plateau...) beside annotated reference curves")
+        self.curve_button.clicked.connect(self.show_curve_doctor)
         self.graph_button.clicked.connect(self.request_graph)
         self.export_button.clicked.connect(self._on_export_clicked)
         self.save_button.clicked.connect(self._on_save_clicked)
         self.load_button.clicked.connect(self._on_load_clicked)
+
+    def _build_tricks(self) -> None:
+        """Lecture 8's training tricks: what "Train with augmentation" trains with (the preview's settings, mixing
+        included), label smoothing (the network builder's Objective form) and the linear-scaling hint."""
+        self.augment_label = QLabel()
+        self.augment_label.setStyleSheet(MUTED_STYLE)
+        self.augment_label.setWordWrap(True)
+        self.smoothing_box = self.builder.objective_form.widgets["label_smoothing"]
+        self._lr_anchor: tuple[int, float] | None = None     # (batch, lr) the hint scales from
+        self.lr_hint_offer: M.LrScalingHint | None = None
+        self.lr_hint = QWidget()
+        self.lr_hint.setObjectName("LrHint")
+        self.lr_hint.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.lr_hint.setStyleSheet("QWidget#LrHint { background: #eef4fc; border: 1px solid #c4d7f2; "
+                                   "border-radius: 3px; }")
+        self.lr_hint_label = QLabel()
+        self.lr_hint_label.setWordWrap(True)
+        self.lr_hint_label.setStyleSheet("border: none;")
+        self.lr_hint_apply = QPushButton("Apply")
+        self.lr_hint_close = QPushButton("✕")
+        self.lr_hint_close.setFixedWidth(28)
+        self.lr_hint_close.setToolTip("Dismiss: keep the learning rate")
+        self.lr_hint_apply.clicked.connect(self._on_lr_hint_applied)
+        self.lr_hint_close.clicked.connect(self._on_lr_hint_dismissed)
+        hl = QVBoxLayout(self.lr_hint)
+        hl.setContentsMargins(8, 6, 8, 6)
+        hl.setSpacing(4)
+        hl.addWidget(self.lr_hint_label)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.lr_hint_apply)
+        row.addWidget(self.lr_hint_close)
+        hl.addLayout(row)
+        self.lr_hint.hide()
 
     def _build_plots(self) -> None:
         # ---- 2-D data and decision regions
@@ -408,6 +457,16 @@ class PlaygroundLab(QWidget):
             "lr": self._curve(self.lr_plot.getPlotItem(), pg.mkPen("#7a4cc2", width=2)),
         }
         self.grad_curves: dict[str, pg.PlotDataItem] = {}
+        # label smoothing's floor: the smallest loss a network can reach (the smoothed target's entropy), dashed
+        floor_pen = pg.mkPen("#3d8b4f", width=1.5, style=Qt.PenStyle.DashLine)
+        self.floor_line = pg.InfiniteLine(angle=0, movable=False, pen=floor_pen,
+                                          label="", labelOpts={"position": 0.02, "anchors": [(0, 1), (0, 1)],
+                                                               "color": "#2c6e3c"})
+        self.floor_line.setZValue(5)
+        self.floor_line.hide()
+        lp.addItem(self.floor_line, ignoreBounds=True)
+        self.floor_legend = pg.PlotDataItem(pen=floor_pen)        # a legend entry only: it holds no data
+        self.loss_floor = 0.0
         # Ranges are set by the view, never autoranged: they change only when the data leave them (x grows to the
         # next 1-2-5 number, log y by whole decades), so the axes (cached as pixmaps) are not redrawn every frame.
         for p in (self.loss_plot, self.acc_plot, self.lr_plot, self.grad_plot):
@@ -461,6 +520,10 @@ class PlaygroundLab(QWidget):
         self.mis_title = QLabel("Misclassified validation examples (true → predicted)")
         self.mis_title.setStyleSheet("font-weight: 600;")
         self.mis_title.setWordWrap(True)
+        # fractional max pooling: validation accuracy with one region draw next to the test-time average
+        self.draws_label = QLabel()
+        self.draws_label.setWordWrap(True)
+        self.draws_label.hide()
         mis_grid = QGridLayout()
         mis_grid.setSpacing(2)
         for k in range(M.MAX_MISCLASSIFIED):
@@ -477,6 +540,7 @@ class PlaygroundLab(QWidget):
         ml = QVBoxLayout(mis)
         ml.setContentsMargins(4, 4, 4, 4)
         ml.addWidget(self.mis_title)
+        ml.addWidget(self.draws_label)
         ml.addLayout(mis_grid)
         ml.addStretch(1)
         maps = QWidget()
@@ -508,11 +572,16 @@ class PlaygroundLab(QWidget):
         data_box = QVBoxLayout()
         data_box.addWidget(self.data_form)
         data_box.addWidget(self.stats_label)
+        self.preprocess_button = QPushButton("Preview preprocessing on 2-D points…")   # the lecture's pictures
+        self.preprocess_button.clicked.connect(lambda: show_preprocess_preview(self))
+        self.preprocess_dialog = None       # made at the first click (preprocess_view)
+        data_box.addWidget(self.preprocess_button)
         self.augment_button = QPushButton("Preview image augmentation…")   # a non-modal window on the digits
         self.augment_button.clicked.connect(self._on_augment_clicked)
         self.augment_dialog = None          # the non-modal preview, made at the first click (augment_view)
         data_box.addWidget(self.augment_button)
         data_box.addWidget(self.augment_check)
+        data_box.addWidget(self.augment_label)
 
         train_box = QVBoxLayout()
         top = QFormLayout()
@@ -528,9 +597,14 @@ class PlaygroundLab(QWidget):
         train_box.addLayout(sched)
         train_box.addLayout(self.schedule_holder)
         train_box.addWidget(self.train_form)
+        train_box.addWidget(self.lr_hint)
+        self.loss_prediction = PredictionBox("what will the first loss be, before any update?",
+                                             self._check_initial_loss)
+        train_box.addWidget(self.loss_prediction)
         train_box.addWidget(self.settings_note)
 
         files = QVBoxLayout()
+        files.addWidget(self.curve_button)
         files.addWidget(self.graph_button)
         files.addWidget(self.export_button)
         row = QHBoxLayout()
@@ -541,8 +615,13 @@ class PlaygroundLab(QWidget):
         net_box = QVBoxLayout()
         net_box.setContentsMargins(0, 0, 0, 0)
         net_box.addWidget(self.builder)
+        self.freeze_panel = FreezePanel(self.model)
+        self.evaluate_panel = EvaluatePanel(
+            self.jobs, lambda s: None if self.session is None else self.model.evaluation_job(self.session, s))
         self.left = control_column([group("Data", data_box), group("Training", train_box),
-                                    group("Network", net_box), group("Model files", files)], min_width=330)
+                                    group("Network", net_box), group("Transfer learning", self.freeze_panel),
+                                    group("Evaluate: test-time averaging", self.evaluate_panel),
+                                    group("Model files", files)], min_width=330)
         content = self.left.widget()
         self.left.setMinimumWidth(content.minimumSizeHint().width() + self.left.verticalScrollBar().sizeHint().width())
         self.left.setMaximumWidth(max(self.left.minimumWidth(), 460))
@@ -758,20 +837,21 @@ class PlaygroundLab(QWidget):
         """A copy of the network with its data and standardiser (None without a session)."""
         return None if self.session is None else self.model.snapshot(self.session)
 
-    def training_augmenter(self):
-        """The augmentation the trainer applies to each mini-batch: the preview's label-preserving settings, or a
-        mild default (shift 1 px, rotation 10°) when the preview was never opened; None when switched off."""
+    def training_augmenter(self) -> datasets.AugmentSettings | None:
+        """The augmentation the trainer applies to each mini-batch: the model's AugmentSettings (the preview's, mixing
+        included, once it has been opened; before that a mild default: shift 1 px, rotation 10°); None when switched
+        off."""
         if not (self.model.train.augment and self.kind == "digits"):
             return None
-        dialog = self.augment_dialog
-        settings = dialog.view.settings() if dialog is not None else datasets.AugmentSettings(shift=1, degrees=10.0)
-        return settings.augmenter()
+        return self.model.augment_settings
 
     def close_lab(self) -> None:
         """Stop the timers and every job (waiting for them); the lab does nothing afterwards."""
         self._closed = True
         self._rebuild_timer.stop()
         self.jobs.close()
+        if self.freeze_panel.transfer_dialog is not None:
+            self.freeze_panel.transfer_dialog.view.close_view()
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.close_lab()
@@ -783,6 +863,7 @@ class PlaygroundLab(QWidget):
             return
         if what == "training":
             self._show_training()
+            self._sync_lr_hint()
             self._on_training_setting_changed()
         elif what == "data":
             if self.model.data is not None:
@@ -877,8 +958,17 @@ class PlaygroundLab(QWidget):
         d = self.model.data
         s = d.standardizer
         parts = [f"{len(d.split[0])} train · {len(d.split[2])} validation"]
+        kind = self.model.data_settings.preprocess
         if s is None:
             parts.append("raw inputs (not standardised)")
+        elif kind == "PCA whiten":              # a Whitener (simulator.data.preprocess)
+            mean = ", ".join(f"{v:+.3f}" for v in s.mean)
+            scale = ", ".join(f"{v:.3f}" for v in s.scale)
+            parts.append(f"PCA whiten (training statistics)\nmean = ({mean})\n√eigenvalues = ({scale})")
+        elif kind == "zero-centre":
+            parts.append("zero-centred with the training mean "
+                         + (f"({', '.join(f'{v:+.3f}' for v in s.mean)})" if s.mean.ndim == 1 else
+                            f"image ({s.mean.min():.2f} … {s.mean.max():.2f} per pixel)"))
         elif s.mean.ndim == 1:
             mean = ", ".join(f"{v:+.3f}" for v in s.mean)
             std = ", ".join(f"{v:.3f}" for v in s.std)
@@ -914,19 +1004,110 @@ class PlaygroundLab(QWidget):
         waits, disabled, meanwhile) so the click never blocks the window."""
         images = datasets.digits_if_loaded()
         if images is not None:
-            show_augment_preview(self, *images)
+            self._bind_augment_preview(show_augment_preview(self, *images))
             return
         self.augment_button.setEnabled(False)
 
         def shown(images) -> None:
             self.augment_button.setEnabled(True)
-            show_augment_preview(self, *images)
+            self._bind_augment_preview(show_augment_preview(self, *images))
 
         def failed(_exc: BaseException, text: str) -> None:
             self.augment_button.setEnabled(True)
             self._show_error(text)
 
         self.jobs.start("digits", datasets.digits_job, on_done=shown, on_error=failed)
+
+    def _bind_augment_preview(self, dialog) -> None:
+        """The preview shows the augmentation training uses, and its controls set it (once per dialog)."""
+        if getattr(dialog, "_playground_bound", False):
+            return
+        dialog._playground_bound = True
+        dialog.view.set_settings(self.model.augment_settings)
+        dialog.view.settings_changed.connect(self._on_augment_settings_changed)
+
+    def _on_augment_settings_changed(self, settings: datasets.AugmentSettings) -> None:
+        if not self._closed:
+            self.model.set_augment(settings)
+
+    # ================================================================================================== tricks
+    def _sync_lr_hint(self) -> None:
+        """The linear scaling rule as a hint: offered when the batch size moved away from the one the rate was set
+        for (typing a rate, applying or dismissing the hint makes the current pair the new reference)."""
+        t = self.model.train
+        a = self._lr_anchor
+        if a is None or t.lr != a[1]:
+            self._lr_anchor = (t.batch_size, t.lr)
+            self._show_lr_hint(None)
+            return
+        try:
+            hint = self.model.lr_scaling_hint(a[0], a[1], t.batch_size)
+        except StudioError:
+            hint = None
+        self._show_lr_hint(hint)
+
+    def _show_lr_hint(self, hint: M.LrScalingHint | None) -> None:
+        self.lr_hint_offer = hint
+        if hint is None:
+            self.lr_hint.hide()
+            return
+        self.lr_hint_label.setText(f"<b>Linear scaling rule</b> (lecture 8): {hint.text}.")
+        self.lr_hint_label.setToolTip("Goyal et al. (lecture 8): a batch N times larger averages N times as many "
+                                      "gradients, so take N times larger steps; start with a linear warm-up "
+                                      "(about 5 epochs) so the early, large updates do not blow up the weights.")
+        self.lr_hint_apply.setText("Apply lr + warm-up" if hint.warmup_steps else "Apply lr")
+        self.lr_hint.show()
+
+    def _on_lr_hint_applied(self) -> None:
+        hint = self.lr_hint_offer
+        if hint is None:
+            return
+        try:
+            self.model.apply_lr_scaling(hint)
+        except StudioError as exc:
+            self._show_error(str(exc))
+            return
+        self._lr_anchor = (self.model.train.batch_size, self.model.train.lr)
+        self._show_lr_hint(None)
+
+    def _on_lr_hint_dismissed(self) -> None:
+        self._lr_anchor = (self.model.train.batch_size, self.model.train.lr)
+        self._show_lr_hint(None)
+
+    def _show_augment_summary(self) -> None:
+        s = self.model.augment_settings
+        steps = s.pipeline()
+        text = "trains with: " + (" → ".join(steps) if steps else "nothing (every transform off)")
+        if s.mixes_labels:
+            text += " (soft labels; batch accuracy counts the larger share as the label)"
+        self.augment_label.setText(text)
+        self.augment_label.setVisible(self.augment_check.isChecked() and self.augment_check.isEnabled())
+
+    def _show_loss_floor(self, use_session: bool = True) -> None:
+        """The dashed floor on the loss plot: label smoothing keeps ε/K on every class, so even a perfect network's
+        loss stays at the smoothed target's entropy."""
+        session = self.session if use_session else None
+        floor = self.model.loss_floor(session) if session is not None else self.model.loss_floor()
+        self.loss_floor = floor
+        lp = self.loss_plot.getPlotItem()
+        legend = lp.legend
+        if floor <= 0:
+            self.floor_line.hide()
+            if legend.getLabel(self.floor_legend) is not None:
+                legend.removeItem(self.floor_legend)
+            self.loss_plot.setToolTip("")
+            return
+        eps = (session.network if session is not None else self.model.network_settings.objective).label_smoothing
+        self.floor_line.show()                    # first: a hidden line's label does not take its text
+        self.floor_line.setPos(math.log10(floor))
+        self.floor_line.label.setFormat(f"floor {floor:.3g}")
+        if legend.getLabel(self.floor_legend) is None:
+            legend.addItem(self.floor_legend, "min. loss")
+        why = (f"Label smoothing ε = {eps:g}: the target keeps ε/K on every wrong class, so even a perfect network "
+               f"has cross-entropy ≥ the target's entropy H = {floor:.4g} (dashed line), not 0. Mixup and CutMix "
+               f"batches mix their targets too, so batch losses sit higher still.")
+        self.floor_line.setToolTip(why)
+        self.loss_plot.setToolTip(why)
 
     # ================================================================================================== training
     def _on_stack_changed(self) -> None:
@@ -986,6 +1167,7 @@ class PlaygroundLab(QWidget):
             write_widget(w, v)
             w.blockSignals(False)
         self.train_form.set_value(t)
+        self._show_augment_summary()
         if t.optimizer != self._shown_optimizer:
             self._shown_optimizer = t.optimizer
             info = OPTIMIZERS[t.optimizer]
@@ -1079,6 +1261,7 @@ class PlaygroundLab(QWidget):
         try:
             self.session = self.model.new_session(_CLASS_RGB, augment=self.training_augmenter(), grid=self.grid)
             self.session.image_index = self.image_box.value()
+            self._show_loss_floor()
         except StudioError as exc:
             self._show_error(f"Cannot train: {exc}")
             self._set_state("none")
@@ -1169,6 +1352,7 @@ class PlaygroundLab(QWidget):
         self.reset_button.setEnabled(s != "preparing")
         for b in (self.graph_button, self.export_button, self.save_button, self.load_button):
             b.setEnabled(ok)
+        self.curve_button.setEnabled(ok)          # before any update it says "too short to judge"
         loaded = self.model.loaded
         self.train_button.setText("▶ Train again" if s in ("finished", "failed") else "▶ Train")
         self.train_button.setToolTip(
@@ -1213,6 +1397,7 @@ class PlaygroundLab(QWidget):
         for plot, span in ((self.loss_plot, (-2.0, 1.0)), (self.grad_plot, (-3.0, 1.0))):
             self._set_decades(plot, span)          # empty log plots show decades, not a pile of 2..9 labels
         self.status_label.setText("")
+        self._show_loss_floor(use_session=False)       # the next session's (the old one is going)
 
     def _draw_metrics(self, epochs: bool) -> None:
         """One setData per curve (decimated beyond MAX_CURVE_POINTS); the epoch curves only when an epoch ended."""
@@ -1231,7 +1416,8 @@ class PlaygroundLab(QWidget):
         if math.isfinite(top) and top > self._lr_top:
             self._lr_top = top
             self.lr_plot.getPlotItem().setYRange(0, self._lr_top * 1.1, padding=0)
-        span = _decades(np.concatenate([new_losses, self._epoch_losses()]), r.get("loss"))
+        floor = [self.loss_floor] if self.loss_floor > 0 else []
+        span = _decades(np.concatenate([new_losses, self._epoch_losses(), floor]), r.get("loss"))
         if span is not None:
             r["loss"] = span
             self._set_decades(self.loss_plot, span)
@@ -1324,6 +1510,11 @@ class PlaygroundLab(QWidget):
                     cap.setText("")
             n_wrong = int(v.confusion.sum() - np.trace(v.confusion)) if v.confusion is not None else 0
             self.mis_title.setText(f"Misclassified validation examples (true → predicted): {n_wrong}")
+        if v.draws_accuracy is not None:
+            draws, one, averaged = v.draws_accuracy
+            self.draws_label.setText(f"Fractional pooling, validation accuracy: 1 region draw {one:.1%} · "
+                                     f"averaged over {draws} draws {averaged:.1%} ({averaged - one:+.1%})")
+        self.draws_label.setVisible(v.draws_accuracy is not None)
         if v.weights is not None:
             self.filters_item.setImage(_tiles(v.weights), autoLevels=False)
             self.filters_plot.getPlotItem().setTitle(v.weights_title, size="9.5pt")
@@ -1380,6 +1571,21 @@ class PlaygroundLab(QWidget):
     # ================================================================================================== files
     def _message(self, title: str, text: str) -> None:
         QMessageBox.warning(self, title, text)
+
+    def _check_initial_loss(self, guess: float) -> tuple[bool, str]:
+        """The lab's own answer: the untrained network's loss (within 10%)."""
+        loss, text = self.model.initial_loss()
+        return abs(guess - loss) <= 0.1 * max(abs(loss), 1e-9), text[0].upper() + text[1:]
+
+    def show_curve_doctor(self) -> CurveDoctor:
+        """The run so far (loss per update; training and validation loss per epoch) read by the curve doctor."""
+        ep = self._epochs
+        dialog = CurveDoctor(np.array(self._loss.data, dtype=np.float64),
+                             np.asarray(ep["train_loss"], np.float64), np.asarray(ep["val_loss"], np.float64), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        self.curve_doctor = dialog
+        return dialog
 
     def _on_export_clicked(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Export a PyTorch script into a folder")

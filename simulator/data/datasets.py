@@ -495,6 +495,11 @@ class AugmentSettings(Settings):
                       doc="Column j of the preview draws its randomness from default_rng([seed, j])")
 
     @property
+    def mixes_labels(self) -> bool:
+        """True when mixup or CutMix is on: the batch's labels become soft targets (B, classes)."""
+        return self.mix != "none"
+
+    @property
     def alpha(self) -> float:
         """The Beta(α, α) parameter of the chosen mixing (mixup's when there is none)."""
         return self.cutmix_alpha if self.mix == "cutmix" else self.mixup_alpha
@@ -520,7 +525,9 @@ def augment_batch(x: Any, y: Any, classes: int, settings: AugmentSettings, rng: 
                   ) -> tuple[np.ndarray, np.ndarray]:
     """One draw of the whole augmentation on a mini-batch x (B, C, H, W), y (B,) int: the label-preserving
     Augmenter, then mixup or CutMix with partners from the batch. Returns (images float64, soft labels
-    (B, classes))."""
+    (B, classes)). The preview shows it and Trainer(augment=settings) trains with it, drawing from one Generator
+    in this order: the Augmenter's draws, then the mixing's (lam ~ Beta(α, α) per image, the partner permutation,
+    and for CutMix each box's centre)."""
     if not isinstance(settings, AugmentSettings):
         raise ValueInputError(f"settings must be AugmentSettings, got {settings!r}")
     xa = settings.augmenter()(np.asarray(x, np.float64), rng)

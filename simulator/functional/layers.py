@@ -9,6 +9,7 @@ variance, pooling floor mode, GELU's exact erf form, SELU's constants, derivativ
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,12 @@ __all__ = [
     "conv_forward", "conv_backward", "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
     "batchnorm_forward", "batchnorm_backward", "spatial_batchnorm_forward", "spatial_batchnorm_backward",
     "layernorm_forward", "layernorm_backward", "instancenorm_forward", "instancenorm_backward",
-    "dropout_forward", "dropout_backward", "svm_loss", "softmax_loss",
+    "groupnorm_forward", "groupnorm_backward", "check_groups", "dropconnect_mask", "dropconnect_forward",
+    "dropconnect_backward",
+    "dropout_forward", "dropout_backward", "fractional_pool_samples", "fractional_max_pool_forward",
+    "fractional_max_pool_backward", "stochastic_depth_forward", "stochastic_depth_backward", "stochastic_depth_apply",
+    "stochastic_depth_scale",
+    "svm_loss", "softmax_loss", "smooth_labels", "smoothed_entropy",
 ]
 
 
@@ -94,21 +100,29 @@ def _window(fn: str, name: str, v: Any, minimum: int) -> tuple[int, int]:
 
 # ----------------------------------------------------------------------------------------------- affine
 
-def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Cache]:
-    """x: (N, d1, ..., dk), reshaped to (N, D) with D = d1*...*dk; w: (D, M); b: (M,). out = x2 @ w + b: (N, M)."""
-    fn = "affine_forward"
+def _affine_args(fn: str, x: Any, w: Any, b: Any, flatten: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The checked arguments of out = x2 @ w + b (the affine layer, DropConnect): x (N, d1, ..., dk), or only (N, D)
+    when not ``flatten``; w (D, M); b (M,). Returns (x, x2, w, b), x2 being x as (N, D)."""
     x, w, b = _floats(fn, x=x, w=w, b=b)
-    if x.ndim < 1:
+    if not flatten:
+        _ndim(fn, "x", x, 2, "(N, D)")
+    elif x.ndim < 1:
         raise ShapeError(f"{fn}: x must have a batch axis, got shape {x.shape}")
-    if w.ndim != 2:
-        raise ShapeError(f"{fn}: w must be 2-D (D, M), got shape {w.shape}")
-    x2 = x.reshape(x.shape[0], -1)
+    _ndim(fn, "w", w, 2, "(D, M)")
+    x2 = x.reshape(x.shape[0], math.prod(x.shape[1:]))       # not -1: an empty batch has a D too
     if x2.shape[1] != w.shape[0]:
         raise ShapeError(f"{fn}: x has {x2.shape[1]} features per sample (shape {x.shape}) "
                          f"but w expects {w.shape[0]} (shape {w.shape})")
     if b.shape != (w.shape[1],):
         raise ShapeError(f"{fn}: b has shape {b.shape} but w (shape {w.shape}) needs one bias per column, "
                          f"shape ({w.shape[1]},)")
+    return x, x2, w, b
+
+
+def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Cache]:
+    """x: (N, d1, ..., dk), reshaped to (N, D) with D = d1*...*dk; w: (D, M); b: (M,). out = x2 @ w + b: (N, M)."""
+    x, x2, w, b = _affine_args("affine_forward", x, w, b)
     out = x2 @ w + b
     return out, (x, w)
 
@@ -314,7 +328,8 @@ def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1, p
         raise ShapeError(f"{fn}: x (shape {x.shape}) with w (shape {w.shape}), pad {pad} and stride {stride} needs "
                          f"{work:,} numbers at once; the limit is {MAX_CONV_ELEMENTS:,} (use a smaller batch, "
                          f"input or padding)")
-    # the cache keeps the forward's im2col columns (when they fit in kernels.conv.KEEP_COLS_BYTES): backward reuses them
+    # the cache keeps the forward's im2col columns (when the forward builds them, not the direct kernels, and they fit
+    # in kernels.conv.KEEP_COLS_BYTES): backward reuses them
     out, cols = _conv.conv_forward_keep(x, w, b, stride, pad)
     return out, (x, w, stride, pad, (N, F, Hout, Wout), cols)
 
@@ -366,6 +381,106 @@ def avg_pool_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     shape, out_shape, dtype, HH, WW, sh, sw = cache
     dout = _dout("avg_pool_backward", dout, out_shape, dtype)
     return _pool.avg_pool_backward(dout, shape[2], shape[3], HH, WW, sh, sw)
+
+
+# Fractional max pooling (Graham 2014) needs a ratio strictly between 1/2 and 1: below 1/2 the 2x2 windows would skip
+# rows as a rule (just above 1/2 an odd size can still skip one: see kernels.pool), at 1 it is no pooling at all.
+FRACTIONAL_RATIO_LOW, FRACTIONAL_RATIO_HIGH = 0.5, 1.0
+
+
+def fractional_pool_samples(n: int, c: int, seed: Any, dtype: Any = np.float64, shared: bool = False) -> np.ndarray:
+    """(n, c, 2) samples in [0, 1), torch's ``_random_samples`` layout ([..., 0] for the width, [..., 1] for the
+    height), drawn in float64 from numpy's Generator seeded with `seed` and cast to `dtype`: one draw per example and
+    channel (training), or with ``shared`` one per channel for every example (an eval draw: an example's regions then
+    do not depend on the batch it is in)."""
+    dt = np.dtype(dtype).type
+    u = np.random.default_rng(seed).random((1 if shared else n, c, 2)).astype(dt)
+    u = np.ascontiguousarray(np.broadcast_to(u, (n, c, 2)))
+    return np.minimum(u, np.nextafter(dt(1), dt(0)))   # a float64 draw just below 1 must not round up to 1
+
+
+def fractional_max_pool_forward(x: np.ndarray, ratio: float = 2 ** -0.5, samples: Any = None,
+                                seed: int | None = None, size: int = 2) -> tuple[np.ndarray, Cache]:
+    """x: (N, C, H, W). Fractional max pooling with size x size windows at pseudo-random positions (as torch's
+    fractional_max_pool2d(x, size, output_ratio=ratio, _random_samples=samples)): out (N, C, floor(H ratio),
+    floor(W ratio)). samples: (N, C, 2) in [0, 1) ([..., 0] places the columns, [..., 1] the rows); None draws them
+    from `seed` (fractional_pool_samples). The cache keeps the window corners (cache[3], cache[4]: (N, C, Hout) and
+    (N, C, Wout)) for pictures of the regions."""
+    fn = "fractional_max_pool_forward"
+    (x,) = _floats(fn, x=x)
+    _ndim(fn, "x", x, 4, "(N, C, H, W)")
+    ratio = check_real(f"{fn}: ratio", ratio, FRACTIONAL_RATIO_LOW, FRACTIONAL_RATIO_HIGH, low_open=True,
+                       high_open=True)
+    k = check_int(f"{fn}: size", size, 1, MAX_WINDOW, error=ShapeError)
+    N, C, H, W = x.shape
+    Ho, Wo = int(H * ratio), int(W * ratio)
+    if min(N, C) < 1 or Ho < 1 or Wo < 1 or Ho + k - 1 > H or Wo + k - 1 > W:
+        raise ShapeError(f"{fn}: x (shape {x.shape}) is too small for a {k}x{k} window at ratio {ratio:g} (the "
+                         f"output would be {Ho}x{Wo})")
+    if samples is None:
+        samples = fractional_pool_samples(N, C, seed, x.dtype.type)
+    samples = _array(fn, "samples", samples)
+    if samples.shape != (N, C, 2):
+        raise ShapeError(f"{fn}: samples must have shape (N, C, 2) = {(N, C, 2)}, got {samples.shape}")
+    samples = np.ascontiguousarray(samples, dtype=x.dtype)
+    if not (np.all(samples >= 0) and np.all(samples < 1)):
+        raise ValueInputError(f"{fn}: samples must lie in [0, 1)")
+    starts_h = _pool.fractional_intervals(samples[..., 1], H, Ho, k)
+    starts_w = _pool.fractional_intervals(samples[..., 0], W, Wo, k)
+    out, arg = _pool.fractional_max_pool_forward(x, starts_h, starts_w, k)
+    return out, (arg, x.shape, x.dtype, starts_h, starts_w)
+
+
+def fractional_max_pool_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dout: (N, C, Hout, Wout). Returns dx (N, C, H, W): each gradient goes to its window's maximum (overlapping
+    windows add up)."""
+    arg, shape, dtype = cache[:3]
+    dout = _dout("fractional_max_pool_backward", dout, arg.shape, dtype)
+    return _pool.fractional_max_pool_backward(dout, arg, shape[2], shape[3])
+
+
+# ----------------------------------------------------------------------------------------------- stochastic depth
+
+_SD_MODES = ("row", "batch")
+
+
+def stochastic_depth_forward(x: np.ndarray, p: float, mode: str = "row", train: bool = True,
+                             seed: int | None = None) -> tuple[np.ndarray, Cache]:
+    """torchvision.ops.stochastic_depth(x, p, mode, training): in train mode each example's ("row") or the whole
+    batch's ("batch") x is dropped with probability p and the survivors scaled by 1/(1-p); eval mode (or p = 0) is the
+    identity. x: (N, ...), typically a residual branch. The cache holds the per-example scale (N,) (None: identity)."""
+    fn = "stochastic_depth_forward"
+    (x,) = _floats(fn, x=x)
+    p = check_real(f"{fn}: p (the probability of dropping the branch)", p, 0.0, 1.0, high_open=True)
+    if mode not in _SD_MODES:
+        raise ValueInputError(f"{fn}: mode must be 'row' or 'batch', got {mode!r}")
+    if x.ndim < 1:
+        raise ShapeError(f"{fn}: x must have a batch axis, got shape {x.shape}")
+    if not train or p == 0.0:
+        return x.copy(), (None, x.shape)
+    scale = stochastic_depth_scale(x.shape[0], p, mode, seed, x.dtype)
+    return stochastic_depth_apply(x, scale), (scale, x.shape)
+
+
+def stochastic_depth_scale(n: int, p: float, mode: str, seed: Any, dtype: Any = np.float64) -> np.ndarray:
+    """(n,) per-example factors: Bernoulli(1 - p) keeps (one per example for "row", one for the batch for "batch")
+    divided by 1 - p, drawn from numpy's Generator seeded with `seed`."""
+    survival = 1.0 - p
+    keep = np.random.default_rng(seed).random(n if mode == "row" else 1) < survival
+    return np.ascontiguousarray(np.broadcast_to(keep / survival, (n,)), dtype=dtype)
+
+
+def stochastic_depth_apply(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """x * scale per example: x (N, ...), scale (N,) (0 for a dropped branch, 1/(1-p) for a kept one)."""
+    return x * scale.reshape((-1,) + (1,) * (x.ndim - 1))
+
+
+def stochastic_depth_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
+    """dx = dout * scale per example (dout itself in eval mode)."""
+    scale, shape = cache
+    dt = dout.dtype if scale is None else scale.dtype
+    dout = _dout("stochastic_depth_backward", dout, shape, dt if dt in (np.float32, np.float64) else np.float64)
+    return dout.copy() if scale is None else stochastic_depth_apply(dout, scale)
 
 
 # ----------------------------------------------------------------------------------------------- normalisation
@@ -525,6 +640,96 @@ def instancenorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, n
     return dx.reshape(shape), dgamma, dbeta
 
 
+def check_groups(subject: str, channels: int, pixels: int, groups: int, what: str,
+                 small: type[Exception] = ShapeError) -> None:
+    """Group norm's shape rule, for groupnorm_forward and the GroupNorm / InstanceNorm layer records alike: `groups`
+    must split the channels evenly (ShapeError), and each group (channels / groups channels of `pixels` values) must
+    hold more than one value to have a variance (``small``). `subject` is what has the shape ("its input (4, 6, 6)");
+    `what` names the norm in the message."""
+    if channels % groups:
+        raise ShapeError(f"{subject} has {channels} channels, which do not split into {groups} equal groups: "
+                         f"{what} needs a number of groups that divides {channels}")
+    if channels // groups * pixels < 2:
+        raise small(f"{subject} leaves one value per group of {what}: it needs more than one value per group to "
+                    f"estimate a variance")
+
+
+def groupnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, groups: int, gn_param: dict | None = None
+                      ) -> tuple[np.ndarray, Cache]:
+    """x: (N, C, H, W) with C divisible by `groups` (ShapeError otherwise); gamma, beta: (C,). Each sample's channels
+    are split into `groups` groups of C/groups consecutive channels, each group normalised over its channels and
+    pixels, then scaled and shifted per channel (torch.nn.functional.group_norm). groups = C is instance norm,
+    groups = 1 normalises the whole sample. gn_param: eps (1e-5). Needs C/groups*H*W >= 2. out: (N, C, H, W)."""
+    fn = "groupnorm_forward"
+    eps = _eps(fn, gn_param)
+    x, gamma, beta = _floats(fn, x=x, gamma=gamma, beta=beta)
+    _ndim(fn, "x", x, 4, "(N, C, H, W)")
+    _affine_params(fn, x, gamma, beta, x.shape[1], "channels")
+    N, C, H, W = x.shape
+    groups = check_int(f"{fn}: groups", groups, 1, max(C, 1), error=ShapeError)
+    check_groups(f"{fn}: x (shape {x.shape})", C, H * W, groups, "group norm", ValueInputError)
+    out, xhat, inv_std = _norm.groupnorm_forward(x.reshape(N, C, H * W), gamma, beta, groups, eps)
+    return out.reshape(x.shape), (xhat, gamma, inv_std, groups, x.shape)
+
+
+def groupnorm_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """dout: (N, C, H, W). Returns dx (N, C, H, W), dgamma (C,), dbeta (C,)."""
+    xhat, gamma, inv_std, groups, shape = cache
+    dout = _dout("groupnorm_backward", dout, shape, xhat.dtype).reshape(xhat.shape)
+    dx, dgamma, dbeta = _norm.groupnorm_backward(dout, xhat, gamma, inv_std, groups)
+    return dx.reshape(shape), dgamma, dbeta
+
+
+# ----------------------------------------------------------------------------------------------- dropconnect
+
+def dropconnect_mask(shape: tuple[int, ...], p: float, seed: int | None, dtype: Any = np.float64) -> np.ndarray:
+    """DropConnect's weight mask: each entry 1/(1-p) with probability 1-p, else 0 (inverted scaling, so the expected
+    masked weight is the weight). Drawn in float64 from numpy's Generator seeded with `seed`, whatever `dtype`, so a
+    seed gives the same mask to a float32 network and to its float64 graph."""
+    p = check_real("dropconnect: p (the probability of dropping a weight)", p, 0.0, 1.0, high_open=True)
+    u = np.random.default_rng(seed).random(tuple(shape))
+    return np.where(u >= p, 1.0 / (1.0 - p), 0.0).astype(dtype)
+
+
+def dropconnect_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, dc_param: dict
+                        ) -> tuple[np.ndarray, Cache]:
+    """DropConnect (Wan et al. 2013): an affine layer whose individual weights are dropped. x: (N, D); w: (D, M);
+    b: (M,). dc_param: p (probability of dropping a weight, 0 <= p < 1), mode 'train' | 'test', seed (the same seed
+    gives the same mask), mask (optional, (D, M): use this mask instead of drawing one). Train: out = x @ (w * mask)
+    + b with mask from dropconnect_mask; test: out = x @ w + b (the weights as they are). out: (N, M)."""
+    fn = "dropconnect_forward"
+    if not isinstance(dc_param, dict):
+        raise ValueInputError(f"{fn}: dc_param must be a dict, got {type(dc_param).__name__}")
+    x, _, w, b = _affine_args(fn, x, w, b, flatten=False)
+    p = check_real(f"{fn}: p (the probability of dropping a weight)", dc_param.get("p", 0.5), 0.0, 1.0,
+                   high_open=True)
+    mode = dc_param.get("mode", "train")
+    if mode not in _MODES:
+        raise ValueInputError(f"{fn}: dc_param['mode'] must be 'train' or 'test', got {mode!r}")
+    if mode == "test":
+        return x @ w + b, (x, w, None)
+    mask = dc_param.get("mask")
+    if mask is None:
+        mask = dropconnect_mask(w.shape, p, dc_param.get("seed"), w.dtype)
+    else:
+        mask = np.ascontiguousarray(_array(fn, "mask", mask), dtype=w.dtype)
+        if mask.shape != w.shape:
+            raise ShapeError(f"{fn}: mask has shape {mask.shape} but w has shape {w.shape}")
+    wm = w * mask
+    return x @ wm + b, (x, wm, mask)
+
+
+def dropconnect_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """dout: (N, M). Returns dx (N, D), dw (D, M) = (x.T @ dout) * mask (a dropped weight gets no gradient),
+    db (M,)."""
+    x, wm, mask = cache
+    dout = _dout("dropconnect_backward", dout, (x.shape[0], wm.shape[1]), x.dtype)
+    dw = x.T @ dout
+    if mask is not None:
+        dw *= mask
+    return dout @ wm.T, dw, dout.sum(axis=0)
+
+
 # ----------------------------------------------------------------------------------------------- dropout
 
 def dropout_forward(x: np.ndarray, dropout_param: dict) -> tuple[np.ndarray, Cache]:
@@ -559,13 +764,22 @@ def dropout_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
 
 # ----------------------------------------------------------------------------------------------- losses
 
-def _loss_args(fn: str, scores: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+# A probability target's rows must sum to 1 within this (float32 soft labels are summed in float64).
+SOFT_TARGET_TOL = 1e-6
+
+
+def _loss_args(fn: str, scores: Any, y: Any, soft: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Scores as a float (N, C) array and y as int64 labels (N,), or (``soft``) also y as probability targets
+    (N, C) in float64: finite, >= 0, each row summing to 1 within SOFT_TARGET_TOL."""
     (scores,) = _floats(fn, scores=scores)
     _ndim(fn, "scores", scores, 2, "(N, C)")
     y = np.asarray(y)
+    if soft and y.ndim == 2:
+        return scores, _soft_target(fn, scores, y)
     if y.shape != (scores.shape[0],):
+        also = f", or probability targets of shape {scores.shape}" if soft else ""
         raise ShapeError(f"{fn}: y has shape {y.shape} but scores (shape {scores.shape}) needs one label per row, "
-                         f"shape ({scores.shape[0]},)")
+                         f"shape ({scores.shape[0]},){also}")
     if scores.shape[0] < 1 or scores.shape[1] < 1:
         raise ShapeError(f"{fn}: scores needs at least one row and one class, got shape {scores.shape}")
     if y.dtype.kind not in "iu":
@@ -577,17 +791,84 @@ def _loss_args(fn: str, scores: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return scores, np.ascontiguousarray(y, dtype=np.int64)
 
 
+def _soft_target(fn: str, scores: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """t checked to be one probability distribution per row of scores; float64, C-contiguous."""
+    if t.shape != scores.shape:
+        raise ShapeError(f"{fn}: soft targets have shape {t.shape} but scores have shape {scores.shape}; "
+                         f"give one probability row per example (N, C), or integer labels (N,)")
+    if scores.shape[0] < 1 or scores.shape[1] < 1:
+        raise ShapeError(f"{fn}: scores needs at least one row and one class, got shape {scores.shape}")
+    if t.dtype.kind not in "biuf":
+        raise ValueInputError(f"{fn}: soft targets must hold numbers, got dtype {t.dtype}")
+    t = np.ascontiguousarray(t, dtype=np.float64)
+    if not np.all(np.isfinite(t)):
+        n = int(np.argwhere(~np.isfinite(t))[0][0])
+        raise ValueInputError(f"{fn}: soft target row {n} holds NaN or infinity: {t[n].tolist()}")
+    if t.min() < 0:
+        n, j = (int(v) for v in np.argwhere(t < 0)[0])
+        raise ValueInputError(f"{fn}: soft targets are probabilities and cannot be negative: row {n}, class {j} "
+                              f"is {t[n, j]:g}")
+    sums = t.sum(axis=1)
+    off = np.abs(sums - 1.0) > SOFT_TARGET_TOL
+    if off.any():
+        n = int(np.flatnonzero(off)[0])
+        raise ValueInputError(f"{fn}: each soft target row must sum to 1 (a probability distribution), but row {n} "
+                              f"sums to {sums[n]:.9g}")
+    return t
+
+
+def smooth_labels(y: Any, classes: int, eps: float) -> np.ndarray:
+    """Label smoothing (Szegedy et al.; the lecture's formula, PyTorch's ``label_smoothing``): integer labels (N,)
+    or probability targets (N, C) -> targets (N, C) float64 = (1 - eps) t + eps / K, so a hard label gives the
+    correct class 1 - (K - 1)/K eps and every other class eps / K. eps in [0, 1)."""
+    classes = check_int("label_smoothing: classes", classes, 1)
+    eps = check_real("label smoothing ε", eps, 0.0, 1.0, high_open=True)
+    y = np.asarray(y)
+    if y.ndim == 2:
+        t = _soft_target("smooth_labels", np.empty((y.shape[0], classes)), y)
+    else:
+        _, labels = _loss_args("smooth_labels", np.empty((y.shape[0] if y.ndim == 1 else 0, classes)), y)
+        t = np.zeros((labels.size, classes))
+        t[np.arange(labels.size), labels] = 1.0
+    return (1.0 - eps) * t + eps / classes if eps else t
+
+
+def smoothed_entropy(classes: int, eps: float) -> float:
+    """The entropy of a label-smoothed one-hot target, -sum_j t_j log t_j: the smallest cross-entropy any scores
+    can reach with label smoothing eps (0 for eps = 0), reached by softmax(s) = t."""
+    classes = check_int("classes", classes, 1)
+    eps = check_real("label smoothing ε", eps, 0.0, 1.0, high_open=True)
+    if eps == 0.0 or classes == 1:
+        return 0.0
+    hi, lo = 1.0 - eps + eps / classes, eps / classes
+    return float(-hi * np.log(hi) - (classes - 1) * lo * np.log(lo))
+
+
 def svm_loss(scores: np.ndarray, y: np.ndarray) -> tuple[np.floating, np.ndarray]:
     """Multiclass SVM loss. scores: (N, C); y: (N,) integer labels in [0, C).
-    loss = 1/N sum_n sum_{j != y_n} max(0, s_nj - s_ny + 1). Returns (loss, dscores (N, C))."""
+    loss = 1/N sum_n sum_{j != y_n} max(0, s_nj - s_ny + 1). Returns (loss, dscores (N, C)).
+    The hinge needs one correct class per example: soft targets (N, C) are refused (ValueInputError)."""
+    if np.ndim(y) == 2:
+        raise ValueInputError(f"svm_loss: the multiclass SVM loss needs one integer label per example; it cannot "
+                              f"train on soft targets of shape {np.shape(y)} (label smoothing, mixup, CutMix): use "
+                              f"the softmax cross-entropy loss for those")
     scores, y = _loss_args("svm_loss", scores, y)
     loss, dscores = _loss.svm_loss(scores, y)
     return scores.dtype.type(loss), dscores
 
 
-def softmax_loss(scores: np.ndarray, y: np.ndarray) -> tuple[np.floating, np.ndarray]:
-    """Softmax cross-entropy. scores: (N, C) logits; y: (N,) integer labels in [0, C).
-    loss = 1/N sum_n (logsumexp(s_n) - s_ny), stable for any logit size. Returns (loss, dscores (N, C))."""
-    scores, y = _loss_args("softmax_loss", scores, y)
-    loss, dscores = _loss.softmax_loss(scores, y)
+def softmax_loss(scores: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0
+                 ) -> tuple[np.floating, np.ndarray]:
+    """Softmax cross-entropy. scores: (N, C) logits; y: (N,) integer labels in [0, C), or (N, C) probability
+    targets t (soft labels: each row >= 0 and summing to 1). label_smoothing eps in [0, 1) replaces the target by
+    (1 - eps) t + eps / C (smooth_labels), as torch's cross_entropy(..., label_smoothing=eps) does.
+    loss = 1/N sum_n sum_j t_nj (logsumexp(s_n) - s_nj) (for hard labels logsumexp(s_n) - s_ny), stable for any
+    logit size. dscores = (softmax(s) - t) / N. Returns (loss, dscores (N, C))."""
+    eps = check_real("softmax_loss: label smoothing ε", label_smoothing, 0.0, 1.0, high_open=True)
+    scores, y = _loss_args("softmax_loss", scores, y, soft=True)
+    if y.ndim == 1 and eps == 0.0:
+        loss, dscores = _loss.softmax_loss(scores, y)
+    else:
+        t = smooth_labels(y, scores.shape[1], eps) if eps else y
+        loss, dscores = _loss.softmax_loss_soft(scores, t)
     return scores.dtype.type(loss), dscores

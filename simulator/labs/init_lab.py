@@ -5,6 +5,9 @@ an explanation written from the measured numbers (never from a table of expectat
     job = model.experiment(InitSettings(activation="tanh", init="gaussian 1.0"))   # checked now, run later
     result = run_job(job)            # or gui.jobs.JobRunner; then model.show(result)
     model.explain(result.stats)      # "... dL/da grows ×7.3e+04 from layer 10 to layer 1 ..."
+
+    job = model.norm_comparison(NormSettings(channels=6, groups=3))   # the four norms on one N x C x H x W tensor
+    model.show_norms(run_job(job))   # model.norms.row("GroupNorm").sets == 18; norms_changed is emitted
 """
 from __future__ import annotations
 
@@ -17,10 +20,11 @@ import numpy as np
 from simulator.core.jobs import Job, Progress
 from simulator.core.observer import Signal
 from simulator.core.params import Settings, param
-from simulator.labs.init_stats import (ACTIVATION_CHOICES, INIT_CHOICES, InitStats, experiment_steps, histogram,
-                                       init_std, layer_statistics_job)
+from simulator.labs.init_stats import (ACTIVATION_CHOICES, INIT_CHOICES, InitStats, NormComparison, check_norm_size,
+                                       experiment_steps, histogram, init_std, layer_statistics_job,
+                                       norm_activations, norm_comparison_job)
 
-__all__ = ["BINS", "InitLabModel", "InitResult", "InitSettings", "explain"]
+__all__ = ["BINS", "InitLabModel", "InitResult", "InitSettings", "NormSettings", "explain", "explain_norms"]
 
 BINS = 60
 
@@ -58,6 +62,23 @@ class InitResult:
     g_lim: float
     text: str
     seconds: float
+
+
+@dataclass(frozen=True)
+class NormSettings(Settings):
+    """The norm comparison: one activation tensor N x C x H x W and the four norms applied to it."""
+
+    n: int = param(6, low=2, high=64, label="Batch N", doc="samples in the batch (the cube's depth)")
+    channels: int = param(6, low=1, high=64, label="Channels C", doc="channels (the cube's width)")
+    size: int = param(4, low=2, high=32, label="Height = width", doc="H = W: pixels per channel are H·W")
+    groups: int = param(3, low=1, high=64, label="GroupNorm groups G",
+                        doc="GroupNorm splits the C channels into G groups of C/G (G must divide C)")
+    channel_shift: float = param(2.0, low=0.0, high=10.0, decimals=2, label="Channel offsets",
+                                 doc="std of the channels' means in the input: what batch and instance norm remove")
+    sample_scale: float = param(0.5, low=0.0, high=2.0, decimals=2, label="Sample scales",
+                                doc="spread (log scale) of each sample's overall scale in the input: what layer, "
+                                    "instance and group norm remove")
+    seed: int = param(0, low=0, high=99_999, label="Seed", doc="seed of the activation tensor")
 
 
 def _limit(arrays: list[np.ndarray]) -> float:
@@ -143,14 +164,47 @@ def explain(s: InitStats) -> str:
     return " ".join(out)
 
 
+_PER_SET = {"BatchNorm": "one channel over the batch and its pixels (N·H·W)",
+            "LayerNorm": "one sample over all its channels and pixels (C·H·W)",
+            "InstanceNorm": "one channel of one sample over its pixels (H·W)",
+            "GroupNorm": "one sample's group of C/G channels over their pixels (C/G·H·W)"}
+
+
+def explain_norms(c: NormComparison) -> str:
+    """What the comparison's numbers say, one sentence per norm, quoting them: how many statistics it takes and
+    over how many values, and which differences survive it (per-sample means after batch norm, per-channel means
+    after layer and group norm). Plain text."""
+    N, C = c.x.shape[:2]
+    out = []
+    for r in c.rows:
+        stat = "statistic" if r.sets == 1 else "statistics"
+        text = (f"{r.name}: {r.sets} mean/variance {stat}, each of {_PER_SET[r.name]} = {r.per_set} values; "
+                f"the means it removes range {r.in_mean[0]:+.2f}…{r.in_mean[1]:+.2f}")
+        keeps = []
+        if r.sample_spread > 1e-6:
+            keeps.append(f"the samples' means still differ (spread {r.sample_spread:.2f})")
+        if r.channel_spread > 1e-6:
+            keeps.append(f"the channels' means still differ (spread {r.channel_spread:.2f})")
+        text += ("; after it " + " and ".join(keeps)) if keeps else "; after it every sample and channel has mean 0"
+        out.append(text + ".")
+    gn = c.row("GroupNorm")
+    out.append(f"GroupNorm with G = {c.groups} sits between layer norm (G = 1) and instance norm (G = C = {C}); "
+               f"with G = {c.groups} its sets hold {gn.per_set} values. Batch norm alone depends on the batch: "
+               f"the other three treat each of the {N} samples on its own.")
+    return " ".join(out)
+
+
 class InitLabModel:
     """The lab's settings and its latest result. ``experiment(settings)`` checks them (ValueInputError, nothing
     changes) and returns the job; ``show(result)`` makes a finished result current and emits ``changed``."""
 
     def __init__(self) -> None:
         self.changed = Signal()
+        self.norms_changed = Signal()
         self.settings = InitSettings()
         self.result: InitResult | None = None
+        self.norm_settings = NormSettings()
+        self.norms: NormComparison | None = None
 
     @property
     def stats(self) -> InitStats | None:
@@ -194,3 +248,23 @@ class InitLabModel:
         self.settings = result.settings
         self.result = result
         self.changed.emit()
+
+    # ---- the four norms on one tensor
+    def norm_comparison(self, settings: NormSettings | None = None) -> Job[NormComparison]:
+        """The comparison job for ``settings`` (default: the current ones): checked now, before the tensor is drawn
+        (ShapeError when G does not divide C, ValueInputError for a tensor over MAX_NORM_VALUES and other
+        refusals), computed as the job runs."""
+        s = self.norm_settings if settings is None else settings
+        if not isinstance(s, NormSettings):
+            from simulator.core.errors import ValueInputError
+            raise ValueInputError(f"settings must be NormSettings, got {type(s).__name__}")
+        check_norm_size(s.n, s.channels, s.size, s.size, s.groups)
+        x = norm_activations(s.n, s.channels, s.size, s.seed, s.channel_shift, s.sample_scale)
+        job = norm_comparison_job(x, s.groups)
+        self.norm_settings = s
+        return job
+
+    def show_norms(self, comparison: NormComparison) -> None:
+        self.norms = comparison
+        self.norms_changed.emit()
+

@@ -1,5 +1,6 @@
 """The initialisation / batch-norm experiment of lecture 6 as numbers: a deep MLP on random data, one forward pass and
-one backward pass of a random upstream gradient, per-layer activations, gradients and their summaries. No Qt.
+one backward pass of a random upstream gradient, per-layer activations, gradients and their summaries; and the four
+normalisations (batch, layer, instance, group norm) applied to one N x C x H x W activation tensor. No Qt.
 
 The network is cs231n's "weight initialisation" demo: x (n, width) ~ N(0, 1); for each of `depth` layers
 h = a_prev @ W (no bias), z = batchnorm(h) (optional, gamma 1, beta 0), a = act(z). W is drawn with
@@ -19,13 +20,22 @@ from typing import Any
 
 import numpy as np
 
-from simulator.core.errors import ValueInputError
+from simulator.core.errors import ShapeError, ValueInputError
 from simulator.core.jobs import Job, Progress, run_job
 from simulator.core.params import check_choice, check_int, check_real
 
 __all__ = [
     "ACTIVATION_CHOICES",
     "INIT_CHOICES",
+    "NORM_AXES",
+    "NORM_KINDS",
+    "NormComparison",
+    "NormRow",
+    "check_norm_size",
+    "norm_activations",
+    "norm_comparison",
+    "norm_comparison_job",
+    "norm_sets",
     "INIT_STDS",
     "MAX_WORK",
     "InitStats",
@@ -302,3 +312,156 @@ def histogram(a: Any, bins: int = 60, limit: float | None = None) -> tuple[np.nd
     limit = max(float(limit), 1e-12)
     counts, edges = np.histogram(a, bins=bins, range=(-limit, limit))
     return counts / max(a.size, 1), edges
+
+
+# ================================================================================================ the four norms
+#
+# Wu & He's figure (Group Normalization, 2018): an activation tensor N x C x H x W, and for each norm the set of values
+# that share one mean and one variance. BatchNorm: one channel over the batch and the pixels (N, H, W); LayerNorm:
+# one sample over its channels and pixels (C, H, W); InstanceNorm: one sample's channel over its pixels (H, W);
+# GroupNorm: one sample's group of C/G consecutive channels over their pixels.
+
+NORM_KINDS = ("BatchNorm", "LayerNorm", "InstanceNorm", "GroupNorm")
+NORM_AXES = {"BatchNorm": ("N", "H", "W"), "LayerNorm": ("C", "H", "W"), "InstanceNorm": ("H", "W"),
+             "GroupNorm": ("C/G", "H", "W")}
+NORM_EPS = 1e-5
+MAX_NORM_VALUES = 2_000_000      # N * C * H * W of the compared tensor
+
+
+def norm_sets(kind: str, shape: tuple[int, int, int, int], groups: int = 1) -> np.ndarray:
+    """(N, C) int array: which normalisation set (one mean, one variance) each (sample, channel) belongs to; every
+    pixel of a (sample, channel) is in the same set for all four norms. Sets are numbered 0, 1, ... in order."""
+    check_choice("norm", kind, NORM_KINDS)
+    N, C = int(shape[0]), int(shape[1])
+    n, c = np.meshgrid(np.arange(N), np.arange(C), indexing="ij")
+    if kind == "BatchNorm":
+        return c
+    if kind == "LayerNorm":
+        return n
+    if kind == "InstanceNorm":
+        return n * C + c
+    if C % groups:
+        raise ShapeError(f"GroupNorm: {C} channels do not split into {groups} equal groups; choose G dividing C")
+    return n * groups + c // (C // groups)
+
+
+@dataclass(frozen=True)
+class NormRow:
+    """One norm applied to the tensor. axes: what one statistic is taken over; sets: how many (mean, variance)
+    pairs; per_set: values in each set; in_mean / in_std: (lowest, highest) over the sets of the input's mean and
+    standard deviation (what the norm removes); out_mean: the largest |mean| of the output over one of its sets;
+    out_var: the largest |variance - 1| there (eps makes it about eps / variance, not 0); channel_spread and
+    sample_spread: the standard deviation over channels of the output's per-channel means, and over samples of its
+    per-sample means (0 for a norm whose sets contain whole channels, whole samples); out: the normalised tensor
+    (gamma 1, beta 0)."""
+
+    name: str
+    axes: tuple[str, ...]
+    sets: int
+    per_set: int
+    in_mean: tuple[float, float]
+    in_std: tuple[float, float]
+    out_mean: float
+    out_var: float
+    channel_spread: float
+    sample_spread: float
+    out: np.ndarray
+
+
+@dataclass
+class NormComparison:
+    """The tensor x (N, C, H, W), the GroupNorm group count and one NormRow per norm (NORM_KINDS order)."""
+
+    x: np.ndarray
+    groups: int
+    rows: list[NormRow]
+
+    def row(self, name: str) -> NormRow:
+        return next(r for r in self.rows if r.name == name)
+
+
+def norm_activations(n: int = 6, channels: int = 6, size: int = 4, seed: int = 0, channel_shift: float = 2.0,
+                     sample_scale: float = 0.5) -> np.ndarray:
+    """A (n, channels, size, size) float64 activation tensor whose channels have their own offsets and scales
+    (channel_shift: std of the channel means) and whose samples their own overall scale (exp of N(0, sample_scale)),
+    as a conv layer's output on varied images has: so the four norms visibly remove different statistics. The size
+    is checked (check_norm_size) before anything is drawn."""
+    check_norm_size(n, channels, size, size)
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, channels, size, size))
+    offset = channel_shift * rng.standard_normal(channels)
+    gain = np.exp(0.5 * rng.standard_normal(channels))
+    scale = np.exp(sample_scale * rng.standard_normal(n))
+    return scale[:, None, None, None] * (gain[None, :, None, None] * z + offset[None, :, None, None])
+
+
+def check_norm_size(n: int, channels: int, height: int, width: int, groups: int = 1) -> None:
+    """Refuse a comparison tensor N x C x H x W before it is built: more than MAX_NORM_VALUES values
+    (ValueInputError), G not dividing C (ShapeError), fewer than 2 samples or 2 pixels per channel."""
+    for name, v in (("batch N", n), ("channels C", channels), ("height H", height), ("width W", width),
+                    ("groups G", groups)):
+        check_int(name, v, 1)
+    if n * channels * height * width > MAX_NORM_VALUES:
+        raise ValueInputError(f"{n} x {channels} x {height} x {width} is too large for the comparison (limit "
+                              f"{MAX_NORM_VALUES:,} values)")
+    if channels % groups:
+        raise ShapeError(f"GroupNorm: {channels} channels do not split into {groups} equal groups; choose a number "
+                         f"of groups that divides {channels}")
+    if height * width < 2 or n < 2:
+        raise ValueInputError("the comparison needs at least 2 samples and 2 pixels per channel (instance norm "
+                              "and batch norm need more than one value per set)")
+
+
+def norm_comparison_job(x: Any, groups: int) -> Job[NormComparison]:
+    """Batch norm (train mode), layer norm, instance norm and group norm (gamma 1, beta 0, eps 1e-5) of the same
+    tensor x (N, C, H, W) through simulator.functional.layers (the Numba kernels), and their statistics measured
+    independently with norm_sets. Arguments are checked now (ShapeError when G does not divide C); the work happens
+    as the generator is advanced (one Progress per norm)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 4:
+        raise ShapeError(f"the norm comparison needs an activation tensor (N, C, H, W), got shape {x.shape}")
+    groups = check_int("groups G", groups, 1)
+    check_norm_size(*x.shape, groups)
+    if not np.isfinite(x).all():
+        raise ValueInputError("the activation tensor holds NaN or infinity")
+    return _norm_comparison(x, groups)
+
+
+def _norm_comparison(x: np.ndarray, groups: int) -> Job[NormComparison]:
+    from simulator.functional import layers as F   # the kernels load on the job's thread
+
+    C = x.shape[1]
+    g, b = np.ones(C), np.zeros(C)
+    rows = []
+    for k, kind in enumerate(NORM_KINDS):
+        if kind == "BatchNorm":
+            out = F.spatial_batchnorm_forward(x, g, b, {"mode": "train", "eps": NORM_EPS})[0]
+        elif kind == "LayerNorm":
+            out = F.layernorm_forward(x, np.ones(x.shape[1:]), np.zeros(x.shape[1:]), {"eps": NORM_EPS})[0]
+        elif kind == "InstanceNorm":
+            out = F.instancenorm_forward(x, g, b, {"eps": NORM_EPS})[0]
+        else:
+            out = F.groupnorm_forward(x, g, b, groups, {"eps": NORM_EPS})[0]
+        sets = np.broadcast_to(norm_sets(kind, x.shape, groups)[:, :, None, None], x.shape).ravel()
+        count = np.bincount(sets)
+        in_mean, in_var = _set_moments(x.ravel(), sets, count)
+        out_mean, out_var = _set_moments(out.ravel(), sets, count)
+        rows.append(NormRow(
+            kind, NORM_AXES[kind], int(count.size), int(count[0]),
+            (float(in_mean.min()), float(in_mean.max())),
+            (float(np.sqrt(in_var.min())), float(np.sqrt(in_var.max()))),
+            float(np.abs(out_mean).max()), float(np.abs(out_var - 1.0).max()),
+            float(out.mean(axis=(0, 2, 3)).std()), float(out.mean(axis=(1, 2, 3)).std()), out))
+        yield Progress(k + 1, len(NORM_KINDS), kind)
+    return NormComparison(x, groups, rows)
+
+
+def _set_moments(v: np.ndarray, sets: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = np.bincount(sets, weights=v) / count
+    d = v - mean[sets]
+    return mean, np.bincount(sets, weights=d * d) / count
+
+
+def norm_comparison(x: Any, groups: int) -> NormComparison:
+    """norm_comparison_job run to its end (tests, scripts)."""
+    return run_job(norm_comparison_job(x, groups))

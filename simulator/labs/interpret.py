@@ -327,9 +327,14 @@ def targeted_attack(network: Network, x: Any, target: Any, eps: float, alpha: fl
     alpha = eps / 4.0 if alpha is None else _amount("targeted_attack: alpha", alpha)
     steps = check_int("targeted_attack: steps", steps, 0, 10_000)
     xa = x0.copy()
+    rows = np.arange(len(x0))
     for _ in range(steps):
-        dx, _ = input_gradient(network, xa, target, "loss")      # d(-log p_target)/dx: step against it
-        xa = np.clip(xa - alpha * np.sign(dx), x0 - eps, x0 + eps)
+        # d log p_target / d scores = onehot(target) - softmax(scores), whatever loss the network was trained with
+        xc, scores, caches = _scores_and_caches(network, xa)
+        dscores = -softmax(scores)
+        dscores[rows, target] += 1.0
+        dx = _input_backward(network, dscores.astype(scores.dtype), caches)
+        xa = np.clip(xa + alpha * np.sign(dx), x0 - eps, x0 + eps)
         xa = _clip(xa, pixel_range).astype(network.dtype)
     return xa
 
@@ -466,25 +471,20 @@ def _shapley(network: Network, x: np.ndarray, cls: int, patch: int, samples: int
 def receptive_field(network: Network, layer_index: int) -> tuple[int, int, int]:
     """(size, jump, start) of one unit of layer ``layer_index``'s output (0-based) in input pixels: unit (i, j) sees
     rows start + i*jump .. start + i*jump + size - 1 (start may be negative: the padding). Conv and pooling layers
-    grow it; layers that keep the spatial shape (activations, norms, dropout) leave it as it is."""
+    grow it (each layer record's ``receptive_steps``); layers that keep the spatial shape leave it as it is."""
     _network("receptive_field", network)
     layer_index = check_int("layer", layer_index, 0, len(network.layers) - 1)
     size, jump, start = 1, 1, 0
     for layer in network.layers[:layer_index + 1]:
-        spec = layer.spec
         if len(layer.out_shape) != 3:
             raise ShapeError(f"{layer.title} has no spatial output: only convolution-side layers have patches")
-        if hasattr(spec, "kernel") and hasattr(spec, "stride"):
-            k, st, pad = spec.kernel, spec.stride, getattr(spec, "pad", 0)
-        elif hasattr(spec, "size") and hasattr(spec, "stride"):
-            k, st, pad = spec.size, spec.stride, 0
-        elif layer.out_shape[1:] == layer.in_shape[1:]:
-            continue
-        else:
-            raise ShapeError(f"{layer.title} changes the image size in a way the receptive field does not follow")
-        start += -pad * jump
-        size += (k - 1) * jump
-        jump *= st
+        steps = layer.spec.receptive_steps(layer.in_shape)      # the layer record says how its windows slide
+        if steps is None:
+            raise ShapeError(f"{layer.title} has no fixed window, so its units have no fixed receptive field")
+        for k, st, pad in steps:
+            start += -pad * jump
+            size += (k - 1) * jump
+            jump *= st
     return size, jump, start
 
 

@@ -18,6 +18,9 @@ for the learner), then emits ``changed(what)`` with what changed: "data", "train
 """
 from __future__ import annotations
 
+import math
+
+import difflib
 import os
 import threading
 import time
@@ -32,16 +35,20 @@ from simulator.core.observer import Signal
 from simulator.core.params import Settings, check_choice, check_int, check_real, param
 from simulator.data import datasets
 from simulator.data.datasets import Standardizer
+from simulator.data.preprocess import PREPROCESS, PREPROCESS_LABELS, Whitener, fit_preprocess
+from simulator.functional.layers import smoothed_entropy
 from simulator.functional.optim import LR, OPTIMIZERS, optimizer_info
 from simulator.functional.schedules import SCHEDULES, WARMUP_PARAMS, Schedule, make_schedule
 from simulator.labs.interpret import softmax
-from simulator.nn.layers import LayerSpec, Linear
-from simulator.nn.network import Network, Objective
+from simulator.nn.evaluation import EvalResult, EvalSettings, evaluation_job
+from simulator.nn.layers import BuiltLayer, LayerSpec, Linear
+from simulator.nn.network import Network, Objective, check_frozen, layer_names
 from simulator.nn.trainer import EpochMetrics, StepMetrics, Trainer, iters_per_epoch
 
 __all__ = ["DATASETS", "DIGITS", "DIGITS_COUNT", "GRAPH_BATCH", "MAX_CLASSES", "NO_SCHEDULE", "DataSettings",
            "PicturesFailed", "PlaygroundLabModel", "TrainSettings", "TrainUpdate", "TrainedModel", "TrainingFailed",
-           "TrainingSession", "Visuals", "compute_visuals", "region_rgba", "training_job", "visuals_job"]
+           "TrainingSession", "Visuals", "compute_visuals", "region_rgba", "training_job", "visuals_job",
+           "LrScalingHint", "TRAINING_AUGMENT"]
 
 DIGITS = "digits (8×8)"
 DATASETS = (*datasets.TOY_NAMES, DIGITS)
@@ -75,14 +82,21 @@ class DataSettings(Settings):
     seed: int = param(0, low=0, high=99_999, label="data seed", doc="seeds the points and the train/val split")
     val_fraction: float = param(0.2, low=0.0, high=0.8, decimals=2, label="validation",
                                 doc="share of the data held out for validation (stratified by class)")
-    standardize: bool = param(True, label="Standardise  x ← (x − mean) / std",
-                              doc="mean and std come from the training part only, then are applied to both")
+    preprocess: str = param("normalise", choices=PREPROCESS, choice_labels=PREPROCESS_LABELS, label="preprocess",
+                            doc="fitted on the training part only (its mean, std or PCA), then applied unchanged to "
+                                "the validation part and to the decision-region grid.\n"
+                                "PCA whiten rotates onto the principal axes and scales each to variance 1 (2-D points "
+                                "only; on images it would scramble the pixels the convolutions look at)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.dataset == DIGITS and self.points > DIGITS_COUNT:
             raise ValueInputError(f"the digits set has {DIGITS_COUNT:,} images; choose at most that many points, "
                                   f"got {self.points:,}")
+        if self.dataset == DIGITS and self.preprocess == "PCA whiten":
+            raise ValueInputError("PCA whitening is offered for the 2-D points: on images it mixes every pixel with "
+                                  "every other, so convolutions no longer see a picture; choose zero-centre or "
+                                  "normalise")
 
     @property
     def kind(self) -> str:
@@ -108,7 +122,44 @@ class TrainSettings(Settings):
     schedule: str = param(NO_SCHEDULE, choices=(NO_SCHEDULE, *SCHEDULES), label="schedule",
                           doc="how the learning rate changes over the run (none: constant)")
     augment: bool = param(False, label="Train with augmentation",
-                          doc="digits only: each mini-batch gets fresh label-preserving random transformations")
+                          doc="digits only: each mini-batch gets fresh random transformations, set up in the "
+                              "augmentation preview; with mixup or CutMix the images and their labels are mixed "
+                              "(the batch trains on soft labels)")
+
+
+# What "Train with augmentation" uses until the learner sets it up in the preview: a shift of 1 px and a 10° tilt.
+TRAINING_AUGMENT = datasets.AugmentSettings(degrees=10.0)
+WARMUP_EPOCHS = 5               # the lecture's warm-up length for the linear scaling rule
+WARMUP_SCHEDULE = "Constant"    # the schedule a warm-up is put on when there is none
+
+
+@dataclass(frozen=True)
+class LrScalingHint:
+    """The linear scaling rule for a batch-size change: from ``old_batch`` at ``old_lr`` to ``new_batch`` at
+    ``new_lr`` (= old_lr × new/old); ``warmup_steps`` > 0 when a warm-up should come with it (starting at
+    ``start_factor`` × new_lr, i.e. at the old rate)."""
+
+    old_batch: int
+    new_batch: int
+    old_lr: float
+    new_lr: float
+    warmup_steps: int = 0
+    start_factor: float = 0.0
+    warmup_epochs: float = 0.0
+
+    @property
+    def factor(self) -> float:
+        return self.new_batch / self.old_batch
+
+    @property
+    def text(self) -> str:
+        f = self.factor
+        how = f"×{f:.3g}" if f >= 1 else f"÷{1 / f:.3g}"
+        out = f"batch {how} → lr {how}: {self.old_lr:.3g} → {self.new_lr:.3g}"
+        if self.warmup_steps:
+            out += (f", with a linear warm-up over {self.warmup_steps} updates ({self.warmup_epochs:.3g} epochs) "
+                    f"from the old rate")
+        return out
 
 
 @dataclass(frozen=True)
@@ -118,6 +169,47 @@ class NetworkSettings:
 
     layers: tuple[LayerSpec, ...] = ()
     objective: Objective = Objective()
+    frozen: tuple[str, ...] = ()          # layer names ("fc1") frozen for transfer learning (Network.freeze)
+
+
+_OUTPUT = "<the output layer>"      # stands for the Linear(C) the model appends, in _follow_frozen's alignment
+
+
+def _follow_frozen(old: Sequence[LayerSpec], new: Sequence[LayerSpec], frozen: Sequence[str]
+                   ) -> tuple[tuple[str, ...], list[str]]:
+    """The frozen layer names of the stack ``old`` carried to the stack ``new`` (both without the output layer),
+    and what happened, in words. Names are positions ("fc1": the first Linear), so a layer inserted above a frozen
+    fc1 would take its name: the edit is found by aligning the two stacks (difflib, the builder changes one layer at
+    a time), and a frozen layer follows its record to its new name. A frozen layer that was removed, or replaced by
+    another kind, is no longer frozen; one whose settings were edited in place (same kind) stays frozen. A name that
+    names no layer of ``old`` (never valid) is dropped: a kept name always names the same layer."""
+    if not frozen:
+        return (), []
+    old_full, new_full = [*old, _OUTPUT], [*new, _OUTPUT]
+    # the output Linear(C) counts among the Linear layers' names; its width does not matter for naming
+    old_names = layer_names([*old, Linear(2)])
+    new_names = layer_names([*new, Linear(2)])
+    where: dict[int, int] = {}
+    ops = difflib.SequenceMatcher(None, old_full, new_full, autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in ops:
+        if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
+            for i, j in zip(range(i1, i2), range(j1, j2)):
+                if tag == "equal" or type(old_full[i]) is type(new_full[j]):
+                    where[i] = j
+    keep: list[str] = []
+    notes: list[str] = []
+    for name in sorted(frozen):
+        i = old_names.index(name) if name in old_names else None
+        if i is None:
+            notes.append(f"there is no layer {name} any more: no longer frozen")
+        elif i not in where:
+            what = "the output layer" if old_full[i] is _OUTPUT else old_full[i].label()
+            notes.append(f"{name} ({what}) was removed or replaced: no longer frozen")
+        else:
+            keep.append(new_names[where[i]])
+            if new_names[where[i]] != name and old_full[i] is not _OUTPUT:    # "(output)" says which that is
+                notes.append(f"frozen {name} is now {new_names[where[i]]} (the layers before it changed)")
+    return tuple(sorted(keep)), notes
 
 
 # ================================================================================================== data
@@ -142,14 +234,16 @@ def data_job(settings: DataSettings) -> Job[tuple[np.ndarray, np.ndarray]]:
 @dataclass(frozen=True)
 class PreparedData:
     """The data as shown and as the network sees them: raw (X, y), their split, the split standardised with the
-    training part's statistics (``standardizer`` None when switched off), classes and the 2-D view rectangle."""
+    training part's statistics (``standardizer``: the fitted preprocessing of simulator.data.preprocess, a
+    Standardizer for zero-centre and normalise, a Whitener for PCA whitening, None for raw inputs), classes and the
+    2-D view rectangle."""
 
     kind: str
     X_raw: np.ndarray
     y_raw: np.ndarray
     split_raw: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     split: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-    standardizer: Standardizer | None
+    standardizer: Standardizer | Whitener | None
     num_classes: int
     grid: tuple[float, float, float, float]
 
@@ -173,10 +267,11 @@ def prepare(settings: DataSettings, X: Any, y: Any) -> PreparedData:
     Xtr, ytr, Xv, yv = datasets.train_val_split(X, y, settings.val_fraction, seed=settings.seed)
     if len(Xtr) == 0:
         raise ValueInputError("the training set is empty: use more points or a smaller validation share")
-    if settings.standardize:
-        stats, (Xtr_s, Xv_s) = datasets.standardize(Xtr, Xv)
+    stats = fit_preprocess(Xtr, settings.preprocess)        # training statistics only
+    if stats is not None:
+        Xtr_s, Xv_s = stats.apply(Xtr), (stats.apply(Xv) if len(Xv) else Xv.astype(np.float64))
     else:
-        stats, Xtr_s, Xv_s = None, Xtr.astype(np.float64), Xv.astype(np.float64)
+        Xtr_s, Xv_s = Xtr.astype(np.float64), Xv.astype(np.float64)
     grid = (-1.0, 1.0, -1.0, 1.0)
     if kind == "toy":
         lo, hi = X.min(axis=0), X.max(axis=0)
@@ -227,6 +322,8 @@ class Visuals:
     maps_title: str = ""
     maps_index: int = 0
     maps_pred: int = -1
+    # fractional max pooling's test-time averaging: (draws, validation accuracy with one region draw, averaged)
+    draws_accuracy: tuple[int, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -275,6 +372,10 @@ def compute_visuals(session: TrainingSession, image_index: int | None = None) ->
         v.confusion = np.bincount(yv * K + pred, minlength=K * K).reshape(K, K)
         wrong = np.flatnonzero(pred != yv)[:MAX_MISCLASSIFIED]
         v.misclassified, v.mis_pred = wrong, pred[wrong]
+        draws = max(l.spec.eval_draws() for l in net.layers)
+        if draws > 1:                    # pred averaged the draws; seed 0 is the first draw alone
+            one = np.argmax(net.forward(Xv, "eval", seed=0), axis=1)
+            v.draws_accuracy = (draws, float(np.mean(one == yv)), float(np.mean(pred == yv)))
     first = next((l for l in net.layers if l.spec.ROLE == "weights"), None)
     if first is not None:
         w = net.params[first.params[0]].astype(np.float64)
@@ -379,6 +480,11 @@ class PlaygroundLabModel:
         # weights from a file: (file name, state_dict). Every new session starts from them while they fit.
         self.loaded: tuple[str, dict[str, np.ndarray]] | None = None
         self.notice = ""
+        # what the last change of the layer stack did to the frozen layers ("" when nothing): the Freeze panel shows
+        # it, and the next session's notice carries it
+        self.frozen_notice = ""
+        self._announce_frozen = False
+        self._augment = TRAINING_AUGMENT
 
     # ------------------------------------------------------------------------------------------------- reading
     @property
@@ -388,6 +494,11 @@ class PlaygroundLabModel:
     @property
     def train(self) -> TrainSettings:
         return self._train
+
+    @property
+    def network_settings(self) -> NetworkSettings:
+        """The learner's layers and the network-wide Objective (init, loss, regulariser, label smoothing)."""
+        return self._network
 
     @property
     def hyper(self) -> Settings:
@@ -446,7 +557,10 @@ class PlaygroundLabModel:
         coming back from the digits)."""
         dataset = check_choice("data set", dataset, DATASETS)
         if dataset == DIGITS:
-            return {"dataset": dataset, "points": DIGITS_COUNT}
+            out = {"dataset": dataset, "points": DIGITS_COUNT}
+            if self._data_settings.preprocess == "PCA whiten":     # points only
+                out["preprocess"] = "normalise"
+            return out
         out: dict[str, Any] = {"dataset": dataset, "noise": datasets.TOY_DEFAULTS[dataset].noise}
         if self.kind == "digits":
             out["points"] = DataSettings().points
@@ -458,6 +572,9 @@ class PlaygroundLabModel:
     def set_raw_data(self, X: Any, y: Any) -> PreparedData:
         """Commit data made by ``data_job`` (or edited by clicks): split and standardise them."""
         self.data = prepare(self._data_settings, X, y)
+        notes = self._fit_frozen()               # the frozen layers against the data's shapes
+        if notes:
+            self._note_frozen(notes)
         self.changed.emit("data")
         return self.data
 
@@ -578,20 +695,133 @@ class PlaygroundLabModel:
     # ------------------------------------------------------------------------------------------------- network
     def set_network(self, layers: Sequence[LayerSpec], **objective: Any) -> None:
         """The learner's layers (the output Linear(C) is added for the data's classes) and the network-wide options
-        (init, loss, reg, reg_kind: Objective's declared settings, validated there)."""
+        (init, loss, reg, reg_kind: Objective's declared settings, validated there). Frozen layers follow their
+        records through the edit (_follow_frozen: a layer inserted above a frozen fc1 makes it fc2); a frozen layer
+        that is gone stops being frozen, and never every layer stays frozen; ``frozen_notice`` says what changed."""
         layers = tuple(layers)
         for i, s in enumerate(layers):
             if not isinstance(s, LayerSpec):
                 raise ValueInputError(f"layer {i + 1} is not a layer spec: {s!r}")
-        self._network = NetworkSettings(layers, Objective(**objective))
+        old = self._network
+        goal = Objective(**objective)
+        frozen, notes = _follow_frozen(old.layers, layers, old.frozen)
+        self._network = NetworkSettings(layers, goal, frozen)
+        notes += self._fit_frozen()
+        if old.layers != layers or notes:
+            self._note_frozen(notes)
         self.changed.emit("network")
 
-    def build_network(self, seed: int | None = None) -> Network:
-        """A fresh network for the data (raises ShapeError for an impossible stack, ValueInputError without data)."""
+    @property
+    def frozen(self) -> tuple[str, ...]:
+        """The names of the layers frozen in the next session (transfer learning)."""
+        return self._network.frozen
+
+    def freezable_layers(self) -> list[tuple[str, str]]:
+        """(name, label) of every layer with parameters, the output layer last ([] for an impossible stack). From
+        the layer records' shapes alone (nothing allocated): the Freeze panel asks on every change."""
+        try:
+            stack = self._stack()
+        except StudioError:
+            return []
+        return [(l.name, l.spec.label()) for l in stack if l.params]
+
+    def set_frozen(self, names: Sequence[str]) -> None:
+        """Freeze exactly these layers in the next sessions (their parameters get no gradient and no update).
+        Refused with our error (and nothing changes) for unknown names, layers without parameters, all of them, or
+        an impossible stack. Checked against the stack's shapes (nothing allocated), as the network will check them."""
+        names = tuple(sorted({str(n) for n in names}))
+        check_frozen(self._stack(), names)
+        n = self._network
+        self._network = NetworkSettings(n.layers, n.objective, names)
+        self._note_frozen([])
+        self.changed.emit("network")
+
+    def _note_frozen(self, notes: list[str]) -> None:
+        self.frozen_notice = "; ".join(notes)
+        self._announce_frozen = bool(notes)
+
+    def _stack(self) -> list[BuiltLayer]:
+        """The next session's layers (names, shapes, parameter names) from the records alone: the data's input shape
+        and classes, or, while the data are being made, the kind's ((2,) points, (1, 8, 8) digits). ShapeError /
+        ValueInputError for an impossible stack."""
+        d = self.data
+        if d is not None:
+            shape, classes = d.input_shape, d.num_classes
+        elif self.kind == "digits":
+            shape, classes = (1, 8, 8), 10
+        else:
+            ds = self._data_settings
+            shape, classes = (2,), ds.classes if ds.dataset in MULTICLASS else 2
+        n = self._network
+        return Network.layer_stack(shape, [*n.layers, Linear(classes)], n.objective.loss)
+
+    def _fit_frozen(self) -> list[str]:
+        """Keep only frozen names the stack's shapes accept (layers with parameters, never all of them: then the
+        output layer trains again); returns what was changed, in words. An impossible stack is left alone (no session
+        can start until it is fixed, and the names were carried by _follow_frozen)."""
+        n = self._network
+        if not n.frozen:
+            return []
+        try:
+            stack = self._stack()
+        except StudioError:
+            return []
+        titled = {l.name: l.spec.label() for l in stack if l.params}
+        keep = [f for f in n.frozen if f in titled]
+        notes = [f"{f} has no parameters: no longer frozen" for f in n.frozen if f not in titled]
+        if keep and len(keep) == len(titled):
+            out = stack[-1].name
+            keep.remove(out)
+            notes.append(f"the output layer {out} trains again (freezing every layer leaves nothing to train)")
+        if notes:
+            self._network = NetworkSettings(n.layers, n.objective, tuple(sorted(keep)))
+        return notes
+
+    def _build(self, seed: int) -> Network:
         d = self._need_data()
         n = self._network
-        return Network(d.input_shape, [*n.layers, Linear(d.num_classes)], **n.objective.as_dict(),
-                       seed=self._train.seed if seed is None else seed)
+        return Network(d.input_shape, [*n.layers, Linear(d.num_classes)], **n.objective.as_dict(), seed=seed)
+
+    def initial_loss(self, examples: int = 512) -> tuple[float, str]:
+        """The data loss of the untrained network (from the seed) on up to ``examples`` training examples, with what
+        the lecture expects of it: ln C for a softmax over C classes with small initial scores, C − 1 for the SVM
+        (every margin about Δ = 1). Answers 'predict the first loss' with the lab's own numbers."""
+        d = self._need_data()
+        net = self.build_network()
+        Xtr, ytr = d.split[0][:examples], d.split[1][:examples]
+        with np.errstate(all="ignore"):
+            loss, _ = net.data_loss(net.forward(Xtr, "eval"), ytr)
+        C = net.num_classes
+        kind = net.loss_kind
+        if kind == "softmax":
+            why = (f"with small initial scores every class starts near probability 1/{C}, so the loss is about "
+                   f"−ln(1/{C}) = ln {C} = {math.log(C):.3f}")
+            if abs(float(loss) - math.log(C)) > 0.15 * math.log(C):
+                why += ("; this one is further off because its initial scores are not small (the last layer's "
+                        "weights spread them): a smaller init of the last layer brings it back to ln C")
+        elif kind == "svm":
+            why = f"every score starts near 0, so each of the {C - 1} wrong classes pays about Δ = 1: about {C - 1}"
+        else:
+            why = "the squared error of near-zero scores against one-hot targets"
+        return float(loss), f"the untrained network's loss on {len(Xtr)} training examples is {float(loss):.3f}: {why}."
+
+    def build_network(self, seed: int | None = None) -> Network:
+        """A fresh network for the data with the frozen layers frozen (raises ShapeError for an impossible stack,
+        ValueInputError without data)."""
+        net = self._build(self._train.seed if seed is None else seed)
+        if self._network.frozen:
+            net.set_frozen(self._network.frozen)
+        return net
+
+    def evaluation_job(self, session: TrainingSession, settings: EvalSettings | None = None) -> Job[EvalResult]:
+        """Test-time averaging (simulator.nn.evaluation) of a copy of the session's current weights, taken between
+        two updates, on the validation part (the training part when there is none)."""
+        yield Progress(0, 1, "copying the weights…")
+        with session.lock:
+            net = session.network.copy()
+            tr = session.trainer
+            X, y = (tr.Xv, tr.yv) if tr.Xv is not None and len(tr.Xv) else (tr.X, tr.y)
+        return (yield from evaluation_job(net, X, y, settings))
 
     def _need_data(self) -> PreparedData:
         if self.data is None:
@@ -601,8 +831,9 @@ class PlaygroundLabModel:
     def new_session(self, class_rgb: np.ndarray | None = None, augment: Any = None,
                     grid: tuple[float, float, float, float] | None = None) -> TrainingSession:
         """A fresh session: the network from the seed (or from the loaded weights while they fit: else they are
-        dropped with a notice), a Trainer with the current settings. ``augment``: the digits' batch augmenter
-        (used only when train.augment is on and the data are digits)."""
+        dropped with a notice), a Trainer with the current settings. ``augment``: the digits' batch augmentation
+        (default: ``augment_settings``, mixing included; used only when train.augment is on and the data are
+        digits)."""
         d = self._need_data()
         t = self._train
         net = self.build_network()
@@ -610,7 +841,8 @@ class PlaygroundLabModel:
         trainer = Trainer(net, (Xtr, ytr, Xv if len(Xv) else None, yv if len(yv) else None),
                           optimizer=t.optimizer, schedule=self.schedule(), batch_size=t.batch_size, epochs=t.epochs,
                           patience=t.patience or None, seed=t.seed,
-                          augment=augment if (t.augment and d.kind == "digits") else None,
+                          augment=(augment if augment is not None else self._augment)
+                          if (t.augment and d.kind == "digits") else None,
                           **self.optimizer_kwargs())
         self.notice = ""
         if self.loaded is not None:
@@ -621,9 +853,83 @@ class PlaygroundLabModel:
             except StudioError:
                 self.loaded = None
                 self.notice = f"the weights loaded from {name} do not fit the changed network: fresh weights"
+        if self._announce_frozen:     # the first session after the stack changed the frozen layers says so
+            self.notice = " · ".join(filter(None, (self.frozen_notice, self.notice)))
+            self._announce_frozen = False
         rgb = class_rgb if class_rgb is not None else np.tile([[128.0, 128.0, 128.0]], (d.num_classes, 1))
         transform = d.standardizer.apply if d.standardizer is not None else None
         return TrainingSession(net, trainer, d.kind, d.num_classes, np.asarray(rgb, float), grid or d.grid, transform)
+
+    # ------------------------------------------------------------------------------------------------- tricks
+    @property
+    def augment_settings(self) -> datasets.AugmentSettings:
+        """The augmentation "Train with augmentation" uses (the preview's settings once it has been opened)."""
+        return self._augment
+
+    def set_augment(self, settings: datasets.AugmentSettings) -> None:
+        """Take the augmentation to train with (label-preserving transforms and the mixing)."""
+        if not isinstance(settings, datasets.AugmentSettings):
+            raise ValueInputError(f"settings must be AugmentSettings, got {settings!r}")
+        if settings != self._augment:
+            self._augment = settings
+            self.changed.emit("training")
+
+    def loss_floor(self, session: TrainingSession | None = None) -> float:
+        """The smallest data loss the network can reach: with label smoothing ε the target keeps ε/K on every
+        class, so the cross-entropy can only fall to the target's entropy (0 without smoothing). Of the session's
+        network, else of the next one."""
+        if session is not None:
+            net = session.network
+            return smoothed_entropy(net.num_classes, net.label_smoothing) if net.loss_kind == "softmax" else 0.0
+        obj = self._network.objective
+        if obj.loss != "softmax" or self.data is None:
+            return 0.0
+        return smoothed_entropy(self.data.num_classes, obj.label_smoothing)
+
+    def lr_scaling_hint(self, from_batch: int, from_lr: float, to_batch: int | None = None) -> LrScalingHint | None:
+        """The linear scaling rule (Goyal et al., lecture 8) for going from ``from_batch`` (trained at ``from_lr``)
+        to ``to_batch`` (default: the current batch size): lr × N for batch × N, with a linear warm-up over about
+        5 epochs from the old rate when the batch grows and no warm-up is set. None when the size is unchanged."""
+        from_batch = check_int("batch size", from_batch, 1)
+        from_lr = check_real("learning rate", from_lr, 0.0, low_open=True)
+        to_batch = self._train.batch_size if to_batch is None else check_int("batch size", to_batch, 1)
+        if to_batch == from_batch:
+            return None
+        factor = to_batch / from_batch
+        warmup, per_epoch = 0, 1
+        has_warmup = self._train.schedule != NO_SCHEDULE and self._warmup_steps() > 0
+        if factor > 1 and not has_warmup:
+            n = len(self.data.split[0]) if self.data is not None else to_batch
+            per_epoch = iters_per_epoch(n, to_batch)
+            warmup = max(1, min(WARMUP_EPOCHS * per_epoch, (per_epoch * self._train.epochs) // 4))
+        return LrScalingHint(from_batch, to_batch, from_lr, LR.check(from_lr * factor), warmup,
+                             1.0 / factor if warmup else 0.0, warmup / per_epoch if warmup else 0.0)
+
+    def _warmup_steps(self) -> int:
+        return int({**{p.name: p.default for p in WARMUP_PARAMS}, **self._warmup}["warmup_steps"])
+
+    def apply_lr_scaling(self, hint: LrScalingHint) -> None:
+        """Take a hint: its learning rate and, when it offers one, its warm-up (on the current schedule, or on a
+        constant rate when there is none)."""
+        if not isinstance(hint, LrScalingHint):
+            raise ValueInputError(f"hint must be an LrScalingHint, got {hint!r}")
+        train = self._train.replace(lr=hint.new_lr)
+        hyper = self._hyper.replace(lr=train.lr)
+        name, params, warmup = train.schedule, self._schedule_params, self._warmup
+        if hint.warmup_steps:
+            if name == NO_SCHEDULE:
+                name, params = WARMUP_SCHEDULE, {}
+            warmup = {"warmup_steps": hint.warmup_steps, "start_factor": hint.start_factor}
+        old = self._train
+        self._train = train.replace(schedule=name)
+        try:
+            if name != NO_SCHEDULE:
+                self._schedule_for(name, params, warmup, self.total_steps() or 1)     # validates
+        except StudioError:
+            self._train = old
+            raise
+        self._hyper, self._schedule_params, self._warmup = hyper, dict(params), dict(warmup)
+        self.changed.emit("training")
 
     # ------------------------------------------------------------------------------------------------- hand-offs
     def snapshot(self, session: TrainingSession) -> TrainedModel:

@@ -315,8 +315,8 @@ def _sweep(network: Network, X: np.ndarray, y: np.ndarray, lr_min: float, lr_max
            batch_size: int, optimizer: str, seed: int, stop_factor: float, weight_decay: float
            ) -> Generator[Progress, None, SweepResult]:
     lrs = lr_min * (lr_max / lr_min) ** (np.arange(iters) / (iters - 1))
-    names = [k for k, _ in network.named_parameters()]
-    opt = make_optimizer(optimizer, network.parameters(), lr=float(lrs[0]), weight_decay=weight_decay)
+    names = network.trainable_names        # frozen layers (Network.freeze) get no gradient and no update
+    opt = make_optimizer(optimizer, network.trainable_parameters(), lr=float(lrs[0]), weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
     losses = []
     order = rng.permutation(len(X))

@@ -7,6 +7,17 @@ with a schedule, a LambdaLR computing the same rate formula. Mini-batches come i
 (numpy's Generator seeded the same way), so losses can be compared step by step; dropout masks differ (torch's RNG).
 ``python script.py --steps K`` stops after K updates; the first line it prints is the loss of the first batch before
 any update (train mode), which equals Network.loss on that batch.
+
+Label smoothing is cross_entropy's ``label_smoothing``. Mixup and CutMix (a Trainer with an AugmentSettings that
+mixes) are written out as a ``mix(xb, yb)`` step on each training batch, drawing lam, the partners and the boxes
+from numpy's Generator seeded as the Trainer's augmentation ([seed, 3]), in the same order, so the mixed batches and
+their soft targets are ours. The label-preserving transforms (shift, rotation, flip, ...) are not exported (the
+script says so); with them on, our batches draw from that Generator first and the two runs differ.
+
+Frozen layers (Network.freeze) get ``requires_grad_(False)``, the optimizer is built from the parameters that still
+require grad, and a frozen layer with buffers (batch norm) is put in eval mode after every ``model.train()``, as the
+studio runs it. The regulariser sums over every weight as ours does: a frozen weight adds a constant (no gradient),
+so the losses printed equal ours step by step.
 """
 from __future__ import annotations
 
@@ -20,6 +31,7 @@ import numpy as np
 from simulator.core.errors import ShapeError, ValueInputError
 from simulator.core.params import check_int
 from simulator.core.files import atomic_write
+from simulator.data.datasets import AugmentSettings
 from simulator.functional import schedules as S
 from simulator.functional.optim import make_optimizer
 from simulator.nn.network import Network
@@ -78,7 +90,8 @@ def _config(trainer_config: Any) -> dict[str, Any]:
         trainer_config = trainer_config.config()
     if not isinstance(trainer_config, Mapping):
         raise ValueInputError("trainer_config must be a Trainer or its config() dict")
-    cfg = {"optimizer": "Adam", "hyperparameters": {}, "schedule": None, "batch_size": 64, "epochs": 10, "seed": 0}
+    cfg = {"optimizer": "Adam", "hyperparameters": {}, "schedule": None, "batch_size": 64, "epochs": 10, "seed": 0,
+           "augment": None}
     cfg.update(trainer_config)
     if cfg["optimizer"] not in TORCH_OPTIMIZERS:
         raise ValueInputError(f"unknown optimizer {cfg['optimizer']!r}")
@@ -92,7 +105,55 @@ def _config(trainer_config: Any) -> dict[str, Any]:
     cfg["batch_size"] = check_int("batch size", cfg["batch_size"], 1, 1 << 20)
     cfg["epochs"] = check_int("epochs", cfg["epochs"], 1, 1_000_000)
     cfg["seed"] = check_int("seed", cfg["seed"], 0, 2**32 - 1)
+    if cfg["augment"] is not None and not isinstance(cfg["augment"], AugmentSettings):
+        raise ValueInputError(f"the augmentation must be AugmentSettings or None, got {cfg['augment']!r}")
     return cfg
+
+
+def _mix_code(augment: AugmentSettings | None, classes: int, seed: int) -> tuple[str, str]:
+    """(a note for the docstring, Python source defining MIX and mix(xb, yb) -> (xb, soft targets)): mixup or
+    CutMix with the Trainer's draws (simulator.data.datasets.mixup / cutmix: lam ~ Beta(a, a) per image, then the
+    partner permutation, then CutMix's box centres)."""
+    if augment is None:
+        return "", "MIX = None\n"
+    dropped = [s for s in augment.pipeline() if s not in ("mixup", "CutMix")]
+    note = (f"\nNot exported: the studio's label-preserving augmentation ({', '.join(dropped)}); add torchvision "
+            f"transforms for it.\n" if dropped else "")
+    if not augment.mixes_labels:
+        return note, "MIX = None\n"
+    note += (f"Training batches are mixed ({augment.pipeline()[-1]}, alpha = {augment.alpha!r}) and trained on soft "
+             f"labels.\n")
+    code = f'''MIX, ALPHA, CLASSES = {augment.mix!r}, {augment.alpha!r}, {classes}
+mix_rng = np.random.default_rng([{seed}, 3])  # the studio Trainer's augmentation draws
+
+
+def mix(xb, yb):
+    """Mix each image and its one-hot label with a partner from the batch: lam ~ Beta(ALPHA, ALPHA) per image.
+    mixup: x = lam x + (1 - lam) x[partner]; CutMix: a box of about (1 - lam) of the image comes from the partner,
+    and the labels mix by the pasted area's share. Returns (images, soft targets (B, CLASSES))."""
+    B = len(xb)
+    t = F.one_hot(yb, CLASSES).to(DTYPE)
+    lam = mix_rng.beta(ALPHA, ALPHA, B)
+    perm = torch.as_tensor(mix_rng.permutation(B))
+    if MIX == "mixup":
+        share = torch.tensor(1.0 - lam, dtype=DTYPE)
+        s = share[:, None, None, None]
+        xb = (1.0 - s) * xb + s * xb[perm]
+    else:
+        H, W = xb.shape[2], xb.shape[3]
+        out = xb.clone()
+        share = torch.zeros(B, dtype=DTYPE)
+        for i in range(B):
+            h, w = int(round(H * math.sqrt(1 - lam[i]))), int(round(W * math.sqrt(1 - lam[i])))
+            cy, cx = int(mix_rng.integers(0, H)), int(mix_rng.integers(0, W))
+            y0, y1 = max(cy - h // 2, 0), min(cy - h // 2 + h, H)
+            x0, x1 = max(cx - w // 2, 0), min(cx - w // 2 + w, W)
+            out[i, :, y0:y1, x0:x1] = xb[perm[i], :, y0:y1, x0:x1]
+            share[i] = (y1 - y0) * (x1 - x0) / (H * W)
+        xb = out
+    return xb, (1.0 - share)[:, None] * t + share[:, None] * t[perm]
+'''
+    return note, code
 
 
 def _export_data(network: Network, data: Any) -> dict[str, np.ndarray]:
@@ -122,7 +183,7 @@ def _torch_param_names(network: Network) -> list[tuple[str, int, str, bool]]:
     out = []
     for i, layer in enumerate(network.layers):
         for p in layer.params:
-            attr, transpose = layer.spec.TORCH_NAMES[p.rsplit(".", 1)[1]]
+            attr, transpose = layer.spec.torch_param(p.split(".", 1)[1], layer.in_shape)   # "res1.conv1.w" nests
             out.append((p, i, attr, transpose))
     return out
 
@@ -130,7 +191,7 @@ def _torch_param_names(network: Network) -> list[tuple[str, int, str, bool]]:
 def _torch_buffer_names(network: Network) -> list[tuple[str, int, str]]:
     """(our name, module index, torch attribute) for every buffer: batch norm's running statistics keep their
     names in torch."""
-    return [(b, i, b.rsplit(".", 1)[1]) for i, layer in enumerate(network.layers) for b in layer.buffers]
+    return [(b, i, b.split(".", 1)[1]) for i, layer in enumerate(network.layers) for b in layer.buffers]
 
 
 def export_torch_script(network: Network, trainer_config: Any, data_file: str = "data.npz") -> str:
@@ -143,6 +204,8 @@ def export_torch_script(network: Network, trainer_config: Any, data_file: str = 
     schedule = cfg["schedule"]
     torch_dtype = "torch.float64" if network.dtype == np.float64 else "torch.float32"
     modules = ",\n    ".join(_module(l) for l in network.layers)
+    # module classes that torch.nn lacks (DropConnect), each written once before the model
+    classes = "".join(src + "\n\n" for src in dict.fromkeys(l.spec.torch_source() for l in network.layers) if src)
     mapping = _torch_param_names(network)
     buffers = _torch_buffer_names(network)
     buffer_values = dict(network.named_buffers())
@@ -164,26 +227,42 @@ def export_torch_script(network: Network, trainer_config: Any, data_file: str = 
     if network.reg:
         fn = "w.pow(2).sum()" if network.reg_kind == "l2" else "w.abs().sum()"
         reg_term = (f"    # cs231n-style {network.reg_kind.upper()} regulariser on the weights (not biases or norm "
-                    f"parameters)\n    loss = loss + {network.reg!r} * sum({fn} for w in WEIGHTS)\n")
+                    f"parameters);\n    # a frozen weight adds a constant and no gradient: only trainable weights are "
+                    f"pulled towards 0, as in the studio\n"
+                    f"    loss = loss + {network.reg!r} * sum({fn} for w in WEIGHTS)\n")
+    augment = cfg["augment"]
+    if augment is not None and augment.mixes_labels and network.loss_kind == "svm":
+        raise ValueInputError("mixup and CutMix train on soft labels, which the multiclass SVM loss cannot take")
+    mix_note, mix_code = _mix_code(augment, network.num_classes, cfg["seed"])
     if network.loss_kind == "softmax":
-        loss_body = "    loss = F.cross_entropy(scores, y)\n"
+        # y: class indices, or probability rows (mixed batches); label smoothing as torch defines it
+        smooth = f", label_smoothing={network.label_smoothing!r}" if network.label_smoothing else ""
+        loss_body = f"    loss = F.cross_entropy(scores, y{smooth})\n"
     elif network.loss_kind == "svm":
         loss_body = ("    # multiclass SVM (hinge, margin 1): summed over classes, averaged over the batch\n"
                      "    correct = scores.gather(1, y[:, None])\n"
                      "    margins = (scores - correct + 1.0).clamp(min=0.0).scatter(1, y[:, None], 0.0)\n"
                      "    loss = margins.sum() / scores.shape[0]\n")
     else:
-        loss_body = (f"    loss = F.mse_loss(scores, F.one_hot(y, {network.num_classes}).to(scores.dtype))"
-                     "  # against one-hot targets\n")
-    weight_mods = sorted({i for i, layer in enumerate(network.layers) if layer.spec.REGULARISED})
+        loss_body = (f"    target = y if y.ndim == 2 else F.one_hot(y, {network.num_classes}).to(scores.dtype)"
+                     "  # one-hot, or mixed rows\n    loss = F.mse_loss(scores, target)\n")
+    reg_names = [f"{l.name}.{k}" for l in network.layers for k in l.spec.REGULARISED if f"{l.name}.{k}" in l.params]
+    # fractional max pooling: evaluation averages the scores of several region draws (the lecture's test-time
+    # averaging; torch draws its own regions)
+    draws = max((l.spec.eval_draws() for l in network.layers), default=1)
+    eval_scores = ("model(X)" if draws == 1 else
+                   f"sum(model(X) for _ in range({draws})) / {draws}  # average {draws} pooling-region draws")
+    frozen = [i for i, l in enumerate(network.layers) if l.name in network.frozen]
+    # frozen layers with buffers run in eval mode in training (their running statistics stay fixed)
+    fixed = [i for i in frozen if network.layers[i].buffers]
     scheduler_line = "scheduler = None"
     if schedule is not None:  # LambdaLR scales the initial lr: lr_at(t) / lr is the factor
         scheduler_line = f"scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: lr_at(t) / {lr!r})"
     src = f'''"""Exported from Backprop Studio: {network!r}.
 
 Optimizer {cfg["optimizer"]} (torch.optim.{opt_cls}), batch size {cfg["batch_size"]}, {cfg["epochs"]} epochs,
-seed {cfg["seed"]}.
-Run: python {{this file}} [--steps K]. The data are read from {data_file!r} beside this script.
+seed {cfg["seed"]}{f", label smoothing {network.label_smoothing!r}" if network.label_smoothing else ""}.
+{mix_note}Run: python {{this file}} [--steps K]. The data are read from {data_file!r} beside this script.
 """
 import argparse
 import math
@@ -200,7 +279,7 @@ DTYPE = {torch_dtype}
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = np.load(os.path.join(HERE, {data_file!r}), allow_pickle=False)
 
-model = nn.Sequential(
+{classes}model = nn.Sequential(
     {modules},
 ).to(DTYPE)
 
@@ -217,14 +296,26 @@ def load_initial_weights():
     with torch.no_grad():
         for name, index, attr, transpose in PARAMS:
             value = torch.tensor(initial(name), dtype=DTYPE)
-            getattr(model[index], attr).copy_(value.T if transpose else value)
+            model[index].get_parameter(attr).copy_(value.T if transpose else value)
         for name, index, attr in BUFFER_NAMES:
             value = np.asarray(BUFFERS[name]) if {embed!r} else DATA["buffer/" + name]
-            getattr(model[index], attr).copy_(torch.tensor(value, dtype=DTYPE))
+            model[index].get_buffer(attr).copy_(torch.tensor(value, dtype=DTYPE))
 
 
 load_initial_weights()
-WEIGHTS = [model[i].weight for i in {weight_mods!r}]
+FROZEN = {frozen!r}  # module indices of the frozen layers: no gradient, no update
+FIXED = {fixed!r}  # frozen layers with running statistics: eval mode in training too, so they stay fixed
+for index in FROZEN:
+    model[index].requires_grad_(False)
+
+
+def train_mode():
+    model.train()
+    for index in FIXED:
+        model[index].eval()
+
+
+WEIGHTS = [model[index].get_parameter(attr) for name, index, attr, _ in PARAMS if name in {reg_names!r}]
 
 
 def loss_fn(scores, y):
@@ -232,7 +323,8 @@ def loss_fn(scores, y):
 
 
 {sched_code}
-optimizer = torch.optim.{opt_cls}(model.parameters(), lr={lr!r}{", " + args if args else ""})
+{mix_code}
+optimizer = torch.optim.{opt_cls}([p for p in model.parameters() if p.requires_grad], lr={lr!r}{", " + args if args else ""})
 {scheduler_line}
 
 X_train = torch.tensor(DATA["X_train"], dtype=DTYPE)
@@ -245,10 +337,10 @@ BATCH_SIZE, EPOCHS = {cfg["batch_size"]}, {cfg["epochs"]}
 def evaluate(X, y):
     model.eval()
     with torch.no_grad():
-        scores = model(X)
+        scores = {eval_scores}
         loss = loss_fn(scores, y).item()
         acc = (scores.argmax(1) == y).double().mean().item()
-    model.train()
+    train_mode()
     return loss, acc
 
 
@@ -259,7 +351,7 @@ def main():
     order_rng = np.random.default_rng([{cfg["seed"]}, 2])  # the studio Trainer's batch order
     n = len(X_train)
     iteration = 0
-    model.train()
+    train_mode()
     for epoch in range(EPOCHS):
         order = torch.as_tensor(order_rng.permutation(n))
         starts = list(range(0, n, BATCH_SIZE))
@@ -268,6 +360,8 @@ def main():
         for i, start in enumerate(starts):
             idx = order[start:starts[i + 1] if i + 1 < len(starts) else n]
             xb, yb = X_train[idx], y_train[idx]
+            if MIX is not None:
+                xb, yb = mix(xb, yb)
             optimizer.zero_grad()
             loss = loss_fn(model(xb), yb)
             if iteration == 0:

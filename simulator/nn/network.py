@@ -22,6 +22,16 @@ mode updates); ``state_dict()`` (copies of both, keyed "fc1.w", "bn1.running_var
 ``load_state_dict(d, strict=True)``; ``copy()`` and ``astype(dtype)`` (new networks). ``params`` is the name -> array
 dict behind parameters().
 
+Freezing (transfer learning): ``freeze(names)`` / ``unfreeze()`` / ``set_frozen(names)`` and the ``frozen`` set of
+layer names. A frozen layer's parameters get no gradient (backward skips its weight-gradient work and, in training,
+everything below the lowest trainable layer) and no update (optimizers are given ``trainable_parameters()``);
+freezing every layer with parameters is refused. A frozen layer is completely fixed: one with buffers (batch norm, a
+residual block with batch norm) runs its eval-mode forward in training too, so its running statistics never change and
+the gradient it passes down is the eval-mode one (torch: ``requires_grad_(False)`` and ``.eval()`` on that module; a
+frozen residual block's stochastic depth is then off as well). ``copy()``/``astype()`` keep the frozen set;
+``state_dict()`` does not hold it (as torch's requires_grad is not in its state_dict). ``check_frozen`` and
+``Network.layer_stack`` validate a frozen set against a stack's shapes without building the network.
+
 The layer records live in simulator.nn.layers and are re-exported here (a network is built from them); training
 lives in simulator.nn.trainer.
 """
@@ -37,7 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from simulator.core.errors import NumericError, ShapeError, ValueInputError
-from simulator.core.params import Settings, check_int, check_real, param
+from simulator.core.params import Settings, check_int, check_real, param, params_of
 from simulator.functional import layers as L
 from simulator.nn.layers import (
     ACTIVATIONS,
@@ -82,11 +92,15 @@ __all__ = [
     "LoadResult",
     "MaxPool",
     "Network",
+    "check_frozen",
     "layer_from_dict",
+    "layer_names",
     "layer_to_dict",
 ]
 
 LOSSES = ("softmax", "svm", "mse")
+# eval draw d runs with seed d * EVAL_DRAW_STRIDE (each layer adds its index, so layers draw different regions)
+EVAL_DRAW_STRIDE = 1000
 REG_KINDS = ("l2", "l1")
 
 
@@ -108,6 +122,21 @@ class Objective(Settings):
                        doc="λ in λ·Σw² (L2) or λ·Σ|w| (L1) over the weights")
     reg_kind: str = param("l2", choices=REG_KINDS, choice_labels=("L2", "L1"), label="penalty",
                           doc="L2 (weight decay) spreads the weights; L1 drives many of them to exactly 0")
+    label_smoothing: float = param(0.0, low=0.0, high=1.0, high_open=True, decimals=2, label="label smoothing ε",
+                                   doc="Softmax cross-entropy against a smoothed target: the correct class gets "
+                                       "1 − (K−1)/K·ε, every other class ε/K (PyTorch's label_smoothing). The loss "
+                                       "can then no longer reach 0: its floor is the target's entropy.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.label_smoothing and self.loss != "softmax":
+            raise ValueInputError(f"label smoothing applies to the softmax cross-entropy loss; the "
+                                  f"{self.loss_label} loss takes hard labels: set label smoothing ε to 0 or choose "
+                                  f"softmax cross-entropy")
+
+    @property
+    def loss_label(self) -> str:
+        return next(p for p in params_of(Objective) if p.name == "loss").choice_label(self.loss)
 # Parameters and buffers of one network, all layers together: what the builder accepts and a weights file may hold.
 MAX_PARAMS = 20_000_000
 
@@ -131,13 +160,49 @@ class LoadResult(NamedTuple):
     mismatched_keys: list[str]
 
 
+def layer_names(specs: Sequence[LayerSpec]) -> list[str]:
+    """The layer names of a stack ("fc1", "relu1", "fc2", ...): each record's prefix numbered by kind, from the
+    records alone (no shapes)."""
+    counts: dict[str, int] = {}
+    out = []
+    for spec in specs:
+        prefix = spec.prefix()
+        counts[prefix] = counts.get(prefix, 0) + 1
+        out.append(f"{prefix}{counts[prefix]}")
+    return out
+
+
+def check_frozen(layers: Sequence[BuiltLayer], names: Any, whole: bool = True) -> frozenset[str]:
+    """``names`` (layer names, or one name) as the frozen set of the stack ``layers`` (Network.layer_stack or
+    Network.layers): each must name a layer with parameters, and (``whole``) at least one layer with parameters must
+    stay trainable. ValueInputError otherwise. What Network.set_frozen and the playground's Freeze panel check."""
+    if isinstance(names, str):
+        names = (names,)
+    try:
+        names = frozenset(map(str, names))
+    except TypeError:
+        raise ValueInputError(f"layers to freeze must be layer names such as 'fc1', got {names!r}") from None
+    by_name = {l.name: l for l in layers}
+    for n in sorted(names):
+        if n not in by_name:
+            raise ValueInputError(f"there is no layer {n!r} to freeze; the layers are "
+                                  f"{', '.join(by_name)}")
+        if not by_name[n].params:
+            raise ValueInputError(f"{by_name[n].title} has no parameters to freeze")
+    with_params = {l.name for l in layers if l.params}
+    if whole and with_params and with_params <= names:
+        raise ValueInputError("freezing every layer leaves nothing to train: keep at least one layer with "
+                              "parameters unfrozen (a linear probe trains only the last Linear)")
+    return names
+
+
 class Network:
     """A feed-forward stack. ``params``: ordered name -> ndarray ("fc1.w", "conv1.b", "bn1.gamma", ...), updated in
     place by optimizers. ``forward``/``loss`` run simulator/functional/layers.py (the Numba kernels) in ``dtype``."""
 
     def __init__(self, input_shape: Sequence[int], layers: Sequence[LayerSpec], loss: str = "softmax",
                  reg: float = 0.0, reg_kind: str = "l2", init: str = "kaiming", bias_init: float = 0.0,
-                 seed: int = 0, dtype: Any = np.float32):
+                 seed: int = 0, dtype: Any = np.float32, label_smoothing: float = 0.0):
         if isinstance(input_shape, numbers.Integral):
             input_shape = (int(input_shape),)
         try:
@@ -150,7 +215,8 @@ class Network:
         for i, s in enumerate(self.specs):
             if not isinstance(s, LayerSpec):
                 raise ValueInputError(f"layer {i + 1} is not a layer spec: {s!r}")
-        objective = Objective(init=init, loss=loss, reg=reg, reg_kind=reg_kind)
+        objective = Objective(init=init, loss=loss, reg=reg, reg_kind=reg_kind, label_smoothing=label_smoothing)
+        self.label_smoothing = objective.label_smoothing
         self.loss_kind, self.reg, self.reg_kind, self.init = (objective.loss, objective.reg, objective.reg_kind,
                                                               objective.init)
         self.bias_init = check_real("bias_init", bias_init)
@@ -162,29 +228,36 @@ class Network:
         if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueInputError(f"dtype must be float32 or float64, got {dtype!r}")
         self.dtype = dt
-        self._layers = self._build_shapes()
+        self._layers = self.layer_stack(self.input_shape, self.specs, self.loss_kind)
         self.num_classes = self._layers[-1].out_shape[0] if self._layers else self.input_shape[0]
         self.param_layer: dict[str, str] = {p: l.name for l in self._layers for p in l.params}
-        self._reg_names = [f"{l.name}.{k}" for l in self._layers for k in l.spec.REGULARISED]
+        self._reg_names = [f"{l.name}.{k}" for l in self._layers for k in l.spec.REGULARISED
+                           if f"{l.name}.{k}" in l.params]   # a residual block names the weights it may have
         # per layer: (spec, parameter names, {buffer suffix: full name} or None, index): the passes' plan
-        self._random = any(l.spec.RANDOM for l in self._layers)   # draw dropout seeds only when they are used
-        self._plan = [(l.spec, l.params, {b.rsplit(".", 1)[1]: b for b in l.buffers} or None, l.index)
+        self._random = any(l.spec.seeded() for l in self._layers)   # draw dropout seeds only when they are used
+        # eval-mode predictions average this many seeded passes (fractional max pooling's region draws)
+        self._eval_draws = max((l.spec.eval_draws() for l in self._layers), default=1)
+        # a name is "<layer>.<suffix>", the suffix nested inside a residual block ("res1.bn1.running_var")
+        self._plan = [(l.spec, l.params, {b.split(".", 1)[1]: b for b in l.buffers} or None, l.index)
                       for l in self._layers]
         self.params: dict[str, np.ndarray] = {}
         self._buffers: dict[str, np.ndarray] = {}
         self.reset_parameters(self.seed)
         self._dropout_rng = np.random.default_rng([self.seed, 1])
+        self._frozen: frozenset[str] = frozenset()
+        self._set_frozen_plan()
 
     # ------------------------------------------------------------------------------------------- shapes, no data
-    def _build_shapes(self) -> list[BuiltLayer]:
-        shape = self.input_shape
-        counts: dict[str, int] = {}
+    @staticmethod
+    def layer_stack(input_shape: tuple[int, ...], specs: Sequence[LayerSpec], loss: str = "softmax"
+                    ) -> list[BuiltLayer]:
+        """The built layers of a stack (names, shapes, parameter and buffer names) from the records' shapes alone:
+        nothing is allocated, so a view may ask on every edit. Raises ShapeError / ValueInputError as the constructor
+        does for an impossible stack. ``input_shape`` without the batch axis, already checked."""
+        shape = tuple(input_shape)
         out: list[BuiltLayer] = []
         total = 0
-        for i, spec in enumerate(self.specs, start=1):
-            prefix = spec.prefix()
-            counts[prefix] = counts.get(prefix, 0) + 1
-            name = f"{prefix}{counts[prefix]}"
+        for i, (spec, name) in enumerate(zip(specs, layer_names(specs)), start=1):
             where = f"layer {i} ({spec.label()})"
             try:
                 new = tuple(spec.output_shape(shape))
@@ -202,8 +275,8 @@ class Network:
         if len(shape) != 1:
             raise ShapeError(f"the last layer gives shape {shape_str(shape)}; the loss needs class scores (C,): "
                              f"end with Flatten() and Linear(C)")
-        if self.loss_kind in ("softmax", "svm") and shape[0] < 2:
-            raise ShapeError(f"the {self.loss_kind} loss needs at least 2 class scores, the last layer gives "
+        if loss in ("softmax", "svm") and shape[0] < 2:
+            raise ShapeError(f"the {loss} loss needs at least 2 class scores, the last layer gives "
                              f"{shape[0]}")
         return out
 
@@ -233,7 +306,8 @@ class Network:
     def config(self) -> dict[str, Any]:
         """The constructor's keyword arguments besides the input shape and layers (loss, reg, init, seed, dtype)."""
         return {"loss": self.loss_kind, "reg": self.reg, "reg_kind": self.reg_kind, "init": self.init,
-                "bias_init": self.bias_init, "seed": self.seed, "dtype": self.dtype}
+                "bias_init": self.bias_init, "seed": self.seed, "dtype": self.dtype,
+                "label_smoothing": self.label_smoothing}
 
     # ------------------------------------------------------------------------------------------- initialisation
     init_std = staticmethod(init_std)
@@ -321,8 +395,8 @@ class Network:
             raise ValueInputError(f"{key} holds {a.dtype}, not numbers")
         if not np.all(np.isfinite(a)):
             raise ValueInputError(f"{key} contains NaN or infinity")
-        layer = self._layers[self.layer_names.index(key.rsplit(".", 1)[0])]
-        why = layer.spec.check_buffer(key.rsplit(".", 1)[1], a) if key in self._buffers else None
+        layer = self._layers[self.layer_names.index(key.split(".", 1)[0])]
+        why = layer.spec.check_buffer(key.split(".", 1)[1], a) if key in self._buffers else None
         if why:
             raise ValueInputError(f"{key}: {why}")
         return a
@@ -336,6 +410,8 @@ class Network:
         unchanged (torch's Module.to(dtype) converts in place; a copy keeps the arrays optimizers hold intact)."""
         net = Network(self.input_shape, self.specs, **{**self.config(), "dtype": dtype})
         net.load_state_dict(self.state_dict())
+        if self._frozen:
+            net.set_frozen(self._frozen)
         return net
 
     # ------------------------------------------------------------------------------------------- passes
@@ -368,28 +444,84 @@ class Network:
         caches: list = []
         outs: list = []
         out = x
-        for spec, names, bufs, index in self._plan:
+        for (spec, names, bufs, index), fixed in zip(self._plan, self._plan_fixed):
             p = [P[n] for n in names]
             b = {k: B[full] for k, full in bufs.items()} if bufs else None
-            out, cache = spec.forward(out, p, b, train, None if seed is None else seed + index)
+            # a frozen layer with buffers runs its eval-mode forward in training too: its statistics stay fixed
+            out, cache = spec.forward(out, p, b, train and not fixed, None if seed is None else seed + index)
             caches.append(cache)
             if record:
                 outs.append(out)
         return out, caches, outs
 
-    def backward(self, dout: np.ndarray, caches: list) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """From d(something)/dscores (N, C) and the caches of forward_with_caches: every parameter's gradient
-        (ordered as params) and the gradient with respect to the input (what saliency maps and adversarial examples
-        need)."""
+    def backward(self, dout: np.ndarray, caches: list, input_grad: bool = True
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """From d(something)/dscores (N, C) and the caches of forward_with_caches: the gradient of every trainable
+        parameter (ordered as params; frozen layers' parameters have none) and the gradient with respect to the input
+        (what saliency maps and adversarial examples need).
+
+        A frozen layer passes the gradient through (its ``backward_input``: Linear skips x.T @ dout) without its
+        weight-gradient work. ``input_grad=False`` (training) also stops below the lowest layer that trains: the
+        layers under it need no gradient at all, and the input gradient returned is None."""
         dout = np.ascontiguousarray(dout, dtype=self.dtype)
         if dout.ndim != 2 or dout.shape[1] != self.num_classes:
             raise ShapeError(f"dout has shape {dout.shape}; expected (N, {self.num_classes}) like the scores")
         grads: dict[str, np.ndarray] = {}
-        for (spec, names, _, _), cache in zip(reversed(self._plan), reversed(caches)):
-            dout, g = spec.backward(dout, cache)
+        stop = 0 if input_grad else self._lowest_trainable
+        for k in range(len(self._plan) - 1, stop - 1, -1):
+            spec, names, _, _ = self._plan[k]
+            if self._plan_frozen[k]:
+                dout = spec.backward_input(dout, caches[k])
+                continue
+            dout, g = spec.backward(dout, caches[k])
             for n, gi in zip(names, g):
                 grads[n] = gi
-        return {k: grads[k] for k in self.params}, dout
+        return {k: grads[k] for k in self._trainable_names}, (dout if stop == 0 else None)
+
+    # ------------------------------------------------------------------------------------------- freezing
+    @property
+    def frozen(self) -> frozenset[str]:
+        """The names of the frozen layers ("fc1", "conv1"): their parameters get no gradient and no update."""
+        return self._frozen
+
+    def freeze(self, names: Any) -> None:
+        """Freeze the layers ``names`` (layer names as in layer_names, or one name) in addition to those frozen
+        already (torch's ``requires_grad_(False)`` on a module's parameters). Only layers with parameters can be
+        frozen; at least one such layer must stay trainable (ValueInputError otherwise; nothing changes then)."""
+        self.set_frozen(self._frozen | self._frozen_names(names))
+
+    def unfreeze(self, names: Any = None) -> None:
+        """Let the layers ``names`` (default: every layer) train again."""
+        self.set_frozen(frozenset() if names is None else self._frozen - self._frozen_names(names))
+
+    def set_frozen(self, names: Any) -> None:
+        """Exactly the layers ``names`` frozen (an empty collection: every layer trains)."""
+        self._frozen = check_frozen(self._layers, names)
+        self._set_frozen_plan()
+
+    def _frozen_names(self, names: Any) -> frozenset[str]:
+        return check_frozen(self._layers, names, whole=False)
+
+    def _set_frozen_plan(self) -> None:
+        """What the passes and optimizers read: per layer whether it is frozen and whether it runs in eval mode in
+        training (frozen with buffers), the trainable parameter names, the regularised ones among them, and the lowest
+        layer a training backward pass must reach."""
+        self._plan_frozen = [l.name in self._frozen for l in self._layers]
+        self._plan_fixed = [l.name in self._frozen and bool(l.buffers) for l in self._layers]
+        self._trainable_names = [p for l in self._layers if l.name not in self._frozen for p in l.params]
+        trainable = set(self._trainable_names)
+        self._reg_trainable = [k for k in self._reg_names if k in trainable]
+        self._lowest_trainable = next((k for k, l in enumerate(self._layers)
+                                       if l.params and l.name not in self._frozen), len(self._layers))
+
+    @property
+    def trainable_names(self) -> list[str]:
+        """The names of the parameters that train (every parameter unless some layers are frozen), in order."""
+        return list(self._trainable_names)
+
+    def trainable_parameters(self) -> list[np.ndarray]:
+        """The live arrays of the parameters that train: what an optimizer is given."""
+        return [self.params[k] for k in self._trainable_names]
 
     def layer_outputs(self, x: Any, mode: str = "eval", seed: int | None = None) -> list[np.ndarray]:
         """Every layer's output for input x, in order (for activation maps and embeddings)."""
@@ -406,12 +538,21 @@ class Network:
 
     def forward(self, x: Any, mode: str = "eval", seed: int | None = None) -> np.ndarray:
         """Class scores (N, C). mode 'train' uses batch statistics (and updates the running ones) and drops units;
-        'eval' uses the running statistics and no dropout. seed fixes the dropout masks (None: a fresh draw)."""
+        'eval' uses the running statistics and no dropout. seed fixes the dropout masks (None: a fresh draw).
+        Eval mode with seed None averages the scores of eval_draws passes with the seeds 0, EVAL_DRAW_STRIDE, ...
+        when a layer asks for it (fractional max pooling: the lecture's test-time averaging over region draws);
+        an eval seed picks one such pass (seed=0: the first draw alone)."""
         x = self.check_input(x)
         if mode == "train" and seed is None and self._random:
             seed = self._next_seed()
         with np.errstate(over="ignore", invalid="ignore"):
-            scores, _, _ = self._forward(x, mode, seed)
+            if mode == "eval" and seed is None and self._eval_draws > 1:
+                scores = self._forward(x, mode, 0)[0]
+                for d in range(1, self._eval_draws):
+                    scores = scores + self._forward(x, mode, d * EVAL_DRAW_STRIDE)[0]
+                scores = scores / self._eval_draws
+            else:
+                scores, _, _ = self._forward(x, mode, seed)
         if not np.all(np.isfinite(scores)):
             self._locate(x, mode, seed, "output")
         return scores
@@ -424,9 +565,11 @@ class Network:
         return int(self._dropout_rng.integers(0, 2**31 - 1000))
 
     def data_loss(self, scores: np.ndarray, y: Any) -> tuple[float, np.ndarray]:
-        """The data loss and d loss / d scores. y: int labels (N,); for 'mse' also float targets (N, C)."""
+        """The data loss and d loss / d scores. y: int labels (N,), or probability targets (N, C) (soft labels from
+        mixup / CutMix; 'softmax' and 'mse' only, the SVM refuses them); 'softmax' smooths either target by the
+        network's label_smoothing."""
         if self.loss_kind == "softmax":
-            loss, d = L.softmax_loss(scores, y)
+            loss, d = L.softmax_loss(scores, y, self.label_smoothing)
         elif self.loss_kind == "svm":
             loss, d = L.svm_loss(scores, y)
         else:
@@ -440,6 +583,8 @@ class Network:
         """The MSE loss's targets: y itself when it has the scores' shape, else one-hot rows of the labels y."""
         y = np.asarray(y)
         if y.shape == scores.shape:
+            if y.dtype.kind not in "biuf" or not np.all(np.isfinite(y)):
+                raise ValueInputError(f"mse: targets must be finite numbers, got dtype {y.dtype}")
             return y.astype(scores.dtype)
         if y.shape != (scores.shape[0],) or y.dtype.kind not in "iu":
             raise ShapeError(f"mse: y has shape {y.shape}; expected integer labels ({scores.shape[0]},) or targets "
@@ -464,7 +609,8 @@ class Network:
 
     def loss(self, x: Any, y: Any, mode: str = "train", seed: int | None = None
              ) -> tuple[float, dict[str, np.ndarray]]:
-        """(data loss + regulariser, grads) with grads ordered as params. mode as forward(); seed fixes dropout."""
+        """(data loss + regulariser, grads) with grads ordered as params (frozen layers' parameters have none).
+        mode as forward(); seed fixes dropout."""
         loss, grads, _ = self.loss_grads_scores(x, y, mode, seed)
         return loss, grads
 
@@ -492,9 +638,9 @@ class Network:
                 self._restore_buffers(bn_before)
                 self._locate(x, mode, seed, "output")
                 raise NumericError(f"{what}the loss is not finite ({loss}) although every layer's output is")
-            grads = self.backward(dscores, caches)[0]
+            grads = self.backward(dscores, caches, input_grad=False)[0]
         if self.reg:
-            for k in self._reg_names:
+            for k in self._reg_trainable:
                 w, g = self.params[k], grads[k]
                 if self.reg_kind == "l2":
                     g += (2.0 * self.reg) * w
@@ -532,7 +678,7 @@ class Network:
         """Raise NumericError naming the last layer (the first the backward pass reaches) with a non-finite gradient."""
         for layer in reversed(self._layers):
             for p in layer.params:
-                if not np.all(np.isfinite(grads[p])):
+                if p in grads and not np.all(np.isfinite(grads[p])):
                     raise NumericError(f"{layer.title}: non-finite gradient of {p} (NaN or infinity); the learning "
                                        f"rate is probably too high")
 
@@ -581,25 +727,32 @@ class Network:
         N = x.shape[0]
         g = Graph()
         ctx = GraphContext(g, mode, seed, N)
+        fixed_ctx = GraphContext(g, "eval", seed, N)      # frozen layers with buffers, as loss() runs them
         g.add_input("x", x)
         cur = "x"
-        for layer in self._layers:
+        for layer, fixed in zip(self._layers, self._plan_fixed):
             pn = [self.graph_name(p) for p in layer.params]
             for p, gname in zip(layer.params, pn):
                 g.add_input(gname, self.params[p].astype(np.float64), trainable=True)
-            bufs = {b.rsplit(".", 1)[1]: self._buffers[b] for b in layer.buffers}
-            cur = layer.spec.to_graph(ctx, layer, cur, pn, bufs)
+            bufs = {b.split(".", 1)[1]: self._buffers[b] for b in layer.buffers}
+            cur = layer.spec.to_graph(fixed_ctx if fixed else ctx, layer, cur, pn, bufs)
         y = np.asarray(batch_y)
         data_name = "data_loss" if self.reg else "loss"   # the regulariser's last sum is 'loss'
         if self.loss_kind == "mse":
             g.add_input("y", self.mse_target(np.zeros((N, self.num_classes)), y))
             loss = ctx.op(data_name, "mse", {"pred": cur, "target": "y"})
         else:
-            if y.shape != (N,):
-                raise ShapeError(f"y has shape {y.shape}; expected ({N},) labels")
+            soft = self.loss_kind == "softmax" and y.shape == (N, self.num_classes)
+            if y.shape != (N,) and not soft:
+                raise ShapeError(f"y has shape {y.shape}; expected ({N},) labels"
+                                 + (f" or ({N}, {self.num_classes}) probability targets"
+                                    if self.loss_kind == "softmax" else ""))
             g.add_input("y", y.astype(np.float64))
-            loss = ctx.op(data_name, "softmax_ce" if self.loss_kind == "softmax" else "svm_loss",
-                          {"scores": cur, "y": "y"})
+            if self.loss_kind == "softmax":
+                loss = ctx.op(data_name, "softmax_ce", {"scores": cur, "y": "y"},
+                              {"label_smoothing": self.label_smoothing} if self.label_smoothing else None)
+            else:
+                loss = ctx.op(data_name, "svm_loss", {"scores": cur, "y": "y"})
         if self.reg:
             for i, p in enumerate(self._reg_names):
                 r = ctx.op(f"reg_{self.graph_name(p)}", self.reg_kind, {"w": self.graph_name(p)},
@@ -616,7 +769,8 @@ class Network:
         """The architecture as JSON-ready data (what save() writes in its header)."""
         return {"input_shape": list(self.input_shape), "layers": [layer_to_dict(s) for s in self.specs],
                 "loss": self.loss_kind, "reg": self.reg, "reg_kind": self.reg_kind, "init": self.init,
-                "bias_init": self.bias_init, "seed": self.seed, "dtype": self.dtype.name}
+                "bias_init": self.bias_init, "seed": self.seed, "dtype": self.dtype.name,
+                "label_smoothing": self.label_smoothing}
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the weights file atomically (simulator/nn/weights.py: a JSON header, the parameters and buffers)."""

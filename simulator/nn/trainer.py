@@ -22,6 +22,7 @@ import numpy as np
 from simulator.core.errors import ShapeError, ValueInputError
 from simulator.core.jobs import run_job
 from simulator.core.params import check_int
+from simulator.data import datasets
 from simulator.nn.network import Network
 
 __all__ = ["MAX_TRAINING_STEPS", "EpochMetrics", "History", "StepMetrics", "Trainer"]
@@ -34,7 +35,11 @@ NORMS_EVERY = 10
 class StepMetrics:
     """One update: iteration (1-based, over the whole run), epoch (0-based, the one this step belongs to), batch loss
     (regulariser included), batch accuracy (train mode), the learning rate used, per-layer gradient norms (measured
-    at this step when ``norms_measured``, else the latest measured ones), and whether the step ended an epoch."""
+    at this step when ``norms_measured``, else the latest measured ones), and whether the step ended an epoch.
+
+    On a batch trained with soft targets (mixup, CutMix) the batch accuracy counts a prediction as right when it is
+    the class with the largest target weight (the argmax of the soft label: the image that dominates the mix; a tie
+    goes to the lower class index, as numpy's argmax)."""
 
     iteration: int
     epoch: int
@@ -140,13 +145,27 @@ class Trainer:
     (simulator.functional.schedules) sets the rate of every update (its own base_lr; pass ``lr`` too and the schedule
     is rebased on it). Each epoch visits the training set in a fresh seeded permutation. ``patience``: stop once the
     validation loss (the training loss without validation data) has not improved for that many epochs, restoring the
-    best weights. ``augment(x_batch, rng) -> x_batch`` is applied to each training batch. ``norms_every``: how often
-    the per-layer gradient norms are measured (see the module's docstring; 1 measures every step).
+    best weights. ``norms_every``: how often the per-layer gradient norms are measured (see the module's docstring;
+    1 measures every step). Frozen layers (Network.freeze) are read when the Trainer is made: their parameters are
+    not given to the optimizer, and their layers have no gradient-norm curve. Changing the frozen set afterwards
+    makes the next ``step()`` refuse (ValueInputError: start a new training) rather than train with an optimizer
+    and a history laid out for the old set (a newly frozen layer's optimizer state, momentum included, would
+    otherwise still move it; a newly unfrozen one would have no optimizer state): freeze first, then make the Trainer,
+    as the playground does for each session.
+
+    ``augment`` transforms each training batch (drawing from its own Generator, seeded ``[seed, 3]``):
+    an ``AugmentSettings`` (simulator.data.datasets: the augmentation the preview shows) runs its label-preserving
+    transforms and, with mixup or CutMix, mixes images and labels: the batch is trained on soft targets (B, C)
+    (``augment_batch``, the preview's own function); a callable ``augment(x_batch, rng) -> x_batch`` keeps the
+    labels; a callable with a true ``takes_labels`` attribute is called ``augment(x_batch, y_batch, rng)`` and
+    returns (x_batch, targets), targets being labels (B,) or probability rows (B, C). Soft targets need the softmax
+    or MSE loss (the SVM's hinge needs one correct class: refused with ValueInputError). ``last_targets`` holds the
+    targets of the last update.
     """
 
     def __init__(self, network: Network, data: Sequence[Any], optimizer: str = "Adam", lr: float | None = None,
                  schedule: Any = None, batch_size: int = 64, epochs: int = 10, patience: int | None = None,
-                 seed: int = 0, augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+                 seed: int = 0, augment: Any = None,
                  restore_best: bool = True, norms_every: int = NORMS_EVERY, **optimizer_kwargs: Any):
         from simulator.functional.optim import make_optimizer
         if len(data) != 4:
@@ -171,6 +190,8 @@ class Trainer:
         self.seed = check_int("seed", seed, 0)
         self.norms_every = check_int("norms_every", norms_every, 1)
         self.augment = augment
+        self.mixes_labels = self._check_augment(augment, network)
+        self.last_targets: np.ndarray | None = None
         self.restore_best = restore_best
         self.optimizer_name = optimizer
         kwargs = dict(optimizer_kwargs)
@@ -179,9 +200,11 @@ class Trainer:
         self.schedule = schedule
         if schedule is not None and lr is not None:
             self.schedule = schedule.with_base(lr)
-        self.param_names = list(network.params)
+        # frozen layers (Network.freeze) are not given to the optimizer: no update, no optimizer state
+        self.param_names = network.trainable_names
+        self.frozen = network.frozen
         try:
-            self.optimizer = make_optimizer(optimizer, network.parameters(), **kwargs)
+            self.optimizer = make_optimizer(optimizer, network.trainable_parameters(), **kwargs)
         except TypeError as exc:
             raise ValueInputError(f"optimizer {optimizer}: {exc}") from None
         self.optimizer_kwargs = dict(self.optimizer.hyperparameters())
@@ -195,7 +218,7 @@ class Trainer:
             raise ValueInputError(f"{self.total_steps:,} training steps ({self.epochs} epochs of "
                                   f"{self.iters_per_epoch} batches) is more than {MAX_TRAINING_STEPS:,}: use fewer "
                                   f"epochs or larger batches")
-        self._norm_groups = [(l.name, l.params) for l in network.layers if l.params]
+        self._norm_groups = [(l.name, l.params) for l in network.layers if l.params and l.name not in network.frozen]
         self.history = History(self.total_steps, self.epochs, [name for name, _ in self._norm_groups])
         self.iteration = 0
         self.epoch = 0
@@ -208,6 +231,45 @@ class Trainer:
         self._pending_eval = False
         self._last_grads: dict[str, np.ndarray] | None = None
         self._norms: Mapping[str, float] = {name: math.nan for name, _ in self._norm_groups}
+
+    @staticmethod
+    def _check_augment(augment: Any, network: Network) -> bool:
+        """Whether the augmentation trains on its own targets (mixing); refuses what cannot work before training."""
+        if augment is None:
+            return False
+        if isinstance(augment, datasets.AugmentSettings):
+            if len(network.input_shape) != 3:
+                raise ShapeError(f"image augmentation needs image inputs (C, H, W); this network takes "
+                                 f"{network.input_shape}")
+            soft = augment.mixes_labels
+        elif callable(augment):
+            soft = bool(getattr(augment, "takes_labels", False))
+        else:
+            raise ValueInputError(f"augment must be AugmentSettings or a callable, got {augment!r}")
+        if soft and network.loss_kind == "svm":
+            what = augment.pipeline()[-1] if isinstance(augment, datasets.AugmentSettings) else "this augmentation"
+            raise ValueInputError(f"{what} trains on soft labels, which the multiclass SVM loss cannot take (its "
+                                  f"hinge needs one correct class): choose softmax cross-entropy or MSE, or turn "
+                                  f"the mixing off")
+        return soft
+
+    def _augmented(self, idx: np.ndarray, yb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's inputs and targets after the augmentation (see the class docstring)."""
+        aug, xb = self.augment, self.X[idx]
+        if isinstance(aug, datasets.AugmentSettings):
+            if aug.mixes_labels:
+                return datasets.augment_batch(xb, yb, self.network.num_classes, aug, self._aug_rng)
+            return aug.augmenter()(np.asarray(xb, np.float64), self._aug_rng), yb
+        if getattr(aug, "takes_labels", False):
+            out = aug(xb, yb, self._aug_rng)
+            if not isinstance(out, tuple) or len(out) != 2:
+                raise ValueInputError("an augmentation that takes labels must return (x_batch, targets)")
+            xa, ta = out
+            if len(np.asarray(ta)) != len(idx):
+                raise ShapeError(f"the augmentation returned {len(np.asarray(ta))} targets for a batch of "
+                                 f"{len(idx)}")
+            return xa, np.asarray(ta)
+        return aug(xb, self._aug_rng), yb
 
     @property
     def done(self) -> bool:
@@ -238,22 +300,26 @@ class Trainer:
             self.evaluate()
         if self.done:
             raise ValueInputError("training is finished: no steps left")
+        net = self.network
+        if net.frozen != self.frozen:
+            then, now = (", ".join(sorted(f)) or "none" for f in (self.frozen, net.frozen))
+            raise ValueInputError(f"the frozen layers changed after the Trainer was made: start a new training "
+                                  f"(a new Trainer; frozen when it was made: {then}, now: {now})")
         bs = self.batch_size
         last = self._batch == self.iters_per_epoch - 1
         idx = self._order[self._batch * bs:len(self._order) if last else (self._batch + 1) * bs]
         yb = self.y[idx]
         measure = last or self.iteration % self.norms_every == 0
-        net = self.network
         if self.augment is None:
             xb, checked = self._X_checked[idx], True
         else:
-            xb, checked = self.augment(self.X[idx], self._aug_rng), False
+            (xb, yb), checked = self._augmented(idx, yb), False
+        self.last_targets = yb
         loss, grads, scores = net.loss_grads_scores(xb, yb, "train", what=f"iteration {self.iteration + 1}: ",
                                                     checked=checked, check_grads=measure)
-        if yb.ndim == 1:
-            acc = np.count_nonzero(scores.argmax(axis=1) == yb) / len(yb)
-        else:
-            acc = math.nan
+        # soft targets (mixing): the class with the largest weight counts as the label (StepMetrics)
+        labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
+        acc = np.count_nonzero(scores.argmax(axis=1) == labels) / len(labels)
         self._last_grads = grads
         if measure:
             self._norms = self._measure_norms(grads)
@@ -317,6 +383,9 @@ class Trainer:
         return self.history
 
     def config(self) -> dict[str, Any]:
-        """What export_torch needs: optimizer name and hyperparameters, schedule, batch size, epochs, seed."""
+        """What export_torch needs: optimizer name and hyperparameters, schedule, batch size, epochs, seed, and the
+        augmentation when it is an AugmentSettings (None otherwise)."""
+        aug = self.augment if isinstance(self.augment, datasets.AugmentSettings) else None
         return {"optimizer": self.optimizer_name, "hyperparameters": dict(self.optimizer_kwargs),
-                "schedule": self.schedule, "batch_size": self.batch_size, "epochs": self.epochs, "seed": self.seed}
+                "schedule": self.schedule, "batch_size": self.batch_size, "epochs": self.epochs, "seed": self.seed,
+                "augment": aug}

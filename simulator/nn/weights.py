@@ -52,7 +52,9 @@ _NPY_OVERHEAD = 4096                # an .npy preamble and header (numpy writes 
 _ENTRY_OVERHEAD = 1024              # a zip entry's local and central headers with a long name
 MAX_FILE_BYTES = MAX_PARAMS * 8 + MAX_HEADER_BYTES + MAX_ENTRIES * (_NPY_OVERHEAD + _ENTRY_OVERHEAD)
 
-_NAME = re.compile(r"(?:header|(?:param|buffer)/[A-Za-z_][A-Za-z0-9_]{0,63}\.[A-Za-z_][A-Za-z0-9_]{0,31})\.npy")
+# "fc1.w", or one level deeper inside a residual block: "res1.conv1.w", "res1.bn1.running_var"
+_NAME = re.compile(r"(?:header|(?:param|buffer)/[A-Za-z_][A-Za-z0-9_]{0,63}"
+                   r"(?:\.[A-Za-z_][A-Za-z0-9_]{0,31}){1,2})\.npy")
 _NPY_HEADER = re.compile(r"\{'descr': '(?P<descr>[<>|=][A-Za-z][0-9]{1,2})', 'fortran_order': (?P<fortran>True|False), "
                          r"'shape': \((?P<shape>[0-9]{1,12}(?:, [0-9]{1,12}){0,7},?|)\), \} *\n?")
 _FLOATS = {"<f4": np.dtype("<f4"), "<f8": np.dtype("<f8"), ">f4": np.dtype(">f4"), ">f8": np.dtype(">f8")}
@@ -71,7 +73,7 @@ def _name(path: str | os.PathLike) -> str:
 def _header(network: Network) -> bytes:
     header = {"format": FORMAT, "version": VERSION, "network": network.spec_dict(),
               "params": {k: list(v.shape) for k, v in network.params.items()},
-              "buffers": sorted({k.rsplit(".", 1)[0] for k, _ in network.named_buffers()})}
+              "buffers": sorted({k.split(".", 1)[0] for k, _ in network.named_buffers()})}
     return json.dumps(header).encode()
 
 
@@ -242,7 +244,8 @@ def _network_from_header(header: Mapping[str, Any], name: str) -> Network:
             raise TypeError("no layer list")
         return Network(tuple(spec["input_shape"]), [layer_from_dict(d) for d in spec["layers"]], loss=spec["loss"],
                        reg=spec["reg"], reg_kind=spec["reg_kind"], init=spec["init"], bias_init=spec["bias_init"],
-                       seed=spec["seed"], dtype=_dtype(spec["dtype"]))
+                       seed=spec["seed"], dtype=_dtype(spec["dtype"]),
+                       label_smoothing=spec.get("label_smoothing", 0.0))
     except FileFormatError as exc:
         raise FileFormatError(f"{name}: {exc}") from None
     except (KeyError, TypeError, ValueError, OverflowError, StudioError) as exc:

@@ -1,8 +1,10 @@
 """Loss ops: multiclass SVM (hinge, margin 1), softmax cross-entropy, mean squared error, L1 and L2 penalties.
 
 Classification losses take scores (N, C) with integer labels y (N,), or one example's scores (C,) with a scalar
-label, and return the mean loss over the batch. Labels get no gradient. Labels arrive as float64 graph values and
-are checked here to be whole numbers in range; the arithmetic is simulator/layers.py over the Numba kernels.
+label, and return the mean loss over the batch. Softmax cross-entropy also takes probability targets of the scores'
+shape (soft labels: mixup, CutMix) and a ``label_smoothing`` eps. Labels get no gradient. Labels arrive as float64
+graph values and are checked here to be whole numbers in range (probability targets: rows of non-negative numbers
+summing to 1); the arithmetic is simulator/functional/layers.py over the Numba kernels.
 """
 from __future__ import annotations
 
@@ -13,12 +15,15 @@ from simulator.core.errors import ShapeError, ValueInputError
 from simulator.ops.registry import ELEMENTWISE_SHAPES, AttrSpec, OpSpec, away_from, register, same_shape, shape_str
 
 
-def classification_shape(op):
-    def rule(ss, sy):
+def classification_shape(op, soft=False):
+    def rule(ss, sy, **_attrs):
         if len(ss) == 2 and tuple(sy) == (ss[0],) or len(ss) == 1 and tuple(sy) == ():
             return ()
+        if soft and len(ss) in (1, 2) and tuple(sy) == tuple(ss):
+            return ()
+        also = ", or probability targets y of the scores' shape" if soft else ""
         raise ShapeError(f"{op}: scores have shape {shape_str(ss)} and labels y have shape {shape_str(sy)}; "
-                         f"expected scores (N, C) with y (N,), or scores (C,) with a scalar y")
+                         f"expected scores (N, C) with y (N,), or scores (C,) with a scalar y{also}")
     return rule
 
 
@@ -35,12 +40,18 @@ def as_batch(op, scores, y):
     return s2, labels
 
 
-def _classification(op, layer_loss):
+def _classification(op, layer_loss, soft=False):
     """forward/backward for a classification loss over simulator/layers.py (float64). The layer returns the loss and
-    d loss / d scores together; the cache keeps that gradient, and backward scales it by the upstream gradient."""
-    def forward(scores, y):
-        s, labels = as_batch(op, np.asarray(scores, dtype=np.float64), y)
-        loss, dscores = layer_loss(s, labels)
+    d loss / d scores together; the cache keeps that gradient, and backward scales it by the upstream gradient.
+    ``soft``: y of the scores' shape is a probability target (checked by the layer), and attributes (the label
+    smoothing) are passed on."""
+    def forward(scores, y, **attrs):
+        scores64 = np.asarray(scores, dtype=np.float64)
+        if soft and np.ndim(scores) in (1, 2) and np.shape(y) == np.shape(scores):
+            loss, dscores = layer_loss(np.atleast_2d(scores64), np.atleast_2d(np.asarray(y, np.float64)), **attrs)
+        else:
+            s, labels = as_batch(op, scores64, y)
+            loss, dscores = layer_loss(s, labels, **attrs)
         return np.float64(loss), (dscores, np.shape(scores))
 
     def backward(dout, cache):
@@ -50,7 +61,7 @@ def _classification(op, layer_loss):
 
 
 svm_loss_forward, svm_loss_backward = _classification("svm_loss", L.svm_loss)
-softmax_ce_forward, softmax_ce_backward = _classification("softmax_ce", L.softmax_loss)
+softmax_ce_forward, softmax_ce_backward = _classification("softmax_ce", L.softmax_loss, soft=True)
 
 
 def _svm_samples(rng):
@@ -73,6 +84,12 @@ def _ce_samples(rng):
     out = [((rng.normal(size=(n, c)), rng.integers(0, c, size=n).astype(np.float64)), {})
            for n, c in ((1, 3), (4, 3), (5, 10))]
     out.append(((np.array([3.2, 5.1, -1.7]), np.array(0.0)), {}))
+    out.append(((rng.normal(size=(4, 3)), rng.integers(0, 3, size=4).astype(np.float64)), {"label_smoothing": 0.1}))
+    for n, c in ((4, 3), (2, 5)):                          # probability targets (soft labels)
+        t = rng.random((n, c))
+        out.append(((rng.normal(size=(n, c)), t / t.sum(axis=1, keepdims=True)), {}))
+    t = rng.random(4)
+    out.append(((rng.normal(size=4), t / t.sum()), {"label_smoothing": 0.2}))
     return out
 
 
@@ -85,10 +102,15 @@ register(OpSpec(
 
 register(OpSpec(
     name="softmax_ce", family="loss", inputs=("scores", "y"), forward=softmax_ce_forward,
-    backward=softmax_ce_backward, infer_shape=classification_shape("softmax_ce"), symbol="CE",
-    formula="(1/N) Σᵢ −log(e^{s_yᵢ} / Σⱼ e^{sⱼ})", local_grad={"scores": "(softmax(s) − onehot(y)) / N"},
-    doc="Softmax cross-entropy: the negative log-probability the softmax gives the correct class.",
-    sample=_ce_samples, nondiff=frozenset({"y"})))
+    backward=softmax_ce_backward, infer_shape=classification_shape("softmax_ce", soft=True), symbol="CE",
+    formula="(1/N) Σᵢ −log(e^{s_yᵢ} / Σⱼ e^{sⱼ});  soft targets t: (1/N) Σᵢ Σⱼ −tᵢⱼ log softmax(sᵢ)ⱼ",
+    local_grad={"scores": "(softmax(s) − t) / N, t = onehot(y) or the probability target, smoothed by ε"},
+    doc="Softmax cross-entropy: the negative log-probability the softmax gives the correct class. y is an integer "
+        "label per example or a probability row per example (soft labels); label_smoothing ε mixes the target with "
+        "the uniform distribution: t ← (1 − ε) t + ε / C.",
+    sample=_ce_samples, nondiff=frozenset({"y"}),
+    attrs=(AttrSpec("label_smoothing", 0.0, "float", "label smoothing ε in [0, 1): the correct class gets "
+                    "1 − (C − 1)/C · ε, the others ε / C", minimum=0.0),)))
 
 
 def mse_shape(sp, st):

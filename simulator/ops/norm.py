@@ -1,4 +1,4 @@
-"""Normalisation ops: batchnorm, layernorm, instancenorm, over simulator/layers.py and the Numba kernels.
+"""Normalisation ops: batchnorm, layernorm, instancenorm, groupnorm, over simulator/layers.py and the Numba kernels.
 
 batchnorm here is train mode only: it normalises with the statistics of the batch it is given. A graph op holds no
 state between runs, so the running mean and variance that evaluation uses (updated with momentum after each training
@@ -160,3 +160,50 @@ register(OpSpec(
     doc="Instance normalisation: each channel of each image is standardised over its own pixels (style transfer's "
         "choice: it removes per-image contrast). Needs at least two pixels per channel.",
     sample=_in_samples, attrs=(_EPS,)))
+
+# ---- groupnorm ------------------------------------------------------------------------------------------------
+
+
+def groupnorm_forward(x, gamma, beta, groups=2, eps=1e-5):
+    """x: (N, C, H, W), normalised per sample and group of C/groups channels over those channels and H, W;
+    gamma, beta: (C,)."""
+    x, gamma, beta = _f64(x, gamma, beta)
+    return L.groupnorm_forward(x, gamma, beta, groups, {"eps": eps})
+
+
+def groupnorm_backward(dout, cache):
+    return _grads64(dout, cache, L.groupnorm_backward)
+
+
+def groupnorm_shape(sx, sg, sb, groups=2, eps=1e-5):
+    sx = tuple(sx)
+    if len(sx) != 4:
+        raise ShapeError(f"groupnorm: x has shape {shape_str(sx)} and gamma has shape {shape_str(sg)}; "
+                         f"expected x (N, C, H, W)")
+    if sx[1] % groups:
+        raise ShapeError(f"groupnorm: x has shape {shape_str(sx)}: its {sx[1]} channels do not split into {groups} "
+                         f"equal groups")
+    _per_channel_params("groupnorm", sx, sg, sb, sx[1], "channel")
+    return sx
+
+
+def _gn_samples(rng):
+    cases = [((2, 4, 2, 2), 2), ((1, 6, 3, 1), 3), ((2, 2, 2, 3), 1), ((2, 3, 2, 2), 3)]
+    return [((rng.normal(loc=0.4, scale=1.5, size=s), rng.uniform(0.5, 1.5, size=s[1]), rng.normal(size=s[1])),
+             {"groups": g, "eps": 1e-5}) for s, g in cases]
+
+
+register(OpSpec(
+    name="groupnorm", family="normalization", inputs=("x", "gamma", "beta"), forward=groupnorm_forward,
+    backward=groupnorm_backward, infer_shape=groupnorm_shape, symbol="GN",
+    formula="x̂ = (x − μ) / √(σ² + ε) per sample and group of C/G channels over those channels and H, W;  "
+            "out = γ · x̂ + β (per channel)",
+    local_grad={"x": "(γ / σ) · (g − mean(g) − x̂ · mean(g · x̂)), g = dL/dx̂, means over one group's channels and "
+                     "pixels",
+                "gamma": "Σ over n, h, w of dL/dout · x̂", "beta": "Σ over n, h, w of dL/dout"},
+    doc="Group normalisation (Wu & He 2018): each image's channels are split into G groups of consecutive "
+        "channels, and each group is standardised over its channels and pixels. G = 1 normalises the whole image "
+        "(layer norm), G = C each channel on its own (instance norm). Like layer norm it does not depend on the "
+        "batch, so it works the same at batch size 1 and in evaluation.",
+    sample=_gn_samples, attrs=(AttrSpec("groups", 2, "int", "number of channel groups G (must divide C)", minimum=1),
+                               _EPS)))

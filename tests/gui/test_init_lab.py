@@ -156,3 +156,61 @@ def test_main_path_click_batch_norm_and_the_text_quotes_the_table(qtbot, lab):
     assert lab.model.settings.batchnorm and lab.stats.batchnorm
     pre = lab.stats.column("pre_std")
     assert f"{pre.min():.3f}–{pre.max():.3f}" in lab.explain_label.text()
+
+
+# ------------------------------------------------------------------------------------------- the norm comparison
+
+def _type(qtbot, spin, text: str) -> None:
+    spin.setFocus()
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin.lineEdit(), text)
+    qtbot.keyClick(spin.lineEdit(), Qt.Key.Key_Return)
+
+
+def test_the_norm_comparison_tab_shades_each_norms_set_and_tabulates_its_statistics(qtbot, lab):
+    from simulator.labs.init_stats import NORM_KINDS, norm_sets
+    bar = lab.tabs.tabBar()
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(1).center())
+    assert lab.tabs.currentIndex() == 1 and lab.norms_view.isVisible()
+    view = lab.norms_view
+    qtbot.waitUntil(lambda: lab.model.norms is not None and not lab.norms_busy(), timeout=15_000)
+    c = lab.model.norms
+    assert c.x.shape == (6, 6, 4, 4) and c.groups == 3
+
+    def shaded_by_model(kind):
+        sets = norm_sets(kind, c.x.shape, c.groups)
+        return {(n, k) for n in range(6) for k in range(6) if sets[n, k] == sets[0, 0]}
+    # the paper's figure: BN shades channel 0 of every sample, LN all of sample 0, IN one cell, GN one group
+    assert view.cubes.shaded["BatchNorm"] == {(n, 0) for n in range(6)}
+    assert view.cubes.shaded["LayerNorm"] == {(0, k) for k in range(6)}
+    assert view.cubes.shaded["InstanceNorm"] == {(0, 0)}
+    assert view.cubes.shaded["GroupNorm"] == {(0, 0), (0, 1)}
+    for kind in NORM_KINDS:
+        assert view.cubes.shaded[kind] == shaded_by_model(kind)
+    t = view.norm_table
+    for r, row in enumerate(c.rows):
+        assert t.item(r, 0).text() == row.name
+        assert (int(t.item(r, 2).text()), int(t.item(r, 3).text())) == (row.sets, row.per_set)
+        assert float(t.item(r, 8).text()) == pytest.approx(row.channel_spread, abs=6e-4)
+        assert float(t.item(r, 9).text()) == pytest.approx(row.sample_spread, abs=6e-4)
+        assert float(t.item(r, 6).text()) < 1e-10                     # mean 0 over exactly its sets
+    assert "GroupNorm: 18 mean/variance statistics" in view.norm_explain.text()
+    pixmap = view.cubes.grab()                                         # the cubes are painted, in the shade colour
+    img = pixmap.toImage()
+    from gui.labs.init_lab import SHADE
+    assert any(img.pixelColor(x, y) == SHADE for x in range(0, img.width(), 3) for y in range(0, img.height(), 3))
+
+    # typing G = 2: the GroupNorm set grows to three channels; G = 4 does not divide C = 6 and is refused inline
+    _type(qtbot, view.widgets["groups"], "2")
+    qtbot.waitUntil(lambda: lab.model.norms is not c and not lab.norms_busy(), timeout=10_000)
+    assert view.cubes.shaded["GroupNorm"] == {(0, 0), (0, 1), (0, 2)}
+    assert t.item(3, 2).text() == "12" and t.item(3, 3).text() == "48"
+    before = lab.model.norms
+    _type(qtbot, view.widgets["groups"], "4")
+    qtbot.waitUntil(lambda: view.norm_error.isVisible(), timeout=5000)
+    assert "6 channels do not split into 4 equal groups" in view.norm_error.text()
+    assert lab.model.norms is before and not lab.runner.running("norms")
+    _type(qtbot, view.widgets["channels"], "8")                      # 8 channels split into 4 groups
+    qtbot.waitUntil(lambda: lab.model.norms is not before and not lab.norms_busy(), timeout=10_000)
+    assert view.norm_error.isHidden() and lab.model.norms.x.shape[1] == 8
+    assert view.cubes.shaded["GroupNorm"] == {(0, 0), (0, 1)} and t.item(3, 2).text() == "24"

@@ -86,3 +86,24 @@ def test_losses_with_huge_logits_are_finite(dtype):
     loss, ds = L.svm_loss(s, y)
     np.testing.assert_allclose(loss, ((2e4 + 1 + 1e4 + 1) + 2 + 2 * (2e4 + 1)) / 3, rtol=1e-12)
     assert np.all(np.isfinite(ds))
+
+
+def test_warmup_compiles_what_the_loss_layers_call():
+    # the warm-up's calls have the loss layers' signatures, so a network's first loss, hard or soft labels, float32
+    # or float64, compiles nothing on the thread that asks for it (the shared max / log-sum-exp helper is compiled
+    # into both softmax kernels, and cached with them)
+    from simulator.functional import layers as F
+    for _, task in L.warmup_tasks():
+        task()
+    kernels = (L.softmax_loss, L.softmax_loss_soft, L.svm_loss)
+    before = [len(k.signatures) for k in kernels]
+    assert all(n >= 2 for n in before)
+    rng = np.random.default_rng(0)
+    for dt in (np.float32, np.float64):
+        s = rng.standard_normal((5, 3)).astype(dt)
+        y = rng.integers(0, 3, 5)
+        F.softmax_loss(s, y)
+        F.softmax_loss(s, y, label_smoothing=0.1)
+        F.softmax_loss(s, np.full((5, 3), 1 / 3))
+        F.svm_loss(s, y)
+    assert [len(k.signatures) for k in kernels] == before

@@ -104,3 +104,62 @@ def test_instancenorm(N, C, L, dtype, seed):
     np.testing.assert_allclose(dx, ref_norm_backward(d64, x64, gb, (2,), EPS), rtol=rtol * 10, atol=atol * 10)
     np.testing.assert_allclose(dg, (d64 * xh).sum((0, 2)), rtol=rtol * 10, atol=atol * 10)
     np.testing.assert_allclose(db, d64.sum((0, 2)), rtol=rtol, atol=atol)
+
+
+@SETTINGS
+@given(N=st.integers(1, 4), G=st.integers(1, 4), cg=st.integers(1, 3), L=st.integers(1, 7),
+       dtype=st.sampled_from([np.float64, np.float32]), seed=st.integers(0, 2**32 - 1))
+def test_groupnorm(N, G, cg, L, dtype, seed):
+    if cg * L < 2:
+        L = 2
+    C = G * cg
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((N, C, L)) * 2 - 0.5).astype(dtype)
+    g = rng.standard_normal(C).astype(dtype)
+    be = rng.standard_normal(C).astype(dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    x64, d64 = x.astype(np.float64), dout.astype(np.float64)
+    rtol, atol = _tol(dtype)
+    out, xhat, inv_std = K.groupnorm_forward(x, g, be, G, EPS)
+    assert out.dtype == dtype and inv_std.shape == (N, G)
+    # numpy reference: the group axis made explicit, (N, G, C/G, L), statistics over the last two axes
+    xg = x64.reshape(N, G, cg, L)
+    xh = ((xg - xg.mean((2, 3), keepdims=True)) / np.sqrt(xg.var((2, 3), keepdims=True) + EPS)).reshape(x.shape)
+    gb = g[None, :, None].astype(np.float64)
+    np.testing.assert_allclose(out, xh * gb + be[None, :, None], rtol=rtol, atol=atol)
+    dx, dg, db = K.groupnorm_backward(dout, xhat, g, inv_std, G)
+    ref = ref_norm_backward(d64.reshape(N, G, cg, L), xg, gb.reshape(1, G, cg, 1), (2, 3), EPS).reshape(x.shape)
+    np.testing.assert_allclose(dx, ref, rtol=rtol * 10, atol=atol * 10)
+    np.testing.assert_allclose(dg, (d64 * xh).sum((0, 2)), rtol=rtol * 10, atol=atol * 10)
+    np.testing.assert_allclose(db, d64.sum((0, 2)), rtol=rtol, atol=atol)
+
+
+def test_groupnorm_with_one_group_per_channel_is_instance_norm():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 4, 6))
+    g, b, d = rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal((3, 4, 6))
+    out, xhat, inv = K.groupnorm_forward(x, g, b, 4, EPS)
+    out_i, xhat_i, inv_i = K.instancenorm_forward(x, g, b, EPS)
+    np.testing.assert_allclose(out, out_i, rtol=1e-12, atol=1e-13)
+    for a, b_ in zip(K.groupnorm_backward(d, xhat, g, inv, 4), K.instancenorm_backward(d, xhat_i, g, inv_i)):
+        np.testing.assert_allclose(a, b_, rtol=1e-11, atol=1e-12)
+
+
+def test_warmup_compiles_what_the_layers_call():
+    # the warm-up's calls have the layers' signatures, so a network with group or instance norm in float32 or
+    # float64 compiles nothing when it first runs (on the UI thread, say)
+    from simulator.functional import layers as L
+    for _, task in K.warmup_tasks():
+        task()
+    kernels = (K._groupnorm_forward_into, K._groupnorm_backward_into)      # instance norm runs these too
+    before = [len(k.signatures) for k in kernels]
+    assert all(n >= 2 for n in before)
+    rng = np.random.default_rng(0)
+    for dt in (np.float32, np.float64):
+        x = rng.standard_normal((3, 4, 5, 5)).astype(dt)
+        g, b = np.ones(4, dt), np.zeros(4, dt)
+        out, cache = L.groupnorm_forward(x, g, b, 2)
+        L.groupnorm_backward(out, cache)
+        out, cache = L.instancenorm_forward(x, g, b)
+        L.instancenorm_backward(out, cache)
+    assert [len(k.signatures) for k in kernels] == before

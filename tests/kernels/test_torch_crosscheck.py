@@ -119,6 +119,24 @@ def test_layer_and_instance_norm_match_torch():
     np.testing.assert_allclose(dx.reshape(x4.shape), tx.grad.numpy(), rtol=1e-9, atol=1e-10)
 
 
+
+@pytest.mark.parametrize("groups", [1, 2, 3, 6])
+def test_group_norm_matches_torch(groups):
+    rng = np.random.default_rng(groups)
+    x = rng.standard_normal((3, 6, 4, 5)) * 2 + 1
+    g, b = rng.standard_normal(6), rng.standard_normal(6)
+    dout = rng.standard_normal(x.shape)
+    tx, tg, tb = t(x, True), t(g, True), t(b, True)
+    tout = F.group_norm(tx, groups, tg, tb, eps=1e-5)
+    tout.backward(t(dout))
+    out, xhat, inv_std = norm.groupnorm_forward(x.reshape(3, 6, 20), g, b, groups, 1e-5)
+    np.testing.assert_allclose(out.reshape(x.shape), tout.detach().numpy(), rtol=1e-10, atol=1e-12)
+    dx, dg, db = norm.groupnorm_backward(dout.reshape(3, 6, 20), xhat, g, inv_std, groups)
+    np.testing.assert_allclose(dx.reshape(x.shape), tx.grad.numpy(), rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(dg, tg.grad.numpy(), rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(db, tb.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
 def test_losses_match_torch():
     rng = np.random.default_rng(5)
     s = rng.standard_normal((7, 5)) * 3

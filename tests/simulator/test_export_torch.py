@@ -138,3 +138,72 @@ def test_bad_exports_are_refused_before_anything_is_written(tmp_path, change, er
     with pytest.raises(error, match=message):
         write_torch_export(tmp_path / "out", net, cfg, data)
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------------- issue 13
+
+def tricks_setup(mix="none", eps=0.0, loss="softmax", **aug):
+    """An image MLP in float64 on 60 digits, trained with label smoothing and/or mixing (transforms off)."""
+    X, y = D.load_digits()
+    X, y = X[:60] / 16.0, y[:60]
+    data = D.train_val_split(X, y, 0.25, seed=0)
+    net = Network((1, 8, 8), [Flatten(), Linear(12), Activation("tanh"), Linear(10)], loss=loss,
+                  label_smoothing=eps, dtype=np.float64, seed=4)
+    settings = D.AugmentSettings(shift_on=False, rotate_on=False, mix=mix, **aug)
+    tr = Trainer(net, data, "SGD", lr=0.2, batch_size=16, epochs=2, seed=6,
+                 augment=settings if mix != "none" or aug else None)
+    return net, tr, data
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+@pytest.mark.parametrize("mix, eps, loss", [("none", 0.1, "softmax"), ("mixup", 0.0, "softmax"),
+                                            ("cutmix", 0.2, "softmax"), ("mixup", 0.0, "mse")])
+def test_exported_script_reproduces_smoothing_and_mixing(tmp_path, mix, eps, loss):
+    net, tr, data = tricks_setup(mix, eps, loss)
+    script = write_torch_export(tmp_path, net, tr, data)
+    text = script.read_text()
+    assert (f"label_smoothing={eps!r}" in text) == bool(eps)
+    assert (f"MIX, ALPHA, CLASSES = {mix!r}" in text) == (mix != "none")
+    initial, steps = _run(script, 4)
+    ours = [tr.step().loss for _ in range(4)]   # the first loss is before any update: the script's initial loss
+    assert initial == pytest.approx(ours[0], rel=1e-9)
+    assert np.allclose(steps, ours, rtol=0, atol=1e-6), (steps, ours)   # the script prints 6 decimals
+
+
+def test_export_says_what_it_leaves_out_and_refuses_svm_mixing():
+    net, tr, _ = tricks_setup("cutmix", 0.0, flip_on=True)
+    src = export_torch_script(net, tr)
+    compile(src, "exported.py", "exec")
+    assert "Not exported: the studio's label-preserving augmentation (flip)" in src
+    assert "Training batches are mixed (CutMix, alpha = 1.0)" in src
+    svm = Network((1, 8, 8), [Flatten(), Linear(10)], loss="svm")
+    with pytest.raises(ValueInputError, match="multiclass SVM"):
+        export_torch_script(svm, {**tr.config(), "augment": D.AugmentSettings(mix="mixup")})
+    with pytest.raises(ValueInputError, match="AugmentSettings or None"):
+        export_torch_script(net, {**tr.config(), "augment": "mixup"})
+
+
+# ---------------------------------------------------------------------------------------------------- frozen layers
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+@pytest.mark.parametrize("optimizer, reg_kind, kw", [("Adam", "l2", {"lr": 0.01}),
+                                                     ("AdamW", "l1", {"lr": 0.02, "weight_decay": 0.1})])
+def test_exported_frozen_layers_stay_frozen_and_the_losses_equal_ours(tmp_path, optimizer, reg_kind, kw):
+    """fc1 and bn1 frozen (bn1 with moved running statistics: it runs in eval mode in training), the rest trains;
+    the regulariser counts the frozen weight as a constant, as ours does."""
+    net, tr, data = mlp_setup("softmax", optimizer, None, reg=0.01, reg_kind=reg_kind, **kw)
+    net.buffers()[0][...] = np.linspace(-0.3, 0.3, 16)     # bn1.running_mean
+    net.buffers()[1][...] = np.linspace(0.5, 1.5, 16)      # bn1.running_var
+    net.freeze(["fc1", "bn1"])
+    tr = Trainer(net, data, optimizer, batch_size=32, epochs=2, seed=3, **kw)   # made after freezing
+    before = net.state_dict()
+    script = write_torch_export(tmp_path, net, tr, data)
+    text = script.read_text()
+    assert "FROZEN = [0, 1]" in text and "FIXED = [1]" in text and "requires_grad_(False)" in text
+    assert "[p for p in model.parameters() if p.requires_grad]" in text
+    initial, steps = _run(script, 5)
+    ours = [tr.step().loss for _ in range(5)]
+    assert initial == pytest.approx(ours[0], rel=1e-9)
+    assert np.allclose(steps, ours, rtol=0, atol=2e-6), (steps, ours)   # the script prints 6 decimals
+    for k in ("fc1.w", "fc1.b", "bn1.gamma", "bn1.beta", "bn1.running_mean", "bn1.running_var"):
+        assert net.state_dict()[k].tobytes() == before[k].tobytes(), k

@@ -87,3 +87,59 @@ def test_settings_and_oversized_experiments_are_refused_before_anything_runs():
     with pytest.raises(ValueInputError, match="too slow"):
         model.experiment(InitSettings(width=2000, n=1000, depth=20))
     assert model.result is None and model.settings == InitSettings()
+
+
+# ------------------------------------------------------------------------------------------- the norm comparison
+
+def test_the_model_compares_the_four_norms_and_explains_with_their_numbers():
+    from simulator.core.errors import ShapeError
+    from simulator.labs.init_lab import NormSettings, explain_norms
+    model = InitLabModel()
+    seen = []
+    model.norms_changed.connect(lambda: seen.append(model.norms))
+    s = NormSettings(n=4, channels=8, size=3, groups=4, seed=2)
+    model.show_norms(run_job(model.norm_comparison(s)))
+    assert seen == [model.norms] and model.norm_settings == s
+    c = model.norms
+    assert c.x.shape == (4, 8, 3, 3)
+    assert [(r.name, r.sets, r.per_set) for r in c.rows] == [("BatchNorm", 8, 36), ("LayerNorm", 4, 72),
+                                                             ("InstanceNorm", 32, 9), ("GroupNorm", 16, 18)]
+    text = explain_norms(c)
+    for r in c.rows:
+        assert f"{r.name}: {r.sets} mean/variance statistics" in text and f"= {r.per_set} values" in text
+        assert f"{r.in_mean[0]:+.2f}…{r.in_mean[1]:+.2f}" in text
+    assert f"the samples' means still differ (spread {c.row('BatchNorm').sample_spread:.2f})" in text
+    assert "G = 4" in text
+    with pytest.raises(ShapeError, match="8 channels do not split into 3"):
+        model.norm_comparison(NormSettings(channels=8, groups=3))
+    assert model.norms is c and model.norm_settings == s and len(seen) == 1    # a refusal changes nothing
+    with pytest.raises(ValueInputError, match="Batch N must be ≥ 2"):
+        NormSettings(n=1)
+
+
+def test_the_norms_come_in_the_group_norm_papers_order():
+    # the view draws its four cubes and its table rows in this order (Wu & He 2018, figure 2)
+    from simulator.labs.init_lab import NormSettings
+    from simulator.labs.init_stats import NORM_KINDS
+    assert NORM_KINDS == ("BatchNorm", "LayerNorm", "InstanceNorm", "GroupNorm")
+    c = run_job(InitLabModel().norm_comparison(NormSettings(n=2, channels=2, size=2, groups=1)))
+    assert tuple(r.name for r in c.rows) == NORM_KINDS
+
+
+def test_a_comparison_over_the_size_limit_is_refused_before_the_tensor_is_built():
+    import tracemalloc
+
+    from simulator.labs.init_lab import NormSettings
+    from simulator.labs.init_stats import MAX_NORM_VALUES
+    s = NormSettings(n=64, channels=64, size=32, groups=1)          # the form allows it: 4,194,304 values
+    assert s.n * s.channels * s.size ** 2 > MAX_NORM_VALUES
+    model = InitLabModel()
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueInputError, match=r"64 x 64 x 32 x 32 is too large"):
+            model.norm_comparison(s)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000          # the tensor alone would be 33.5 MB of float64
+    assert model.norm_settings == NormSettings()

@@ -168,3 +168,101 @@ def test_warm_up_times_size_is_capped():
         layer_statistics(depth=10, width=500, n=1000, batchnorm=True, warmup_passes=500)
     with pytest.raises(ValueInputError, match="too slow"):
         check_size(10, 2000, 1000)
+
+
+# ------------------------------------------------------------------------------------------- the four norms
+
+from simulator.core.errors import ShapeError  # noqa: E402
+from simulator.labs.init_stats import (NORM_AXES, NORM_KINDS, norm_activations, norm_comparison,  # noqa: E402
+                                       norm_comparison_job, norm_sets)
+
+
+def test_norm_sets_follow_the_groupnorm_paper_figure():
+    shape = (3, 6, 4, 4)
+    assert np.array_equal(norm_sets("BatchNorm", shape), np.tile(np.arange(6), (3, 1)))
+    assert np.array_equal(norm_sets("LayerNorm", shape), np.repeat(np.arange(3)[:, None], 6, axis=1))
+    assert np.array_equal(norm_sets("InstanceNorm", shape), np.arange(18).reshape(3, 6))
+    assert np.array_equal(norm_sets("GroupNorm", shape, 2), [[0, 0, 0, 1, 1, 1], [2, 2, 2, 3, 3, 3],
+                                                             [4, 4, 4, 5, 5, 5]])
+    assert np.array_equal(norm_sets("GroupNorm", shape, 1), norm_sets("LayerNorm", shape))
+    assert np.array_equal(norm_sets("GroupNorm", shape, 6), norm_sets("InstanceNorm", shape))
+    with pytest.raises(ShapeError, match="6 channels do not split into 4 equal groups"):
+        norm_sets("GroupNorm", shape, 4)
+
+
+# axes of x (N, C, H, W) that each norm's statistics are taken over, written out independently of norm_sets
+_REDUCE = {"BatchNorm": lambda a: a.transpose(1, 0, 2, 3).reshape(a.shape[1], -1),
+           "LayerNorm": lambda a: a.reshape(a.shape[0], -1),
+           "InstanceNorm": lambda a: a.reshape(a.shape[0] * a.shape[1], -1)}
+
+
+def _sets_of(kind, a, groups):
+    if kind == "GroupNorm":
+        return a.reshape(a.shape[0] * groups, -1)
+    return _REDUCE[kind](a)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3, 6])
+def test_each_norm_gives_mean_0_and_variance_1_over_exactly_its_axes(groups):
+    x = norm_activations(n=5, channels=6, size=4, seed=1, channel_shift=2.0, sample_scale=0.6)
+    c = norm_comparison(x, groups)
+    assert [r.name for r in c.rows] == list(NORM_KINDS) and c.groups == groups
+    for r in c.rows:
+        sets = _sets_of(r.name, r.out, groups)
+        assert r.sets == sets.shape[0] and r.per_set == sets.shape[1]
+        assert np.allclose(sets.mean(axis=1), 0, atol=1e-12)
+        var = sets.var(axis=1)
+        insets = _sets_of(r.name, x, groups)
+        assert np.allclose(var, insets.var(axis=1) / (insets.var(axis=1) + 1e-5), rtol=1e-12)   # 1 up to eps
+        assert r.out_mean < 1e-12 and r.out_var == pytest.approx(np.abs(var - 1).max(), rel=1e-9)
+        assert r.in_mean == pytest.approx((insets.mean(1).min(), insets.mean(1).max()), rel=1e-12)
+        assert r.in_std == pytest.approx((insets.std(1).min(), insets.std(1).max()), rel=1e-12)
+    # ... and only over those: what each leaves different
+    bn, ln, inn, gn = (c.row(k) for k in NORM_KINDS)
+    assert bn.channel_spread < 1e-12 and bn.sample_spread > 0.05        # samples keep their own means
+    assert ln.sample_spread < 1e-12 and ln.channel_spread > 0.3         # channels keep theirs
+    assert inn.sample_spread < 1e-12 and inn.channel_spread < 1e-12
+    assert gn.sample_spread < 1e-12
+    assert (gn.channel_spread > 0.1) == (groups < 6)
+    assert gn.sets == 5 * groups and gn.per_set == 6 // groups * 16
+    assert NORM_AXES["GroupNorm"] == ("C/G", "H", "W") and NORM_AXES["BatchNorm"] == ("N", "H", "W")
+    if groups == 1:
+        assert np.allclose(gn.out, ln.out, rtol=1e-12, atol=1e-12)
+    if groups == 6:
+        assert np.allclose(gn.out, inn.out, rtol=1e-12, atol=1e-12)
+
+
+def test_norm_comparison_refuses_bad_input_before_any_work():
+    x = norm_activations(n=4, channels=6, size=3)
+    with pytest.raises(ShapeError, match="6 channels do not split into 4 equal groups"):
+        norm_comparison_job(x, 4)
+    with pytest.raises(ShapeError, match=r"\(N, C, H, W\)"):
+        norm_comparison_job(x[0], 2)
+    with pytest.raises(ValueInputError, match="at least 2 samples"):
+        norm_comparison_job(x[:1], 2)
+    bad = x.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueInputError, match="NaN"):
+        norm_comparison_job(bad, 2)
+    job = norm_comparison_job(x, 3)
+    progress = []
+    result = run_job(job, lambda p: progress.append(p.message))
+    assert progress == list(NORM_KINDS) and result.row("GroupNorm").sets == 12
+
+
+def test_a_non_square_tensor_is_counted_as_h_times_w():
+    from simulator.labs.init_stats import MAX_NORM_VALUES, check_norm_size
+    # 2 x 1 x 40 x 50 = 4,000 values: compared, with 2,000 pixels per instance-norm set
+    x = np.random.default_rng(3).standard_normal((2, 1, 40, 50))
+    c = norm_comparison(x, 1)
+    assert c.row("InstanceNorm").per_set == 2000 and c.row("BatchNorm").per_set == 4000
+    assert c.row("LayerNorm").out.shape == (2, 1, 40, 50)
+    check_norm_size(2, 1, 1000, 1000)                               # exactly at the limit
+    assert 2 * 1000 * 1000 == MAX_NORM_VALUES
+    with pytest.raises(ValueInputError, match="2 x 1 x 1000 x 1001 is too large"):
+        check_norm_size(2, 1, 1000, 1001)
+    check_norm_size(2, 3, 1, 2)                                     # two pixels per channel are enough
+    with pytest.raises(ValueInputError, match="2 pixels per channel"):
+        check_norm_size(2, 3, 1, 1)
+    with pytest.raises(ValueInputError, match="too large"):
+        norm_activations(n=64, channels=64, size=32)

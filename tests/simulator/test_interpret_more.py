@@ -11,6 +11,7 @@ from simulator.core.errors import ShapeError, ValueInputError
 from simulator.core.jobs import run_job
 from simulator.labs.interpret import (maxpool_ties, quick_digits_model, random_sign_noise, receptive_field,
                                       shapley_job, softmax, targeted_attack, top_patches)
+from simulator.nn.layers import FractionalMaxPool, ResidualBlock
 from simulator.nn.network import Activation, Conv2d, Flatten, Linear, MaxPool, Network
 
 
@@ -111,6 +112,25 @@ def test_receptive_fields_follow_the_lecture_arithmetic():
     assert receptive_field(net, 3) == (8, 4, -1)
     with pytest.raises(ShapeError):
         receptive_field(net, 4)
+    # a residual block: its two same-padded convs grow the field (the record says so, not a guess from its fields)
+    res = Network((1, 8, 8), [Conv2d(4, 3, pad=1), Activation("relu"), ResidualBlock(kernel=3), Flatten(), Linear(2)],
+                  seed=0, dtype=np.float64)
+    assert receptive_field(res, 2) == (7, 1, -3)
+    frac = Network((1, 8, 8), [Conv2d(2, 3, pad=1), FractionalMaxPool(), Flatten(), Linear(2)], seed=0,
+                   dtype=np.float64)
+    with pytest.raises(ShapeError, match="no fixed window"):
+        receptive_field(frac, 1)
+
+
+def test_the_targeted_attack_climbs_log_p_whatever_the_training_loss():
+    net = Network((1, 4, 4), [Flatten(), Linear(6), Activation("tanh"), Linear(3)], loss="svm", seed=1,
+                  dtype=np.float64)
+    x = np.random.default_rng(0).normal(size=(5, 1, 4, 4))
+    before = np.log(softmax(net.forward(x))[:, 2])
+    after = np.log(softmax(net.forward(targeted_attack(net, x, 2, 0.5, alpha=0.05, steps=1))))[:, 2]
+    # one small signed step up the gradient of log p(target): every image's log p rises (to first order, by
+    # alpha times the L1 norm of that gradient)
+    assert np.all(after > before)
 
 
 def test_top_patches_are_the_strongest_units_and_their_crops():

@@ -37,12 +37,15 @@ EXAMPLES = [
     (Linear(7, init="xavier"), (5,)), (Conv2d(4, 3, stride=2, pad=1), (2, 7, 6)), (MaxPool(2, 2), (3, 6, 5)),
     (AvgPool(3, 1), (2, 5, 5)), (BatchNorm(momentum=0.2), (6,)), (BatchNorm(), (3, 4, 4)), (LayerNorm(), (2, 3, 3)),
     (Dropout(0.3), (8,)), (Flatten(), (2, 3, 4)), *[(Activation(a), (6,)) for a in NL.ACTIVATIONS],
+    (NL.GroupNorm(2), (4, 3, 3)), (NL.GroupNorm(1, eps=1e-3), (3, 2, 2)), (NL.InstanceNorm(), (3, 3, 2)),
+    (NL.DropConnect(5, 0.3), (6,)),
 ]
 
 
 def test_every_kind_is_registered_and_declares_its_fields():
     assert set(LAYER_KINDS) == {"Linear", "Conv2d", "MaxPool", "AvgPool", "BatchNorm", "LayerNorm", "Dropout",
-                                "Flatten", "Activation"}
+                                "Flatten", "Activation", "GroupNorm", "InstanceNorm", "DropConnect",
+                                "ResidualBlock", "FractionalMaxPool"}
     for name, cls in LAYER_KINDS.items():
         declared = [p.name for p in params_of(cls)]
         assert declared == [f.name for f in dataclasses.fields(cls)], name   # every field is declared
@@ -111,7 +114,9 @@ def test_impossible_inputs_are_shape_errors_without_the_layer_name(spec, in_shap
 @pytest.mark.parametrize("spec, in_shape", EXAMPLES, ids=lambda v: getattr(v, "label", lambda: str(v))())
 def test_torch_modules_have_our_shapes(spec, in_shape):
     import torch
-    module = eval(spec.torch_module(in_shape), {"nn": torch.nn})
+    scope = {"nn": torch.nn, "torch": torch, "F": torch.nn.functional}
+    exec(spec.torch_source(), scope)                  # DropConnect's module class, as the exported script has it
+    module = eval(spec.torch_module(in_shape), scope)
     module.eval()
     out = module(torch.zeros((2, *in_shape)))
     assert tuple(out.shape[1:]) == spec.output_shape(in_shape)

@@ -32,7 +32,7 @@ def test_data_are_split_stratified_and_standardised_with_training_statistics():
     np.testing.assert_allclose(Xtr.std(axis=0), 1)
     np.testing.assert_allclose(d.standardizer.apply(d.split_raw[2]), Xv)
     # only the split changed: no new data, same points
-    assert m.set_data_settings(m.data_settings.replace(val_fraction=0.5, standardize=False)) is False
+    assert m.set_data_settings(m.data_settings.replace(val_fraction=0.5, preprocess="none")) is False
     assert len(m.data.split[2]) == 150 and m.data.standardizer is None
     np.testing.assert_array_equal(m.data.split[0], m.data.split_raw[0])
     assert m.set_data_settings(m.data_settings.replace(noise=0.3)) is True   # new points: a data job
