@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from gui import theme
+from gui import plotting, theme  # noqa: F401  (plotting: cached axes for every lab's plots)
 
 __all__ = ["CLASS_COLOURS", "ERROR_STYLE", "MUTED_STYLE", "PALETTE", "control_column", "digit_pixmap", "group",
            "muted"]

@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from gui import theme
+from gui import plotting, theme  # noqa: F401  (plotting: cached axes)
 from gui.labs.prediction import PredictionBox
 from simulator.labs.curves import DIAGNOSES, SHORT_NAMES, Diagnosis, diagnose, reference_curves
 
