@@ -3,7 +3,8 @@
 An axis redraws its ticks and labels (text layout, the most expensive part of a plot) on every paint of its view,
 though they change only with the range; showing a tab with a dozen plots spent most of its time there. With Qt's
 device-coordinate cache each axis is drawn once into a pixmap and blitted after; pyqtgraph's own ``update()`` on a
-range or label change invalidates it, so nothing shown is ever stale. Imported (and applied) by gui.labs.common,
+range or label change invalidates it, so nothing shown is ever stale. Plots are also made without pyqtgraph's
+right-click menus (every lab turned them off after building them, at ~10 ms a plot). Imported (and applied) by gui.labs.common,
 which every lab view imports before it makes a plot."""
 from __future__ import annotations
 
@@ -13,8 +14,25 @@ from PySide6.QtWidgets import QGraphicsItem
 __all__ = ["configure"]
 
 
+def _no_menus() -> None:
+    """Plots are made without pyqtgraph's right-click menus (the labs have their own controls and turn them off
+    anyway): building a ViewBox's menu of ~40 actions cost ~10 ms per plot, at every lab's first open."""
+    for cls in (pg.ViewBox, pg.PlotItem):
+        if cls.__dict__.get("_studio_no_menu", False):
+            continue
+        init = cls.__init__
+
+        def __init__(self, *args, _init=init, **kwargs):  # noqa: N807
+            kwargs.setdefault("enableMenu", False)
+            _init(self, *args, **kwargs)
+
+        cls.__init__ = __init__
+        cls._studio_no_menu = True
+
+
 def configure() -> None:
-    """Idempotent: every AxisItem made from now on caches its drawing."""
+    """Idempotent: every AxisItem made from now on caches its drawing; plots come without context menus."""
+    _no_menus()
     if getattr(pg.AxisItem, "_studio_cached", False):
         return
     init = pg.AxisItem.__init__

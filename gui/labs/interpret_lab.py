@@ -311,7 +311,9 @@ class InterpretLab(QWidget):
             self._show_embedding()
 
     def _build_next_view(self) -> None:
-        if self.runner.closed:
+        # only while the lab is on screen: another tab opened meanwhile must not pay for views nobody sees (the rest
+        # are built when their tab is chosen, by _ensure_view)
+        if self.runner.closed or not self.isVisible():
             return
         rest = [i for i, b in enumerate(self._built) if not b]
         if rest:
