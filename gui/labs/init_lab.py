@@ -17,7 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPolygonF
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QSizePolicy, QSplitter,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QSizePolicy, QSplitter,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from gui import theme
@@ -25,6 +25,8 @@ from gui.forms import ParamForm
 from gui.jobs import JobRunner
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE, control_column, group
 from simulator.core.errors import StudioError
+from simulator.labs.activation_explorer import curves as activation_curves
+from simulator.labs.activation_explorer import zigzag
 from simulator.labs.init_lab import InitLabModel, InitResult, InitSettings, NormSettings, explain_norms
 from simulator.labs.init_stats import NORM_KINDS, InitStats, NormComparison, norm_sets
 
@@ -301,6 +303,97 @@ class NormCompareView(QWidget):
         self.norm_error.show()
 
 
+
+class ActivationExplorer(QWidget):
+    """Every activation and its derivative side by side (from the networks' own layer functions), the saturated
+    bands shaded, the largest slope marked; beside it the lecture's zig-zag: SGD on w from all-positive inputs (a
+    sigmoid layer's outputs) against zero-centred ones."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        from simulator.nn.layers import ACTIVATIONS
+        self.combo = QComboBox(self)
+        self.combo.addItems(list(ACTIVATIONS))
+        self.combo.currentTextChanged.connect(self.show_activation)
+        self.f_plot, self.df_plot, self.zz_plot = pg.PlotWidget(background="w"), pg.PlotWidget(background="w"), \
+            pg.PlotWidget(background="w")
+        for plot, title, left in ((self.f_plot, "f(x)", "f"), (self.df_plot, "f'(x): the local gradient", "f'"),
+                                  (self.zz_plot, "SGD on w towards w* = (1, −1)", "w₂")):
+            pi = plot.getPlotItem()
+            pi.setTitle(title, size="10pt", color=theme.INK_HEX)
+            pi.setLabel("left", left)
+            pi.setLabel("bottom", "x" if plot is not self.zz_plot else "w₁")
+            pi.showGrid(x=True, y=True, alpha=0.15)
+            pi.hideButtons()
+            for axis in ("left", "bottom"):
+                pi.getAxis(axis).enableAutoSIPrefix(False)      # 0.25, not 250 × 0.001
+        self.f_curve = self.f_plot.plot(pen=pg.mkPen(theme.VALUE_HEX, width=2.2))
+        self.df_curve = self.df_plot.plot(pen=pg.mkPen(theme.GRAD_HEX, width=2.2))
+        self.peak = pg.ScatterPlotItem(size=9, brush=pg.mkBrush(theme.GRAD_HEX), pen=None)
+        self.df_plot.addItem(self.peak)
+        self.bands: list[pg.LinearRegionItem] = []
+        self.note = QLabel(self)
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet(MUTED_STYLE)
+        pi = self.zz_plot.getPlotItem()
+        pi.setAspectLocked(True)
+        pi.addLegend(offset=(-6, 6), labelTextSize="8pt")
+        self.zz_pos = pi.plot(pen=pg.mkPen("#e15759", width=2), symbol="o", symbolSize=4,
+                              symbolBrush="#e15759", symbolPen=None, name="inputs all > 0 (after a sigmoid)")
+        self.zz_cen = pi.plot(pen=pg.mkPen("#4e79a7", width=2), symbol="o", symbolSize=4,
+                              symbolBrush="#4e79a7", symbolPen=None, name="zero-centred inputs (after a tanh)")
+        pi.addItem(pg.ScatterPlotItem([1.0], [-1.0], symbol="star", size=16, brush=pg.mkBrush("#ffd23f"),
+                                      pen=pg.mkPen(theme.INK_HEX)))
+        self.zz_note = QLabel(self)
+        self.zz_note.setWordWrap(True)
+        self.zz_note.setStyleSheet(MUTED_STYLE)
+        left = QVBoxLayout()
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Activation", self))
+        row.addWidget(self.combo, 1)
+        left.addLayout(row)
+        left.addWidget(self.f_plot, 1)
+        left.addWidget(self.df_plot, 1)
+        left.addWidget(self.note)
+        right = QVBoxLayout()
+        right.addWidget(self.zz_plot, 1)
+        right.addWidget(self.zz_note)
+        lay = QHBoxLayout(self)
+        lay.addLayout(left, 3)
+        lay.addLayout(right, 2)
+        self.combo.setCurrentText("sigmoid")
+        self.show_activation("sigmoid")
+        self._show_zigzag()
+
+    def show_activation(self, name: str) -> None:
+        c = activation_curves(name)
+        self.current = c
+        self.f_curve.setData(c.x, c.f)
+        self.df_curve.setData(c.x, c.df)
+        self.peak.setData([c.argmax_slope], [c.max_slope])
+        for band in self.bands:
+            self.df_plot.removeItem(band)
+        self.bands = []
+        edges = np.flatnonzero(np.diff(np.r_[0, c.saturated.astype(np.int8), 0]))
+        for a, b in zip(edges[::2], edges[1::2]):          # each run of saturated points, shaded
+            band = pg.LinearRegionItem((c.x[a], c.x[b - 1]), movable=False, brush=pg.mkBrush(225, 87, 89, 40),
+                                       pen=pg.mkPen(None))
+            self.df_plot.addItem(band)
+            self.bands.append(band)
+        self.note.setText(f"{name}: {c.note}")
+
+    def _show_zigzag(self) -> None:
+        pos, cen = zigzag(centred=False), zigzag(centred=True)
+        self.zigzags = (pos, cen)
+        self.zz_pos.setData(pos.path[:, 0], pos.path[:, 1])
+        self.zz_cen.setData(cen.path[:, 0], cen.path[:, 1])
+        self.zz_note.setText(
+            f"From w = (−1, 1), {len(pos.path) - 1} SGD steps on one example at a time. dL/dw = (w·x − w*·x)·x: when "
+            f"every input x is positive (a sigmoid's outputs), both coordinates of a step share one sign — "
+            f"{pos.same_sign:.0%} of the steps go north-east or south-west, never straight towards w* in the "
+            f"south-east, so the path zig-zags (red). Zero-centred inputs: {cen.same_sign:.0%} of the steps share a "
+            f"sign, and the path heads straight there (blue).")
+
 class InitLab(QWidget):
     """Depth, width, activation, init, batch norm (train/eval), and per-layer histograms, numbers and bars.
 
@@ -433,6 +526,8 @@ class InitLab(QWidget):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(splitter, "Initialisation")
         self.tabs.addTab(self.norms_view, "Normalisation axes: BN, LN, IN, GN")
+        self.activations_view = ActivationExplorer()
+        self.tabs.addTab(self.activations_view, "Activations: f and f'")
         root = QHBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(self.tabs)

@@ -214,3 +214,19 @@ def test_the_norm_comparison_tab_shades_each_norms_set_and_tabulates_its_statist
     qtbot.waitUntil(lambda: lab.model.norms is not before and not lab.norms_busy(), timeout=10_000)
     assert view.norm_error.isHidden() and lab.model.norms.x.shape[1] == 8
     assert view.cubes.shaded["GroupNorm"] == {(0, 0), (0, 1)} and t.item(3, 2).text() == "24"
+
+
+def test_the_activation_explorer_shades_saturation_and_shows_the_zigzag(qtbot, lab):
+    view = lab.activations_view
+    lab.tabs.setCurrentWidget(view)
+    assert view.current.name == "sigmoid" and len(view.bands) == 2          # both tails of the sigmoid
+    xs, ys = view.df_curve.getData()
+    assert max(ys) == pytest.approx(0.25)
+    assert "at most 0.25" in view.note.text()
+    view.combo.setCurrentText("relu")
+    assert view.current.name == "relu" and len(view.bands) == 1              # the dead side
+    xs, ys = view.f_curve.getData()
+    np.testing.assert_allclose(ys, np.maximum(xs, 0))
+    pos, cen = view.zigzags
+    assert "100% of the steps" in view.zz_note.text() and pos.same_sign == 1.0
+    assert len(view.zz_pos.getData()[0]) == len(pos.path)
