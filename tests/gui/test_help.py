@@ -1,23 +1,13 @@
 """Help: a note per tab tied to its lecture, the shortcuts read from the window's actions, and the first-start tour
 (Next through every step, or Skip; done once)."""
-from PySide6.QtCore import QSettings, QStandardPaths, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 
 from gui.help import TAB_NOTES, TOUR_DONE_KEY, shortcuts_of
-from gui.main_window import MainWindow
 
 
-def _window(qtbot, ini):
-    QStandardPaths.setTestModeEnabled(True)
-    w = MainWindow(settings=QSettings(str(ini), QSettings.IniFormat), warm_up=False, recovery=False)
-    w.resize(1280, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
-
-
-def test_every_tab_has_a_note_and_F2_shows_the_current_one(qtbot, tmp_path):
-    w = _window(qtbot, tmp_path / "s.ini")
+def test_every_tab_has_a_note_and_F2_shows_the_current_one(qtbot, tmp_path, make_window):
+    w = make_window(tmp_path / "s.ini")
     assert set(TAB_NOTES) == {w.tabs.tabText(i) for i in range(w.tabs.count())}
     w.tabs.setCurrentIndex(3)
     box = w.what_am_i_seeing()
@@ -27,8 +17,8 @@ def test_every_tab_has_a_note_and_F2_shows_the_current_one(qtbot, tmp_path):
     w.close()
 
 
-def test_the_shortcuts_come_from_the_actions(qtbot, tmp_path):
-    w = _window(qtbot, tmp_path / "s.ini")
+def test_the_shortcuts_come_from_the_actions(qtbot, tmp_path, make_window):
+    w = make_window(tmp_path / "s.ini")
     rows = dict(shortcuts_of(w))
     assert rows["Lessons"] == "F1" and rows["Step forward"] == "Right" and rows["What am I seeing?"] == "F2"
     n_actions = sum(1 for a in w.findChildren(QAction) if not a.shortcut().isEmpty() and a.text())
@@ -39,8 +29,8 @@ def test_the_shortcuts_come_from_the_actions(qtbot, tmp_path):
     w.close()
 
 
-def test_the_tour_steps_through_the_window_once(qtbot, tmp_path):
-    w = _window(qtbot, tmp_path / "s.ini")
+def test_the_tour_steps_through_the_window_once(qtbot, tmp_path, make_window):
+    w = make_window(tmp_path / "s.ini")
     assert w.offer_tour()
     tour = w.tour
     seen = []
@@ -58,7 +48,7 @@ def test_the_tour_steps_through_the_window_once(qtbot, tmp_path):
     assert not w.offer_tour()                               # once
     w.undo_stack.setClean()
     w.close()
-    w2 = _window(qtbot, tmp_path / "s2.ini")
+    w2 = make_window(tmp_path / "s2.ini")
     w2.offer_tour()
     qtbot.mouseClick(w2.tour.skip_button, Qt.LeftButton)    # skipping counts as done
     assert not w2.offer_tour()

@@ -6,25 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QRadioButton
 
 from gui.lessons import LessonBrowser, completed_steps
-from gui.main_window import MainWindow
 from simulator.labs.lessons import load_lesson
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _window(qtbot, ini):
-    QStandardPaths.setTestModeEnabled(True)
-    w = MainWindow(settings=QSettings(str(ini), QSettings.IniFormat), warm_up=False, recovery=False)
-    w.resize(1280, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
 
 
 def _close(w):
@@ -33,8 +22,8 @@ def _close(w):
     w.deleteLater()
 
 
-def test_a_lesson_from_the_browser_sets_each_step_and_checks_answers(qtbot, tmp_path):
-    w = _window(qtbot, tmp_path / "s.ini")
+def test_a_lesson_from_the_browser_sets_each_step_and_checks_answers(qtbot, tmp_path, make_window):
+    w = make_window(tmp_path / "s.ini")
     browser = LessonBrowser(w.settings, w)
     names = [browser.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(browser.list.count())]
     assert len(names) == 7 and "l4-backprop-circuit" in names
@@ -70,14 +59,14 @@ def test_a_lesson_from_the_browser_sets_each_step_and_checks_answers(qtbot, tmp_
     assert not w.lesson_dock.isVisible()
     _close(w)
     # a new window remembers: the lesson opens at its first step not completed
-    w2 = _window(qtbot, tmp_path / "s.ini")
+    w2 = make_window(tmp_path / "s.ini")
     w2.open_lesson("l4-backprop-circuit")
     assert w2.lesson_panel.run.index == 1 and w2.example_name == "fan_out"
     _close(w2)
 
 
-def test_choices_and_a_lab_tab(qtbot, tmp_path):
-    w = _window(qtbot, tmp_path / "s.ini")
+def test_choices_and_a_lab_tab(qtbot, tmp_path, make_window):
+    w = make_window(tmp_path / "s.ini")
     w.open_lesson("l7-optimizers-and-batchnorm")
     assert w.current_tab == "Optimizers"
     box = w.lesson_panel.question_boxes[1]
@@ -88,8 +77,8 @@ def test_choices_and_a_lab_tab(qtbot, tmp_path):
     _close(w)
 
 
-def test_a_broken_lesson_file_is_refused_with_its_line(qtbot, tmp_path):
-    w = _window(qtbot, tmp_path / "s.ini")
+def test_a_broken_lesson_file_is_refused_with_its_line(qtbot, tmp_path, make_window):
+    w = make_window(tmp_path / "s.ini")
     bad = tmp_path / "mine.toml"
     bad.write_text('format = 1\ntitle = "x"\nlecture = 4\n\n[[step]]\ntext = "t"\ntab = "Nowhere"\n')
     browser = LessonBrowser(w.settings, w)
@@ -99,8 +88,8 @@ def test_a_broken_lesson_file_is_refused_with_its_line(qtbot, tmp_path):
     _close(w)
 
 
-def test_the_help_menu_opens_the_browser(qtbot, tmp_path):
-    w = _window(qtbot, tmp_path / "s.ini")
+def test_the_help_menu_opens_the_browser(qtbot, tmp_path, make_window):
+    w = make_window(tmp_path / "s.ini")
 
     def choose():
         dialog = QApplication.activeModalWidget()

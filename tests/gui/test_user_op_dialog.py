@@ -2,21 +2,11 @@
 added, a fixed one joins the palette and works in an expression, an endless loop leaves the window responsive, and
 the op comes back in the next session."""
 import pytest
-from PySide6.QtCore import QSettings, QStandardPaths, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 
-from gui.main_window import MainWindow
 from gui.user_op_dialog import UserOpDialog
 from simulator.engine.user_ops import TEMPLATE, unregister_user_op
-
-
-def _window(qtbot, ini):
-    QStandardPaths.setTestModeEnabled(True)
-    w = MainWindow(settings=QSettings(str(ini), QSettings.IniFormat), warm_up=False, recovery=False)
-    w.resize(1280, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
 
 
 def _check(qtbot, dialog):
@@ -25,8 +15,8 @@ def _check(qtbot, dialog):
     qtbot.waitUntil(lambda: dialog.check_button.isEnabled(), timeout=30_000)
 
 
-def test_write_check_fix_add_and_use(qtbot, tmp_path):
-    w = _window(qtbot, tmp_path / "s.ini")
+def test_write_check_fix_add_and_use(qtbot, tmp_path, make_window):
+    w = make_window(tmp_path / "s.ini")
     try:
         action = next(a for a in w.findChildren(QAction) if a.text() == "&Write your own op…")
         action.trigger()
@@ -66,7 +56,7 @@ def test_write_check_fix_add_and_use(qtbot, tmp_path):
         w.undo_stack.setClean()
         w.close()
         # the next session has it again
-        w2 = _window(qtbot, tmp_path / "s.ini")
+        w2 = make_window(tmp_path / "s.ini")
         assert w2.palette.item_for("my_leaky") is not None
         w2.undo_stack.setClean()
         w2.close()
