@@ -26,7 +26,7 @@ from gui.jobs import JobRunner
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE, control_column, group
 from simulator.core.errors import StudioError
 from simulator.labs.activation_explorer import curves as activation_curves
-from simulator.labs.activation_explorer import zigzag
+from simulator.labs.activation_explorer import symmetry, zigzag
 from simulator.labs.init_lab import InitLabModel, InitResult, InitSettings, NormSettings, explain_norms
 from simulator.labs.init_stats import NORM_KINDS, InitStats, NormComparison, norm_sets
 
@@ -394,6 +394,74 @@ class ActivationExplorer(QWidget):
             f"south-east, so the path zig-zags (red). Zero-centred inputs: {cen.same_sign:.0%} of the steps share a "
             f"sign, and the path heads straight there (blue).")
 
+
+class SymmetryView(QWidget):
+    """Why weights are not initialised to one constant: the same 2-8-3 tanh MLP trained from a constant init and from
+    Xavier; the first layer's weights as two heatmaps (one row per hidden unit) and the spread between the units over
+    the updates. Computed in a job the first time the tab is shown."""
+
+    computed = Signal()
+
+    def __init__(self, runner: JobRunner, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.runner = runner
+        self.result = None
+        self.heat: list[pg.ImageItem] = []
+        heats = QHBoxLayout()
+        for title in ("constant init (every weight 0.1), after training", "Xavier init, after training"):
+            plot = pg.PlotWidget(background="w")
+            pi = plot.getPlotItem()
+            pi.setTitle(title, size="10pt", color=theme.INK_HEX)
+            pi.setLabel("left", "hidden unit")
+            pi.setLabel("bottom", "input (x₁, x₂)")
+            pi.hideButtons()
+            pi.invertY(True)
+            item = pg.ImageItem(axisOrder="row-major")
+            pi.addItem(item)
+            self.heat.append(item)
+            heats.addWidget(plot)
+        self.spread_plot = pg.PlotWidget(background="w")
+        pi = self.spread_plot.getPlotItem()
+        pi.setTitle("Spread between the hidden units' weight vectors", size="10pt", color=theme.INK_HEX)
+        pi.setLabel("bottom", "update")
+        pi.setLabel("left", "max distance from unit 1")
+        pi.showGrid(x=True, y=True, alpha=0.15)
+        pi.addLegend(offset=(-6, 6), labelTextSize="8pt")
+        self.constant_curve = pi.plot(pen=pg.mkPen("#e15759", width=2.2), name="constant init")
+        self.random_curve = pi.plot(pen=pg.mkPen("#4e79a7", width=2.2), name="Xavier init")
+        self.note = QLabel("Computing…", self)
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet(MUTED_STYLE)
+        lay = QVBoxLayout(self)
+        lay.addLayout(heats, 3)
+        lay.addWidget(self.spread_plot, 2)
+        lay.addWidget(self.note)
+
+    def compute(self) -> None:
+        def job():
+            yield None
+            return symmetry()
+        self.runner.start("symmetry", job, on_done=self._show, on_error=lambda _e, text: self.note.setText(text))
+
+    def _show(self, r) -> None:
+        self.result = r
+        lim = float(max(np.abs(r.constant_w).max(), np.abs(r.random_w).max(), 1e-12))
+        for item, w in zip(self.heat, (r.constant_w, r.random_w)):
+            item.setImage(theme.diverging_rgb(w / lim), levels=(0, 255))
+            pi = item.getViewBox().parentItem()          # the plot: cells labelled by unit and input
+            pi.getAxis("bottom").setTicks([[(0.5, "x₁"), (1.5, "x₂")], []])
+            pi.getAxis("left").setTicks([[(i + 0.5, str(i + 1)) for i in range(len(w))], []])
+        self.constant_curve.setData(np.arange(len(r.constant_spread)), r.constant_spread)
+        self.random_curve.setData(np.arange(len(r.random_spread)), r.random_spread)
+        n = len(r.constant_w)
+        self.note.setText(
+            f"With every weight equal, all {n} hidden units compute the same output, receive the same gradient and "
+            f"take the same step, for ever: their spread stays exactly {r.constant_spread.max():g} and the {n} rows "
+            f"are identical — {n} units are worth one (final loss {r.constant_loss:.3f}). Random weights break the "
+            f"symmetry: the units spread out to {r.random_spread[-1]:.3g} and learn different features (final loss "
+            f"{r.random_loss:.3f}).")
+        self.computed.emit()
+
 class InitLab(QWidget):
     """Depth, width, activation, init, batch norm (train/eval), and per-layer histograms, numbers and bars.
 
@@ -528,6 +596,11 @@ class InitLab(QWidget):
         self.tabs.addTab(self.norms_view, "Normalisation axes: BN, LN, IN, GN")
         self.activations_view = ActivationExplorer()
         self.tabs.addTab(self.activations_view, "Activations: f and f'")
+        self.symmetry_view = SymmetryView(self.runner)
+        self.tabs.addTab(self.symmetry_view, "Constant init: symmetry")
+        self.tabs.currentChanged.connect(
+            lambda i: self.symmetry_view.compute() if self.tabs.widget(i) is self.symmetry_view
+            and self.symmetry_view.result is None else None)
         root = QHBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(self.tabs)

@@ -98,3 +98,47 @@ def zigzag(centred: bool = False, steps: int = 60, lr: float = 0.1, seed: int = 
         w = w + step
         path.append(w.copy())
     return ZigZag(np.array(path), same / steps, centred)
+
+
+@dataclass(frozen=True)
+class Symmetry:
+    """A 2-H-3 tanh MLP trained by full-batch SGD from a constant initialisation and from a random one: the first
+    layer's weights (H units × 2 inputs) after training, and the spread between the hidden units' weight vectors at
+    every step (the largest distance of a unit's vector from the first unit's). Constant init: every unit computes the same thing and gets the
+    same gradient, so the spread stays exactly 0 — H units are worth one."""
+
+    constant_w: np.ndarray
+    random_w: np.ndarray
+    constant_spread: np.ndarray
+    random_spread: np.ndarray
+    constant_loss: float
+    random_loss: float
+
+
+def symmetry(hidden: int = 8, steps: int = 200, lr: float = 0.5, value: float = 0.1, seed: int = 0) -> Symmetry:
+    """Train the same network from ``init='constant'`` (every weight ``value``) and from Xavier, on the spiral."""
+    from simulator.data.datasets import toy_data
+    from simulator.nn.layers import Activation, Linear
+    from simulator.nn.network import Network
+
+    hidden = check_int("hidden units", hidden, 2, 256)
+    steps = check_int("steps", steps, 1, 5000)
+    lr = check_real("learning rate", lr, 0.0, 10.0, low_open=True)
+    value = check_real("constant value", value, -10.0, 10.0)
+    X, y = toy_data("spiral", points=150, seed=seed)
+    out = {}
+    for kind in ("constant", "xavier"):
+        layers = [Linear(hidden, init=kind, init_value=value), Activation("tanh"),
+                  Linear(3, init=kind, init_value=value)]
+        net = Network((2,), layers, seed=seed, dtype=np.float64)
+        w_name = net.layers[0].params[0]
+        spread = []
+        for _ in range(steps):
+            W = net.params[w_name]
+            spread.append(float(np.max(np.linalg.norm(W.T - W.T[0], axis=1))))   # exactly 0 for identical units
+            loss, grads = net.loss(X, y, "train")
+            for name, g in grads.items():
+                net.params[name] -= lr * g
+        out[kind] = (net.params[w_name].T.copy(), np.array(spread), float(net.loss(X, y, "eval")[0]))
+    (cw, cs, cl), (rw, rs, rl) = out["constant"], out["xavier"]
+    return Symmetry(cw, rw, cs, rs, cl, rl)

@@ -230,3 +230,12 @@ def test_the_activation_explorer_shades_saturation_and_shows_the_zigzag(qtbot, l
     pos, cen = view.zigzags
     assert "100% of the steps" in view.zz_note.text() and pos.same_sign == 1.0
     assert len(view.zz_pos.getData()[0]) == len(pos.path)
+
+
+def test_the_symmetry_view_trains_both_inits_in_a_job(qtbot, lab):
+    view = lab.symmetry_view
+    with qtbot.waitSignal(view.computed, timeout=60_000):
+        lab.tabs.setCurrentWidget(view)
+    r = view.result
+    assert r.constant_spread.max() == 0.0 and "exactly 0" in view.note.text()
+    assert view.heat[0].image is not None and view.heat[0].image.shape[:2] == r.constant_w.shape

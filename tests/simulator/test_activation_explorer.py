@@ -43,3 +43,12 @@ def test_positive_inputs_make_every_step_share_a_sign():
     assert np.linalg.norm(cen.path[-1] - target) < np.linalg.norm(pos.path[-1] - target)
     with pytest.raises(ValueInputError):
         curves("swish")
+
+
+def test_a_constant_init_never_breaks_symmetry():
+    from simulator.labs.activation_explorer import symmetry
+    s = symmetry(hidden=6, steps=60)
+    assert s.constant_spread.max() == 0.0                    # exactly: every unit gets the same gradient
+    assert np.all(s.constant_w == s.constant_w[0])           # the rows (units) are identical after training
+    assert s.random_spread[-1] > 0.1 and not np.allclose(s.random_w, s.random_w[0])
+    assert s.random_loss < s.constant_loss
