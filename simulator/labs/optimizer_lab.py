@@ -29,7 +29,7 @@ from simulator.labs.surfaces import (DIVERGENCE_LIMIT, MAX_RACERS, SURFACES, Exp
                                      RaceResult, Surface, make_surface, race_job)
 
 __all__ = ["CUSTOM", "DEFAULT_RACE", "LOSS_FLOOR", "Heatmap", "OptimizerLabModel", "RaceSettings", "Racer", "loss_curves",
-           "race_winner",
+           "race_winner", "DecayComparison", "weight_decay_comparison",
            "surface_heatmap"]
 
 CUSTOM = "Custom f(x, y)"
@@ -121,6 +121,57 @@ def race_winner(results: Mapping[str, RaceResult], minima: tuple = (), tol: floa
         steps[label] = int(hit[0]) if len(hit) else None
     arrived = [(s, i, label) for i, (label, s) in enumerate(steps.items()) if s is not None]
     return (min(arrived)[2] if arrived else None), steps
+
+
+@dataclass(frozen=True)
+class DecayComparison:
+    """The same surface, start, rate and decay λ, four ways: SGD with L2 in the gradient (torch's SGD weight_decay),
+    SGD with decoupled decay (x ← x − lr·g − lr·λ·x), Adam with L2 (torch's Adam weight_decay) and AdamW (decoupled).
+    ``sgd_gap`` (the largest distance between the two SGD paths) is 0 up to rounding: for plain SGD the two are the
+    same update; ``adam_gap`` is not: Adam rescales the L2 term per coordinate with the gradient, AdamW does not."""
+
+    paths: dict[str, np.ndarray]
+    sgd_gap: float
+    adam_gap: float
+    lr: float
+    weight_decay: float
+
+
+def weight_decay_comparison(surface: Surface, start: tuple[float, float], lr: float = 0.05, weight_decay: float = 0.1,
+                            steps: int = 200) -> DecayComparison:
+    """Race the four weight-decay variants of DecayComparison from ``start`` on ``surface``."""
+    from simulator.functional.optim import make_optimizer
+
+    lr = check_real("learning rate", lr, 0.0, 10.0, low_open=True)
+    weight_decay = check_real("weight decay λ", weight_decay, 0.0, 10.0)
+    steps = check_int("steps", steps, 1, 100_000)
+    x0 = np.array([check_real("start x", start[0]), check_real("start y", start[1])], dtype=np.float64)
+
+    def grad(x: np.ndarray) -> np.ndarray:
+        gx, gy = surface.grad(x[0], x[1])
+        return np.array([float(gx), float(gy)])
+
+    paths: dict[str, np.ndarray] = {}
+    for label, kind in (("SGD + L2", "SGD"), ("Adam + L2", "Adam"), ("AdamW (decoupled)", "AdamW")):
+        x = x0.copy()
+        opt = make_optimizer(kind, [x], lr=lr, weight_decay=weight_decay)
+        path = [x.copy()]
+        with np.errstate(all="ignore"):
+            for _ in range(steps):
+                opt.step([grad(x)])
+                path.append(x.copy())
+        paths[label] = np.array(path)
+    x = x0.copy()
+    path = [x.copy()]
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            x = x - lr * grad(x) - lr * weight_decay * x
+            path.append(x.copy())
+    paths["SGD decoupled"] = np.array(path)
+    gap = lambda a, b: float(np.nanmax(np.linalg.norm(paths[a] - paths[b], axis=1)))   # noqa: E731
+    order = ("SGD + L2", "SGD decoupled", "Adam + L2", "AdamW (decoupled)")
+    return DecayComparison({k: paths[k] for k in order}, gap("SGD + L2", "SGD decoupled"),
+                           gap("Adam + L2", "AdamW (decoupled)"), lr, weight_decay)
 
 
 class OptimizerLabModel:
@@ -309,6 +360,11 @@ class OptimizerLabModel:
             return _nothing()
         # a NoisyGradient's generator is stateful: every job gets its own (and resets it: a race is reproducible)
         return race_job(self.raced_surface, specs, self._start, self._settings.n_steps, self._schedule)
+
+    def weight_decay_comparison(self, lr: float = 0.05, weight_decay: float = 0.1, steps: int = 200
+                                ) -> DecayComparison:
+        """The four weight-decay variants on this surface from this start."""
+        return weight_decay_comparison(self._surface, self._start, lr, weight_decay, steps)
 
     def race_winner(self, results: Mapping[str, RaceResult]) -> tuple[str | None, dict[str, int | None]]:
         """``race_winner`` with this surface's known minima."""

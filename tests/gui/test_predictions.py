@@ -64,3 +64,14 @@ def test_predict_the_first_loss(qtbot, playground):  # noqa: F811
     box.edit.setText(f"{loss:.4f}")
     qtbot.mouseClick(box.check_button, LEFT)
     assert "Right" in box.feedback.text() and "ln 3" in box.feedback.text()
+
+
+def test_the_weight_decay_comparison_opens_from_the_race(qtbot, optimizer_lab):  # noqa: F811
+    lab = optimizer_lab
+    qtbot.mouseClick(lab.decay_button, LEFT)
+    r = lab.decay_result
+    assert list(r.paths) == ["SGD + L2", "SGD decoupled", "Adam + L2", "AdamW (decoupled)"]
+    assert r.sgd_gap < 1e-9 < r.adam_gap
+    assert lab.decay_dialog.isVisible()
+    lab.decay_dialog.grab().save("/tmp/weight_decay.png")
+    lab.decay_dialog.close()

@@ -229,3 +229,21 @@ def test_contour_segments_trace_level_sets():
     assert contour_segments(X * Y + 1e-9, [0.0], (-1, -1, 2, 2)).shape == (2, 2, 2)
     with pytest.raises(ValueInputError, match="2-D grid"):
         contour_segments(np.zeros(5), [0.0], (0, 0, 1, 1))
+
+
+def test_weight_decay_is_the_same_for_sgd_and_not_for_adam():
+    model = OptimizerLabModel()
+    r = model.weight_decay_comparison(lr=0.01, weight_decay=0.5, steps=100)
+    assert r.sgd_gap < 1e-12 and r.adam_gap > 1e-3
+    # AdamW by hand: x <- x - lr*lam*x, then the Adam step (bias-corrected moments), from the lab's start
+    x = np.array(model.start, dtype=np.float64)
+    lr, lam, b1, b2, eps = 0.01, 0.5, 0.9, 0.999, 1e-8
+    m = v = np.zeros(2)
+    for t in range(1, 101):
+        gx, gy = model.surface.grad(x[0], x[1])
+        g = np.array([float(gx), float(gy)])
+        x = x * (1 - lr * lam)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        x = x - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    np.testing.assert_allclose(r.paths["AdamW (decoupled)"][-1], x, rtol=1e-10, atol=1e-12)
