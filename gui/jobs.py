@@ -79,6 +79,8 @@ class JobHandle:
                 while True:
                     self.gate.wait()
                     self.ui_turn.wait()
+                    if not self.gate.is_set():
+                        continue            # paused while it waited for the UI's turn: pause means no more items
                     if self.cancelled:
                         gen.close()
                         self.outcome = ("cancelled",)

@@ -123,6 +123,28 @@ def test_workers_wait_while_the_ui_thread_draws_a_frame(qtbot, runner):
     assert runner.ui_turn.is_set()                   # closing never leaves a worker waiting for a turn
 
 
+def test_a_pause_during_the_uis_turn_stops_the_job_at_once(qtbot, runner):
+    """A worker waiting for the UI's turn when the job is paused must not produce one more item once the turn is
+    back (the Playground's Pause, then Step, counts on it)."""
+    def instant():
+        n = 0
+        while True:
+            n += 1
+            yield n
+    handle = runner.start("loop", instant)
+    qtbot.waitUntil(lambda: handle.yields > 5, timeout=3000)
+    runner.drain()                                   # the UI's turn: the worker now waits for it
+    time.sleep(0.05)
+    frozen = handle.yields
+    runner.pause("loop")
+    qtbot.wait(150)                                  # the turn comes back; the job is paused
+    assert handle.yields == frozen and runner.state("loop") == "paused"
+    runner.step("loop")
+    qtbot.waitUntil(lambda: handle.yields == frozen + 1, timeout=3000)
+    qtbot.wait(100)
+    assert handle.yields == frozen + 1
+
+
 def test_errors_come_back_as_text(qtbot, runner):
     errors = []
 
