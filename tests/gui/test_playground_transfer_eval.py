@@ -8,9 +8,10 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QCheckBox
 
-from gui.labs.playground import DIGITS, PlaygroundLab
+from gui.labs.playground import DIGITS
 from simulator.data.preprocess import covariance, fit_preprocess
 from simulator.labs.transfer import METHODS
+from tests.gui.test_playground import lab  # noqa: F401  (the Playground fixture, shared)
 
 LEFT = Qt.MouseButton.LeftButton
 SHOTS = Path("/tmp/backprop_transfer_eval")
@@ -27,18 +28,6 @@ def choose(combo, value) -> None:
     combo.setCurrentIndex(combo.findData(value))
 
 
-@pytest.fixture
-def lab(qtbot):
-    w = PlaygroundLab()
-    qtbot.addWidget(w)
-    w.resize(1500, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    w.points_box.setValue(150)
-    w.epochs_box.setValue(5)
-    qtbot.waitUntil(lambda: w.state == "idle" and not w._rebuild_timer.isActive(), timeout=5000)
-    yield w
-    w.close_lab()
 
 
 def idle(qtbot, lab) -> None:

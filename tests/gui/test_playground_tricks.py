@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QSettings, QStandardPaths, Qt
 
-from gui.labs.playground import DIGITS, PlaygroundLab
+from gui.labs.playground import DIGITS
 from simulator.functional.layers import smoothed_entropy
+from tests.gui.test_playground import lab  # noqa: F401  (the Playground fixture, shared)
 
 LEFT = Qt.MouseButton.LeftButton
 SHOTS = Path("/tmp/backprop_playground_tricks")
@@ -34,18 +35,6 @@ def settle(qtbot, lab, state="idle", timeout=10_000) -> None:
     qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive() and lab.state == state, timeout=timeout)
 
 
-@pytest.fixture
-def lab(qtbot):
-    w = PlaygroundLab()
-    qtbot.addWidget(w)
-    w.resize(1500, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    w.points_box.setValue(150)
-    w.epochs_box.setValue(5)
-    settle(qtbot, w)
-    yield w
-    w.close_lab()
 
 
 def test_label_smoothing_control_trains_and_draws_the_floor(qtbot, lab):
