@@ -453,7 +453,7 @@ class ConvLab(QWidget):
         N, F, S, P = q
         self.size_question = q
         self.size_prediction.question.setText(
-            f"<b>Predict first:</b> an {N}×{N} input, a {F}×{F} filter, stride {S}, padding {P}: what is the output "
+            f"<b>Predict first:</b> input {N}×{N}, filter {F}×{F}, stride {S}, padding {P}: what is the output "
             f"size? (0 if the filter cannot tile it exactly)")
         self.size_prediction.reset()
 
