@@ -80,11 +80,23 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 
 
-def _main() -> None:  # python -m kernels.warmup [group ...]: those groups first
+def _main() -> None:
+    """python -m kernels.warmup [group ...]: every task, those groups first, with progress;
+    python -m kernels.warmup --tasks NAME ...: only the named tasks, silently (the app's second warm-up process);
+    an unknown name exits with status 2."""
     import time
+    args = sys.argv[1:]
+    if args[:1] == ["--tasks"]:
+        wanted = set(args[1:])
+        tasks = [t for t in collect_tasks() if t[0] in wanted]
+        if len(tasks) != len(wanted):
+            sys.exit(2)
+        for _, run in tasks:
+            run()
+        return
     t0 = time.perf_counter()
     warmup(lambda done, total, name: print(f"[{done}/{total}] {name}  {time.perf_counter() - t0:.1f} s"),
-           first=sys.argv[1:])
+           first=args)
 
 
 if __name__ == "__main__":

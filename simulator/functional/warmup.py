@@ -3,15 +3,27 @@
 The app runs ``warmup_job(plan)`` on a worker thread at start. ``plan.prefer(groups)`` (called from the UI thread
 when the learner opens a tab) moves that tab's kernel groups to the front of what is left, so the lab in front of
 the learner is ready first.
+
+With an empty cache (a first run, or kernels changed) the compiling takes most of a minute on one core. When a task
+shows that the cache is cold (it took longer than COLD_TASK_SECONDS; a cache hit takes a fraction of that), the job
+starts a second process, ``python -m kernels.warmup --tasks ...``, that compiles the back half of what is left into
+Numba's on-disk cache while this process compiles the front half: the two halves compile on two cores, and the
+helper's kernels then load here from the cache in a fraction of a second each. Until the helper exits this process
+leaves its tasks alone (if only those are left, it waits for the helper); a helper that fails costs nothing but time,
+since its tasks then compile here. Closing the job stops the helper.
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+import time
 from typing import Callable, Iterable
 
 from simulator.core.jobs import Job, Progress
 
-__all__ = ["TAB_KERNELS", "WarmupPlan", "warmup_job"]
+__all__ = ["COLD_TASK_SECONDS", "TAB_KERNELS", "WarmupPlan",
+           "back_half", "start_helper", "warmup_job"]
 
 # Which kernel groups (kernels.<module>) each part of the app calls.
 TAB_KERNELS: dict[str, tuple[str, ...]] = {
@@ -24,6 +36,10 @@ TAB_KERNELS: dict[str, tuple[str, ...]] = {
     "Interpretability": ("conv", "pool", "activations", "losses", "optim"),
     "Search": ("activations", "losses", "optim", "conv", "pool"),
 }
+
+
+# A warm-up task slower than this compiled its kernels: the cache is cold (see the module's docstring).
+COLD_TASK_SECONDS = 1.0
 
 
 def _group(task_name: str) -> str:
@@ -49,9 +65,18 @@ class WarmupPlan:
         with self._lock:
             self._tasks.sort(key=lambda t: rank.get(self.group_of(t[0]), len(rank)))
 
-    def pop(self) -> tuple[str, Callable[[], None]] | None:
+    def pop(self, skip: frozenset[str] = frozenset()) -> tuple[str, Callable[[], None]] | None:
+        """The first task left whose name is not in ``skip`` (None if there is none), taken off the list."""
         with self._lock:
-            return self._tasks.pop(0) if self._tasks else None
+            for i, (name, _) in enumerate(self._tasks):
+                if name not in skip:
+                    return self._tasks.pop(i)
+            return None
+
+    def names(self) -> list[str]:
+        """The names of the tasks left, in the order they will run."""
+        with self._lock:
+            return [name for name, _ in self._tasks]
 
     @property
     def remaining(self) -> int:
@@ -77,13 +102,57 @@ def default_plan() -> WarmupPlan:
     return WarmupPlan(tasks, module_of)
 
 
-def warmup_job(plan: WarmupPlan | None = None) -> Job[int]:
-    """Run every task of the plan, yielding Progress(done, total, task name) after each; returns how many ran."""
+def _cost(name: str) -> float:
+    """A task's rough compile cost: 'conv[float32]' compiles a module's kernels for one dtype, 'optim.adam_step[...]'
+    one kernel (about a fifth of it)."""
+    return 0.2 if "." in name.split("[", 1)[0] else 1.0
+
+
+def back_half(names: list[str]) -> list[str]:
+    """The tasks at the end of ``names`` that make up about half of their compile cost (at least one, never all)."""
+    total = sum(_cost(n) for n in names)
+    tail: list[str] = []
+    for name in reversed(names[1:]):
+        if sum(_cost(n) for n in tail) + _cost(name) / 2 > total / 2:
+            break
+        tail.append(name)
+    return tail[::-1]
+
+
+def start_helper(names: list[str]) -> subprocess.Popen:
+    """A second Python process that compiles the named warm-up tasks into Numba's on-disk cache."""
+    return subprocess.Popen([sys.executable, "-m", "kernels.warmup", "--tasks", *names],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def warmup_job(plan: WarmupPlan | None = None, helper: bool = True) -> Job[int]:
+    """Run every task of the plan, yielding Progress(done, total, task name) after each; returns how many ran.
+    ``helper``: with a cold cache, let a second process compile the back half (see the module's docstring)."""
     plan = plan or default_plan()
     done = 0
-    while (task := plan.pop()) is not None:
-        name, run = task
-        run()
-        done += 1
-        yield Progress(done, plan.total, name)
-    return done
+    child: subprocess.Popen | None = None
+    given: frozenset[str] = frozenset()   # the tasks the helper is compiling, left alone here until it exits
+    try:
+        while True:
+            if child is not None and child.poll() is not None:
+                given = frozenset()
+            task = plan.pop(given)
+            if task is None:
+                if not given:
+                    return done
+                yield Progress(done, plan.total, "compiling in a second process")
+                time.sleep(0.05)
+                continue
+            name, run = task
+            start = time.perf_counter()
+            run()
+            done += 1
+            if (helper and child is None and time.perf_counter() - start > COLD_TASK_SECONDS
+                    and plan.remaining >= 2):
+                tail = back_half(plan.names())
+                child, given = start_helper(tail), frozenset(tail)
+            yield Progress(done, plan.total, name)
+    finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()

@@ -154,3 +154,84 @@ def test_every_numba_kernel_releases_the_gil():
                 assert obj.targetoptions.get("nogil") is True, f"kernels.{name}.{attr} is not nogil"
                 assert not obj.targetoptions.get("parallel"), f"kernels.{name}.{attr} uses parallel=True"
     assert found > 20
+
+
+# ---- the second warm-up process (simulator.functional.warmup) -----------------------------------------------
+
+class _FakeHelper:
+    """Stands for the helper process: running until `finish()`, recording kill()."""
+
+    def __init__(self, names):
+        self.names = list(names)
+        self.code = None
+        self.killed = False
+
+    def poll(self):
+        return self.code
+
+    def finish(self, code=0):
+        self.code = code
+
+    def kill(self):
+        self.killed = True
+        self.code = -9
+
+    def wait(self):
+        return self.code
+
+
+def _plan(log, names):
+    from simulator.functional.warmup import WarmupPlan
+    return WarmupPlan([(n, lambda n=n: log.append(n)) for n in names])
+
+
+def test_back_half_takes_about_half_of_the_compile_cost_from_the_end():
+    from simulator.functional.warmup import back_half
+    assert back_half(["a[f64]", "b[f64]", "c[f64]", "d[f64]"]) == ["c[f64]", "d[f64]"]
+    # one-kernel tasks ('optim.x[...]') weigh a fifth of a module's: five of them balance one module task
+    names = ["conv[f64]"] + [f"optim.k{i}[f64]" for i in range(5)]
+    assert back_half(names) == names[1:]
+    assert back_half(["a[f64]"]) == [] and back_half(["a[f64]", "b[f64]"]) == ["b[f64]"]
+
+
+def test_a_cold_cache_hands_the_back_half_to_a_second_process_and_loads_it_after(monkeypatch):
+    from simulator.functional import warmup as WU
+    helpers = []
+    monkeypatch.setattr(WU, "start_helper", lambda names: helpers.append(_FakeHelper(names)) or helpers[-1])
+    monkeypatch.setattr(WU, "COLD_TASK_SECONDS", -1.0)      # every task counts as a compile
+    log = []
+    names = ["a[f64]", "b[f64]", "c[f64]", "d[f64]", "e[f64]"]
+    job = WU.warmup_job(_plan(log, names))
+    assert next(job).message == "a[f64]"
+    assert len(helpers) == 1 and helpers[0].names == ["d[f64]", "e[f64]"]
+    assert [next(job).message for _ in range(2)] == ["b[f64]", "c[f64]"]
+    waiting = next(job)                                       # only the helper's tasks are left: the job waits
+    assert waiting.message == "compiling in a second process" and waiting.done == 3 and log == names[:3]
+    helpers[0].finish()
+    assert [p.message for p in job] == ["d[f64]", "e[f64]"]  # then loads them here (from the cache it filled)
+    assert log == names and len(helpers) == 1 and not helpers[0].killed
+
+
+def test_a_warm_cache_starts_no_helper_and_closing_the_job_kills_a_running_one(monkeypatch):
+    from simulator.functional import warmup as WU
+    helpers = []
+    monkeypatch.setattr(WU, "start_helper", lambda names: helpers.append(_FakeHelper(names)) or helpers[-1])
+    log = []
+    assert [p.message for p in WU.warmup_job(_plan(log, ["a[f64]", "b[f64]", "c[f64]"]))] == log
+    assert helpers == []                                      # instant tasks: cache hits, nothing to share
+    monkeypatch.setattr(WU, "COLD_TASK_SECONDS", -1.0)
+    job = WU.warmup_job(_plan(log, ["a[f64]", "b[f64]", "c[f64]"]))
+    next(job)
+    job.close()                                               # the learner quit: the helper is stopped too
+    assert helpers[0].killed
+
+
+def test_the_helper_process_compiles_the_named_tasks_into_the_cache(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, "-m", "kernels.warmup", "--tasks", "dropout[float64]"], cwd=ROOT, env=env,
+                         capture_output=True, timeout=300)
+    assert run.returncode == 0, run.stderr.decode()
+    assert any(p.suffix == ".nbc" for p in (tmp_path / "cache").rglob("*"))   # compiled code in the on-disk cache
+    bad = subprocess.run([sys.executable, "-m", "kernels.warmup", "--tasks", "no-such-task"], cwd=ROOT, env=env,
+                         capture_output=True, timeout=300)
+    assert bad.returncode == 2
