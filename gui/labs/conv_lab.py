@@ -1,5 +1,6 @@
 """The convolution lab (lecture 5): one conv layer animated cell by cell, its backward pass as correlations, max
-pooling's gradient routing, and hand-made filters on real images.
+pooling's gradient routing, hand-made filters on real images, and K filters over C channels (the Multi-channel tab,
+gui.labs.conv_multichannel).
 
 A thin view over simulator.labs.conv_lab.ConvLabModel: controls are built from its declared settings, edits go to
 the model, and the view redraws on ``model.changed``. Grids are painted by ``GridView`` (QPainter); the animation is
@@ -23,6 +24,7 @@ from gui.frame_player import FramePlayer
 from gui.jobs import JobRunner
 from gui.labs.prediction import PredictionBox
 from gui.labs.common import control_column, group, muted
+from gui.labs.conv_multichannel import MultiChannelView
 from simulator.core.errors import StudioError
 from simulator.labs.conv_lab import ConvLabModel, FilterSettings, LayerSettings, PoolSettings
 from simulator.labs.conv_mechanics import FILTER_NOTES, FILTERS, format_number, output_size
@@ -185,7 +187,8 @@ class ConvLab(QWidget):
     bw_flip_view, bw_dx_view, db_label, check_label, random_dout_button, pool_form (pool_n_box, pool_size_box,
     pool_stride_box), pool_random_button, pool_input_view, pool_output_view, pool_dout_view, pool_dx_view,
     pool_label, filter_form (filter_combo, image_combo, digit_box), filters_stack, preparing_label, kernel_view,
-    original_item, filtered_item, filter_caption. ``model``: the ConvLabModel; ``runner``: the lab's JobRunner;
+    original_item, filtered_item, filter_caption, multi_view (the Multi-channel tab: gui.labs.conv_multichannel).
+    ``model``: the ConvLabModel; ``runner``: the lab's JobRunner;
     ``player``: the animation's FramePlayer (frames 0 .. number of output cells).
     """
 
@@ -296,6 +299,8 @@ class ConvLab(QWidget):
         self.tabs.addTab(self._build_backward(), "Backward")
         self.tabs.addTab(self._build_pool(), "Max pooling")
         self.tabs.addTab(self._build_filters(), "Filters")
+        self.multi_view = MultiChannelView(self.model.multi)
+        self.tabs.addTab(self.multi_view, "Multi-channel")
         root = QHBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(scroll)
@@ -303,6 +308,7 @@ class ConvLab(QWidget):
         self.controls = scroll
         # the layer controls belong to the forward and backward tabs; the others bring their own
         self.tabs.currentChanged.connect(lambda i: self.controls.setVisible(i < 2))
+        self.tabs.currentChanged.connect(self._on_tab_changed)
 
     def _build_forward(self) -> QWidget:
         page = QWidget()
@@ -724,10 +730,18 @@ class ConvLab(QWidget):
                                     f"{out.shape[0]}×{out.shape[1]} like the input (the zero padding shows as a "
                                     f"frame on bright images).")
 
+    def _on_tab_changed(self, index: int) -> None:
+        """An animation runs only on its own tab."""
+        if self.tabs.widget(index) is not self.multi_view:
+            self.multi_view.pause()
+        if index > 1:
+            self.pause()
+
     # ================================================================================================ lifetime
     def close_lab(self) -> None:
-        """Stop the animation and the preparing job."""
+        """Stop the animations and the preparing job."""
         self.player.pause()
+        self.multi_view.close_view()
         self.runner.close()
 
     def closeEvent(self, event) -> None:  # noqa: N802

@@ -4,6 +4,9 @@ frame-by-frame trace and explicit backward pass, max pooling, and hand-made filt
 ``changed(part)`` names what changed: "layer" (geometry, values, trace), "frame" (the animation moved), "backward"
 (dout), "pool", "filter", or "ready" (``prepare()`` finished: photos, digits and kernels are there).
 
+``model.multi`` is the multi-channel part (a MultiConvModel with its own ``changed``: "layer" or "frame"): K filters,
+each as deep as the C-channel input, traced number by number into K output maps; with F = 1, channel mixing.
+
     model = ConvLabModel()
     model.set_prepared(run_job(model.prepare()))       # the photos (scikit-learn, Pillow) and the conv kernels
     model.set_layer(model.layer.replace(stride=2))      # 5x5, F 3, P 1, S 2 -> 3x3
@@ -20,11 +23,13 @@ from simulator.core.errors import ShapeError, ValueInputError
 from simulator.core.jobs import Job, Progress
 from simulator.core.observer import Signal
 from simulator.core.params import Settings, check_choice, check_int, check_real, param, params_of
-from simulator.labs.conv_mechanics import (FILTERS, PHOTOS, ConvBackward, ConvFrame, PoolFrame, apply_filter,
-                                           conv_backward_explicit, conv_trace, max_pool_backward_explicit,
-                                           max_pool_trace, output_size)
+from simulator.labs.conv_mechanics import (COLOUR_MIXES, FILTERS, PHOTOS, ConvBackward, ConvFrame, MultiConvFrame,
+                                           PoolFrame, apply_filter, conv_backward_explicit, conv_param_count,
+                                           conv_trace, max_pool_backward_explicit, max_pool_trace,
+                                           multi_conv_trace, output_size, param_count_text, resize_channels)
 
-__all__ = ["ConvLabModel", "FilterSettings", "IMAGES", "LayerSettings", "PoolSettings"]
+__all__ = ["ConvLabModel", "FilterSettings", "IMAGES", "LayerSettings", "MultiConvModel", "MultiConvSettings",
+           "PoolSettings"]
 
 IMAGES = tuple(f"photo: {p}" for p in PHOTOS) + ("digit (8x8)",)
 PHOTO_SIZE = 120
@@ -51,6 +56,38 @@ class FilterSettings(Settings):
     filter: str = param(next(iter(FILTERS)), choices=tuple(FILTERS), label="Filter")
     image: str = param(IMAGES[0], choices=IMAGES, label="Image")
     digit: int = param(0, low=0, high=1796, label="Digit #", doc="which of the 1,797 digits")
+
+
+INTEGERS = "small integers"
+MULTI_SOURCES = (INTEGERS,) + tuple(f"photo: {p}" for p in PHOTOS)
+RANDOM_WEIGHTS = "random integers"
+MIX_WEIGHTS = "colour mixes (1×1)"
+PHOTO_CHANNELS = ("R", "G", "B")
+PHOTO_RGB_SIDE = 128          # the photos' colour channels are kept at this side and resized to the chosen N
+
+
+@dataclass(frozen=True)
+class MultiConvSettings(Settings):
+    source: str = param(INTEGERS, choices=MULTI_SOURCES, label="Input",
+                        doc="small random integers (readable sums) or a photo's R, G, B channels")
+    c: int = param(3, low=1, high=4, label="Channels C", doc="depth of the input: every filter is this deep too")
+    k: int = param(2, low=1, high=4, label="Filters K", doc="how many filters, so how many output maps")
+    n: int = param(5, low=3, high=32, label="Input H×W", doc="side of the square input (photos are resized to it)")
+    f: int = param(3, low=1, high=5, label="Filter F×F", doc="side of each filter (1: a 1×1 convolution)")
+    stride: int = param(1, low=1, high=3, label="Stride S", doc="how many cells the window moves per step")
+    pad: int = param(1, low=0, high=2, label="Padding P", doc="zeros added around every channel")
+    weights: str = param(RANDOM_WEIGHTS, choices=(RANDOM_WEIGHTS, MIX_WEIGHTS), label="Filters are",
+                         doc="random small integers, or named 1×1 mixes of R, G, B (grey, red − green, ...)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.source != INTEGERS and self.c != len(PHOTO_CHANNELS):
+            raise ValueInputError(f"a photo has 3 channels (R, G, B), not C = {self.c}: set Channels C = 3, or "
+                                  f"choose {INTEGERS!r} as the input")
+        if self.weights == MIX_WEIGHTS and (self.f != 1 or self.c != len(PHOTO_CHANNELS)):
+            raise ValueInputError(f"the colour mixes are 1×1 filters over R, G and B, so they need Filter F×F = 1 "
+                                  f"and Channels C = 3 (now F = {self.f}, C = {self.c}): set those, or choose "
+                                  f"{RANDOM_WEIGHTS!r}")
 
 
 def _range_of(cls: type, name: str) -> range:
@@ -87,6 +124,7 @@ class ConvLabModel:
         self.ready = False
         self._recompute()
         self._recompute_pool()
+        self.multi = MultiConvModel(seed + 1)
 
     # ================================================================================================ conv layer
     @property
@@ -244,12 +282,13 @@ class ConvLabModel:
         and shared by every lab), and compile (or load from Numba's cache) the conv and pool kernels the Filters tab
         and the backward check call. Returns what ``set_prepared`` takes."""
         from simulator.data import datasets
-        from simulator.labs.conv_mechanics import load_photo
+        from simulator.labs.conv_mechanics import load_photo, load_photo_rgb
         total = len(PHOTOS) + 2
-        photos = {}
+        photos, photos_rgb = {}, {}
         for i, name in enumerate(PHOTOS):
             yield Progress(i, total, f"loading {name}")
             photos[name] = load_photo(name, size=PHOTO_SIZE)
+            photos_rgb[name] = load_photo_rgb(name, size=PHOTO_RGB_SIDE)
         yield Progress(len(PHOTOS), total, "loading the digits")
         digits = datasets.load_digits()[0][:, 0] / 16.0
         yield Progress(len(PHOTOS) + 1, total, "preparing the conv kernels")
@@ -259,7 +298,7 @@ class ConvLabModel:
         layers.conv_backward(np.zeros((1, 1, 4, 4)), cache)
         out, pcache = layers.max_pool_forward(x, 2, 2)
         layers.max_pool_backward(out, pcache)
-        return {"photos": photos, "digits": digits}
+        return {"photos": photos, "digits": digits, "photos_rgb": photos_rgb}
 
     def set_prepared(self, prepared: dict[str, Any]) -> None:
         self.photos = dict(prepared["photos"])
@@ -267,6 +306,7 @@ class ConvLabModel:
         self.ready = True
         self._recompute_filter()
         self.changed.emit("ready")
+        self.multi.set_photos(prepared["photos_rgb"])
 
     def set_filter(self, settings: FilterSettings) -> None:
         if not isinstance(settings, FilterSettings):
@@ -287,3 +327,194 @@ class ConvLabModel:
     def _recompute_filter(self) -> None:
         img = self.current_image()
         self.filtered = None if img is None else apply_filter(img, self.filter.filter)
+
+
+class MultiConvModel:
+    """A conv layer with K filters over a C-channel input, traced number by number (multi_conv_trace: all of map 0,
+    then map 1, ...). State: ``settings`` (MultiConvSettings), ``x`` (C, N, N), ``w`` (K, C, F, F), ``b`` (K,),
+    ``frames``, ``frame_index`` (-1: nothing computed yet), ``error`` (why the geometry has no trace, with the
+    paddings or strides that do work). ``changed(part)``: "layer" (settings, values, trace) or "frame"."""
+
+    def __init__(self, seed: int = 232) -> None:
+        self.changed = Signal()
+        self._rng = np.random.default_rng(seed)
+        self.settings = MultiConvSettings()
+        self.photos: dict[str, np.ndarray] = {}         # name -> (3, PHOTO_RGB_SIDE, PHOTO_RGB_SIDE) in [0, 1]
+        self._resized: dict[tuple[str, int], np.ndarray] = {}
+        s = self.settings
+        self.x = self._ints((s.c, s.n, s.n), 0, 3)
+        self.w = self._ints((s.k, s.c, s.f, s.f), -1, 1)
+        self.b = self._ints((s.k,), -1, 1)
+        self.frames: list[MultiConvFrame] = []
+        self.frame_index = -1
+        self.error = ""
+        self._recompute()
+
+    def _ints(self, shape: tuple[int, ...], low: int, high: int) -> np.ndarray:
+        return self._rng.integers(low, high + 1, shape).astype(np.float64)
+
+    # ---- what the view writes
+    @property
+    def photo(self) -> str | None:
+        """The photo's name when the input is a photo, else None."""
+        src = self.settings.source
+        return src[len("photo: "):] if src.startswith("photo: ") else None
+
+    def channel_names(self) -> tuple[str, ...]:
+        """'R', 'G', 'B' for a photo, else '0', '1', ..."""
+        return PHOTO_CHANNELS if self.photo else tuple(str(c) for c in range(self.settings.c))
+
+    def map_names(self) -> tuple[str, ...] | None:
+        """The colour mixes' names (one per filter) when the filters are the mixes, else None."""
+        return tuple(list(COLOUR_MIXES)[:self.settings.k]) if self.settings.weights == MIX_WEIGHTS else None
+
+    def param_count(self) -> int:
+        s = self.settings
+        return conv_param_count(s.k, s.c, s.f)
+
+    def param_count_text(self) -> str:
+        s = self.settings
+        return param_count_text(s.k, s.c, s.f)
+
+    def shape_text(self) -> str:
+        """The input, filter and output volumes' shapes and the output side's arithmetic, or why there is no
+        output (with the paddings or strides that work)."""
+        s = self.settings
+        if self.error:
+            return f"Cannot build this layer:\n{self.error}"
+        k, ho, wo = self.out_shape
+        return (f"input    C×H×W   = {s.c}×{s.n}×{s.n}\nfilters  K×C×F×F = {k}×{s.c}×{s.f}×{s.f}\n"
+                f"output   K×H'×W' = {k}×{ho}×{wo}\nH' = ({s.n} − {s.f} + 2·{s.pad})/{s.stride} + 1 = {ho}")
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        """(K, Hout, Wout), or (K, 0, 0) without a valid geometry."""
+        s = self.settings
+        if self.error:
+            return s.k, 0, 0
+        n = int(round((len(self.frames) // s.k) ** 0.5))
+        return s.k, n, n
+
+    # ---- edits
+    def set_settings(self, settings: MultiConvSettings) -> None:
+        if not isinstance(settings, MultiConvSettings):
+            raise ValueInputError(f"multi-channel settings must be MultiConvSettings, got {type(settings).__name__}")
+        old, s = self.settings, settings
+        self.settings = s
+        # keep what still fits, so changing K (or C) leaves the other filters' maps (or channels) as they were
+        if s.source == INTEGERS:
+            if old.source != INTEGERS or self.x.shape[1:] != (s.n, s.n):
+                self.x = self._ints((s.c, s.n, s.n), 0, 3)
+            elif self.x.shape[0] != s.c:
+                self.x = np.concatenate([self.x[:s.c], self._ints((max(0, s.c - self.x.shape[0]), s.n, s.n), 0, 3)])
+        if s.weights == MIX_WEIGHTS:
+            mixes = list(COLOUR_MIXES.values())[:s.k]
+            self.w = np.array([m[0] for m in mixes], dtype=np.float64)[:, :, None, None]
+            self.b = np.array([m[1] for m in mixes], dtype=np.float64)
+        elif old.weights != RANDOM_WEIGHTS or self.w.shape[1:] != (s.c, s.f, s.f):
+            self.w = self._ints((s.k, s.c, s.f, s.f), -1, 1)
+            self.b = self._ints((s.k,), -1, 1)
+        elif self.w.shape[0] != s.k:
+            more = max(0, s.k - self.w.shape[0])
+            self.w = np.concatenate([self.w[:s.k], self._ints((more, s.c, s.f, s.f), -1, 1)])
+            self.b = np.concatenate([self.b[:s.k], self._ints((more,), -1, 1)])
+        self._recompute()
+        self.changed.emit("layer")
+
+    def settings_for(self, values: dict[str, Any]) -> MultiConvSettings:
+        """The settings a form's values ask for. What the control just changed brings its requirements along:
+        choosing a photo sets C = 3, choosing the colour mixes sets F = 1 and C = 3; any other bad combination is
+        refused (ValueInputError saying what to change)."""
+        v, old = {**self.settings.as_dict(), **dict(values)}, self.settings
+        if v["source"] != old.source and v["source"] != INTEGERS:
+            v["c"] = len(PHOTO_CHANNELS)
+        if v["weights"] != old.weights and v["weights"] == MIX_WEIGHTS:
+            v["f"], v["c"] = 1, len(PHOTO_CHANNELS)
+        return MultiConvSettings(**v)
+
+    def one_by_one_settings(self) -> MultiConvSettings:
+        """The channel-mixing demonstration: the first photo's R, G, B mixed by 1×1 filters into the colour
+        mixes (grey, red − green, blue − yellow, negative), at the current input size."""
+        return self.settings.replace(source=MULTI_SOURCES[1], c=len(PHOTO_CHANNELS), k=len(COLOUR_MIXES), f=1,
+                                     stride=1, pad=0, weights=MIX_WEIGHTS)
+
+    def random_input(self) -> None:
+        """New random integers (a photo input stays the photo)."""
+        if self.settings.source == INTEGERS:
+            self.x = self._ints(self.x.shape, 0, 3)
+            self._recompute()
+            self.changed.emit("layer")
+
+    def random_filters(self) -> None:
+        """New random integer filters and biases (the colour mixes stay the mixes)."""
+        if self.settings.weights == RANDOM_WEIGHTS:
+            self.w = self._ints(self.w.shape, -1, 1)
+            self.b = self._ints(self.b.shape, -1, 1)
+            self._recompute()
+            self.changed.emit("layer")
+
+    def set_photos(self, photos: dict[str, np.ndarray]) -> None:
+        """The photos' colour channels, (3, H, W) each (ConvLabModel.prepare loads them off the UI thread)."""
+        self.photos = {k: np.asarray(v, dtype=np.float64) for k, v in photos.items()}
+        self._resized.clear()
+        if self.photo:
+            self._recompute()
+            self.changed.emit("layer")
+
+    def _recompute(self) -> None:
+        s = self.settings
+        self.frame_index = -1
+        if self.photo:
+            if self.photo not in self.photos:
+                self.x = np.zeros((s.c, s.n, s.n))
+                self.frames, self.error = [], "The photos are still loading: they appear here as soon as they are ready."
+                return
+            key = (self.photo, s.n)
+            if key not in self._resized:
+                self._resized[key] = resize_channels(self.photos[self.photo], s.n)
+            self.x = self._resized[key].copy()
+        try:
+            self.frames = multi_conv_trace(self.x, self.w, self.b, s.stride, s.pad,
+                                           pads=_range_of(MultiConvSettings, "pad"),
+                                           strides=_range_of(MultiConvSettings, "stride"))
+            self.error = ""
+        except ShapeError as exc:
+            self.frames, self.error = [], str(exc)
+
+    # ---- the animation
+    def show(self, index: int) -> None:
+        """Show the first index + 1 output numbers (-1: none); clamped to the frames there are."""
+        index = min(max(int(index), -1), len(self.frames) - 1)
+        if index != self.frame_index:
+            self.frame_index = index
+            self.changed.emit("frame")
+
+    def step(self) -> bool:
+        """One more output number; False at the end (or without frames)."""
+        if self.frame_index >= len(self.frames) - 1:
+            return False
+        self.show(self.frame_index + 1)
+        return True
+
+    def rewind(self) -> None:
+        self.show(-1)
+
+    @property
+    def frame(self) -> MultiConvFrame | None:
+        return self.frames[self.frame_index] if self.frames and self.frame_index >= 0 else None
+
+    def output_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """(out (K, Hout, Wout): every value of the traced layer, shown (K, Hout, Wout) bool: those computed so
+        far). Empty (K, 0, 0) arrays without a valid geometry."""
+        k, ho, wo = self.out_shape
+        if not self.frames:
+            return np.zeros((k, 0, 0)), np.zeros((k, 0, 0), bool)
+        out = np.array([f.value for f in self.frames]).reshape(k, ho, wo)
+        shown = np.zeros(out.shape, bool)
+        shown.ravel()[:self.frame_index + 1] = True
+        return out, shown
+
+    def mix_matrix(self) -> np.ndarray | None:
+        """W = w[:, :, 0, 0] (K × C) of a 1×1 layer (each row mixes one pixel's C channels into one output
+        channel), or None when F > 1."""
+        return self.w[:, :, 0, 0].copy() if self.settings.f == 1 else None

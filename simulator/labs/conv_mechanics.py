@@ -4,7 +4,8 @@ applied to real images (scikit-learn's digits and bundled photos).
 
 One conv layer here has a single filter over a (C, H, W) input (C = 1 for a plain grid): out[i, j] =
 sum_{c,p,q} xpad[c, i S + p, j S + q] w[c, p, q] + b, the cross-correlation every deep-learning library calls
-convolution. Everything is float64; the traces agree with simulator.functional.layers.conv_forward / max_pool_forward, and the
+convolution. The multi-channel trace takes K such filters, each as deep as the input (w (K, C, F, F), b (K,)): K
+output maps, K·C·F·F + K parameters, and with F = 1 a per-pixel matrix product that mixes the channels. Everything is float64; the traces agree with simulator.functional.layers.conv_forward / max_pool_forward, and the
 backward computations with conv_backward / max_pool_backward (the tests check both).
 """
 from __future__ import annotations
@@ -22,6 +23,8 @@ __all__ = [
     "output_size", "geometry_fixes", "MAX_TRACE_PAD", "MAX_TRACE_STRIDE", "MAX_TRACE_CELLS", "pad_input", "as_chw", "ConvFrame", "conv_trace", "conv_output", "ConvBackward",
     "conv_backward_explicit", "dilate", "correlate_valid", "PoolFrame", "max_pool_trace", "max_pool_backward_explicit",
     "FILTERS", "FILTER_NOTES", "apply_filter", "load_photo", "PHOTOS", "format_number", "dot_product_text",
+    "conv_param_count", "param_count_text", "conv_volume_shape", "MultiConvFrame", "multi_conv_trace",
+    "multi_conv_output", "conv1x1_matmul", "COLOUR_MIXES", "load_photo_rgb", "resize_channels",
 ]
 
 
@@ -141,13 +144,18 @@ def _fmt_factor(v: float) -> str:
     return f"({s})" if s.startswith("-") else s
 
 
-def dot_product_text(window: np.ndarray, filt: np.ndarray, bias: float, value: float, max_terms: int = 27) -> str:
-    """'1·0 + 2·1 + ... + b = 7' for the elementwise products of a window with a filter, bias and result."""
+def _products_text(window: np.ndarray, filt: np.ndarray, max_terms: int) -> str:
+    """'1·0 + 2·1 + ...': the elementwise products of a window with a filter (long sums elided in the middle)."""
     wv, fv = np.ravel(window), np.ravel(filt)
     terms = [f"{_fmt_factor(a)}·{_fmt_factor(b)}" for a, b in zip(wv, fv)]
     if len(terms) > max_terms:
         terms = terms[:max_terms - 2] + ["…", terms[-1]]
-    return " + ".join(terms) + f" + {_fmt_factor(bias)} = {format_number(value)}"
+    return " + ".join(terms)
+
+
+def dot_product_text(window: np.ndarray, filt: np.ndarray, bias: float, value: float, max_terms: int = 27) -> str:
+    """'1·0 + 2·1 + ... + b = 7' for the elementwise products of a window with a filter, bias and result."""
+    return _products_text(window, filt, max_terms) + f" + {_fmt_factor(bias)} = {format_number(value)}"
 
 
 # ============================================================================================== forward trace
@@ -370,21 +378,199 @@ def apply_filter(image: Any, kernel: str | np.ndarray, pad: int = 1) -> np.ndarr
     return out[0, 0]
 
 
-def load_photo(name: str = "china.jpg", size: int = 120) -> np.ndarray:
-    """One of scikit-learn's bundled sample photos (PHOTOS; no download) as grayscale float64 (H, W) in [0, 1], the
-    longer side resized to `size` px (Lanczos, via Pillow). Gray = 0.299 R + 0.587 G + 0.114 B (ITU-R 601)."""
+def _sample_rgb(name: str) -> np.ndarray:
+    """scikit-learn's bundled photo `name` as float64 (H, W, 3) in [0, 1]."""
     if name not in PHOTOS:
         raise ValueInputError(f"unknown photo {name!r}; choose one of {', '.join(PHOTOS)}")
-    size = _size("size", size, 8, 1024, " for a photo")
     try:
-        from PIL import Image
+        import PIL  # noqa: F401  (resizing needs it: fail here, with the install hint)
         from sklearn.datasets import load_sample_image
     except ImportError:
         raise ValueInputError("the sample photos need scikit-learn and Pillow: pip install scikit-learn pillow") from None
-    rgb = load_sample_image(name).astype(np.float64) / 255.0
+    return load_sample_image(name).astype(np.float64) / 255.0
+
+
+def load_photo(name: str = "china.jpg", size: int = 120) -> np.ndarray:
+    """One of scikit-learn's bundled sample photos (PHOTOS; no download) as grayscale float64 (H, W) in [0, 1], the
+    longer side resized to `size` px (Lanczos, via Pillow). Gray = 0.299 R + 0.587 G + 0.114 B (ITU-R 601)."""
+    from PIL import Image
+    rgb = _sample_rgb(name)
+    size = _size("size", size, 8, 1024, " for a photo")
     gray = rgb @ np.array([0.299, 0.587, 0.114])
     h, w = gray.shape
     scale = size / max(h, w)
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
     img = Image.fromarray(gray.astype(np.float32), mode="F").resize(new, Image.Resampling.LANCZOS)
     return np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
+
+
+def resize_channels(x: Any, size: int) -> np.ndarray:
+    """(C, H, W) -> (C, size, size): each channel resized on its own (Lanczos, via Pillow), then clipped to the
+    input's range (Lanczos rings a little past sharp edges). A non-square input is centre-cropped to a square first."""
+    from PIL import Image
+    x = as_chw(x)
+    size = _size("size", size, 1, MAX_TRACE_INPUT, " for a side")
+    H, W = x.shape[1:]
+    s = min(H, W)
+    r0, c0 = (H - s) // 2, (W - s) // 2
+    sq = x[:, r0:r0 + s, c0:c0 + s]
+    out = np.stack([np.asarray(Image.fromarray(ch.astype(np.float32), mode="F").resize(
+        (size, size), Image.Resampling.LANCZOS), dtype=np.float64) for ch in sq])
+    return np.clip(out, x.min(), x.max())
+
+
+def load_photo_rgb(name: str = "china.jpg", size: int = 32) -> np.ndarray:
+    """A bundled photo as its three colour channels: float64 (3, size, size) in [0, 1] (R, G, B), centre-cropped to
+    a square and resized (Lanczos)."""
+    rgb = _sample_rgb(name)
+    size = _size("size", size, 1, MAX_TRACE_INPUT, " for a photo")
+    return resize_channels(np.moveaxis(rgb, -1, 0), size)
+
+
+# ============================================================================================== K filters, C channels
+
+def conv_param_count(K: int, C: int, F: int) -> int:
+    """The learnable numbers of a conv layer with K filters of F×F over C input channels: every filter spans the
+    full depth of its input, so K·C·F·F weights, plus one bias per filter: K·C·F·F + K."""
+    K, C, F = _size("K", K, 1), _size("C", C, 1), _size("F", F, 1)
+    return K * C * F * F + K
+
+
+def param_count_text(K: int, C: int, F: int) -> str:
+    """'K·C·F·F + K = 4·3·3·3 + 4 = 112 parameters'."""
+    n = conv_param_count(K, C, F)
+    return f"K·C·F·F + K = {K}·{C}·{F}·{F} + {K} = {n:,} parameter{'s' if n != 1 else ''}"
+
+
+def conv_volume_shape(x_shape: Any, K: int, F: int, stride: int = 1, pad: int = 0, *, pads: range | None = None,
+                      strides: range | None = None) -> tuple[int, int, int]:
+    """The output volume of K F×F filters over an input of shape (C, H, W): (K, Hout, Wout), one activation map per
+    filter whatever C is; each side is (N − F + 2P)/S + 1 (output_size: its refusals, and only hints within
+    ``pads`` / ``strides``)."""
+    shape = tuple(x_shape) if isinstance(x_shape, (tuple, list)) else ()
+    if len(shape) != 3:
+        raise ShapeError(f"the input volume's shape must be (C, H, W), got {x_shape!r}")
+    _, H, W = (_size(n, v, 1) for n, v in zip(("C", "H", "W"), shape))
+    K = _size("K", K, 1)
+    return (K, output_size(H, F, pad, stride, pads=pads, strides=strides),
+            output_size(W, F, pad, stride, pads=pads, strides=strides))
+
+
+@dataclass(frozen=True)
+class MultiConvFrame:
+    """One output number out[k, i, j] of a conv layer with K filters over C channels. Window coordinates are in the
+    padded input; the same window is taken from every channel."""
+
+    index: int                    # frame number: filter k first, then row-major over the output map
+    k: int                        # the filter, and so the output channel
+    out_pos: tuple[int, int]      # (i, j) in map k
+    origin: tuple[int, int]       # (row, col) of the window's top-left cell in the padded input: (i S, j S)
+    window: np.ndarray            # (C, F, F) the input values under the filter, in every channel
+    filt: np.ndarray              # (C, F, F) filter k
+    products: np.ndarray          # (C, F, F) window * filt
+    partials: np.ndarray          # (C,) partials[c] = window[c] · filt[c], the sum of channel c's products
+    total: float                  # partials.sum()
+    bias: float                   # b[k]
+    value: float                  # total + bias = out[k, i, j]
+    channel_texts: tuple[str, ...]  # per channel: '1·0 + 2·1 + ... = 3'
+    text: str                     # 'out[k, i, j] = 3 + (-2) + 5 + 1 = 7' (the partials, then b[k])
+
+
+def _multi_args(x: Any, w: Any, b: Any, stride: int, pad: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    x = as_chw(x, "x")
+    wa = np.asarray(w)
+    if wa.dtype.kind not in "biuf":
+        raise ValueInputError(f"w must hold real numbers, got dtype {wa.dtype}")
+    if wa.ndim != 4 or min(wa.shape) < 1:
+        raise ShapeError(f"w must be (K, C, F, F): K filters, each C channels deep, got shape {np.shape(w)}")
+    K, C = wa.shape[:2]
+    if C != x.shape[0]:
+        raise ShapeError(f"each filter is {C} channel{'s' if C != 1 else ''} deep (w {wa.shape}) but x has "
+                         f"{x.shape[0]} (shape {x.shape}): a filter always extends through the full depth of its "
+                         f"input, so w must be ({K}, {x.shape[0]}, F, F)")
+    if wa.shape[2] != wa.shape[3]:
+        raise ShapeError(f"this trace uses square filters, got w {wa.shape}")
+    if K > 64 or C > 64:
+        raise ShapeError(f"w of shape {wa.shape} is too large for this teaching trace: use at most 64 filters of at "
+                         f"most 64 channels")
+    if wa.shape[2] > MAX_TRACE_INPUT:
+        raise ShapeError(f"a {wa.shape[2]}×{wa.shape[2]} filter is too large for this teaching trace")
+    wa = wa.astype(np.float64)
+    if not np.all(np.isfinite(wa)):
+        raise ValueInputError("w holds NaN or infinite values")
+    ba = np.asarray(b)
+    if ba.dtype.kind not in "biuf":
+        raise ValueInputError(f"b must hold real numbers, got dtype {ba.dtype}")
+    if ba.shape != (K,):
+        raise ShapeError(f"b must hold one bias per filter, shape ({K},), got shape {ba.shape}")
+    ba = ba.astype(np.float64)
+    if not np.all(np.isfinite(ba)):
+        raise ValueInputError("b holds NaN or infinite values")
+    S = _size("S", stride, 1, MAX_TRACE_STRIDE, " for a stride")
+    P = _size("P", pad, 0, MAX_TRACE_PAD, " for a padding (F − 1 already lets a filter reach every input cell)")
+    return x, wa, ba, S, P
+
+
+def multi_conv_trace(x: Any, w: Any, b: Any, stride: int = 1, pad: int = 0, *, pads: range | None = None,
+                     strides: range | None = None, max_terms: int = 27) -> list[MultiConvFrame]:
+    """Every output number of the conv layer x (C, H, W) (or (H, W)), w (K, C, F, F), b (K,) as a frame: all of
+    map 0 row by row, then map 1, ...: K·Hout·Wout frames. out[k, i, j] = Σ_c Σ_{p,q} xpad[c, iS + p, jS + q]
+    w[k, c, p, q] + b[k], shown as C partial sums (one per channel) plus the bias. Raises ShapeError (from
+    output_size, hints within ``pads`` / ``strides``) when the geometry is not exact."""
+    x, w, b, S, P = _multi_args(x, w, b, stride, pad)
+    K, C, F, _ = w.shape
+    _, ho, wo = conv_volume_shape(x.shape, K, F, S, P, pads=pads, strides=strides)
+    if K * ho * wo > MAX_TRACE_CELLS:
+        raise ShapeError(f"{K} output map{'s' if K > 1 else ''} of {ho}×{wo} hold {K * ho * wo:,} numbers, too many "
+                         f"to trace one by one (at most {MAX_TRACE_CELLS:,}): use fewer filters, a smaller input or "
+                         f"a larger stride")
+    xp = pad_input(x, P)
+    frames = []
+    for k in range(K):
+        filt = w[k].copy()
+        for i in range(ho):
+            for j in range(wo):
+                r, c = i * S, j * S
+                win = xp[:, r:r + F, c:c + F].copy()
+                prod = win * filt
+                partials = prod.reshape(C, -1).sum(axis=1)
+                total = float(partials.sum())
+                value = total + float(b[k])
+                texts = tuple(_products_text(win[ch], filt[ch], max_terms) + f" = {format_number(partials[ch])}"
+                              for ch in range(C))
+                text = (f"out[{k}, {i}, {j}] = " + " + ".join(_fmt_factor(v) for v in partials)
+                        + f" + {_fmt_factor(b[k])} = {format_number(value)}")
+                frames.append(MultiConvFrame(len(frames), k, (i, j), (r, c), win, filt, prod, partials, total,
+                                             float(b[k]), value, texts, text))
+    return frames
+
+
+def multi_conv_output(x: Any, w: Any, b: Any, stride: int = 1, pad: int = 0) -> np.ndarray:
+    """The same layer through simulator.functional.layers.conv_forward: out (K, Hout, Wout)."""
+    x, w, b, S, P = _multi_args(x, w, b, stride, pad)
+    conv_volume_shape(x.shape, w.shape[0], w.shape[2], S, P)
+    out, _ = layers.conv_forward(x[None], w, b, S, P)
+    return out[0]
+
+
+def conv1x1_matmul(x: Any, w: Any, b: Any) -> np.ndarray:
+    """A 1×1 convolution written as what it is, one matrix product per pixel: out[:, i, j] = W x[:, i, j] + b with
+    W = w[:, :, 0, 0] (K × C), i.e. np.einsum('kc,chw->khw', W, x) + b. It mixes the C channels of each pixel into K
+    new ones and never looks at a neighbour. x (C, H, W); w (K, C, 1, 1) or (K, C); b (K,)."""
+    wa = np.asarray(w)
+    if wa.ndim == 2:
+        wa = wa[:, :, None, None]
+    if wa.ndim != 4 or wa.shape[2:] != (1, 1):
+        raise ShapeError(f"a 1×1 convolution's w is (K, C, 1, 1) or (K, C), got shape {np.shape(w)}")
+    x, wa, b, _, _ = _multi_args(x, wa, b, 1, 0)
+    return np.einsum("kc,chw->khw", wa[:, :, 0, 0], x) + b[:, None, None]
+
+
+# Colour mixes for a 1×1 convolution over R, G, B: name -> (weights over (R, G, B), bias).
+COLOUR_MIXES: dict[str, tuple[tuple[float, float, float], float]] = {
+    "grey": ((0.299, 0.587, 0.114), 0.0),                  # ITU-R 601 luma, as load_photo
+    "red − green": ((1.0, -1.0, 0.0), 0.0),
+    "blue − yellow": ((-0.5, -0.5, 1.0), 0.0),
+    "negative": ((-1 / 3, -1 / 3, -1 / 3), 1.0),            # 1 − mean: the bias at work
+}
