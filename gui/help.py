@@ -40,7 +40,8 @@ TAB_NOTES: dict[str, tuple[str, str]] = {
                     "for k."),
     "Convolution": ("Lecture 5: convolutional networks", "A filter sliding over an image, one output cell per "
                     "position, with stride and padding; the output size (N − F + 2P) / S + 1; the backward pass as a "
-                    "convolution too."),
+                    "convolution too. Multi-channel: K filters each as deep as the input's C channels give K "
+                    "output maps (K·C·F·F + K parameters); a 1×1 convolution mixes channels pixel by pixel."),
     "Interpretability": ("Lecture 8: visualising and understanding", "What a trained network looks at: saliency, "
                          "occlusion, Shapley values, maximally activating patches, class visualisation, adversarial "
                          "examples (targeted too) and the embedding of its last hidden layer."),
