@@ -24,6 +24,7 @@ from gui import theme
 from gui.forms import ParamForm
 from gui.jobs import JobRunner
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE, control_column, group
+from gui.labs.dying_relu_view import DyingReluView
 from simulator.core.errors import StudioError
 from simulator.labs.activation_explorer import curves as activation_curves
 from simulator.labs.activation_explorer import symmetry, zigzag
@@ -598,6 +599,10 @@ class InitLab(QWidget):
         self.tabs.addTab(self.activations_view, "Activations: f and f'")
         self.symmetry_view = SymmetryView(self.runner)
         self.tabs.addTab(self.symmetry_view, "Constant init: symmetry")
+        self.dying_view = DyingReluView(self.runner)
+        self.tabs.addTab(self.dying_view, "Dying ReLU: the 0.01 bias")
+        self.tabs.currentChanged.connect(
+            lambda i: self.dying_view.ensure_computed() if self.tabs.widget(i) is self.dying_view else None)
         self.tabs.currentChanged.connect(
             lambda i: self.symmetry_view.compute() if self.tabs.widget(i) is self.symmetry_view
             and self.symmetry_view.result is None else None)
@@ -629,6 +634,7 @@ class InitLab(QWidget):
     def close_lab(self) -> None:
         self._debounce.stop()
         self._norms_debounce.stop()
+        self.dying_view.stop()
         self.runner.close()
 
     def closeEvent(self, event) -> None:
