@@ -8,7 +8,7 @@ import html
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from gui import theme
 from simulator import Graph, StepEvent, Trace
@@ -145,11 +145,19 @@ class ChainRulePanel(QFrame):
         self.body.setTextFormat(Qt.RichText)
         self.body.setWordWrap(True)
         self.body.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        # a matrix step can be taller than the panel: its body scrolls rather than being cut off
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidget(self.body)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.viewport().setAutoFillBackground(False)
+        self.body.setAutoFillBackground(False)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(14, 8, 14, 10)
         lay.setSpacing(2)
         lay.addWidget(self.title)
-        lay.addWidget(self.body)
+        lay.addWidget(self.scroll, 1)
         self.setMinimumHeight(130)
 
     def show_event(self, event: StepEvent | None, trace: Trace | None, graph: Graph, position: int,
