@@ -30,7 +30,8 @@ TAB_NOTES: dict[str, tuple[str, str]] = {
     "Init / norm": ("Lecture 6–7: initialisation and normalisation", "Activations and gradients pushed through ten "
                     "layers: their spread per layer shows whether an initialisation keeps the signal alive "
                     "(Xavier for tanh, Kaiming for ReLU) or lets it vanish or explode; batch, layer, instance and "
-                    "group norm compared on the same tensor."),
+                    "group norm compared on the same tensor; every activation and its derivative; why a constant "
+                    "init never breaks symmetry; dying ReLUs and the 0.01 bias."),
     "Optimizers": ("Lecture 7–8: optimization and schedules", "Optimizers racing on a loss surface from the same "
                    "start, with their paths, loss curves and learning rates; the schedule designer draws step, "
                    "cosine, linear and inverse-sqrt schedules with warm-up. Try: the ravine, where SGD zig-zags and "
