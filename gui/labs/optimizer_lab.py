@@ -12,9 +12,16 @@ x_{t+1} - x_t (thick, in the optimizer's colour). For SGD with momentum that ste
 v_{t+1}; for Adam it is -lr m^ / (sqrt(v^) + eps), the moment-scaled step. Both come from the race's trajectory and
 from the noise-free gradients the race returns along it, so no optimizer state has to be replayed. The arrows show
 directions at a fixed length (their magnitudes span many decades).
+
+Newton (a second-order racer) joins the race like the optimizers. The preconditioner view (optional) draws, at the
+selected racer's current point, three step directions: -g (gradient descent), -g / sqrt(s) (AdaGrad's diagonal
+scaling, s its accumulated squared gradients along that path) and -H^-1 g (Newton), with the full Newton step dashed
+to where it lands, and a note under the plot with H, its eigenvalues and condition number there. Its numbers come
+from the model's ``preconditioners`` along the whole path, computed once per racer when first shown.
 """
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,11 +43,10 @@ from gui.labs.common import ERROR_STYLE, MUTED_STYLE, PALETTE, control_column, g
 from gui.labs.schedule_designer import ScheduleDesigner
 from simulator.core.errors import StudioError
 from simulator.core.params import params_of
-from simulator.functional.optim import OPTIMIZERS
 from simulator.functional.schedules import Schedule
-from simulator.labs.optimizer_lab import (CUSTOM, OptimizerLabModel, RaceSettings, Racer, contour_segments,
-                                          surface_heatmap)
-from simulator.labs.surfaces import SURFACES, RaceResult
+from simulator.labs.optimizer_lab import (CUSTOM, OptimizerLabModel, Preconditioners, RaceSettings, Racer,
+                                          contour_segments, point_kind, surface_heatmap)
+from simulator.labs.surfaces import RACERS, SURFACES, RaceResult
 
 __all__ = ["OptimizerLab", "CUSTOM"]
 
@@ -56,6 +62,10 @@ N_CONTOURS = 14
 DECIMATE_ABOVE = 2000
 DECIMATE_FRACTION = 3000.0
 RACE_DEBOUNCE_MS = 120    # edits arriving together (typing, a slider) start one race
+# The preconditioner view's three arrows: (key, colour, what the note calls it). Dark, so they stand out from the
+# racers' bright colours.
+PRECONDITIONERS = (("gd", "#1f2933", "−g"), ("adagrad", "#b86e00", "−g / √s"), ("newton", "#0b6e69", "−H⁻¹g"))
+PRECOND_LENGTH = 0.14     # arrow length, as a fraction of the view's width
 
 
 @dataclass
@@ -71,6 +81,7 @@ class _Run:
     gy: np.ndarray
     diverged_at: int | None
     result: RaceResult
+    precond: Preconditioners | None = None    # computed when the preconditioner view first needs it
     px: np.ndarray | None = None      # the path as drawn: the points kept by _decimate (None: all of them)
     py: np.ndarray | None = None
     pidx: np.ndarray | None = None    # their indices into xs, ys (sorted)
@@ -133,7 +144,9 @@ class OptimizerLab(QWidget):
     expression_edit, expression_error, noise_box, optimizer_table, add_combo, add_button, remove_button, hyper_form
     (the selected optimizer's ParamForm), n_steps_box, transport (play_button, step_button, back_button,
     reset_button, step_slider, speed_box, step_label), arrows_check, surface_plot, image_item, contour_item,
-    start_item, minima_item, loss_plot, step_line, divergence_item, schedule_designer, race_error, busy_bar.
+    start_item, minima_item, loss_plot, step_line, divergence_item, schedule_designer, race_error, race_note (why a
+    Newton racer stopped), busy_bar; the preconditioner view: precond_check, precond_items ({key: (shaft, head)} for
+    "gd", "adagrad", "newton"), precond_landing (the full Newton step, dashed), precond_text (the note).
     State: model, runs (label -> _Run), player, jobs.
     """
 
@@ -208,8 +221,9 @@ class OptimizerLab(QWidget):
         self.optimizer_table.setMinimumHeight(26 * 8 + 4)
         self.optimizer_table.itemChanged.connect(self._on_table_item_changed)
         self.optimizer_table.itemSelectionChanged.connect(self._rebuild_hyper_form)
+        self.optimizer_table.itemSelectionChanged.connect(self._show_preconditioners)
         self.add_combo = QComboBox()
-        for name, info in OPTIMIZERS.items():
+        for name, info in RACERS.items():
             self.add_combo.addItem(name, name)
             self.add_combo.setItemData(self.add_combo.count() - 1, f"{info.formula}\n{info.doc}",
                                        Qt.ItemDataRole.ToolTipRole)
@@ -243,6 +257,17 @@ class OptimizerLab(QWidget):
         self.busy_label.setStyleSheet(MUTED_STYLE)
         self.busy_label.hide()
         self.race_error = _plain_error_label()
+        self.race_note = _plain_error_label()        # why a racer stopped (a singular Hessian), in its own words
+        self.precond_check = QCheckBox("Preconditioners: −g, AdaGrad, Newton")
+        self.precond_check.setToolTip("At the selected racer's current point: the step directions of gradient "
+                                      "descent, AdaGrad's per-coordinate scaling and Newton's full Hessian, with H, "
+                                      "its eigenvalues and condition number there")
+        self.precond_check.toggled.connect(self._on_precond_toggled)
+        self.precond_text = QLabel()
+        self.precond_text.setTextFormat(Qt.TextFormat.RichText)
+        self.precond_text.setWordWrap(True)
+        self.precond_text.setStyleSheet("QLabel { background: #fbfbf8; border-top: 1px solid #d9dde3; padding: 6px; }")
+        self.precond_text.hide()
 
         self.schedule_designer = ScheduleDesigner(horizon=self.model.n_steps)
         self.schedule_designer.schedule_applied.connect(self._on_schedule_applied)
@@ -278,6 +303,23 @@ class OptimizerLab(QWidget):
         sp.addItem(self.grad_shafts)
         self.surface_plot.scene().sigMouseClicked.connect(self._on_surface_clicked)
         self._cache_axes(sp)
+        self.precond_items: dict[str, tuple[pg.PlotDataItem, pg.ArrowItem]] = {}
+        for key, colour, _ in PRECONDITIONERS:
+            shaft = pg.PlotDataItem(pen=pg.mkPen(colour, width=3.2), skipFiniteCheck=True)
+            head = pg.ArrowItem(headLen=13, tipAngle=36, tailLen=0, pen=pg.mkPen("w", width=1), brush=pg.mkBrush(colour))
+            for item in (shaft, head):
+                item.setZValue(45)
+                item.hide()
+                sp.addItem(item)
+            self.precond_items[key] = (shaft, head)
+        self.precond_landing = pg.PlotDataItem(pen=pg.mkPen(PRECONDITIONERS[2][1], width=1.6,
+                                                            style=Qt.PenStyle.DashLine),
+                                               symbol=["o", "+"], symbolSize=[0, 14], symbolPen=pg.mkPen(
+                                                   PRECONDITIONERS[2][1], width=2.5), symbolBrush=None,
+                                               skipFiniteCheck=True)
+        self.precond_landing.setZValue(44)
+        self.precond_landing.hide()
+        sp.addItem(self.precond_landing)
 
         # ---- loss
         self._loss_axis = _LossAxis("left")
@@ -287,6 +329,7 @@ class OptimizerLab(QWidget):
         lp.showGrid(x=True, y=True, alpha=0.15)
         lp.setLabel("bottom", "iteration")
         lp.setTitle("Loss", size="10pt")
+        lp.setContentsMargins(0, 0, 12, 0)        # room for the last tick label of the step axis
         self.loss_legend = lp.addLegend(offset=(-8, 8), labelTextSize="8pt", colCount=1)
         self.step_line = pg.InfiniteLine(pos=0, angle=90, movable=True, pen=pg.mkPen("#1f2933", width=1,
                                                                                      style=Qt.PenStyle.DashLine))
@@ -349,9 +392,11 @@ class OptimizerLab(QWidget):
         race_box.addLayout(form)
         race_box.addWidget(self.transport)
         race_box.addWidget(self.arrows_check)
+        race_box.addWidget(self.precond_check)
         race_box.addWidget(self.busy_label)
         race_box.addWidget(self.busy_bar)
         race_box.addWidget(self.race_error)
+        race_box.addWidget(self.race_note)
         self.prediction = PredictionBox("which optimizer reaches the minimum first on this surface?",
                                         self._check_prediction, choices=[r.label for r in self.model.racers])
         race_box.addWidget(self.prediction)
@@ -378,9 +423,15 @@ class OptimizerLab(QWidget):
         self.schedule_designer.setMinimumHeight(250)
 
         self.surface_plot.setMinimumSize(QSize(320, 320))
+        centre = QWidget()
+        centre_box = QVBoxLayout(centre)
+        centre_box.setContentsMargins(0, 0, 0, 0)
+        centre_box.setSpacing(0)
+        centre_box.addWidget(self.surface_plot, 1)
+        centre_box.addWidget(self.precond_text)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(scroll)
-        self.splitter.addWidget(self.surface_plot)
+        self.splitter.addWidget(centre)
         self.splitter.addWidget(right)
         self.splitter.setChildrenCollapsible(False)
         self.splitter.setStretchFactor(0, 0)
@@ -713,14 +764,14 @@ class OptimizerLab(QWidget):
             return
         form.error.hide()
 
-    def _set_status(self, row: int, text: str, colour: str | None = None) -> None:
+    def _set_status(self, row: int, text: str, colour: str | None = None, tip: str = "") -> None:
         item = self.optimizer_table.item(row, 3)
         if item is None:
             return
         self.optimizer_table.blockSignals(True)
         item.setText(text)
         item.setForeground(QColor(colour or "#1f2933"))
-        item.setToolTip(text)
+        item.setToolTip(tip or text)
         self.optimizer_table.blockSignals(False)
 
     # ===================================================================================================== race
@@ -834,6 +885,7 @@ class OptimizerLab(QWidget):
         self.divergence_item.setData([], [])
         self._shown_diverged = 0
         self.grad_shafts.setData([], [])
+        self._hide_precond_items()
 
     def _install_runs(self, results: dict[str, RaceResult]) -> None:
         self._clear_runs()
@@ -878,7 +930,8 @@ class OptimizerLab(QWidget):
                                                   brush=pg.mkBrush("#1f2933"))
             for key in ("path", "marker", "step_arrow", "step_head", "grad_head"):
                 sp.addItem(run.items[key])
-            name = label if r.diverged_at is None else f"{label}: diverged at step {r.diverged_at}"
+            name = (f"{label}: diverged at step {r.diverged_at}" if r.diverged_at is not None else
+                    f"{label}: stopped at step {r.stopped_at}" if r.stopped_at is not None else label)
             # width 1: the raster engine draws thin lines several times faster than wide ones
             loss = pg.PlotDataItem(pen=pg.mkPen(colour, width=1), name=name, skipFiniteCheck=True)
             loss.setClipToView(True)
@@ -886,14 +939,23 @@ class OptimizerLab(QWidget):
             lp.addItem(loss)
             run.items["loss"] = loss
             self.runs[label] = run
+        notes = []
         for row, racer in enumerate(self.model.racers):
             r = results.get(racer.label)
             if not racer.enabled or r is None:
                 self._set_status(row, "off", "#9aa3ad")
             elif r.diverged_at is not None:
                 self._set_status(row, f"diverged at step {r.diverged_at}", "#c8372d")
+            elif r.stopped_at is not None:
+                self._set_status(row, "stopped: H singular", "#c8372d", r.stop_reason)
+                notes.append(f"{racer.label} stopped at step {r.stopped_at}: {r.stop_reason}")
             else:
-                self._set_status(row, f"f = {float(r.losses[-1]):.3g}")
+                # an honest ending: a racer (pure Newton, above all) may come to rest on a saddle or a maximum
+                kind = point_kind(self.model.surface, *r.final)
+                where = f" at a {kind}" if kind in ("saddle point", "maximum") else ""
+                self._set_status(row, f"f = {float(r.losses[-1]):.3g}{where}", "#c8372d" if where else None)
+        self.race_note.setText("\n".join(notes))
+        self.race_note.setVisible(bool(notes))
         # fixed ranges: the view never jumps while playing and autorange costs nothing per frame
         self._loss_axis.symlog = mode == "symlog"
         self._loss_axis.setLogMode(False, mode == "log")
@@ -953,6 +1015,8 @@ class OptimizerLab(QWidget):
             self.divergence_item.setData(div_x, div_y, pen=[pg.mkPen(c, width=3) for c in div_brush],
                                          brush=div_brush)
         self.step_line.setValue(t)
+        if self.precond_check.isChecked():
+            self._show_preconditioners()
 
     def _place_arrows(self, run: _Run, k: int, length: float, shafts: np.ndarray, shafts_y: np.ndarray,
                       i: int) -> None:
@@ -996,3 +1060,125 @@ class OptimizerLab(QWidget):
         for run in self.runs.values():
             for key in ("step_arrow", "step_head", "grad_head"):
                 run.items[key].setVisible(on)
+
+    # ======================================================================================== preconditioners
+    def precond_run(self) -> _Run | None:
+        """The run the preconditioner view follows: the selected racer's, else the first one on screen."""
+        row = self._selected_row()
+        if 0 <= row < len(self.model.racers):
+            run = self.runs.get(self.model.racers[row].label)
+            if run is not None:
+                return run
+        return next(iter(self.runs.values()), None)
+
+    def _on_precond_toggled(self, on: bool) -> None:
+        self.precond_text.setVisible(on)
+        if on:
+            self._show_preconditioners()
+        else:
+            self._hide_precond_items()
+
+    def _hide_precond_items(self) -> None:
+        for shaft, head in self.precond_items.values():
+            shaft.hide()
+            head.hide()
+        self.precond_landing.hide()
+
+    def _show_preconditioners(self) -> None:
+        """Arrows and note at the followed racer's current point (numbers along its path computed once)."""
+        if not self.precond_check.isChecked():
+            return
+        run = self.precond_run()
+        if run is None:
+            self._hide_precond_items()
+            self.precond_text.setText("The race is being computed…")
+            return
+        if run.precond is None:
+            try:
+                run.precond = self.model.preconditioners(run.result)
+            except StudioError as exc:
+                self._hide_precond_items()
+                self.precond_text.setText(html.escape(f"No preconditioners here: {exc}"))
+                return
+        P = run.precond
+        k = min(self.player.frame, run.m - 1)
+        x, y = (float(v) for v in P.points[k])
+        x0, x1 = self.surface_plot.getPlotItem().getViewBox().viewRange()[0]
+        length = PRECOND_LENGTH * (x1 - x0)
+        for key, _colour, _name in PRECONDITIONERS:
+            dx, dy = (float(v) for v in getattr(P, key)[k])
+            n = math.hypot(dx, dy)
+            shaft, head = self.precond_items[key]
+            if n > 0 and math.isfinite(n):
+                ex, ey = x + length * dx / n, y + length * dy / n
+                shaft.setData([x, ex], [y, ey])
+                head.setPos(ex, ey)
+                head.setStyle(angle=math.degrees(math.atan2(dy, -dx)))
+                shaft.show()
+                head.show()
+            else:
+                shaft.hide()
+                head.hide()
+        nx, ny = (float(v) for v in P.newton[k])
+        if math.isfinite(nx) and math.isfinite(ny):
+            self.precond_landing.setData([x, x + nx], [y, y + ny])
+            self.precond_landing.show()
+        else:
+            self.precond_landing.hide()
+        self.precond_text.setText(self._precond_html(run, k))
+
+    def _precond_html(self, run: _Run, k: int) -> str:
+        """The note under the plot: H at the point, then what each of the three arrows is, with its numbers."""
+        P = run.precond
+        assert P is not None
+        x, y = P.points[k]
+        hxx, hxy, hyy = P.hessians[k]
+        lo, hi = P.eigenvalues[k]
+        cond = float(P.condition[k])
+        newton = P.newton[k]
+        singular = not np.all(np.isfinite(newton))
+
+        scale = max(1.0, abs(float(x)), abs(float(y)))
+
+        def num(v: float) -> str:
+            if math.isinf(v):
+                return "∞"
+            return f"{v if abs(v) > 1e-12 * scale else 0.0:.3g}".replace("-", "−")   # rounding noise shown as 0
+
+        def vec(a: Any) -> str:
+            return f"({num(float(a[0]))}, {num(float(a[1]))})"
+
+        def swatch(i: int) -> str:
+            key, colour, name = PRECONDITIONERS[i]
+            return f"<span style='color:{colour}; font-weight:600'>■ {name} = {vec(getattr(P, key)[k])}</span>"
+
+        if singular:
+            shape = "singular: the surface does not curve along one direction, so H has no inverse."
+        elif lo > 0:
+            shape = "positive definite, a bowl here."
+        elif hi < 0:
+            shape = "both negative, a hilltop here, not a bowl."
+        else:
+            shape = (f"one negative, a saddle here, not a bowl (it curves down along the direction of "
+                     f"eigenvalue {num(float(lo))}).")
+        lines = [
+            f"<b>At ({num(float(x))}, {num(float(y))})</b>, {html.escape(run.label)}'s point at step {k}: "
+            f"H = [[{num(hxx)}, {num(hxy)}], [{num(hxy)}, {num(hyy)}]], eigenvalues {num(float(lo))} and "
+            f"{num(float(hi))}, condition number {num(cond)}: {shape}",
+            f"{swatch(0)} gradient descent, no preconditioner: steepest downhill, blind to curvature (across a "
+            f"narrow valley, not along it).",
+            f"{swatch(1)} AdaGrad: g divided per coordinate by √s = {vec(np.sqrt(P.sum_sq[k]))}, the root of its "
+            f"accumulated squared gradients, a diagonal curvature estimate (diag H = ({num(hxx)}, {num(hyy)})); "
+            f"one scale per axis cannot undo a rotated bowl." + (" At step 0, s = g²: −sign(g)." if k == 0 else ""),
+        ]
+        if singular:
+            lines.append(f"<span style='color:{PRECONDITIONERS[2][1]}; font-weight:600'>■ −H⁻¹g: none</span> "
+                         f"Newton needs H⁻¹, which does not exist here.")
+        else:
+            land = (float(x + newton[0]), float(y + newton[1]))
+            where = ("the minimum of the quadratic that matches f here (on a quadratic bowl: the minimum itself)"
+                     if lo > 0 else "the stationary point of the quadratic that matches f here, not a minimum: "
+                     "pure Newton heads for saddles and maxima too (the H + λI and |H| fixes do not)")
+            lines.append(f"{swatch(2)} Newton, the full Hessian: the full step (dashed) lands at {vec(land)}, "
+                         f"{where}.")
+        return "<br>".join(lines)

@@ -10,10 +10,15 @@ Every setter validates first and changes nothing when it refuses (our ValueInput
 message for the learner), then announces the change on ``changed`` with what changed: "surface", "start",
 "optimizers", "noise", "steps" or "schedule". ``race_job()`` takes a snapshot of the settings when it is called, so
 editing the model while a race runs never changes that race.
+
+Racers are torch.optim's optimizers or "Newton" (``simulator.labs.surfaces.RACERS``). ``preconditioners`` gives, along a
+path, the three step directions the lab draws as arrows: -g (none), AdaGrad's -g / sqrt(sum of g^2) (diagonal) and
+Newton's -H^-1 g (the full Hessian); ``point_kind`` says whether a point is a minimum, a saddle point or a maximum.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -23,14 +28,15 @@ from simulator.core.errors import ValueInputError
 from simulator.core.jobs import Job
 from simulator.core.observer import Signal
 from simulator.core.params import Settings, check_int, check_real, param
-from simulator.functional.optim import OPTIMIZERS, OptimizerInfo, optimizer_info
+from simulator.functional.optim import OptimizerInfo
 from simulator.functional.schedules import Schedule
-from simulator.labs.surfaces import (DIVERGENCE_LIMIT, MAX_RACERS, SURFACES, ExpressionSurface, NoisyGradient,
-                                     RaceResult, Surface, make_surface, race_job)
+from simulator.labs.surfaces import (DIVERGENCE_LIMIT, MAX_RACERS, RACERS, SINGULAR_RTOL, SURFACES, ExpressionSurface,
+                                     NoisyGradient, RaceResult, Surface, hessian_eigen, make_surface, newton_direction,
+                                     race_job, racer_info)
 
 __all__ = ["CUSTOM", "DEFAULT_RACE", "LOSS_FLOOR", "Heatmap", "OptimizerLabModel", "RaceSettings", "Racer", "loss_curves",
            "race_winner", "DecayComparison", "weight_decay_comparison",
-           "surface_heatmap"]
+           "surface_heatmap", "Preconditioners", "preconditioners", "point_kind"]
 
 CUSTOM = "Custom f(x, y)"
 LOSS_FLOOR = 1e-16        # f - f* below this is rounding noise: a log plot of the loss stops there
@@ -61,8 +67,9 @@ class RaceSettings(Settings):
 
 @dataclass(frozen=True)
 class Racer:
-    """One racing optimizer: a unique label, its OPTIMIZERS entry, its hyperparameters (the entry's Settings, always
-    valid), whether it races, and a colour slot (the lowest one free when it was added)."""
+    """One racing optimizer: a unique label, its RACERS entry (an OPTIMIZERS entry or Newton), its hyperparameters
+    (the entry's Settings, always valid), whether it races, and a colour slot (the lowest one free when it was
+    added)."""
 
     label: str
     kind: str
@@ -72,7 +79,7 @@ class Racer:
 
     @property
     def info(self) -> OptimizerInfo:
-        return OPTIMIZERS[self.kind]
+        return RACERS[self.kind]
 
     @property
     def lr(self) -> float:
@@ -300,9 +307,10 @@ class OptimizerLabModel:
 
     # ---------------------------------------------------------------------------------------------- optimizers
     def add_optimizer(self, kind: str, **hyper: Any) -> Racer:
-        """Append a racer of OPTIMIZERS entry ``kind`` with these hyperparameters (the others at the entry's
-        defaults; Adam's betas as ``betas=`` or ``beta1=``/``beta2=``). Its label is ``kind``, or "kind #2"..."""
-        info = optimizer_info(kind)
+        """Append a racer of RACERS entry ``kind`` (an optimizer or "Newton") with these hyperparameters (the others
+        at the entry's defaults; Adam's betas as ``betas=`` or ``beta1=``/``beta2=``). Its label is ``kind``, or
+        "kind #2"..."""
+        info = racer_info(kind)
         if len(self._racers) >= MAX_RACERS:
             raise ValueInputError(f"a race takes at most {MAX_RACERS} optimizers")
         values = info.settings(**info.values(hyper))
@@ -366,6 +374,10 @@ class OptimizerLabModel:
         """The four weight-decay variants on this surface from this start."""
         return weight_decay_comparison(self._surface, self._start, lr, weight_decay, steps)
 
+    def preconditioners(self, result: RaceResult) -> "Preconditioners":
+        """The three step directions along a racer's path, on this surface without noise."""
+        return preconditioners(self._surface, result.trajectory, result.grads)
+
     def race_winner(self, results: Mapping[str, RaceResult]) -> tuple[str | None, dict[str, int | None]]:
         """``race_winner`` with this surface's known minima."""
         return race_winner(results, self._surface.minima)
@@ -373,6 +385,73 @@ class OptimizerLabModel:
     def loss_curves(self, results: Mapping[str, RaceResult]) -> tuple[str, float, dict[str, np.ndarray]]:
         """``loss_curves`` with this surface's known minima."""
         return loss_curves(results, self._surface.minima)
+
+
+@dataclass(frozen=True)
+class Preconditioners:
+    """Three step directions at each point x_0 .. x_{m-1} of a path: (m, 2) arrays unless said otherwise.
+
+    gd        -g: gradient descent, no preconditioner (steepest descent, blind to curvature).
+    adagrad   -g / sqrt(s), s = sum_{tau <= t} g_tau^2 per coordinate (``sum_sq``, AdaGrad's accumulator along this
+              path): a diagonal preconditioner, one scale per coordinate. At t = 0 it is -sign(g). 0 where s = 0.
+    newton    -H^-1 g: the full Hessian. On a quadratic, x + newton is the minimum (or the saddle / maximum where H
+              is not positive definite). NaN where H is singular.
+    hessians (m, 3) as (hxx, hxy, hyy); eigenvalues (m, 2) as (low, high)."""
+
+    points: np.ndarray
+    grads: np.ndarray
+    hessians: np.ndarray
+    eigenvalues: np.ndarray
+    sum_sq: np.ndarray
+    gd: np.ndarray
+    adagrad: np.ndarray
+    newton: np.ndarray
+
+    @property
+    def condition(self) -> np.ndarray:
+        """(m,) |largest eigenvalue| / |smallest| of H (inf where H is singular)."""
+        a = np.abs(self.eigenvalues)
+        with np.errstate(all="ignore"):
+            return np.where(a.min(axis=1) > 0, a.max(axis=1) / a.min(axis=1), np.inf)
+
+    @property
+    def positive_definite(self) -> np.ndarray:
+        """(m,) True where both eigenvalues of H are > 0: the surface curves up in every direction (a bowl)."""
+        return self.eigenvalues[:, 0] > 0
+
+
+def preconditioners(surface: Surface, points: Any, grads: Any = None) -> Preconditioners:
+    """The three step directions of Preconditioners along ``points`` (m, 2), a path in order; ``grads`` (m, 2) the
+    gradients there (default: ``surface.grad``)."""
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0:
+        raise ValueInputError(f"points must be a list of (x, y) pairs, got shape {pts.shape}")
+    m = len(pts)
+    if grads is None:
+        gx, gy = surface.grad(pts[:, 0], pts[:, 1])
+        grads = np.stack([np.broadcast_to(gx, (m,)), np.broadcast_to(gy, (m,))], axis=1)
+    g = np.asarray(grads, dtype=np.float64)
+    hxx, hxy, hyy = (np.broadcast_to(np.asarray(h, dtype=np.float64), (m,)) for h in surface.hessian(pts[:, 0], pts[:, 1]))
+    lo, hi, _ = hessian_eigen(hxx, hxy, hyy)
+    dx, dy, singular, _, _ = newton_direction(g[:, 0], g[:, 1], hxx, hxy, hyy, "none")
+    s = np.cumsum(g * g, axis=0)
+    with np.errstate(all="ignore"):
+        ada = np.where(s > 0, -g / np.sqrt(s), 0.0)
+    newton = np.stack([np.where(singular, np.nan, dx), np.where(singular, np.nan, dy)], axis=1)
+    return Preconditioners(pts, g, np.stack([hxx, hxy, hyy], axis=1), np.stack([lo, hi], axis=1), s, -g, ada, newton)
+
+
+def point_kind(surface: Surface, x: float, y: float, gtol: float = 1e-6) -> str:
+    """"minimum", "saddle point" or "maximum" when (x, y) is a stationary point (|grad| <= gtol) with a
+    non-singular Hessian, told apart by the signs of H's eigenvalues; "" otherwise."""
+    gx, gy = (float(v) for v in surface.grad(x, y))
+    if not math.hypot(gx, gy) <= gtol:
+        return ""
+    lo, hi, _ = hessian_eigen(*(float(h) for h in surface.hessian(x, y)))
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)) or min(abs(lo), abs(hi)) <= SINGULAR_RTOL * max(abs(lo), abs(hi)):
+        return ""
+    return "minimum" if lo > 0 else "maximum" if hi < 0 else "saddle point"
 
 
 def _nothing() -> Job[dict[str, RaceResult]]:

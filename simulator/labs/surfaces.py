@@ -9,12 +9,18 @@ vectorised gradient call per step for all of them, and one call of ``kernels.opt
 the same per-element rules as the ``simulator.functional.optim`` classes (so a race and a class take identical steps).
 ``race_job`` is the same race as a job (``simulator.core.jobs``): it yields Progress and returns the results.
 
+Every surface also gives its Hessian, ``hessian(x, y) -> (hxx, hxy, hyy)``: analytic for the named surfaces, centred
+differences of ``grad`` otherwise (``hessian_fd``: expression surfaces). A ``Newton`` racer (not a torch.optim
+optimizer: it needs the Hessian) joins the same race, x <- x - lr M^-1 g with M = H, H + lambda I or |H|
+(``newton_direction``); the other racers' steps are untouched by it.
+
 The named surfaces are Settings (``simulator.core.params``): their parameters (a bowl's condition number, Rosenbrock's
 a and b, ...) are declared once with ranges, labels and help, validated when a surface is made, and a form can be
 built from ``params_of(SURFACES[name])``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,16 +30,18 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from kernels import optim as K
-from simulator.core.errors import ValueInputError
+from simulator.core.errors import NumericError, ShapeError, ValueInputError
 from simulator.core.jobs import Job, Progress, run_job
-from simulator.core.params import Settings, check_int, check_real, param, params_of
-from simulator.functional.optim import OPTIMIZERS, Optimizer, make_optimizer
+from simulator.core.params import Param, Settings, check_int, check_real, param, params_of
+from simulator.functional.optim import LR, OPTIMIZERS, Optimizer, OptimizerInfo, make_optimizer
 from simulator.functional.schedules import Schedule
 
 __all__ = [
     "Surface", "QuadraticBowl", "Rosenbrock", "Beale", "Saddle", "Himmelblau", "Hills", "PlateauCliff",
     "ExpressionSurface", "NoisyGradient", "SURFACES", "make_surface", "RaceResult", "race", "race_job",
-    "DIVERGENCE_LIMIT", "MAX_RACE_STEPS", "MAX_GRID",
+    "DIVERGENCE_LIMIT", "MAX_RACE_STEPS", "MAX_GRID", "hessian_fd", "hessian_eigen", "newton_direction",
+    "newton_step_2d",
+    "HESSIAN_FIXES", "Newton", "NEWTON", "RACERS", "racer_info", "SINGULAR_RTOL",
 ]
 
 DIVERGENCE_LIMIT = 1e6
@@ -68,6 +76,39 @@ def _polish(surface: "Surface", x: float, y: float, iterations: int = 30) -> tup
     return float(x), float(y), float(surface.value(x, y))
 
 
+def hessian_fd(surface: "Surface", x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hxx, hxy, hyy) by centred differences of ``surface.grad``: one vectorised gradient call at the four points
+    (x +- h, y) and (x, y +- h), h = 6e-6 max(1, |coordinate|) (about the cube root of the float64 epsilon: the
+    truncation error, h^2 times a third derivative, and the rounding error, eps |g| / h, are then both near 1e-11).
+    The two mixed derivatives, d gx / dy and d gy / dx, are averaged, so the result is symmetric."""
+    x, y = np.broadcast_arrays(*_xy(x, y))
+    shape = x.shape
+    x, y = x.ravel(), y.ravel()
+    n = x.size
+    # the step actually taken ((x + h) - x, exact in floating point) is the one to divide by
+    hx = (x + 6e-6 * np.maximum(1.0, np.abs(x))) - x
+    hy = (y + 6e-6 * np.maximum(1.0, np.abs(y))) - y
+    gx, gy = surface.grad(np.concatenate([x + hx, x - hx, x, x]), np.concatenate([y, y, y + hy, y - hy]))
+    gx = np.broadcast_to(np.asarray(gx, dtype=np.float64), (4 * n,))
+    gy = np.broadcast_to(np.asarray(gy, dtype=np.float64), (4 * n,))
+    hxx = (gx[:n] - gx[n:2 * n]) / (2.0 * hx)
+    hyx = (gy[:n] - gy[n:2 * n]) / (2.0 * hx)
+    hxy = (gx[2 * n:3 * n] - gx[3 * n:]) / (2.0 * hy)
+    hyy = (gy[2 * n:3 * n] - gy[3 * n:]) / (2.0 * hy)
+    return hxx.reshape(shape), (0.5 * (hxy + hyx)).reshape(shape), hyy.reshape(shape)
+
+
+def _full(shape: tuple[int, ...], *values: float) -> tuple[np.ndarray, ...]:
+    return tuple(np.full(shape, float(v)) for v in values)
+
+
+def _shaped(shape: tuple[int, ...], a: Any) -> np.ndarray:
+    """``a`` as an array of ``shape`` (broadcast and copied only when it is not one already: broadcast_to costs
+    more than the arithmetic on the few points of a race step)."""
+    a = np.asarray(a, dtype=np.float64)
+    return a if a.shape == shape else np.broadcast_to(a, shape).copy()
+
+
 class Surface(Settings):
     """Base class of 2-D surfaces. Subclasses define value and grad; x, y: arrays of one shape (or scalars).
     Their declared fields (``param``) are validated when a surface is made."""
@@ -83,6 +124,11 @@ class Surface(Settings):
 
     def grad(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+    def hessian(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(hxx, hxy, hyy): the second derivatives at each point (H is symmetric, so hyx = hxy). This default takes
+        centred differences of ``grad`` (``hessian_fd``); the named surfaces override it with the exact ones."""
+        return hessian_fd(self, x, y)
 
     def grid(self, n: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X, Y, Z), each (n, n), over the suggested view; Z[i, j] = value(X[i, j], Y[i, j]), rows along y."""
@@ -130,6 +176,13 @@ class QuadraticBowl(Surface):
         du, dv = u, self.condition * v
         return c * du - s * dv, s * du + c * dv
 
+    def hessian(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """H = R^T diag(1, condition) R with R the rotation by -angle: the same matrix everywhere."""
+        x, y = _xy(x, y)
+        c, s = self._cs
+        k = self.condition
+        return _full(np.broadcast_shapes(x.shape, y.shape), c * c + k * s * s, c * s * (1.0 - k), s * s + k * c * c)
+
 
 @dataclass(frozen=True)
 class Rosenbrock(Surface):
@@ -156,6 +209,12 @@ class Rosenbrock(Surface):
         x, y = _xy(x, y)
         r = y - x * x
         return -2.0 * (self.a - x) - 4.0 * self.b * x * r, 2.0 * self.b * r
+
+    def hessian(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, y = _xy(x, y)
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        hxx = 2.0 - 4.0 * self.b * (y - x * x) + 8.0 * self.b * x * x
+        return _shaped(shape, hxx), _shaped(shape, -4.0 * self.b * x), np.full(shape, 2.0 * self.b)
 
 
 @dataclass(frozen=True)
@@ -185,6 +244,17 @@ class Beale(Surface):
         gy = 2.0 * x * (t1 + 2.0 * y * t2 + 3.0 * y2 * t3)
         return gx, gy
 
+    def hessian(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # d t_k / dx = y^k - 1 and d t_k / dy = k x y^(k-1), for t_k = c_k - x + x y^k
+        x, y = _xy(x, y)
+        t1, t2, t3, y2, y3 = self._terms(x, y)
+        hxx = 2.0 * ((y - 1.0) ** 2 + (y2 - 1.0) ** 2 + (y3 - 1.0) ** 2)
+        hxy = 2.0 * (t1 + x * (y - 1.0) + 2.0 * y * t2 + 2.0 * x * y * (y2 - 1.0)
+                     + 3.0 * y2 * t3 + 3.0 * x * y2 * (y3 - 1.0))
+        hyy = 2.0 * x * (x + 2.0 * t2 + 4.0 * x * y2 + 6.0 * y * t3 + 9.0 * x * y2 * y2)
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        return _shaped(shape, hxx), _shaped(shape, hxy), _shaped(shape, hyy)
+
 
 @dataclass(frozen=True)
 class Saddle(Surface):
@@ -203,6 +273,11 @@ class Saddle(Surface):
     def grad(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         x, y = _xy(x, y)
         return 2.0 * x, -2.0 * y
+
+    def hessian(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """diag(2, -2) everywhere: curving up along x, down along y (not positive definite)."""
+        x, y = _xy(x, y)
+        return _full(np.broadcast_shapes(x.shape, y.shape), 2.0, 0.0, -2.0)
 
 
 @dataclass(frozen=True)
@@ -230,6 +305,11 @@ class Himmelblau(Surface):
         x, y = _xy(x, y)
         a, b = x * x + y - 11.0, x + y * y - 7.0
         return 4.0 * x * a + 2.0 * b, 2.0 * a + 4.0 * y * b
+
+    def hessian(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, y = _xy(x, y)
+        a, b = x * x + y - 11.0, x + y * y - 7.0
+        return 4.0 * a + 8.0 * x * x + 2.0, 4.0 * (x + y), 2.0 + 4.0 * b + 8.0 * y * y
 
 
 @dataclass(frozen=True)
@@ -287,6 +367,18 @@ class Hills(Surface):
             gy = gy + e * dy / (w * w)
         return gx, gy
 
+    def hessian(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # d/dx of e dx / w^2 (with d e / dx = -e dx / w^2) is e / w^2 (1 - dx^2 / w^2)
+        x, y = _xy(x, y)
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        hxx, hxy, hyy = _full(shape, 2.0 * self.bowl, 0.0, 2.0 * self.bowl)
+        for dx, dy, e, w in self._wells(x, y):
+            w2 = w * w
+            hxx = hxx + e / w2 * (1.0 - dx * dx / w2)
+            hxy = hxy - e * dx * dy / (w2 * w2)
+            hyy = hyy + e / w2 * (1.0 - dy * dy / w2)
+        return hxx, hxy, hyy
+
 
 @dataclass(frozen=True)
 class PlateauCliff(Surface):
@@ -319,6 +411,14 @@ class PlateauCliff(Surface):
         th = np.tanh(0.5 * self.steepness * x)
         gx = -0.25 * self.height * self.steepness * (1.0 - th * th) + 2.0 * self.curvature * (x - self.x0)
         return gx, 2.0 * self.curvature * y
+
+    def hessian(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # d(1 - th^2)/dx = -steepness th (1 - th^2), th = tanh(steepness x / 2)
+        x, y = _xy(x, y)
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        th = np.tanh(0.5 * self.steepness * x)
+        hxx = 0.25 * self.height * self.steepness ** 2 * th * (1.0 - th * th) + 2.0 * self.curvature
+        return (_shaped(shape, hxx), *_full(shape, 0.0, 2.0 * self.curvature))
 
 
 @dataclass(frozen=True)
@@ -436,6 +536,12 @@ class NoisyGradient(Surface):
         gy = gy + self.sigma * self._rng.standard_normal(np.shape(gy))
         return gx, gy
 
+    def hessian(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The surface's own Hessian, without noise: the noise stands for mini-batch noise in the gradient, and
+        differencing a noisy gradient would multiply its noise by 1 / h. (It draws no noise, so adding a Newton
+        racer never changes the noise the other racers see.)"""
+        return self.surface.hessian(x, y)
+
 
 SURFACES: Mapping[str, Callable[[], Surface]] = MappingProxyType({
     "Ill-conditioned bowl": QuadraticBowl,
@@ -463,13 +569,179 @@ def make_surface(name: str, **params: Any) -> Surface:
     return cls(**params)
 
 
+# --------------------------------------------------------------------------------------------- second order
+SINGULAR_RTOL = 1e-12    # a matrix whose smallest |eigenvalue| is at most this times its largest one is singular
+HESSIAN_FIXES = ("none", "H + λI", "|H|")
+
+
+def hessian_eigen(hxx: Any, hxy: Any, hyy: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eigen-decomposition of symmetric 2x2 matrices [[hxx, hxy], [hxy, hyy]], elementwise: (low, high, theta),
+    the eigenvalues low <= high and the angle theta of high's eigenvector (cos theta, sin theta); low's is
+    (-sin theta, cos theta). From m = (hxx + hyy) / 2, r = sqrt(((hxx - hyy) / 2)^2 + hxy^2): low, high = m -+ r and
+    tan 2 theta = 2 hxy / (hxx - hyy)."""
+    hxx, hxy, hyy = (np.asarray(h, dtype=np.float64) for h in (hxx, hxy, hyy))
+    m = 0.5 * (hxx + hyy)
+    r = np.hypot(0.5 * (hxx - hyy), hxy)
+    return m - r, m + r, 0.5 * np.arctan2(2.0 * hxy, hxx - hyy)
+
+
+def _fix_codes(fix: Any) -> np.ndarray:
+    if isinstance(fix, str):
+        if fix not in HESSIAN_FIXES:
+            raise ValueInputError(f"unknown curvature fix {fix!r}; choose one of: {', '.join(HESSIAN_FIXES)}")
+        return np.asarray(HESSIAN_FIXES.index(fix))
+    return np.asarray(fix, dtype=np.int64)
+
+
+def _div(a: float, b: float) -> float:
+    """a / b in IEEE arithmetic (inf or NaN instead of Python's ZeroDivisionError)."""
+    if b != 0.0:
+        return a / b
+    return math.nan if a == 0.0 or math.isnan(a) else math.copysign(math.inf, a) * math.copysign(1.0, b)
+
+
+def newton_step_2d(gx: float, gy: float, hxx: float, hxy: float, hyy: float, fix: int = 0, damping: float = 0.0
+                   ) -> tuple[float, float, bool, float, float]:
+    """One point's Newton direction, in plain floats (a race steps one racer at a time; numpy's per-call overhead
+    would cost more than the arithmetic): (dx, dy, singular, low, high). ``fix`` is an index of HESSIAN_FIXES; see
+    ``newton_direction``, which applies this to arrays."""
+    m = 0.5 * (hxx + hyy)
+    r = math.hypot(0.5 * (hxx - hyy), hxy)
+    lo, hi = m - r, m + r
+    mu = 0.0
+    if fix == 2:
+        a_lo, a_hi = max(abs(lo), damping), max(abs(hi), damping)
+    else:
+        if fix == 1:
+            mu = damping + max(0.0, -lo)
+        a_lo, a_hi = lo + mu, hi + mu
+    if min(abs(a_lo), abs(a_hi)) <= SINGULAR_RTOL * max(abs(a_lo), abs(a_hi)):     # NaN: not singular
+        return 0.0, 0.0, True, a_lo, a_hi
+    if fix == 2:
+        # M = Q |Λ| Q^T: d = -sum_i (q_i . g) / |λ_i| q_i, q_hi = (c, s), q_lo = (-s, c)
+        theta = 0.5 * math.atan2(2.0 * hxy, hxx - hyy)
+        c, s = math.cos(theta), math.sin(theta)
+        p_hi, p_lo = _div(c * gx + s * gy, a_hi), _div(-s * gx + c * gy, a_lo)
+        return -(p_hi * c - p_lo * s), -(p_hi * s + p_lo * c), False, a_lo, a_hi
+    # M = H + mu I inverted by its adjugate (exact for a diagonal H, and no eigenvectors needed)
+    mxx, myy = hxx + mu, hyy + mu
+    det = mxx * myy - hxy * hxy
+    return -_div(myy * gx - hxy * gy, det), -_div(mxx * gy - hxy * gx, det), False, a_lo, a_hi
+
+
+_newton_ufunc = np.frompyfunc(newton_step_2d, 7, 5)
+
+
+def newton_direction(gx: Any, gy: Any, hxx: Any, hxy: Any, hyy: Any, fix: Any = "none", damping: Any = 0.0
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The Newton direction d = -M^-1 g at each point, elementwise: (dx, dy, singular, low, high).
+
+    M is the matrix the step divides by, chosen by ``fix`` (one of HESSIAN_FIXES, or their indices per point):
+      "none"    M = H: pure Newton. It jumps to the stationary point of the local quadratic model, which is a
+                minimum only where H is positive definite: at a saddle or a maximum of the model it goes there.
+      "H + λI"  M = H + mu I, mu = λ + max(0, -lowest eigenvalue of H): Levenberg's damping, raised where H has a
+                negative eigenvalue until M is positive definite (its lowest eigenvalue is then λ), as in
+                "modified Newton" (Nocedal & Wright, sec. 3.4). Large λ: small gradient-descent-like steps, -g / λ.
+      "|H|"     M = Q max(|Λ|, λ) Q^T for H = Q Λ Q^T: every curvature made positive, at least λ (saddle-free
+                Newton, Dauphin et al. 2014); the step along a direction of negative curvature goes downhill.
+    ``damping`` is λ >= 0. low, high: M's eigenvalues. Where M is singular (smallest |eigenvalue| <= SINGULAR_RTOL
+    times the largest, or both 0) ``singular`` is True and d = 0: there is no M^-1 g there.
+    """
+    args = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (gx, gy, hxx, hxy, hyy)),
+                               _fix_codes(fix), np.asarray(damping, dtype=np.float64))
+    dx, dy, singular, lo, hi = _newton_ufunc(*args)      # scalars in, Python scalars out: asarray covers both
+    return (np.asarray(dx, dtype=np.float64), np.asarray(dy, dtype=np.float64), np.asarray(singular, dtype=np.bool_),
+            np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64))
+
+
+NEWTON_LR = dataclasses.replace(LR, default=1.0, doc="Multiplies the Newton step: 1 is the full step, which lands on "
+                                "the minimum of a quadratic at once; below 1 is damped Newton (on a quadratic, the "
+                                "distance to the minimum shrinks by (1 - lr) per step).")
+HESSIAN_FIX = Param("hessian_fix", str, "none", choices=HESSIAN_FIXES, label="curvature fix",
+                    doc="What the step divides by. none: H itself (pure Newton; where H is not positive definite it "
+                        "heads for a saddle or a maximum). H + λI: Levenberg damping, λ raised past a negative "
+                        "eigenvalue so the matrix is positive definite. |H|: H with every eigenvalue made positive "
+                        "(at least λ), so negative curvature is walked downhill (saddle-free Newton).")
+DAMPING = Param("damping", float, 0.1, low=0.0, high=1e6, log=True, label="damping λ",
+                doc="λ for the curvature fix: added to H (H + λI), or the smallest curvature |H| may use. "
+                    "Unused by pure Newton.")
+
+
+class Newton:
+    """Newton's method over parameters given with their gradient and Hessian: p <- p - lr M^-1 g with M = H, H + λI
+    or |H| (``hessian_fix``, see ``newton_direction``). Not a torch.optim optimizer: it needs the Hessian, which is
+    n x n for n parameters (10^12 numbers for a million-weight network: why it is not used to train networks).
+
+    ``step(grads, hessians)``: grads like the parameters, hessians (n, n) with n = size of each parameter.
+    A singular M raises NumericError (nothing is changed)."""
+
+    def __init__(self, params: Sequence[np.ndarray], lr: float = 1.0, hessian_fix: str = "none",
+                 damping: float = 0.1):
+        self.params = list(params)
+        for p in self.params:
+            if not isinstance(p, np.ndarray) or p.dtype != np.float64:
+                raise ValueInputError("Newton's parameters must be float64 numpy arrays")
+        self.lr = NEWTON_LR.check(lr)
+        self.hessian_fix = HESSIAN_FIX.check(hessian_fix)
+        self.damping = DAMPING.check(damping)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return dict(lr=self.lr, hessian_fix=self.hessian_fix, damping=self.damping)
+
+    def matrix(self, hessian: np.ndarray) -> np.ndarray:
+        """M for one Hessian (n, n), symmetrised first."""
+        h = np.asarray(hessian, dtype=np.float64)
+        h = 0.5 * (h + h.T)
+        w, q = np.linalg.eigh(h)
+        if self.hessian_fix == "H + λI":
+            w = w + self.damping + max(0.0, -float(w[0]))
+        elif self.hessian_fix == "|H|":
+            w = np.maximum(np.abs(w), self.damping)
+        if not np.all(np.isfinite(w)) or np.min(np.abs(w)) <= SINGULAR_RTOL * np.max(np.abs(w)):
+            raise NumericError(f"the matrix Newton divides by is singular (eigenvalues {', '.join(f'{v:.3g}' for v in w)}):"
+                               f" M^-1 g does not exist; use the H + λI or |H| fix with λ > 0")
+        return (q * w) @ q.T
+
+    def step(self, grads: Sequence[np.ndarray], hessians: Sequence[np.ndarray]) -> None:
+        if len(grads) != len(self.params) or len(hessians) != len(self.params):
+            raise ValueInputError(f"Newton needs one gradient and one Hessian per parameter "
+                                  f"({len(self.params)}), got {len(grads)} and {len(hessians)}")
+        steps = []
+        for p, g, h in zip(self.params, grads, hessians):
+            g = np.asarray(g, dtype=np.float64).reshape(-1)
+            h = np.asarray(h, dtype=np.float64)
+            if g.size != p.size or h.shape != (p.size, p.size):
+                raise ShapeError(f"a parameter of shape {p.shape} needs a gradient of {p.size} numbers and a "
+                                 f"Hessian of shape ({p.size}, {p.size}); got {g.size} and {h.shape}")
+            steps.append(np.linalg.solve(self.matrix(h), g))
+        for p, d in zip(self.params, steps):
+            p.reshape(-1)[:] -= self.lr * d
+
+
+NEWTON = OptimizerInfo("Newton", Newton, (NEWTON_LR, HESSIAN_FIX, DAMPING), "p -= lr H⁻¹ g",
+                       doc="Newton's method: divides the gradient by the Hessian (the curvature), so on a quadratic "
+                           "bowl one full step lands on the minimum. Second order: it needs the Hessian, which the "
+                           "race computes exactly (or by differences of the gradient on a typed surface).")
+# Every kind a race takes: torch.optim's optimizers and the second-order racer.
+RACERS: Mapping[str, OptimizerInfo] = MappingProxyType({**OPTIMIZERS, "Newton": NEWTON})
+
+
+def racer_info(name: str) -> OptimizerInfo:
+    """The entry ``name`` of RACERS, or ValueInputError listing the known names."""
+    try:
+        return RACERS[name]
+    except (KeyError, TypeError):
+        raise ValueInputError(f"unknown optimizer {name!r}; known: {', '.join(RACERS)}") from None
+
+
 # ----------------------------------------------------------------------------------------------------------- race
 @dataclass(frozen=True)
 class RaceResult:
     """One optimizer's run. trajectory: (m, 2) points x_0 .. x_{m-1}; losses: (m,) surface values there.
     m = n_steps + 1, or, if update number s diverged (non-finite or a coordinate beyond DIVERGENCE_LIMIT),
     m = s: the run stops at its last good point and ``diverged_at`` = s. grads: (m, 2) the gradient at each point
-    of the path without noise (what an arrow of -grad f shows)."""
+    of the path without noise (what an arrow of -grad f shows). A Newton racer whose matrix M is singular at
+    x_{s-1} cannot take update s: it stops there too (m = s), with ``stopped_at`` = s and ``stop_reason`` saying why."""
 
     label: str
     optimizer: str
@@ -479,6 +751,8 @@ class RaceResult:
     diverged_at: int | None
     lrs: np.ndarray  # (n_steps,) the rate of each update
     grads: np.ndarray | None = None
+    stopped_at: int | None = None
+    stop_reason: str = ""
 
     @property
     def final(self) -> tuple[float, float]:
@@ -511,8 +785,8 @@ def _parse_specs(specs: Any) -> list[tuple[str, str, dict[str, Any]]]:
             label, kind, params = item
         else:
             raise ValueInputError(f"cannot read optimizer spec {item!r}")
-        if not isinstance(kind, str) or kind not in OPTIMIZERS:
-            raise ValueInputError(f"unknown optimizer {kind!r}; known: {', '.join(OPTIMIZERS)}")
+        if not isinstance(kind, str) or kind not in RACERS:
+            raise ValueInputError(f"unknown optimizer {kind!r}; known: {', '.join(RACERS)}")
         if not isinstance(params, Mapping):
             raise ValueInputError(f"the hyperparameters of {kind} must be a mapping such as {{'lr': 0.1}}, "
                                   f"got {params!r}")
@@ -536,7 +810,8 @@ def race(surface: Surface, optimizers_spec: Any, start: Sequence[float] | None =
 
     optimizers_spec: a sequence of display names ("Adam"), (name, hyperparameters) or (label, name,
     hyperparameters), or a mapping label -> name or (name, hyperparameters); names are keys of
-    simulator.functional.optim.OPTIMIZERS, hyperparameters override its defaults. start: (x, y), default surface.start.
+    simulator.functional.optim.OPTIMIZERS or "Newton" (keys of RACERS), hyperparameters override its defaults.
+    start: (x, y), default surface.start.
     schedule: shapes every optimizer's rate, scaled to that optimizer's own lr (``schedule.with_base(lr)``).
     A NoisyGradient surface is reset first, so a race is reproducible.
     """
@@ -558,40 +833,83 @@ def race_job(surface: Surface, optimizers_spec: Any, start: Sequence[float] | No
     if schedule is not None and not isinstance(schedule, Schedule):
         raise ValueInputError(f"schedule must be a Schedule or None, got {schedule!r}")
     specs = _parse_specs(optimizers_spec)
-    opts: list[Optimizer] = [make_optimizer(kind, [np.zeros(2)], **params) for _, kind, params in specs]
+    opts: list[Optimizer | Newton] = [RACERS[kind].create([np.zeros(2)], **params) if kind not in OPTIMIZERS
+                                      else make_optimizer(kind, [np.zeros(2)], **params) for _, kind, params in specs]
     lrs = np.empty((n_steps, len(opts)))
     for j, o in enumerate(opts):
         lrs[:, j] = schedule.with_base(o.lr).curve(n_steps) if schedule is not None else o.lr
     return _race_steps(surface, specs, opts, x_start, lrs, report_every)
 
 
-def _race_steps(surface: Surface, specs: list[tuple[str, str, dict[str, Any]]], opts: list[Optimizer],
+def _newton_update(surface: Surface, x: np.ndarray, gx: np.ndarray, gy: np.ndarray, rows: np.ndarray,
+                   fix: np.ndarray, damping: np.ndarray, lr: np.ndarray, t: int, active: np.ndarray,
+                   diverged: np.ndarray, stopped: np.ndarray, reasons: list[str]) -> None:
+    """Update number t + 1 of the Newton racers ``rows`` (all active), in place, with the rules of race_step_2d:
+    a non-finite point or a coordinate beyond DIVERGENCE_LIMIT is put back and marks the racer diverged; a
+    singular M stops it with a reason."""
+    px, py = x[rows, 0], x[rows, 1]
+    hs = [_shaped(px.shape, h).tolist() for h in surface.hessian(px, py)]
+    for i, j in enumerate(rows.tolist()):
+        x0, y0 = float(px[i]), float(py[i])
+        dx, dy, singular, lo, hi = newton_step_2d(float(gx[j]), float(gy[j]), hs[0][i], hs[1][i], hs[2][i],
+                                                  int(fix[j]), float(damping[j]))
+        if singular:
+            active[j], stopped[j] = False, t + 1
+            what = HESSIAN_FIXES[int(fix[j])] if fix[j] else "H"
+            reasons[j] = (f"{what} is singular at ({x0:.4g}, {y0:.4g}): its eigenvalues are {lo:.3g} and {hi:.3g}, "
+                          f"so it has no inverse (the surface does not curve along one direction) and there is no "
+                          f"{what}⁻¹g to step along. "
+                          + ("Choose the H + λI or |H| curvature fix with λ > 0." if fix[j] == 0
+                             else "Make the damping λ larger."))
+            continue
+        a = float(lr[j])
+        nx, ny = x0 + a * dx, y0 + a * dy
+        if not (abs(nx) <= DIVERGENCE_LIMIT and abs(ny) <= DIVERGENCE_LIMIT):     # also catches NaN and inf
+            active[j], diverged[j] = False, t + 1
+        else:
+            x[j, 0], x[j, 1] = nx, ny
+
+
+def _race_steps(surface: Surface, specs: list[tuple[str, str, dict[str, Any]]], opts: list[Any],
                 x_start: np.ndarray, lrs: np.ndarray, report_every: int) -> Job[dict[str, RaceResult]]:
     n_steps, k = lrs.shape
     if isinstance(surface, NoisyGradient):
         surface.reset()
-    family = np.array([o.race_family() for o in opts], dtype=np.int64)
-    hyper = np.ascontiguousarray(np.stack([o.race_row() for o in opts]))
+    # Newton racers are rows the kernel never touches (always inactive for it): they step in _newton_update.
+    newton = np.array([isinstance(o, Newton) for o in opts], dtype=np.bool_)
+    family = np.array([K.SGD if nw else o.race_family() for nw, o in zip(newton, opts)], dtype=np.int64)
+    hyper = np.ascontiguousarray(np.stack([np.zeros(K.N_HYPER) if nw else o.race_row()
+                                           for nw, o in zip(newton, opts)]))
+    fix = np.array([HESSIAN_FIXES.index(o.hessian_fix) if nw else 0 for nw, o in zip(newton, opts)], dtype=np.int64)
+    damping = np.array([o.damping if nw else 0.0 for nw, o in zip(newton, opts)])
     x = np.tile(x_start, (k, 1))
     s1, s2, s3 = np.zeros((k, 2)), np.zeros((k, 2)), np.zeros((k, 2))
     step = np.zeros(k, dtype=np.int64)
-    active = np.ones(k, dtype=np.bool_)
+    active = ~newton
+    newton_active = newton.copy()
     diverged = np.zeros(k, dtype=np.int64)
+    stopped = np.zeros(k, dtype=np.int64)
+    reasons = [""] * k
     path = np.empty((n_steps + 1, k, 2))
     path[0] = x
     xs, ys = x[:, 0], x[:, 1]  # views: always the current points
     t = 0
     yield Progress(0, n_steps, "racing")
     with np.errstate(all="ignore"):
-        while t < n_steps and active.any():
+        while t < n_steps and (active.any() or newton_active.any()):
             gx, gy = surface.grad(xs, ys)
-            K.race_step_2d(x, np.ascontiguousarray(gx, dtype=np.float64), np.ascontiguousarray(gy, dtype=np.float64),
-                           s1, s2, s3, family, hyper, lrs[t], step, active, diverged, DIVERGENCE_LIMIT)
+            gx = np.ascontiguousarray(gx, dtype=np.float64)
+            gy = np.ascontiguousarray(gy, dtype=np.float64)
+            rows = np.flatnonzero(newton_active)
+            if rows.size:   # before the kernel moves the others: x still holds the points gx, gy were taken at
+                _newton_update(surface, x, gx, gy, rows, fix, damping, lrs[t], t, newton_active, diverged, stopped,
+                               reasons)
+            K.race_step_2d(x, gx, gy, s1, s2, s3, family, hyper, lrs[t], step, active, diverged, DIVERGENCE_LIMIT)
             t += 1
             path[t] = x
             if t % report_every == 0:
                 yield Progress(t, n_steps, "racing")
-        ends = [int(diverged[j]) if diverged[j] else t + 1 for j in range(k)]
+        ends = [int(diverged[j]) if diverged[j] else int(stopped[j]) if stopped[j] else t + 1 for j in range(k)]
         # the noise-free gradient along every path, in one vectorised call (arrows of -grad f)
         plain = surface.surface if isinstance(surface, NoisyGradient) else surface
         pts = np.concatenate([path[:m, j] for j, m in enumerate(ends)])
@@ -606,7 +924,8 @@ def _race_steps(surface: Surface, specs: list[tuple[str, str, dict[str, Any]]], 
             losses = np.asarray(surface.value(traj[:, 0], traj[:, 1]), dtype=np.float64)
             results[label] = RaceResult(label, kind, MappingProxyType(o.hyperparameters()), traj, losses,
                                         int(diverged[j]) if diverged[j] else None, lrs[:, j].copy(),
-                                        np.ascontiguousarray(g[i:i + m]))
+                                        np.ascontiguousarray(g[i:i + m]), int(stopped[j]) if stopped[j] else None,
+                                        reasons[j])
             i += m
     yield Progress(n_steps, n_steps, "done")
     return results

@@ -1,11 +1,13 @@
 """The optimizer race lab and schedule designer, driven through real widgets: clicks, typing, the player."""
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtWidgets import QApplication
 
 from gui.labs.optimizer_lab import CUSTOM, OptimizerLab
 from simulator.labs.optimizer_lab import DEFAULT_RACE
@@ -310,3 +312,160 @@ def test_main_path_by_clicks_add_tune_race_and_play(qtbot, lab):
     assert status == f"f = {float(run.result.losses[-1]):.3g}"
     qtbot.mouseClick(lab.back_button, Qt.MouseButton.LeftButton)
     assert lab.step == N - 1 and len(run.items["path"].xData) == N
+
+
+# ------------------------------------------------------------------------------------------ second order: Newton
+def choose(qtbot, combo, text: str) -> None:
+    """Pick ``text`` in a combo box the way a learner does: open its list and click the entry."""
+    qtbot.mouseClick(combo, Qt.MouseButton.LeftButton)
+    view = combo.view()
+    qtbot.waitUntil(view.isVisible, timeout=5_000)
+    index = view.model().index(combo.findText(text), 0)
+    view.scrollTo(index)
+    rect = view.visualRect(index)
+    qtbot.wait(QApplication.doubleClickInterval() + 50)   # a release this soon after opening is ignored by Qt
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: not view.isVisible(), timeout=5_000)
+    assert combo.currentText() == text
+
+
+def click_row(qtbot, lab: OptimizerLab, row: int) -> None:
+    t = lab.optimizer_table
+    t.scrollToItem(t.item(row, 1))
+    qtbot.mouseClick(t.viewport(), Qt.MouseButton.LeftButton, pos=t.visualItemRect(t.item(row, 1)).center())
+    assert lab._selected_row() == row
+
+
+def test_newton_joins_the_race_by_clicks_and_lands_on_the_minimum_in_one_step(qtbot, lab):
+    choose(qtbot, lab.add_combo, "Newton")
+    qtbot.mouseClick(lab.add_button, Qt.MouseButton.LeftButton)
+    row = len(lab.model.racers) - 1
+    assert lab.model.racers[row].kind == "Newton" and lab.hyper_title.text() == "Newton hyperparameters"
+    assert list(lab.hyper_form.widgets) == ["hessian_fix", "damping"]
+    assert lab.lr_box(row).value() == 1.0
+    wait_race(qtbot, lab)
+    qtbot.mouseClick(lab.step_button, Qt.MouseButton.LeftButton)
+    assert lab.step == 1
+    run = lab.runs["Newton"]
+    # the path drawn ends at the minimum (0, 0) of the bowl after one step, and so does the marker
+    px, py = run.items["path"].xData, run.items["path"].yData
+    assert len(px) == 2 and (px[0], py[0]) == lab.start_point
+    assert math.hypot(px[-1], py[-1]) <= 1e-12
+    assert math.hypot(run.items["marker"].pos().x(), run.items["marker"].pos().y()) <= 1e-12
+    assert lab.model.race_winner(lab.results)[0] == "Newton"
+    play_to_end(qtbot, lab)
+    assert lab.optimizer_table.item(row, 3).text().startswith("f = ")
+    # damped by the curvature fix H + λI (λ = 0.1): one step is (H + λI)^-1 H x0 short of the minimum
+    choose(qtbot, lab.hyper_form.widgets["hessian_fix"], "H + λI")
+    assert lab.model.racers[row].hyper.hessian_fix == "H + λI"
+    wait_race(qtbot, lab)
+    x0 = np.array(lab.start_point)
+    h = lab.model.surface.hessian(0.0, 0.0)
+    H = np.array([[h[0], h[1]], [h[1], h[2]]], dtype=float)
+    expected = x0 - np.linalg.solve(H + 0.1 * np.eye(2), H @ x0)
+    np.testing.assert_allclose(lab.runs["Newton"].result.trajectory[1], expected, rtol=1e-10)
+
+
+def test_sgd_and_adam_paths_are_unchanged_by_a_newton_racer(qtbot, lab):
+    before = {k: r.result.trajectory.copy() for k, r in lab.runs.items()}
+    lab.add_combo.setCurrentText("Newton")
+    qtbot.mouseClick(lab.add_button, Qt.MouseButton.LeftButton)
+    wait_race(qtbot, lab)
+    assert set(lab.runs) == set(before) | {"Newton"}
+    for label, path in before.items():
+        np.testing.assert_array_equal(lab.runs[label].result.trajectory, path)
+
+
+def test_pure_newton_is_shown_resting_on_a_saddle_and_a_singular_hessian_says_why(qtbot, lab):
+    choose(qtbot, lab.surface_combo, "Saddle")
+    lab.add_combo.setCurrentText("Newton")
+    qtbot.mouseClick(lab.add_button, Qt.MouseButton.LeftButton)
+    wait_race(qtbot, lab)
+    row = len(lab.model.racers) - 1
+    assert lab.optimizer_table.item(row, 3).text() == "f = 0 at a saddle point"
+    assert lab.runs["Newton"].result.trajectory[1].tolist() == [0.0, 0.0]
+    # |H| walks down the negative curvature instead
+    choose(qtbot, lab.hyper_form.widgets["hessian_fix"], "|H|")
+    wait_race(qtbot, lab)
+    assert "saddle" not in lab.optimizer_table.item(row, 3).text()
+    assert lab.runs["Newton"].result.losses[-1] < -1.0
+    # a surface flat along y: H is singular, the racer stops and the lab says why, in words
+    choose(qtbot, lab.hyper_form.widgets["hessian_fix"], "none")
+    type_into(qtbot, lab.expression_edit, "(x - 1)**2")
+    wait_race(qtbot, lab)
+    assert lab.optimizer_table.item(row, 3).text() == "stopped: H singular"
+    assert lab.race_note.isVisible() and "Newton stopped at step 1: H is singular" in lab.race_note.text()
+    assert "Choose the H + λI or |H| curvature fix" in lab.optimizer_table.item(row, 3).toolTip()
+    assert not lab.race_error.isVisible()
+    play_to_end(qtbot, lab)                                   # the others race on; Newton's marker stays put
+    marker = lab.runs["Newton"].items["marker"].pos()
+    assert (marker.x(), marker.y()) == lab.start_point
+
+
+def arrow(lab: OptimizerLab, key: str) -> np.ndarray:
+    shaft, _ = lab.precond_items[key]
+    return np.array([shaft.xData[1] - shaft.xData[0], shaft.yData[1] - shaft.yData[0]])
+
+
+def same_direction(a, b) -> bool:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_preconditioner_arrows_point_along_minus_g_adagrad_and_newton(qtbot, lab):
+    assert not lab.precond_text.isVisible()
+    qtbot.mouseClick(lab.precond_check, Qt.MouseButton.LeftButton)
+    assert lab.precond_check.isChecked() and lab.precond_text.isVisible()
+    row = [r.kind for r in lab.model.racers].index("AdaGrad")
+    click_row(qtbot, lab, row)
+    run = lab.runs["AdaGrad"]
+    h = lab.model.surface.hessian(0.0, 0.0)
+    H = np.array([[h[0], h[1]], [h[1], h[2]]], dtype=float)  # the bowl: the same H everywhere
+    for t in (0, 7):
+        lab.set_step(t)
+        x = run.result.trajectory[t]
+        shaft, head = lab.precond_items["gd"]
+        assert (shaft.xData[0], shaft.yData[0]) == (x[0], x[1]) and head.isVisible()
+        g = H @ x
+        assert same_direction(arrow(lab, "gd"), -g)
+        s = np.sum((run.result.trajectory[:t + 1] @ H) ** 2, axis=0)
+        assert same_direction(arrow(lab, "adagrad"), -g / np.sqrt(s))
+        assert same_direction(arrow(lab, "newton"), -x)             # straight at the minimum
+        # AdaGrad's arrow is the direction that racer really steps
+        assert same_direction(arrow(lab, "adagrad"), run.result.trajectory[t + 1] - x)
+        # the full Newton step is drawn to where it lands: the minimum
+        lx, ly = lab.precond_landing.xData[-1], lab.precond_landing.yData[-1]
+        assert math.hypot(lx, ly) <= 1e-12
+    text = lab.precond_text.text()
+    assert "AdaGrad's point at step 7" in text and "eigenvalues 1 and 10, condition number 10" in text
+    assert "positive definite" in text and "lands at (0, 0)" in text
+    # at step 0 AdaGrad's scaling is -sign(g): both coordinates move alike
+    lab.set_step(0)
+    assert same_direction(arrow(lab, "adagrad"), -np.sign(H @ run.result.trajectory[0]))
+    assert "At step 0, s = g²: −sign(g)" in lab.precond_text.text()
+    # a click on the surface moves the start point: the arrows follow it once the race is recomputed
+    click_surface(qtbot, lab, 1.0, -1.5)
+    wait_race(qtbot, lab)
+    click_row(qtbot, lab, row)
+    lab.set_step(0)
+    shaft, _ = lab.precond_items["newton"]
+    assert (shaft.xData[0], shaft.yData[0]) == lab.start_point
+    assert same_direction(arrow(lab, "newton"), -np.array(lab.start_point))
+    qtbot.mouseClick(lab.precond_check, Qt.MouseButton.LeftButton)
+    assert not lab.precond_text.isVisible()
+    assert not any(item.isVisible() for pair in lab.precond_items.values() for item in pair)
+
+
+def test_preconditioner_note_on_a_saddle_says_newton_is_heading_for_it(qtbot, lab):
+    choose(qtbot, lab.surface_combo, "Saddle")
+    wait_race(qtbot, lab)
+    click_surface(qtbot, lab, -1.2, 0.6)
+    wait_race(qtbot, lab)
+    qtbot.mouseClick(lab.precond_check, Qt.MouseButton.LeftButton)
+    lab.set_step(0)
+    x = np.array(lab.start_point)
+    assert same_direction(arrow(lab, "newton"), -x)                 # towards the saddle point (0, 0)
+    # ... uphill along y (the direction of negative curvature), where -g goes down
+    assert arrow(lab, "newton")[1] < 0 < arrow(lab, "gd")[1]
+    text = lab.precond_text.text()
+    assert "a saddle here, not a bowl" in text and "pure Newton heads for saddles and maxima" in text
+    lab.grab()
