@@ -1,4 +1,5 @@
 """The preflight before a real window: the xcb plugin's missing libraries are named with their packages."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,18 @@ def test_main_refuses_to_start_a_window_it_cannot_open(tmp_path):
                           timeout=120)
     assert proc.returncode == 1
     assert "libxcb-cursor0" in proc.stderr and "cannot open a window" in proc.stderr
+
+
+def test_the_app_runs_blas_on_one_thread_and_convolutions_on_the_cores():
+    code = ("import json, os\n"
+            "for v in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'BACKPROP_CONV_THREADS'):\n"
+            "    os.environ.pop(v, None)\n"
+            "import main\nmain.threads_for_the_app()\n"
+            "import numpy, threadpoolctl\nfrom kernels import conv\n"
+            "blas = [i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas']\n"
+            "print(json.dumps([blas, conv.THREADS, os.cpu_count()]))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    blas, threads, cores = json.loads(out.stdout)
+    assert blas and set(blas) == {1}                    # numpy's BLAS: one thread
+    assert threads == max(1, min(cores, 4))             # the convolutions share the cores themselves
