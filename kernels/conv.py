@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
@@ -46,7 +47,8 @@ KEEP_COLS_BYTES = 24 * 2 ** 20
 MAX_PARTS = 16
 
 # Threads per convolution: None = as many as BLAS was given (see _Threads); tests set it to force the threaded path.
-THREADS: int | None = None
+# The app runs BLAS on one thread and gives the convolutions the cores through BACKPROP_CONV_THREADS (main.py).
+THREADS: int | None = int(os.environ["BACKPROP_CONV_THREADS"]) if os.environ.get("BACKPROP_CONV_THREADS") else None
 
 # Below this many multiply-adds (about 1 ms of work) a convolution runs on one thread: waking a helper costs tens of
 # microseconds, and on a busy machine the last chunk can wait for a helper that has lost its core (interleaved runs of
