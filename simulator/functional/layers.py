@@ -50,6 +50,8 @@ __all__ = [
     "fractional_max_pool_backward", "stochastic_depth_forward", "stochastic_depth_backward", "stochastic_depth_apply",
     "stochastic_depth_scale",
     "svm_loss", "softmax_loss", "smooth_labels", "smoothed_entropy",
+    "infonce_forward", "infonce_backward", "infonce_loss", "contrastive_accuracy", "cosine_similarity",
+    "default_partners", "partners_from_ids",
 ]
 
 
@@ -872,3 +874,145 @@ def softmax_loss(scores: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0
         t = smooth_labels(y, scores.shape[1], eps) if eps else y
         loss, dscores = _loss.softmax_loss_soft(scores, t)
     return scores.dtype.type(loss), dscores
+
+
+# ----------------------------------------------------------------------------------------------- contrastive (InfoNCE)
+
+# F.normalize's eps: a row shorter than this is divided by NORM_EPS instead of its length (no division by zero)
+NORM_EPS = 1e-12
+
+
+def default_partners(m: int) -> np.ndarray:
+    """SimCLR's layout for 2N rows: rows i and i + N are the two views of one image, so row i's partner is
+    (i + N) mod 2N. (2N,) int64; ShapeError for an odd or too small m."""
+    m = check_int("InfoNCE: rows", m, 0, error=ShapeError)
+    if m < 2 or m % 2:
+        raise ShapeError(f"InfoNCE: z has {m} rows; without a partner array rows i and i + N are the two views of "
+                         f"one image, so it needs an even number of rows (2N, N ≥ 1)")
+    n = m // 2
+    return np.concatenate([np.arange(n, m), np.arange(n)]).astype(np.int64)
+
+
+def partners_from_ids(ids: Any) -> np.ndarray:
+    """The partner index of every row from image ids (M,): the two rows showing the same image share an id, and
+    each id must appear exactly twice. (M,) int64 with partner[partner[i]] = i. ValueInputError otherwise."""
+    ids = np.asarray(ids)
+    if ids.ndim != 1:
+        raise ShapeError(f"InfoNCE: image ids must be one per row (M,), got shape {ids.shape}")
+    if ids.dtype.kind not in "iu":
+        raise ValueInputError(f"InfoNCE: image ids must be integers, got dtype {ids.dtype}")
+    order = np.argsort(ids, kind="stable")
+    s = ids[order]
+    values, counts = np.unique(s, return_counts=True)
+    if len(ids) < 2 or np.any(counts != 2):
+        if len(ids) < 2:
+            raise ValueInputError(f"InfoNCE: a batch needs at least one pair of views, got {len(ids)} row(s)")
+        bad = int(np.flatnonzero(counts != 2)[0])
+        raise ValueInputError(f"InfoNCE: image id {values[bad]} appears {counts[bad]} time(s) in the batch; each "
+                              f"image must appear exactly twice (its two views)")
+    partner = np.empty(len(ids), np.int64)
+    partner[order[0::2]] = order[1::2]
+    partner[order[1::2]] = order[0::2]
+    return partner
+
+
+def _infonce_args(fn: str, z: Any, partner: Any, temperature: float) -> tuple[np.ndarray, np.ndarray, float]:
+    (z,) = _floats(fn, z=z)
+    _ndim(fn, "z", z, 2, "embeddings (2N, D)")
+    M, D = z.shape
+    if M < 2 or D < 1:
+        raise ShapeError(f"{fn}: z must hold at least two rows (one pair of views) of at least one feature, got "
+                         f"shape {z.shape}")
+    tau = check_real(f"{fn}: temperature τ", temperature, 0.0, low_open=True)
+    if partner is None:
+        return z, default_partners(M), tau
+    p = np.asarray(partner)
+    if p.shape != (M,):
+        raise ShapeError(f"{fn}: partner has shape {p.shape} but z (shape {z.shape}) needs one partner index per "
+                         f"row, shape ({M},)")
+    if p.dtype.kind not in "iu":
+        raise ValueInputError(f"{fn}: partner indices must be integers, got dtype {p.dtype}")
+    if p.min() < 0 or p.max() >= M:
+        bad = int(p[(p < 0) | (p >= M)][0])
+        raise ValueInputError(f"{fn}: partner index {bad} is out of range for {M} rows")
+    own = np.flatnonzero(p == np.arange(M))
+    if own.size:
+        raise ValueInputError(f"{fn}: row {own[0]} is its own partner; a row's positive must be another row (the "
+                              f"other view of its image)")
+    return z, np.ascontiguousarray(p, dtype=np.int64), tau
+
+
+def _unit_rows(z: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u, denom, long): u = z / max(‖z‖, eps) row by row (F.normalize), denom the divisor, long where ‖z‖ > eps."""
+    norms = np.sqrt(np.einsum("ij,ij->i", z, z))
+    denom = np.maximum(norms, z.dtype.type(eps))
+    return z / denom[:, None], denom, norms > eps
+
+
+def cosine_similarity(z: Any, eps: float = NORM_EPS) -> np.ndarray:
+    """The (M, M) cosine similarities of the rows of z (M, D): û ûᵀ with û = z / max(‖z‖, eps)."""
+    (z,) = _floats("cosine_similarity", z=z)
+    _ndim("cosine_similarity", "z", z, 2, "(M, D)")
+    u = _unit_rows(z, eps)[0]
+    return u @ u.T
+
+
+def infonce_forward(z: Any, partner: Any = None, temperature: float = 0.5, eps: float = NORM_EPS
+                    ) -> tuple[np.floating, Cache]:
+    """InfoNCE / NT-Xent (SimCLR). z: (2N, D) embeddings of N pairs of views; partner: (2N,) the row holding the
+    other view of each row's image (None: rows i and i + N pair up, ``default_partners``); temperature τ > 0.
+
+    Each row is L2-normalised, û = z / max(‖z‖, eps) (F.normalize), the logits are s_ij = ûᵢ·ûⱼ / τ with the row's
+    own similarity masked out (s_ii = −∞), and the loss is the cross-entropy with the partner as the correct class,
+    averaged over the 2N rows:
+
+        loss = 1/(2N) Σᵢ [ log Σ_{k≠i} exp(s_ik) − s_i,partner(i) ]
+
+    (torch: ``F.cross_entropy(sim.masked_fill(eye, -inf) / τ, partner)``). Stable for any τ: each row's largest
+    logit is subtracted before exponentiating. Returns (loss in z's dtype, cache)."""
+    z, p, tau = _infonce_args("infonce_forward", z, partner, temperature)
+    u, denom, long = _unit_rows(z, eps)
+    M = len(z)
+    idx = np.arange(M)
+    logits = (u @ u.T) / z.dtype.type(tau)
+    logits[idx, idx] = -np.inf
+    top = logits.max(axis=1, keepdims=True)
+    e = np.exp(logits - top)                         # the masked diagonal gives exp(−∞) = 0
+    total = e.sum(axis=1, keepdims=True)
+    lse = top[:, 0].astype(np.float64) + np.log(total[:, 0].astype(np.float64))
+    loss = float(np.mean(lse - logits[idx, p]))
+    return z.dtype.type(loss), (u, denom, long, e / total, p, tau)
+
+
+def infonce_backward(dout: Any, cache: Cache) -> np.ndarray:
+    """dz (2N, D) of infonce_forward, given d(something)/d loss ``dout`` (a scalar).
+
+    With P the masked softmax of the logits and Y the one-hot partners, dL/ds = (P − Y) / 2N (0 on the diagonal);
+    s = û ûᵀ / τ gives dL/dû = (dS + dSᵀ) û / τ; and û = z / ‖z‖ gives dz = (dû − û (û·dû)) / ‖z‖ (the radial
+    part removed: the loss cannot see a row's length). A row with ‖z‖ ≤ eps was divided by eps: dz = dû / eps."""
+    u, denom, long, prob, p, tau = cache
+    M = len(u)
+    g = float(np.asarray(dout, dtype=np.float64))
+    dS = prob.copy()
+    dS[np.arange(M), p] -= 1
+    dS *= u.dtype.type(g / M)
+    du = (dS + dS.T) @ u / u.dtype.type(tau)
+    radial = np.einsum("ij,ij->i", u, du)
+    dz = np.where(long[:, None], du - u * radial[:, None], du) / denom[:, None]
+    return dz.astype(u.dtype, copy=False)
+
+
+def infonce_loss(z: Any, partner: Any = None, temperature: float = 0.5) -> tuple[np.floating, np.ndarray]:
+    """InfoNCE as a loss function, softmax_loss's way: (loss, dz). See infonce_forward."""
+    loss, cache = infonce_forward(z, partner, temperature)
+    return loss, infonce_backward(1.0, cache)
+
+
+def contrastive_accuracy(z: Any, partner: Any = None) -> float:
+    """Top-1 contrastive accuracy: the share of rows whose most similar other row (cosine similarity) is their
+    partner (a tie goes to the lower index). Chance is 1/(2N − 1) for 2N rows."""
+    z, p, _ = _infonce_args("contrastive_accuracy", z, partner, 1.0)
+    u = _unit_rows(z, NORM_EPS)[0]
+    sim = u @ u.T
+    np.fill_diagonal(sim, -np.inf)
+    return float(np.mean(sim.argmax(axis=1) == p))

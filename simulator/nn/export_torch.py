@@ -231,6 +231,9 @@ def export_torch_script(network: Network, trainer_config: Any, data_file: str = 
                     f"pulled towards 0, as in the studio\n"
                     f"    loss = loss + {network.reg!r} * sum({fn} for w in WEIGHTS)\n")
     augment = cfg["augment"]
+    if network.loss_kind not in ("softmax", "svm", "mse"):
+        raise ValueInputError(f"the PyTorch export writes classifiers (softmax, SVM or MSE loss); this network is "
+                              f"trained with the {network.loss_kind} loss of the self-supervised lab")
     if augment is not None and augment.mixes_labels and network.loss_kind == "svm":
         raise ValueInputError("mixup and CutMix train on soft labels, which the multiclass SVM loss cannot take")
     mix_note, mix_code = _mix_code(augment, network.num_classes, cfg["seed"])

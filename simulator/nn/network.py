@@ -11,6 +11,12 @@ beta. The loss is the data loss (softmax cross-entropy, multiclass SVM, or MSE a
 regulariser ``reg * sum(w**2)`` (L2) or ``reg * sum(|w|)`` (L1) over the weights ``*.w`` (not biases or norm
 parameters), cs231n style. Decoupled weight decay is the AdamW optimizer's ``weight_decay``.
 
+A lab may also train with a loss the network builder does not offer (LAB_LOSSES, not among Objective's choices):
+"infonce", SimCLR's contrastive InfoNCE / NT-Xent with ``temperature`` τ over the output embeddings. Its targets are
+image ids, one per row: the two rows showing the same image (its two augmented views) share an id
+(``functional.layers.partners_from_ids``), and its accuracy is the top-1 contrastive accuracy (the partner is the
+most similar other row: ``batch_accuracy``).
+
 Initialisation (per layer, or the network's default), for a weight with fan_in inputs (D for Linear, C*k*k for Conv2d):
 zeros; constant (``init_value``); gaussian, std 0.01; xavier, std 1/sqrt(fan_in); kaiming, std sqrt(2/fan_in). Biases
 start at ``bias_init``. The draws come from one numpy Generator seeded with ``seed`` in float64 (then cast), so a seed
@@ -75,6 +81,7 @@ __all__ = [
     "ACTIVATIONS",
     "INITS",
     "LAYER_KINDS",
+    "LAB_LOSSES",
     "LOSSES",
     "Objective",
     "MAX_PARAMS",
@@ -99,6 +106,7 @@ __all__ = [
 ]
 
 LOSSES = ("softmax", "svm", "mse")
+LAB_LOSSES = ("infonce",)     # losses labs set on their networks; the builder's Objective does not offer them
 # eval draw d runs with seed d * EVAL_DRAW_STRIDE (each layer adds its index, so layers draw different regions)
 EVAL_DRAW_STRIDE = 1000
 REG_KINDS = ("l2", "l1")
@@ -202,7 +210,7 @@ class Network:
 
     def __init__(self, input_shape: Sequence[int], layers: Sequence[LayerSpec], loss: str = "softmax",
                  reg: float = 0.0, reg_kind: str = "l2", init: str = "kaiming", bias_init: float = 0.0,
-                 seed: int = 0, dtype: Any = np.float32, label_smoothing: float = 0.0):
+                 seed: int = 0, dtype: Any = np.float32, label_smoothing: float = 0.0, temperature: float = 0.5):
         if isinstance(input_shape, numbers.Integral):
             input_shape = (int(input_shape),)
         try:
@@ -215,10 +223,17 @@ class Network:
         for i, s in enumerate(self.specs):
             if not isinstance(s, LayerSpec):
                 raise ValueInputError(f"layer {i + 1} is not a layer spec: {s!r}")
-        objective = Objective(init=init, loss=loss, reg=reg, reg_kind=reg_kind, label_smoothing=label_smoothing)
+        lab_loss = isinstance(loss, str) and loss in LAB_LOSSES
+        if lab_loss and label_smoothing:
+            raise ValueInputError(f"label smoothing applies to the softmax cross-entropy loss, not to {loss}: set "
+                                  f"label smoothing ε to 0")
+        # a lab's loss is checked here; the rest of the objective by its declaration
+        objective = Objective(init=init, loss="softmax" if lab_loss else loss, reg=reg, reg_kind=reg_kind,
+                              label_smoothing=label_smoothing)
         self.label_smoothing = objective.label_smoothing
-        self.loss_kind, self.reg, self.reg_kind, self.init = (objective.loss, objective.reg, objective.reg_kind,
-                                                              objective.init)
+        self.loss_kind, self.reg, self.reg_kind, self.init = (loss if lab_loss else objective.loss, objective.reg,
+                                                              objective.reg_kind, objective.init)
+        self.temperature = check_real("temperature τ", temperature, 0.0, low_open=True)
         self.bias_init = check_real("bias_init", bias_init)
         self.seed = check_int("seed", seed, 0)
         try:
@@ -307,7 +322,7 @@ class Network:
         """The constructor's keyword arguments besides the input shape and layers (loss, reg, init, seed, dtype)."""
         return {"loss": self.loss_kind, "reg": self.reg, "reg_kind": self.reg_kind, "init": self.init,
                 "bias_init": self.bias_init, "seed": self.seed, "dtype": self.dtype,
-                "label_smoothing": self.label_smoothing}
+                "label_smoothing": self.label_smoothing, "temperature": self.temperature}
 
     # ------------------------------------------------------------------------------------------- initialisation
     init_std = staticmethod(init_std)
@@ -572,6 +587,8 @@ class Network:
             loss, d = L.softmax_loss(scores, y, self.label_smoothing)
         elif self.loss_kind == "svm":
             loss, d = L.svm_loss(scores, y)
+        elif self.loss_kind == "infonce":
+            loss, d = L.infonce_loss(scores, L.partners_from_ids(y), self.temperature)
         else:
             target = self.mse_target(scores, y)
             diff = scores - target
@@ -682,7 +699,20 @@ class Network:
                     raise NumericError(f"{layer.title}: non-finite gradient of {p} (NaN or infinity); the learning "
                                        f"rate is probably too high")
 
+    def batch_accuracy(self, scores: np.ndarray, y: Any) -> float:
+        """The accuracy of one batch's scores (what StepMetrics reports): the share of rows whose largest score is
+        their label (for soft targets (N, C), the class with the largest target weight; a tie goes to the lower
+        index). For the "infonce" loss, y are image ids and it is the top-1 contrastive accuracy: the share of rows
+        whose most similar other row (cosine) is the other view of their image (chance 1/(2N − 1))."""
+        y = np.asarray(y)
+        if self.loss_kind == "infonce":
+            return L.contrastive_accuracy(scores, L.partners_from_ids(y))
+        labels = y if y.ndim == 1 else y.argmax(axis=1)
+        return np.count_nonzero(np.asarray(scores).argmax(axis=1) == labels) / max(len(labels), 1)
+
     def accuracy(self, x: Any, y: Any, batch_size: int = 1024) -> float:
+        if self.loss_kind == "infonce":
+            return self.evaluate(x, y, batch_size)[1]
         y = np.asarray(y)
         correct = 0
         for i in range(0, len(y), batch_size):
@@ -695,6 +725,8 @@ class Network:
         y = np.asarray(y)
         if len(x) == 0:
             return float("nan"), float("nan")
+        if self.loss_kind == "infonce":
+            return self._evaluate_pairs(x, y, batch_size)
         total, correct = 0.0, 0
         for i in range(0, len(x), batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
@@ -704,6 +736,22 @@ class Network:
             # soft (N, C) targets: the class with the largest target counts as the label
             labels = yb if yb.ndim == 1 else np.argmax(yb, axis=1)
             correct += int(np.sum(np.argmax(scores, axis=1) == labels))
+        return total / len(x) + self.reg_loss(), correct / len(x)
+
+    def _evaluate_pairs(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
+        """evaluate() for the InfoNCE loss: the rows grouped by image id (both views of an image in one chunk), in
+        chunks of at most batch_size rows (rounded down to pairs): each row's negatives are the other rows of its
+        chunk. (loss, top-1 contrastive accuracy), weighted by the chunks' rows."""
+        L.partners_from_ids(y)                           # every id exactly twice
+        order = np.argsort(y, kind="stable")
+        step = max(2, batch_size - batch_size % 2)
+        total, correct = 0.0, 0.0
+        for i in range(0, len(order), step):
+            idx = order[i:i + step]
+            scores = self.forward(x[idx], "eval")
+            loss, _ = self.data_loss(scores, y[idx])
+            total += loss * len(idx)
+            correct += self.batch_accuracy(scores, y[idx]) * len(idx)
         return total / len(x) + self.reg_loss(), correct / len(x)
 
     # ------------------------------------------------------------------------------------------- graph expansion
@@ -741,6 +789,10 @@ class Network:
         if self.loss_kind == "mse":
             g.add_input("y", self.mse_target(np.zeros((N, self.num_classes)), y))
             loss = ctx.op(data_name, "mse", {"pred": cur, "target": "y"})
+        elif self.loss_kind == "infonce":
+            # the graph's y holds each row's partner index (the other view of its image), from the image ids
+            g.add_input("y", L.partners_from_ids(y).astype(np.float64))
+            loss = ctx.op(data_name, "infonce", {"z": cur, "y": "y"}, {"temperature": self.temperature})
         else:
             soft = self.loss_kind == "softmax" and y.shape == (N, self.num_classes)
             if y.shape != (N,) and not soft:
@@ -770,7 +822,8 @@ class Network:
         return {"input_shape": list(self.input_shape), "layers": [layer_to_dict(s) for s in self.specs],
                 "loss": self.loss_kind, "reg": self.reg, "reg_kind": self.reg_kind, "init": self.init,
                 "bias_init": self.bias_init, "seed": self.seed, "dtype": self.dtype.name,
-                "label_smoothing": self.label_smoothing}
+                "label_smoothing": self.label_smoothing,
+                **({"temperature": self.temperature} if self.loss_kind in LAB_LOSSES else {})}
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the weights file atomically (simulator/nn/weights.py: a JSON header, the parameters and buffers)."""

@@ -39,7 +39,8 @@ class StepMetrics:
 
     On a batch trained with soft targets (mixup, CutMix) the batch accuracy counts a prediction as right when it is
     the class with the largest target weight (the argmax of the soft label: the image that dominates the mix; a tie
-    goes to the lower class index, as numpy's argmax)."""
+    goes to the lower class index, as numpy's argmax). With the contrastive "infonce" loss it is the top-1
+    contrastive accuracy (Network.batch_accuracy: the other view of a row's image is its most similar row)."""
 
     iteration: int
     epoch: int
@@ -158,7 +159,8 @@ class Trainer:
     transforms and, with mixup or CutMix, mixes images and labels: the batch is trained on soft targets (B, C)
     (``augment_batch``, the preview's own function); a callable ``augment(x_batch, rng) -> x_batch`` keeps the
     labels; a callable with a true ``takes_labels`` attribute is called ``augment(x_batch, y_batch, rng)`` and
-    returns (x_batch, targets), targets being labels (B,) or probability rows (B, C). Soft targets need the softmax
+    returns (x_batch, targets), targets being labels (B,) or probability rows (B, C), one per returned input (a
+    contrastive draw returns two views of each image, 2B inputs with their image ids). Soft targets need the softmax
     or MSE loss (the SVM's hinge needs one correct class: refused with ValueInputError). ``last_targets`` holds the
     targets of the last update.
     """
@@ -265,9 +267,8 @@ class Trainer:
             if not isinstance(out, tuple) or len(out) != 2:
                 raise ValueInputError("an augmentation that takes labels must return (x_batch, targets)")
             xa, ta = out
-            if len(np.asarray(ta)) != len(idx):
-                raise ShapeError(f"the augmentation returned {len(np.asarray(ta))} targets for a batch of "
-                                 f"{len(idx)}")
+            if len(np.asarray(ta)) != len(xa):
+                raise ShapeError(f"the augmentation returned {len(np.asarray(ta))} targets for {len(xa)} inputs")
             return xa, np.asarray(ta)
         return aug(xb, self._aug_rng), yb
 
@@ -318,8 +319,7 @@ class Trainer:
         loss, grads, scores = net.loss_grads_scores(xb, yb, "train", what=f"iteration {self.iteration + 1}: ",
                                                     checked=checked, check_grads=measure)
         # soft targets (mixing): the class with the largest weight counts as the label (StepMetrics)
-        labels = yb if yb.ndim == 1 else yb.argmax(axis=1)
-        acc = np.count_nonzero(scores.argmax(axis=1) == labels) / len(labels)
+        acc = net.batch_accuracy(scores, yb)
         self._last_grads = grads
         if measure:
             self._norms = self._measure_norms(grads)

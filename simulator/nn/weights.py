@@ -245,7 +245,8 @@ def _network_from_header(header: Mapping[str, Any], name: str) -> Network:
         return Network(tuple(spec["input_shape"]), [layer_from_dict(d) for d in spec["layers"]], loss=spec["loss"],
                        reg=spec["reg"], reg_kind=spec["reg_kind"], init=spec["init"], bias_init=spec["bias_init"],
                        seed=spec["seed"], dtype=_dtype(spec["dtype"]),
-                       label_smoothing=spec.get("label_smoothing", 0.0))
+                       label_smoothing=spec.get("label_smoothing", 0.0),
+                       **({"temperature": spec["temperature"]} if "temperature" in spec else {}))
     except FileFormatError as exc:
         raise FileFormatError(f"{name}: {exc}") from None
     except (KeyError, TypeError, ValueError, OverflowError, StudioError) as exc:

@@ -1,4 +1,5 @@
-"""Loss ops: multiclass SVM (hinge, margin 1), softmax cross-entropy, mean squared error, L1 and L2 penalties.
+"""Loss ops: multiclass SVM (hinge, margin 1), softmax cross-entropy, mean squared error, L1 and L2 penalties, and
+the contrastive InfoNCE / NT-Xent loss (SimCLR) over a batch of embeddings.
 
 Classification losses take scores (N, C) with integer labels y (N,), or one example's scores (C,) with a scalar
 label, and return the mean loss over the batch. Softmax cross-entropy also takes probability targets of the scores'
@@ -111,6 +112,50 @@ register(OpSpec(
     sample=_ce_samples, nondiff=frozenset({"y"}),
     attrs=(AttrSpec("label_smoothing", 0.0, "float", "label smoothing ε in [0, 1): the correct class gets "
                     "1 − (C − 1)/C · ε, the others ε / C", minimum=0.0),)))
+
+
+def infonce_shape(sz, sy, temperature=0.5):
+    if len(sz) == 2 and sz[0] >= 2 and tuple(sy) == (sz[0],):
+        return ()
+    raise ShapeError(f"infonce: embeddings z have shape {shape_str(sz)} and partners y have shape {shape_str(sy)}; "
+                     f"expected z (2N, D) with at least two rows and y (2N,): for each row, the index of the row "
+                     f"holding the other view of its image")
+
+
+def infonce_op_forward(z, y, temperature=0.5):
+    """z (2N, D); y (2N,) partner indices as float64 graph values (checked to be whole numbers)."""
+    y1 = np.asarray(y)
+    if y1.size and (not np.all(np.isfinite(y1)) or np.any(y1 != np.round(y1))):
+        raise ValueInputError(f"infonce: partner indices must be whole numbers, got {y1.tolist()}")
+    loss, cache = L.infonce_forward(np.asarray(z, dtype=np.float64), y1.astype(np.int64), temperature)
+    return np.float64(loss), cache
+
+
+def infonce_op_backward(dout, cache):
+    return L.infonce_backward(dout, cache), None
+
+
+def _infonce_samples(rng):
+    out = []
+    for m, d, tau in ((4, 3, 0.5), (6, 5, 0.2), (8, 2, 1.0)):
+        out.append(((rng.normal(size=(m, d)), L.default_partners(m).astype(np.float64)), {"temperature": tau}))
+    out.append(((rng.normal(size=(5, 4)), np.array([1.0, 2.0, 3.0, 4.0, 0.0])), {"temperature": 0.5}))  # a cycle
+    return out
+
+
+register(OpSpec(
+    name="infonce", family="loss", inputs=("z", "y"), forward=infonce_op_forward, backward=infonce_op_backward,
+    infer_shape=infonce_shape, symbol="NCE τ={temperature}",
+    formula="(1/2N) Σᵢ −log( e^{cos(zᵢ, z_yᵢ)/τ} / Σ_{k≠i} e^{cos(zᵢ, z_k)/τ} )",
+    local_grad={"z": "dS = (P − onehot(y)) / 2N (P: the softmax over k ≠ i); dû = (dS + dSᵀ) û / τ; "
+                     "dz = (dû − û (û·dû)) / ‖z‖"},
+    doc="InfoNCE / NT-Xent (SimCLR's contrastive loss): each row of z is L2-normalised, its cosine similarities to "
+        "every other row, divided by the temperature τ, are scores, and the correct 'class' is the row y holding "
+        "the other view of the same image (softmax cross-entropy over the other rows). A small τ sharpens the "
+        "softmax: hard negatives weigh more.",
+    sample=_infonce_samples, nondiff=frozenset({"y"}),
+    attrs=(AttrSpec("temperature", 0.5, "float", "the temperature τ > 0 dividing the cosine similarities",
+                    minimum=1e-6),)))
 
 
 def mse_shape(sp, st):
