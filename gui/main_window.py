@@ -155,7 +155,8 @@ class MainWindow(QMainWindow):
         self.graph_name: str | None = None      # the title of a graph made by the app (no file, no example)
         self.scene = GraphScene(self.graph, self.undo_stack, self)
         self.view = GraphView(self.scene, self)
-        self.player = StepPlayer(self.graph, self)
+        self.jobs = JobRunner(self)
+        self.player = StepPlayer(self.graph, self, jobs=self.jobs)   # large graphs are re-traced on a worker
         self._shown_position = 0
         self.setWindowTitle(APP_NAME)
         self.setMinimumSize(QSize(900, 600))
@@ -167,7 +168,6 @@ class MainWindow(QMainWindow):
         self._restore_user_ops()
         self._restore_layout()
         self.recovery = None if recovery is False else WindowRecovery(self, None if recovery is True else recovery)
-        self.jobs = JobRunner(self)
         self.warmup_plan = None
         self.current_tab = "Backprop"
         if warm_up:
@@ -357,6 +357,7 @@ class MainWindow(QMainWindow):
         self.transport.quiz_check.toggled.connect(self.set_quiz)
         self.quiz_panel.proceed.connect(self.player.step_forward)
         self.player.trace_failed.connect(lambda _msg: self._on_position_changed(0))
+        self.player.busy_changed.connect(self._on_trace_busy)
         self.scene.selection_changed_to.connect(self.inspector.set_node)
         self.scene.edit_refused.connect(self.show_refusal)
         self.scene.place_requested.connect(self._on_place_requested)
@@ -507,6 +508,14 @@ class MainWindow(QMainWindow):
         self.phase_label.setText(self.player.label())
         if self.quiz_panel.quiz is not None:
             self.quiz_panel.show_position(k)
+
+    def _on_trace_busy(self, busy: bool) -> None:
+        """A large graph's passes are re-run on a worker: the old trace stays, the player holds until it lands."""
+        t = self.transport
+        for widget in (t.reset_button, t.back_button, t.play_button, t.forward_button, t.end_button, t.scrubber):
+            widget.setEnabled(not busy and self.player.trace is not None)
+        t.step_label.setText(self.player.label())
+        self.phase_label.setText(self.player.label())
 
     # ---- the quiz: predict, then reveal ---------------------------------------------------------------------------
 
