@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QFrame, QGraphicsRectItem, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
                                QPushButton, QSizePolicy, QSlider, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
                                QWidget)
@@ -285,6 +285,18 @@ class InterpretLab(QWidget):
         self._on_tab_changed(0)
         QTimer.singleShot(150, self._build_next_view)
 
+        # until there is a model the views are empty: say what to do, over them
+        self.empty_note = QLabel("<p style='font-size:13pt'><b>No model to look inside yet</b></p>"
+                                 "<p>Press <b>Train a quick digits model</b> on the left (a small CNN on the bundled digits),"
+                                 "<br>or train an image model in the <b>Playground</b>: pausing it or letting it "
+                                 "finish brings it here.</p>", self.tabs)
+        self.empty_note.setObjectName("EmptyNote")
+        self.empty_note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_note.setWordWrap(True)
+        self.empty_note.setStyleSheet("#EmptyNote { background: rgba(255, 255, 255, 235); color: #3b4652; "
+                                      "border: 1px solid #d5dae1; border-radius: 6px; padding: 18px; }")
+        self.tabs.installEventFilter(self)
+
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(scroll)
         self.splitter.addWidget(self.tabs)
@@ -294,6 +306,20 @@ class InterpretLab(QWidget):
         root = QHBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(self.splitter)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802  (Qt's name)
+        if watched is self.tabs and event.type() == QEvent.Type.Resize:
+            self._place_empty_note()
+        return super().eventFilter(watched, event)
+
+    def _place_empty_note(self) -> None:
+        """The note over the views, centred, while there is no model."""
+        r = self.tabs.rect()
+        w = min(560, r.width() - 40)
+        h = self.empty_note.heightForWidth(w) if w > 0 else 0
+        self.empty_note.setGeometry((r.width() - w) // 2, max(40, (r.height() - h) // 3), w, h)
+        self.empty_note.setVisible(getattr(self.model, "network", None) is None)
+        self.empty_note.raise_()
 
     def _ensure_view(self, i: int) -> None:
         """Build view i's widgets if they are not there yet, and draw what the model already holds into them."""
@@ -827,6 +853,7 @@ class InterpretLab(QWidget):
         self.index_box.blockSignals(False)
         self._sync_index_box()
         self._stale = set(range(len(VIEWS)))
+        self.empty_note.hide()
         self.model_changed.emit()
         self._refresh_current()
         self._start_robustness()

@@ -217,3 +217,14 @@ def test_a_standardised_model_is_shown_as_the_raw_digits(qtbot, lab):
     # a refused model leaves the one on show
     lab.set_network(I.Network((2,), [I.Linear(3)]), (np.zeros((4, 2)), np.zeros(4, int), None, None))
     assert lab.network is net and lab.error_label.isVisible() and "image model" in lab.error_label.text()
+
+
+def test_the_empty_views_say_how_to_get_a_model_until_one_arrives(qtbot, lab, trained):
+    assert lab.empty_note.isVisible() and "Train a quick digits model" in lab.empty_note.text()
+    note = lab.empty_note.geometry()
+    assert lab.tabs.rect().contains(note)                  # over the views, whole
+    lab.set_network(trained.network, trained.data)
+    qtbot.waitUntil(lambda: not lab.empty_note.isVisible(), timeout=10_000)
+    lab.resize(1200, 800)                                  # a resize does not bring it back
+    qtbot.wait(20)
+    assert not lab.empty_note.isVisible()
