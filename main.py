@@ -93,7 +93,8 @@ def threads_for_the_app() -> None:
     convolutions share their chunks of samples between threads of their own (kernels.conv)."""
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    os.environ.setdefault("BACKPROP_CONV_THREADS", str(max(1, min(os.cpu_count() or 1, 4))))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ.setdefault("BACKPROP_CONV_THREADS", str(max(1, min(cores, 4))))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -135,6 +135,13 @@ def _interpret_lab(parent: QWidget) -> QWidget:
     return InterpretLab(parent)
 
 
+def _selfsup_lab(parent: "MainWindow") -> QWidget:
+    from gui.labs.selfsup_lab import SelfSupervisedLab
+    lab = SelfSupervisedLab(parent)
+    lab.encoder_sent.connect(parent._on_encoder_sent)
+    return lab
+
+
 def _search_lab(parent: "MainWindow") -> QWidget:
     from gui.labs.search_lab import SearchLab
     lab = SearchLab(parent)
@@ -234,7 +241,8 @@ class MainWindow(QMainWindow):
         self.pending_model = None  # the last image model trained in the playground, for the interpretability lab
         self._lab_factories = {"Playground": _playground_lab, "Init / norm": _init_lab,
                                "Optimizers": _optimizer_lab, "Classifiers": _classic_lab, "Convolution": _conv_lab,
-                               "Interpretability": _interpret_lab, "Search": _search_lab}
+                               "Interpretability": _interpret_lab, "Self-supervised": _selfsup_lab,
+                               "Search": _search_lab}
         for title in self._lab_factories:
             holder = QWidget(self)
             QVBoxLayout(holder).setContentsMargins(0, 0, 0, 0)
@@ -411,6 +419,17 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"The Playground now trains with {config.get('optimizer')}, lr "
                                      f"{config.get('lr'):.3g}, weight decay {config.get('weight_decay', 0):.3g} "
                                      f"(the best configuration of the search)", 10_000)
+
+    def _on_encoder_sent(self, handoff, freeze: bool) -> None:
+        """Self-supervised's Fine-tune in the Playground: the Playground takes the encoder (digits, preprocessing
+        none, the encoder's layers with a fresh Linear(10) head, frozen or not) and is shown."""
+        playground = self.open_lab("Playground")
+        if not playground.adopt_encoder(handoff, freeze):
+            return
+        how = ("its layers frozen: a linear probe, only the Linear(10) head trains" if freeze else
+               "every layer trains: fine-tuning from its weights")
+        self.statusBar().showMessage(f"The Playground now starts from the {handoff.title} on the digits "
+                                     f"(preprocessing none), {how}. Press ▶ Train.", 12_000)
 
     # ---- ops of the learner's -------------------------------------------------------------------------------------
 
@@ -867,7 +886,7 @@ class MainWindow(QMainWindow):
     def _on_warmup_progress(self, p) -> None:
         self.progress.setRange(0, p.total)
         self.progress.setValue(p.done)
-        self.progress.setToolTip(f"Compiled {p.message}")
+        self.progress.setToolTip(f"Preparing the kernels: {p.message}")
 
     def _on_warmup_failed(self, _exc: BaseException, text: str) -> None:
         self.progress.hide()

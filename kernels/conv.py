@@ -48,7 +48,9 @@ MAX_PARTS = 16
 
 # Threads per convolution: None = as many as BLAS was given (see _Threads); tests set it to force the threaded path.
 # The app runs BLAS on one thread and gives the convolutions the cores through BACKPROP_CONV_THREADS (main.py).
-THREADS: int | None = int(os.environ["BACKPROP_CONV_THREADS"]) if os.environ.get("BACKPROP_CONV_THREADS") else None
+THREADS: int | None = None
+if os.environ.get("BACKPROP_CONV_THREADS", "").strip().isdigit():   # anything else: BLAS's count, as without it
+    THREADS = max(1, int(os.environ["BACKPROP_CONV_THREADS"]))
 
 # Below this many multiply-adds (about 1 ms of work) a convolution runs on one thread: waking a helper costs tens of
 # microseconds, and on a busy machine the last chunk can wait for a helper that has lost its core (interleaved runs of

@@ -80,19 +80,29 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 
 
+def _serve() -> None:
+    """The app's second warm-up process (simulator.functional.warmup): read a line of task names, run them (compiling
+    into Numba's on-disk cache), answer "done <names>"; an empty line or the end of input ends it. An unknown name
+    exits with status 2."""
+    tasks = dict(collect_tasks())
+    for line in sys.stdin:
+        names = line.split()
+        if not names:
+            return
+        if any(n not in tasks for n in names):
+            sys.exit(2)
+        for n in names:
+            tasks[n]()
+        print("done", *names, flush=True)
+
+
 def _main() -> None:
     """python -m kernels.warmup [group ...]: every task, those groups first, with progress;
-    python -m kernels.warmup --tasks NAME ...: only the named tasks, silently (the app's second warm-up process);
-    an unknown name exits with status 2."""
+    python -m kernels.warmup --serve: the app's second warm-up process (see _serve)."""
     import time
     args = sys.argv[1:]
-    if args[:1] == ["--tasks"]:
-        wanted = set(args[1:])
-        tasks = [t for t in collect_tasks() if t[0] in wanted]
-        if len(tasks) != len(wanted):
-            sys.exit(2)
-        for _, run in tasks:
-            run()
+    if args[:1] == ["--serve"]:
+        _serve()
         return
     t0 = time.perf_counter()
     warmup(lambda done, total, name: print(f"[{done}/{total}] {name}  {time.perf_counter() - t0:.1f} s"),

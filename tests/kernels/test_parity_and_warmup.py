@@ -1,4 +1,5 @@
 """JIT vs pure-Python parity (NUMBA_DISABLE_JIT=1 in a subprocess), the warm-up collector, and the import rules."""
+import json
 import os
 import subprocess
 import sys
@@ -6,6 +7,7 @@ import types
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,25 +161,39 @@ def test_every_numba_kernel_releases_the_gil():
 # ---- the second warm-up process (simulator.functional.warmup) -----------------------------------------------
 
 class _FakeHelper:
-    """Stands for the helper process: running until `finish()`, recording kill()."""
+    """Stands for the second process (simulator.functional.warmup._Helper): holds what it is given until `finish()`."""
 
-    def __init__(self, names):
-        self.names = list(names)
-        self.code = None
-        self.killed = False
+    made: list = []
 
-    def poll(self):
-        return self.code
+    def __init__(self):
+        self.busy = frozenset()
+        self.alive = True
+        self.given = []
+        self.closed = False
+        self._finish = False
+        _FakeHelper.made.append(self)
 
-    def finish(self, code=0):
-        self.code = code
+    def give(self, names):
+        self.given.append(list(names))
+        self.busy = frozenset(names)
 
-    def kill(self):
-        self.killed = True
-        self.code = -9
+    def finish(self):
+        self._finish = True
 
-    def wait(self):
-        return self.code
+    def collect(self, timeout=0.0):
+        if self._finish:
+            self.busy, self._finish = frozenset(), False
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture
+def fake_helper(monkeypatch):
+    from simulator.functional import warmup as WU
+    _FakeHelper.made = []
+    monkeypatch.setattr(WU, "_Helper", _FakeHelper)
+    return WU
 
 
 def _plan(log, names):
@@ -185,53 +201,77 @@ def _plan(log, names):
     return WarmupPlan([(n, lambda n=n: log.append(n)) for n in names])
 
 
-def test_back_half_takes_about_half_of_the_compile_cost_from_the_end():
-    from simulator.functional.warmup import back_half
-    assert back_half(["a[f64]", "b[f64]", "c[f64]", "d[f64]"]) == ["c[f64]", "d[f64]"]
-    # one-kernel tasks ('optim.x[...]') weigh a fifth of a module's: five of them balance one module task
-    names = ["conv[f64]"] + [f"optim.k{i}[f64]" for i in range(5)]
-    assert back_half(names) == names[1:]
-    assert back_half(["a[f64]"]) == [] and back_half(["a[f64]", "b[f64]"]) == ["b[f64]"]
-
-
-def test_a_cold_cache_hands_the_back_half_to_a_second_process_and_loads_it_after(monkeypatch):
-    from simulator.functional import warmup as WU
-    helpers = []
-    monkeypatch.setattr(WU, "start_helper", lambda names: helpers.append(_FakeHelper(names)) or helpers[-1])
-    monkeypatch.setattr(WU, "COLD_TASK_SECONDS", -1.0)      # every task counts as a compile
+def test_a_cold_cache_gives_whole_groups_from_the_back_to_a_second_process(fake_helper, monkeypatch):
+    monkeypatch.setattr(fake_helper, "COLD_TASK_SECONDS", -1.0)      # every task counts as a compile
     log = []
-    names = ["a[f64]", "b[f64]", "c[f64]", "d[f64]", "e[f64]"]
-    job = WU.warmup_job(_plan(log, names))
-    assert next(job).message == "a[f64]"
-    assert len(helpers) == 1 and helpers[0].names == ["d[f64]", "e[f64]"]
-    assert [next(job).message for _ in range(2)] == ["b[f64]", "c[f64]"]
-    waiting = next(job)                                       # only the helper's tasks are left: the job waits
-    assert waiting.message == "compiling in a second process" and waiting.done == 3 and log == names[:3]
-    helpers[0].finish()
-    assert [p.message for p in job] == ["d[f64]", "e[f64]"]  # then loads them here (from the cache it filled)
-    assert log == names and len(helpers) == 1 and not helpers[0].killed
+    names = ["a[f64]", "a[f32]", "b[f64]", "c[f64]", "c[f32]"]
+    job = fake_helper.warmup_job(_plan(log, names))
+    assert next(job).message == "a[f64]"                              # cold: the second process starts
+    assert [next(job).message for _ in range(2)] == ["a[f32]", "b[f64]"]
+    helper, = _FakeHelper.made
+    assert helper.given == [["c[f64]", "c[f32]"]]                     # the last group, whole
+    waiting = next(job)                                               # only its group is left: this job waits
+    assert waiting.message == "c (second process)" and waiting.done == 3 and log == names[:3]
+    helper.finish()
+    assert [p.message for p in job] == ["c[f64]", "c[f32]"]           # then loads them here, from the cache
+    assert log == names and helper.closed
 
 
-def test_a_warm_cache_starts_no_helper_and_closing_the_job_kills_a_running_one(monkeypatch):
-    from simulator.functional import warmup as WU
-    helpers = []
-    monkeypatch.setattr(WU, "start_helper", lambda names: helpers.append(_FakeHelper(names)) or helpers[-1])
+def test_the_tab_in_front_stays_with_this_process(fake_helper, monkeypatch):
+    monkeypatch.setattr(fake_helper, "COLD_TASK_SECONDS", -1.0)
     log = []
-    assert [p.message for p in WU.warmup_job(_plan(log, ["a[f64]", "b[f64]", "c[f64]"]))] == log
-    assert helpers == []                                      # instant tasks: cache hits, nothing to share
-    monkeypatch.setattr(WU, "COLD_TASK_SECONDS", -1.0)
-    job = WU.warmup_job(_plan(log, ["a[f64]", "b[f64]", "c[f64]"]))
+    plan = _plan(log, ["a[f64]", "b[f64]", "b[f32]", "c[f64]", "c[f32]"])
+    job = fake_helper.warmup_job(plan)
     next(job)
-    job.close()                                               # the learner quit: the helper is stopped too
-    assert helpers[0].killed
+    plan.prefer(["c"])                                                # the learner opened c's tab meanwhile
+    assert next(job).message == "c[f64]"                              # compiled here, next
+    helper, = _FakeHelper.made
+    assert helper.given == [["b[f64]", "b[f32]"]]                     # the second process took the back group
+    assert next(job).message == "c[f32]"
+    job.close()
+    assert helper.closed
 
 
-def test_the_helper_process_compiles_the_named_tasks_into_the_cache(tmp_path):
+def test_a_warm_cache_starts_no_second_process_and_one_that_dies_leaves_its_group_here(fake_helper, monkeypatch):
+    log = []
+    assert [p.message for p in fake_helper.warmup_job(_plan(log, ["a[f64]", "b[f64]", "c[f64]"]))] == log
+    assert _FakeHelper.made == []                                     # instant tasks: cache hits, nothing to share
+    monkeypatch.setattr(fake_helper, "COLD_TASK_SECONDS", -1.0)
+    log = []
+    job = fake_helper.warmup_job(_plan(log, ["a[f64]", "b[f64]", "c[f64]"]))
+    next(job)
+    next(job)                                                         # b here, c given away
+    helper, = _FakeHelper.made
+    assert helper.given == [["c[f64]"]]
+    helper.alive = False                                              # the process died
+    assert [p.message for p in job] == ["c[f64]"] and helper.closed
+    assert log == ["a[f64]", "b[f64]", "c[f64]"]
+
+
+def test_the_second_process_compiles_what_it_is_sent_into_the_cache(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
-    run = subprocess.run([sys.executable, "-m", "kernels.warmup", "--tasks", "dropout[float64]"], cwd=ROOT, env=env,
-                         capture_output=True, timeout=300)
-    assert run.returncode == 0, run.stderr.decode()
+    run = subprocess.run([sys.executable, "-m", "kernels.warmup", "--serve"], input="dropout[float64]\n", text=True,
+                         cwd=ROOT, env=env, capture_output=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["done", "dropout[float64]"]
     assert any(p.suffix == ".nbc" for p in (tmp_path / "cache").rglob("*"))   # compiled code in the on-disk cache
-    bad = subprocess.run([sys.executable, "-m", "kernels.warmup", "--tasks", "no-such-task"], cwd=ROOT, env=env,
-                         capture_output=True, timeout=300)
+    bad = subprocess.run([sys.executable, "-m", "kernels.warmup", "--serve"], input="no-such-task\n", text=True,
+                         cwd=ROOT, env=env, capture_output=True, timeout=300)
     assert bad.returncode == 2
+
+
+def test_a_cold_warm_up_with_the_real_second_process_runs_every_task(tmp_path):
+    code = ("import json\nfrom simulator.functional import warmup as WU\n"
+            "plan = WU.default_plan()\n"
+            "keep = {n for n in plan.names() if plan.group_of(n) in ('dropout', 'losses')}\n"
+            "plan = WU.WarmupPlan([t for t in plan._tasks if t[0] in keep], plan._module_of)\n"
+            "WU.COLD_TASK_SECONDS = -1.0\n"
+            "print(json.dumps([p.message for p in WU.warmup_job(plan)]))\n")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    messages = json.loads(run.stdout)
+    done = [m for m in messages if "second process" not in m]
+    assert sorted(done) == sorted(["dropout[float64]", "dropout[float32]", "losses[float64]", "losses[float32]"])
+    # the back group (losses) was compiled by the second process into the cache: its index files are there
+    assert any("losses" in p.name and p.suffix == ".nbi" for p in (tmp_path / "cache").rglob("*"))
