@@ -528,12 +528,8 @@ class MainWindow(QMainWindow):
         if self.quiz_panel.quiz is not None:
             self.quiz_panel.show_position(k)
 
-    def _on_trace_busy(self, busy: bool) -> None:
-        """A large graph's passes are re-run on a worker: the old trace stays, the player holds until it lands."""
-        t = self.transport
-        for widget in (t.reset_button, t.back_button, t.play_button, t.forward_button, t.end_button, t.scrubber):
-            widget.setEnabled(not busy and self.player.trace is not None)
-        t.step_label.setText(self.player.label())
+    def _on_trace_busy(self, _busy: bool) -> None:
+        """A large graph's passes are re-run on a worker (the transport bar holds its controls meanwhile)."""
         self.phase_label.setText(self.player.label())
 
     # ---- the quiz: predict, then reveal ---------------------------------------------------------------------------

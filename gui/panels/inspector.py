@@ -105,6 +105,7 @@ class InspectorPanel(QScrollArea):
         graph.changed.connect(self._on_graph_changed)
         player.position_changed.connect(self._on_position_changed)
         player.trace_rebuilt.connect(self._refresh_values)
+        player.busy_changed.connect(self._refresh_values)     # recomputing: the old trace's numbers leave the views
         self.set_node(None)
 
     def close_panel(self) -> None:
@@ -322,7 +323,7 @@ class InspectorPanel(QScrollArea):
     def _on_position_changed(self, _k: int) -> None:
         self._refresh_values()
 
-    def _refresh_values(self) -> None:
+    def _refresh_values(self, *_) -> None:
         if self.node_id is None or self.node_id not in self.graph:
             return
         state = self.player.state()

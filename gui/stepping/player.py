@@ -117,6 +117,8 @@ class StepPlayer(QObject):
     def _on_graph_changed(self, change) -> None:
         if change.kind == "node_moved":
             return
+        if self.busy:
+            self._generation += 1          # a build still running was for the graph before this edit: never land it
         self._debounce.start()
 
     def runs_async(self) -> bool:
@@ -214,7 +216,9 @@ class StepPlayer(QObject):
         return len(self.trace) if self.trace is not None else 0
 
     def state(self):
-        return self.trace.state_at(self.position) if self.trace is not None else None
+        """The values and gradients at the current step; None without a trace or while recomputing (the old trace's
+        numbers no longer belong to the edited graph)."""
+        return self.trace.state_at(self.position) if self.trace is not None and not self.busy else None
 
     def label(self) -> str:
         if self.busy:

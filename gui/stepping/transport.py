@@ -86,6 +86,7 @@ class TransportBar(QWidget):
         player.position_changed.connect(self._on_position_changed)
         player.trace_rebuilt.connect(self._on_trace_changed)
         player.trace_failed.connect(self._on_trace_changed)
+        player.busy_changed.connect(self._on_trace_changed)   # recomputing: the controls wait with the player
         player.playing_changed.connect(self._on_playing_changed)
         self._on_trace_changed()
 
@@ -123,7 +124,7 @@ class TransportBar(QWidget):
         self.scrubber.setRange(0, self.player.length)
         self.scrubber.setValue(self.player.position)
         self.scrubber.blockSignals(False)
-        enabled = self.player.trace is not None
+        enabled = self.player.trace is not None and not self.player.busy
         for w in (self.reset_button, self.back_button, self.play_button, self.forward_button, self.end_button,
                   self.scrubber):
             w.setEnabled(enabled)
