@@ -3,7 +3,8 @@ pooling's gradient routing, hand-made filters on real images, and K filters over
 gui.labs.conv_multichannel).
 
 A thin view over simulator.labs.conv_lab.ConvLabModel: controls are built from its declared settings, edits go to
-the model, and the view redraws on ``model.changed``. Grids are painted by ``GridView`` (QPainter); the animation is
+the model, and the view redraws on ``model.changed``. Grids are painted by gui.labs.conv_grid.GridView (QPainter,
+shared with the Multi-channel tab); the animation is
 the shared ``gui.frame_player.FramePlayer`` walking the model's pre-computed frames (player frame k = k output cells
 computed, 0 = none yet; Reset = rewind). The photos, the digits and the conv kernels are made
 ready by the model's ``prepare`` job on the lab's JobRunner: until it is done the Filters tab says it is preparing.
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QStackedWidget,
                                QTabWidget, QVBoxLayout, QWidget)
 
@@ -24,158 +25,16 @@ from gui.frame_player import FramePlayer
 from gui.jobs import JobRunner
 from gui.labs.prediction import PredictionBox
 from gui.labs.common import control_column, group, muted
+from gui.labs.conv_grid import ACCENT, ERROR_STYLE, OK_STYLE, GridView, sum_box
 from gui.labs.conv_multichannel import MultiChannelView
 from simulator.core.errors import StudioError
 from simulator.labs.conv_lab import ConvLabModel, FilterSettings, LayerSettings, PoolSettings
 from simulator.labs.conv_mechanics import FILTER_NOTES, FILTERS, format_number, output_size
 
-__all__ = ["ConvLab", "GridView"]
+__all__ = ["ConvLab"]
 
-ERROR_STYLE = f"color: {theme.ERROR.name()}; background: #fbeaea; border: 1px solid #f0c9c6; border-radius: 4px; " \
-              f"padding: 6px;"
-OK_STYLE = f"color: {theme.INK_HEX}; background: #eef5ee; border: 1px solid #cfe3d2; border-radius: 4px; padding: 6px;"
-PAD_FILL = QColor("#eceef2")
-CELL_LINE = QColor("#d3d8df")
-ACCENT = QColor(theme.ACCENT_HEX)
-WINDOW_FILL = QColor(47, 116, 208, 38)
-MARK = QColor("#e08a00")
 HUBEL_WIESEL = ("Hubel and Wiesel found cells in the cat's visual cortex that fire for edges of one orientation: "
                 "the Sobel filters are hand-made versions of what a CNN's first layer learns by itself.")
-
-
-class GridView(QWidget):
-    """A grid of numbers painted with QPainter: monospace values, subtle colours, padding cells shaded, windows
-    outlined in the accent colour. ``values`` (H, W) include any padding ring of width ``pad``.
-
-    Signals: cell_clicked(row, col, button) in unpadded coordinates (only when editable and not on padding).
-    """
-
-    cell_clicked = Signal(int, int, object)
-
-    def __init__(self, title: str = "", colours: str = "neutral", max_cell: int = 46, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.title = title
-        self.colours = colours            # "neutral", "diverging" (values), "gradient" (red/blue, lighter)
-        self.max_cell = max_cell
-        self.values = np.zeros((0, 0))
-        self.pad = 0
-        self.shown: np.ndarray | None = None        # bool mask: cells with a value so far (None: all)
-        self.windows: list[tuple[int, int, int, int, QColor, bool]] = []   # r, c, h, w, colour, filled
-        self.marks: set[tuple[int, int]] = set()
-        self.editable = False
-        self.subtitle = ""
-        self.setMinimumSize(QSize(120, 120))
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self._font = theme.font(9.5, mono=True)
-        self._title_font = theme.font(9.5, QFont.Weight.DemiBold)
-
-    def set_values(self, values: np.ndarray, pad: int = 0, shown: np.ndarray | None = None) -> None:
-        self.values = np.asarray(values, dtype=np.float64)
-        self.pad = int(pad)
-        self.shown = shown
-        self.update()
-
-    def set_windows(self, windows: list[tuple[int, int, int, int, QColor, bool]]) -> None:
-        self.windows = list(windows)
-        self.update()
-
-    def set_marks(self, marks: set[tuple[int, int]]) -> None:
-        self.marks = set(marks)
-        self.update()
-
-    # ---- geometry
-    def _layout(self) -> tuple[float, float, float]:
-        rows, cols = self.values.shape if self.values.size else (1, 1)
-        top = 24.0
-        bottom = 18.0 if self.subtitle else 4.0
-        cell = min((self.width() - 8) / cols, (self.height() - top - bottom) / rows, float(self.max_cell))
-        cell = max(cell, 8.0)
-        x0 = (self.width() - cell * cols) / 2
-        return x0, top, cell
-
-    def cell_rect(self, r: int, c: int) -> QRectF:
-        x0, y0, cell = self._layout()
-        return QRectF(x0 + c * cell, y0 + r * cell, cell, cell)
-
-    def sizeHint(self) -> QSize:  # noqa: N802
-        rows, cols = self.values.shape if self.values.size else (5, 5)
-        return QSize(int(cols * 36 + 16), int(rows * 36 + 46))
-
-    # ---- painting
-    def _fill(self, v: float, scale: float) -> QColor:
-        if self.colours == "neutral" or scale == 0:
-            return QColor("#ffffff")
-        t = max(-1.0, min(1.0, v / scale)) * 0.42           # subtle: at most 42% of the way to the colour
-        pos, neg = (QColor("#c8372d"), QColor("#3b6fb6"))
-        target = pos if t >= 0 else neg
-        a = abs(t)
-        return QColor(round(255 + a * (target.red() - 255)), round(255 + a * (target.green() - 255)),
-                      round(255 + a * (target.blue() - 255)))
-
-    def paintEvent(self, event) -> None:  # noqa: N802
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        p.setFont(self._title_font)
-        p.setPen(QColor(theme.INK_HEX))
-        p.drawText(QRectF(0, 2, self.width(), 20), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter,
-                   self.title)
-        if not self.values.size:
-            p.setPen(QColor(theme.MUTED_HEX))
-            p.drawText(QRectF(0, 24, self.width(), self.height() - 24), Qt.AlignmentFlag.AlignCenter, "—")
-            p.end()
-            return
-        rows, cols = self.values.shape
-        x0, y0, cell = self._layout()
-        scale = float(np.max(np.abs(self.values))) if self.values.size else 0.0
-        font = QFont(self._font)
-        font.setPointSizeF(max(6.5, min(10.5, cell * 0.26)))
-        p.setFont(font)
-        P = self.pad
-        for r in range(rows):
-            for c in range(cols):
-                rect = self.cell_rect(r, c)
-                is_pad = P > 0 and (r < P or c < P or r >= rows - P or c >= cols - P)
-                shown = self.shown is None or bool(self.shown[r, c])
-                fill = PAD_FILL if is_pad else (self._fill(self.values[r, c], scale) if shown else QColor("#fafbfc"))
-                p.fillRect(rect, fill)
-                p.setPen(QPen(CELL_LINE, 1))
-                p.drawRect(rect)
-                if shown:
-                    p.setPen(QColor(theme.MUTED_HEX) if is_pad else QColor(theme.INK_HEX))
-                    p.drawText(rect, Qt.AlignmentFlag.AlignCenter, format_number(self.values[r, c]))
-        for (r, c) in self.marks:
-            if 0 <= r < rows and 0 <= c < cols:
-                p.setPen(QPen(MARK, 2.4))
-                p.drawRect(self.cell_rect(r, c).adjusted(2, 2, -2, -2))
-        for (r, c, h, w, colour, filled) in self.windows:
-            rect = QRectF(x0 + c * cell, y0 + r * cell, w * cell, h * cell)
-            if filled:
-                fill = QColor(colour)
-                fill.setAlpha(40)
-                p.fillRect(rect, fill)
-            p.setPen(QPen(colour, 2.6))
-            p.drawRect(rect.adjusted(1, 1, -1, -1))
-        # outer frame of the real (unpadded) grid
-        if P:
-            p.setPen(QPen(QColor("#8d97a5"), 1.2, Qt.PenStyle.DashLine))
-            p.drawRect(QRectF(x0 + P * cell, y0 + P * cell, (cols - 2 * P) * cell, (rows - 2 * P) * cell))
-        if self.subtitle:
-            p.setFont(theme.font(8.5))
-            p.setPen(QColor(theme.MUTED_HEX))
-            p.drawText(QRectF(0, y0 + rows * cell + 2, self.width(), 16), Qt.AlignmentFlag.AlignHCenter,
-                       self.subtitle)
-        p.end()
-
-    def mousePressEvent(self, event) -> None:  # noqa: N802
-        if not self.editable or not self.values.size:
-            return
-        x0, y0, cell = self._layout()
-        pos = event.position()
-        c, r = int((pos.x() - x0) // cell), int((pos.y() - y0) // cell)
-        rows, cols = self.values.shape
-        P = self.pad
-        if P <= r < rows - P and P <= c < cols - P:
-            self.cell_clicked.emit(r - P, c - P, event.button())
 
 
 class ConvLab(QWidget):
@@ -327,15 +186,7 @@ class ConvLab(QWidget):
         lay.addLayout(grids, 1)
         self.dot_title = QLabel()
         self.dot_title.setObjectName("SectionHeader")
-        self.dot_label = QLabel()
-        self.dot_label.setWordWrap(True)
-        self.dot_label.setFont(theme.font(11, mono=True))
-        self.dot_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.dot_label.setMinimumHeight(64)
-        self.dot_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.dot_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.dot_label.setStyleSheet("background: #ffffff; border: 1px solid #dde1e7; border-radius: 4px; "
-                                     "padding: 8px;")
+        self.dot_label = sum_box(11)
         lay.addWidget(self.dot_title)
         lay.addWidget(self.dot_label)
         lay.addWidget(muted("Each output cell is the dot product of the filter with the window under it, plus the "
@@ -609,8 +460,7 @@ class ConvLab(QWidget):
         m = self.model
         N, F, P, S = self.geometry
         self.input_view.set_values(np.pad(m.x, P), pad=P)
-        self.filter_view.set_values(m.w)
-        self.filter_view.subtitle = f"b = {format_number(m.layer.bias)}"
+        self.filter_view.set_values(m.w, footer=f"b = {format_number(m.layer.bias)}")
         if not m.frames:
             self.output_view.set_values(np.zeros((0, 0)))
             self.input_view.set_windows([])
@@ -655,12 +505,12 @@ class ConvLab(QWidget):
         self.bw_xpad_view.set_values(bk.xpad[0], pad=P)
         self.bw_dout_view.set_values(m.dout)
         self.bw_dw_view.set_values(bk.dw[0])
-        self.bw_full_view.set_values(np.pad(bk.dout_dilated, F - 1), pad=F - 1)
-        self.bw_full_view.title = ("dout dilated (S − 1 zeros) and padded by F − 1" if S > 1
-                                   else "dout, zero-padded by F − 1")
+        self.bw_full_view.set_values(np.pad(bk.dout_dilated, F - 1), pad=F - 1,
+                                     title=("dout dilated (S − 1 zeros) and padded by F − 1" if S > 1
+                                            else "dout, zero-padded by F − 1"))
         self.bw_flip_view.set_values(bk.w_flipped[0])
-        self.bw_dx_view.set_values(bk.dxpad[0], pad=P)
-        self.bw_dx_view.title = "dX = full conv(dout, w) (ring cropped)" if P else "dX = full conv(dout, w)"
+        self.bw_dx_view.set_values(bk.dxpad[0], pad=P, title=("dX = full conv(dout, w) (ring cropped)" if P
+                                                              else "dX = full conv(dout, w)"))
         terms = " + ".join(f"({format_number(v)})" if v < 0 else format_number(v) for v in m.dout.ravel()[:16])
         terms += " + …" if m.dout.size > 16 else ""
         self.db_label.setText(f"db = Σ dout = {terms} = {format_number(bk.db)}")

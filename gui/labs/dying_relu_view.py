@@ -65,6 +65,7 @@ class DyingReluView(QWidget):
         super().__init__(parent)
         self.model = model or DyingReluModel()
         self.runner = runner or JobRunner(self)
+        self._sweep_for: DyingReluSettings | None = None     # the settings the running sweep was made for
         self._build()
         self.model.changed.connect(self._on_changed)
         self.model.sweep_changed.connect(self._on_sweep_changed)
@@ -198,10 +199,12 @@ class DyingReluView(QWidget):
 
     def sweep(self) -> None:
         try:
-            job = self.model.sweep_job(self.settings())
+            s = self.settings()
+            job = self.model.sweep_job(s)
         except StudioError as exc:
             self._on_failed(None, str(exc))
             return
+        self._sweep_for = s
         self.sweep_button.setEnabled(False)
         self.sweep_label.setText("Sweeping…")
         self.runner.start("dead_sweep", lambda: job, on_yield=self._on_sweep_progress, on_done=self._sweep_done,
@@ -224,6 +227,11 @@ class DyingReluView(QWidget):
             self.runner.cancel("dying_relu", notify=False)
             self._on_failed(None, str(exc))
             return
+        if self.sweeping() and not self.model.sweep_applies(self._sweep_for, s):
+            # the running sweep is for the network before this edit: it would finish beside the wrong result
+            self.runner.cancel("dead_sweep", notify=False)
+            self.sweep_button.setEnabled(True)
+            self.sweep_label.setText("The settings changed while sweeping: sweep again to compare learning rates.")
         self.status_label.setText("Training…")
         self.runner.start("dying_relu", lambda: job, on_yield=self._on_progress, on_done=self.model.show,
                           on_error=self._on_failed)
@@ -236,7 +244,8 @@ class DyingReluView(QWidget):
 
     def _sweep_done(self, sweep) -> None:
         self.sweep_button.setEnabled(True)
-        self.model.show_sweep(sweep)
+        if not self.model.show_sweep(sweep):             # made for settings the learner has since changed
+            self._on_sweep_changed()
 
     def _sweep_failed(self, _exc, message: str) -> None:
         self.sweep_button.setEnabled(True)

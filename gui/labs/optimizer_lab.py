@@ -947,7 +947,7 @@ class OptimizerLab(QWidget):
             elif r.diverged_at is not None:
                 self._set_status(row, f"diverged at step {r.diverged_at}", "#c8372d")
             elif r.stopped_at is not None:
-                self._set_status(row, "stopped: H singular", "#c8372d", r.stop_reason)
+                self._set_status(row, f"stopped: {r.stop_label}", "#c8372d", r.stop_reason)
                 notes.append(f"{racer.label} stopped at step {r.stopped_at}: {r.stop_reason}")
             else:
                 # an honest ending: a racer (pure Newton, above all) may come to rest on a saddle or a maximum

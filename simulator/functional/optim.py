@@ -368,9 +368,11 @@ class OptimizerInfo:
     settings: type = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        fields = [(p.name, p.kind, param(p.default, kind=p.kind, low=p.low, high=p.high, low_open=p.low_open,
-                                         high_open=p.high_open, log=p.log, choices=p.choices, label=p.label,
-                                         doc=p.doc, decimals=p.decimals)) for p in self.params]
+        # every part of each declaration (zero_off, choice_labels, ...), so the form shows what was declared
+        fields = [(p.name, p.kind, param(p.default, kind=p.kind, **{f.name: getattr(p, f.name)
+                                                                     for f in dataclasses.fields(Param)
+                                                                     if f.name not in ("name", "kind", "default")}))
+                  for p in self.params]
         cls = dataclasses.make_dataclass(f"{self.name}Settings", fields, bases=(Settings,), frozen=True,
                                          namespace={"__doc__": f"{self.name}'s hyperparameters."})
         cls.__module__ = __name__

@@ -484,12 +484,20 @@ def explain_sweep(w: DeadSweep) -> str:
     lrs = [f"{v:g}" for v in w.lrs]
     out = [(f"Dead share after {w.settings.steps} steps, mean of {seeds} seed{'s' if seeds > 1 else ''}, biases 0: "
             + ", ".join(f"{_pct(d)} at {lr}" for d, lr in zip(zero, lrs)) + ".")]
-    half = [lr for lr, a, b in zip(lrs, zero, small) if max(a, b) > 0.5]
-    if half:
+    over = np.maximum(zero, small) > 0.5                 # more than half dead with one of the two bias inits
+    half = [lr for lr, o in zip(lrs, over) if o]
+    first = int(np.argmax(over))
+    if not half:
+        out.append("At none of these rates did more than half of the units die.")
+    elif over[first:].all():                             # a trend: every rate from the first such one on
         out.append(f"From learning rate {half[0]} on, more than half of the units end up dead with one of the two "
                    f"bias inits: too large a step throws them into the region where ReLU passes no gradient.")
     else:
-        out.append("At none of these rates did more than half of the units die.")
+        below = [lr for lr, o in zip(lrs[first:], over[first:]) if not o]
+        out.append(f"More than half of the units end up dead with one of the two bias inits at learning "
+                   f"rate{'s' if len(half) > 1 else ''} {', '.join(half)}, but not at the larger "
+                   f"rate{'s' if len(below) > 1 else ''} {', '.join(below)}: here the dead share does not simply "
+                   f"grow with the step.")
     d = zero - small                                     # > 0: the 0.01 bias lowered the dead share
     helps = [lr for lr, v in zip(lrs, d) if v > 0.02]
     hurts = [lr for lr, v in zip(lrs, d) if v < -0.02]
@@ -520,7 +528,8 @@ def explain_sweep(w: DeadSweep) -> str:
 
 def dead_sweep(s: DyingReluSettings, lrs=SWEEP_LRS, seeds: int = SWEEP_SEEDS) -> Job[DeadSweep]:
     """Train ``s`` at every learning rate of ``lrs``, with biases 0 and 0.01, for ``seeds`` seeds (s.seed, s.seed +
-    1, ...), and keep each run's final dead share. Yields Progress per run."""
+    1, ...), and keep each run's final dead share. Yields Progress counted in SGD steps over all the runs (one
+    total from start to end, runs × steps), with a message naming the run."""
     if not isinstance(s, DyingReluSettings):
         from simulator.core.errors import ValueInputError
         raise ValueInputError(f"settings must be DyingReluSettings, got {type(s).__name__}")
@@ -532,16 +541,19 @@ def dead_sweep(s: DyingReluSettings, lrs=SWEEP_LRS, seeds: int = SWEEP_SEEDS) ->
 def _dead_sweep(s: DyingReluSettings, lrs: np.ndarray, seeds: np.ndarray) -> Job[DeadSweep]:
     dead = np.zeros((2, len(lrs), len(seeds)))
     diverged = np.zeros(dead.shape, dtype=bool)
-    total, done = dead.size, 0
+    runs, done = dead.size, 0
+    total = runs * s.steps                               # in SGD steps, so the runs' own Progress fits in
     for i, lr in enumerate(lrs):
         for b, bias in enumerate((0.0, BIAS_VALUE)):
             for k, seed in enumerate(seeds):
                 run = yield from _relabelled(relu_training(s, bias, lr=float(lr), seed=int(seed), snapshots=1),
-                                             0, 0, f"learning rate {lr:g}, biases {bias:g}, seed {seed}")
+                                             done * s.steps, total,
+                                             f"run {done + 1} of {runs}: learning rate {lr:g}, biases {bias:g}, "
+                                             f"seed {seed}")
                 dead[b, i, k] = run.final_dead / max(run.units, 1)
                 diverged[b, i, k] = run.diverged_at is not None
                 done += 1
-                yield Progress(done, total, f"{done} of {total} runs")
+                yield Progress(done * s.steps, total, f"{done} of {runs} runs")
     w = DeadSweep(s, lrs, seeds, dead, diverged)
     return DeadSweep(s, lrs, seeds, dead, diverged, explain_sweep(w))
 
@@ -555,7 +567,8 @@ class DyingReluModel:
     """The dying-ReLU demo's settings, its latest result and its latest sweep. ``experiment(settings)`` checks them
     and returns the job (switching only the bias toggle reuses the runs already made: both biases are trained every
     time); ``show(result)`` makes a result current and emits ``changed``; a sweep made for other settings (anything
-    but the learning rate and the toggle) is dropped then, with ``sweep_changed``."""
+    but the learning rate and the toggle) is dropped then, with ``sweep_changed``; ``show_sweep(sweep)`` refuses a
+    sweep made for other settings than the current ones (one that finished after an edit)."""
 
     def __init__(self) -> None:
         self.changed = Signal()
@@ -581,7 +594,7 @@ class DyingReluModel:
     def show(self, result: DyingRelu) -> None:
         self.settings = result.settings
         self.result = result
-        if self.sweep is not None and _sweep_key(self.sweep.settings) != _sweep_key(result.settings):
+        if self.sweep is not None and not self.sweep_applies(self.sweep.settings, result.settings):
             self.sweep = None
             self.sweep_changed.emit()
         self.changed.emit()
@@ -589,6 +602,17 @@ class DyingReluModel:
     def sweep_job(self, settings: DyingReluSettings | None = None) -> Job[DeadSweep]:
         return dead_sweep(self.settings if settings is None else settings)
 
-    def show_sweep(self, sweep: DeadSweep) -> None:
+    @staticmethod
+    def sweep_applies(made_for: DyingReluSettings, settings: DyingReluSettings) -> bool:
+        """Whether a sweep made for ``made_for`` belongs beside a result for ``settings`` (they differ at most in
+        the learning rate and the bias toggle, which the sweep varies)."""
+        return _sweep_key(made_for) == _sweep_key(settings)
+
+    def show_sweep(self, sweep: DeadSweep) -> bool:
+        """Make ``sweep`` current and emit ``sweep_changed``; True if it was. A sweep made for other settings than
+        the current ones (the learner edited while it ran) is dropped: False, and nothing changes."""
+        if not self.sweep_applies(sweep.settings, self.settings):
+            return False
         self.sweep = sweep
         self.sweep_changed.emit()
+        return True

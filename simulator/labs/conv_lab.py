@@ -64,6 +64,7 @@ RANDOM_WEIGHTS = "random integers"
 MIX_WEIGHTS = "colour mixes (1×1)"
 PHOTO_CHANNELS = ("R", "G", "B")
 PHOTO_RGB_SIDE = 128          # the photos' colour channels are kept at this side and resized to the chosen N
+ONE_BY_ONE_SIDE = 32          # the 1×1 demonstration's input side: the photo is recognisable (4·32·32 frames)
 
 
 @dataclass(frozen=True)
@@ -434,9 +435,10 @@ class MultiConvModel:
 
     def one_by_one_settings(self) -> MultiConvSettings:
         """The channel-mixing demonstration: the first photo's R, G, B mixed by 1×1 filters into the colour
-        mixes (grey, red − green, blue − yellow, negative), at the current input size."""
+        mixes (grey, red − green, blue − yellow, negative), at ONE_BY_ONE_SIDE × ONE_BY_ONE_SIDE, large enough to
+        recognise the photo in every map."""
         return self.settings.replace(source=MULTI_SOURCES[1], c=len(PHOTO_CHANNELS), k=len(COLOUR_MIXES), f=1,
-                                     stride=1, pad=0, weights=MIX_WEIGHTS)
+                                     stride=1, pad=0, weights=MIX_WEIGHTS, n=ONE_BY_ONE_SIDE)
 
     def random_input(self) -> None:
         """New random integers (a photo input stays the photo)."""

@@ -378,23 +378,35 @@ def apply_filter(image: Any, kernel: str | np.ndarray, pad: int = 1) -> np.ndarr
     return out[0, 0]
 
 
+PHOTO_LIBRARIES = "the sample photos need scikit-learn and Pillow: pip install scikit-learn pillow"
+
+
+def _pil_image():
+    """Pillow's Image module (the photos are resized with it), or our error with the install hint."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ValueInputError(PHOTO_LIBRARIES) from None
+    return Image
+
+
 def _sample_rgb(name: str) -> np.ndarray:
     """scikit-learn's bundled photo `name` as float64 (H, W, 3) in [0, 1]."""
     if name not in PHOTOS:
         raise ValueInputError(f"unknown photo {name!r}; choose one of {', '.join(PHOTOS)}")
+    _pil_image()                                          # resizing needs it: fail here, before loading
     try:
-        import PIL  # noqa: F401  (resizing needs it: fail here, with the install hint)
         from sklearn.datasets import load_sample_image
     except ImportError:
-        raise ValueInputError("the sample photos need scikit-learn and Pillow: pip install scikit-learn pillow") from None
+        raise ValueInputError(PHOTO_LIBRARIES) from None
     return load_sample_image(name).astype(np.float64) / 255.0
 
 
 def load_photo(name: str = "china.jpg", size: int = 120) -> np.ndarray:
     """One of scikit-learn's bundled sample photos (PHOTOS; no download) as grayscale float64 (H, W) in [0, 1], the
     longer side resized to `size` px (Lanczos, via Pillow). Gray = 0.299 R + 0.587 G + 0.114 B (ITU-R 601)."""
-    from PIL import Image
     rgb = _sample_rgb(name)
+    Image = _pil_image()
     size = _size("size", size, 8, 1024, " for a photo")
     gray = rgb @ np.array([0.299, 0.587, 0.114])
     h, w = gray.shape
@@ -407,9 +419,9 @@ def load_photo(name: str = "china.jpg", size: int = 120) -> np.ndarray:
 def resize_channels(x: Any, size: int) -> np.ndarray:
     """(C, H, W) -> (C, size, size): each channel resized on its own (Lanczos, via Pillow), then clipped to the
     input's range (Lanczos rings a little past sharp edges). A non-square input is centre-cropped to a square first."""
-    from PIL import Image
     x = as_chw(x)
     size = _size("size", size, 1, MAX_TRACE_INPUT, " for a side")
+    Image = _pil_image()
     H, W = x.shape[1:]
     s = min(H, W)
     r0, c0 = (H - s) // 2, (W - s) // 2

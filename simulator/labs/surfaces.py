@@ -574,15 +574,20 @@ SINGULAR_RTOL = 1e-12    # a matrix whose smallest |eigenvalue| is at most this 
 HESSIAN_FIXES = ("none", "H + λI", "|H|")
 
 
+def _eigen_2x2(hxx: Any, hxy: Any, hyy: Any, lib: Any = np) -> tuple[Any, Any, Any]:
+    """(low, high, theta) of [[hxx, hxy], [hxy, hyy]] (see hessian_eigen), with ``lib``'s hypot and atan2: numpy's
+    for arrays, ``math``'s for one point's floats (no numpy overhead per call)."""
+    m = 0.5 * (hxx + hyy)
+    r = lib.hypot(0.5 * (hxx - hyy), hxy)
+    return m - r, m + r, 0.5 * lib.atan2(2.0 * hxy, hxx - hyy)
+
+
 def hessian_eigen(hxx: Any, hxy: Any, hyy: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Eigen-decomposition of symmetric 2x2 matrices [[hxx, hxy], [hxy, hyy]], elementwise: (low, high, theta),
     the eigenvalues low <= high and the angle theta of high's eigenvector (cos theta, sin theta); low's is
     (-sin theta, cos theta). From m = (hxx + hyy) / 2, r = sqrt(((hxx - hyy) / 2)^2 + hxy^2): low, high = m -+ r and
     tan 2 theta = 2 hxy / (hxx - hyy)."""
-    hxx, hxy, hyy = (np.asarray(h, dtype=np.float64) for h in (hxx, hxy, hyy))
-    m = 0.5 * (hxx + hyy)
-    r = np.hypot(0.5 * (hxx - hyy), hxy)
-    return m - r, m + r, 0.5 * np.arctan2(2.0 * hxy, hxx - hyy)
+    return _eigen_2x2(*(np.asarray(h, dtype=np.float64) for h in (hxx, hxy, hyy)))
 
 
 def _fix_codes(fix: Any) -> np.ndarray:
@@ -604,10 +609,8 @@ def newton_step_2d(gx: float, gy: float, hxx: float, hxy: float, hyy: float, fix
                    ) -> tuple[float, float, bool, float, float]:
     """One point's Newton direction, in plain floats (a race steps one racer at a time; numpy's per-call overhead
     would cost more than the arithmetic): (dx, dy, singular, low, high). ``fix`` is an index of HESSIAN_FIXES; see
-    ``newton_direction``, which applies this to arrays."""
-    m = 0.5 * (hxx + hyy)
-    r = math.hypot(0.5 * (hxx - hyy), hxy)
-    lo, hi = m - r, m + r
+    ``newton_direction``, which applies this to arrays, and the ``Newton`` class, which holds fix and damping."""
+    lo, hi, theta = _eigen_2x2(hxx, hxy, hyy, math)
     mu = 0.0
     if fix == 2:
         a_lo, a_hi = max(abs(lo), damping), max(abs(hi), damping)
@@ -619,7 +622,6 @@ def newton_step_2d(gx: float, gy: float, hxx: float, hxy: float, hyy: float, fix
         return 0.0, 0.0, True, a_lo, a_hi
     if fix == 2:
         # M = Q |Λ| Q^T: d = -sum_i (q_i . g) / |λ_i| q_i, q_hi = (c, s), q_lo = (-s, c)
-        theta = 0.5 * math.atan2(2.0 * hxy, hxx - hyy)
         c, s = math.cos(theta), math.sin(theta)
         p_hi, p_lo = _div(c * gx + s * gy, a_hi), _div(-s * gx + c * gy, a_lo)
         return -(p_hi * c - p_lo * s), -(p_hi * s + p_lo * c), False, a_lo, a_hi
@@ -662,18 +664,19 @@ HESSIAN_FIX = Param("hessian_fix", str, "none", choices=HESSIAN_FIXES, label="cu
                         "heads for a saddle or a maximum). H + λI: Levenberg damping, λ raised past a negative "
                         "eigenvalue so the matrix is positive definite. |H|: H with every eigenvalue made positive "
                         "(at least λ), so negative curvature is walked downhill (saddle-free Newton).")
-DAMPING = Param("damping", float, 0.1, low=0.0, high=1e6, log=True, label="damping λ",
-                doc="λ for the curvature fix: added to H (H + λI), or the smallest curvature |H| may use. "
-                    "Unused by pure Newton.")
+DAMPING = Param("damping", float, 0.1, low=0.0, high=1e6, log=True, zero_off=True, label="damping λ",
+                doc="λ for the curvature fix: added to H (H + λI), or the smallest curvature |H| may use; 0: none "
+                    "(a flat direction then leaves the matrix singular). Unused by pure Newton.")
 
 
 class Newton:
-    """Newton's method over parameters given with their gradient and Hessian: p <- p - lr M^-1 g with M = H, H + λI
-    or |H| (``hessian_fix``, see ``newton_direction``). Not a torch.optim optimizer: it needs the Hessian, which is
-    n x n for n parameters (10^12 numbers for a million-weight network: why it is not used to train networks).
+    """Newton's method on a point of the plane, p <- p - lr M^-1 g with M = H, H + λI or |H| (``hessian_fix``, see
+    ``newton_direction``): it holds the settings, and ``direction`` is ``newton_step_2d`` with them, the one rule the
+    race steps its Newton racers by. Not a torch.optim optimizer: it needs the Hessian, which is n x n for n
+    parameters (10^12 numbers for a million-weight network: why it is not used to train networks); here n = 2.
 
-    ``step(grads, hessians)``: grads like the parameters, hessians (n, n) with n = size of each parameter.
-    A singular M raises NumericError (nothing is changed)."""
+    ``step(grads, hessians)``: per parameter (2 numbers: a point) its gradient (2 numbers) and Hessian (2, 2,
+    symmetrised). A singular M raises NumericError with ``singular_text`` (nothing is changed)."""
 
     def __init__(self, params: Sequence[np.ndarray], lr: float = 1.0, hessian_fix: str = "none",
                  damping: float = 0.1):
@@ -681,26 +684,38 @@ class Newton:
         for p in self.params:
             if not isinstance(p, np.ndarray) or p.dtype != np.float64:
                 raise ValueInputError("Newton's parameters must be float64 numpy arrays")
+            if p.size != 2:
+                raise ShapeError(f"Newton here steps a point of the plane: each parameter holds 2 numbers, got "
+                                 f"shape {p.shape}")
         self.lr = NEWTON_LR.check(lr)
         self.hessian_fix = HESSIAN_FIX.check(hessian_fix)
         self.damping = DAMPING.check(damping)
+        self._fix = HESSIAN_FIXES.index(self.hessian_fix)
 
     def hyperparameters(self) -> dict[str, Any]:
         return dict(lr=self.lr, hessian_fix=self.hessian_fix, damping=self.damping)
 
-    def matrix(self, hessian: np.ndarray) -> np.ndarray:
-        """M for one Hessian (n, n), symmetrised first."""
-        h = np.asarray(hessian, dtype=np.float64)
-        h = 0.5 * (h + h.T)
-        w, q = np.linalg.eigh(h)
-        if self.hessian_fix == "H + λI":
-            w = w + self.damping + max(0.0, -float(w[0]))
-        elif self.hessian_fix == "|H|":
-            w = np.maximum(np.abs(w), self.damping)
-        if not np.all(np.isfinite(w)) or np.min(np.abs(w)) <= SINGULAR_RTOL * np.max(np.abs(w)):
-            raise NumericError(f"the matrix Newton divides by is singular (eigenvalues {', '.join(f'{v:.3g}' for v in w)}):"
-                               f" M^-1 g does not exist; use the H + λI or |H| fix with λ > 0")
-        return (q * w) @ q.T
+    @property
+    def divides_by(self) -> str:
+        """The name of M: "H", "H + λI" or "|H|"."""
+        return self.hessian_fix if self._fix else "H"
+
+    def direction(self, gx: float, gy: float, hxx: float, hxy: float, hyy: float
+                  ) -> tuple[float, float, bool, float, float]:
+        """-M^-1 g at one point, with this racer's fix and λ: newton_step_2d's (dx, dy, singular, low, high)."""
+        return newton_step_2d(gx, gy, hxx, hxy, hyy, self._fix, self.damping)
+
+    def singular_label(self) -> str:
+        """``singular_text`` in a few words: "H + λI singular"."""
+        return f"{self.divides_by} singular"
+
+    def singular_text(self, x: float, y: float, low: float, high: float) -> str:
+        """Why there is no step from (x, y), where M's eigenvalues are low and high, and what to change."""
+        what = self.divides_by
+        return (f"{what} is singular at ({x:.4g}, {y:.4g}): its eigenvalues are {low:.3g} and {high:.3g}, so "
+                f"it has no inverse (the surface does not curve along one direction) and there is no {what}⁻¹g to "
+                f"step along. " + ("Choose the H + λI or |H| curvature fix with λ > 0." if self._fix == 0
+                                   else "Make the damping λ larger."))
 
     def step(self, grads: Sequence[np.ndarray], hessians: Sequence[np.ndarray]) -> None:
         if len(grads) != len(self.params) or len(hessians) != len(self.params):
@@ -710,12 +725,17 @@ class Newton:
         for p, g, h in zip(self.params, grads, hessians):
             g = np.asarray(g, dtype=np.float64).reshape(-1)
             h = np.asarray(h, dtype=np.float64)
-            if g.size != p.size or h.shape != (p.size, p.size):
-                raise ShapeError(f"a parameter of shape {p.shape} needs a gradient of {p.size} numbers and a "
-                                 f"Hessian of shape ({p.size}, {p.size}); got {g.size} and {h.shape}")
-            steps.append(np.linalg.solve(self.matrix(h), g))
+            if g.size != 2 or h.shape != (2, 2):
+                raise ShapeError(f"a point of the plane needs a gradient of 2 numbers and a Hessian of shape (2, 2); "
+                                 f"got {g.size} and {h.shape}")
+            dx, dy, singular, lo, hi = self.direction(float(g[0]), float(g[1]), float(h[0, 0]),
+                                                      0.5 * float(h[0, 1] + h[1, 0]), float(h[1, 1]))
+            if singular:
+                x, y = p.reshape(-1)
+                raise NumericError(self.singular_text(float(x), float(y), lo, hi))
+            steps.append((dx, dy))
         for p, d in zip(self.params, steps):
-            p.reshape(-1)[:] -= self.lr * d
+            p.reshape(-1)[:] += self.lr * np.array(d)
 
 
 NEWTON = OptimizerInfo("Newton", Newton, (NEWTON_LR, HESSIAN_FIX, DAMPING), "p -= lr H⁻¹ g",
@@ -741,7 +761,8 @@ class RaceResult:
     m = n_steps + 1, or, if update number s diverged (non-finite or a coordinate beyond DIVERGENCE_LIMIT),
     m = s: the run stops at its last good point and ``diverged_at`` = s. grads: (m, 2) the gradient at each point
     of the path without noise (what an arrow of -grad f shows). A Newton racer whose matrix M is singular at
-    x_{s-1} cannot take update s: it stops there too (m = s), with ``stopped_at`` = s and ``stop_reason`` saying why."""
+    x_{s-1} cannot take update s: it stops there too (m = s), with ``stopped_at`` = s, ``stop_reason`` saying why
+    and ``stop_label`` the same in a few words ("|H| singular")."""
 
     label: str
     optimizer: str
@@ -753,6 +774,7 @@ class RaceResult:
     grads: np.ndarray | None = None
     stopped_at: int | None = None
     stop_reason: str = ""
+    stop_label: str = ""
 
     @property
     def final(self) -> tuple[float, float]:
@@ -842,25 +864,20 @@ def race_job(surface: Surface, optimizers_spec: Any, start: Sequence[float] | No
 
 
 def _newton_update(surface: Surface, x: np.ndarray, gx: np.ndarray, gy: np.ndarray, rows: np.ndarray,
-                   fix: np.ndarray, damping: np.ndarray, lr: np.ndarray, t: int, active: np.ndarray,
-                   diverged: np.ndarray, stopped: np.ndarray, reasons: list[str]) -> None:
-    """Update number t + 1 of the Newton racers ``rows`` (all active), in place, with the rules of race_step_2d:
-    a non-finite point or a coordinate beyond DIVERGENCE_LIMIT is put back and marks the racer diverged; a
-    singular M stops it with a reason."""
+                   opts: list[Any], lr: np.ndarray, t: int, active: np.ndarray, diverged: np.ndarray,
+                   stopped: np.ndarray, reasons: list[tuple[str, str]]) -> None:
+    """Update number t + 1 of the Newton racers ``rows`` (all active), in place, by their ``Newton.direction``,
+    with the rules of race_step_2d: a non-finite point or a coordinate beyond DIVERGENCE_LIMIT is put back and
+    marks the racer diverged; a singular M stops it with a reason (short and long)."""
     px, py = x[rows, 0], x[rows, 1]
     hs = [_shaped(px.shape, h).tolist() for h in surface.hessian(px, py)]
     for i, j in enumerate(rows.tolist()):
         x0, y0 = float(px[i]), float(py[i])
-        dx, dy, singular, lo, hi = newton_step_2d(float(gx[j]), float(gy[j]), hs[0][i], hs[1][i], hs[2][i],
-                                                  int(fix[j]), float(damping[j]))
+        o: Newton = opts[j]
+        dx, dy, singular, lo, hi = o.direction(float(gx[j]), float(gy[j]), hs[0][i], hs[1][i], hs[2][i])
         if singular:
             active[j], stopped[j] = False, t + 1
-            what = HESSIAN_FIXES[int(fix[j])] if fix[j] else "H"
-            reasons[j] = (f"{what} is singular at ({x0:.4g}, {y0:.4g}): its eigenvalues are {lo:.3g} and {hi:.3g}, "
-                          f"so it has no inverse (the surface does not curve along one direction) and there is no "
-                          f"{what}⁻¹g to step along. "
-                          + ("Choose the H + λI or |H| curvature fix with λ > 0." if fix[j] == 0
-                             else "Make the damping λ larger."))
+            reasons[j] = (o.singular_label(), o.singular_text(x0, y0, lo, hi))
             continue
         a = float(lr[j])
         nx, ny = x0 + a * dx, y0 + a * dy
@@ -880,8 +897,6 @@ def _race_steps(surface: Surface, specs: list[tuple[str, str, dict[str, Any]]], 
     family = np.array([K.SGD if nw else o.race_family() for nw, o in zip(newton, opts)], dtype=np.int64)
     hyper = np.ascontiguousarray(np.stack([np.zeros(K.N_HYPER) if nw else o.race_row()
                                            for nw, o in zip(newton, opts)]))
-    fix = np.array([HESSIAN_FIXES.index(o.hessian_fix) if nw else 0 for nw, o in zip(newton, opts)], dtype=np.int64)
-    damping = np.array([o.damping if nw else 0.0 for nw, o in zip(newton, opts)])
     x = np.tile(x_start, (k, 1))
     s1, s2, s3 = np.zeros((k, 2)), np.zeros((k, 2)), np.zeros((k, 2))
     step = np.zeros(k, dtype=np.int64)
@@ -889,7 +904,7 @@ def _race_steps(surface: Surface, specs: list[tuple[str, str, dict[str, Any]]], 
     newton_active = newton.copy()
     diverged = np.zeros(k, dtype=np.int64)
     stopped = np.zeros(k, dtype=np.int64)
-    reasons = [""] * k
+    reasons = [("", "")] * k
     path = np.empty((n_steps + 1, k, 2))
     path[0] = x
     xs, ys = x[:, 0], x[:, 1]  # views: always the current points
@@ -902,8 +917,7 @@ def _race_steps(surface: Surface, specs: list[tuple[str, str, dict[str, Any]]], 
             gy = np.ascontiguousarray(gy, dtype=np.float64)
             rows = np.flatnonzero(newton_active)
             if rows.size:   # before the kernel moves the others: x still holds the points gx, gy were taken at
-                _newton_update(surface, x, gx, gy, rows, fix, damping, lrs[t], t, newton_active, diverged, stopped,
-                               reasons)
+                _newton_update(surface, x, gx, gy, rows, opts, lrs[t], t, newton_active, diverged, stopped, reasons)
             K.race_step_2d(x, gx, gy, s1, s2, s3, family, hyper, lrs[t], step, active, diverged, DIVERGENCE_LIMIT)
             t += 1
             path[t] = x
@@ -925,7 +939,7 @@ def _race_steps(surface: Surface, specs: list[tuple[str, str, dict[str, Any]]], 
             results[label] = RaceResult(label, kind, MappingProxyType(o.hyperparameters()), traj, losses,
                                         int(diverged[j]) if diverged[j] else None, lrs[:, j].copy(),
                                         np.ascontiguousarray(g[i:i + m]), int(stopped[j]) if stopped[j] else None,
-                                        reasons[j])
+                                        reasons[j][1], reasons[j][0])
             i += m
     yield Progress(n_steps, n_steps, "done")
     return results

@@ -205,6 +205,11 @@ def click_tab(qtbot, tabs, title):
     assert tabs.currentIndex() == index
 
 
+def _outlines(view):
+    """(r, c, h, w) of the windows a grid outlines."""
+    return [tuple(w[:4]) for w in view.windows]
+
+
 def multi_forward(m):
     out, _ = layers.conv_forward(m.x[None], m.w, m.b, m.settings.stride, m.settings.pad)
     return out[0]
@@ -225,7 +230,7 @@ def test_multichannel_view_opened_by_clicks_steps_with_the_player(qtbot, make_wi
     f = m.frames[27]
     assert m.frame_index == 27 and (f.k, f.out_pos, f.origin) == (1, (0, 2), (0, 2))
     for c, v in enumerate(mv.input_views):          # the same window in every channel slice
-        assert v.windows == [(0, 2, 3, 3)]
+        assert _outlines(v) == [(0, 2, 3, 3)]
         np.testing.assert_array_equal(v.values, np.pad(m.x[c], 1))
     for c, v in enumerate(mv.filter_views):         # the current filter, slice by slice, with its partial sum
         np.testing.assert_array_equal(v.values, m.w[1, c])
@@ -234,10 +239,10 @@ def test_multichannel_view_opened_by_clicks_steps_with_the_player(qtbot, make_wi
     assert [ln.split(": ", 1)[1] for ln in lines] == list(f.channel_texts) + [f.text]
     assert float(f.text.rsplit("= ", 1)[1]) == pytest.approx(multi_forward(m)[1, 0, 2])
     assert mv.output_views[1].current and not mv.output_views[0].current
-    assert mv.output_views[1].windows == [(0, 2, 1, 1)]
+    assert _outlines(mv.output_views[1]) == [(0, 2, 1, 1)]
     assert mv.output_views[0].shown.all() and mv.output_views[1].shown.sum() == 3
     click(qtbot, bar.back_button)
-    assert m.frame_index == 26 and mv.input_views[2].windows == [(0, 1, 3, 3)]
+    assert m.frame_index == 26 and _outlines(mv.input_views[2]) == [(0, 1, 3, 3)]
     qtbot.keyClick(bar.slider, Qt.Key.Key_End)         # scrub to the end: every map filled, equal to conv forward
     assert m.frame_index == 49
     for k, v in enumerate(mv.output_views):
@@ -302,24 +307,38 @@ def test_multichannel_one_by_one_mixes_a_photos_channels(qtbot, lab):
     assert m.photo is not None and m.settings.c == 3 and mv.c_box.value() == 3
     wait_ready(qtbot, lab)
     assert m.error == "" and m.channel_names() == ("R", "G", "B")
-    assert [v.mode for v in mv.input_views] == ["R", "G", "B"]
+    type_value(qtbot, mv.n_box, 6)                          # a small input: the 1×1 demonstration enlarges it
+    assert m.settings.n == 6 and m.x.shape == (3, 6, 6)
+    assert [v.colours for v in mv.input_views] == ["R", "G", "B"]
     type_value(qtbot, mv.c_box, 2)                          # a photo with 2 channels: refused, with the fix
     assert "a photo has 3 channels" in mv.form.error.text() and mv.form.error.isVisible()
     assert m.settings.c == 3
     click(qtbot, mv.mix_button)
     assert m.settings.f == 1 and m.settings.k == 4 and mv.lower_stack.currentIndex() == 1
+    assert m.settings.n == mv.n_box.value() == 32 and m.x.shape == (3, 32, 32)
     assert mv.params_label.text() == "K·C·F·F + K = 4·3·1·1 + 4 = 16 parameters"
     n = m.settings.n
     qtbot.keyClick(mv.transport.slider, Qt.Key.Key_End)
     grey = 0.299 * m.x[0] + 0.587 * m.x[1] + 0.114 * m.x[2]
     np.testing.assert_allclose(mv.output_views[0].values, grey, atol=1e-12)
-    assert mv.output_views[0].mode == "grey" and "grey" in mv.output_views[0].title
+    assert mv.output_views[0].colours == "grey" and "grey" in mv.output_views[0].title
     mv.player.seek(2 * n * n + n + 2)                       # filter 2, pixel (1, 1)
     f = m.frame
     assert (f.k, f.out_pos) == (2, (1, 1))
     np.testing.assert_array_equal(mv.mix_w_view.values, m.w[:, :, 0, 0])
-    assert mv.mix_w_view.windows == [(2, 0, 1, 3)]          # row k of W ...
+    assert _outlines(mv.mix_w_view) == [(2, 0, 1, 3)]          # row k of W ...
     np.testing.assert_array_equal(mv.mix_x_view.values[:, 0], m.x[:, 1, 1])   # ... times the pixel's channels
     np.testing.assert_allclose(mv.mix_out_view.values[:, 0], m.w[:, :, 0, 0] @ m.x[:, 1, 1] + m.b, atol=1e-12)
     assert mv.mix_out_view.shown[:, 0].tolist() == [True, True, True, False]
     assert mv.sum_label.text().split("\n")[0] == f"R: {f.channel_texts[0]}"
+    assert mv.mix_x_view.title == "x[:, 1, 1]"
+    # with padding, a 1×1 window on the ring multiplies zeros: said so, not an index outside the input
+    type_value(qtbot, mv.p_box, 1)
+    n = m.settings.n + 2                                    # the output is as large as the padded input
+    mv.player.seek(1)                                       # filter 0 on padded pixel (0, 0)
+    assert m.frame.origin == (0, 0) and mv.mix_x_view.title == "padding (zeros)"
+    assert not mv.mix_x_view.values.any() and mv.mix_out_view.values[0, 0] == m.b[0]
+    assert mv.mix_x_view.width() >= mv.mix_x_view.title_width("padding (zeros)")    # the whole title fits
+    mv.player.seek(n + 2)                                   # padded (1, 1): the input's pixel (0, 0)
+    assert m.frame.origin == (1, 1) and mv.mix_x_view.title == "x[:, 0, 0]"
+    np.testing.assert_array_equal(mv.mix_x_view.values[:, 0], m.x[:, 0, 0])

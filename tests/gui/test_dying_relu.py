@@ -105,6 +105,29 @@ def test_the_sweep_draws_the_models_numbers(qtbot, view):
     assert v.model.sweep is None and v.sweep_hint.isVisible() and "sweep again" in v.sweep_label.text()
 
 
+def test_an_edit_during_a_sweep_cancels_it_and_no_old_sweep_appears(qtbot, view):
+    v = view
+    swept = []
+    v.swept.connect(lambda: swept.append(v.model.sweep))
+    qtbot.mouseClick(v.sweep_button, Qt.MouseButton.LeftButton)
+    assert v.sweeping() and not v.sweep_button.isEnabled()
+    with qtbot.waitSignal(v.computed, timeout=30_000):          # another width while the sweep runs
+        v.widgets["hidden"].setValue(16)
+        qtbot.waitUntil(lambda: not v.sweeping(), timeout=5_000)    # cancelled by the edit, not finished
+        assert v.sweep_button.isEnabled() and "sweep again" in v.sweep_label.text()
+    assert v.model.result.settings.hidden == 16
+    qtbot.wait(300)                                              # any late delivery would land here
+    assert v.model.sweep is None and swept == [] and v.sweep_hint.isVisible()
+    for curve in v.sweep_curves.values():
+        xs = curve.getData()[0]
+        assert xs is None or len(xs) == 0
+    # an edit the sweep does not depend on (the learning rate) leaves it running
+    qtbot.mouseClick(v.sweep_button, Qt.MouseButton.LeftButton)
+    v.lr_box.setValue(0.3)
+    qtbot.wait(400)
+    assert v.sweeping() or swept
+
+
 def test_the_init_lab_trains_the_page_when_it_is_first_shown(qtbot):
     from gui.labs.init_lab import InitLab
     lab = InitLab()

@@ -402,6 +402,35 @@ def test_pure_newton_is_shown_resting_on_a_saddle_and_a_singular_hessian_says_wh
     assert (marker.x(), marker.y()) == lab.start_point
 
 
+def test_damping_can_be_set_to_zero_and_the_status_names_the_singular_matrix(qtbot, lab):
+    from gui.forms import ZeroLogSpinBox
+    type_into(qtbot, lab.expression_edit, "(x - 1)**2")            # flat along y: only λ makes the fixes invertible
+    wait_race(qtbot, lab)
+    choose(qtbot, lab.add_combo, "Newton")
+    qtbot.mouseClick(lab.add_button, Qt.MouseButton.LeftButton)
+    row = len(lab.model.racers) - 1
+    choose(qtbot, lab.hyper_form.widgets["hessian_fix"], "|H|")
+    wait_race(qtbot, lab)
+    assert lab.optimizer_table.item(row, 3).text().startswith("f = ")     # λ = 0.1 stands in for the flat curvature
+    box = lab.hyper_form.widgets["damping"]
+    assert isinstance(box, ZeroLogSpinBox)
+    type_into(qtbot, box, "0")                                      # λ = 0: the form reaches what the model accepts
+    assert lab.model.racers[row].hyper.damping == 0.0 and box.text() == "0 (off)"
+    wait_race(qtbot, lab)
+    status = lab.optimizer_table.item(row, 3)
+    assert status.text() == "stopped: |H| singular"                 # not "H": the matrix that really was singular
+    assert status.toolTip().startswith("|H| is singular at") and "Make the damping λ larger" in status.toolTip()
+    assert "Newton stopped at step 1: |H| is singular" in lab.race_note.text()
+    choose(qtbot, lab.hyper_form.widgets["hessian_fix"], "H + λI")
+    wait_race(qtbot, lab)
+    assert lab.model.racers[row].hyper.damping == 0.0
+    assert lab.optimizer_table.item(row, 3).text() == "stopped: H + λI singular"
+    qtbot.keyClick(lab.hyper_form.widgets["damping"], Qt.Key.Key_Up)      # one click up from 0: the lowest decade
+    wait_race(qtbot, lab)
+    assert lab.model.racers[row].hyper.damping == ZeroLogSpinBox.LOWEST
+    assert lab.optimizer_table.item(row, 3).text().startswith("f = ")
+
+
 def arrow(lab: OptimizerLab, key: str) -> np.ndarray:
     shaft, _ = lab.precond_items[key]
     return np.array([shaft.xData[1] - shaft.xData[0], shaft.yData[1] - shaft.yData[0]])

@@ -161,6 +161,65 @@ def test_the_sweep_text_follows_its_numbers():
             "changed it by 2 points or less at 1: not a consistent improvement") in mixed
 
 
+def test_the_sweep_claims_a_trend_only_where_there_is_one():
+    from simulator.labs.activation_explorer import SWEEP_LRS, DeadSweep, explain_sweep
+    s = _dead_settings(steps=100)
+    lrs = np.array(SWEEP_LRS)                        # 0.03, 0.1, 0.3, 1, 3, 10
+
+    def sweep(zero):
+        dead = np.stack([np.array(zero)[:, None].repeat(2, 1)] * 2)
+        return DeadSweep(s, lrs, np.arange(2), dead, np.zeros_like(dead, dtype=bool))
+    # one rate above a half, the larger ones below: no "from ... on"
+    blip = explain_sweep(sweep([0.0, 0.6, 0.0, 0.0, 0.1, 0.2]))
+    assert "From learning rate" not in blip and " on," not in blip
+    assert ("More than half of the units end up dead with one of the two bias inits at learning rate 0.1, but not "
+            "at the larger rates 0.3, 1, 3, 10: here the dead share does not simply grow with the step.") in blip
+    gap = explain_sweep(sweep([0.0, 0.6, 0.4, 0.7, 0.9, 1.0]))
+    assert "From learning rate" not in gap and "at learning rates 0.1, 1, 3, 10, but not at the larger rate 0.3:" in gap
+    # every rate from the first one over a half on: a trend, said as one
+    trend = explain_sweep(sweep([0.0, 0.1, 0.2, 0.51, 0.9, 1.0]))
+    assert "From learning rate 1 on, more than half of the units end up dead" in trend
+    last = explain_sweep(sweep([0.0, 0.1, 0.2, 0.3, 0.4, 0.8]))
+    assert "From learning rate 10 on" in last
+
+
+def test_the_sweep_reports_progress_against_one_total():
+    from simulator.core.jobs import Progress
+    from simulator.labs.activation_explorer import dead_sweep
+    s = _dead_settings(steps=50)
+    job = dead_sweep(s, lrs=(0.1, 1.0), seeds=2)
+    seen = []
+    try:
+        while True:
+            seen.append(next(job))
+    except StopIteration as stop:
+        w = stop.value
+    assert w.dead.shape == (2, 2, 2) and all(isinstance(p, Progress) for p in seen)
+    runs = 2 * 2 * 2
+    assert {p.total for p in seen} == {runs * 50}                  # never 0 (unknown) between runs
+    done = [p.done for p in seen]
+    assert done == sorted(done) and done[-1] == runs * 50
+    assert [p.done for p in seen if p.message.endswith("runs")] == [k * 50 for k in range(1, runs + 1)]
+    assert seen[0].message == "run 1 of 8: learning rate 0.1, biases 0, seed 0: SGD step 25" and seen[0].done == 25
+
+
+def test_a_sweep_that_finished_after_an_edit_is_not_shown():
+    from simulator.core.jobs import run_job
+    from simulator.labs.activation_explorer import DyingReluModel, dead_sweep
+    s = _dead_settings(steps=30)
+    model = DyingReluModel()
+    model.show(run_job(model.experiment(s)))
+    w = run_job(dead_sweep(s, lrs=(0.1,), seeds=1))
+    model.show(run_job(model.experiment(s.replace(hidden=8))))  # the learner edited while the sweep ran
+    seen = []
+    model.sweep_changed.connect(lambda: seen.append("sweep"))
+    assert model.show_sweep(w) is False
+    assert model.sweep is None and seen == []
+    assert model.sweep_applies(s, s.replace(lr=3.0, small_bias=True)) and not model.sweep_applies(s, model.settings)
+    model.show(run_job(model.experiment(s.replace(lr=2.0))))    # back to its network: the sweep applies again
+    assert model.show_sweep(w) is True and model.sweep is w and seen == ["sweep"]
+
+
 def test_the_real_sweep_and_the_model():
     from simulator.core.errors import ValueInputError
     from simulator.core.jobs import run_job

@@ -136,3 +136,16 @@ def test_named_filters_on_real_images():
         apply_filter(step, "Emboss")
     with pytest.raises(ValueInputError, match="unknown photo"):
         load_photo("moon.jpg")
+
+
+def test_without_pillow_the_photos_say_how_to_install_it(monkeypatch):
+    import sys
+    from simulator.labs.conv_mechanics import load_photo_rgb, resize_channels
+    monkeypatch.setitem(sys.modules, "PIL", None)            # `from PIL import Image` now fails as if not installed
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)
+    for call in (lambda: load_photo("china.jpg", size=40), lambda: load_photo_rgb("china.jpg", size=8),
+                 lambda: resize_channels(np.ones((3, 6, 6)), 4)):
+        with pytest.raises(ValueInputError, match="need scikit-learn and Pillow: pip install scikit-learn pillow"):
+            call()
+    with pytest.raises(ValueInputError, match="unknown photo"):    # the name is still checked first
+        load_photo("moon.jpg")

@@ -10,11 +10,11 @@ import pytest
 from simulator.core.errors import ShapeError, ValueInputError
 from simulator.core.jobs import run_job
 from simulator.functional import layers
-from simulator.labs.conv_lab import (INTEGERS, MIX_WEIGHTS, ConvLabModel, MultiConvModel, MultiConvSettings,
-                                     PHOTO_RGB_SIDE)
-from simulator.labs.conv_mechanics import (COLOUR_MIXES, PHOTOS, conv1x1_matmul, conv_param_count, conv_volume_shape,
-                                           format_number, load_photo_rgb, multi_conv_output, multi_conv_trace,
-                                           output_size, pad_input, param_count_text)
+from simulator.labs.conv_lab import (INTEGERS, MIX_WEIGHTS, ONE_BY_ONE_SIDE, ConvLabModel, MultiConvModel,
+                                     MultiConvSettings, PHOTO_RGB_SIDE)
+from simulator.labs.conv_mechanics import (COLOUR_MIXES, MAX_TRACE_CELLS, PHOTOS, conv1x1_matmul, conv_param_count,
+                                           conv_volume_shape, format_number, load_photo_rgb, multi_conv_output,
+                                           multi_conv_trace, output_size, pad_input, param_count_text)
 
 GEOMETRIES = [  # (C, K, N, F, P, S)
     (3, 2, 5, 3, 1, 1), (1, 3, 5, 3, 0, 1), (2, 4, 7, 3, 1, 2), (4, 1, 6, 2, 0, 2), (3, 3, 7, 5, 2, 1),
@@ -257,6 +257,22 @@ def test_conv_lab_model_hands_the_photos_to_the_multichannel_part():
     parts = []
     m.multi.changed.connect(parts.append)
     m.set_prepared(run_job(m.prepare()))
-    assert parts == ["layer"] and m.multi.error == "" and m.multi.x.shape == (3, 5, 5)
+    n = ONE_BY_ONE_SIDE
+    assert parts == ["layer"] and m.multi.error == "" and m.multi.x.shape == (3, n, n)
     assert set(m.multi.photos) == set(PHOTOS) and m.multi.photos[PHOTOS[0]].shape == (3, PHOTO_RGB_SIDE,
                                                                                       PHOTO_RGB_SIDE)
+
+
+def test_the_one_by_one_demonstration_is_large_enough_to_see_the_photo():
+    m = MultiConvModel()
+    assert m.settings.n == 5                                        # the integers' readable default
+    s = m.one_by_one_settings()
+    assert 24 <= s.n == ONE_BY_ONE_SIDE <= 32 and (s.f, s.k, s.c, s.pad, s.stride) == (1, 4, 3, 0, 1)
+    assert s.k * s.n * s.n <= MAX_TRACE_CELLS                       # traceable number by number
+    m.set_photos({name: load_photo_rgb(name, PHOTO_RGB_SIDE) for name in PHOTOS})
+    m.set_settings(s)
+    assert m.error == "" and m.x.shape == (3, s.n, s.n) and len(m.frames) == 4 * s.n * s.n
+    # the photo, not a handful of blotches: neighbouring pixels agree far more than at the default 5×5
+    grey, _ = m.output_maps()
+    g = grey[0]
+    assert np.corrcoef(g[:, :-1].ravel(), g[:, 1:].ravel())[0, 1] > 0.8

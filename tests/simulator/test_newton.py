@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from simulator.core.errors import NumericError, ValueInputError
+from simulator.core.errors import NumericError, ShapeError, ValueInputError
 from simulator.core.jobs import run_job
 from simulator.functional.schedules import CosineDecay, Warmup
 from simulator.labs.optimizer_lab import OptimizerLabModel, point_kind, preconditioners
@@ -206,6 +206,60 @@ def test_the_newton_class_takes_the_steps_of_the_race(fix):
         opt.step([g], [np.array([[hxx, hxy], [hxy, hyy]])])
         path.append(p.copy())
     np.testing.assert_allclose(r.trajectory, np.array(path), rtol=1e-9, atol=1e-12)
+
+
+def test_the_class_and_the_race_step_by_one_function(monkeypatch):
+    """One rule for Newton: the class holds lr, the fix and λ, and both its step and the race's Newton racers go
+    through newton_step_2d (so the tests of either test the path the lab runs)."""
+    from simulator.labs import surfaces
+    calls = []
+    real = surfaces.newton_step_2d
+
+    def spy(*args):
+        calls.append(args)
+        return real(*args)
+    monkeypatch.setattr(surfaces, "newton_step_2d", spy)
+    race(Rosenbrock(), [("Newton", {"hessian_fix": "|H|", "damping": 0.5}), ("SGD", {"lr": 1e-3})],
+         start=(-1.2, 1.5), n_steps=3)
+    assert len(calls) == 3 and all(c[5:] == (2, 0.5) for c in calls)
+    calls.clear()
+    p = np.array([0.5, -0.25])
+    g, h = np.array([1.0, -2.0]), np.array([[3.0, 1.0], [1.0, -2.0]])
+    Newton([p], lr=0.5, hessian_fix="H + λI", damping=0.25).step([g], [h])
+    assert len(calls) == 1 and calls[0][:5] == (1.0, -2.0, 3.0, 1.0, -2.0) and calls[0][5:] == (1, 0.25)
+    w = np.linalg.eigvalsh(h)
+    np.testing.assert_allclose(p, np.array([0.5, -0.25]) - 0.5 * np.linalg.solve(h + (0.25 - w[0]) * np.eye(2), g),
+                               rtol=1e-12)
+    with pytest.raises(ShapeError, match="2 numbers"):             # a point of the plane, as in the race
+        Newton([np.zeros(3)])
+
+
+@pytest.mark.parametrize("fix, what", [("none", "H"), ("H + λI", "H + λI"), ("|H|", "|H|")])
+def test_a_singular_matrix_is_named_by_the_fix_in_the_race_and_the_class(fix, what):
+    """On (x - 1)^2 the surface is flat along y: H, and H + λI or |H| with λ = 0, are singular. The race's short
+    label and reason, and the class's error, name the matrix that was singular, in the same words."""
+    s = ExpressionSurface("(x - 1)**2")
+    r = race(s, [("Newton", {"hessian_fix": fix, "damping": 0.0})], start=(-1.5, 1.5), n_steps=5)["Newton"]
+    assert r.stopped_at == 1 and r.stop_label == f"{what} singular"
+    assert r.stop_reason.startswith(f"{what} is singular at (-1.5, 1.5): its eigenvalues are 0 and 2")
+    p = np.array([-1.5, 1.5])
+    with pytest.raises(NumericError) as e:
+        Newton([p], hessian_fix=fix, damping=0.0).step([np.array([-5.0, 0.0])], [np.diag([2.0, 0.0])])
+    assert str(e.value) == r.stop_reason
+    np.testing.assert_array_equal(p, [-1.5, 1.5])
+    ok = race(s, [("Newton", {"hessian_fix": fix, "damping": 0.1})], start=(-1.5, 1.5), n_steps=5)["Newton"]
+    assert (ok.stopped_at is None) == (fix != "none") and ok.stop_label == ("" if fix != "none" else "H singular")
+
+
+def test_the_racers_form_is_declared_with_lambda_zero_reachable():
+    """DAMPING says 0 means "no damping" below its log scale (zero_off): the Settings class a form is built from
+    keeps that, so the form can reach the λ = 0 the class accepts."""
+    from simulator.core.params import params_of
+    damping = {p.name: p for p in params_of(NEWTON.settings)}["damping"]
+    assert damping.log and damping.zero_off and damping.low == 0.0
+    assert NEWTON.settings(damping=0.0).damping == 0.0 and Newton([np.zeros(2)], damping=0.0).damping == 0.0
+    with pytest.raises(ValueInputError, match="damping λ must be ≥ 0"):
+        NEWTON.settings(damping=-1e-3)
 
 
 def test_newton_direction_of_each_fix():
