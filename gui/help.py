@@ -46,6 +46,14 @@ TAB_NOTES: dict[str, tuple[str, str]] = {
     "Interpretability": ("Lecture 8: visualising and understanding", "What a trained network looks at: saliency, "
                          "occlusion, Shapley values, maximally activating patches, class visualisation, adversarial "
                          "examples (targeted too) and the embedding of its last hidden layer."),
+    "Self-supervised": ("Lecture 8 (the last): self-supervised learning", "Learning without labels: a pretext task "
+                        "whose target comes from the data itself (the rotation a digit was turned by, its own pixels "
+                        "through a bottleneck or behind a hole, the colour of a grey photo, the order of shuffled "
+                        "tiles, the other view of the same digit) trains an encoder, drawn live with its loss and "
+                        "what it predicts. Then the lecture's test: a linear classifier on the frozen features with "
+                        "1, 5, 10 and 100% of the labels, against a random and a supervised encoder, and each "
+                        "encoder's embedding with nearest neighbours. Try: contrastive, then Judge the features; "
+                        "Fine-tune in the Playground sends the encoder on."),
     "Search": ("Lecture 6: hyperparameter search", "Grid and random search over the learning rate and weight decay, "
                "the sanity checks (initial loss ≈ ln C, overfitting a tiny set, a learning-rate sweep) and ensembles."),
 }

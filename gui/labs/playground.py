@@ -57,6 +57,7 @@ from simulator.functional.optim import OPTIMIZERS
 from simulator.functional.schedules import SCHEDULES, WARMUP_PARAMS
 from simulator.labs import playground as M
 from simulator.labs.playground import DATASETS, DIGITS, GRAPH_BATCH, NO_SCHEDULE, TrainedModel, TrainUpdate, Visuals
+from simulator.nn.network import Objective
 
 __all__ = ["DATASETS", "DIGITS", "GRAPH_BATCH", "PlaygroundLab"]
 
@@ -781,6 +782,40 @@ class PlaygroundLab(QWidget):
         if wd is not None:
             parts.append(f"weight decay {wd:g}")
         self.status_label.setText(" · ".join(parts) + (f" · {note}" if note else ""))
+
+    def adopt_encoder(self, handoff: Any, freeze: bool = True) -> bool:
+        """An encoder from the Self-supervised tab (EncoderHandoff): the digits with preprocessing "none", its
+        layers in the builder with the fresh Linear(10) head, frozen for a linear probe (``freeze``) or not, and the
+        next session starting from its weights (PlaygroundLabModel.adopt_encoder). A refused hand-off shows in the
+        banner and changes nothing; returns whether it was taken."""
+        b = self.builder
+        before = (b.input_shape, b.num_classes, b.hidden_layers(), b.objective_form.value())
+        self._cancel_training()
+        b.blockSignals(True)          # the builder first: the model's "data" keeps a stack that fits the digits
+        b.set_data_shape((1, 8, 8), 10)
+        b.set_layers(list(getattr(handoff, "layers", before[2])))
+        b.objective_form.set_value(Objective())
+        b.blockSignals(False)
+        try:
+            regenerate = self.model.adopt_encoder(handoff, freeze)
+        except StudioError as exc:
+            b.blockSignals(True)
+            b.set_data_shape(*before[:2])
+            b.set_layers(before[2])
+            b.objective_form.set_value(before[3])
+            b.blockSignals(False)
+            self._show_error(f"Cannot take the encoder: {exc}")
+            return False
+        s = self.model.data_settings
+        self.data_form.set_value(s)
+        self.classes_box.setEnabled(s.dataset in M.MULTICLASS)
+        self.noise_box.setEnabled(False)
+        self.augment_check.setEnabled(True)
+        if regenerate:
+            self._load_data()
+        else:
+            self._rebuild()
+        return True
 
     def request_visuals(self) -> None:
         """Draw the pictures of the current weights again (with the next update while training)."""

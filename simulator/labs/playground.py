@@ -32,7 +32,7 @@ import numpy as np
 from simulator.core.errors import ShapeError, StudioError, ValueInputError
 from simulator.core.jobs import Job, Progress
 from simulator.core.observer import Signal
-from simulator.core.params import Settings, check_choice, check_int, check_real, param
+from simulator.core.params import Settings, check_bool, check_choice, check_int, check_real, param
 from simulator.data import datasets
 from simulator.data.datasets import Standardizer
 from simulator.data.preprocess import PREPROCESS, PREPROCESS_LABELS, Whitener, fit_preprocess
@@ -530,6 +530,15 @@ class PlaygroundLabModel:
         """Take new data settings; True when the data must be made again (``data_job``), False when only the
         split or the scaling changed (done here). Switching between points and digits also sets the kind's
         epochs, batch size and rate (KIND_DEFAULTS, ``default_lr``)."""
+        regenerate, kind_changed = self._take_data_settings(settings)
+        if kind_changed:
+            self.changed.emit("training")
+        self.changed.emit("data")
+        return regenerate
+
+    def _take_data_settings(self, settings: DataSettings) -> tuple[bool, bool]:
+        """set_data_settings without announcing it: (whether the data must be made again, whether the kind
+        changed)."""
         if not isinstance(settings, DataSettings):
             raise ValueInputError(f"settings must be DataSettings, got {settings!r}")
         old = self._data_settings
@@ -548,9 +557,7 @@ class PlaygroundLabModel:
             self._train = self._train.replace(lr=lr, **KIND_DEFAULTS[settings.kind],
                                               augment=self._train.augment and settings.kind == "digits")
             self._hyper = self._hyper.replace(lr=lr)
-            self.changed.emit("training")
-        self.changed.emit("data")
-        return regenerate
+        return regenerate, settings.kind != old.kind
 
     def dataset_defaults(self, dataset: str) -> dict[str, Any]:
         """The data settings that go with choosing ``dataset``: its noise, and all 1,797 digits (300 points when
@@ -962,6 +969,43 @@ class PlaygroundLabModel:
         self.loaded = (name, state)
         self.notice = f"weights loaded from {name}"
         self.changed.emit("loaded")
+
+    def adopt_encoder(self, handoff: Any, freeze: bool = True) -> bool:
+        """Start the next sessions from an encoder trained in the Self-supervised tab
+        (simulator.labs.selfsup.EncoderHandoff): the digits (all of them, preprocessing "none": the encoder reads
+        raw digits), its layers as the network (the model appends the Linear(10) head; the objective back to its
+        defaults, softmax cross-entropy), its weights and its fresh head as the loaded state, and its layers frozen
+        for a linear probe (``freeze``) or none (fine-tune all). Returns True when the data must be made again
+        (``data_job``), as set_data_settings does. Everything is checked first; a refused hand-off changes
+        nothing."""
+        from simulator.labs.selfsup import EncoderHandoff
+        if not isinstance(handoff, EncoderHandoff):
+            raise ValueInputError(f"the Playground takes an EncoderHandoff from the Self-supervised tab, got "
+                                  f"{type(handoff).__name__}")
+        freeze = check_bool("freeze the encoder", freeze)
+        if tuple(handoff.input_shape) != (1, 8, 8):
+            raise ShapeError(f"the {handoff.title} reads inputs of shape {tuple(handoff.input_shape)}; the "
+                             f"Playground's digits are (1, 8, 8)")
+        if handoff.input_scale != 1.0 or handoff.preprocess != "none":
+            raise ValueInputError(f"the {handoff.title} reads digits multiplied by {handoff.input_scale:g} "
+                                  f"(preprocessing {handoff.preprocess!r}); the Playground feeds the raw digits")
+        layers = tuple(handoff.layers)
+        objective = Objective()
+        net = Network((1, 8, 8), [*layers, Linear(10)], **objective.as_dict(), seed=handoff.seed)
+        net.load_state_dict(handoff.state)                   # strict: every key, shape and value
+        frozen = tuple(sorted(handoff.frozen)) if freeze else ()
+        check_frozen(net.layers, frozen)
+        data = self._data_settings.replace(dataset=DIGITS, points=DIGITS_COUNT, preprocess="none")
+        regenerate, kind_changed = self._take_data_settings(data)
+        self._network = NetworkSettings(layers, objective, frozen)
+        self._note_frozen([])
+        self.loaded = (f"the Self-supervised tab ({handoff.title})", net.state_dict())
+        if kind_changed:
+            self.changed.emit("training")
+        self.changed.emit("network")
+        self.changed.emit("data")
+        self.changed.emit("loaded")
+        return regenerate
 
     def forget_loaded(self) -> None:
         self.loaded = None

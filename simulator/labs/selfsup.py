@@ -48,7 +48,8 @@ from simulator.nn.layers import LayerSpec
 from simulator.nn.network import Flatten, Linear, Network
 from simulator.nn.trainer import History, StepMetrics, Trainer, iters_per_epoch
 
-__all__ = ["CLASSES", "DEFAULT_FRACTIONS", "METHODS", "METHOD_LABELS", "TASKS", "Embeddings", "EncoderHandoff",
+__all__ = ["CLASSES", "DEFAULT_FRACTIONS", "METHODS", "METHOD_LABELS", "TASKS", "EmbedSettings", "Embeddings",
+           "EncoderHandoff",
            "PretextPreview", "PretextResult", "PreviewFailed", "ProbePoint", "ProbeResult", "SelfSupLab",
            "SelfSupSettings", "TaskEntry", "TrainingFailed", "balanced_order", "encoder_of", "label_counts",
            "load_factory", "options_class"]
@@ -284,6 +285,29 @@ class Embeddings:
     coords: dict[str, np.ndarray] = field(default_factory=dict)
     neighbours: dict[str, np.ndarray] = field(default_factory=dict)
     knn_agreement: dict[str, float] = field(default_factory=dict)
+    # each space's features, standardised per dimension (what the neighbours are measured in)
+    features: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def nearest(self, query: int) -> dict[str, np.ndarray]:
+        """The ``k`` nearest images to image ``query`` in every feature space (nearest first), as ``neighbours``
+        holds them for ``self.query``: another image's neighbours without projecting again."""
+        from simulator.labs.interpret import nearest_neighbours
+        q = check_int("query image", query, 0, len(self.images) - 1)
+        return {name: nearest_neighbours(F, q, self.k) for name, F in self.features.items()}
+
+
+@dataclass(frozen=True)
+class EmbedSettings(Settings):
+    """How the embeddings view projects each encoder's features (``SelfSupLab.embeddings_job``'s arguments)."""
+
+    projection: str = param("pca", choices=("pca", "tsne"), choice_labels=("PCA", "t-SNE"), label="projection",
+                            doc="PCA: a linear projection, instant; t-SNE: keeps neighbours together, a few seconds "
+                                "per encoder")
+    images: int = param(300, low=3, high=2000, label="images",
+                        doc="held-out digits embedded (the first n of the probe's test digits)")
+    neighbours: int = param(8, low=1, high=12, label="neighbours k",
+                            doc="nearest neighbours shown for the chosen image, and counted in each space's k-NN "
+                                "label agreement")
 
 
 @dataclass(frozen=True)
@@ -425,6 +449,11 @@ class SelfSupLab:
         with self.lock:
             return None if self._run is None else (self._run.task.key, self._run.iterations)
 
+    def trained_network(self) -> tuple[str, Network] | None:
+        """(task key, a copy of the kept pretext network taken between two updates), None before any training."""
+        with self.lock:
+            return None if self._run is None else (self._run.task.key, self._run.network.copy())
+
     def pretext_job(self, settings: SelfSupSettings | None = None, preview_every: float = PREVIEW_INTERVAL,
                     preview_images: int = PREVIEW_IMAGES) -> Job[PretextResult]:
         """Train the chosen task from fresh weights through Trainer.training(): yields Progress while building,
@@ -504,6 +533,15 @@ class SelfSupLab:
                                   f"colour the embedding by; train a digits task (rotation, contrastive, "
                                   f"inpainting or the autoencoder)")
         return run
+
+    def refusal(self, what: str) -> str | None:
+        """Why ``what`` ("the linear probe", ...) cannot judge the kept encoder now, in the words of the
+        ValueInputError the job would raise (no encoder yet, or a photograph task's); None when it can."""
+        try:
+            self._digits_run(what)
+        except ValueInputError as exc:
+            return str(exc)
+        return None
 
     def encoders(self, what: str = "the encoders") -> dict[str, Network]:
         """Copies of the self-supervised encoder (the trained pretext network's encoder layers) and the random one
@@ -632,11 +670,48 @@ class SelfSupLab:
             out.coords[name] = embed(None, None, projection, seed=run.settings.seed, features=F)
             out.neighbours[name] = nearest_neighbours(F, q, k)
             out.knn_agreement[name] = _knn_agreement(F, y, k)
+            out.features[name] = F
         return out
 
     def embeddings(self, projection: str = "pca", n: int = 300, query: int = 0, k: int = 8) -> Embeddings:
         """embeddings_job run to its end."""
         return run_job(self.embeddings_job(projection, n, query, k))
+
+    def latent_job(self) -> Job[Any]:
+        """The autoencoder's latent space: its codes of the held-out digits (pretext_recon.latent_codes: the code
+        itself for a 2-number bottleneck, else its first two principal components) with their labels, from a copy
+        of the kept network. ValueInputError unless the kept network is an autoencoder's."""
+        with self.lock:
+            run = self._run
+            net = None if run is None else run.network.copy()
+        if run is None or run.task.key != "autoencoder":
+            raise ValueInputError("the latent space belongs to the autoencoder: train the autoencoder task first")
+        return self._latent(net, run.task.encoder_layers, run.settings.seed)
+
+    @staticmethod
+    def _latent(net: Network, k: int, seed: int) -> Job[Any]:
+        from simulator.labs.pretext_recon import latent_codes
+        yield Progress(0, 1, "encoding the held-out digits…")
+        return latent_codes(net, k, seed=seed)
+
+    def colourise_job(self, name: str = "china.jpg", size: int = 160) -> Job[tuple[np.ndarray, np.ndarray,
+                                                                                  np.ndarray]]:
+        """A whole photograph coloured tile by tile by the kept colourisation network (pretext_recon.colourise_photo:
+        sRGB (grey input, predicted colour, true colour)). ValueInputError unless the kept network is a
+        colourisation network."""
+        with self.lock:
+            run = self._run
+            net = None if run is None else run.network.copy()
+        if run is None or run.task.key != "colourisation":
+            raise ValueInputError("colouring a whole photograph needs a colourisation network: train the "
+                                  "colourisation task first")
+        return self._colourise(net, name, size)
+
+    @staticmethod
+    def _colourise(net: Network, name: str, size: int) -> Job[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        from simulator.labs.pretext_recon import colourise_photo
+        yield Progress(0, 1, f"colouring {name}…")
+        return colourise_photo(net, name, size)
 
     # ------------------------------------------------------------------------------------------------ hand-off
     def encoder_handoff(self) -> EncoderHandoff:

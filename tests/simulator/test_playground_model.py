@@ -202,3 +202,51 @@ def test_the_network_objective_is_validated_by_its_declaration():
     m.set_network([Linear(8)], loss="svm", reg=1e-3, reg_kind="l1")
     net = m.build_network()
     assert (net.loss_kind, net.reg, net.reg_kind, net.init) == ("svm", 1e-3, "l1", "kaiming")
+
+
+def test_an_encoder_from_the_self_supervised_lab_is_adopted_for_probing_or_fine_tuning():
+    import dataclasses
+
+    from simulator.labs.pretext_task import DIGITS_SCALE
+    from simulator.labs.selfsup import SelfSupLab, SelfSupSettings
+    lab = SelfSupLab(SelfSupSettings(task="rotation", epochs=1))
+    run_job(lab.pretext_job(preview_every=1e9))
+    hand = lab.encoder_handoff()
+    m = toy_model(optimizer="SGD")
+    m.set_network([Linear(8)], reg=1e-3)
+    events = []
+    m.changed.connect(events.append)
+    assert m.adopt_encoder(hand) is True                     # toy points -> all the digits: a data job
+    assert events == ["training", "network", "data", "loaded"]
+    s = m.data_settings
+    assert (s.dataset, s.points, s.preprocess) == (DIGITS, 1797, "none") and m.data is None
+    assert m.network_settings.layers == hand.layers and m.network_settings.objective.reg == 0.0
+    assert m.frozen == ("conv1", "conv2") and m.train.epochs == 20            # the digits' training defaults
+    m.set_raw_data(*run_job(m.data_job()))
+    session = m.new_session()
+    net = session.network
+    assert net.frozen == {"conv1", "conv2"} and "Self-supervised" in m.notice
+    state = net.state_dict()
+    for k, v in hand.state.items():
+        np.testing.assert_array_equal(state[k], v)
+    # the raw digits through the adopted encoder give the lab's encoder's features of the digits in [0, 1]
+    X = m.data.split[0][:10]
+    assert X.max() > 1.0                                         # raw 0..16: preprocessing "none"
+    np.testing.assert_allclose(net.layer_outputs(X)[len(hand.layers) - 1],
+                               lab.encoders()["self-supervised"].forward((X * DIGITS_SCALE).astype(np.float32)),
+                               rtol=1e-4, atol=1e-5)
+    # fine-tune all: same weights, nothing frozen; the data stay (no data job this time)
+    assert m.adopt_encoder(hand, freeze=False) is False
+    assert m.frozen == () and m.new_session().network.frozen == frozenset()
+    np.testing.assert_array_equal(m.new_session().network.state_dict()["conv1.w"], hand.state["conv1.w"])
+    # refused hand-offs change nothing
+    before = (m.data_settings, m.network_settings, m.loaded[0])
+    with pytest.raises(ValueInputError, match="EncoderHandoff"):
+        m.adopt_encoder({"layers": hand.layers})
+    with pytest.raises(ValueInputError, match="raw digits"):
+        m.adopt_encoder(dataclasses.replace(hand, input_scale=DIGITS_SCALE))
+    with pytest.raises(ShapeError):
+        m.adopt_encoder(dataclasses.replace(hand, state={**hand.state, "conv1.w": hand.state["conv1.w"][:2]}))
+    with pytest.raises(ValueInputError):
+        m.adopt_encoder(hand, freeze="yes")
+    assert (m.data_settings, m.network_settings, m.loaded[0]) == before

@@ -360,3 +360,61 @@ def test_setters_announce_changes_and_task_defaults_apply():
     assert (s.task, s.epochs, s.lr, s.batch_size, s.seed) == ("contrastive", task.epochs, task.lr, task.batch_size, 3)
     rot = make_rotation(s)
     assert rot.encoder().num_classes == ENCODER_FEATURES    # PretextTask.encoder goes through encoder_of
+
+
+# ------------------------------------------------------------------------------------------------ what the tab asks
+
+def test_the_tab_reads_the_refusal_the_kept_network_and_other_images_neighbours(contrastive):
+    lab = contrastive[0]
+    assert SelfSupLab().refusal("the linear probe").startswith("train a pretext task first")
+    assert lab.refusal("the linear probe") is None
+    key, net = lab.trained_network()
+    assert key == "contrastive" and net.specs == lab.build_task().network.specs      # the whole pretext network
+    x = digits_split(0).X_test[:4]
+    np.testing.assert_array_equal(net.forward(x), lab.trained_network()[1].forward(x))
+    net.load_state_dict({k: np.zeros_like(v) for k, v in net.state_dict().items()})     # a copy: the lab's stays
+    assert not np.array_equal(net.forward(x), lab.trained_network()[1].forward(x))
+    enc = lab.encoders()["self-supervised"]
+    np.testing.assert_allclose(lab.trained_network()[1].layer_outputs(x)[6], enc.forward(x), rtol=1e-6)
+    emb = lab.embeddings("pca", 60, query=3, k=5)
+    # another query's neighbours without projecting again: the same as asking the job for that query
+    again = lab.embeddings("pca", 60, query=17, k=5)
+    for name, nn in emb.nearest(17).items():
+        np.testing.assert_array_equal(nn, again.neighbours[name])
+    for name, nn in emb.nearest(3).items():
+        np.testing.assert_array_equal(nn, emb.neighbours[name])
+    with pytest.raises(ValueInputError):
+        emb.nearest(60)
+    s = selfsup.EmbedSettings()
+    assert (s.projection, s.images, s.neighbours) == ("pca", 300, 8)
+    with pytest.raises(ValueInputError):
+        selfsup.EmbedSettings(projection="umap")
+    # the latent space and the whole photo belong to their own tasks
+    with pytest.raises(ValueInputError, match="autoencoder"):
+        lab.latent_job()
+    with pytest.raises(ValueInputError, match="colourisation"):
+        lab.colourise_job()
+
+
+def test_the_latent_codes_and_the_coloured_photo_come_from_the_kept_network():
+    from simulator.labs.pretext_recon import AutoencoderSettings, ColourSettings, colourise_photo, latent_codes
+    lab = SelfSupLab(SelfSupSettings(task="autoencoder", epochs=1, seed=2))
+    lab.set_options("autoencoder", AutoencoderSettings(bottleneck=2))
+    run_job(lab.pretext_job(preview_every=1e9))
+    codes = run_job(lab.latent_job())
+    _, net = lab.trained_network()
+    want = latent_codes(net, 4, seed=2)
+    np.testing.assert_array_equal(codes.codes, want.codes)
+    np.testing.assert_array_equal(codes.labels, digits_split(2).y_test)
+    # a 2-number bottleneck is the code itself: the encoder's output on the held-out digits
+    np.testing.assert_allclose(codes.codes, lab.encoders()["self-supervised"].forward(digits_split(2).X_test),
+                               rtol=1e-6)
+    lab = SelfSupLab(SelfSupSettings(task="colourisation", epochs=1, batch_size=32))
+    lab.set_options("colourisation", ColourSettings(patches=200))
+    run_job(lab.pretext_job(preview_every=1e9))
+    grey, pred, true = run_job(lab.colourise_job("flower.jpg", 96))
+    expected = colourise_photo(lab.trained_network()[1], "flower.jpg", 96)
+    for got, want in zip((grey, pred, true), expected):
+        np.testing.assert_array_equal(got, want)
+    assert grey.shape == (96, 96, 3) and np.allclose(grey[..., 0], grey[..., 1], atol=0.02)
+    assert lab.refusal("the linear probe") is not None and "photographs" in lab.refusal("the linear probe")
