@@ -28,7 +28,8 @@ __all__ = ["FramePlayer", "FrameTransportBar"]
 
 class FramePlayer(QObject):
     """Frames 0 .. count-1 on one timer: ``play``, ``pause``, ``toggle``, ``step(k)``, ``back(k)``, ``seek(i)``,
-    ``rewind``, ``set_speed`` (frames per tick), ``set_interval`` (ms per tick), ``set_count``."""
+    ``rewind``, ``set_speed`` (frames per tick), ``set_interval`` (ms per tick), ``set_count``, ``follow`` (a model
+    that moved by itself)."""
 
     frame_changed = Signal(int)
     playing_changed = Signal(bool)
@@ -47,6 +48,8 @@ class FramePlayer(QObject):
         # barrier(current, target) -> the farthest frame forward the player may go (the stepper's quiz stops at an
         # unanswered question); None: no limit. Going back is never limited.
         self.barrier: Callable[[int, int], int] | None = None
+        # True while follow() moves the player: the frame_changed it emits echoes the model, not the user
+        self.following = False
 
     # ------------------------------------------------------------------------------------------------- state
     @property
@@ -83,6 +86,18 @@ class FramePlayer(QObject):
         if count == 0:
             self.pause()
         self.seek(self._frame)
+
+    def follow(self, items: int, index: int) -> None:
+        """Follow a model that moved by itself, whose frame 0 shows none of its ``items`` yet and frame k the first
+        k (a convolution's output cells): frames 0 .. items (none at all without items), on frame ``index`` + 1
+        (the model's index of the last item shown; -1: none). ``following`` is True while the frame_changed this
+        emits is delivered, so a view that moves its model to the player's frame can ignore its own echo."""
+        self.following = True
+        try:
+            self.set_count(items + 1 if items else 0)
+            self.seek(index + 1)
+        finally:
+            self.following = False
 
     def play(self) -> None:
         if self._count <= 1:

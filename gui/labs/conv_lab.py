@@ -59,7 +59,6 @@ class ConvLab(QWidget):
         self.model = model or ConvLabModel()
         self.runner = JobRunner(self)
         self.player = FramePlayer(self, interval_ms=450)
-        self._syncing = False          # the player follows the model: its frame_changed must not move the model back
         self._moving = False           # the model follows the player: one redraw per frame, not per model step
         self.player.frame_changed.connect(self._on_player_frame)
         self._build()
@@ -384,7 +383,7 @@ class ConvLab(QWidget):
         elif part == "frame":
             if not self._moving:         # moved by someone else: draw it and let the player follow
                 self._show_frame()
-                self._sync_player()
+                self.player.follow(len(self.model.frames), self.model.frame_index)
         elif part == "backward":
             self._show_backward()
         elif part == "pool":
@@ -417,7 +416,7 @@ class ConvLab(QWidget):
 
     def _on_player_frame(self, k: int) -> None:
         """The player is on frame k: the model shows its first k output cells (frame_index k - 1)."""
-        if self._syncing:
+        if self.player.following:       # the player follows the model: its frame must not move the model back
             return
         m = self.model
         target = k - 1
@@ -433,16 +432,6 @@ class ConvLab(QWidget):
             self._moving = False
         self._show_frame()
 
-    def _sync_player(self) -> None:
-        """Frames 0 .. cells (none without a valid geometry), on the model's frame, without moving the model."""
-        m = self.model
-        self._syncing = True
-        try:
-            self.player.set_count(len(m.frames) + 1 if m.frames else 0)
-            self.player.seek(m.frame_index + 1)
-        finally:
-            self._syncing = False
-
     # ================================================================================================ drawing
     def _show_layer(self) -> None:
         m = self.model
@@ -452,7 +441,7 @@ class ConvLab(QWidget):
         ok = bool(m.frames)
         for b in (self.play_button, self.step_button, self.reset_button, self.pause_button):
             b.setEnabled(ok)
-        self._sync_player()
+        self.player.follow(len(m.frames), m.frame_index)     # no frames without a valid geometry
         self._show_frame()
         self._show_backward()
 

@@ -63,7 +63,6 @@ class MultiChannelView(QWidget):
         super().__init__(parent)
         self.model = model
         self.player = FramePlayer(self, interval_ms=300)
-        self._syncing = False
         self._frames_seen = -1
         self.input_views: list[GridView] = []
         self.filter_views: list[GridView] = []
@@ -225,22 +224,13 @@ class MultiChannelView(QWidget):
         if part == "layer":
             self._show_layer()
         elif part == "frame":
-            self._sync_player()
+            self.player.follow(len(self.model.frames), self.model.frame_index)
             self._show_frame()
 
     # ================================================================================================ animation
     def _on_player_frame(self, t: int) -> None:
-        if not self._syncing:
+        if not self.player.following:         # the player follows the model: not the user's move
             self.model.show(t - 1)            # the model's "frame" event redraws
-
-    def _sync_player(self) -> None:
-        m = self.model
-        self._syncing = True
-        try:
-            self.player.set_count(len(m.frames) + 1 if m.frames else 0)
-            self.player.seek(m.frame_index + 1)
-        finally:
-            self._syncing = False
 
     def pause(self) -> None:
         self.player.pause()
@@ -260,7 +250,7 @@ class MultiChannelView(QWidget):
         if len(m.frames) != self._frames_seen:    # a new size: about a hundred ticks for the whole layer
             self._frames_seen = len(m.frames)
             self.transport.speed_box.setValue(max(1, len(m.frames) // 100))
-        self._sync_player()
+        self.player.follow(len(m.frames), m.frame_index)
         self._show_frame()
 
     def _channel_label(self, c: int) -> str:

@@ -21,8 +21,9 @@ Out of gamut: not every (L, a, b) triple is a colour sRGB can show (L = 50 with 
 predicted a, b beside a given L often lands outside as well). ``lab_to_rgb`` clips each channel of the result to
 [0, 1] after the gamma (``clip=True``, the default: the nearest displayable value per channel, which can shift hue
 a little), or returns the unclipped values (``clip=False``; the gamma is then extended to negative values as an odd
-function, c -> -gamma(-c), so the round trip of any finite Lab is exact). ``in_gamut(lab)`` says which are shown
-without clipping.
+function, c -> -gamma(-c), so every finite Lab gives finite values, and the round trip
+rgb_to_lab(lab_to_rgb(lab, clip=False)) == lab is exact for in-gamut colours: rgb_to_lab refuses values outside
+[0, 1]). ``in_gamut(lab)`` says which are shown without clipping.
 """
 from __future__ import annotations
 

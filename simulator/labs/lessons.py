@@ -45,6 +45,7 @@ import numpy as np
 
 from simulator.core.errors import StudioError
 from simulator.core.files import read_bounded
+from simulator.labs import TAB_TITLES
 
 __all__ = ["LESSON_DIR", "LESSON_FORMAT", "Lesson", "LessonError", "LessonRun", "LessonStep", "Question", "TABS",
            "available_lessons", "load_lesson", "parse_lesson"]
@@ -52,8 +53,7 @@ __all__ = ["LESSON_DIR", "LESSON_FORMAT", "Lesson", "LessonError", "LessonRun", 
 LESSON_FORMAT = 1
 LESSON_DIR = Path(__file__).with_name("lesson_files")
 MAX_LESSON_BYTES = 256 * 1024
-TABS = ("Backprop", "Playground", "Init / norm", "Optimizers", "Classifiers", "Convolution", "Interpretability",
-        "Search")
+TABS = TAB_TITLES                      # the window's tabs (simulator/labs/__init__.py)
 POSITIONS = ("start", "forward", "end")
 _HEADER_KEYS = {"format", "title", "lecture", "summary", "step"}
 _STEP_KEYS = {"text", "tab", "example", "expression", "values", "position", "quiz", "question"}

@@ -34,6 +34,7 @@ from simulator.core.params import Settings, check_int, param
 from simulator.data import datasets
 from simulator.functional import layers as L
 from simulator.labs.pretext_task import PretextTask, Preview, Quality, digits_split
+from simulator.labs.selfsup import TASKS
 from simulator.nn.network import Activation, Conv2d, Flatten, LayerSpec, Linear, MaxPool, Network
 
 __all__ = ["ENCODER_FEATURES", "ROTATIONS", "RandomRotation", "TwoViews", "ViewSettings", "digit_views",
@@ -129,7 +130,7 @@ def make_rotation(settings: Any = None) -> PretextTask:
                        "true rotation (rows) × predicted rotation (columns), held-out digits")
 
     return PretextTask(
-        key="rotation", title="Rotation prediction",
+        key="rotation", title=TASKS["rotation"].title,
         lecture="Turn every digit by 0°, 90°, 180° or 270° and ask the network which. The target is free: the task "
                 "chose the turn. To answer, the encoder has to know what an upright digit looks like (where the "
                 "strokes start, which end is heavy), which is knowledge about digits, learned without one label. "
@@ -251,7 +252,7 @@ def make_contrastive(settings: Any = None, *, options: ViewSettings | None = Non
                        f"cosine similarity of the {2 * n} views' embeddings (view i and view i + {n}: one digit)")
 
     return PretextTask(
-        key="contrastive", title="Contrastive (SimCLR)",
+        key="contrastive", title=TASKS["contrastive"].title,
         lecture="Draw two random views of every digit (shifted, tilted, lighter or darker, with a square cut out, "
                 "noisy) and train the network so that the two views of one digit end up closer (cosine "
                 "similarity) than any other view in the batch: InfoNCE, a softmax over the other 2N − 1 views with "

@@ -43,6 +43,7 @@ from simulator.core.errors import ShapeError, ValueInputError
 from simulator.core.params import Settings, check_int, param
 from simulator.data.colour import lab_to_rgb, rgb_to_lab
 from simulator.labs.pretext_task import PretextTask, Preview, Quality, digits_split
+from simulator.labs.selfsup import TASKS
 from simulator.nn.network import Activation, Conv2d, Flatten, Linear, Network
 
 __all__ = [
@@ -300,7 +301,7 @@ def make_autoencoder(settings: Any = None, seed: int | None = None, *, options: 
                 f"gives {baseline:.4f} ({ratio:.1f}× the error).")
         return Quality("reconstruction MSE", v, baseline, False, text)
 
-    return PretextTask(key="autoencoder", title="Autoencoder", lecture=_AE_LECTURE, network=net,
+    return PretextTask(key="autoencoder", title=TASKS["autoencoder"].title, lecture=_AE_LECTURE, network=net,
                        encoder_layers=DIGIT_ENCODER_LAYERS, data=(X, T, Xv, Tv), input_kind="digits",
                        preview_fn=preview, quality_fn=quality, augment=None, optimizer="Adam", lr=3e-3, epochs=80,
                        batch_size=32)
@@ -380,7 +381,7 @@ def make_inpainting(settings: Any = None, seed: int | None = None, *, options: I
                 f"each); filling the hole with the mean training digit's pixels gives {baseline:.4f}.")
         return Quality("hidden-pixel MSE", v, baseline, False, text)
 
-    return PretextTask(key="inpainting", title="Inpainting (masked autoencoder)", lecture=_INPAINT_LECTURE,
+    return PretextTask(key="inpainting", title=TASKS["inpainting"].title, lecture=_INPAINT_LECTURE,
                        network=net, encoder_layers=DIGIT_ENCODER_LAYERS, data=(Xm, T, Xvm, Tv), input_kind="digits",
                        preview_fn=preview, quality_fn=quality, augment=HoleMasker(s.hole), optimizer="Adam",
                        lr=3e-3, epochs=100, batch_size=32)
@@ -550,10 +551,10 @@ def make_colourisation(settings: Any = None, seed: int | None = None, *, options
                 f"the squared error rewards cautious, greyish guesses.")
         return Quality("colour (ab) MSE", v, baseline, False, text)
 
-    return PretextTask(key="colourisation", title="Colourisation", lecture=_COLOUR_LECTURE, network=net,
-                       encoder_layers=2 * s.depth, data=(X, T, Xv, Tv), input_kind="photo", preview_fn=preview,
-                       quality_fn=quality, augment=FlipPairs(p), optimizer="Adam", lr=3e-3, epochs=6,
-                       batch_size=32)
+    return PretextTask(key="colourisation", title=TASKS["colourisation"].title, lecture=_COLOUR_LECTURE,
+                       network=net, encoder_layers=2 * s.depth, data=(X, T, Xv, Tv), input_kind="photo",
+                       preview_fn=preview, quality_fn=quality, augment=FlipPairs(p), optimizer="Adam", lr=3e-3,
+                       epochs=6, batch_size=32)
 
 
 def colourise_photo(network: Network, name: str = "china.jpg", size: int = 160
@@ -689,7 +690,7 @@ def make_jigsaw(settings: Any = None, seed: int | None = None, *, options: Jigsa
                 f"applied); guessing is right {chance:.1%} of the time.")
         return Quality("permutation accuracy", acc, chance, True, text)
 
-    return PretextTask(key="jigsaw", title="Jigsaw puzzle", lecture=_JIGSAW_LECTURE, network=net,
+    return PretextTask(key="jigsaw", title=TASKS["jigsaw"].title, lecture=_JIGSAW_LECTURE, network=net,
                        encoder_layers=5, data=(X, y, Xv, yv), input_kind="photo", preview_fn=preview,
                        quality_fn=quality, augment=None, optimizer="Adam", lr=1e-3, epochs=8, batch_size=64)
 

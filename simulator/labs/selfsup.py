@@ -7,10 +7,11 @@ what their encoders learned, a linear probe on frozen features with few labels.
     emb = lab.embeddings("pca", 300)           # 2-D features of held-out digits per encoder, nearest neighbours
     hand = lab.encoder_handoff()               # the encoder + a fresh Linear(10) head, for the Playground
 
-**Tasks.** ``TASKS`` names every pretext task and where its factory lives: rotation and contrastive here
-(simulator/labs/pretext.py), inpainting, autoencoder, colourisation and jigsaw / relative position in
-simulator/labs/pretext_recon.py. A factory is imported by name when a task is built, so a task whose module is
-missing is refused then (ValueInputError), not when the lab loads.
+**Tasks.** ``TASKS`` names every pretext task and where its factory lives: rotation and contrastive in
+simulator/labs/pretext.py, inpainting, autoencoder, colourisation and jigsaw in simulator/labs/pretext_recon.py.
+A task's title is written once, in its entry here; its factory titles the built task with it. A factory is
+imported by name when a task is built, so a task whose module is missing is refused then (ValueInputError), not
+when the lab loads.
 
 **The probe** (``probe_job``): the encoder is frozen and only a linear softmax classifier is trained on its
 features. The features of the digits' training part (``pretext_task.digits_split``: the images every digits
@@ -23,9 +24,11 @@ the self-supervised one (the pretext network's first ``encoder_layers`` layers),
 the pretext training started from) and a supervised one (the same layers with a Linear(10) head, trained on 100% of
 the labels: the upper reference).
 
-Threads. Jobs run on a worker thread (gui.jobs.JobRunner): ``pretext_job`` holds ``lock`` for each update and keeps
-its network on the model (``trained``), so ``probe_job``, ``embeddings_job`` and ``encoder_handoff`` copy the
-weights between two updates (a probe while training runs judges the weights of that moment). Jobs never emit
+Threads. Jobs run on a worker thread (gui.jobs.JobRunner): ``pretext_job`` holds ``lock`` for each update (what
+writes the weights), never for the epoch-end evaluation or a preview (they read the weights or a copy), and keeps
+its network on the model, so ``probe_job``, ``embeddings_job`` and ``encoder_handoff`` copy the weights between two
+updates (a probe while training runs judges the weights of that moment) and wait at most one update for them.
+``trained`` and ``refusal`` take no lock at all: they read references the job replaces whole. Jobs never emit
 ``changed``: the setters do, on the caller's (the UI's) thread, with what changed ("settings", "task", "options").
 """
 from __future__ import annotations
@@ -84,18 +87,20 @@ class TaskEntry:
     options: str | None = None
 
 
+# The one place a task's title is written: each factory titles its PretextTask with TASKS[key].title, so the
+# choice, the messages before a task is built and the built task's own words agree.
 TASKS: dict[str, TaskEntry] = {e.key: e for e in (
     TaskEntry("rotation", "Rotation prediction", "simulator.labs.pretext", ("make_rotation",), "digits"),
     TaskEntry("contrastive", "Contrastive (SimCLR)", "simulator.labs.pretext", ("make_contrastive",), "digits",
               "ViewSettings"),
-    TaskEntry("inpainting", "Inpainting (hidden patch)", "simulator.labs.pretext_recon", ("make_inpainting",),
+    TaskEntry("inpainting", "Inpainting (masked autoencoder)", "simulator.labs.pretext_recon", ("make_inpainting",),
               "digits", "InpaintSettings"),
-    TaskEntry("autoencoder", "Autoencoder (bottleneck)", "simulator.labs.pretext_recon", ("make_autoencoder",),
-              "digits", "AutoencoderSettings"),
-    TaskEntry("colourisation", "Colourisation (photos)", "simulator.labs.pretext_recon", ("make_colourisation",),
-              "photo", "ColourSettings"),
-    TaskEntry("jigsaw", "Jigsaw / patch position (photos)", "simulator.labs.pretext_recon",
-              ("make_jigsaw", "make_relative_position"), "photo", "JigsawSettings"),
+    TaskEntry("autoencoder", "Autoencoder", "simulator.labs.pretext_recon", ("make_autoencoder",), "digits",
+              "AutoencoderSettings"),
+    TaskEntry("colourisation", "Colourisation", "simulator.labs.pretext_recon", ("make_colourisation",), "photo",
+              "ColourSettings"),
+    TaskEntry("jigsaw", "Jigsaw puzzle", "simulator.labs.pretext_recon", ("make_jigsaw",), "photo",
+              "JigsawSettings"),
 )}
 
 
@@ -136,7 +141,9 @@ def load_factory(key: str) -> Any:
 class SelfSupSettings(Settings):
     """The lab's settings: which pretext task, how it trains, and how the probe judges its encoder."""
 
-    task: str = param("rotation", choices=tuple(TASKS), choice_labels=tuple(e.title for e in TASKS.values()),
+    task: str = param("rotation", choices=tuple(TASKS),
+                      choice_labels=tuple(e.title + (" (photos)" if e.input_kind == "photo" else "")
+                                          for e in TASKS.values()),
                       label="pretext task", doc="the task whose target comes from the data itself")
     epochs: int = param(12, low=1, high=1000, label="epochs", doc="passes over the pretext task's training data")
     lr: float = param(3e-3, low=0.0, low_open=True, high=1.0, log=True, label="learning rate",
@@ -349,7 +356,6 @@ class _Run:
     network: Network
     initial: dict[str, np.ndarray]
     settings: SelfSupSettings
-    iterations: int = 0
 
 
 # ================================================================================================== the model
@@ -365,7 +371,10 @@ class SelfSupLab:
         self._options: dict[str, Settings] = {}
         for key, value in (options or {}).items():
             self._options[key] = self._checked_options(key, value)
+        # the kept pretext training and its (task key, updates made): each replaced whole (one reference, atomic),
+        # so the window reads them without the lock
         self._run: _Run | None = None
+        self._trained: tuple[str, int] | None = None
         # ((seed, epochs), the supervised reference network): reused while the seed and its epochs stay
         self._supervised: tuple[tuple[int, int], Network] | None = None
         self.probe_result: ProbeResult | None = None
@@ -445,9 +454,9 @@ class SelfSupLab:
     # ------------------------------------------------------------------------------------------------ pretext
     @property
     def trained(self) -> tuple[str, int] | None:
-        """(task key, updates made) of the pretext network the model keeps, None before any training."""
-        with self.lock:
-            return None if self._run is None else (self._run.task.key, self._run.iterations)
+        """(task key, updates made) of the pretext network the model keeps, None before any training. Read without
+        the lock (the job replaces the tuple after each update), so the window never waits for training."""
+        return self._trained
 
     def trained_network(self) -> tuple[str, Network] | None:
         """(task key, a copy of the kept pretext network taken between two updates), None before any training."""
@@ -476,27 +485,35 @@ class SelfSupLab:
         run = _Run(task, net, net.state_dict(), s)
         with self.lock:
             self._run = run
+            self._trained = (task.key, 0)
             self.pretext_result = None
         yield PretextPreview(0, self._preview(run, n))
         last, shown = time.monotonic(), 0
-        steps = trainer.training()
-        try:
-            while True:
-                with self.lock:
-                    try:
-                        item = next(steps)
-                    except StopIteration:
-                        break
-                    except StudioError as exc:
-                        raise TrainingFailed(f"Training stopped at iteration {trainer.iteration + 1}: {exc}") from exc
-                    run.iterations = trainer.iteration
-                yield item
-                if isinstance(item, StepMetrics) and time.monotonic() - last >= every:
-                    shown = trainer.iteration
-                    yield PretextPreview(shown, self._preview(run, n))
-                    last = time.monotonic()
-        finally:
-            steps.close()
+        # Trainer.training() spelled out step by step, so that the lock covers what writes the weights (one update:
+        # forward, backward, optimizer step, batch-norm statistics) and not the epoch-end evaluation, which only
+        # reads them (eval mode; no early stopping here, so no weights are restored) and takes long (the contrastive
+        # task's full-set evaluation: a third to half a second, which the window's calls would otherwise wait out)
+        while not trainer.done:
+            with self.lock:
+                try:
+                    m = trainer.step()
+                except StudioError as exc:
+                    raise TrainingFailed(f"Training stopped at iteration {trainer.iteration + 1}: {exc}") from exc
+            self._trained = (task.key, trainer.iteration)       # one reference replaced: read without the lock
+            # Python's locks are not fair: without a pause the next update takes the lock again before a thread
+            # woken by its release runs, and a copy waits several updates. sleep(0) lets that thread in.
+            time.sleep(0)
+            yield m
+            if time.monotonic() - last >= every:
+                shown = trainer.iteration
+                yield PretextPreview(shown, self._preview(run, n))
+                last = time.monotonic()
+            if m.end_of_epoch:
+                try:
+                    epoch = trainer.evaluate()
+                except StudioError as exc:
+                    raise TrainingFailed(f"Training stopped evaluating epoch {trainer.epoch}: {exc}") from exc
+                yield epoch
         if shown != trainer.iteration:
             yield PretextPreview(trainer.iteration, self._preview(run, n))
         with self.lock:
@@ -523,8 +540,7 @@ class SelfSupLab:
 
     # ------------------------------------------------------------------------------------------------ encoders
     def _digits_run(self, what: str) -> _Run:
-        with self.lock:
-            run = self._run
+        run = self._run         # replaced whole by the job; its task and input shape never change: no lock needed
         if run is None:
             raise ValueInputError(f"train a pretext task first: {what} judges the encoder it learned")
         if run.task.input_kind != "digits" or run.network.input_shape != (1, 8, 8):

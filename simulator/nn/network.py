@@ -739,15 +739,21 @@ class Network:
         return total / len(x) + self.reg_loss(), correct / len(x)
 
     def _evaluate_pairs(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> tuple[float, float]:
-        """evaluate() for the InfoNCE loss: the rows grouped by image id (both views of an image in one chunk), in
-        chunks of at most batch_size rows (rounded down to pairs): each row's negatives are the other rows of its
-        chunk. (loss, top-1 contrastive accuracy), weighted by the chunks' rows."""
+        """evaluate() for the InfoNCE loss: the rows grouped by image id (both views of an image in one chunk), the
+        M pairs split into k = ceil(M / (batch_size // 2)) chunks of near-equal size (whole pairs; the first M mod k
+        chunks hold one pair more): each row's negatives are the other rows of its chunk. Near-equal, because a
+        remainder chunk of a pair or two is an easier task (one pair: loss 0, accuracy 1) that would lift the mean.
+        (loss, top-1 contrastive accuracy), weighted by the chunks' rows."""
         L.partners_from_ids(y)                           # every id exactly twice
-        order = np.argsort(y, kind="stable")
-        step = max(2, batch_size - batch_size % 2)
+        order = np.argsort(y, kind="stable")             # the two views of each image side by side
+        pairs = len(order) // 2
+        chunks = -(-pairs // max(1, batch_size // 2))
+        sizes = np.full(chunks, pairs // chunks)
+        sizes[:pairs % chunks] += 1                      # the first pairs % chunks chunks hold one pair more
+        bounds = 2 * np.concatenate([[0], np.cumsum(sizes)])
         total, correct = 0.0, 0.0
-        for i in range(0, len(order), step):
-            idx = order[i:i + step]
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            idx = order[start:stop]
             scores = self.forward(x[idx], "eval")
             loss, _ = self.data_loss(scores, y[idx])
             total += loss * len(idx)

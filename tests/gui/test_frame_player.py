@@ -171,3 +171,19 @@ def test_stepper_position_and_timer_are_a_frame_players(qtbot):
         assert player.position == 0 and fp.frame == 0
     finally:
         player.close()
+
+
+def test_follow_moves_the_player_to_a_model_s_frame_and_marks_its_own_echo(qtbot):
+    """follow(items, index): frames 0 .. items (frame 0: none shown), on index + 1; the frame_changed it emits
+    arrives with ``following`` set, a seek by the user without it."""
+    p, seen = make(qtbot, count=0)
+    echoes = []
+    p.frame_changed.connect(lambda f: echoes.append((f, p.following)))
+    p.play()
+    p.follow(6, 2)                   # 6 output cells, the first three shown
+    assert (p.count, p.frame, p.following) == (7, 3, False)
+    p.follow(6, -1)                  # none shown
+    p.seek(5)                        # the user
+    p.follow(0, -1)                  # no cells (an invalid geometry): no frames, and playing stops
+    assert (p.count, p.frame, p.is_playing()) == (0, 0, False)
+    assert echoes == [(3, True), (0, True), (5, False), (0, True)] and not p.following

@@ -26,7 +26,7 @@ def test_a_lesson_from_the_browser_sets_each_step_and_checks_answers(qtbot, tmp_
     w = make_window(tmp_path / "s.ini")
     browser = LessonBrowser(w.settings, w)
     names = [browser.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(browser.list.count())]
-    assert len(names) == 7 and "l4-backprop-circuit" in names
+    assert len(names) == 8 and "l4-backprop-circuit" in names and "l8-self-supervised" in names
     browser.list.setCurrentRow(names.index("l4-backprop-circuit"))
     browser.accept_current()
     w.open_lesson(browser.chosen)
@@ -74,6 +74,36 @@ def test_choices_and_a_lab_tab(qtbot, tmp_path, make_window):
     qtbot.mouseClick(buttons[1], Qt.LeftButton)           # RMSProp
     qtbot.mouseClick(box.check_button, Qt.LeftButton)
     assert "Right" in box.feedback.text()
+    _close(w)
+
+
+def test_the_window_s_tabs_are_the_tabs_a_lesson_may_name(qtbot, tmp_path, make_window):
+    """simulator keeps the list of tab titles (it cannot import the window): the window's tabs are exactly it."""
+    from simulator.labs import TAB_TITLES
+    w = make_window(tmp_path / "s.ini")
+    assert tuple(w.tabs.tabText(i) for i in range(w.tabs.count())) == TAB_TITLES
+    _close(w)
+
+
+def test_the_self_supervised_lesson_opens_its_tab(qtbot, tmp_path, make_window):
+    w = make_window(tmp_path / "s.ini")
+    w.open_lesson("l8-self-supervised")
+    assert w.current_tab == "Self-supervised" and w.tabs.tabText(w.tabs.currentIndex()) == "Self-supervised"
+    assert w.labs["Self-supervised"].isVisible()
+    box = w.lesson_panel.question_boxes[0]
+    qtbot.keyClicks(box.edit, "1/4")                       # guessing one of four rotations
+    qtbot.mouseClick(box.check_button, Qt.LeftButton)
+    assert "Right" in box.feedback.text()
+    qtbot.mouseClick(w.lesson_panel.next_button, Qt.LeftButton)
+    box = w.lesson_panel.question_boxes[0]
+    qtbot.keyClicks(box.edit, "4.84")                      # ln 127: the loss of 64 digits, not of 128
+    qtbot.mouseClick(box.check_button, Qt.LeftButton)
+    assert "Not quite" in box.feedback.text() and "ln 255" in box.feedback.text()
+    qtbot.mouseClick(w.lesson_panel.next_button, Qt.LeftButton)
+    box = w.lesson_panel.question_boxes[0]
+    qtbot.mouseClick(box.findChildren(QRadioButton)[0], Qt.LeftButton)
+    qtbot.mouseClick(box.check_button, Qt.LeftButton)
+    assert "Right" in box.feedback.text() and w.current_tab == "Self-supervised"
     _close(w)
 
 

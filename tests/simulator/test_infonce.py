@@ -238,6 +238,29 @@ def test_network_loss_accuracy_and_evaluation_use_image_ids():
         net.evaluate(x[:9], ids[:9])
 
 
+def test_evaluation_splits_the_pairs_into_near_equal_chunks():
+    """9 pairs in chunks of at most 8 rows (4 pairs): ceil(9 / 4) = 3 chunks of 3 pairs each, not 4 + 4 + 1 (a
+    lone pair scores loss 0 and accuracy 1 and would lift the mean); 11 pairs: 4 + 4 + 3."""
+    net = Network((4,), [Linear(8), Activation("relu"), Linear(3)], loss="infonce", temperature=0.5,
+                  dtype=np.float64, seed=2)
+    rng = np.random.default_rng(11)
+    for pairs, sizes in ((9, (3, 3, 3)), (11, (4, 4, 3))):
+        ids = rng.permutation(np.concatenate([np.arange(pairs), np.arange(pairs)]))
+        x = rng.normal(size=(2 * pairs, 4))
+        scores = net.forward(x)
+        order = np.argsort(ids, kind="stable")
+        cuts = np.cumsum([0, *sizes]) * 2
+        parts = [order[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+        assert all(len(set(ids[p])) == len(p) // 2 for p in parts)        # whole pairs in every chunk
+        want_loss = sum(loop_infonce(scores[p], L.partners_from_ids(ids[p]), 0.5) * len(p) for p in parts)
+        want_acc = sum(loop_accuracy(scores[p], L.partners_from_ids(ids[p])) * len(p) for p in parts)
+        loss, acc = net.evaluate(x, ids, batch_size=8)
+        assert loss == pytest.approx(want_loss / (2 * pairs), rel=1e-12)
+        assert acc == pytest.approx(want_acc / (2 * pairs), rel=1e-12)
+    # one pair alone: the easy task the even split avoids
+    assert net.evaluate(rng.normal(size=(2, 4)), np.array([0, 0])) == (0.0, 1.0)
+
+
 def test_the_trainer_trains_on_two_views_per_image_and_reports_contrastive_accuracy():
     """A takes_labels augmentation returns 2B views with their image ids; StepMetrics' accuracy is the top-1
     contrastive accuracy of the batch's embeddings before the update (not an argmax of an embedding)."""

@@ -1,9 +1,10 @@
-"""Lessons as files: every shipped lesson loads and runs to its end with scripted answers, one lesson per lecture
-2-8, computed answers come from the graph, and a broken file is refused with the line that is wrong."""
+"""Lessons as files: every shipped lesson loads and runs to its end with scripted answers, a lesson for every lecture
+2-8 (two for the last), every tab of the window can be opened, computed answers come from the graph, and a broken
+file is refused with the line that is wrong."""
 import pytest
 
-from simulator.labs.lessons import (LESSON_DIR, LessonError, LessonRun, available_lessons, load_lesson, parse_lesson,
-                                    step_graph)
+from simulator.labs.lessons import (LESSON_DIR, TABS, LessonError, LessonRun, available_lessons, load_lesson,
+                                    parse_lesson, step_graph)
 
 GOOD = """format = 1
 title = "Tiny"
@@ -26,6 +27,42 @@ def test_one_shipped_lesson_per_lecture_2_to_8():
     lessons = available_lessons()
     assert sorted({l.lecture for l in lessons}) == [2, 3, 4, 5, 6, 7, 8]
     assert len(lessons) == len(list(LESSON_DIR.glob("*.toml")))      # none of them is broken
+    # the last lecture has two: schedules and interpretability, and self-supervised learning
+    assert sorted(l.name for l in lessons if l.lecture == 8) == ["l8-schedules-and-regularisation",
+                                                                 "l8-self-supervised"]
+
+
+def test_a_lesson_may_open_every_tab_of_the_window():
+    from simulator.labs import TAB_TITLES
+    assert TABS == TAB_TITLES and "Self-supervised" in TABS
+    for tab in TABS:
+        assert parse_lesson(GOOD.replace('[[step]]\n', f'[[step]]\ntab = "{tab}"\n')).steps[0].tab == tab
+
+
+def test_the_self_supervised_lesson_asks_what_the_lab_computes():
+    """Its numbers are the lab's own: the rotation task's chance, the InfoNCE loss of the contrastive task's default
+    batch with every similarity equal, and the sizes of the encoder and projection head it names."""
+    import math
+
+    import numpy as np
+
+    from simulator.functional import layers as L
+    from simulator.labs.pretext import ENCODER_FEATURES, ROTATIONS, make_contrastive
+    lesson = load_lesson("l8-self-supervised")
+    assert {s.tab for s in lesson.steps} == {"Self-supervised"}
+    run = LessonRun(lesson)
+    assert run.expected(0) == 1 / ROTATIONS
+    task = make_contrastive()
+    n = task.batch_size
+    assert f"N = {n}" in lesson.steps[1].questions[0].ask
+    ids = np.concatenate([np.arange(n), np.arange(n)])
+    equal = float(L.infonce_forward(np.ones((2 * n, 8)), L.partners_from_ids(ids), 0.1)[0])
+    assert equal == pytest.approx(math.log(2 * n - 1), rel=1e-12)
+    run.go(1)
+    assert run.check(0, f"{equal:.4f}")[0]
+    assert run.expected(0) == pytest.approx(equal, rel=1e-4)
+    assert task.network.num_classes == 32 and "32 numbers" in lesson.steps[2].questions[0].ask
+    assert f"{ENCODER_FEATURES} features" in lesson.steps[2].text
 
 
 @pytest.mark.parametrize("lesson", available_lessons(), ids=lambda l: l.name)

@@ -3,6 +3,9 @@ probe against a random and a supervised encoder, embeddings, the hand-off to the
 errors. Fixed seeds; the trained labs are shared by the tests of a module (each trains in a few seconds)."""
 from __future__ import annotations
 
+import importlib
+import threading
+
 import numpy as np
 import pytest
 
@@ -418,3 +421,68 @@ def test_the_latent_codes_and_the_coloured_photo_come_from_the_kept_network():
         np.testing.assert_array_equal(got, want)
     assert grey.shape == (96, 96, 3) and np.allclose(grey[..., 0], grey[..., 1], atol=0.02)
     assert lab.refusal("the linear probe") is not None and "photographs" in lab.refusal("the linear probe")
+
+
+# ------------------------------------------------------------------------------------------------ threads, titles
+
+def test_the_window_s_calls_never_wait_for_the_epoch_end_evaluation(monkeypatch):
+    """The job holds the lock for an update only: while it is inside the epoch-end evaluation (held there by an
+    Event), every accessor the tab calls returns at once from another thread, with the weights of the last update."""
+    inside, release = threading.Event(), threading.Event()
+    evaluate = Trainer.evaluate
+
+    def held_evaluate(trainer):
+        inside.set()
+        release.wait(30)                     # a bound: a failing test ends instead of hanging
+        return evaluate(trainer)
+    monkeypatch.setattr(Trainer, "evaluate", held_evaluate)
+    lab = SelfSupLab(SelfSupSettings(task="rotation", epochs=1, batch_size=2048, seed=0))
+    results, errors = [], []
+    worker = threading.Thread(target=lambda: results.append(run_job(lab.pretext_job(preview_every=1e9))))
+    worker.start()
+    try:
+        assert inside.wait(60), "the job never reached the epoch-end evaluation"
+        answers = {}
+
+        def ask():
+            try:
+                answers["trained"] = lab.trained
+                answers["refusal"] = lab.refusal("the linear probe")
+                answers["network"] = lab.trained_network()
+                answers["encoders"] = lab.encoders()
+                answers["handoff"] = lab.encoder_handoff()
+            except Exception as exc:          # noqa: BLE001 (reported below)
+                errors.append(exc)
+        caller = threading.Thread(target=ask)
+        caller.start()
+        caller.join(5.0)                     # each call copies a small network: milliseconds
+        blocked = caller.is_alive()
+    finally:
+        release.set()
+        worker.join(60)
+    assert not blocked, "an accessor waited for the job's epoch-end evaluation"
+    assert not errors, errors
+    assert answers["trained"] == ("rotation", 1) and answers["refusal"] is None
+    assert set(answers["encoders"]) == {"self-supervised", "random"}
+    assert answers["handoff"].title == "Rotation prediction encoder"
+    # the copies are the weights after the one update, which the evaluation did not change
+    assert results and results[0].iterations == 1
+    key, net = answers["network"]
+    final = lab.trained_network()[1].state_dict()
+    assert key == "rotation" and all(np.array_equal(v, final[k]) for k, v in net.state_dict().items())
+
+
+def test_each_registry_entry_is_titled_as_its_task_titles_itself():
+    """TASKS is the one source of a task's title: the built task of every entry carries its entry's title, and
+    every entry names factories its module has (no dead fallback names)."""
+    from simulator.labs.pretext_recon import ColourSettings, JigsawSettings
+    lab = SelfSupLab()
+    lab.set_options("colourisation", ColourSettings(patches=200))     # small photo tasks: built in a moment
+    lab.set_options("jigsaw", JigsawSettings(puzzles=500))
+    for key, entry in TASKS.items():
+        module = importlib.import_module(entry.module)
+        assert all(callable(getattr(module, name, None)) for name in entry.factories), entry
+        task = lab.build_task(lab.settings.replace(task=key))
+        assert (task.key, task.title) == (key, entry.title)
+    labels = next(p for p in params_of(SelfSupSettings) if p.name == "task").choice_labels
+    assert labels == tuple(e.title + (" (photos)" if e.input_kind == "photo" else "") for e in TASKS.values())
