@@ -37,6 +37,7 @@ class _QuestionBox(QFrame):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 6, 0, 6)
         ask = QLabel(f"<b>{html.escape(q.ask)}</b>", self)
+        ask.setTextFormat(Qt.TextFormat.RichText)
         ask.setWordWrap(True)
         lay.addWidget(ask)
         self.edit: QLineEdit | None = None
@@ -46,9 +47,15 @@ class _QuestionBox(QFrame):
             self.group = QButtonGroup(self)
             col = QVBoxLayout()
             for k, text in enumerate(q.choices, start=1):
-                b = QRadioButton(text, self)
+                b = QRadioButton(self)               # the choice's words wrap in a label beside it
+                b.setAccessibleName(text)
                 self.group.addButton(b, k)
-                col.addWidget(b)
+                label = _ChoiceLabel(text, b, self)
+                line = QHBoxLayout()
+                line.setSpacing(4)
+                line.addWidget(b, 0, Qt.AlignmentFlag.AlignTop)
+                line.addWidget(label, 1)
+                col.addLayout(line)
             row.addLayout(col, 1)
         else:
             self.edit = QLineEdit(self)
@@ -60,6 +67,7 @@ class _QuestionBox(QFrame):
         row.addWidget(self.check_button, 0, Qt.AlignmentFlag.AlignTop)
         lay.addLayout(row)
         self.feedback = QLabel(self)
+        self.feedback.setTextFormat(Qt.TextFormat.RichText)
         self.feedback.setWordWrap(True)
         self.feedback.hide()
         lay.addWidget(self.feedback)
@@ -77,6 +85,21 @@ class _QuestionBox(QFrame):
         self.checked.emit(self.j, ok)
 
 
+class _ChoiceLabel(QLabel):
+    """A multiple-choice answer's words, wrapped; clicking them picks the choice."""
+
+    def __init__(self, text: str, button: QRadioButton, parent: QWidget):
+        super().__init__(text, parent)
+        self.button = button
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setWordWrap(True)
+        self.setMinimumWidth(80)
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802  (Qt's name)
+        self.button.setChecked(True)
+        super().mousePressEvent(event)
+
+
 class LessonPanel(QWidget):
     """The current lesson: header, step text, questions, Back / Next. ``step_shown(step)`` asks the window to set
     the step's state; ``closed`` when the learner leaves the lesson."""
@@ -90,11 +113,13 @@ class LessonPanel(QWidget):
         self.run: LessonRun | None = None
         self.question_boxes: list[_QuestionBox] = []
         self.header = QLabel(self)
+        self.header.setTextFormat(Qt.TextFormat.PlainText)     # a teacher's words, apostrophes and all
         self.header.setWordWrap(True)
         self.header.setObjectName("SectionHeader")
         self.where = QLabel(self)
         self.where.setObjectName("Muted")
         self.text = QLabel(self)
+        self.text.setTextFormat(Qt.TextFormat.PlainText)
         self.text.setWordWrap(True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.questions = QWidget(self)
@@ -163,10 +188,10 @@ class LessonPanel(QWidget):
     def _show(self) -> None:
         r = self.run
         st = r.step
-        self.header.setText(html.escape(r.lesson.title))
+        self.header.setText(r.lesson.title)
         n = len(r.lesson.steps)
         self.where.setText(self._where())
-        self.text.setText(html.escape(st.text))
+        self.text.setText(st.text)
         for b in self.question_boxes:
             b.hide()
             b.deleteLater()

@@ -71,6 +71,7 @@ def test_choices_and_a_lab_tab(qtbot, tmp_path, make_window):
     assert w.current_tab == "Optimizers"
     box = w.lesson_panel.question_boxes[1]
     buttons = box.findChildren(QRadioButton)
+    qtbot.waitUntil(lambda: buttons[1].isVisible())        # laid out: the click lands on the button itself
     qtbot.mouseClick(buttons[1], Qt.LeftButton)           # RMSProp
     qtbot.mouseClick(box.check_button, Qt.LeftButton)
     assert "Right" in box.feedback.text()
@@ -101,7 +102,9 @@ def test_the_self_supervised_lesson_opens_its_tab(qtbot, tmp_path, make_window):
     assert "Not quite" in box.feedback.text() and "ln 255" in box.feedback.text()
     qtbot.mouseClick(w.lesson_panel.next_button, Qt.LeftButton)
     box = w.lesson_panel.question_boxes[0]
-    qtbot.mouseClick(box.findChildren(QRadioButton)[0], Qt.LeftButton)
+    first = box.findChildren(QRadioButton)[0]
+    qtbot.waitUntil(first.isVisible)
+    qtbot.mouseClick(first, Qt.LeftButton)
     qtbot.mouseClick(box.check_button, Qt.LeftButton)
     assert "Right" in box.feedback.text() and w.current_tab == "Self-supervised"
     _close(w)
@@ -145,3 +148,27 @@ def test_lesson_on_the_command_line(tmp_path):
                        capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2 and "no lesson named 'nope'" in r.stderr
     assert load_lesson("l3-losses").lecture == 3
+
+
+def test_a_teachers_apostrophes_show_as_written_and_long_choices_wrap(qtbot, tmp_path, make_window):
+    from gui.lessons import _ChoiceLabel
+    w = make_window(tmp_path / "s.ini")
+    w.resize(1280, 800)
+    w.open_lesson("l8-schedules-and-regularisation")          # its text says "tab's"
+    panel = w.lesson_panel
+    texts = [panel.header.text(), panel.text.text()]
+    for _ in range(len(panel.run.lesson.steps) - 1):
+        qtbot.mouseClick(panel.next_button, Qt.LeftButton)
+        texts.append(panel.text.text())
+    assert any("'" in t for t in texts) and not any("&#x27;" in t or "&amp;" in t for t in texts)
+    w.open_lesson("l7-optimizers-and-batchnorm")               # long answer choices
+    qtbot.wait(50)
+    box = w.lesson_panel.question_boxes[1]
+    labels = box.findChildren(_ChoiceLabel)
+    assert len(labels) == len(box.findChildren(QRadioButton)) and all(lb.wordWrap() for lb in labels)
+    # the Check button stays inside the panel (the choices wrap instead of pushing it out)
+    right = box.check_button.mapTo(w.lesson_panel, box.check_button.rect().topRight()).x()
+    assert right <= w.lesson_panel.width()
+    qtbot.mouseClick(labels[1], Qt.LeftButton)                 # clicking the words picks the choice
+    assert box.group.checkedId() == 2
+    _close(w)
