@@ -173,6 +173,8 @@ class MultiChannelView(QWidget):
         page.addWidget(self.sum_title)
         page.addWidget(self.sum_label)
         page.addWidget(muted(DEPTH_NOTE))
+        for header in (self.input_header, self.filter_header, self.mix_header, self.output_header, self.sum_title):
+            header.setWordWrap(True)      # a long shape line wraps rather than widening the whole tab
         root = QHBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(self.controls)
