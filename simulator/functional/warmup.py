@@ -15,11 +15,9 @@ that fails or dies costs nothing but time, since its group then compiles here. C
 """
 from __future__ import annotations
 
-import queue
 import subprocess
 import sys
 import threading
-import time
 from typing import Callable, Iterable
 
 from simulator.core.jobs import Job, Progress
@@ -80,15 +78,17 @@ class WarmupPlan:
         with self._lock:
             return [name for name, _ in self._tasks]
 
-    def back_group(self) -> list[str]:
-        """The tasks of the group that runs last (every task of it left), for the second process; [] when one
-        group or none is left (this process then finishes it alone)."""
+    def back_group(self, exclude: str | None = None, skip: Iterable[str] = ()) -> list[str]:
+        """The tasks of the last group in the plan other than ``exclude`` (the group this process is compiling now),
+        leaving out the tasks in ``skip`` (compiled by the second process already), for the second process; []
+        unless at least two such groups are left (this process finishes the last one)."""
+        skip = set(skip)
         with self._lock:
-            groups = [self.group_of(name) for name, _ in self._tasks]
+            named = [(name, self.group_of(name)) for name, _ in self._tasks if name not in skip]
+        groups = [g for _, g in named if g != exclude]
         if len(set(groups)) < 2:
             return []
-        last = groups[-1]
-        return [name for name, g in zip(self.names(), groups) if g == last]
+        return [name for name, g in named if g == groups[-1]]
 
     @property
     def remaining(self) -> int:
@@ -122,41 +122,63 @@ def start_helper() -> subprocess.Popen:
 
 
 class _Helper:
-    """The job's side of the second process: it is given one kernel group at a time (every task of one module
-    left in the plan, so the two processes never compile one module's kernels at once: Numba's cache index of a
-    module is a read-modify-write without a lock), and reports each group done on a line its reader thread
-    queues."""
+    """The job's side of the second process. It is given one kernel group at a time (every task of one module left
+    in the plan and not compiled yet), never the group this process is compiling (``running``): the two processes
+    never compile one module's kernels at once, since Numba's cache index of a module is a read-modify-write
+    without a lock. Its reader thread takes each "done" line and feeds the next group from the back at once."""
 
-    def __init__(self) -> None:
-        self.proc = start_helper()
+    def __init__(self, plan: WarmupPlan, running: str | None) -> None:
+        self.plan = plan
+        self.lock = threading.Lock()                # guards what follows, and the plan's pop with `running`
+        self.running = running                      # the group this process is compiling now
         self.busy: frozenset[str] = frozenset()     # the tasks it is compiling now: left alone here until done
+        self.compiled: set[str] = set()             # the tasks it has compiled (they load here from the cache)
         self.alive = True
-        self._lines: queue.Queue = queue.Queue()
+        self.changed = threading.Event()
+        self.proc = start_helper()
+        with self.lock:
+            self.feed()
         threading.Thread(target=self._read, name="warm-up helper reader", daemon=True).start()
+
+    def feed(self) -> None:
+        """Give it the next group if it is idle (call with the lock held)."""
+        if self.alive and not self.busy:
+            group = self.plan.back_group(exclude=self.running, skip=self.compiled)
+            if group:
+                try:
+                    self.proc.stdin.write(" ".join(group) + "\n")
+                    self.proc.stdin.flush()
+                    self.busy = frozenset(group)
+                except OSError:                     # it died: its work is done here instead
+                    self.alive = False
 
     def _read(self) -> None:
         for line in self.proc.stdout:
-            self._lines.put(line)
-        self._lines.put(None)                       # the process ended (or closed its output)
-
-    def give(self, names: list[str]) -> None:
-        try:
-            self.proc.stdin.write(" ".join(names) + "\n")
-            self.proc.stdin.flush()
-            self.busy = frozenset(names)
-        except OSError:                             # it died: its work is done here instead
+            with self.lock:
+                if line.startswith("done"):
+                    self.compiled.update(line.split()[1:])
+                    self.busy = frozenset()
+                    self.feed()
+                else:
+                    self.alive, self.busy = False, frozenset()
+            self.changed.set()
+        with self.lock:                             # the process ended (or closed its output)
             self.alive, self.busy = False, frozenset()
+        self.changed.set()
 
-    def collect(self, timeout: float = 0.0) -> None:
-        """Take what the process reported (waiting up to ``timeout`` for a line): a finished group frees its
-        tasks, which then load here from the cache; an ended process frees everything it held."""
-        try:
-            line = self._lines.get(timeout=timeout) if timeout else self._lines.get_nowait()
-        except queue.Empty:
-            return
-        if line is None or not line.startswith("done"):
-            self.alive = False
-        self.busy = frozenset()
+    def pop(self) -> tuple[str, Callable[[], None]] | None:
+        """This process's next task (not one the helper holds), marked as the group compiling here."""
+        with self.lock:
+            self.running = None
+            self.feed()                             # idle since a group was not to be had: there may be one now
+            task = self.plan.pop(self.busy)
+            self.running = None if task is None else self.plan.group_of(task[0])
+            return task
+
+    def waiting(self) -> str | None:
+        """The group this process waits for (the helper holds all that is left), or None."""
+        with self.lock:
+            return self.plan.group_of(next(iter(self.busy))) if self.busy else None
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -176,36 +198,45 @@ class _Helper:
 def warmup_job(plan: WarmupPlan | None = None, helper: bool = True) -> Job[int]:
     """Run every task of the plan, yielding Progress(done, total, task name) after each; returns how many ran.
     ``helper``: with a cold cache, let a second process compile kernel groups from the back of the plan (see the
-    module's docstring)."""
+    module's docstring). A task still running after COLD_TASK_SECONDS is compiling: a watchdog timer then starts
+    the second process at once, which takes the back group while this task goes on."""
     plan = plan or default_plan()
     done = 0
-    second: _Helper | None = None
+    second: list[_Helper] = []                  # the second process, once a watchdog has started it
+
+    def start_second(running: str) -> None:    # on the watchdog's thread, while this process compiles `running`
+        second.append(_Helper(plan, running))
+
     try:
         while True:
-            if second is not None:
-                second.collect()
-                if second.alive and not second.busy:
-                    group = plan.back_group()
-                    if group:
-                        second.give(group)
-                if not second.alive:
-                    second.close()
-                    second = None
-            task = plan.pop(second.busy if second is not None else frozenset())
+            s = second[0] if second else None
+            if s is not None and not s.alive:   # it died: what it held compiles here
+                s.close()
+                second.clear()
+                helper, s = False, None
+            task = s.pop() if s is not None else plan.pop()
             if task is None:
-                if second is None or not second.busy:
+                group = s.waiting() if s is not None else None
+                if group is None:
                     return done
-                yield Progress(done, plan.total, f"{plan.group_of(next(iter(second.busy)))} (second process)")
-                second.collect(timeout=0.05)
+                yield Progress(done, plan.total, f"{group} (second process)")
+                s.changed.wait(0.05)
+                s.changed.clear()
                 continue
             name, run = task
-            start = time.perf_counter()
-            run()
+            watchdog = None
+            if helper and not second:
+                watchdog = threading.Timer(COLD_TASK_SECONDS, start_second, (plan.group_of(name),))
+                watchdog.daemon = True
+                watchdog.start()
+            try:
+                run()
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
+                    watchdog.join()             # a second process it started is in `second` from here on
             done += 1
-            if helper and second is None and time.perf_counter() - start > COLD_TASK_SECONDS:
-                helper = False                      # one helper per warm-up
-                second = _Helper()
             yield Progress(done, plan.total, name)
     finally:
-        if second is not None:
-            second.close()
+        for s in second:
+            s.close()

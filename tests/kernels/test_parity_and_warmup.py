@@ -29,6 +29,12 @@ def run():
         r["conv_out_" + k] = out
         for i, g in enumerate(conv.conv_backward(np.ones_like(out), x, w, 2, 1)):
             r[f"conv_grad{i}_{k}"] = g
+        for kk, stride in ((3, 1), (5, 1), (3, 2)):  # the direct kernels (backward at stride 1)
+            wk = rng.standard_normal((5, 3, kk, kk)).astype(dt)
+            out = conv.conv_forward(x, wk, b[:1].repeat(5), stride, kk // 2)
+            r[f"conv_direct{kk}_{stride}_{k}"] = out
+            for i, g in enumerate(conv.conv_backward(np.cos(out), x, wk, stride, kk // 2)):
+                r[f"conv_direct{kk}_{stride}_grad{i}_{k}"] = g
         out, arg = pool.max_pool_forward(x, 2, 2, 2, 2)
         r["maxpool_" + k] = out
         r["maxpool_dx_" + k] = pool.max_pool_backward(out, arg, 7, 6)
@@ -160,92 +166,171 @@ def test_every_numba_kernel_releases_the_gil():
 
 # ---- the second warm-up process (simulator.functional.warmup) -----------------------------------------------
 
-class _FakeHelper:
-    """Stands for the second process (simulator.functional.warmup._Helper): holds what it is given until `finish()`."""
+class _FakeProcess:
+    """Stands for the second process behind the real _Helper: records the groups written to it and answers "done"
+    when the test says so (`finish()`)."""
 
     made: list = []
 
     def __init__(self):
-        self.busy = frozenset()
-        self.alive = True
+        import queue
         self.given = []
-        self.closed = False
-        self._finish = False
-        _FakeHelper.made.append(self)
+        self.lines = queue.Queue()
+        self.code = None
+        self.killed = False
+        self.stdin = self
+        self.stdout = iter(self.lines.get, None)
+        _FakeProcess.made.append(self)
 
-    def give(self, names):
-        self.given.append(list(names))
-        self.busy = frozenset(names)
+    def write(self, text):
+        self.given.append(text.split())
 
-    def finish(self):
-        self._finish = True
-
-    def collect(self, timeout=0.0):
-        if self._finish:
-            self.busy, self._finish = frozenset(), False
+    def flush(self):
+        pass
 
     def close(self):
-        self.closed = True
+        self.code = 0
+        self.lines.put(None)
+
+    def finish(self):
+        """The group in hand is compiled; wait until the reader thread has taken the line (and fed the next)."""
+        import time
+        before = len(self.given)
+        self.lines.put("done " + " ".join(self.given[-1]) + "\n")
+        t_end = time.monotonic() + 5
+        while time.monotonic() < t_end and not self._taken(before):
+            time.sleep(0.005)
+
+    def _taken(self, before):
+        return self.lines.empty() and (len(self.given) > before or not self.helper.busy)
+
+    def die(self):
+        self.lines.put("Traceback …\n")
+
+    def poll(self):
+        return self.code
+
+    def kill(self):
+        self.killed = True
+        self.code = -9
+        self.lines.put(None)
+
+    def wait(self, timeout=None):
+        return self.code
 
 
 @pytest.fixture
 def fake_helper(monkeypatch):
     from simulator.functional import warmup as WU
-    _FakeHelper.made = []
-    monkeypatch.setattr(WU, "_Helper", _FakeHelper)
+    _FakeProcess.made = []
+    monkeypatch.setattr(WU, "start_helper", _FakeProcess)
+    made = []
+    real = WU._Helper
+
+    class Helper(real):
+        def __init__(self, plan, running):
+            super().__init__(plan, running)
+            self.proc.helper = self
+            made.append(self)
+    monkeypatch.setattr(WU, "_Helper", Helper)
+    WU.made_helpers = made
     return WU
 
 
-def _plan(log, names):
+def _plan(log, names, slow=(), during=None):
+    """Tasks that log their names; a `slow` task runs until the second process exists (a compile the watchdog sees),
+    calling `during()` first (the learner acting while it compiles)."""
+    import time
+
     from simulator.functional.warmup import WarmupPlan
-    return WarmupPlan([(n, lambda n=n: log.append(n)) for n in names])
+
+    def run(n):
+        if n in slow:
+            if during is not None:
+                during()
+            t_end = time.monotonic() + 10
+            while not _FakeProcess.made and time.monotonic() < t_end:
+                time.sleep(0.005)
+        log.append(n)
+    return WarmupPlan([(n, lambda n=n: run(n)) for n in names])
 
 
 def test_a_cold_cache_gives_whole_groups_from_the_back_to_a_second_process(fake_helper, monkeypatch):
-    monkeypatch.setattr(fake_helper, "COLD_TASK_SECONDS", -1.0)      # every task counts as a compile
+    monkeypatch.setattr(fake_helper, "COLD_TASK_SECONDS", 0.01)
     log = []
     names = ["a[f64]", "a[f32]", "b[f64]", "c[f64]", "c[f32]"]
-    job = fake_helper.warmup_job(_plan(log, names))
-    assert next(job).message == "a[f64]"                              # cold: the second process starts
+    job = fake_helper.warmup_job(_plan(log, names, slow={"a[f64]"}))
+    assert next(job).message == "a[f64]"                              # still compiling it: the second one starts
+    proc, = _FakeProcess.made
+    assert proc.given == [["c[f64]", "c[f32]"]]                       # at once, with the last group, whole
     assert [next(job).message for _ in range(2)] == ["a[f32]", "b[f64]"]
-    helper, = _FakeHelper.made
-    assert helper.given == [["c[f64]", "c[f32]"]]                     # the last group, whole
     waiting = next(job)                                               # only its group is left: this job waits
     assert waiting.message == "c (second process)" and waiting.done == 3 and log == names[:3]
-    helper.finish()
+    proc.finish()
     assert [p.message for p in job] == ["c[f64]", "c[f32]"]           # then loads them here, from the cache
-    assert log == names and helper.closed
+    assert log == names and proc.code == 0 and not proc.killed and len(_FakeProcess.made) == 1
 
 
-def test_the_tab_in_front_stays_with_this_process(fake_helper, monkeypatch):
-    monkeypatch.setattr(fake_helper, "COLD_TASK_SECONDS", -1.0)
+def _drain(job, proc, limit=200):
+    """The rest of the job's messages, finishing the second process's group whenever the job waits for it."""
+    out = []
+    for p in job:
+        if p.message.endswith("(second process)"):
+            proc.finish()
+        else:
+            out.append(p.message)
+        assert len(out) < limit
+    return out
+
+
+def test_the_second_process_goes_on_with_the_next_group_from_the_back_as_soon_as_it_is_done(fake_helper, monkeypatch):
+    monkeypatch.setattr(fake_helper, "COLD_TASK_SECONDS", 0.01)
     log = []
-    plan = _plan(log, ["a[f64]", "b[f64]", "b[f32]", "c[f64]", "c[f32]"])
+    names = ["a[f64]", "a[f32]", "b[f64]", "c[f64]", "d[f64]"]
+    job = fake_helper.warmup_job(_plan(log, names, slow={"a[f64]"}))
+    next(job)
+    proc, = _FakeProcess.made
+    assert proc.given == [["d[f64]"]]
+    proc.finish()                                     # reported while this process is between two tasks
+    assert proc.given == [["d[f64]"], ["c[f64]"]]     # the next group at once; not d again (compiled, to load here)
+    proc.finish()
+    assert sorted(_drain(job, proc)) == sorted(names[1:]) and sorted(log) == sorted(names)
+    assert proc.given[2:] == [["b[f64]"]]             # then b, while a's last task compiles here; never a
+
+
+def test_the_tab_in_front_and_the_group_compiling_here_stay_with_this_process(fake_helper, monkeypatch):
+    monkeypatch.setattr(fake_helper, "COLD_TASK_SECONDS", 0.01)
+    log = []
+    plan = None
+
+    def open_c_tab():
+        plan.prefer(["c"])                                            # the learner opens c's tab meanwhile
+
+    plan = _plan(log, ["a[f64]", "b[f64]", "b[f32]", "c[f64]", "c[f32]", "a[f32]"], slow={"a[f64]"},
+                 during=open_c_tab)
     job = fake_helper.warmup_job(plan)
     next(job)
-    plan.prefer(["c"])                                                # the learner opened c's tab meanwhile
-    assert next(job).message == "c[f64]"                              # compiled here, next
-    helper, = _FakeHelper.made
-    assert helper.given == [["b[f64]", "b[f32]"]]                     # the second process took the back group
-    assert next(job).message == "c[f32]"
+    proc, = _FakeProcess.made
+    # the plan is now c, c, b, b, a: a is compiling here, c is in front, so the second process gets b
+    assert proc.given == [["b[f64]", "b[f32]"]]
+    assert [next(job).message for _ in range(3)] == ["c[f64]", "c[f32]", "a[f32]"]
     job.close()
-    assert helper.closed
+    assert proc.killed                                                # closed while it held b: stopped
 
 
 def test_a_warm_cache_starts_no_second_process_and_one_that_dies_leaves_its_group_here(fake_helper, monkeypatch):
     log = []
     assert [p.message for p in fake_helper.warmup_job(_plan(log, ["a[f64]", "b[f64]", "c[f64]"]))] == log
-    assert _FakeHelper.made == []                                     # instant tasks: cache hits, nothing to share
-    monkeypatch.setattr(fake_helper, "COLD_TASK_SECONDS", -1.0)
+    assert _FakeProcess.made == []                                    # quick tasks: cache hits, nothing to share
+    monkeypatch.setattr(fake_helper, "COLD_TASK_SECONDS", 0.01)
     log = []
-    job = fake_helper.warmup_job(_plan(log, ["a[f64]", "b[f64]", "c[f64]"]))
+    job = fake_helper.warmup_job(_plan(log, ["a[f64]", "b[f64]", "c[f64]"], slow={"a[f64]"}))
     next(job)
-    next(job)                                                         # b here, c given away
-    helper, = _FakeHelper.made
-    assert helper.given == [["c[f64]"]]
-    helper.alive = False                                              # the process died
-    assert [p.message for p in job] == ["c[f64]"] and helper.closed
-    assert log == ["a[f64]", "b[f64]", "c[f64]"]
+    proc, = _FakeProcess.made
+    assert proc.given == [["c[f64]"]]
+    proc.die()                                                        # it crashed: c compiles here
+    assert [p.message for p in job if not p.message.endswith("(second process)")] == ["b[f64]", "c[f64]"]
+    assert log == ["a[f64]", "b[f64]", "c[f64]"] and len(_FakeProcess.made) == 1
 
 
 def test_the_second_process_compiles_what_it_is_sent_into_the_cache(tmp_path):
@@ -265,7 +350,7 @@ def test_a_cold_warm_up_with_the_real_second_process_runs_every_task(tmp_path):
             "plan = WU.default_plan()\n"
             "keep = {n for n in plan.names() if plan.group_of(n) in ('dropout', 'losses')}\n"
             "plan = WU.WarmupPlan([t for t in plan._tasks if t[0] in keep], plan._module_of)\n"
-            "WU.COLD_TASK_SECONDS = -1.0\n"
+            "WU.COLD_TASK_SECONDS = 0.0\n"
             "print(json.dumps([p.message for p in WU.warmup_job(plan)]))\n")
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
