@@ -12,8 +12,8 @@ measured.
 
 Floors (1 thread unless stated): conv float32 forward >= 1.0x torch and forward+backward >= 1.1x torch on every shape;
 conv float64 forward and forward+backward >= 1.0x torch; our conv at 2 threads no slower than at 1 thread (within 5%
-timer noise); max pool and fractional max pool (each) fwd+bwd >= 3x torch;
-ReLU within 10% of torch; exp/erf-based activations within 1.5x numpy;
+timer noise; ours at both counts timed interleaved round by round); max pool and fractional max pool (each) fwd+bwd
+>= 3x torch; ReLU within 10% of torch; exp/erf-based activations within 1.5x numpy;
 group norm and instance norm fwd+bwd within 1.5x torch's time (float32 and float64, 1 thread).
 """
 from __future__ import annotations
@@ -53,6 +53,36 @@ def header(ref: str) -> None:
 def line(name, ours, ref=None):
     from _common import ms, ratio
     print(f"{name:<58} {ms(ours)} {ms(ref)} {ratio(ref, ours)}", flush=True)
+
+
+def compare_threads(fns, counts, rounds, settle=0.15):
+    """{(name, n): median seconds per call} of each function at each thread count in `counts`, the counts alternating
+    round by round. The count is switched outside the timed calls, then a pause of `settle` seconds (BLAS's idle
+    workers spin for about 0.1 s) and one untimed call precede the timed ones."""
+    import statistics
+    import time
+
+    from _common import threads
+
+    reps = {}
+    for name, fn in fns.items():
+        with threads(counts[0]):
+            fn()
+            t0 = time.perf_counter()
+            fn()
+            reps[name] = max(1, min(1000, int(2e-3 / max(time.perf_counter() - t0, 1e-9))))
+    samples = {(name, n): [] for name in fns for n in counts}
+    for r in range(rounds):
+        for n in (counts if r % 2 == 0 else counts[::-1]):
+            with threads(n):
+                time.sleep(settle)
+                for name, fn in fns.items():
+                    fn()
+                    t0 = time.perf_counter()
+                    for _ in range(reps[name]):
+                        fn()
+                    samples[name, n].append((time.perf_counter() - t0) / reps[name])
+    return {key: statistics.median(s) for key, s in samples.items()}
 
 
 def bench_conv(args, floors, torch):
@@ -104,14 +134,17 @@ def bench_conv(args, floors, torch):
                         need = 1.0 if (tdt == "float64" or kind == "fwd") else 1.1
                         floors.check(f"conv {label} {tdt} 1t {shape} >= {need:g}x torch", ref / ours >= need,
                                      f"{ref / ours:.2f}x")
-            if 1 in counts:
+            if 1 in counts and len(counts) > 1:
+                # ours against ours: the thread counts alternate round by round (not block after block, minutes
+                # apart on a shared machine), without torch's threads in between
+                by = compare_threads({"fwd": ours_f, "fb": ours_fb}, counts, args.rounds)
                 for n in counts:
                     if n == 1:
                         continue
                     for kind, label in (("fwd", "fwd"), ("fb", "fwd+bwd")):
-                        a, b1 = t[f"ours {kind} {n}"], t[f"ours {kind} 1"]
+                        a, b1 = by[kind, n], by[kind, 1]
                         floors.check(f"conv {label} {tdt} {shape}: {n}t no slower than 1t", a <= NOISE * b1,
-                                     f"{n}t/1t time {a / b1:.2f}")
+                                     f"{n}t/1t time {a / b1:.2f} (interleaved)")
     if len(counts) < len(args.threads):
         print("(threadpoolctl is not installed: only OPENBLAS_NUM_THREADS's count was measured)")
 

@@ -1,9 +1,11 @@
 """2-D convolution kernels (NCHW input, (F, C, HH, WW) filters, any stride, zero padding): forward and backward.
 
 Two methods, both per chunk of samples:
-- Direct (3x3 and 5x5 filters at stride 1 when C*HH*WW <= DIRECT_MAX_K, i.e. few input channels, where im2col would
-  copy every input value HH*WW times for a GEMM with a short inner dimension): Numba loops over padded planes, see
-  _direct3. Backward's dx is the same kernel on dout; dw is the im2col GEMM below.
+- Direct (square 3x3 and 5x5 filters at stride 1 or 2): Numba loops over the padded input planes laid out so that
+  every tap is one long vectorised loop, see _planes and _direct3; no im2col copies, no GEMM. At stride 1 backward
+  is direct too: dx is the same kernel on dout, dw is _direct_dw3/5 (conv_forward_keep keeps no columns); at stride
+  2 (and at stride 1 with pad > HH - 1) backward runs on the im2col GEMMs below, and the forward pass that feeds it
+  (conv_forward_keep) as well, keeping its columns.
 - im2col + GEMM (everything else): im2col for a chunk of samples in Numba, then one numpy GEMM per chunk (a chunk's
   columns stay within COLS_CHUNK_BYTES, so they are still in cache for the GEMM).
   1. cols[(c*HH + i)*WW + j, n*P + oh*Wout + ow] = xpad[n, c, oh*stride + i, ow*stride + j], P = Hout*Wout; the zero
@@ -16,10 +18,12 @@ Two methods, both per chunk of samples:
 Output size (floor, as PyTorch): Hout = (H + 2*pad - HH) // stride + 1.
 
 Threading, one level at a time: the chunks are shared by as many threads as BLAS was given (OPENBLAS_NUM_THREADS or
-threadpoolctl; THREADS overrides), handed out one at a time, while BLAS is pinned to one thread (_Threads). The Numba
-kernels release the GIL (nogil=True) and so does numpy's BLAS. Backward sums dw and db per group of chunks and adds
-the groups' sums in order, so every thread count gives the same numbers. No kernel uses parallel=True. Scratch
-buffers are per thread and reused across calls (fresh multi-MB arrays cost a page fault per 4 KB).
+threadpoolctl; THREADS overrides), handed out one at a time, while BLAS is pinned to one thread (_Threads; the direct
+kernels call no BLAS). The Numba kernels release the GIL (nogil=True) and so does numpy's BLAS. Backward sums dw and
+db per group of chunks (groups that depend on the shapes only) and adds the groups' sums in order, and a direct
+forward output does not depend on the chunking, so every thread count gives the same numbers. No kernel uses
+parallel=True. Scratch buffers are per thread and reused across calls (fresh multi-MB arrays cost a page fault per
+4 KB).
 Callers (simulator/functional/layers.py) validate shapes; these kernels assume C-contiguous arrays of one float dtype.
 """
 from __future__ import annotations
@@ -61,9 +65,13 @@ PARALLEL_MIN_MACS = 32_000_000
 # (SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD = 65536 * 4).
 BLAS_SMALL_MACS = 262_144
 
-# The direct 3x3 / 5x5 kernels run when the im2col GEMM's inner dimension C*HH*WW is at most this; above it the
-# GEMM's register blocking wins (measured on (64, 64, 32, 32, 64, 3, 1, 1), K = 576: GEMM about 10% faster).
-DIRECT_MAX_K = 160
+# The direct kernels' passes cover about this many outputs (several samples per pass when the planes are small): long
+# enough for the loop's setup, short enough for the accumulator rows (4 x 4.6 KB in float32) to stay in the L1 cache.
+DIRECT_L = 1152
+
+# The direct backward splits a batch into groups of samples of about this many multiply-adds (dx and dw), one task
+# each (at most MAX_PARTS): 1-2 ms of work, so that the Python calls per group cost little.
+DIRECT_PART_MACS = 32_000_000
 
 
 @njit(cache=True, nogil=True)
@@ -144,125 +152,268 @@ def _col2im_add(dcols, HH, WW, stride, pad, Hout, Wout, n0, dx):
                                 xf[dst + t * s] += df[src + t]
 
 
-# Direct convolution for small 3x3 and 5x5 filters at stride 1 (few input channels: im2col would copy each input value
-# HH*WW times for a GEMM with a short inner dimension). Each padded input plane is a flat array of row length
-# Wp = W + 2*pad, so out[oh, ow] = sum_ij w[i, j] * xp[(oh + i)*Wp + ow + j] = ext[oh*Wp + ow] is one long loop over
-# q = oh*Wp + ow that LLVM vectorises; the Wp - Wout columns of ext past each output row are computed and dropped.
-# Backward: dx is the same kernel on dout with w flipped and transposed (C, F, HH, WW) at padding HH - 1 - pad; dw
-# stays an im2col GEMM. (Measured slower, so not used: dw as dot products of dout with the shifted planes, and a
-# direct kernel at stride 2 on the four even/odd phase planes.)
+# Direct convolution for 3x3 and 5x5 filters at stride 1 or 2, without im2col's copies. The padded input planes of m
+# samples (M at most per call, see _direct_geometry) are laid out flat so that every output is
+#   out[n, f, oh, ow] = sum_ci sum_j w[f, c, i, j] * xp[taps[c, i, j] + q],   q = (s*Hs + oh)*Ws + ow  (sample n0 + s),
+# one long loop over q that LLVM vectorises; the rows and columns of q past each sample's Hout x Wout are computed and
+# dropped. Stride 1: one plane per channel, rows of stride Ws = max(W + pad, Wout) (a row of input after `pad` zeros,
+# which are also the right padding of the row before) and Hs = max(H + pad, Hout) rows per sample (the same sharing
+# between samples), taps[c, i, j] = c*PS + i*Ws + j. Stride 2: the padded planes split into 2x2 phase planes
+# xpad[2r + a, 2t + b] (Hs x Ws = ceil(Hp/2) x ceil(Wp/2) per sample), and the tap (i, j) reads phase
+# (i % 2, j % 2) shifted by (i // 2, j // 2).
+# One pass reads the k taps of one filter row (c, i) for G filters at once: the G*k weights stay in registers, each
+# input vector is loaded once for the G filters, and the G accumulator rows ext[g] (G*L floats, L about DIRECT_L)
+# stay in the L1 cache. G = 4 for 3x3 (12 weights), 2 for 5x5 (10 weights; 3 or 4 would spill: 16 vector registers
+# on AVX2, and measured 10-20% slower per multiply-add). Past the last filter a pass computes with zero weights and
+# its rows are not written out (dw: they are not added). The first pass starts from the bias; after the last one,
+# the rows go out to `out` (writing them from the last pass instead was at most 4% faster, and slower for short rows
+# or 4 rows at a time). One loop per pass keeps the compile time down (about 1.5 s per kernel and dtype).
+# Backward, at stride 1: dx is the same kernel on dout with w flipped and transposed (C, F, HH, WW) at padding
+# HH - 1 - pad; dw[f, c, i, j] = sum_q dout[f, q] * xp[taps[c, i, j] + q] is _direct_dw3/5, k*G dot products per pass
+# over dout's rows laid out like q (zeros in the dropped rows and columns), the sums kept in registers.
 
 @njit(cache=True, nogil=True)
-def _pad_planes(x, n, pad, xp):
-    """xp (C, >= (H + 2*pad)*(W + 2*pad)) <- the zero-padded planes of sample n of x; the rest of each row is zero."""
+def _planes(x, n, m, M, stride, pad, Hs, Ws, xp):
+    """The input values of samples n .. n + m - 1 of x into xp, in the direct kernels' layout (see above; stride 1 or
+    2), room for M. The other entries of xp are zeros that stay zero (xp is allocated zeroed, and used for one geometry
+    only); when m < M, the places of the missing samples are zeroed (the taps past the last sample read into them, for
+    outputs that are dropped, and dw multiplies those by zeros: stale inf or nan must not be there). No integer
+    division in the loops (about 40 cycles each)."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    Wp = W + 2 * pad
+    S = stride * stride
+    PS = xp.shape[0] // (C * S)  # floats per (phase) plane
+    if m < M:
+        zero = xp.dtype.type(0)
+        for plane in range(C * S):
+            for t in range(uint64(plane * PS + m * Hs * Ws), uint64((plane + 1) * PS)):
+                xp[t] = zero
+    # stride 2: input column 2t goes to column t + pad // 2 of phase pad % 2, column 2t + 1 to column
+    # t + (pad + 1) // 2 of the other phase
+    even = uint64(pad % 2 * PS + pad // 2) if stride == 2 else uint64(pad)
+    odd = uint64((1 - pad % 2) * PS + (pad + 1) // 2)
+    n_even, n_odd = uint64((W + 1) // 2), uint64(W // 2)
+    for s in range(m):
+        for c in range(C):
+            plane = x[n + s, c].reshape(-1)
+            a_y, r_y = pad % stride, pad // stride  # input row y is row r_y of phase row a_y
+            for y in range(H):
+                row = uint64((c * S + a_y * stride) * PS + (s * Hs + r_y) * Ws)
+                src = uint64(y * W)
+                if stride == 1:
+                    for t in range(uint64(W)):
+                        xp[row + even + t] = plane[src + t]
+                else:
+                    for t in range(n_even):
+                        xp[row + even + t] = plane[src + t + t]
+                    for t in range(n_odd):
+                        xp[row + odd + t] = plane[src + t + t + uint64(1)]
+                a_y += 1
+                if a_y == stride:
+                    a_y, r_y = 0, r_y + 1
+
+
+@njit(cache=True, nogil=True)
+def _rows_out(e, out, n, m, f, Hs, Ws):
+    """out[n .. n + m - 1, f] <- the outputs in an accumulator row e laid out like q (see above)."""
+    Hout, Wout = out.shape[2], out.shape[3]
+    for s in range(m):
+        of = out[n + s, f].reshape(-1)
+        for oh in range(Hout):
+            src = uint64((s * Hs + oh) * Ws)
+            dst = uint64(oh * Wout)
+            for ow in range(uint64(Wout)):
+                of[dst + ow] = e[src + ow]
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})  # reassoc: the db sums vectorise (summation order only)
+def _rows_in(dout, n, m, Hs, Ws, ds, db):
+    """ds[f] <- dout[n .. n + m - 1, f] laid out like q (see above; the other entries are zeros that stay zero, as
+    in _planes); db[f] += their sum (float64)."""
+    F, Hout, Wout = dout.shape[1], dout.shape[2], dout.shape[3]
+    for f in range(F):
+        row = ds[f]
+        t = 0.0
+        for s in range(m):
+            plane = dout[n + s, f].reshape(-1)
+            for oh in range(Hout):
+                src = uint64(oh * Wout)
+                dst = uint64((s * Hs + oh) * Ws)
+                for ow in range(uint64(Wout)):
+                    row[dst + ow] = plane[src + ow]
+            for p in range(uint64(Hout * Wout)):
+                t += plane[p]
+        db[f] += t
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})  # contract: a*b + c as one FMA (rounding only)
+def _direct3(x, w, b, stride, pad, n0, n1, out, xp, ext, taps, M, Hs, Ws):
+    """out[n0:n1] = conv(x[n0:n1], w) + b for 3x3 filters, 4 filters per pass (see _planes)."""
+    C, F, Hout = x.shape[1], out.shape[1], out.shape[2]
+    zero, one = w.dtype.type(0), w.dtype.type(1)
+    for n in range(n0, n1, M):
+        m = min(M, n1 - n)
+        L = uint64(((m - 1) * Hs + Hout) * Ws)  # the last sample's rows past Hout are not needed
+        _planes(x, n, m, M, stride, pad, Hs, Ws, xp)
+        for f0 in range(0, F, 4):  # filters past F: weights 0, rows not written out
+            e0, e1, e2, e3 = ext[0], ext[1], ext[2], ext[3]
+            f1, f2, f3 = min(f0 + 1, F - 1), min(f0 + 2, F - 1), min(f0 + 3, F - 1)
+            k1, k2, k3 = one if f0 + 1 < F else zero, one if f0 + 2 < F else zero, one if f0 + 3 < F else zero
+            b0, b1, b2, b3 = b[f0], b[f1] * k1, b[f2] * k2, b[f3] * k3
+            for c in range(C):
+                for i in range(3):
+                    t = taps[c, i]  # tap j reads xp[t[j] + q]
+                    p0, p1, p2 = t[0], t[1], t[2]
+                    r0, r1, r2, r3 = w[f0, c, i], w[f1, c, i], w[f2, c, i], w[f3, c, i]
+                    u00, u01, u02 = r0[0], r0[1], r0[2]
+                    u10, u11, u12 = r1[0] * k1, r1[1] * k1, r1[2] * k1
+                    u20, u21, u22 = r2[0] * k2, r2[1] * k2, r2[2] * k2
+                    u30, u31, u32 = r3[0] * k3, r3[1] * k3, r3[2] * k3
+                    if c == 0 and i == 0:  # the first pass starts from the bias
+                        for q in range(L):
+                            a0, a1, a2 = xp[p0 + q], xp[p1 + q], xp[p2 + q]
+                            e0[q] = b0 + u00 * a0 + u01 * a1 + u02 * a2
+                            e1[q] = b1 + u10 * a0 + u11 * a1 + u12 * a2
+                            e2[q] = b2 + u20 * a0 + u21 * a1 + u22 * a2
+                            e3[q] = b3 + u30 * a0 + u31 * a1 + u32 * a2
+                    else:
+                        for q in range(L):
+                            a0, a1, a2 = xp[p0 + q], xp[p1 + q], xp[p2 + q]
+                            e0[q] = e0[q] + u00 * a0 + u01 * a1 + u02 * a2
+                            e1[q] = e1[q] + u10 * a0 + u11 * a1 + u12 * a2
+                            e2[q] = e2[q] + u20 * a0 + u21 * a1 + u22 * a2
+                            e3[q] = e3[q] + u30 * a0 + u31 * a1 + u32 * a2
+            for g in range(min(4, F - f0)):
+                _rows_out(ext[g], out, n, m, f0 + g, Hs, Ws)
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"})  # contract: a*b + c as one FMA (rounding only)
+def _direct5(x, w, b, stride, pad, n0, n1, out, xp, ext, taps, M, Hs, Ws):
+    """out[n0:n1] = conv(x[n0:n1], w) + b for 5x5 filters, 2 filters per pass (see _planes)."""
+    C, F, Hout = x.shape[1], out.shape[1], out.shape[2]
+    zero, one = w.dtype.type(0), w.dtype.type(1)
+    for n in range(n0, n1, M):
+        m = min(M, n1 - n)
+        L = uint64(((m - 1) * Hs + Hout) * Ws)  # the last sample's rows past Hout are not needed
+        _planes(x, n, m, M, stride, pad, Hs, Ws, xp)
+        for f0 in range(0, F, 2):  # filters past F: weights 0, rows not written out
+            e0, e1 = ext[0], ext[1]
+            f1 = min(f0 + 1, F - 1)
+            k1 = one if f0 + 1 < F else zero
+            b0, b1 = b[f0], b[f1] * k1
+            for c in range(C):
+                for i in range(5):
+                    t = taps[c, i]  # tap j reads xp[t[j] + q]
+                    p0, p1, p2, p3, p4 = t[0], t[1], t[2], t[3], t[4]
+                    r0, r1 = w[f0, c, i], w[f1, c, i]
+                    u00, u01, u02, u03, u04 = r0[0], r0[1], r0[2], r0[3], r0[4]
+                    u10, u11, u12, u13, u14 = r1[0] * k1, r1[1] * k1, r1[2] * k1, r1[3] * k1, r1[4] * k1
+                    if c == 0 and i == 0:  # the first pass starts from the bias
+                        for q in range(L):
+                            a0, a1, a2, a3, a4 = xp[p0 + q], xp[p1 + q], xp[p2 + q], xp[p3 + q], xp[p4 + q]
+                            e0[q] = b0 + u00 * a0 + u01 * a1 + u02 * a2 + u03 * a3 + u04 * a4
+                            e1[q] = b1 + u10 * a0 + u11 * a1 + u12 * a2 + u13 * a3 + u14 * a4
+                    else:
+                        for q in range(L):
+                            a0, a1, a2, a3, a4 = xp[p0 + q], xp[p1 + q], xp[p2 + q], xp[p3 + q], xp[p4 + q]
+                            e0[q] = e0[q] + u00 * a0 + u01 * a1 + u02 * a2 + u03 * a3 + u04 * a4
+                            e1[q] = e1[q] + u10 * a0 + u11 * a1 + u12 * a2 + u13 * a3 + u14 * a4
+            for g in range(min(2, F - f0)):
+                _rows_out(ext[g], out, n, m, f0 + g, Hs, Ws)
+
+
+@njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})  # reassoc: vector partial sums
+def _direct_dw3(x, dout, stride, pad, n0, n1, dw, db, xp, ds, taps, M, Hs, Ws):
+    """dw += the 3x3 weight gradient of samples n0:n1, db += their dout sums, 3 filters per pass (see
+    _planes)."""
+    C, F, Hout = x.shape[1], dout.shape[1], dout.shape[2]
     zero = xp.dtype.type(0)
-    for c in range(C):
-        for t in range(uint64(xp.shape[1])):
-            xp[c, t] = zero
-        for r in range(H):
-            dst = uint64((r + pad) * Wp + pad)
-            src = uint64(r * W)
-            plane = x[n, c].reshape(-1)
-            for t in range(uint64(W)):
-                xp[c, dst + t] = plane[src + t]
-
-
-@njit(cache=True, nogil=True, fastmath={"contract"})  # contract: a*b + c as one FMA (rounding only)
-def _direct3(x, w, b, pad, n0, n1, out, xp, ext):
-    """out[n0:n1] = conv(x[n0:n1], w) + b for 3x3 filters at stride 1 (see _direct_ok)."""
-    C, W = x.shape[1], x.shape[3]
-    F, Hout, Wout = out.shape[1], out.shape[2], out.shape[3]
-    Wp = W + 2 * pad
-    L = uint64(Hout * Wp)
-    o00 = uint64(0 * Wp + 0)
-    o01 = uint64(0 * Wp + 1)
-    o02 = uint64(0 * Wp + 2)
-    o10 = uint64(1 * Wp + 0)
-    o11 = uint64(1 * Wp + 1)
-    o12 = uint64(1 * Wp + 2)
-    o20 = uint64(2 * Wp + 0)
-    o21 = uint64(2 * Wp + 1)
-    o22 = uint64(2 * Wp + 2)
-    for n in range(n0, n1):
-        _pad_planes(x, n, pad, xp)
-        for f in range(F):
-            bf = b[f]
-            for q in range(L):
-                ext[q] = bf
+    for n in range(n0, n1, M):
+        m = min(M, n1 - n)
+        L = uint64(((m - 1) * Hs + Hout) * Ws)  # the last sample's rows past Hout are not needed
+        _planes(x, n, m, M, stride, pad, Hs, Ws, xp)
+        _rows_in(dout, n, m, Hs, Ws, ds, db)
+        for f0 in range(0, F, 3):  # filters past F: computed again, not added
+            d0, d1, d2 = ds[f0], ds[min(f0 + 1, F - 1)], ds[min(f0 + 2, F - 1)]
             for c in range(C):
-                a = xp[c]
-                u00, u01, u02 = w[f, c, 0, 0], w[f, c, 0, 1], w[f, c, 0, 2]
-                u10, u11, u12 = w[f, c, 1, 0], w[f, c, 1, 1], w[f, c, 1, 2]
-                u20, u21, u22 = w[f, c, 2, 0], w[f, c, 2, 1], w[f, c, 2, 2]
-                for q in range(L):
-                    ext[q] += (u00 * a[q + o00] + u01 * a[q + o01] + u02 * a[q + o02] + u10 * a[q + o10]
-                               + u11 * a[q + o11] + u12 * a[q + o12] + u20 * a[q + o20] + u21 * a[q + o21]
-                               + u22 * a[q + o22])
-            for oh in range(Hout):
-                src = uint64(oh * Wp)
-                for ow in range(uint64(Wout)):
-                    out[n, f, oh, ow] = ext[src + ow]
+                for i in range(3):
+                    t = taps[c, i]
+                    p0, p1, p2 = t[0], t[1], t[2]
+                    s00, s01, s02 = zero, zero, zero
+                    s10, s11, s12 = zero, zero, zero
+                    s20, s21, s22 = zero, zero, zero
+                    for q in range(L):
+                        v0, v1, v2 = d0[q], d1[q], d2[q]
+                        a0, a1, a2 = xp[p0 + q], xp[p1 + q], xp[p2 + q]
+                        s00 += v0 * a0
+                        s01 += v0 * a1
+                        s02 += v0 * a2
+                        s10 += v1 * a0
+                        s11 += v1 * a1
+                        s12 += v1 * a2
+                        s20 += v2 * a0
+                        s21 += v2 * a1
+                        s22 += v2 * a2
+                    r = dw[f0, c, i]
+                    r[0] += s00
+                    r[1] += s01
+                    r[2] += s02
+                    if f0 + 1 < F:
+                        r = dw[f0 + 1, c, i]
+                        r[0] += s10
+                        r[1] += s11
+                        r[2] += s12
+                    if f0 + 2 < F:
+                        r = dw[f0 + 2, c, i]
+                        r[0] += s20
+                        r[1] += s21
+                        r[2] += s22
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"})  # contract: a*b + c as one FMA (rounding only)
-def _direct5(x, w, b, pad, n0, n1, out, xp, ext):
-    """out[n0:n1] = conv(x[n0:n1], w) + b for 5x5 filters at stride 1 (see _direct_ok)."""
-    C, W = x.shape[1], x.shape[3]
-    F, Hout, Wout = out.shape[1], out.shape[2], out.shape[3]
-    Wp = W + 2 * pad
-    L = uint64(Hout * Wp)
-    o00 = uint64(0 * Wp + 0)
-    o01 = uint64(0 * Wp + 1)
-    o02 = uint64(0 * Wp + 2)
-    o03 = uint64(0 * Wp + 3)
-    o04 = uint64(0 * Wp + 4)
-    o10 = uint64(1 * Wp + 0)
-    o11 = uint64(1 * Wp + 1)
-    o12 = uint64(1 * Wp + 2)
-    o13 = uint64(1 * Wp + 3)
-    o14 = uint64(1 * Wp + 4)
-    o20 = uint64(2 * Wp + 0)
-    o21 = uint64(2 * Wp + 1)
-    o22 = uint64(2 * Wp + 2)
-    o23 = uint64(2 * Wp + 3)
-    o24 = uint64(2 * Wp + 4)
-    o30 = uint64(3 * Wp + 0)
-    o31 = uint64(3 * Wp + 1)
-    o32 = uint64(3 * Wp + 2)
-    o33 = uint64(3 * Wp + 3)
-    o34 = uint64(3 * Wp + 4)
-    o40 = uint64(4 * Wp + 0)
-    o41 = uint64(4 * Wp + 1)
-    o42 = uint64(4 * Wp + 2)
-    o43 = uint64(4 * Wp + 3)
-    o44 = uint64(4 * Wp + 4)
-    for n in range(n0, n1):
-        _pad_planes(x, n, pad, xp)
-        for f in range(F):
-            bf = b[f]
-            for q in range(L):
-                ext[q] = bf
+@njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})  # reassoc: vector partial sums
+def _direct_dw5(x, dout, stride, pad, n0, n1, dw, db, xp, ds, taps, M, Hs, Ws):
+    """dw += the 5x5 weight gradient of samples n0:n1, db += their dout sums, 2 filters per pass (see
+    _planes)."""
+    C, F, Hout = x.shape[1], dout.shape[1], dout.shape[2]
+    zero = xp.dtype.type(0)
+    for n in range(n0, n1, M):
+        m = min(M, n1 - n)
+        L = uint64(((m - 1) * Hs + Hout) * Ws)  # the last sample's rows past Hout are not needed
+        _planes(x, n, m, M, stride, pad, Hs, Ws, xp)
+        _rows_in(dout, n, m, Hs, Ws, ds, db)
+        for f0 in range(0, F, 2):  # filters past F: computed again, not added
+            d0, d1 = ds[f0], ds[min(f0 + 1, F - 1)]
             for c in range(C):
-                a = xp[c]
-                u00, u01, u02, u03, u04 = w[f, c, 0, 0], w[f, c, 0, 1], w[f, c, 0, 2], w[f, c, 0, 3], w[f, c, 0, 4]
-                u10, u11, u12, u13, u14 = w[f, c, 1, 0], w[f, c, 1, 1], w[f, c, 1, 2], w[f, c, 1, 3], w[f, c, 1, 4]
-                u20, u21, u22, u23, u24 = w[f, c, 2, 0], w[f, c, 2, 1], w[f, c, 2, 2], w[f, c, 2, 3], w[f, c, 2, 4]
-                u30, u31, u32, u33, u34 = w[f, c, 3, 0], w[f, c, 3, 1], w[f, c, 3, 2], w[f, c, 3, 3], w[f, c, 3, 4]
-                u40, u41, u42, u43, u44 = w[f, c, 4, 0], w[f, c, 4, 1], w[f, c, 4, 2], w[f, c, 4, 3], w[f, c, 4, 4]
-                for q in range(L):
-                    ext[q] += (u00 * a[q + o00] + u01 * a[q + o01] + u02 * a[q + o02] + u03 * a[q + o03]
-                               + u04 * a[q + o04] + u10 * a[q + o10] + u11 * a[q + o11] + u12 * a[q + o12]
-                               + u13 * a[q + o13] + u14 * a[q + o14] + u20 * a[q + o20] + u21 * a[q + o21]
-                               + u22 * a[q + o22] + u23 * a[q + o23] + u24 * a[q + o24] + u30 * a[q + o30]
-                               + u31 * a[q + o31] + u32 * a[q + o32] + u33 * a[q + o33] + u34 * a[q + o34]
-                               + u40 * a[q + o40] + u41 * a[q + o41] + u42 * a[q + o42] + u43 * a[q + o43]
-                               + u44 * a[q + o44])
-            for oh in range(Hout):
-                src = uint64(oh * Wp)
-                for ow in range(uint64(Wout)):
-                    out[n, f, oh, ow] = ext[src + ow]
+                for i in range(5):
+                    t = taps[c, i]
+                    p0, p1, p2, p3, p4 = t[0], t[1], t[2], t[3], t[4]
+                    s00, s01, s02, s03, s04 = zero, zero, zero, zero, zero
+                    s10, s11, s12, s13, s14 = zero, zero, zero, zero, zero
+                    for q in range(L):
+                        v0, v1 = d0[q], d1[q]
+                        a0, a1, a2, a3, a4 = xp[p0 + q], xp[p1 + q], xp[p2 + q], xp[p3 + q], xp[p4 + q]
+                        s00 += v0 * a0
+                        s01 += v0 * a1
+                        s02 += v0 * a2
+                        s03 += v0 * a3
+                        s04 += v0 * a4
+                        s10 += v1 * a0
+                        s11 += v1 * a1
+                        s12 += v1 * a2
+                        s13 += v1 * a3
+                        s14 += v1 * a4
+                    r = dw[f0, c, i]
+                    r[0] += s00
+                    r[1] += s01
+                    r[2] += s02
+                    r[3] += s03
+                    r[4] += s04
+                    if f0 + 1 < F:
+                        r = dw[f0 + 1, c, i]
+                        r[0] += s10
+                        r[1] += s11
+                        r[2] += s12
+                        r[3] += s13
+                        r[4] += s14
 
 
 @njit(cache=True, nogil=True)
@@ -435,6 +586,19 @@ class _Threads:
         if failed:
             raise failed[0]
 
+    def count(self, macs: int) -> int:
+        """Threads for a convolution of `macs` multiply-adds that makes no BLAS call (the direct kernels): 1 below
+        PARALLEL_MIN_MACS, else THREADS if set, else BLAS's thread count (the count before the pin while another
+        convolution holds it)."""
+        if macs < PARALLEL_MIN_MACS:
+            return 1
+        if THREADS:
+            return THREADS
+        with self.lock:
+            if self.active:
+                return self.budget
+        return max([lib.get_num_threads() for lib in self._blas()] + [1])
+
     def run_pinned(self, nchunks: int, work: Callable[[int], None], macs: int) -> None:
         """run() for a convolution of `macs` multiply-adds: inline below BLAS_SMALL_MACS (BLAS runs such GEMMs on one
         thread anyway, and the pin would cost more than the work), on one thread below PARALLEL_MIN_MACS (waking a
@@ -452,30 +616,73 @@ _threads = _Threads()
 
 # ------------------------------------------------------------------------------------------------ forward, backward
 
-_DIRECT = {(3, 1): _direct3, (5, 1): _direct5}  # (filter size, stride): kernel
+_DIRECT = {3: (_direct3, _direct_dw3, 4), 5: (_direct5, _direct_dw5, 2)}  # filter size: forward, dw kernel, G
+DIRECT_STRIDES = (1, 2)  # _planes' layouts
 
 
-def _direct_ok(w: np.ndarray, stride: int, pad: int) -> bool:
-    """The forward pass runs a direct kernel: square filters of a size and stride in _DIRECT, and a short im2col inner
-    dimension C*HH*WW."""
-    _, C, HH, WW = w.shape
-    return HH == WW and (HH, stride) in _DIRECT and C * HH * WW <= DIRECT_MAX_K
+def _direct_ok(w: np.ndarray, stride: int) -> bool:
+    """The forward pass runs a direct kernel: square filters of a size in _DIRECT, a stride in DIRECT_STRIDES."""
+    HH, WW = w.shape[2], w.shape[3]
+    return HH == WW and HH in _DIRECT and stride in DIRECT_STRIDES
 
 
 def _direct_dx_ok(w: np.ndarray, stride: int, pad: int) -> bool:
-    """Backward's dx runs the direct kernel too: dx is the stride-1 convolution of dout with w flipped and transposed
-    at padding HH - 1 - pad, which needs stride 1 and pad <= HH - 1."""
-    return stride == 1 and pad <= w.shape[2] - 1 and _direct_ok(w, stride, pad)
+    """Backward runs the direct kernels (else the im2col GEMMs): stride 1, where dx is the stride-1 convolution of dout
+    with w flipped and transposed at padding HH - 1 - pad, which needs pad <= HH - 1."""
+    return stride == 1 and pad <= w.shape[2] - 1 and _direct_ok(w, stride)
+
+
+def _direct_geometry(N: int, C: int, H: int, W: int, k: int, stride: int, pad: int) -> tuple[int, int, int, int]:
+    """(M, Hs, Ws, PS) of the direct kernels' layout (see _planes): up to M samples per pass (about DIRECT_L outputs,
+    rows and columns to drop included), Hs x Ws positions per sample, PS floats per (phase) plane."""
+    Hout = (H + 2 * pad - k) // stride + 1
+    Wout = (W + 2 * pad - k) // stride + 1
+    if stride == 1:
+        Hs, Ws = max(H + pad, Hout), max(W + pad, Wout)
+    else:
+        Hs, Ws = -(-(H + 2 * pad) // stride), -(-(W + 2 * pad) // stride)
+    M = max(1, min(N, DIRECT_L // (Hs * Ws)))
+    return M, Hs, Ws, (M * Hs + k + 1) * Ws + k  # the taps of the dropped rows read past the last sample
+
+
+def _direct_buffers(name: str, x: np.ndarray, k: int, stride: int, pad: int, N: int, rows: int, dtype) -> tuple:
+    """(M, Hs, Ws, taps, xp, acc) for a direct kernel on x's planes (N samples in the whole batch), reused from call
+    to call per thread (at most 8 geometries): taps (C, k, k) the offsets of _planes' layout, xp its scratch, and acc
+    (rows, >= M*Hs*Ws) whose rows start on 64-byte boundaries (aligned accumulator rows load and store about 6%
+    faster)."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    bufs = _local.__dict__.setdefault("direct", {})
+    key = (name, np.dtype(dtype).char, C, H, W, k, stride, pad, N, rows)
+    found = bufs.get(key)
+    if found is None:
+        M, Hs, Ws, PS = _direct_geometry(N, C, H, W, k, stride, pad)
+        c, i, j = np.ogrid[:C, :k, :k]
+        taps = ((c * stride + i % stride) * stride + j % stride) * PS + i // stride * Ws + j // stride
+        cols = -(-(M * Hs * Ws) // 16) * 16
+        flat = np.zeros(rows * cols + 16, dtype)  # zeroed: _rows_in's dropped positions stay zero
+        start = (-flat.ctypes.data % 64) // flat.itemsize
+        found = (M, Hs, Ws, np.ascontiguousarray(taps, np.uint64), np.zeros(C * stride * stride * PS, dtype),
+                 flat[start:start + rows * cols].reshape(rows, cols))
+        if len(bufs) >= 8:
+            bufs.pop(next(iter(bufs)))
+        bufs[key] = found
+    return found
 
 
 def _direct_run(x, w, b, stride, pad, out, n0, n1):
     """out[n0:n1] = the direct convolution of x[n0:n1] (a geometry that _direct_ok accepts)."""
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
     k = w.shape[2]
-    Wp = W + 2 * pad
-    xp = _workspace("xp", (C, (H + 2 * pad) * Wp + k), x.dtype)
-    ext = _workspace("ext", (out.shape[2] * Wp,), x.dtype)
-    _DIRECT[k, stride](x, w, b, pad, n0, n1, out, xp, ext)
+    kernel, _, G = _DIRECT[k]
+    M, Hs, Ws, taps, xp, ext = _direct_buffers("fwd", x, k, stride, pad, x.shape[0], G, x.dtype)
+    kernel(x, w, b, stride, pad, n0, n1, out, xp, ext, taps, M, Hs, Ws)
+
+
+def _direct_dw_run(x, dout, stride, pad, n0, n1, dw, db):
+    """dw += the weight gradient of samples n0:n1 (a geometry that _direct_ok accepts), db += their dout sums."""
+    k = dw.shape[2]
+    _, kernel, _ = _DIRECT[k]
+    M, Hs, Ws, taps, xp, ds = _direct_buffers("dw", x, k, stride, pad, x.shape[0], dout.shape[1], x.dtype)
+    kernel(x, dout, stride, pad, n0, n1, dw, db, xp, ds, taps, M, Hs, Ws)
 
 
 def _forward(x, w, b, stride, pad, keep):
@@ -483,26 +690,30 @@ def _forward(x, w, b, stride, pad, keep):
     F, HH, WW = w.shape[0], w.shape[2], w.shape[3]
     Hout, Wout, K, P = _geometry(x, w, stride, pad)
     dt = x.dtype
-    w2 = w.reshape(F, K)
-    direct = not keep and _direct_ok(w, stride, pad)
-    if direct and N * F * K * P < BLAS_SMALL_MACS:  # small: one call, none of the chunking's Python overhead
+    macs = N * F * K * P
+    if not keep and _direct_ok(w, stride):
         out4 = np.empty((N, F, Hout, Wout), dt)
-        _direct_run(x, w, b, stride, pad, out4, 0, N)
+        threads = min(N, _threads.count(macs))
+        if threads == 1:  # one call, none of the chunking's Python overhead
+            _direct_run(x, w, b, stride, pad, out4, 0, N)
+            return out4, None
+        # a direct chunk's output does not depend on the chunking: four chunks per thread, handed out one at a time
+        m = -(-N // (4 * threads))
+
+        def direct(i: int) -> None:
+            _direct_run(x, w, b, stride, pad, out4, i * m, min(N, (i + 1) * m))
+        _threads.run(-(-N // m), direct, threads)
         return out4, None
-    # a direct chunk's output does not depend on the chunking: eight chunks, so that threads can share them
-    m = -(-N // 8) if direct else _chunk(N, K, P, x.itemsize)
+    w2 = w.reshape(F, K)
+    m = _chunk(N, K, P, x.itemsize)
     nchunks = -(-N // m)
     cols = np.zeros((K, N * P), dt) if keep else None
     geometry = (x.shape[1:], w.shape[1:], stride, pad)
     out = np.empty((N, F, P), dt)
-    out4 = out.reshape(N, F, Hout, Wout)
 
     def work(i: int) -> None:
         n0 = i * m
         mm = min(m, N - n0)
-        if direct:
-            _direct_run(x, w, b, stride, pad, out4, n0, n0 + mm)
-            return
         if keep:
             _im2col(x, HH, WW, stride, pad, Hout, Wout, n0, mm, cols, n0 * P)
             c = cols[:, n0 * P:(n0 + mm) * P]
@@ -518,8 +729,8 @@ def _forward(x, w, b, stride, pad, keep):
         np.matmul(w2, c, out=res)
         _unfold_bias(res, b, out, n0)
 
-    _threads.run_pinned(nchunks, work, N * F * K * P)
-    return out4, cols
+    _threads.run_pinned(nchunks, work, macs)
+    return out.reshape(N, F, Hout, Wout), cols
 
 
 def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int) -> np.ndarray:
@@ -537,11 +748,12 @@ def conv_forward_cols(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, 
 
 def conv_forward_keep(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int,
                       max_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(out, cols) for conv_backward_cols: the forward's columns when they fit in `max_bytes` (default
-    KEEP_COLS_BYTES), else an empty array (backward then rebuilds them chunk by chunk, in cache)."""
+    """(out, cols) for conv_backward_cols: the forward's columns when backward runs on the im2col GEMMs (not on the
+    direct kernels, see _direct_dx_ok) and they fit in `max_bytes` (default KEEP_COLS_BYTES), else an empty array
+    (backward then builds them chunk by chunk, in cache, if it needs them)."""
     N = x.shape[0]
     _, _, K, P = _geometry(x, w, stride, pad)
-    if _direct_ok(w, stride, pad):  # no columns in the forward pass: backward builds them for dw, chunk by chunk
+    if _direct_dx_ok(w, stride, pad):  # backward needs no columns
         max_bytes = -1
     if N * K * P * x.itemsize <= (KEEP_COLS_BYTES if max_bytes is None else max_bytes):
         return conv_forward_cols(x, w, b, stride, pad)
@@ -554,44 +766,70 @@ def conv_backward(dout: np.ndarray, x: np.ndarray, w: np.ndarray, stride: int, p
     return conv_backward_cols(dout, np.empty((0, 0), x.dtype), x, w, stride, pad)
 
 
+def _sum_parts(dw_parts: np.ndarray, db_parts: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The groups' partial dw and db added in group order (the same numbers whichever thread ran which group)."""
+    dw = dw_parts[0]
+    db = db_parts[0]
+    for i in range(1, len(dw_parts)):
+        dw += dw_parts[i]
+        db += db_parts[i]
+    return dw.reshape(w.shape), db.astype(w.dtype)
+
+
+def _direct_backward(dout, x, w, pad):
+    """conv_backward on the direct kernels (a geometry that _direct_dx_ok accepts): dx = conv(dout, w flipped in space
+    and transposed to (C, F, HH, WW)) at padding HH - 1 - pad, dw and db by _direct_dw_run. The samples form
+    consecutive groups, one task each; how many depends on the shapes only (about DIRECT_PART_MACS multiply-adds
+    each, at most MAX_PARTS), never on the thread count."""
+    N, C = x.shape[0], x.shape[1]
+    F, k = w.shape[0], w.shape[2]
+    macs = 2 * N * F * C * k * k * dout.shape[2] * dout.shape[3]
+    nparts = max(1, min(N, MAX_PARTS, macs // DIRECT_PART_MACS))
+    dx = np.empty_like(x)
+    w_t = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    zeros = np.zeros(C, x.dtype)
+    dw_parts = np.zeros((nparts, F, C, k, k), x.dtype)
+    db_parts = np.zeros((nparts, F), np.float64)
+
+    def work(part: int) -> None:
+        n0, n1 = part * N // nparts, (part + 1) * N // nparts
+        _direct_dw_run(x, dout, 1, pad, n0, n1, dw_parts[part], db_parts[part])
+        _direct_run(dout, w_t, zeros, 1, k - 1 - pad, dx, n0, n1)
+
+    _threads.run(nparts, work, _threads.count(macs))
+    return (dx, *_sum_parts(dw_parts, db_parts, w))
+
+
 def conv_backward_cols(dout: np.ndarray, cols: np.ndarray, x: np.ndarray, w: np.ndarray, stride: int, pad: int
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """conv_backward with the forward's columns `cols` (K, N*P) from conv_forward_cols; any other cols (such as an
-    empty array) means: rebuild the columns here, chunk by chunk."""
+    empty array) means: rebuild the columns here, chunk by chunk (the direct kernels' geometries use none)."""
+    dout = np.ascontiguousarray(dout)
+    if _direct_dx_ok(w, stride, pad):
+        return _direct_backward(dout, x, w, pad)
     N = x.shape[0]
     F, HH, WW = w.shape[0], w.shape[2], w.shape[3]
     Hout, Wout, K, P = _geometry(x, w, stride, pad)
     dt = x.dtype
     w2t = w.reshape(F, K).T
-    dout = np.ascontiguousarray(dout)
     d3 = dout.reshape(N, F, P)
     cached = cols is not None and cols.ndim == 2 and cols.shape == (K, N * P) and cols.dtype == dt
     m = _chunk(N, K, P, x.itemsize)
     nchunks = -(-N // m)
     # The chunks form up to MAX_PARTS groups of consecutive chunks, one group per task; each group sums its dw and db
-    # in chunk order, and the groups' sums are added in group order below: the same numbers whichever thread ran which
-    # group, with memory for at most MAX_PARTS partial dw.
+    # in chunk order, and the groups' sums are added in group order: the same numbers whichever thread ran which group,
+    # with memory for at most MAX_PARTS partial dw.
     nparts = min(nchunks, MAX_PARTS)
     dw_parts = np.empty((nparts, F, K), dt)
     db_parts = np.zeros((nparts, F), np.float64)
     geometry = (x.shape[1:], w.shape[1:], stride, pad)
-    direct = _direct_dx_ok(w, stride, pad)
-    if direct:  # dx = conv(dout, w flipped in space and transposed to (C, F, HH, WW)), padding HH - 1 - pad
-        dx = np.empty_like(x)
-        w_t = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        zeros = np.zeros(x.shape[1], dt)
-    else:
-        dx = np.zeros_like(x)
+    dx = np.zeros_like(x)
 
     def chunk(i: int, dw_part: np.ndarray, db_part: np.ndarray, first: bool) -> None:
         n0 = i * m
         mm = min(m, N - n0)
-        if mm == 1:  # one sample: its dout plane already is d
-            d = d3[n0]
-            db_part += d.sum(axis=1, dtype=np.float64)
-        else:
-            d = _workspace("d", (F, mm * P), dt)
-            _fold_sum(d3, n0, d, db_part)
+        d = _workspace("d", (F, mm * P), dt)
+        _fold_sum(d3, n0, d, db_part)
         if cached:
             c = cols[:, n0 * P:(n0 + mm) * P]
         else:
@@ -603,9 +841,6 @@ def conv_backward_cols(dout: np.ndarray, cols: np.ndarray, x: np.ndarray, w: np.
             g = _workspace("dw", (F, K), dt)
             np.matmul(d, c.T, out=g)
             dw_part += g
-        if direct:
-            _direct_run(dout, w_t, zeros, 1, HH - 1 - pad, dx, n0, n0 + mm)
-            return
         dcols = _workspace("dcols", (K, mm * P), dt)
         np.matmul(w2t, d, out=dcols)
         _col2im_add(dcols, HH, WW, stride, pad, Hout, Wout, n0, dx)
@@ -615,12 +850,7 @@ def conv_backward_cols(dout: np.ndarray, cols: np.ndarray, x: np.ndarray, w: np.
             chunk(i, dw_parts[part], db_parts[part], i == part * nchunks // nparts)
 
     _threads.run_pinned(nparts, work, N * F * K * P)
-    dw = dw_parts[0]
-    db = db_parts[0]
-    for i in range(1, nparts):
-        dw += dw_parts[i]
-        db += db_parts[i]
-    return dx, dw.reshape(w.shape), db.astype(dt)
+    return (dx, *_sum_parts(dw_parts, db_parts, w))
 
 
 def warmup_tasks(dtypes=(np.float64, np.float32)) -> list[tuple[str, Callable[[], None]]]:
@@ -633,8 +863,11 @@ def warmup_tasks(dtypes=(np.float64, np.float32)) -> list[tuple[str, Callable[[]
             out, cols = conv_forward_cols(x, w, b, 2, 1)
             conv_backward_cols(np.ones_like(out), cols, x, w, 2, 1)
             conv_backward(np.ones_like(out), x, w, 2, 1)
-            for k, stride in _DIRECT:  # the direct kernels, forward and (at stride 1) backward's dx
+            for k in _DIRECT:  # the direct kernels: forward (and backward's dx), dw
                 wk = np.ones((3, 2, k, k), dt)
-                conv_backward(np.ones_like(conv_forward(x, wk, b, stride, k // 2)), x, wk, stride, k // 2)
+                for stride in DIRECT_STRIDES:
+                    out = np.empty((2, 3, 4 // stride + 1, 4 // stride + 1), dt)
+                    _direct_run(x, wk, b, stride, k // 2, out, 0, 2)
+                _direct_dw_run(x, np.ones((2, 3, 5, 5), dt), 1, k // 2, 0, 2, np.zeros_like(wk), np.zeros(3))
         return run
     return [(f"conv[{np.dtype(dt).name}]", task(dt)) for dt in dtypes]

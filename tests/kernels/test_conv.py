@@ -103,20 +103,20 @@ def test_padding_and_stride_boundaries_get_no_gradient_when_outside_every_window
     assert np.all(dx[0, 0, :2, :2] == 1)
 
 
-@pytest.mark.parametrize("direct_max_k", [0, 10**6])  # the im2col GEMM everywhere; the direct kernels where they apply
+@pytest.mark.parametrize("direct_strides", [(), (1, 2)])  # the im2col GEMMs everywhere; the direct kernels
 @pytest.mark.parametrize("chunk_bytes", [1, 3 * 4 * 9 * 2 * 16])  # one sample per chunk; two (and a remainder)
 @pytest.mark.parametrize("keep", [False, True])
-def test_chunked_batches_and_kept_columns_match_the_reference(monkeypatch, chunk_bytes, keep, direct_max_k):
+def test_chunked_batches_and_kept_columns_match_the_reference(monkeypatch, chunk_bytes, keep, direct_strides):
     # N=5 with 4x4 outputs, K = 2*3*3: the chunk sizes 1 and 2 leave a remainder chunk, and reuse zeroed buffers
     monkeypatch.setattr(K, "COLS_CHUNK_BYTES", chunk_bytes)
-    monkeypatch.setattr(K, "DIRECT_MAX_K", direct_max_k)
+    monkeypatch.setattr(K, "DIRECT_STRIDES", direct_strides)
     rng = np.random.default_rng(3)
     for stride, pad in ((1, 1), (2, 2)):
         x = rng.standard_normal((5, 2, 4 * stride, 4 * stride)).astype(np.float32)
         w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
         b = rng.standard_normal(3).astype(np.float32)
         out, cols = K.conv_forward_keep(x, w, b, stride, pad, max_bytes=2**30 if keep else 0)
-        assert (cols.size > 0) == (keep and not K._direct_ok(w, stride, pad))  # the direct kernels keep no columns
+        assert (cols.size > 0) == (keep and not (stride == 1 and direct_strides))  # direct backward: no columns
         x64, w64 = x.astype(np.float64), w.astype(np.float64)
         np.testing.assert_allclose(out, ref_forward(x64, w64, b.astype(np.float64), stride, pad), rtol=1e-4, atol=1e-4)
         dout = rng.standard_normal(out.shape).astype(np.float32)
@@ -136,13 +136,20 @@ def test_kept_columns_give_the_same_gradients_as_rebuilt_ones():
         np.testing.assert_allclose(a, e, rtol=1e-13, atol=1e-13)
 
 
-DIRECT_CASES = [  # (N, C, H, W, F, k, stride, pad): the direct kernels' shapes (stride 1), odd F and sizes, W < 8
+DIRECT_CASES = [  # (N, C, H, W, F, k, stride, pad): the direct kernels' shapes, odd F and sizes, W < 8
     (2, 3, 9, 7, 5, 3, 1, 1),
     (3, 2, 6, 11, 4, 3, 1, 0),
     (2, 1, 5, 5, 3, 3, 1, 2),
     (2, 3, 8, 9, 3, 5, 1, 2),
     (1, 2, 7, 5, 2, 5, 1, 4),
     (2, 2, 5, 6, 1, 5, 1, 0),
+    (3, 2, 6, 6, 5, 3, 1, 3),     # pad > HH - 1: direct forward, backward on the im2col GEMMs
+    (2, 3, 9, 7, 5, 3, 2, 1),     # stride 2: phase planes
+    (3, 2, 10, 11, 3, 5, 2, 2),
+    (2, 3, 7, 6, 6, 3, 2, 0),
+    (2, 2, 5, 5, 3, 3, 2, 3),
+    (1, 1, 3, 3, 1, 3, 2, 0),     # a 1x1 output
+    (2, 3, 1, 1, 2, 3, 1, 1),     # a 1x1 input
 ]
 
 
@@ -150,19 +157,87 @@ DIRECT_CASES = [  # (N, C, H, W, F, k, stride, pad): the direct kernels' shapes 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_direct_kernels_match_the_reference(case, dtype):
     N, C, H, W, F, k, stride, pad = case
-    assert K._direct_ok(np.empty((F, C, k, k)), stride, pad)
+    assert K._direct_ok(np.empty((F, C, k, k)), stride)
     _check(N, C, H, W, F, k, k, stride, pad, dtype, 11)
 
 
+@pytest.mark.parametrize("k,G", [(3, 4), (5, 2)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_direct_kernels_every_filter_count(k, G, dtype):
+    # G filters per pass: F = 1 .. 2G + 1 covers a first block, whole blocks, and every count of filters past the last
+    # whole block (their weights are zeroed in the kernel and their rows never written); dx has F' = C
+    assert K._DIRECT[k][2] == G
+    for F in range(1, 2 * G + 2):
+        for C in (1, 3):
+            for stride, pad in ((1, k // 2), (1, 0), (2, 1)):
+                _check(2, C, 7, 6, F, k, k, stride, pad, dtype, 100 * F + C)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_direct_kernels_stack_small_planes(monkeypatch, dtype):
+    # small planes: several samples per pass (M = DIRECT_L // (Hs*Ws)), the last group of a batch shorter; the
+    # numbers do not depend on the grouping (forward bit for bit; dw sums vector partial sums over a pass, so only
+    # close), and the places of a short group's missing samples are zeroed (a nan from an earlier call must not reach
+    # dw through the dropped positions)
+    rng = np.random.default_rng(8)
+    for k, stride, pad in ((3, 1, 1), (5, 1, 2), (3, 2, 1), (5, 2, 0)):
+        x = rng.standard_normal((11, 3, 6, 5)).astype(dtype)
+        w = rng.standard_normal((5, 3, k, k)).astype(dtype)
+        b = rng.standard_normal(5).astype(dtype)
+        results = []
+        for direct_l in (1, 150, 10**6):  # one sample per pass; a few (11 = 4 groups, the last short); all at once
+            monkeypatch.setattr(K, "DIRECT_L", direct_l)
+            K._local.__dict__.pop("direct", None)
+            poisoned = np.full_like(x, np.nan)
+            K.conv_forward(poisoned, w, b, stride, pad)  # the same geometry's buffers hold nan now
+            if stride == 1:
+                K.conv_backward(np.ones_like(K.conv_forward(poisoned, w, b, stride, pad)), poisoned, w, stride, pad)
+            out = K.conv_forward(x, w, b, stride, pad)
+            dout = rng.standard_normal(out.shape).astype(dtype) if not results else results[0][1]
+            results.append((out, dout, *K.conv_backward(dout, x, w, stride, pad)))
+        exp = ref_forward(*(a.astype(np.float64) for a in (x, w, b)), stride, pad)
+        grads = ref_backward(results[0][1].astype(np.float64), x.astype(np.float64), w.astype(np.float64), stride, pad)
+        tol = 1e-12 if dtype == np.float64 else 1e-4
+        for out, _, *got in results:
+            np.testing.assert_array_equal(out, results[0][0])
+            np.testing.assert_allclose(out, exp, rtol=tol, atol=tol * 10)
+            for g, e in zip(got, grads):
+                assert np.isfinite(g).all()
+                np.testing.assert_allclose(g, e, rtol=tol, atol=tol * 10 * max(1.0, np.abs(e).max()))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_direct_kernels_on_a_large_plane_match_torch(dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    for k, stride, pad in ((3, 1, 1), (5, 1, 2), (3, 2, 1)):
+        x = rng.standard_normal((2, 4, 40, 37)).astype(dtype)
+        w = rng.standard_normal((6, 4, k, k)).astype(dtype)
+        b = rng.standard_normal(6).astype(dtype)
+        tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+        tout = torch.nn.functional.conv2d(tx, tw, tb, stride, pad)
+        dout = rng.standard_normal(tuple(tout.shape)).astype(dtype)
+        tout.backward(torch.from_numpy(dout))
+        tol = 1e-11 if dtype == np.float64 else 2e-4
+        out = K.conv_forward(x, w, b, stride, pad)
+        np.testing.assert_allclose(out, tout.detach().numpy(), rtol=tol, atol=tol)
+        for got, exp in zip(K.conv_backward(dout, x, w, stride, pad), (tx.grad, tw.grad, tb.grad)):
+            np.testing.assert_allclose(got, exp.numpy(), rtol=tol, atol=tol * max(1.0, float(exp.abs().max())))
+
+
 @pytest.mark.parametrize("case", DIRECT_CASES[:4] + [(4, 3, 6, 6, 2, 1, 1, 0), (3, 2, 9, 9, 3, 2, 2, 1),
-                                                     (3, 3, 9, 8, 4, 3, 2, 1)])
+                                                     (3, 3, 9, 8, 4, 3, 2, 1), (7, 3, 5, 4, 9, 3, 1, 1),
+                                                     (5, 2, 6, 7, 3, 5, 2, 2), (4, 2, 8, 8, 5, 3, 1, 3)])
 def test_threads_give_the_same_numbers_as_one_thread(monkeypatch, case):
     # the chunks are handed to the threads in any order; the partial sums are added in a fixed order, so any thread
-    # count gives bit-identical results (direct kernels, and the im2col GEMM for 1x1, 2x2 and strided filters)
+    # count gives bit-identical results (direct kernels at strides 1 and 2, several samples per pass and not, and the
+    # im2col GEMM for 1x1, 2x2 and strided filters and for pad > HH - 1)
     N, C, H, W, F, k, stride, pad = case
     monkeypatch.setattr(K, "COLS_CHUNK_BYTES", 1)  # one sample per chunk
     monkeypatch.setattr(K, "PARALLEL_MIN_MACS", 0)
     monkeypatch.setattr(K, "BLAS_SMALL_MACS", 0)
+    monkeypatch.setattr(K, "DIRECT_PART_MACS", 1)  # one group of samples per task
+    monkeypatch.setattr(K, "DIRECT_L", 150)  # several samples per pass, groups cut by the chunks
     rng = np.random.default_rng(5)
     x = rng.standard_normal((N * 3, C, H, W)).astype(np.float32)
     w = rng.standard_normal((F, C, k, k)).astype(np.float32)
