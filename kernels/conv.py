@@ -647,9 +647,9 @@ def _direct_geometry(N: int, C: int, H: int, W: int, k: int, stride: int, pad: i
 
 def _direct_buffers(name: str, x: np.ndarray, k: int, stride: int, pad: int, N: int, rows: int, dtype) -> tuple:
     """(M, Hs, Ws, taps, xp, acc) for a direct kernel on x's planes (N samples in the whole batch), reused from call
-    to call per thread (at most 8 geometries): taps (C, k, k) the offsets of _planes' layout, xp its scratch, and acc
-    (rows, >= M*Hs*Ws) whose rows start on 64-byte boundaries (aligned accumulator rows load and store about 6%
-    faster)."""
+    to call per thread (at most 8 geometries, of at most 4 * COLS_CHUNK_BYTES each): taps (C, k, k) the offsets of
+    _planes' layout, xp its scratch, and acc (rows, >= M*Hs*Ws) whose rows start on 64-byte boundaries (aligned
+    accumulator rows load and store about 6% faster)."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     bufs = _local.__dict__.setdefault("direct", {})
     key = (name, np.dtype(dtype).char, C, H, W, k, stride, pad, N, rows)
@@ -661,11 +661,13 @@ def _direct_buffers(name: str, x: np.ndarray, k: int, stride: int, pad: int, N: 
         cols = -(-(M * Hs * Ws) // 16) * 16
         flat = np.zeros(rows * cols + 16, dtype)  # zeroed: _rows_in's dropped positions stay zero
         start = (-flat.ctypes.data % 64) // flat.itemsize
-        found = (M, Hs, Ws, np.ascontiguousarray(taps, np.uint64), np.zeros(C * stride * stride * PS, dtype),
-                 flat[start:start + rows * cols].reshape(rows, cols))
-        if len(bufs) >= 8:
-            bufs.pop(next(iter(bufs)))
-        bufs[key] = found
+        xp = np.zeros(C * stride * stride * PS, dtype)
+        acc = flat[start:start + rows * cols].reshape(rows, cols)
+        found = (M, Hs, Ws, np.ascontiguousarray(taps, np.uint64), xp, acc)
+        if xp.nbytes + flat.nbytes <= 4 * COLS_CHUNK_BYTES:
+            if len(bufs) >= 8:
+                bufs.pop(next(iter(bufs)))
+            bufs[key] = found
     return found
 
 
