@@ -241,6 +241,7 @@ class PlaygroundLab(QWidget):
         self._started = False       # the session's training job has been started
         self.grid = (-1.0, 1.0, -1.0, 1.0)
         self.visuals: Visuals | None = None
+        self._visuals_session = None         # the session whose pictures are shown
         self.visual_updates = 0
         self.redraw_count = 0
         self._digits_built = False
@@ -1313,12 +1314,17 @@ class PlaygroundLab(QWidget):
         s.visuals_requested = True
         if self._state == "running":
             return
-        self.jobs.start("visuals", lambda: M.visuals_job(s), on_done=self._on_visuals_done,
+        self.jobs.start("visuals", lambda: M.visuals_job(s), on_done=lambda v: self._on_visuals_done(v, s),
                         on_error=self._on_visuals_failed)
 
-    def _on_visuals_done(self, v: Visuals | None) -> None:
-        if v is not None:
-            self._draw_visuals(v)
+    def _on_visuals_done(self, v: Visuals | None, session: Any = None) -> None:
+        """Pictures from a visuals job: dropped when they belong to an older session or are older than the pictures
+        a training update has shown meanwhile (a step after a pause brings its own)."""
+        if v is None or (session is not None and session is not self.session):
+            return
+        if self.visuals is not None and self._visuals_session is session and v.iteration < self.visuals.iteration:
+            return
+        self._draw_visuals(v)
 
     def _on_visuals_failed(self, _exc: BaseException, text: str) -> None:
         self._show_error(text)
@@ -1518,6 +1524,7 @@ class PlaygroundLab(QWidget):
 
     def _draw_visuals(self, v: Visuals) -> None:
         self.visuals = v
+        self._visuals_session = self.session
         self.visual_updates += 1
         if v.region is not None:
             x0, x1, y0, y1 = v.grid
