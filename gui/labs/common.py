@@ -2,7 +2,7 @@
 are gui.jobs.JobRunner's; forms are gui.forms'.)"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import Qt
@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidg
 
 from gui import plotting, theme  # noqa: F401  (plotting: cached axes for every lab's plots)
 
-__all__ = ["CLASS_COLOURS", "ERROR_STYLE", "MUTED_STYLE", "PALETTE", "control_column", "digit_pixmap", "group",
-           "muted"]
+__all__ = ["CLASS_COLOURS", "ERROR_STYLE", "MUTED_STYLE", "PALETTE", "LazyPage", "control_column", "digit_pixmap",
+           "group", "muted"]
 
 MUTED_STYLE = f"color: {theme.MUTED_HEX};"
 ERROR_STYLE = f"color: {theme.ERROR.name()};"
@@ -76,3 +76,34 @@ def control_column(widgets: Any, width: int | None = None, min_width: int | None
     if min_width is not None:
         scroll.setMinimumWidth(min_width)
     return scroll
+
+
+class LazyPage(QWidget):
+    """A tab page whose content is built the first time it is shown (or asked for), so that opening a lab with
+    several sub-tabs costs only the visible one's widgets. ``page()`` builds it if needed and returns it;
+    ``on_built(page)`` runs once, right after the content is in place."""
+
+    def __init__(self, factory: Callable[[], QWidget], on_built: Callable[[QWidget], None] | None = None,
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self._factory, self._on_built = factory, on_built
+        self._page: QWidget | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+
+    @property
+    def is_built(self) -> bool:
+        return self._page is not None
+
+    def page(self) -> QWidget:
+        if self._page is None:
+            self._page = self._factory()
+            self.layout().addWidget(self._page)
+            self._page.show()           # a child added to a widget being shown is not shown with it
+            if self._on_built is not None:
+                self._on_built(self._page)
+        return self._page
+
+    def showEvent(self, event) -> None:  # noqa: N802  (Qt's name)
+        self.page()
+        super().showEvent(event)

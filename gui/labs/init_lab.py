@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
 from gui import theme
 from gui.forms import ParamForm
 from gui.jobs import JobRunner
-from gui.labs.common import ERROR_STYLE, MUTED_STYLE, control_column, group
+from gui.labs.common import ERROR_STYLE, MUTED_STYLE, LazyPage, control_column, group
 from gui.labs.dying_relu_view import DyingReluView
 from simulator.core.errors import StudioError
 from simulator.labs.activation_explorer import curves as activation_curves
@@ -469,7 +469,8 @@ class InitLab(QWidget):
     Signals: ``computed()`` after new results are on screen, ``norms_computed()`` after a new norm comparison.
     Children for tests: tabs (Initialisation, Normalisation axes), net_form (depth_box, width_box, n_box,
     activation_combo, init_combo, seed_box), bn_form (bn_check, mode_combo, warmup_box), act_plot, grad_plot,
-    std_plot, bar_plot, table, explain_label, status_label, error_label, norms_view (a NormCompareView).
+    std_plot, bar_plot, table, explain_label, status_label, error_label; the other sub-tabs' views norms_view,
+    activations_view, symmetry_view, dying_view (each built when its tab is first shown or the attribute first read).
     ``model``: the InitLabModel; ``stats``: the InitStats on screen; ``runner``: the lab's JobRunner (jobs
     "experiment" and "norms")."""
 
@@ -492,10 +493,14 @@ class InitLab(QWidget):
         self._norms_debounce.setInterval(80)
         self._norms_debounce.timeout.connect(self._start_norms)
         self.request()
-        self.request_norms()
 
     stats = property(lambda self: self.model.stats)
     result = property(lambda self: self.model.result)
+    # the sub-tabs' views, built on first use
+    norms_view = property(lambda self: self._norms_page.page())
+    activations_view = property(lambda self: self._activations_page.page())
+    symmetry_view = property(lambda self: self._symmetry_page.page())
+    dying_view = property(lambda self: self._dying_page.page())
 
     # ============================================================================================== construction
     def _build(self) -> None:
@@ -589,23 +594,19 @@ class InitLab(QWidget):
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([300, 1200])
-        self.norms_view = NormCompareView()
-        self.norms_view.norm_form.edited.connect(self.request_norms)
+        # the other sub-tabs are built the first time they are shown: opening the lab costs the first one's widgets
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(splitter, "Initialisation")
-        self.tabs.addTab(self.norms_view, "Normalisation axes: BN, LN, IN, GN")
-        self.activations_view = ActivationExplorer()
-        self.tabs.addTab(self.activations_view, "Activations: f and f'")
-        self.symmetry_view = SymmetryView(self.runner)
-        self.tabs.addTab(self.symmetry_view, "Constant init: symmetry")
-        self.dying_view = DyingReluView(self.runner)
-        self.tabs.addTab(self.dying_view, "Dying ReLU: the 0.01 bias")
-        self.tabs.currentChanged.connect(
-            lambda i: self.dying_view.ensure_computed() if self.tabs.widget(i) is self.dying_view else None)
-        self.tabs.currentChanged.connect(
-            lambda i: self.symmetry_view.compute() if self.tabs.widget(i) is self.symmetry_view
-            and self.symmetry_view.result is None else None)
+        self._norms_page = LazyPage(self._make_norms_view, lambda _view: self._on_norms_built())
+        self._activations_page = LazyPage(ActivationExplorer)
+        self._symmetry_page = LazyPage(lambda: SymmetryView(self.runner))
+        self._dying_page = LazyPage(lambda: DyingReluView(self.runner))
+        self.tabs.addTab(self._norms_page, "Normalisation axes: BN, LN, IN, GN")
+        self.tabs.addTab(self._activations_page, "Activations: f and f'")
+        self.tabs.addTab(self._symmetry_page, "Constant init: symmetry")
+        self.tabs.addTab(self._dying_page, "Dying ReLU: the 0.01 bias")
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         root = QHBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(self.tabs)
@@ -634,7 +635,8 @@ class InitLab(QWidget):
     def close_lab(self) -> None:
         self._debounce.stop()
         self._norms_debounce.stop()
-        self.dying_view.stop()
+        if self._dying_page.is_built:
+            self.dying_view.stop()
         self.runner.close()
 
     def closeEvent(self, event) -> None:
@@ -642,6 +644,24 @@ class InitLab(QWidget):
         super().closeEvent(event)
 
     # ================================================================================================ internals
+    def _make_norms_view(self) -> NormCompareView:
+        view = NormCompareView()
+        view.norm_form.edited.connect(self.request_norms)
+        return view
+
+    def _on_norms_built(self) -> None:
+        if self.model.norms is None:
+            self.request_norms()
+        else:
+            self._on_norms_changed()
+
+    def _on_tab_changed(self, index: int) -> None:
+        page = self.tabs.widget(index)
+        if page is self._dying_page:
+            self.dying_view.ensure_computed()
+        elif page is self._symmetry_page and self.symmetry_view.result is None:
+            self.symmetry_view.compute()
+
     def _start(self) -> None:
         try:
             s = self.settings()
@@ -669,7 +689,7 @@ class InitLab(QWidget):
                           on_error=lambda _exc, message: view.show_error(message))
 
     def _on_norms_changed(self) -> None:
-        if self.model.norms is not None:
+        if self.model.norms is not None and self._norms_page.is_built:
             self.norms_view.show_comparison(self.model.norms)
             self.norms_computed.emit()
 

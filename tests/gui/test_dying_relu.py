@@ -136,10 +136,11 @@ def test_the_init_lab_trains_the_page_when_it_is_first_shown(qtbot):
     lab.show()
     qtbot.waitExposed(lab)
     try:
+        bar = lab.tabs.tabBar()
+        k = lab.tabs.indexOf(lab._dying_page)
+        assert not lab._dying_page.is_built
         page = lab.dying_view
         assert page.model.result is None
-        bar = lab.tabs.tabBar()
-        k = lab.tabs.indexOf(page)
         assert bar.tabText(k) == "Dying ReLU: the 0.01 bias"
         with qtbot.waitSignal(page.computed, timeout=60_000):
             qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(k).center())

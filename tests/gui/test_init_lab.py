@@ -217,8 +217,11 @@ def test_the_norm_comparison_tab_shades_each_norms_set_and_tabulates_its_statist
 
 
 def test_the_activation_explorer_shades_saturation_and_shows_the_zigzag(qtbot, lab):
+    bar = lab.tabs.tabBar()
+    assert not lab._activations_page.is_built                      # built when first shown, not with the lab
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(2).center())
     view = lab.activations_view
-    lab.tabs.setCurrentWidget(view)
+    assert view.isVisible()
     assert view.current.name == "sigmoid" and len(view.bands) == 2          # both tails of the sigmoid
     xs, ys = view.df_curve.getData()
     assert max(ys) == pytest.approx(0.25)
@@ -233,9 +236,13 @@ def test_the_activation_explorer_shades_saturation_and_shows_the_zigzag(qtbot, l
 
 
 def test_the_symmetry_view_trains_both_inits_in_a_job(qtbot, lab):
-    view = lab.symmetry_view
+    bar = lab.tabs.tabBar()
+    assert not lab._symmetry_page.is_built and not lab.runner.running("symmetry")
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(3).center())
+    view = lab.symmetry_view                   # built by the click, its job started (the result arrives by events)
+    assert lab.runner.running("symmetry")
     with qtbot.waitSignal(view.computed, timeout=60_000):
-        lab.tabs.setCurrentWidget(view)
+        pass
     r = view.result
     assert r.constant_spread.max() == 0.0 and "exactly 0" in view.note.text()
     assert view.heat[0].image is not None and view.heat[0].image.shape[:2] == r.constant_w.shape
