@@ -18,11 +18,26 @@ OP_RADIUS = 8.0
 PORT_GAP = 20.0
 STUB = 26.0            # the output node's short outgoing wire
 THUMB_W, THUMB_H = 24, 16
+_MOVED = QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged   # itemChange runs for every change of every item
 
+# Text widths per (font, text): a 1,000-node graph asks for about 13,000 of them while it is laid out and drawn. The
+# canvas fonts live as long as the app (theme.canvas_fonts is cached), so the font objects are kept with their metrics.
+_METRICS: dict[int, tuple[QFont, QFontMetricsF]] = {}
+_WIDTHS: dict[tuple[int, str], float] = {}
+_MAX_WIDTHS = 50_000
 
 
 def _width(font: QFont, text: str) -> float:
-    return QFontMetricsF(font).horizontalAdvance(text)
+    key = (id(font), text)
+    w = _WIDTHS.get(key)
+    if w is None:
+        held = _METRICS.get(id(font))
+        if held is None or held[0] is not font:
+            held = _METRICS[id(font)] = (font, QFontMetricsF(font))
+        if len(_WIDTHS) >= _MAX_WIDTHS:
+            _WIDTHS.clear()
+        w = _WIDTHS[key] = held[1].horizontalAdvance(text)
+    return w
 
 
 class NodeItem(QGraphicsItem):
@@ -48,6 +63,7 @@ class NodeItem(QGraphicsItem):
         self.setAcceptHoverEvents(True)
         self.setZValue(1)
         self.w = self.h = 0.0
+        self._tooltip_stale = True
         self.sync()
 
     # ---- reading the model ----------------------------------------------------------------------------------
@@ -151,6 +167,18 @@ class NodeItem(QGraphicsItem):
             self.update()
 
     def _update_tooltip(self) -> None:
+        """The tooltip is out of date: it is written when the pointer next comes over the node (building it for
+        every node at every step cost a tenth of a 1,000-node graph's first drawing)."""
+        self._tooltip_stale = True
+
+    def hoverEnterEvent(self, event) -> None:
+        if self._tooltip_stale:
+            self.setToolTip(self.tooltip_text())
+            self._tooltip_stale = False
+        super().hoverEnterEvent(event)
+
+    def tooltip_text(self) -> str:
+        """Name, kind or op formula, and the value, output and gradient shown (shapes and numbers)."""
         node = self.node
         lines = [f"<b>{html.escape(node.id)}</b>"]
         if node.kind == "op":
@@ -166,7 +194,7 @@ class NodeItem(QGraphicsItem):
             head = f"{title} {tuple(a.shape)}" if a.ndim else title
             lines.append(f"<span style='color:{colour.name()}'>{head}</span>"
                          f"<pre style='margin:0'>{html.escape(theme.array_text(a))}</pre>")
-        self.setToolTip("<br>".join(lines))
+        return "<br>".join(lines)
 
     # ---- geometry -------------------------------------------------------------------------------------------
 
@@ -195,7 +223,7 @@ class NodeItem(QGraphicsItem):
         return item.scenePos()
 
     def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:
-        if change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
+        if change == _MOVED:
             scene = self.scene()
             if scene is not None:
                 scene.node_item_moved(self)   # wires follow while dragging, before any command exists

@@ -369,6 +369,28 @@ def test_tensor_wire_shows_shape_heatmap_and_numbers_in_tooltip(qtbot):
     assert scene.edge_item("h1", "a").grad_text() == ""   # not reached yet going backward
 
 
+def test_a_node_tooltip_is_written_when_the_pointer_comes_over_it_and_shows_the_current_numbers(qtbot):
+    graph, stack, scene, view = _circuit_editor(qtbot, "two_layer_net")
+    view.show()
+    qtbot.waitExposed(view)
+    trace = Trace(graph)
+    item = scene.node_item("h")
+    view.centerOn(item)
+    state = trace.state_at(len(trace))
+    scene.show_state(state, state.event.node, state.event.phase)
+    assert item.toolTip() == ""                         # not written for every node at every step
+    _send_mouse(view, QEvent.Type.MouseMove, item.scenePos(), NO, NO)
+    tip = item.toolTip()
+    assert tip == item.tooltip_text() and "<b>h</b>" in tip and "gradient (4, 5)" in tip
+    g = state.grads["h"]
+    assert f"{g.flat[np.argmax(np.abs(g))]:.4f}".rstrip("0") in tip
+    start = trace.state_at(0)                           # a new step: the next hover writes the new numbers
+    scene.show_state(start, None, None)
+    _send_mouse(view, QEvent.Type.MouseMove, item.scenePos() + QPointF(0, 60), NO, NO)   # leave, come back
+    _send_mouse(view, QEvent.Type.MouseMove, item.scenePos(), NO, NO)
+    assert "gradient" not in item.toolTip()
+
+
 def test_graph_edits_clear_a_stale_state(qtbot):
     graph, stack, scene, view = _circuit_editor(qtbot)
     trace = Trace(graph)
