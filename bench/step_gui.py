@@ -6,7 +6,10 @@ step, the canvas, the inspector (following the step) and the chain-rule panel up
 changed (`processEvents`). Scrubbing jumps to random positions the same way. Each row shows the median, the 90th
 percentile and the worst step.
 
-Floors: a step under 16 ms at 500 nodes and under 33 ms at 2,000 (medians).
+Play: the → key held by the player's timer at its fastest speed (8 steps per second, the transport's top) for
+--play-seconds; the steps per second it reached are printed against the speed chosen.
+
+Floors: a step under 16 ms at 500 nodes and under 33 ms at 2,000 (medians); play holds >= 95% of its speed.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[50, 500, 2000], help="graph sizes in nodes")
     p.add_argument("--steps", type=int, default=60, help="steps timed per size (default 60)")
+    p.add_argument("--play-seconds", type=float, default=3.0, help="seconds of play per size (default 3)")
     args = p.parse_args(argv)
 
     from PySide6.QtCore import QSettings
@@ -63,7 +67,8 @@ def main(argv=None) -> int:
     window.resize(1400, 860)
     window.show()
     app.processEvents()
-    print(f"{'nodes':>6} {'trace':>7} {'step median':>12} {'p90':>7} {'worst':>7} {'scrub median':>13}   ms")
+    print(f"{'nodes':>6} {'trace':>7} {'step median':>12} {'p90':>7} {'worst':>7} {'scrub median':>13}   ms"
+          f"   {'play steps/s':>12}")
     ok = True
     rng = random.Random(0)
     for n in args.sizes:
@@ -94,14 +99,28 @@ def main(argv=None) -> int:
             player.seek(target)
             app.processEvents()
             scrubs.append(time.perf_counter() - t)
+        speed = 8.0
+        player.set_speed(speed)
+        player.seek(0)
+        app.processEvents()
+        start, t = player.position, time.perf_counter()
+        player.play()
+        while time.perf_counter() - t < args.play_seconds and player.position < player.length:
+            app.processEvents()
+            time.sleep(0.001)
+        played = (player.position - start) / (time.perf_counter() - t)
+        player.pause()
         med = statistics.median(steps) * 1e3
         print(f"{len(g):>6} {rebuilt * 1e3:>7.1f} {med:>12.2f} {percentile(steps, 0.9) * 1e3:>7.2f} "
-              f"{max(steps) * 1e3:>7.2f} {statistics.median(scrubs) * 1e3:>13.2f}")
+              f"{max(steps) * 1e3:>7.2f} {statistics.median(scrubs) * 1e3:>13.2f}   {played:>12.2f}")
         floor = next((f for size, f in FLOORS_MS.items() if abs(size - n) <= size * 0.05), None)
         if floor is not None:
             passed = med < floor
             ok &= passed
             print(f"{'PASS' if passed else 'FAIL'}  a step at {len(g)} nodes takes {med:.2f} ms (< {floor:g} ms)")
+        held = played >= 0.95 * speed
+        ok &= held
+        print(f"{'PASS' if held else 'FAIL'}  play at {len(g)} nodes: {played:.2f} steps/s of the {speed:g} chosen")
     window.undo_stack.setClean()
     window.close()
     return 0 if ok else 1

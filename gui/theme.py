@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from PySide6.QtGui import QColor, QFont, QImage, QPalette
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPalette
 from PySide6.QtWidgets import QApplication
 
 from simulator.core.formatting import format_scalar  # noqa: F401  (the app writes numbers one way)
@@ -103,6 +103,28 @@ def canvas_fonts() -> CanvasFonts:
     return CanvasFonts(symbol=font(15, QFont.Weight.DemiBold), symbol_small=font(10.5, QFont.Weight.DemiBold),
                        name=font(9, QFont.Weight.DemiBold), node_id=font(8), port=font(7.5),
                        number=font(8.5, QFont.Weight.Medium))
+
+
+# Text widths per (font, text) for the canvas: a 1,000-node graph asks for about 13,000 of them while it is laid out and
+# drawn, and a step for one per label that changed. The canvas fonts live as long as the app (canvas_fonts is cached);
+# the font objects are kept with their metrics so that an id is never reused for another font.
+_METRICS: dict[int, tuple[QFont, QFontMetricsF]] = {}
+_WIDTHS: dict[tuple[int, str], float] = {}
+_MAX_WIDTHS = 50_000
+
+
+def text_width(font: QFont, text: str) -> float:
+    """QFontMetricsF(font).horizontalAdvance(text), remembered."""
+    key = (id(font), text)
+    w = _WIDTHS.get(key)
+    if w is None:
+        held = _METRICS.get(id(font))
+        if held is None or held[0] is not font:
+            held = _METRICS[id(font)] = (font, QFontMetricsF(font))
+        if len(_WIDTHS) >= _MAX_WIDTHS:
+            _WIDTHS.clear()
+        w = _WIDTHS[key] = held[1].horizontalAdvance(text)
+    return w
 
 
 def apply(app: QApplication) -> None:

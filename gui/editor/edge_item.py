@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFontMetricsF, QImage, QPainter, QPainterPath, QPainterPathStroker, QPen
+from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPainterPathStroker, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyle, QStyleOptionGraphicsItem
 
 from gui import theme
@@ -44,6 +44,7 @@ class EdgeItem(QGraphicsItem):
         self._value_rect = QRectF()
         self._grad_rect = QRectF()
         self._bounds = QRectF()
+        self._tooltip_stale = True
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setAcceptHoverEvents(True)
         self.setZValue(0)
@@ -66,9 +67,22 @@ class EdgeItem(QGraphicsItem):
         self._grad_image = theme.heatmap_image(grad, THUMB_W, THUMB_H) if theme.is_tensor(grad) else None
         self.setOpacity(0.42 if dimmed else 1.0)
         self._update_tooltip()
-        self.adjust()
+        self._place_labels()          # the wire itself has not moved
 
     def _update_tooltip(self) -> None:
+        """The tooltip is out of date: it is written when the pointer next comes over the wire, or now if it is
+        there."""
+        self._tooltip_stale = True
+        if self._hover:
+            self._write_tooltip()
+
+    def _write_tooltip(self) -> None:
+        if self._tooltip_stale:
+            self.setToolTip(self.tooltip_text())
+            self._tooltip_stale = False
+
+    def tooltip_text(self) -> str:
+        """The wire's ends and the value and gradient it carries (shapes and numbers)."""
         e = self.edge
         parts = [f"<b>{html.escape(e.src)} → {html.escape(e.dst)}.{html.escape(e.port)}</b>"]
         for title, v, colour in (("value", self.value, theme.VALUE), ("gradient", self.grad, theme.GRADIENT)):
@@ -78,23 +92,29 @@ class EdgeItem(QGraphicsItem):
             head = f"{title} {tuple(a.shape)}" if a.ndim else f"{title} {theme.format_scalar(float(a))}"
             body = f"<pre style='margin:0'>{html.escape(theme.array_text(a))}</pre>" if a.ndim else ""
             parts.append(f"<span style='color:{colour.name()}'>{head}</span>{body}")
-        self.setToolTip("<br>".join(parts))
+        return "<br>".join(parts)
 
     # ---- geometry -------------------------------------------------------------------------------------------
 
     def adjust(self) -> None:
         """Follow the two ports (called whenever either node moves or changes size)."""
-        self.prepareGeometryChange()
         p1 = self.src_item.port_scene_pos(None)
         p2 = self.dst_item.port_scene_pos(self.edge.port)
         self._path = wire_path(p1, p2)
-        mid = self._path.pointAtPercent(0.5)
+        self._mid = self._path.pointAtPercent(0.5)
         # On a slanted wire, slide the labels sideways so they sit beside it instead of covering it: a rising
         # wire has its upper side to the left, a falling one to the right.
-        lean = max(-1.0, min(1.0, 2.0 * math.sin(math.radians(self._path.angleAtPercent(0.5)))))
+        self._lean = max(-1.0, min(1.0, 2.0 * math.sin(math.radians(self._path.angleAtPercent(0.5)))))
+        self._wire_bounds = self._path.controlPointRect().adjusted(-6, -6, 6, 6)
+        self._place_labels()
+
+    def _place_labels(self) -> None:
+        """The value and gradient labels beside the wire's middle, and the bounds they make with it."""
+        self.prepareGeometryChange()
+        mid, lean = self._mid, self._lean
         self._value_rect = self._label_rect(self.value_text(), self._value_image, mid, above=True, lean=lean)
         self._grad_rect = self._label_rect(self.grad_text(), self._grad_image, mid, above=False, lean=lean)
-        bounds = self._path.controlPointRect().adjusted(-6, -6, 6, 6)
+        bounds = self._wire_bounds
         for r in (self._value_rect, self._grad_rect):
             if not r.isNull():
                 bounds = bounds.united(r.adjusted(-2, -2, 2, 2))
@@ -104,7 +124,7 @@ class EdgeItem(QGraphicsItem):
     def _label_rect(self, text: str, image: QImage | None, mid: QPointF, above: bool, lean: float = 0.0) -> QRectF:
         if not text:
             return QRectF()
-        w = (QFontMetricsF(theme.canvas_fonts().number).horizontalAdvance(text) + 2 * PAD_X
+        w = (theme.text_width(theme.canvas_fonts().number, text) + 2 * PAD_X
              + (THUMB_W + 4 if image is not None else 0))
         h = max(15.0, THUMB_H + 2 * PAD_Y if image is not None else 0)
         top = mid.y() - h - 3 if above else mid.y() + 3
@@ -136,6 +156,7 @@ class EdgeItem(QGraphicsItem):
 
     def hoverEnterEvent(self, event) -> None:
         self._hover = True
+        self._write_tooltip()
         self.update()
 
     def hoverLeaveEvent(self, event) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyle, QStyleOptionGraphicsItem
 
 from gui import theme
@@ -20,24 +20,7 @@ STUB = 26.0            # the output node's short outgoing wire
 THUMB_W, THUMB_H = 24, 16
 _MOVED = QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged   # itemChange runs for every change of every item
 
-# Text widths per (font, text): a 1,000-node graph asks for about 13,000 of them while it is laid out and drawn. The
-# canvas fonts live as long as the app (theme.canvas_fonts is cached), so the font objects are kept with their metrics.
-_METRICS: dict[int, tuple[QFont, QFontMetricsF]] = {}
-_WIDTHS: dict[tuple[int, str], float] = {}
-_MAX_WIDTHS = 50_000
-
-
-def _width(font: QFont, text: str) -> float:
-    key = (id(font), text)
-    w = _WIDTHS.get(key)
-    if w is None:
-        held = _METRICS.get(id(font))
-        if held is None or held[0] is not font:
-            held = _METRICS[id(font)] = (font, QFontMetricsF(font))
-        if len(_WIDTHS) >= _MAX_WIDTHS:
-            _WIDTHS.clear()
-        w = _WIDTHS[key] = held[1].horizontalAdvance(text)
-    return w
+_width = theme.text_width
 
 
 class NodeItem(QGraphicsItem):
@@ -63,7 +46,7 @@ class NodeItem(QGraphicsItem):
         self.setAcceptHoverEvents(True)
         self.setZValue(1)
         self.w = self.h = 0.0
-        self._tooltip_stale = True
+        self._tooltip_stale, self._hovered = True, False
         self.sync()
 
     # ---- reading the model ----------------------------------------------------------------------------------
@@ -168,14 +151,24 @@ class NodeItem(QGraphicsItem):
 
     def _update_tooltip(self) -> None:
         """The tooltip is out of date: it is written when the pointer next comes over the node (building it for
-        every node at every step cost a tenth of a 1,000-node graph's first drawing)."""
+        every node at every step cost a tenth of a 1,000-node graph's first drawing), or now if it is there."""
         self._tooltip_stale = True
+        if self._hovered:
+            self._write_tooltip()
 
-    def hoverEnterEvent(self, event) -> None:
+    def _write_tooltip(self) -> None:
         if self._tooltip_stale:
             self.setToolTip(self.tooltip_text())
             self._tooltip_stale = False
+
+    def hoverEnterEvent(self, event) -> None:
+        self._hovered = True
+        self._write_tooltip()
         super().hoverEnterEvent(event)
+
+    def hoverLeaveEvent(self, event) -> None:
+        self._hovered = False
+        super().hoverLeaveEvent(event)
 
     def tooltip_text(self) -> str:
         """Name, kind or op formula, and the value, output and gradient shown (shapes and numbers)."""

@@ -362,7 +362,7 @@ def test_tensor_wire_shows_shape_heatmap_and_numbers_in_tooltip(qtbot):
     edge = scene.edge_item("scores", "a")
     assert edge.value_text() == "(4, 5)" and edge.grad_text() == "(4, 5)"
     assert edge._value_image is not None and edge._value_image.size().toTuple() == (24, 16)
-    tip = edge.toolTip()
+    tip = edge.tooltip_text()                # written into toolTip() when the pointer comes over the wire
     h = state.values["h"]
     assert "value (4, 5)" in tip and "gradient (4, 5)" in tip
     assert f"{h.flat[np.argmax(np.abs(h))]:.4f}".rstrip("0") in tip
@@ -384,11 +384,19 @@ def test_a_node_tooltip_is_written_when_the_pointer_comes_over_it_and_shows_the_
     assert tip == item.tooltip_text() and "<b>h</b>" in tip and "gradient (4, 5)" in tip
     g = state.grads["h"]
     assert f"{g.flat[np.argmax(np.abs(g))]:.4f}".rstrip("0") in tip
-    start = trace.state_at(0)                           # a new step: the next hover writes the new numbers
+    start = trace.state_at(0)                           # a step while the pointer stays: the numbers follow at once
     scene.show_state(start, None, None)
-    _send_mouse(view, QEvent.Type.MouseMove, item.scenePos() + QPointF(0, 60), NO, NO)   # leave, come back
-    _send_mouse(view, QEvent.Type.MouseMove, item.scenePos(), NO, NO)
+    assert "gradient" not in item.toolTip() and item.toolTip() == item.tooltip_text()
+    _send_mouse(view, QEvent.Type.MouseMove, item.scenePos() + QPointF(0, 60), NO, NO)   # away: written lazily again
+    scene.show_state(state, state.event.node, state.event.phase)
     assert "gradient" not in item.toolTip()
+    _send_mouse(view, QEvent.Type.MouseMove, item.scenePos(), NO, NO)
+    assert "gradient (4, 5)" in item.toolTip()
+    edge = scene.edge_item("scores", "a")               # wires the same way
+    assert edge.toolTip() == ""
+    _send_mouse(view, QEvent.Type.MouseMove, edge.path().pointAtPercent(0.5), NO, NO)
+    assert edge.toolTip() == edge.tooltip_text() and "h → scores.a" in edge.toolTip() and "gradient (4, 5)" in \
+        edge.toolTip()
 
 
 def test_graph_edits_clear_a_stale_state(qtbot):
