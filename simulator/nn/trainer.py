@@ -339,10 +339,14 @@ class Trainer:
 
     def evaluate(self) -> EpochMetrics:
         """Full-set train and validation loss and accuracy (eval mode) for the epoch just finished; updates early
-        stopping. Called by run() (and by step() if it was skipped)."""
-        tl, ta = self.network.evaluate(self._X_checked, self.y)
+        stopping. Called by run() (and by step() if it was skipped). With the InfoNCE loss the sets are scored in
+        chunks of 2 x batch_size rows, the two views of a batch of images as the loss sees them in training: a row's
+        negatives are the other rows of its chunk, so the epoch's numbers and the steps' are the same task
+        (1,024-row chunks would be a harder one, and the held-out curve would sit below the steps' for that alone)."""
+        chunk = 2 * self.batch_size if self.network.loss_kind == "infonce" else 1024
+        tl, ta = self.network.evaluate(self._X_checked, self.y, chunk)
         if self.Xv is not None and len(self.Xv):
-            vl, va = self.network.evaluate(self.Xv, self.yv)
+            vl, va = self.network.evaluate(self.Xv, self.yv, chunk)
             watch = vl
         else:
             vl, va = float("nan"), float("nan")

@@ -291,6 +291,13 @@ def test_the_trainer_trains_on_two_views_per_image_and_reports_contrastive_accur
     # measured: loss 2.91 -> 1.70, accuracy on the fixed pairs 0.44 -> 0.62
     assert tr.history.train_loss[-1] < first_loss - 0.8
     assert tr.history.train_accuracy[-1] > first_acc + 0.1
+    # the epoch's full-set numbers are scored in chunks of 2 x batch_size rows (16 images, two views each), so each
+    # row has as many negatives as in training
+    assert max(len(t) for _, t in seen) == 32
+    loss, acc = net.evaluate(pairs, ids, batch_size=32)
+    assert tr.history.train_loss[-1] == pytest.approx(loss, rel=1e-12)
+    assert tr.history.train_accuracy[-1] == pytest.approx(acc, rel=1e-12)
+    assert net.evaluate(pairs, ids)[0] > loss + 0.3                   # all 64 rows in one chunk: a harder task
 
 
 def test_an_infonce_network_keeps_its_temperature_through_a_weights_file_and_is_not_exported(tmp_path):
