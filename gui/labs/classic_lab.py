@@ -16,13 +16,14 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QHeaderView,
-                               QLabel, QProgressBar, QPushButton, QSplitter, QStackedWidget, QTableWidget,
+                               QLabel, QProgressBar, QPushButton, QSizePolicy, QSplitter, QStackedWidget, QTableWidget,
                                QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from gui import theme
 from gui.forms import ParamForm
 from gui.jobs import JobRunner
-from gui.labs.common import CLASS_COLOURS, ERROR_STYLE, MUTED_STYLE, control_column, digit_pixmap, group, muted
+from gui.labs.common import (CLASS_COLOURS, ERROR_STYLE, MUTED_STYLE, FlowSplitter, control_column, digit_pixmap,
+                             group, muted, size_to_current_page)
 from simulator.core.errors import StudioError
 from simulator.labs.classic_lab import (DIGITS, ClassicLabModel, CvSettings, KnnDataSettings, KnnLabModel,
                                         KnnSettings, LinearLabModel, LinearSettings)
@@ -75,6 +76,29 @@ def _plot(title: str = "") -> pg.PlotWidget:
     if title:
         p.setTitle(title, size="10pt", color=theme.INK_HEX)
     return w
+
+
+class _TemplatesPage(QWidget):
+    """The ten class templates in a 5 x 2 grid, each as large as the page's width allows (64 to TEMPLATE_PX a
+    side): a narrow window shrinks them rather than the table beside them."""
+
+    def __init__(self, labels: list[QLabel]):
+        super().__init__()
+        self._labels = labels
+
+    def minimumSizeHint(self):  # noqa: N802  (Qt's name)
+        hint = super().minimumSizeHint()
+        side = self._labels[0].width() if self._labels else 0
+        return QSize(max(0, hint.width() - 5 * max(0, side - 64)), hint.height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802  (Qt's name)
+        margins = self.layout().contentsMargins() if self.layout() is not None else None
+        room = event.size().width() - (margins.left() + margins.right() if margins else 0) - 4 * 10
+        side = max(64, min(TEMPLATE_PX, room // 5))
+        for img in self._labels:
+            if img.width() != side:
+                img.setFixedSize(side, side)
+        super().resizeEvent(event)
 
 
 # ================================================================================================== kNN
@@ -208,7 +232,11 @@ class KnnPanel(QWidget):
         qcol.addWidget(self.query_image)
         qcol.addWidget(self.query_label)
         qcol.addStretch(1)
-        dl.addLayout(qcol)
+        query_panel = QWidget()             # as wide as the query needs: the neighbours get the rest
+        query_panel.setLayout(qcol)
+        query_panel.setMaximumWidth(240)
+        qcol.setContentsMargins(0, 0, 0, 0)
+        dl.addWidget(query_panel)
         ncol = QVBoxLayout()
         self.neighbours_title = QLabel("Nearest training images")
         self.neighbours_title.setObjectName("SectionHeader")
@@ -218,7 +246,11 @@ class KnnPanel(QWidget):
         self._neighbour_grid.setSpacing(6)
         ncol.addLayout(self._neighbour_grid)
         ncol.addStretch(1)
-        dl.addLayout(ncol, 1)
+        neighbours_panel = QWidget()
+        neighbours_panel.setLayout(ncol)
+        ncol.setContentsMargins(0, 0, 0, 0)
+        neighbours_panel.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        dl.addWidget(neighbours_panel, 1)
         self.neighbour_labels: list[tuple[QLabel, QLabel]] = []
 
         self.stack = QStackedWidget()
@@ -634,7 +666,7 @@ class LinearPanel(QWidget):
         # ---- digit templates
         self.template_labels: list[QLabel] = []
         self.template_arrays: list[np.ndarray] = [np.zeros((8, 8)) for _ in range(10)]
-        templates_page = QWidget()
+        templates_page = _TemplatesPage(self.template_labels)
         tl = QVBoxLayout(templates_page)
         tl.setContentsMargins(12, 8, 12, 8)
         tl.addWidget(muted("Each class's weights W[:, c] as an 8x8 template (red: positive, blue: negative, one "
@@ -646,6 +678,7 @@ class LinearPanel(QWidget):
             cell = QVBoxLayout()
             img = QLabel()
             img.setFixedSize(TEMPLATE_PX, TEMPLATE_PX)
+            img.setScaledContents(True)         # the page sizes them to its width (_TemplatesPage)
             img.setStyleSheet("border: 1px solid #dde1e7;")
             cap = QLabel(f"class {c}")
             cap.setAlignment(Qt.AlignmentFlag.AlignHCenter)
@@ -659,6 +692,7 @@ class LinearPanel(QWidget):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.plot)
         self.stack.addWidget(templates_page)
+        size_to_current_page(self.stack)
 
         # ---- table
         self.table = QTableWidget(0, 0)
@@ -673,14 +707,19 @@ class LinearPanel(QWidget):
         tb.setContentsMargins(4, 4, 4, 4)
         tb.addWidget(self.table_caption)
         tb.addWidget(self.table, 1)
+        table_box.setMinimumWidth(380)      # scores readable in every column of the 2-D sets
 
+        # the plot (or the templates) and the table side by side when there is room, the table under them when
+        # there is not (a laptop with the lesson dock open)
+        self.view_splitter = FlowSplitter(side=(540, 410), stacked=(3, 2))
+        self.view_splitter.addWidget(self.stack)
+        self.view_splitter.addWidget(table_box)
         self.splitter = split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(controls)
-        split.addWidget(self.stack)
-        split.addWidget(table_box)
-        split.setStretchFactor(1, 3)
-        split.setStretchFactor(2, 2)
-        split.setSizes([330, 540, 410])
+        split.addWidget(self.view_splitter)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        split.setSizes([330, 950])
         root = QHBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(split)
@@ -736,10 +775,9 @@ class LinearPanel(QWidget):
         if name != self._shown_data or m.clf.steps == 0:
             self._shown_data = name
             self.stack.setCurrentIndex(1 if m.is_digits else 0)
-            total = sum(self.splitter.sizes()) or 1280
-            left = self.splitter.sizes()[0] or 330
-            table_w = min(620, total // 2) if m.is_digits else 410
-            self.splitter.setSizes([left, max(200, total - left - table_w), table_w])
+            # the digits' table has 13 columns: it gets more of the room beside (or under) the templates
+            self.view_splitter.set_shares(side=(1, 1) if m.is_digits else (540, 410),
+                                          stacked=(1, 1) if m.is_digits else (3, 2))
             if not m.is_digits:
                 self.plot.getPlotItem().setRange(xRange=self._view[:2], yRange=self._view[2:], padding=0)
             self._setup_table()

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QGroupBox, QLabel, QScrollArea, QSizePolicy, QSplitter, QStackedWidget, QVBoxLayout,
+                               QWidget)
 
 from gui import plotting, theme  # noqa: F401  (plotting: cached axes for every lab's plots)
 
-__all__ = ["CLASS_COLOURS", "ERROR_STYLE", "MUTED_STYLE", "PALETTE", "LazyPage", "control_column", "digit_pixmap",
-           "group", "muted"]
+__all__ = ["CLASS_COLOURS", "ERROR_STYLE", "MUTED_STYLE", "PALETTE", "FlowSplitter", "LazyPage", "control_column",
+           "digit_pixmap", "group", "min_width", "muted", "size_to_current_page"]
 
 MUTED_STYLE = f"color: {theme.MUTED_HEX};"
 ERROR_STYLE = f"color: {theme.ERROR.name()};"
@@ -107,3 +108,105 @@ class LazyPage(QWidget):
     def showEvent(self, event) -> None:  # noqa: N802  (Qt's name)
         self.page()
         super().showEvent(event)
+
+
+# ================================================================================================== fitting a page
+
+def min_width(w: QWidget) -> int:
+    """The width a layout never gives ``w`` less of (Qt's qSmartMinSize): an explicit minimum width wins, else the
+    minimum size hint (the size hint for a policy that cannot shrink); 0 for an Ignored policy."""
+    if w.minimumWidth() > 0:
+        return min(w.minimumWidth(), w.maximumWidth())
+    policy = w.sizePolicy().horizontalPolicy()
+    if policy == QSizePolicy.Policy.Ignored:
+        return 0
+    hint = w.minimumSizeHint().width()
+    if not policy.value & QSizePolicy.PolicyFlag.ShrinkFlag.value:
+        hint = max(hint, w.sizeHint().width())
+    return max(0, min(hint, w.maximumWidth()))
+
+
+def size_to_current_page(stack: QStackedWidget) -> None:
+    """A stacked widget is as large as its largest page, shown or not; after this it asks only for the room of the
+    page it shows (the others are Ignored while hidden), so a wide hidden page never widens a narrow window. (A
+    page's explicit minimum size still counts: Qt puts it above any policy.)"""
+    def follow(index: int) -> None:
+        for i in range(stack.count()):
+            page = stack.widget(i)
+            policy = QSizePolicy.Policy.Preferred if i == index else QSizePolicy.Policy.Ignored
+            page.setSizePolicy(policy, policy)
+        stack.updateGeometry()
+    stack.currentChanged.connect(follow)
+    follow(stack.currentIndex())
+
+
+class FlowSplitter(QSplitter):
+    """Panes side by side while the splitter is at least as wide as they need (the sum of their minimum widths, or
+    ``side_by_side_at``), one above the other when it is narrower (a laptop, the lesson dock open): no pane is ever
+    squeezed below its minimum width. ``side`` and ``stacked`` are the panes' shares of the room (one number per
+    pane), kept through resizes until the user drags a handle, and applied again whenever the arrangement changes.
+    ``arrangement_changed`` (True: stacked) lets the owner rearrange inside the panes."""
+
+    arrangement_changed = Signal(bool)
+
+    def __init__(self, side: tuple[float, ...], stacked: tuple[float, ...] | None = None,
+                 side_by_side_at: int | None = None, parent: QWidget | None = None):
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self.setChildrenCollapsible(False)
+        self._side, self._stacked = tuple(side), tuple(stacked or side)
+        self._at = side_by_side_at
+        self._arranged = False
+        self._dragged = False          # the user moved a handle since the arrangement last changed
+        self.splitterMoved.connect(self._on_dragged)
+
+    @property
+    def stacked(self) -> bool:
+        return self.orientation() == Qt.Orientation.Vertical
+
+    def side_by_side_width(self) -> int:
+        """The width below which the panes are stacked."""
+        if self._at is not None:
+            return self._at
+        panes = [self.widget(i) for i in range(self.count())]
+        return sum(min_width(p) for p in panes) + self.handleWidth() * max(0, len(panes) - 1)
+
+    def arrange(self, width: int | None = None, height: int | None = None) -> None:
+        """Side by side or stacked for this width (the splitter's own by default)."""
+        width = self.width() if width is None else width
+        height = self.height() if height is None else height
+        stacked = width < self.side_by_side_width()
+        changed = not self._arranged or stacked != self.stacked
+        if not changed and self._dragged:
+            return
+        self._arranged, self._dragged = True, False
+        if changed:             # the owner rearranges inside the panes first: their minimum sizes follow
+            self.setOrientation(Qt.Orientation.Vertical if stacked else Qt.Orientation.Horizontal)
+            self.arrangement_changed.emit(stacked)
+        shares = self._stacked if stacked else self._side
+        total = max(1, height if stacked else width)
+        self.setSizes([max(1, round(total * s / sum(shares))) for s in shares])
+
+    def set_shares(self, side: tuple[float, ...], stacked: tuple[float, ...] | None = None) -> None:
+        """New shares of the room for the panes (what they show changed), applied now."""
+        self._side, self._stacked = tuple(side), tuple(stacked or side)
+        self._dragged = False
+        if self._arranged:
+            shares = self._stacked if self.stacked else self._side
+            total = max(1, self.height() if self.stacked else self.width())
+            self.setSizes([max(1, round(total * s / sum(shares))) for s in shares])
+
+    def minimumSizeHint(self):  # noqa: N802  (Qt's name)
+        """As narrow as its widest pane: below the side-by-side width the panes stack (so a page that holds it,
+        shown or not, never asks for the side-by-side width)."""
+        hint = super().minimumSizeHint()
+        if self.stacked:
+            return hint
+        panes = [self.widget(i) for i in range(self.count())]
+        return QSize(max([min_width(p) for p in panes] or [0]), hint.height())
+
+    def _on_dragged(self, *_: object) -> None:
+        self._dragged = True
+
+    def resizeEvent(self, event) -> None:  # noqa: N802  (Qt's name)
+        self.arrange(event.size().width(), event.size().height())
+        super().resizeEvent(event)

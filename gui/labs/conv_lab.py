@@ -149,7 +149,7 @@ class ConvLab(QWidget):
 
         scroll = control_column([group("Conv layer (one filter)", layer),
                                  group("Output size  (N − F + 2P)/S + 1", size_box), group("Animation", anim)],
-                                width=300)
+                                width=290)
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -196,6 +196,7 @@ class ConvLab(QWidget):
     def _build_backward(self) -> QWidget:
         page = QWidget()
         lay = QVBoxLayout(page)
+        lay.setContentsMargins(6, 6, 6, 6)
         self.bw_xpad_view = GridView("x (padded)")
         self.bw_dout_view = GridView("upstream dout = ∂L/∂out", colours="diverging")
         self.bw_dout_view.editable = True
@@ -208,6 +209,12 @@ class ConvLab(QWidget):
         for i, v in enumerate((self.bw_xpad_view, self.bw_dout_view, self.bw_dw_view,
                                self.bw_full_view, self.bw_flip_view, self.bw_dx_view)):
             grid.addWidget(v, i // 3, i % 3)
+        # each column as wide as its usual titles, so a narrow window (the lesson dock open) elides none of them
+        grid.setHorizontalSpacing(4)
+        for col, (view, title) in enumerate(((self.bw_full_view, "dout, zero-padded by F − 1"),
+                                             (self.bw_dout_view, "upstream dout = ∂L/∂out"),
+                                             (self.bw_dx_view, "dX = full conv(dout, w), cropped"))):
+            grid.setColumnMinimumWidth(col, view.title_width(title))
         lay.addLayout(grid, 1)
         self.db_label = QLabel()
         self.db_label.setFont(theme.font(10.5, mono=True))
@@ -217,9 +224,10 @@ class ConvLab(QWidget):
         self.check_label.setStyleSheet(f"color: {theme.VALUE_HEX};")
         self.random_dout_button = QPushButton("Random dout")
         self.random_dout_button.clicked.connect(self.model.random_dout)
+        self.check_label.setWordWrap(True)
+        lay.addWidget(self.db_label)        # the sum on its own line, the check and the button under it
         row = QHBoxLayout()
-        row.addWidget(self.db_label, 1)
-        row.addWidget(self.check_label)
+        row.addWidget(self.check_label, 1)
         row.addWidget(self.random_dout_button)
         lay.addLayout(row)
         lay.addWidget(muted("dW[p, q] = Σ_ij x_pad[i·S + p, j·S + q] · dout[i, j]: each weight collects the inputs it "
@@ -498,7 +506,7 @@ class ConvLab(QWidget):
                                      title=("dout dilated (S − 1 zeros) and padded by F − 1" if S > 1
                                             else "dout, zero-padded by F − 1"))
         self.bw_flip_view.set_values(bk.w_flipped[0])
-        self.bw_dx_view.set_values(bk.dxpad[0], pad=P, title=("dX = full conv(dout, w) (ring cropped)" if P
+        self.bw_dx_view.set_values(bk.dxpad[0], pad=P, title=("dX = full conv(dout, w), cropped" if P
                                                               else "dX = full conv(dout, w)"))
         terms = " + ".join(f"({format_number(v)})" if v < 0 else format_number(v) for v in m.dout.ravel()[:16])
         terms += " + …" if m.dout.size > 16 else ""

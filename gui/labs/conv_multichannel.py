@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QSt
 from gui import theme
 from gui.forms import ParamForm
 from gui.frame_player import FramePlayer, FrameTransportBar
-from gui.labs.common import control_column, group, muted
+from gui.labs.common import control_column, group, muted, size_to_current_page
 from gui.labs.conv_grid import ACCENT, ERROR_STYLE, OK_STYLE, GridView, sum_box
 from simulator.core.errors import StudioError
 from simulator.labs.conv_lab import MultiConvModel, MultiConvSettings
@@ -149,6 +149,7 @@ class MultiChannelView(QWidget):
         self.lower_stack = QStackedWidget()
         self.lower_stack.addWidget(filters_page)
         self.lower_stack.addWidget(mix_page)
+        size_to_current_page(self.lower_stack)     # the 1x1 matrix page never widens the filters' page
 
         left = QVBoxLayout()
         left.addWidget(self.input_header)

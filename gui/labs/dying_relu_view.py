@@ -121,7 +121,9 @@ class DyingReluView(QWidget):
         legend.setWordWrap(True)
         legend.setStyleSheet(MUTED_STYLE)
 
-        self.dead_plot = _plot("Dead share over training (same weights and batches)", "dead share", "SGD step")
+        # two short lines: a one-line title wider than a narrow plot would push its axes out of view
+        self.dead_plot = _plot(f"Dead share over training<br><span style='font-size: 8.5pt; color: {theme.MUTED_HEX};'>"
+                               "same weights and batches</span>", "dead share", "SGD step")
         dp = self.dead_plot.getPlotItem()
         dp.showGrid(x=True, y=True, alpha=0.15)
         dp.setYRange(0, 1, padding=0.03)

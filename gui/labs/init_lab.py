@@ -46,6 +46,10 @@ def _fit_width(scroll) -> None:
     need = scroll.widget().minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
     scroll.setMinimumWidth(max(scroll.minimumWidth(), need))
 
+# a plot title's smaller second line: one long line wider than a narrow plot would push its axes out of view
+_SUB = f"<br><span style='font-size: 8.5pt; color: {theme.MUTED_HEX};'>"
+
+
 class _RidgePlot(pg.PlotWidget):
     """One histogram per layer, stacked: layer 1 on top. Each row is a filled step curve scaled to its own peak,
     labelled with the layer's mean and std."""
@@ -741,13 +745,13 @@ class InitLab(QWidget):
         if tanh:
             sat = s.column("saturated")
             self.bars = [pg.BarGraphItem(x=x, height=sat, width=0.7, brush=pg.mkBrush(theme.GRADIENT), pen=None)]
-            bp.setTitle("Saturated: share of |a| > 0.99", size="10pt")
+            bp.setTitle(f"Saturated units{_SUB}share of |a| > 0.99</span>", size="10pt")
         else:
             zero = s.column("zero_fraction")
             dead = s.column("dead_fraction")
             self.bars = [pg.BarGraphItem(x=x, height=zero, width=0.7, brush=pg.mkBrush(200, 208, 220), pen=None),
                          pg.BarGraphItem(x=x, height=dead, width=0.7, brush=pg.mkBrush(theme.GRADIENT), pen=None)]
-            bp.setTitle("a ≤ 0 (grey), dead units (red)", size="10pt")
+            bp.setTitle(f"Zero and dead units{_SUB}grey: a ≤ 0 · red: dead</span>", size="10pt")
         for b in self.bars:
             bp.addItem(b)
         bp.setXRange(0.4, s.depth + 0.6, padding=0)

@@ -66,7 +66,8 @@ class ImageGrid(QWidget):
     """A grid of pixel images, each with a title above and a caption below; columns share the width equally, aspect
     locked, no axes. ``images[i]`` are pg.ImageItems, ``boxes[i]`` their ViewBoxes (add overlays there)."""
 
-    def __init__(self, titles: list[str], columns: int | None = None, title_size: float = 9.5):
+    def __init__(self, titles: list[str], columns: int | None = None, title_size: float = 9.5, min_cell: int = 40,
+                 spacing: int = 8):
         super().__init__()
         self.images: list[pg.ImageItem] = []
         self.boxes: list[pg.ViewBox] = []
@@ -77,7 +78,7 @@ class ImageGrid(QWidget):
         cols = columns or len(titles)
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 4, 4, 4)
-        grid.setHorizontalSpacing(8)
+        grid.setHorizontalSpacing(spacing)
         grid.setVerticalSpacing(2)
         for i, t in enumerate(titles):
             r, c = divmod(i, cols)
@@ -89,7 +90,7 @@ class ImageGrid(QWidget):
             title.setFont(f)
             title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
             view = pg.GraphicsView(background="w")
-            view.setMinimumSize(40, 40)
+            view.setMinimumSize(min_cell, min_cell)
             view.setFrameShape(QFrame.Shape.NoFrame)
             vb = pg.ViewBox(lockAspect=True, invertY=True, enableMouse=False, enableMenu=False)
             view.setCentralItem(vb)
@@ -674,8 +675,9 @@ class InterpretLab(QWidget):
         k = int(_declared(M.EmbeddingSettings, "k").high)
         self.query_grid = ImageGrid(["Query"])
         self.query_grid.setFixedHeight(150)
-        self.feature_grid = ImageGrid([f"{i + 1}" for i in range(k)], title_size=8.5)
-        self.pixel_grid = ImageGrid([f"{i + 1}" for i in range(k)], title_size=8.5)
+        # k neighbours in a row: small cells allowed, so the row leaves the plot beside it room on a laptop
+        self.feature_grid = ImageGrid([f"{i + 1}" for i in range(k)], title_size=8.5, min_cell=30, spacing=4)
+        self.pixel_grid = ImageGrid([f"{i + 1}" for i in range(k)], title_size=8.5, min_cell=30, spacing=4)
         for g in (self.feature_grid, self.pixel_grid):
             g.setFixedHeight(120)
         self.neighbour_title = QLabel("Click a point in the plot.")
@@ -1068,8 +1070,8 @@ class InterpretLab(QWidget):
         brushes = [pg.mkBrush(CLASS_COLOURS[int(c) % 10]) for c in y]
         self.embed_scatter.setData(x=Y[:, 0], y=Y[:, 1], brush=brushes, data=np.arange(len(Y)))
         self.embed_plot.getPlotItem().autoRange()
-        self.embed_plot.getPlotItem().setTitle(
-            f"{m.embedding_method} of the last hidden layer ({m.features.shape[1]} units), {len(Y)} validation "
+        self.embed_plot.getPlotItem().setTitle(      # two short lines: the plot may be narrow (a laptop)
+            f"{m.embedding_method} of the last hidden layer<br>{m.features.shape[1]} units, {len(Y)} validation "
             f"images", size="10pt", color=theme.INK_HEX)
         self.view_updated.emit("embedding")
         self.select_point(m.selected_point if m.selected_point is not None else m.index)

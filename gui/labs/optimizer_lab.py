@@ -32,14 +32,14 @@ from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QFormLayout, QGraphicsItem,
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QSplitter, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+                               QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from gui import theme
 from gui.forms import ParamForm, param_widget, read_widget, write_widget
 from gui.frame_player import FramePlayer, FrameTransportBar
 from gui.jobs import JobRunner
 from gui.labs.prediction import PredictionBox
-from gui.labs.common import ERROR_STYLE, MUTED_STYLE, PALETTE, control_column, group
+from gui.labs.common import ERROR_STYLE, MUTED_STYLE, PALETTE, FlowSplitter, control_column, group
 from gui.labs.schedule_designer import ScheduleDesigner
 from simulator.core.errors import StudioError
 from simulator.core.params import params_of
@@ -420,7 +420,7 @@ class OptimizerLab(QWidget):
         right.setStretchFactor(1, 2)
         right.setChildrenCollapsible(False)
         self.loss_plot.setMinimumHeight(180)
-        self.schedule_designer.setMinimumHeight(250)
+        # the designer keeps its layout's minimum height (323 px): a smaller one let its form overlap its plot
 
         self.surface_plot.setMinimumSize(QSize(320, 320))
         centre = QWidget()
@@ -429,18 +429,47 @@ class OptimizerLab(QWidget):
         centre_box.setSpacing(0)
         centre_box.addWidget(self.surface_plot, 1)
         centre_box.addWidget(self.precond_text)
+        # the loss plot and the schedule designer: a column beside the surface when there is room for three
+        # columns, tabs under the surface when there is not (a laptop with the lesson dock open)
+        self._right = right
+        self.side_tabs = QTabWidget()
+        self.side_tabs.setDocumentMode(True)
+        self.side_tabs.hide()
+        right_box = QWidget()
+        rb = QVBoxLayout(right_box)
+        rb.setContentsMargins(0, 0, 0, 0)
+        rb.addWidget(right)
+        rb.addWidget(self.side_tabs)
+        self.plots_splitter = FlowSplitter(side=(5, 4), stacked=(3, 2))
+        self.plots_splitter.arrangement_changed.connect(self._on_arrangement_changed)
+        self.plots_splitter.addWidget(centre)
+        self.plots_splitter.addWidget(right_box)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(scroll)
-        self.splitter.addWidget(centre)
-        self.splitter.addWidget(right)
+        self.splitter.addWidget(self.plots_splitter)
         self.splitter.setChildrenCollapsible(False)
         self.splitter.setStretchFactor(0, 0)
-        self.splitter.setStretchFactor(1, 5)
-        self.splitter.setStretchFactor(2, 4)
-        self.splitter.setSizes([380, 640, 500])
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([380, 1140])
         root = QHBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(self.splitter)
+
+    def _on_arrangement_changed(self, stacked: bool) -> None:
+        """Tabs under the surface (stacked) or a column beside it: the same two widgets move between them."""
+        if stacked:
+            self._right.hide()
+            self.side_tabs.addTab(self.loss_plot, "Loss")
+            self.side_tabs.addTab(self.schedule_designer, "Learning-rate schedule")
+            self.side_tabs.show()
+        elif self.side_tabs.count():
+            self._right.insertWidget(0, self.loss_plot)
+            self._right.insertWidget(1, self.schedule_designer)
+            for w in (self.loss_plot, self.schedule_designer):
+                w.show()                # a tab page not on top was hidden by the tabs, and stays so unless shown
+            self.side_tabs.hide()
+            self._right.show()
+            self._right.setSizes([300, 200])
 
     # ================================================================================================ public API
     @property

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QSplitter,
@@ -48,7 +49,7 @@ from gui.labs.augment_view import show_augment_preview
 from gui.labs.evaluate_panel import EvaluatePanel
 from gui.labs.preprocess_view import show_preprocess_preview
 from gui.labs.transfer_view import FreezePanel
-from gui.labs.common import CLASS_COLOURS, MUTED_STYLE, PALETTE, control_column, digit_pixmap, group
+from gui.labs.common import CLASS_COLOURS, MUTED_STYLE, PALETTE, FlowSplitter, control_column, digit_pixmap, group
 from gui.labs.network_builder import NetworkBuilder
 from simulator.core.errors import StudioError
 from simulator.core.params import params_of
@@ -555,9 +556,15 @@ class PlaygroundLab(QWidget):
         pick.addWidget(self.maps_caption, 1)
         mpl.addLayout(pick)
         mpl.addWidget(self.maps_plot, 1)
+        # the misclassified examples scroll when the page is short (the curves under it on a laptop)
+        mis_scroll = QScrollArea()
+        mis_scroll.setWidget(mis)
+        mis_scroll.setWidgetResizable(True)
+        mis_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        mis_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         top, bottom = QSplitter(Qt.Orientation.Horizontal), QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.confusion_plot)
-        top.addWidget(mis)
+        top.addWidget(mis_scroll)
         bottom.addWidget(self.filters_plot)
         bottom.addWidget(maps)
         for sp in (top, bottom):
@@ -659,24 +666,49 @@ class PlaygroundLab(QWidget):
         cl.addWidget(self.pages, 1)
         centre.setMinimumWidth(380)
 
+        # the four curves: a column beside the centre when there is room for three columns, a 2 x 2 grid under it
+        # when there is not (a laptop with the lesson dock open); two pairs, each a splitter that turns with it
         plots = QSplitter(Qt.Orientation.Vertical)
-        for p in (self.loss_plot, self.acc_plot, self.lr_plot, self.grad_plot):
-            plots.addWidget(p)
-        plots.setSizes([300, 220, 140, 240])
+        self._plot_pairs = (QSplitter(Qt.Orientation.Vertical), QSplitter(Qt.Orientation.Vertical))
+        for pair, members in zip(self._plot_pairs, ((self.loss_plot, self.acc_plot), (self.lr_plot, self.grad_plot))):
+            for p in members:
+                pair.addWidget(p)
+            pair.setChildrenCollapsible(False)
+            plots.addWidget(pair)
         plots.setChildrenCollapsible(False)
         plots.setMinimumWidth(260)
+        self._plots = plots
 
+        self.plots_splitter = FlowSplitter(side=(3, 2), stacked=(5, 4))
+        self.plots_splitter.arrangement_changed.connect(self._on_arrangement_changed)
+        self.plots_splitter.addWidget(centre)
+        self.plots_splitter.addWidget(plots)
+        self._on_arrangement_changed(False)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.left)
-        self.splitter.addWidget(centre)
-        self.splitter.addWidget(plots)
+        self.splitter.addWidget(self.plots_splitter)
         self.splitter.setChildrenCollapsible(False)
-        for i, s in enumerate((0, 3, 2)):
+        for i, s in enumerate((0, 1)):
             self.splitter.setStretchFactor(i, s)
-        self.splitter.setSizes([self.left.minimumWidth(), 560, 360])
+        self.splitter.setSizes([self.left.minimumWidth(), 920])
         root = QHBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         root.addWidget(self.splitter)
+
+    def _on_arrangement_changed(self, stacked: bool) -> None:
+        """The curves in a column beside the centre (loss, accuracy, learning rate, gradient norms) or in a 2 x 2 grid
+        under it."""
+        turn = Qt.Orientation.Horizontal if stacked else Qt.Orientation.Vertical
+        for pair in self._plot_pairs:
+            pair.setOrientation(turn)
+        if stacked:
+            self._plots.setSizes([1, 1])
+            for pair in self._plot_pairs:
+                pair.setSizes([1, 1])
+        else:
+            self._plots.setSizes([520, 380])
+            self._plot_pairs[0].setSizes([300, 220])
+            self._plot_pairs[1].setSizes([140, 240])
 
     # ================================================================================================ public API
     @property

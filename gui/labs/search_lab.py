@@ -153,7 +153,7 @@ class SearchLab(QWidget):
         for c, (kind, title, sym) in enumerate((("grid", "Grid search", GRID_SYMBOL),
                                                  ("random", "Random search", RANDOM_SYMBOL))):
             m = self.search_view.addPlot(row=0, col=c)
-            m.setTitle(f"{title}: accuracy vs learning rate", size="10pt", color=theme.INK_HEX)
+            m.setTitle(f"{title}: accuracy", size="10pt", color=theme.INK_HEX)     # short: it must fit a laptop
             m.setLogMode(x=True, y=False)
             m.setYRange(0, 1.02, padding=0)
             m.setLabel("left", "val. accuracy")
@@ -164,7 +164,7 @@ class SearchLab(QWidget):
             mi = m.plot([], [], pen=None, symbol=sym, symbolSize=8, symbolPen=pg.mkPen("#1f2933", width=0.6))
             self.marginal_plots[kind], self.marginal_items[kind] = m, mi
             p = self.search_view.addPlot(row=1, col=c)
-            p.setTitle(title, size="11pt", color=theme.INK_HEX)
+            p.setTitle(f"{title}: trials", size="10pt", color=theme.INK_HEX)
             p.setLogMode(x=True, y=True)
             p.setLabel("bottom", "learning rate")
             p.setLabel("left", "weight decay")
@@ -180,7 +180,7 @@ class SearchLab(QWidget):
                                         label="validation accuracy")
         self.search_view.addItem(self.colorbar, row=1, col=2)
         lay = self.search_view.ci.layout             # the two searches share the width; the colour bar keeps its own
-        lay.setColumnFixedWidth(2, 100)
+        lay.setColumnFixedWidth(2, 84)
         lay.setColumnStretchFactor(0, 1)
         lay.setColumnStretchFactor(1, 1)
 
@@ -212,7 +212,7 @@ class SearchLab(QWidget):
         ep = self.ens_plot.getPlotItem()
         ep.setMenuEnabled(False)
         ep.showGrid(y=True, alpha=0.15)
-        ep.setTitle("Ensemble: single models vs their average", size="10pt", color=theme.INK_HEX)
+        ep.setTitle("Ensemble vs single models", size="10pt", color=theme.INK_HEX)
         ep.setLabel("left", "validation accuracy")
         self.ens_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush("#9fb3cc"))
         self.ens_bar = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush(theme.VALUE_HEX))

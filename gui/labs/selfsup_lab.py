@@ -599,7 +599,7 @@ class SelfSupervisedLab(QWidget):
         self.pretext_page = page
 
     def _build_judge_page(self) -> None:
-        self.probe_plot = _plot("Linear probe: accuracy on held-out digits", "test accuracy",
+        self.probe_plot = _plot("Linear probe on held-out digits", "test accuracy",
                                 "labelled training digits (log scale)")
         pp = self.probe_plot.getPlotItem()
         pp.setYRange(0, 1.0, padding=0.02)
@@ -614,7 +614,7 @@ class SelfSupervisedLab(QWidget):
                        symbol="o", symbolSize=8, symbolBrush=METHOD_COLOURS[m], symbolPen=None,
                        name=METHOD_LABELS[m])
             for m in METHODS}
-        self.probe_plot.setMinimumSize(300, 240)
+        self.probe_plot.setMinimumSize(260, 240)
         self.probe_label = QLabel("Train a pretext task on the digits, then press <b>Run the linear probe</b>: "
                                   "points appear as each probe is measured.")
         self.probe_label.setWordWrap(True)
@@ -1232,14 +1232,14 @@ class SelfSupervisedLab(QWidget):
             if space in e.coords:
                 xy = e.coords[space]
                 sc.setData(x=xy[:, 0], y=xy[:, 1], brush=brushes, data=np.arange(len(xy)))
-                p.setTitle(f"{space} · k-NN agreement {e.knn_agreement[space]:.0%}", size="8.5pt",
-                           color=SPACE_COLOURS[space])
+                p.setTitle(f"{space}<br>k-NN agreement {e.knn_agreement[space]:.0%}", size="8.5pt",
+                           color=SPACE_COLOURS[space])      # two short lines fit a narrow plot
                 p.autoRange()
             else:
                 sc.setData([], [])
                 for mark in self.embed_marks[space]:
                     mark.setData([], [])
-                p.setTitle(f"{SPACE_LABELS[space]}: run the probe first (it trains this encoder)", size="8.5pt",
+                p.setTitle(f"{SPACE_LABELS[space]}<br>run the probe: it trains it", size="8.5pt",
                            color=theme.MUTED_HEX)
         self._show_neighbours(e.neighbours)
         self._update_buttons()
