@@ -335,6 +335,7 @@ class PlaygroundLab(QWidget):
         self.status_label = QLabel()
         self.status_label.setStyleSheet("font-family: monospace;")
         self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status_label.setWordWrap(True)       # a hand-off's or a load's notice goes on a second line, not cut
         self.banner = QLabel()
         self.banner.setObjectName("ErrorBanner")
         self.banner.setStyleSheet(BANNER_STYLE)

@@ -397,6 +397,10 @@ def test_loaded_weights_that_no_longer_fit_are_dropped_with_a_notice(qtbot, lab,
     qtbot.waitUntil(lambda: not lab._rebuild_timer.isActive() and lab.state == "idle", timeout=5000)
     assert "do not fit" in lab.status_label.text()
     assert lab.network_copy().network.params["fc1.w"].shape == (2, 8)
+    # the notice is shown whole: the status line wraps onto more lines rather than cutting it off
+    label = lab.status_label
+    label.parentWidget().layout().activate()
+    assert label.wordWrap() and label.height() >= label.heightForWidth(label.width())
 
 
 def test_xavier_tooltip_names_the_pytorch_difference(qtbot):
