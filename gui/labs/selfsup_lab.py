@@ -477,6 +477,7 @@ class SelfSupervisedLab(QWidget):
         self.status_label = QLabel("")
         self.status_label.setStyleSheet(MUTED_STYLE)
         self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status_label.setWordWrap(True)       # long messages (a hand-off, a task being prepared) wrap, not cut
         self.error_label = QLabel()
         self.error_label.setObjectName("ErrorBanner")
         self.error_label.setWordWrap(True)
@@ -576,6 +577,7 @@ class SelfSupervisedLab(QWidget):
         for page in (matrix_page, latent_page, photo_page):
             self.side.addWidget(page)
         self.side.setMinimumWidth(220)
+        self.side.hide()                    # until a task has something to show there (empty axes say nothing)
 
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(pv)
