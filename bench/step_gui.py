@@ -6,8 +6,8 @@ step, the canvas, the inspector (following the step) and the chain-rule panel up
 changed (`processEvents`). Scrubbing jumps to random positions the same way. Each row shows the median, the 90th
 percentile and the worst step.
 
-Play: the → key held by the player's timer at its fastest speed (8 steps per second, the transport's top) for
---play-seconds; the steps per second it reached are printed against the speed chosen.
+Play: the player's own timer at the transport's fastest speed (8 steps per second) for --play-seconds; the steps
+per second it reached are printed against the speed chosen.
 
 Floors: a step under 16 ms at 500 nodes and under 33 ms at 2,000 (medians); play holds >= 95% of its speed.
 """

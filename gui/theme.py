@@ -106,8 +106,8 @@ def canvas_fonts() -> CanvasFonts:
 
 
 # Text widths per (font, text) for the canvas: a 1,000-node graph asks for about 13,000 of them while it is laid out and
-# drawn, and a step for one per label that changed. The canvas fonts live as long as the app (canvas_fonts is cached);
-# the font objects are kept with their metrics so that an id is never reused for another font.
+# drawn, and a step for one per label that changed. The font objects are kept with their metrics, so an id is never
+# reused for another font (apply() makes new canvas fonts: six more entries, never pruned).
 _METRICS: dict[int, tuple[QFont, QFontMetricsF]] = {}
 _WIDTHS: dict[tuple[int, str], float] = {}
 _MAX_WIDTHS = 50_000

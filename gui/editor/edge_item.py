@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPainterPathSt
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyle, QStyleOptionGraphicsItem
 
 from gui import theme
+from gui.editor.tooltip import LazyToolTip
 from simulator.graphs.graph import Edge
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def wire_path(p1: QPointF, p2: QPointF) -> QPainterPath:
     return path
 
 
-class EdgeItem(QGraphicsItem):
+class EdgeItem(LazyToolTip, QGraphicsItem):
     def __init__(self, edge: Edge, src_item: "NodeItem", dst_item: "NodeItem") -> None:
         super().__init__()
         self.edge = edge
@@ -44,7 +45,6 @@ class EdgeItem(QGraphicsItem):
         self._value_rect = QRectF()
         self._grad_rect = QRectF()
         self._bounds = QRectF()
-        self._tooltip_stale = True
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setAcceptHoverEvents(True)
         self.setZValue(0)
@@ -68,18 +68,6 @@ class EdgeItem(QGraphicsItem):
         self.setOpacity(0.42 if dimmed else 1.0)
         self._update_tooltip()
         self._place_labels()          # the wire itself has not moved
-
-    def _update_tooltip(self) -> None:
-        """The tooltip is out of date: it is written when the pointer next comes over the wire, or now if it is
-        there."""
-        self._tooltip_stale = True
-        if self._hover:
-            self._write_tooltip()
-
-    def _write_tooltip(self) -> None:
-        if self._tooltip_stale:
-            self.setToolTip(self.tooltip_text())
-            self._tooltip_stale = False
 
     def tooltip_text(self) -> str:
         """The wire's ends and the value and gradient it carries (shapes and numbers)."""
@@ -156,7 +144,6 @@ class EdgeItem(QGraphicsItem):
 
     def hoverEnterEvent(self, event) -> None:
         self._hover = True
-        self._write_tooltip()
         self.update()
 
     def hoverLeaveEvent(self, event) -> None:

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QGraphicsItem, QStyle, QStyleOptionGraphicsItem
 
 from gui import theme
 from gui.editor.port_item import PortItem
+from gui.editor.tooltip import LazyToolTip
 from simulator.graphs.graph import Graph, Node
 
 OP_RADIUS = 8.0
@@ -23,7 +24,7 @@ _MOVED = QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged   # itemChange 
 _width = theme.text_width
 
 
-class NodeItem(QGraphicsItem):
+class NodeItem(LazyToolTip, QGraphicsItem):
     """The canvas picture of node `node_id`; its position is the box centre (the model's `pos`)."""
 
     def __init__(self, graph: Graph, node_id: str) -> None:
@@ -46,7 +47,6 @@ class NodeItem(QGraphicsItem):
         self.setAcceptHoverEvents(True)
         self.setZValue(1)
         self.w = self.h = 0.0
-        self._tooltip_stale, self._hovered = True, False
         self.sync()
 
     # ---- reading the model ----------------------------------------------------------------------------------
@@ -81,6 +81,7 @@ class NodeItem(QGraphicsItem):
 
     def _layout(self) -> None:
         self.prepareGeometryChange()
+        old_w, old_ports = self.w, len(self.input_ports)
         node = self.node
         if node.kind == "op":
             symbol = node.label()
@@ -105,6 +106,9 @@ class NodeItem(QGraphicsItem):
         for i, p in enumerate(ports):
             p.setPos(-self.w / 2, -self.h / 2 + self.h * (i + 1) / (len(ports) + 1))
         self.output_port.setPos(self.w / 2, 0)
+        scene = self.scene()
+        if scene is not None and (self.w != old_w or len(ports) != old_ports):
+            scene.node_item_moved(self)     # the ports moved (a new value's text is wider): the wires follow
         self._update_tooltip()
         self.update()
 
@@ -148,27 +152,6 @@ class NodeItem(QGraphicsItem):
         else:
             self._update_tooltip()
             self.update()
-
-    def _update_tooltip(self) -> None:
-        """The tooltip is out of date: it is written when the pointer next comes over the node (building it for
-        every node at every step cost a tenth of a 1,000-node graph's first drawing), or now if it is there."""
-        self._tooltip_stale = True
-        if self._hovered:
-            self._write_tooltip()
-
-    def _write_tooltip(self) -> None:
-        if self._tooltip_stale:
-            self.setToolTip(self.tooltip_text())
-            self._tooltip_stale = False
-
-    def hoverEnterEvent(self, event) -> None:
-        self._hovered = True
-        self._write_tooltip()
-        super().hoverEnterEvent(event)
-
-    def hoverLeaveEvent(self, event) -> None:
-        self._hovered = False
-        super().hoverLeaveEvent(event)
 
     def tooltip_text(self) -> str:
         """Name, kind or op formula, and the value, output and gradient shown (shapes and numbers)."""

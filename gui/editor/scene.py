@@ -15,6 +15,7 @@ from gui.editor.edge_item import EdgeItem, RubberWireItem
 from gui.editor.flow import FlowPulse
 from gui.editor.node_item import NodeItem
 from gui.editor.port_item import PortItem
+from gui.editor.tooltip import LazyToolTip
 from simulator.engine.trace import StepEvent, TraceState
 from simulator.core.errors import StudioError
 from simulator.graphs.fileformat import dumps, loads
@@ -191,6 +192,13 @@ class GraphScene(QGraphicsScene):
     def _adjust_edges(self, node_id: str) -> None:
         for key in self._by_node.get(node_id, ()):
             self._edges[key].adjust()
+
+    def helpEvent(self, event) -> None:  # noqa: N802  (Qt's name)
+        """Before Qt picks the tooltip under the pointer: the stale ones there are written (see gui/editor/tooltip)."""
+        for item in self.items(event.scenePos()):
+            if isinstance(item, LazyToolTip):
+                item.write_tooltip()
+        super().helpEvent(event)
 
     def node_item_moved(self, item: NodeItem) -> None:
         """Called from NodeItem.itemChange: wires follow a node while it is dragged."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QGroupBox, QLabel, QScrollArea, QSizePolicy, QSplitter, QStackedWidget, QVBoxLayout,
                                QWidget)
@@ -187,13 +187,20 @@ class FlowSplitter(QSplitter):
         self.setSizes([max(1, round(total * s / sum(shares))) for s in shares])
 
     def set_shares(self, side: tuple[float, ...], stacked: tuple[float, ...] | None = None) -> None:
-        """New shares of the room for the panes (what they show changed), applied now."""
+        """New shares of the room for the panes (what they show changed), applied now (in the arrangement the
+        panes' minimum widths now call for)."""
         self._side, self._stacked = tuple(side), tuple(stacked or side)
         self._dragged = False
         if self._arranged:
-            shares = self._stacked if self.stacked else self._side
-            total = max(1, self.height() if self.stacked else self.width())
-            self.setSizes([max(1, round(total * s / sum(shares))) for s in shares])
+            self.arrange()
+
+    def event(self, event) -> bool:  # noqa: A003  (Qt's name)
+        # a pane's minimum width changed without a resize (a stacked page switched, a table grew): stack or unstack
+        # now if the panes no longer fit side by side or fit again
+        if (event.type() == QEvent.Type.LayoutRequest and self._arranged
+                and (self.width() < self.side_by_side_width()) != self.stacked):
+            self.arrange()
+        return super().event(event)
 
     def minimumSizeHint(self):  # noqa: N802  (Qt's name)
         """As narrow as its widest pane: below the side-by-side width the panes stack (so a page that holds it,

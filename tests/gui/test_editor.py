@@ -369,7 +369,19 @@ def test_tensor_wire_shows_shape_heatmap_and_numbers_in_tooltip(qtbot):
     assert scene.edge_item("h1", "a").grad_text() == ""   # not reached yet going backward
 
 
-def test_a_node_tooltip_is_written_when_the_pointer_comes_over_it_and_shows_the_current_numbers(qtbot):
+def _ask_tooltip(view: GraphView, scene_pos: QPointF) -> str:
+    """What the pointer resting at scene_pos asks for: a ToolTip help event on the viewport (Qt's own path: the
+    view turns it into the scene's help event); returns the tooltip Qt shows."""
+    from PySide6.QtGui import QHelpEvent
+    from PySide6.QtWidgets import QToolTip
+    vp = view.viewport()
+    local = view.mapFromScene(scene_pos)
+    QToolTip.hideText()
+    QApplication.sendEvent(vp, QHelpEvent(QEvent.Type.ToolTip, local, vp.mapToGlobal(local)))
+    return QToolTip.text() if QToolTip.isVisible() else ""
+
+
+def test_canvas_tooltips_are_written_when_asked_for_and_show_the_current_numbers(qtbot):
     graph, stack, scene, view = _circuit_editor(qtbot, "two_layer_net")
     view.show()
     qtbot.waitExposed(view)
@@ -379,24 +391,46 @@ def test_a_node_tooltip_is_written_when_the_pointer_comes_over_it_and_shows_the_
     state = trace.state_at(len(trace))
     scene.show_state(state, state.event.node, state.event.phase)
     assert item.toolTip() == ""                         # not written for every node at every step
-    _send_mouse(view, QEvent.Type.MouseMove, item.scenePos(), NO, NO)
-    tip = item.toolTip()
-    assert tip == item.tooltip_text() and "<b>h</b>" in tip and "gradient (4, 5)" in tip
+    tip = _ask_tooltip(view, item.scenePos())
+    assert tip == item.tooltip_text() == item.toolTip() and "<b>h</b>" in tip
+    assert "gradient (4, 5)" in tip
     g = state.grads["h"]
     assert f"{g.flat[np.argmax(np.abs(g))]:.4f}".rstrip("0") in tip
-    start = trace.state_at(0)                           # a step while the pointer stays: the numbers follow at once
-    scene.show_state(start, None, None)
-    assert "gradient" not in item.toolTip() and item.toolTip() == item.tooltip_text()
-    _send_mouse(view, QEvent.Type.MouseMove, item.scenePos() + QPointF(0, 60), NO, NO)   # away: written lazily again
-    scene.show_state(state, state.event.node, state.event.phase)
-    assert "gradient" not in item.toolTip()
-    _send_mouse(view, QEvent.Type.MouseMove, item.scenePos(), NO, NO)
-    assert "gradient (4, 5)" in item.toolTip()
-    edge = scene.edge_item("scores", "a")               # wires the same way
+    scene.show_state(trace.state_at(0), None, None)     # a new step: the next request shows the new numbers
+    assert "gradient" not in _ask_tooltip(view, item.scenePos())
+    # a wire, also where a port covers its end (the port takes the hover, the wire's tooltip is the one shown)
+    edge = scene.edge_item("scores", "a")
     assert edge.toolTip() == ""
-    _send_mouse(view, QEvent.Type.MouseMove, edge.path().pointAtPercent(0.5), NO, NO)
-    assert edge.toolTip() == edge.tooltip_text() and "h → scores.a" in edge.toolTip() and "gradient (4, 5)" in \
-        edge.toolTip()
+    scene.show_state(state, state.event.node, state.event.phase)
+    tip = _ask_tooltip(view, edge.path().pointAtPercent(0.5))
+    assert tip == edge.tooltip_text() and "h → scores.a" in tip and "gradient (4, 5)" in tip
+    scene.show_state(trace.state_at(0), None, None)
+    port = scene.node_item("scores").input_ports["a"]
+    end = port.scenePos() - QPointF(3, 0)
+    assert any(isinstance(i, type(port)) for i in scene.items(end)) and edge in scene.items(end)
+    tip = _ask_tooltip(view, end)
+    assert tip == edge.tooltip_text() and "gradient" not in tip
+
+
+def test_wires_follow_a_node_whose_value_text_changes_its_width(qtbot):
+    """A gradient-descent update changes a parameter's value (its text, so its box's width, so its output port):
+    the wires leaving it start at the port at every step."""
+    graph, stack, scene, view = _circuit_editor(qtbot, "sigmoid_neuron")
+    for name in ("w0", "w1", "w2"):
+        graph.set_kind(name, "param")
+    trace = Trace(graph, 1e6)                           # a big step: the new values' texts are much wider
+    widths: dict[str, set] = {}
+    for k in range(len(trace) + 1):
+        scene.show_state(trace.state_at(k), None, None)
+        for name in ("w0", "w1", "w2"):
+            node = scene.node_item(name)
+            widths.setdefault(name, set()).add(round(node.w, 1))
+            for e in scene.edge_items():
+                if e.edge.src == name:
+                    start = e.path().pointAtPercent(0.0)
+                    port = node.port_scene_pos(None)
+                    assert abs(start.x() - port.x()) < 1e-6 and abs(start.y() - port.y()) < 1e-6
+    assert all(len(w) == 2 for w in widths.values())    # each box did change width (52 px, then 83-87 px)
 
 
 def test_graph_edits_clear_a_stale_state(qtbot):

@@ -98,6 +98,16 @@ def test_flow_splitter_stacks_below_its_panes_width_and_returns(qtbot):
     page.resize(520, 400)                               # room for both again
     qtbot.waitUntil(lambda: not s.stacked)
     assert seen == [False, True, False] and a.width() >= 300 and b.width() >= 200
+    # a pane's minimum width grows with no resize (a stacked page switched, a table grew): it stacks at once
+    inner = QWidget()
+    inner.setMinimumWidth(380)
+    QVBoxLayout(b).addWidget(inner)
+    b.setMinimumWidth(0)
+    qtbot.waitUntil(lambda: s.stacked)
+    assert seen == [False, True, False, True]
+    inner.setMinimumWidth(100)                          # and unstacks when it shrinks again
+    qtbot.waitUntil(lambda: not s.stacked)
+    assert seen == [False, True, False, True, False] and a.width() >= 300
 
 
 def test_a_stacked_widget_asks_only_for_its_current_page(qtbot):

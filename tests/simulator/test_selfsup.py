@@ -157,8 +157,8 @@ def test_contrastive_learning_finds_the_other_view_well_above_chance(contrastive
     assert q.name == "top-1 contrastive accuracy" and q.baseline == pytest.approx(1 / 899)
     assert q.value >= CONTRASTIVE_BAR
     epochs = [m for m in items if isinstance(m, EpochMetrics)]
-    # the epoch's held-out accuracy: chunks of 2 x 128 views, as in a training batch (negatives: the other 255);
-    # the quality: every held-out view against the other 899 (a harder task, so lower)
+    # the epoch's held-out accuracy: chunks of at most 2 x 128 views, as in a training batch (900 views: four
+    # near-equal chunks, 223-225 negatives each); the quality: every held-out view against the other 899 (harder)
     _, net = lab.trained_network()
     _, _, Xv, ids_v = lab.build_task().data
     assert epochs[-1].val_accuracy == pytest.approx(net.evaluate(Xv, ids_v, batch_size=256)[1])
