@@ -433,6 +433,7 @@ class OptimizerLab(QWidget):
         # columns, tabs under the surface when there is not (a laptop with the lesson dock open)
         self._right = right
         self.side_tabs = QTabWidget()
+        self._side_tab = 0
         self.side_tabs.setDocumentMode(True)
         self.side_tabs.hide()
         right_box = QWidget()
@@ -461,8 +462,10 @@ class OptimizerLab(QWidget):
             self._right.hide()
             self.side_tabs.addTab(self.loss_plot, "Loss")
             self.side_tabs.addTab(self.schedule_designer, "Learning-rate schedule")
+            self.side_tabs.setCurrentIndex(self._side_tab)      # the tab the learner had chosen last time
             self.side_tabs.show()
         elif self.side_tabs.count():
+            self._side_tab = self.side_tabs.currentIndex()
             self._right.insertWidget(0, self.loss_plot)
             self._right.insertWidget(1, self.schedule_designer)
             for w in (self.loss_plot, self.schedule_designer):

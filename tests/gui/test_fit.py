@@ -3,7 +3,7 @@
 long title asks for more width than there is, which clips the right-hand labels)."""
 import pyqtgraph as pg
 import pytest
-from PySide6.QtCore import QSettings, QStandardPaths
+from PySide6.QtCore import QSettings, QStandardPaths, Qt
 from PySide6.QtWidgets import QTabWidget
 
 from gui.main_window import MainWindow
@@ -146,6 +146,9 @@ def test_optimizers_move_loss_and_schedule_under_the_surface_when_narrow(qtbot):
     assert hint.width() <= 975 and hint.height() <= 728
     assert lab.surface_plot.width() >= 450               # not a 200-px strip
     assert lab.schedule_designer.apply_button.width() >= lab.schedule_designer.apply_button.sizeHint().width()
+    bar = lab.side_tabs.tabBar()
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(1).center())
+    assert lab.side_tabs.currentWidget() is lab.schedule_designer
     lab.resize(1600, 900)                               # wide again: three columns, nothing in tabs
     qtbot.waitUntil(lambda: not lab.plots_splitter.stacked)
     assert not lab.side_tabs.isVisible() and lab.side_tabs.count() == 0
@@ -153,4 +156,7 @@ def test_optimizers_move_loss_and_schedule_under_the_surface_when_narrow(qtbot):
     assert lab.loss_plot.x() == lab.schedule_designer.x()          # one column, the loss above the designer
     assert lab.loss_plot.mapTo(lab, lab.loss_plot.rect().topLeft()).x() > lab.surface_plot.mapTo(
         lab, lab.surface_plot.rect().topRight()).x()
+    lab.resize(975, 728)                                # narrow again: the tab chosen last time is the one shown
+    qtbot.waitUntil(lambda: lab.plots_splitter.stacked)
+    assert lab.side_tabs.currentWidget() is lab.schedule_designer and lab.schedule_designer.isVisible()
     lab.close()
