@@ -2,10 +2,10 @@
 
 Two methods, both per chunk of samples:
 - Direct (square 3x3 and 5x5 filters at stride 1 or 2): Numba loops over the padded input planes laid out so that
-  every tap is one long vectorised loop, see _planes and _direct3; no im2col copies, no GEMM. At stride 1 backward
-  is direct too: dx is the same kernel on dout, dw is _direct_dw3/5 (conv_forward_keep keeps no columns); at stride
-  2 (and at stride 1 with pad > HH - 1) backward runs on the im2col GEMMs below, and the forward pass that feeds it
-  (conv_forward_keep) as well, keeping its columns.
+  every tap is one long vectorised loop, see _planes and _direct3; no im2col copies, no GEMM. Backward is direct too
+  (conv_forward_keep keeps no columns): dw is _direct_dw3/5; dx at stride 1 is the forward kernel on dout, at stride
+  2 _direct_dx2 (four phase planes). At stride 1 with pad > HH - 1 backward runs on the im2col GEMMs below, and the
+  forward pass that feeds it (conv_forward_keep) as well, keeping its columns.
 - im2col + GEMM (everything else): im2col for a chunk of samples in Numba, then one numpy GEMM per chunk (a chunk's
   columns stay within COLS_CHUNK_BYTES, so they are still in cache for the GEMM).
   1. cols[(c*HH + i)*WW + j, n*P + oh*Wout + ow] = xpad[n, c, oh*stride + i, ow*stride + j], P = Hout*Wout; the zero
@@ -158,9 +158,12 @@ def _col2im_add(dcols, HH, WW, stride, pad, Hout, Wout, n0, dx):
 # one long loop over q that LLVM vectorises; the rows and columns of q past each sample's Hout x Wout are computed and
 # dropped. Stride 1: one plane per channel, rows of stride Ws = max(W + pad, Wout) (a row of input after `pad` zeros,
 # which are also the right padding of the row before) and Hs = max(H + pad, Hout) rows per sample (the same sharing
-# between samples), taps[c, i, j] = c*PS + i*Ws + j. Stride 2: the padded planes split into 2x2 phase planes
-# xpad[2r + a, 2t + b] (Hs x Ws = ceil(Hp/2) x ceil(Wp/2) per sample), and the tap (i, j) reads phase
-# (i % 2, j % 2) shifted by (i // 2, j // 2).
+# between samples), taps[c, i, j] = c*PS + i*Ws + j. Stride 2: 2k planes per channel, one per column tap j and row
+# phase a, plane (c, j, a)[r, ow] = xpad[2r + a, 2*ow + j], exactly Wout wide (Ws = Wout) and Hs = Hout + (k-1)//2
+# rows per sample; the tap (i, j) reads plane (c, j, i % 2) i // 2 rows down: taps[c, i, j] = ((c*k + j)*2 + i%2)*PS
+# + (i//2)*Ws. Only the (k-1)//2 extra rows per sample are dropped work (11% on 8x8 outputs; 2x2 phase planes of
+# ceil(Hp/2) x ceil(Wp/2) dropped 21%), and a sample's outputs are one run of q. The planes cost 1.5x (3x3) the
+# copying of the input, done once per 4 filters.
 # One pass reads the k taps of one filter row (c, i) for G filters at once: the G*k weights stay in registers, each
 # input vector is loaded once for the G filters, and the G accumulator rows ext[g] (G*L floats, L about DIRECT_L)
 # stay in the L1 cache. G = 4 for 3x3 (12 weights), 2 for 5x5 (10 weights; 3 or 4 would spill: 16 vector registers
@@ -168,54 +171,119 @@ def _col2im_add(dcols, HH, WW, stride, pad, Hout, Wout, n0, dx):
 # its rows are not written out (dw: they are not added). The first pass starts from the bias; after the last one,
 # the rows go out to `out` (writing them from the last pass instead was at most 4% faster, and slower for short rows
 # or 4 rows at a time). One loop per pass keeps the compile time down (about 1.5 s per kernel and dtype).
-# Backward, at stride 1: dx is the same kernel on dout with w flipped and transposed (C, F, HH, WW) at padding
-# HH - 1 - pad; dw[f, c, i, j] = sum_q dout[f, q] * xp[taps[c, i, j] + q] is _direct_dw3/5, k*G dot products per pass
-# over dout's rows laid out like q (zeros in the dropped rows and columns), the sums kept in registers.
+# Backward: dw[f, c, i, j] = sum_q dout[f, q] * xp[taps[c, i, j] + q] is _direct_dw3/5 (both strides), k*G dot
+# products per pass over dout's rows laid out like q (zeros in the dropped rows and columns), the sums kept in
+# registers. dx at stride 1 is the same kernel as the forward on dout with w flipped and transposed (C, F, HH, WW) at
+# padding HH - 1 - pad; at stride 2 it is _direct_dx2 (below).
 
 @njit(cache=True, nogil=True)
 def _planes(x, n, m, M, stride, pad, Hs, Ws, xp):
-    """The input values of samples n .. n + m - 1 of x into xp, in the direct kernels' layout (see above; stride 1 or
-    2), room for M. The other entries of xp are zeros that stay zero (xp is allocated zeroed, and used for one geometry
-    only); when m < M, the places of the missing samples are zeroed (the taps past the last sample read into them, for
-    outputs that are dropped, and dw multiplies those by zeros: stale inf or nan must not be there). No integer
-    division in the loops (about 40 cycles each)."""
+    """The input values of samples n .. n + m - 1 of x into xp, in the direct kernels' layout at stride 1 (see above),
+    room for M; at stride 2 the caller has run _planes2 already. The other entries of xp are zeros that stay zero (xp
+    is allocated zeroed, and used for one geometry only); when m < M, the places of the missing samples are zeroed
+    (the taps past the last sample read into them, for outputs that are dropped, and dw multiplies those by zeros:
+    stale inf or nan must not be there). No integer division in the loops (about 40 cycles each)."""
+    if stride != 1:
+        return
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    S = stride * stride
-    PS = xp.shape[0] // (C * S)  # floats per (phase) plane
+    PS = xp.shape[0] // C  # floats per plane
     if m < M:
         zero = xp.dtype.type(0)
-        for plane in range(C * S):
-            for t in range(uint64(plane * PS + m * Hs * Ws), uint64((plane + 1) * PS)):
+        for c in range(C):
+            for t in range(uint64(c * PS + m * Hs * Ws), uint64((c + 1) * PS)):
                 xp[t] = zero
-    # stride 2: input column 2t goes to column t + pad // 2 of phase pad % 2, column 2t + 1 to column
-    # t + (pad + 1) // 2 of the other phase
-    even = uint64(pad % 2 * PS + pad // 2) if stride == 2 else uint64(pad)
-    odd = uint64((1 - pad % 2) * PS + (pad + 1) // 2)
-    n_even, n_odd = uint64((W + 1) // 2), uint64(W // 2)
     for s in range(m):
         for c in range(C):
             plane = x[n + s, c].reshape(-1)
-            a_y, r_y = pad % stride, pad // stride  # input row y is row r_y of phase row a_y
             for y in range(H):
-                row = uint64((c * S + a_y * stride) * PS + (s * Hs + r_y) * Ws)
+                row = uint64(c * PS + (s * Hs + y + pad) * Ws + pad)  # after pad zero rows and columns
                 src = uint64(y * W)
-                if stride == 1:
-                    for t in range(uint64(W)):
-                        xp[row + even + t] = plane[src + t]
-                else:
-                    for t in range(n_even):
-                        xp[row + even + t] = plane[src + t + t]
-                    for t in range(n_odd):
-                        xp[row + odd + t] = plane[src + t + t + uint64(1)]
-                a_y += 1
-                if a_y == stride:
-                    a_y, r_y = 0, r_y + 1
+                for t in range(uint64(W)):
+                    xp[row + t] = plane[src + t]
+
+
+@njit(cache=True, nogil=True)
+def _column(src, dst, i, o, n, si, so):
+    """dst[o + t*so] = src[i + t*si] for t < n."""
+    for _ in range(n):
+        dst[o] = src[i]
+        i += si
+        o += so
+
+
+@njit(cache=True, nogil=True)
+def _planes2(x, n, m, k, stride, pad, Hs, Ws, xp):
+    """The stride-2 layout (stride == 2) for k x k filters (see above) of samples n .. n + m - 1 of x into xp: plane
+    (c, j, a) holds xpad[2r + a, 2*ow + j] at row r, column ow. The last two column taps are gathered from x's rows in
+    one loop (both where both are inside the input, the odd column at each end alone); each other tap's plane is the
+    plane two taps to its right moved one column on (one long copy), its column 0 read afresh. The rows of one phase
+    are written one after the other (about 2x faster than in the input's order). No tap reads past sample m - 1, and
+    the entries in the padding are zeros that stay zero (xp zeroed, one geometry). Called from Python before the
+    kernel on each group of samples: inside the kernels it would be compiled into each of them (seconds apiece), and
+    written with one plain loop per tap instead it made the forward about 25% slower."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    P2 = 2 * k
+    PS = xp.shape[0] // (C * P2)
+    two = uint64(2 * PS)
+    ja = k - 2
+    lo_a, hi_a = _valid_range(ja, stride, pad, W, Ws)
+    lo_b, hi_b = _valid_range(ja + 1, stride, pad, W, Ws)
+    lo, hi = max(lo_a, lo_b), min(hi_a, hi_b)
+    xf = x.reshape(-1)
+    for s in range(m):
+        for c in range(C):
+            for a in range(2):
+                y0 = (a + pad) % 2  # the first input row of phase a, row r0 of its planes
+                r0 = (y0 + pad - a) // 2
+                nr = min((H - y0 + 1) // 2, Hs - r0)
+                # x's column 2*ow + ja - pad at column ow of plane (ja, a); plane (ja + 1, a) at + two
+                src0 = ((n + s) * C + c) * H * W + y0 * W + ja - pad
+                base0 = (c * P2 + ja * 2 + a) * PS + (s * Hs + r0) * Ws
+                src = uint64(src0 + 2 * lo)
+                d = uint64(base0 + lo)
+                for r in range(nr):
+                    for t in range(uint64(max(0, hi - lo))):
+                        xp[d + t] = xf[src + t + t]
+                        xp[d + two + t] = xf[src + t + t + uint64(1)]
+                    src += uint64(2 * W)
+                    d += uint64(Ws)
+                # the columns where only one of the two taps reads input (at most one at each end)
+                if lo_a < lo:
+                    _column(xf, xp, src0 + 2 * lo_a, base0 + lo_a, nr, 2 * W, Ws)
+                if lo_b < lo:
+                    _column(xf, xp, src0 + 2 * lo_b + 1, base0 + lo_b + 2 * PS, nr, 2 * W, Ws)
+                if max(hi, lo_a) < hi_a:
+                    _column(xf, xp, src0 + 2 * hi_a - 2, base0 + hi_a - 1, nr, 2 * W, Ws)
+                if max(hi, lo_b) < hi_b:
+                    _column(xf, xp, src0 + 2 * hi_b - 1, base0 + hi_b - 1 + 2 * PS, nr, 2 * W, Ws)
+    zero = xp.dtype.type(0)
+    span = uint64(m * Hs * Ws)
+    for c in range(C):
+        for j in range(k - 3, -1, -1):
+            x0 = j - pad  # x's column at column 0 of tap j
+            inside = 0 <= x0 < W
+            for a in range(2):
+                dst = uint64((c * P2 + j * 2 + a) * PS)
+                src = dst + two + two - uint64(1)
+                for u in range(uint64(1), span):
+                    xp[dst + u] = xp[src + u]
+                for s in range(m):
+                    for r in range(Hs):
+                        y = 2 * r + a - pad
+                        xp[dst + uint64((s * Hs + r) * Ws)] = x[n + s, c, y, x0] if inside and 0 <= y < H else zero
 
 
 @njit(cache=True, nogil=True)
 def _rows_out(e, out, n, m, f, Hs, Ws):
     """out[n .. n + m - 1, f] <- the outputs in an accumulator row e laid out like q (see above)."""
     Hout, Wout = out.shape[2], out.shape[3]
+    if Ws == Wout:  # a sample's outputs are one run (stride 2)
+        for s in range(m):
+            of = out[n + s, f].reshape(-1)
+            src = uint64(s * Hs * Ws)
+            for p in range(uint64(Hout * Wout)):
+                of[p] = e[src + p]
+        return
     for s in range(m):
         of = out[n + s, f].reshape(-1)
         for oh in range(Hout):
@@ -235,11 +303,16 @@ def _rows_in(dout, n, m, Hs, Ws, ds, db):
         t = 0.0
         for s in range(m):
             plane = dout[n + s, f].reshape(-1)
-            for oh in range(Hout):
-                src = uint64(oh * Wout)
-                dst = uint64((s * Hs + oh) * Ws)
-                for ow in range(uint64(Wout)):
-                    row[dst + ow] = plane[src + ow]
+            if Ws == Wout:  # one run (stride 2)
+                dst = uint64(s * Hs * Ws)
+                for p in range(uint64(Hout * Wout)):
+                    row[dst + p] = plane[p]
+            else:
+                for oh in range(Hout):
+                    src = uint64(oh * Wout)
+                    dst = uint64((s * Hs + oh) * Ws)
+                    for ow in range(uint64(Wout)):
+                        row[dst + ow] = plane[src + ow]
             for p in range(uint64(Hout * Wout)):
                 t += plane[p]
         db[f] += t
@@ -414,6 +487,94 @@ def _direct_dw5(x, dout, stride, pad, n0, n1, dw, db, xp, ds, taps, M, Hs, Ws):
                         r[2] += s12
                         r[3] += s13
                         r[4] += s14
+
+
+# dx at stride 2 (3x3 and 5x5): the input-gradient's phase planes dxpad[2r + a, 2t + b] are each a stride-1
+# correlation of dout with the taps (i, j), i % 2 = a, j % 2 = b, at shifts (i // 2, j // 2). dout goes into D: per
+# filter a plane of Hd x Wd per sample (Hd = Hout + P0, Wd = Wout + P0, P0 = (k - 1) // 2 zero rows on top and zero
+# columns on the left: the shifts read them, and past the last sample), and phase (a, b) at position
+# q = (s*Hd + r)*Wd + t is sum over its taps of w[f, c, i, j] * D[f*PSD + (P0 - i//2)*Wd + P0 - j//2 + q]. A
+# phase's taps over all filters, in rows of 3 (zero weights filling the last), run like _direct3's filter rows: 4
+# channels per pass, the 12 weights in registers. Every dx element is in exactly one phase plane, inside Hd x Wd.
+
+@njit(cache=True, nogil=True, fastmath={"contract"})  # contract: a*b + c as one FMA (rounding only)
+def _direct_dx2(dout, w, taps, index, nrows, pad, n0, n1, dx, dp, ext, M, Hd, Wd):
+    """dx[n0:n1] = the stride-2 input gradient of dout[n0:n1] for filters w (see above): taps (4, R, 3) the offsets
+    into dp of each phase's rows of 3 taps and index (3, 4, R, 3) their (f, i, j) (phase 2a + b, nrows[phase] rows
+    used; f = -1 fills up a phase's last row), dp D's scratch (zeroed, one geometry), ext (8, >= M*Hd*Wd)
+    accumulator rows: phases (a, 0) and (a, 1) of 4 channels."""
+    F, Hout, Wout = dout.shape[1], dout.shape[2], dout.shape[3]
+    C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
+    P0 = Hd - Hout
+    PSD = dp.shape[0] // F
+    df = dout.reshape(-1)
+    xf = dx.reshape(-1)
+    zero, one = w.dtype.type(0), w.dtype.type(1)
+    for n in range(n0, n1, M):
+        m = min(M, n1 - n)
+        L = uint64(m * Hd * Wd)
+        for s in range(m):  # D: dout rows after P0 zero rows and columns (the zeros are never written)
+            for f in range(F):
+                src = uint64(((n + s) * F + f) * Hout * Wout)
+                dst = uint64(f * PSD + (s * Hd + P0) * Wd + P0)
+                for oh in range(Hout):
+                    for ow in range(uint64(Wout)):
+                        dp[dst + ow] = df[src + ow]
+                    src += uint64(Wout)
+                    dst += uint64(Wd)
+        # dx[2v + e] of a row of parity a is phase (a, be), be = (e + pad) % 2, at column v + (e + pad - be) // 2
+        b_ev, b_od = pad % 2, (pad + 1) % 2
+        t_ev, t_od = (pad - b_ev) // 2, (pad + 1 - b_od) // 2
+        for a in range(2):
+            for c0 in range(0, C, 4):  # channels past C: weights 0, rows not written out
+                c1, c2, c3 = min(c0 + 1, C - 1), min(c0 + 2, C - 1), min(c0 + 3, C - 1)
+                k1, k2, k3 = one if c0 + 1 < C else zero, one if c0 + 2 < C else zero, one if c0 + 3 < C else zero
+                for b in range(2):  # phase (a, b) into ext[4b .. 4b + 3]
+                    ph = 2 * a + b
+                    e0, e1, e2, e3 = ext[4 * b], ext[4 * b + 1], ext[4 * b + 2], ext[4 * b + 3]
+                    for R in range(nrows[ph]):
+                        t = taps[ph, R]
+                        p0, p1, p2 = t[0], t[1], t[2]
+                        fs, i_s, js = index[0, ph, R], index[1, ph, R], index[2, ph, R]
+                        f0, f1, f2 = max(fs[0], 0), max(fs[1], 0), max(fs[2], 0)  # f = -1: a filled-up place
+                        m0 = one if fs[0] >= 0 else zero
+                        m1 = one if fs[1] >= 0 else zero
+                        m2 = one if fs[2] >= 0 else zero
+                        r0, r1, r2 = w[f0, :, i_s[0], js[0]], w[f1, :, i_s[1], js[1]], w[f2, :, i_s[2], js[2]]
+                        u00, u01, u02 = r0[c0] * m0, r1[c0] * m1, r2[c0] * m2
+                        u10, u11, u12 = r0[c1] * (m0 * k1), r1[c1] * (m1 * k1), r2[c1] * (m2 * k1)
+                        u20, u21, u22 = r0[c2] * (m0 * k2), r1[c2] * (m1 * k2), r2[c2] * (m2 * k2)
+                        u30, u31, u32 = r0[c3] * (m0 * k3), r1[c3] * (m1 * k3), r2[c3] * (m2 * k3)
+                        if R == 0:  # (zeroing the rows costs less than a second loop body to compile)
+                            for g in range(4):
+                                e = ext[4 * b + g]
+                                for q in range(L):
+                                    e[q] = zero
+                        for q in range(L):
+                            v0, v1, v2 = dp[p0 + q], dp[p1 + q], dp[p2 + q]
+                            e0[q] = e0[q] + u00 * v0 + u01 * v1 + u02 * v2
+                            e1[q] = e1[q] + u10 * v0 + u11 * v1 + u12 * v2
+                            e2[q] = e2[q] + u20 * v0 + u21 * v1 + u22 * v2
+                            e3[q] = e3[q] + u30 * v0 + u31 * v1 + u32 * v2
+                # the rows y = 2r + a - pad of dx, even and odd columns from the two phases in one loop
+                r_lo = (pad - a + 1) // 2  # the first r with y >= 0
+                y0 = 2 * r_lo + a - pad
+                nr = min(Hd - r_lo, (H - y0 + 1) // 2)  # rows r_lo .. r_lo + nr - 1 are inside dx
+                for g in range(min(4, C - c0)):
+                    ev, od = ext[4 * b_ev + g], ext[4 * b_od + g]
+                    for s in range(m):
+                        dst = uint64((((n + s) * C + c0 + g) * H + y0) * W)
+                        row = (s * Hd + r_lo) * Wd
+                        se, so = uint64(row + t_ev), uint64(row + t_od)
+                        for r in range(nr):
+                            for v in range(uint64(W // 2)):
+                                xf[dst + v + v] = ev[se + v]
+                                xf[dst + v + v + uint64(1)] = od[so + v]
+                            if W % 2 == 1:
+                                xf[dst + uint64(W - 1)] = ev[se + uint64(W // 2)]
+                            dst += uint64(2 * W)
+                            se += uint64(Wd)
+                            so += uint64(Wd)
 
 
 @njit(cache=True, nogil=True)
@@ -627,9 +788,10 @@ def _direct_ok(w: np.ndarray, stride: int) -> bool:
 
 
 def _direct_dx_ok(w: np.ndarray, stride: int, pad: int) -> bool:
-    """Backward runs the direct kernels (else the im2col GEMMs): stride 1, where dx is the stride-1 convolution of dout
-    with w flipped and transposed at padding HH - 1 - pad, which needs pad <= HH - 1."""
-    return stride == 1 and pad <= w.shape[2] - 1 and _direct_ok(w, stride)
+    """Backward runs the direct kernels (else the im2col GEMMs): at stride 2 (_direct_dx2 and _direct_dw3/5), and at
+    stride 1, where dx is the stride-1 convolution of dout with w flipped and transposed at padding HH - 1 - pad, which
+    needs pad <= HH - 1."""
+    return _direct_ok(w, stride) and (stride == 2 or pad <= w.shape[2] - 1)
 
 
 def _direct_geometry(N: int, C: int, H: int, W: int, k: int, stride: int, pad: int) -> tuple[int, int, int, int]:
@@ -639,17 +801,17 @@ def _direct_geometry(N: int, C: int, H: int, W: int, k: int, stride: int, pad: i
     Wout = (W + 2 * pad - k) // stride + 1
     if stride == 1:
         Hs, Ws = max(H + pad, Hout), max(W + pad, Wout)
-    else:
-        Hs, Ws = -(-(H + 2 * pad) // stride), -(-(W + 2 * pad) // stride)
+        M = max(1, min(N, DIRECT_L // (Hs * Ws)))
+        return M, Hs, Ws, (M * Hs + k + 1) * Ws + k  # the taps of the dropped rows read past the last sample
+    Hs, Ws = Hout + (k - 1) // 2, Wout  # stride 2: the taps' rows i // 2 past the last output row
     M = max(1, min(N, DIRECT_L // (Hs * Ws)))
-    return M, Hs, Ws, (M * Hs + k + 1) * Ws + k  # the taps of the dropped rows read past the last sample
+    return M, Hs, Ws, M * Hs * Ws
 
 
 def _direct_buffers(name: str, x: np.ndarray, k: int, stride: int, pad: int, N: int, rows: int, dtype) -> tuple:
     """(M, Hs, Ws, taps, xp, acc) for a direct kernel on x's planes (N samples in the whole batch), reused from call
     to call per thread (at most 8 geometries, of at most 4 * COLS_CHUNK_BYTES each): taps (C, k, k) the offsets of
-    _planes' layout, xp its scratch, and acc (rows, >= M*Hs*Ws) whose rows start on 64-byte boundaries (aligned
-    accumulator rows load and store about 6% faster)."""
+    _planes' layout, xp its scratch, and acc (rows, >= M*Hs*Ws) from _aligned_rows."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     bufs = _local.__dict__.setdefault("direct", {})
     key = (name, np.dtype(dtype).char, C, H, W, k, stride, pad, N, rows)
@@ -657,18 +819,66 @@ def _direct_buffers(name: str, x: np.ndarray, k: int, stride: int, pad: int, N: 
     if found is None:
         M, Hs, Ws, PS = _direct_geometry(N, C, H, W, k, stride, pad)
         c, i, j = np.ogrid[:C, :k, :k]
-        taps = ((c * stride + i % stride) * stride + j % stride) * PS + i // stride * Ws + j // stride
-        cols = -(-(M * Hs * Ws) // 16) * 16
-        flat = np.zeros(rows * cols + 16, dtype)  # zeroed: _rows_in's dropped positions stay zero
-        start = (-flat.ctypes.data % 64) // flat.itemsize
-        xp = np.zeros(C * stride * stride * PS, dtype)
-        acc = flat[start:start + rows * cols].reshape(rows, cols)
+        if stride == 1:
+            taps, planes = c * PS + i * Ws + j, 1
+        else:  # plane (c, j, i % 2), rows i // 2 on
+            taps, planes = ((c * k + j) * 2 + i % 2) * PS + i // 2 * Ws, 2 * k
+        acc = _aligned_rows(rows, M * Hs * Ws, dtype)  # zeroed: _rows_in's dropped positions stay zero
+        xp = np.zeros(C * planes * PS, dtype)
         found = (M, Hs, Ws, np.ascontiguousarray(taps, np.uint64), xp, acc)
-        if xp.nbytes + flat.nbytes <= 4 * COLS_CHUNK_BYTES:
+        if xp.nbytes + acc.nbytes <= 4 * COLS_CHUNK_BYTES:
             if len(bufs) >= 8:
                 bufs.pop(next(iter(bufs)))
             bufs[key] = found
     return found
+
+
+def _aligned_rows(rows: int, cols: int, dtype) -> np.ndarray:
+    """A zeroed (rows, >= cols) array whose rows start on 64-byte boundaries (aligned accumulator rows load and store
+    about 6% faster)."""
+    cols = -(-cols // 16) * 16
+    flat = np.zeros(rows * cols + 16, dtype)
+    start = (-flat.ctypes.data % 64) // flat.itemsize
+    return flat[start:start + rows * cols].reshape(rows, cols)
+
+
+def _dx2_buffers(dout: np.ndarray, k: int, C: int, N: int, dtype) -> tuple:
+    """(M, Hd, Wd, taps, nrows, index, dp, ext) for _direct_dx2 (see above it), reused per thread like
+    _direct_buffers: taps (4, R, 3) and nrows (4,) its phases' rows of taps, index (3, 4, R, 3) the (f, i, j) of each
+    tap (-1 where a row is filled up), dp D's scratch, ext 8 accumulator rows."""
+    F, Hout, Wout = dout.shape[1], dout.shape[2], dout.shape[3]
+    bufs = _local.__dict__.setdefault("direct", {})
+    key = ("dx2", np.dtype(dtype).char, F, Hout, Wout, C, k, N)
+    found = bufs.get(key)
+    if found is None:
+        P0 = (k - 1) // 2
+        Hd, Wd = Hout + P0, Wout + P0
+        M = max(1, min(N, DIRECT_L // (Hd * Wd)))
+        PSD = (M * Hd + P0) * Wd + P0  # the taps read P0 rows and columns past a sample
+        phases = [[(f, i, j) for f in range(F) for i in range(a, k, 2) for j in range(b, k, 2)]
+                  for a in (0, 1) for b in (0, 1)]
+        R = max(-(-len(t) // 3) for t in phases)
+        index = np.full((3, 4, R, 3), -1, np.int64)
+        taps = np.zeros((4, R, 3), np.uint64)
+        for ph, tl in enumerate(phases):
+            for u, (f, i, j) in enumerate(tl):
+                index[:, ph, u // 3, u % 3] = f, i, j
+                taps[ph, u // 3, u % 3] = f * PSD + (P0 - i // 2) * Wd + P0 - j // 2
+        nrows = np.array([-(-len(t) // 3) for t in phases], np.int64)
+        dp = np.zeros(F * PSD, dtype)  # zeroed: D's padding rows and columns stay zero
+        ext = _aligned_rows(8, M * Hd * Wd, dtype)
+        found = (M, Hd, Wd, taps, nrows, index, dp, ext)
+        if dp.nbytes + ext.nbytes <= 4 * COLS_CHUNK_BYTES:
+            if len(bufs) >= 8:
+                bufs.pop(next(iter(bufs)))
+            bufs[key] = found
+    return found
+
+
+def _direct_dx2_run(dout, w, pad, dx, n0, n1):
+    """dx[n0:n1] = the stride-2 input gradient of dout[n0:n1] by _direct_dx2."""
+    M, Hd, Wd, taps, nrows, index, dp, ext = _dx2_buffers(dout, w.shape[2], dx.shape[1], dx.shape[0], dx.dtype)
+    _direct_dx2(dout, w, taps, index, nrows, pad, n0, n1, dx, dp, ext, M, Hd, Wd)
 
 
 def _direct_run(x, w, b, stride, pad, out, n0, n1):
@@ -676,7 +886,13 @@ def _direct_run(x, w, b, stride, pad, out, n0, n1):
     k = w.shape[2]
     kernel, _, G = _DIRECT[k]
     M, Hs, Ws, taps, xp, ext = _direct_buffers("fwd", x, k, stride, pad, x.shape[0], G, x.dtype)
-    kernel(x, w, b, stride, pad, n0, n1, out, xp, ext, taps, M, Hs, Ws)
+    if stride == 1:
+        kernel(x, w, b, stride, pad, n0, n1, out, xp, ext, taps, M, Hs, Ws)
+        return
+    for n in range(n0, n1, M):  # stride 2: _planes2 first, then the kernel on that group of samples
+        m = min(M, n1 - n)
+        _planes2(x, n, m, k, stride, pad, Hs, Ws, xp)
+        kernel(x, w, b, stride, pad, n, n + m, out, xp, ext, taps, M, Hs, Ws)
 
 
 def _direct_dw_run(x, dout, stride, pad, n0, n1, dw, db):
@@ -684,7 +900,13 @@ def _direct_dw_run(x, dout, stride, pad, n0, n1, dw, db):
     k = dw.shape[2]
     _, kernel, _ = _DIRECT[k]
     M, Hs, Ws, taps, xp, ds = _direct_buffers("dw", x, k, stride, pad, x.shape[0], dout.shape[1], x.dtype)
-    kernel(x, dout, stride, pad, n0, n1, dw, db, xp, ds, taps, M, Hs, Ws)
+    if stride == 1:
+        kernel(x, dout, stride, pad, n0, n1, dw, db, xp, ds, taps, M, Hs, Ws)
+        return
+    for n in range(n0, n1, M):  # stride 2: _planes2 first, then the kernel on that group of samples
+        m = min(M, n1 - n)
+        _planes2(x, n, m, k, stride, pad, Hs, Ws, xp)
+        kernel(x, dout, stride, pad, n, n + m, dw, db, xp, ds, taps, M, Hs, Ws)
 
 
 def _forward(x, w, b, stride, pad, keep):
@@ -778,25 +1000,29 @@ def _sum_parts(dw_parts: np.ndarray, db_parts: np.ndarray, w: np.ndarray) -> tup
     return dw.reshape(w.shape), db.astype(w.dtype)
 
 
-def _direct_backward(dout, x, w, pad):
-    """conv_backward on the direct kernels (a geometry that _direct_dx_ok accepts): dx = conv(dout, w flipped in space
-    and transposed to (C, F, HH, WW)) at padding HH - 1 - pad, dw and db by _direct_dw_run. The samples form
-    consecutive groups, one task each; how many depends on the shapes only (about DIRECT_PART_MACS multiply-adds
-    each, at most MAX_PARTS), never on the thread count."""
+def _direct_backward(dout, x, w, stride, pad):
+    """conv_backward on the direct kernels (a geometry that _direct_dx_ok accepts): dx at stride 1 = conv(dout, w
+    flipped in space and transposed to (C, F, HH, WW)) at padding HH - 1 - pad, at stride 2 _direct_dx2; dw and db by
+    _direct_dw_run. The samples form consecutive groups, one task each; how many depends on the shapes only (about
+    DIRECT_PART_MACS multiply-adds each, at most MAX_PARTS), never on the thread count."""
     N, C = x.shape[0], x.shape[1]
     F, k = w.shape[0], w.shape[2]
     macs = 2 * N * F * C * k * k * dout.shape[2] * dout.shape[3]
     nparts = max(1, min(N, MAX_PARTS, macs // DIRECT_PART_MACS))
     dx = np.empty_like(x)
-    w_t = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    zeros = np.zeros(C, x.dtype)
+    if stride == 1:
+        w_t = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        zeros = np.zeros(C, x.dtype)
     dw_parts = np.zeros((nparts, F, C, k, k), x.dtype)
     db_parts = np.zeros((nparts, F), np.float64)
 
     def work(part: int) -> None:
         n0, n1 = part * N // nparts, (part + 1) * N // nparts
-        _direct_dw_run(x, dout, 1, pad, n0, n1, dw_parts[part], db_parts[part])
-        _direct_run(dout, w_t, zeros, 1, k - 1 - pad, dx, n0, n1)
+        _direct_dw_run(x, dout, stride, pad, n0, n1, dw_parts[part], db_parts[part])
+        if stride == 1:
+            _direct_run(dout, w_t, zeros, 1, k - 1 - pad, dx, n0, n1)
+        else:
+            _direct_dx2_run(dout, w, pad, dx, n0, n1)
 
     _threads.run(nparts, work, _threads.count(macs))
     return (dx, *_sum_parts(dw_parts, db_parts, w))
@@ -808,7 +1034,7 @@ def conv_backward_cols(dout: np.ndarray, cols: np.ndarray, x: np.ndarray, w: np.
     empty array) means: rebuild the columns here, chunk by chunk (the direct kernels' geometries use none)."""
     dout = np.ascontiguousarray(dout)
     if _direct_dx_ok(w, stride, pad):
-        return _direct_backward(dout, x, w, pad)
+        return _direct_backward(dout, x, w, stride, pad)
     N = x.shape[0]
     F, HH, WW = w.shape[0], w.shape[2], w.shape[3]
     Hout, Wout, K, P = _geometry(x, w, stride, pad)
@@ -861,15 +1087,16 @@ def warmup_tasks(dtypes=(np.float64, np.float32)) -> list[tuple[str, Callable[[]
         def run():
             x = np.ones((2, 2, 5, 5), dt)
             b = np.zeros(3, dt)
-            w = np.ones((3, 2, 3, 3), dt)
+            w = np.ones((3, 2, 2, 2), dt)  # 2x2: the im2col GEMMs
             out, cols = conv_forward_cols(x, w, b, 2, 1)
             conv_backward_cols(np.ones_like(out), cols, x, w, 2, 1)
             conv_backward(np.ones_like(out), x, w, 2, 1)
-            for k in _DIRECT:  # the direct kernels: forward (and backward's dx), dw
+            for k in _DIRECT:  # the direct kernels: forward (and backward's dx at stride 1), dw, dx at stride 2
                 wk = np.ones((3, 2, k, k), dt)
                 for stride in DIRECT_STRIDES:
                     out = np.empty((2, 3, 4 // stride + 1, 4 // stride + 1), dt)
                     _direct_run(x, wk, b, stride, k // 2, out, 0, 2)
                 _direct_dw_run(x, np.ones((2, 3, 5, 5), dt), 1, k // 2, 0, 2, np.zeros_like(wk), np.zeros(3))
+            conv_backward(np.ones((2, 3, 3, 3), dt), x, np.ones((3, 2, 3, 3), dt), 2, 1)
         return run
     return [(f"conv[{np.dtype(dt).name}]", task(dt)) for dt in dtypes]

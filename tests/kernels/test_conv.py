@@ -116,7 +116,7 @@ def test_chunked_batches_and_kept_columns_match_the_reference(monkeypatch, chunk
         w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
         b = rng.standard_normal(3).astype(np.float32)
         out, cols = K.conv_forward_keep(x, w, b, stride, pad, max_bytes=2**30 if keep else 0)
-        assert (cols.size > 0) == (keep and not (stride == 1 and direct_strides))  # direct backward: no columns
+        assert (cols.size > 0) == (keep and not direct_strides)  # direct backward (strides 1 and 2): no columns
         x64, w64 = x.astype(np.float64), w.astype(np.float64)
         np.testing.assert_allclose(out, ref_forward(x64, w64, b.astype(np.float64), stride, pad), rtol=1e-4, atol=1e-4)
         dout = rng.standard_normal(out.shape).astype(np.float32)
@@ -161,6 +161,44 @@ def test_direct_kernels_match_the_reference(case, dtype):
     _check(N, C, H, W, F, k, k, stride, pad, dtype, 11)
 
 
+STRIDE2_CASES = [  # (N, C, H, W, F, k, pad): stride 2, direct forward, dw and dx (_direct_dx2)
+    (2, 3, 16, 16, 5, 3, 1),      # even sizes, F not a multiple of 4
+    (3, 2, 15, 15, 6, 3, 1),      # odd sizes
+    (2, 3, 9, 12, 7, 3, 0),       # odd H, even W, no padding: the last row is in no window
+    (2, 2, 12, 9, 4, 3, 2),       # even H, odd W, pad 2
+    (1, 1, 7, 10, 1, 3, 1),       # N = 1, C = 1, F = 1
+    (2, 5, 4, 3, 9, 3, 3),        # tiny planes, pad > k - 1, C not a multiple of 4
+    (2, 3, 13, 8, 3, 5, 2),       # 5x5, F odd
+    (3, 1, 11, 12, 2, 5, 0),      # 5x5 without padding, C = 1
+    (1, 2, 6, 9, 5, 5, 1),        # 5x5, N = 1, pad 1
+    (2, 2, 5, 5, 3, 5, 4),        # 5x5, padding as large as the filter
+]
+
+
+@pytest.mark.parametrize("case", STRIDE2_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_stride2_direct_kernels_match_the_reference(case, dtype):
+    N, C, H, W, F, k, pad = case
+    w = np.empty((F, C, k, k))
+    assert K._direct_ok(w, 2) and K._direct_dx_ok(w, 2, pad)
+    _check(N, C, H, W, F, k, k, 2, pad, dtype, 13)
+
+
+@pytest.mark.parametrize("k,pad", [(3, 1), (3, 0), (5, 2), (5, 3)])
+def test_stride2_dx_writes_every_element_of_dx(k, pad):
+    # _direct_dx2 writes dx through its phase planes, each element once: nothing of a nan-filled dx may survive, and
+    # the elements that no window covers (the last rows and columns when H + 2*pad - k is odd) come out as zeros
+    rng = np.random.default_rng(14)
+    for H, W in ((9, 8), (8, 11), (4, 4)):
+        x = rng.standard_normal((3, 2, H, W))
+        w = rng.standard_normal((5, 2, k, k))
+        out = K.conv_forward(x, w, np.zeros(5), 2, pad)
+        dout = rng.standard_normal(out.shape)
+        dx = np.full_like(x, np.nan)
+        K._direct_dx2_run(dout, w, pad, dx, 0, 3)
+        np.testing.assert_allclose(dx, ref_backward(dout, x, w, 2, pad)[0], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("k,G", [(3, 4), (5, 2)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_direct_kernels_every_filter_count(k, G, dtype):
@@ -190,8 +228,7 @@ def test_direct_kernels_stack_small_planes(monkeypatch, dtype):
             K._local.__dict__.pop("direct", None)
             poisoned = np.full_like(x, np.nan)
             K.conv_forward(poisoned, w, b, stride, pad)  # the same geometry's buffers hold nan now
-            if stride == 1:
-                K.conv_backward(np.ones_like(K.conv_forward(poisoned, w, b, stride, pad)), poisoned, w, stride, pad)
+            K.conv_backward(np.ones_like(K.conv_forward(poisoned, w, b, stride, pad)), poisoned, w, stride, pad)
             out = K.conv_forward(x, w, b, stride, pad)
             dout = rng.standard_normal(out.shape).astype(dtype) if not results else results[0][1]
             results.append((out, dout, *K.conv_backward(dout, x, w, stride, pad)))
@@ -210,7 +247,7 @@ def test_direct_kernels_stack_small_planes(monkeypatch, dtype):
 def test_direct_kernels_on_a_large_plane_match_torch(dtype):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(9)
-    for k, stride, pad in ((3, 1, 1), (5, 1, 2), (3, 2, 1)):
+    for k, stride, pad in ((3, 1, 1), (5, 1, 2), (3, 2, 1), (5, 2, 2)):
         x = rng.standard_normal((2, 4, 40, 37)).astype(dtype)
         w = rng.standard_normal((6, 4, k, k)).astype(dtype)
         b = rng.standard_normal(6).astype(dtype)
