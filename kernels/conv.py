@@ -778,13 +778,25 @@ _threads = _Threads()
 # ------------------------------------------------------------------------------------------------ forward, backward
 
 _DIRECT = {3: (_direct3, _direct_dw3, 4), 5: (_direct5, _direct_dw5, 2)}  # filter size: forward, dw kernel, G
-DIRECT_STRIDES = (1, 2)  # _planes' layouts
+DIRECT_STRIDES = (1, 2)  # _planes' and _planes2's layouts
+# float64 runs the direct kernels at stride 1 only: at stride 2 its im2col GEMMs are as fast or faster (forward +
+# backward 1.8x torch on (32,16,16,16) 32x3x3 s2, 1.6x direct), and its stride-2 kernels (_planes2, _direct_dx2)
+# would add 4 s to the cold warm-up. (float64 is the graph engine's and the gradient checks' type, not training's.)
+DIRECT_STRIDES_FLOAT64 = (1,)
+
+
+def _direct_strides(dtype) -> tuple[int, ...]:
+    """The strides at which arrays of this dtype run the direct kernels."""
+    if dtype == np.float64:
+        return tuple(s for s in DIRECT_STRIDES if s in DIRECT_STRIDES_FLOAT64)
+    return DIRECT_STRIDES
 
 
 def _direct_ok(w: np.ndarray, stride: int) -> bool:
-    """The forward pass runs a direct kernel: square filters of a size in _DIRECT, a stride in DIRECT_STRIDES."""
+    """The forward pass runs a direct kernel: square filters of a size in _DIRECT, a stride in DIRECT_STRIDES (for
+    float64 also in DIRECT_STRIDES_FLOAT64)."""
     HH, WW = w.shape[2], w.shape[3]
-    return HH == WW and HH in _DIRECT and stride in DIRECT_STRIDES
+    return HH == WW and HH in _DIRECT and stride in _direct_strides(w.dtype)
 
 
 def _direct_dx_ok(w: np.ndarray, stride: int, pad: int) -> bool:
@@ -1093,10 +1105,10 @@ def warmup_tasks(dtypes=(np.float64, np.float32)) -> list[tuple[str, Callable[[]
             conv_backward(np.ones_like(out), x, w, 2, 1)
             for k in _DIRECT:  # the direct kernels: forward (and backward's dx at stride 1), dw, dx at stride 2
                 wk = np.ones((3, 2, k, k), dt)
-                for stride in DIRECT_STRIDES:
+                for stride in _direct_strides(np.dtype(dt)):
                     out = np.empty((2, 3, 4 // stride + 1, 4 // stride + 1), dt)
                     _direct_run(x, wk, b, stride, k // 2, out, 0, 2)
                 _direct_dw_run(x, np.ones((2, 3, 5, 5), dt), 1, k // 2, 0, 2, np.zeros_like(wk), np.zeros(3))
-            conv_backward(np.ones((2, 3, 3, 3), dt), x, np.ones((3, 2, 3, 3), dt), 2, 1)
+            conv_backward(np.ones((2, 3, 3, 3), dt), x, np.ones((3, 2, 3, 3), dt), 2, 1)  # float32: _direct_dx2
         return run
     return [(f"conv[{np.dtype(dt).name}]", task(dt)) for dt in dtypes]

@@ -318,6 +318,30 @@ def test_the_tab_in_front_and_the_group_compiling_here_stay_with_this_process(fa
     assert proc.killed                                                # closed while it held b: stopped
 
 
+def test_the_last_group_goes_to_the_idle_second_process_while_this_one_compiles(fake_helper, monkeypatch):
+    """Measured on the app's Backprop order: the second process sat idle while this one compiled conv (18 s) with
+    pool (10 s) left behind it; now it takes pool as soon as it is free."""
+    monkeypatch.setattr(fake_helper, "COLD_TASK_SECONDS", 0.01)
+    log = []
+
+    def finish_c():                                      # the second process finishes c while a[f32] compiles here
+        if _FakeProcess.made and len(_FakeProcess.made[0].given) == 1:
+            _FakeProcess.made[0].finish()
+
+    job = fake_helper.warmup_job(_plan(log, ["a[f64]", "a[f32]", "b[f64]", "c[f64]"], slow={"a[f64]", "a[f32]"},
+                                       during=finish_c))
+    proc = None
+    messages = []
+    for p in job:
+        proc = proc or _FakeProcess.made[0]
+        if p.message.endswith("(second process)"):
+            proc.finish()
+        else:
+            messages.append(p.message)
+    assert proc.given == [["c[f64]"], ["b[f64]"]]        # b, the only group left, while a[f32] compiled here
+    assert sorted(messages) == sorted(log) == ["a[f32]", "a[f64]", "b[f64]", "c[f64]"]
+
+
 def test_a_warm_cache_starts_no_second_process_and_one_that_dies_leaves_its_group_here(fake_helper, monkeypatch):
     log = []
     assert [p.message for p in fake_helper.warmup_job(_plan(log, ["a[f64]", "b[f64]", "c[f64]"]))] == log
