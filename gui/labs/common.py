@@ -191,7 +191,7 @@ class FlowSplitter(QSplitter):
         panes' minimum widths now call for)."""
         self._side, self._stacked = tuple(side), tuple(stacked or side)
         self._dragged = False
-        if self._arranged:
+        if self._arranged and self.isVisible():
             self.arrange()
 
     def event(self, event) -> bool:  # noqa: A003  (Qt's name)
@@ -215,5 +215,10 @@ class FlowSplitter(QSplitter):
         self._dragged = True
 
     def resizeEvent(self, event) -> None:  # noqa: N802  (Qt's name)
-        self.arrange(event.size().width(), event.size().height())
+        if self.isVisible():        # a lab being built has no real size yet: arranging for it is wasted work
+            self.arrange(event.size().width(), event.size().height())
         super().resizeEvent(event)
+
+    def showEvent(self, event) -> None:  # noqa: N802  (Qt's name)
+        self.arrange()
+        super().showEvent(event)
