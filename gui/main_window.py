@@ -149,6 +149,10 @@ def _search_lab(parent: "MainWindow") -> QWidget:
     return lab
 
 
+# The inspector follows the stepping this long after the last step (a step at play speed 8/s is 125 ms apart).
+INSPECTOR_FOLLOW_MS = 60
+
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, warm_up: bool = True,
                  recovery: bool | str | os.PathLike = True):
@@ -268,6 +272,12 @@ class MainWindow(QMainWindow):
         self.palette_dock.setMinimumWidth(PALETTE_MIN_WIDTH)
         self.editor_window.addDockWidget(Qt.LeftDockWidgetArea, self.palette_dock)
         self.inspector = InspectorPanel(self.graph, self.undo_stack, self.player, self)
+        # With nothing selected the inspector follows the step shown, once stepping rests for INSPECTOR_FOLLOW_MS:
+        # a re-formed inspector cost a third of a step at 500 nodes, spent on nodes a held key or a scrub passes by
+        self._follow_timer = QTimer(self)
+        self._follow_timer.setSingleShot(True)
+        self._follow_timer.setInterval(INSPECTOR_FOLLOW_MS)
+        self._follow_timer.timeout.connect(self._follow_step)
         self.inspector_dock = QDockWidget("Inspector", self.editor_window)
         self.inspector_dock.setObjectName("InspectorDock")
         self.inspector_dock.setWidget(self.inspector)
@@ -519,14 +529,19 @@ class MainWindow(QMainWindow):
             self.scene.stop_pulses()
         self._shown_position = k
         self.scene.show_state(state, event.node if event else None, event.phase if event else None)
-        # With nothing selected, the inspector follows the step being shown.
-        if event is not None and not self.scene.selected_ids() and event.node in self.graph \
-                and self.inspector.node_id != event.node:
-            self.inspector.set_node(event.node)
+        if event is not None and self.inspector.node_id != event.node:
+            self._follow_timer.start()          # the inspector follows when stepping rests (see __init__)
         self.chain_panel.show_event(event, self.player.trace, self.graph, k, self.player.error)
         self.phase_label.setText(self.player.label())
         if self.quiz_panel.quiz is not None:
             self.quiz_panel.show_position(k)
+
+    def _follow_step(self) -> None:
+        """With nothing selected, the inspector shows the node of the step on screen."""
+        state = self.player.state()
+        node = state.event.node if state is not None and state.event is not None else None
+        if node is not None and not self.scene.selected_ids() and node in self.graph and self.inspector.node_id != node:
+            self.inspector.set_node(node)
 
     def _on_trace_busy(self, _busy: bool) -> None:
         """A large graph's passes are re-run on a worker (the transport bar holds its controls meanwhile)."""
