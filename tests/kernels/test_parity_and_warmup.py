@@ -342,6 +342,23 @@ def test_the_last_group_goes_to_the_idle_second_process_while_this_one_compiles(
     assert sorted(messages) == sorted(log) == ["a[f32]", "a[f64]", "b[f64]", "c[f64]"]
 
 
+def test_the_second_process_takes_the_costliest_group_first(fake_helper, monkeypatch):
+    """conv (28 s to compile) in the middle of a tab's order goes to the second process at once, beside this
+    process's first groups, not after them; groups of unknown cost go from the back."""
+    monkeypatch.setattr(fake_helper, "COLD_TASK_SECONDS", 0.01)
+    assert fake_helper.GROUP_COMPILE_SECONDS["conv"] == max(fake_helper.GROUP_COMPILE_SECONDS.values())
+    log = []
+    names = ["activations[f64]", "conv[f64]", "conv[f32]", "a[f64]", "b[f64]"]
+    job = fake_helper.warmup_job(_plan(log, names, slow={"activations[f64]"}))
+    next(job)
+    proc, = _FakeProcess.made
+    assert proc.given == [["conv[f64]", "conv[f32]"]]
+    proc.finish()
+    assert proc.given[1] == ["b[f64]"]                  # then the back one (unknown costs tie)
+    proc.finish()
+    assert sorted(_drain(job, proc)) == sorted(names[1:]) and sorted(log) == sorted(names)
+
+
 def test_a_warm_cache_starts_no_second_process_and_one_that_dies_leaves_its_group_here(fake_helper, monkeypatch):
     log = []
     assert [p.message for p in fake_helper.warmup_job(_plan(log, ["a[f64]", "b[f64]", "c[f64]"]))] == log
