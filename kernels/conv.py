@@ -779,9 +779,10 @@ _threads = _Threads()
 
 _DIRECT = {3: (_direct3, _direct_dw3, 4), 5: (_direct5, _direct_dw5, 2)}  # filter size: forward, dw kernel, G
 DIRECT_STRIDES = (1, 2)  # _planes' and _planes2's layouts
-# float64 runs the direct kernels at stride 1 only: at stride 2 its im2col GEMMs are as fast or faster (forward +
-# backward 1.8x torch on (32,16,16,16) 32x3x3 s2, 1.6x direct), and its stride-2 kernels (_planes2, _direct_dx2)
-# would add 4 s to the cold warm-up. (float64 is the graph engine's and the gradient checks' type, not training's.)
+# float64 runs the direct kernels at stride 1 only: at stride 2 its im2col GEMMs are as fast (forward + backward
+# 1.5-1.8x torch on (32,16,16,16) 32x3x3 s2 over two runs, 1.6x direct), and its stride-2 kernels (_planes2,
+# _direct_dx2) would add 4 s to the cold warm-up. (float64 is the graph engine's and the gradient checks' type, not
+# training's.)
 DIRECT_STRIDES_FLOAT64 = (1,)
 
 
