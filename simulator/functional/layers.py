@@ -23,14 +23,19 @@ Cache = Any
 class _KernelModule:
     """A kernel module loaded at its first use. Importing the kernels pulls numba and scipy (about 0.7 s); the op
     registry imports this module, so the window would otherwise wait for them before it shows. The warm-up job
-    imports them on its worker thread right after start; import_module is thread-safe and, once loaded, a dict
-    lookup."""
+    imports them on its worker thread right after start; import_module is thread-safe.
+
+    A function looked up once is kept on this object, so the next lookup is a plain attribute (a training step
+    makes a dozen; through __getattr__ each cost ~1.5 us). Constants are looked up each time: tests patch them."""
 
     def __init__(self, name: str):
         self._name = name
 
     def __getattr__(self, attr: str) -> Any:
-        return getattr(importlib.import_module(self._name), attr)
+        value = getattr(importlib.import_module(self._name), attr)
+        if callable(value):
+            setattr(self, attr, value)
+        return value
 
 
 _act, _conv, _drop, _loss, _norm, _pool = (_KernelModule(f"kernels.{m}") for m in
@@ -64,8 +69,15 @@ def _array(fn: str, name: str, a: Any) -> np.ndarray:
     return a
 
 
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _floats(fn: str, **arrays: Any) -> list[np.ndarray]:
     """The arrays as C-contiguous float arrays of one dtype: float32 if every input is float32, else float64."""
+    if len(arrays) == 1:  # the common case, already right (a network's own activations): no copy, no checks
+        (a,) = arrays.values()
+        if type(a) is np.ndarray and a.dtype in _FLOAT_DTYPES and a.flags.c_contiguous:
+            return [a]
     arrs = [_array(fn, name, a) for name, a in arrays.items()]
     dtype = np.float32 if all(a.dtype == np.float32 for a in arrs) else np.float64
     return [np.ascontiguousarray(a, dtype=dtype) for a in arrs]
@@ -786,11 +798,13 @@ def _loss_args(fn: str, scores: Any, y: Any, soft: bool = False) -> tuple[np.nda
         raise ShapeError(f"{fn}: scores needs at least one row and one class, got shape {scores.shape}")
     if y.dtype.kind not in "iu":
         raise ValueInputError(f"{fn}: labels y must be integers, got dtype {y.dtype} (shape {y.shape})")
-    if y.min() < 0 or y.max() >= scores.shape[1]:
+    labels = np.ascontiguousarray(y, dtype=np.int64)
+    # one pass for both ends: a negative label read as unsigned is larger than any class index
+    if np.count_nonzero(labels.view(np.uint64) >= scores.shape[1]):
         bad = y[(y < 0) | (y >= scores.shape[1])][0]
         raise ValueInputError(f"{fn}: label {bad} is out of range for {scores.shape[1]} classes "
                               f"(scores shape {scores.shape}, y shape {y.shape})")
-    return scores, np.ascontiguousarray(y, dtype=np.int64)
+    return scores, labels
 
 
 def _soft_target(fn: str, scores: np.ndarray, t: np.ndarray) -> np.ndarray:

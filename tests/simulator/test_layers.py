@@ -286,6 +286,21 @@ def test_bad_values_raise_value_input_error(call):
         call()
 
 
+@pytest.mark.parametrize("loss", [L.svm_loss, L.softmax_loss])
+@pytest.mark.parametrize("labels, bad", [
+    (np.array([0, 2, -1], np.int64), -1),
+    (np.array([0, 3, 1], np.int8), 3),
+    (np.array([1, 2**64 - 1, 0], np.uint64), 2**64 - 1),  # wraps to -1 as int64: still out of range
+    (np.array([-(2**63), 0, 1], np.int64), -(2**63)),
+])
+def test_an_out_of_range_label_is_named_whatever_its_integer_type(loss, labels, bad):
+    with pytest.raises(ValueInputError, match=f"label {bad} is out of range for 3 classes"):
+        loss(np.zeros((3, 3)), labels)
+    ok = labels.copy()
+    ok[labels == bad] = 2
+    assert np.isfinite(loss(np.zeros((3, 3)), ok)[0])
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda x, w, b: L.conv_forward(x, w, b, stride=10**20), "stride must be ≤ 4096"),
     (lambda x, w, b: L.conv_forward(x, w, b, pad=10**20), "pad must be ≤ 4096"),
