@@ -3,15 +3,21 @@
 An axis redraws its ticks and labels (text layout, the most expensive part of a plot) on every paint of its view,
 though they change only with the range; showing a tab with a dozen plots spent most of its time there. With Qt's
 device-coordinate cache each axis is drawn once into a pixmap and blitted after; pyqtgraph's own ``update()`` on a
-range or label change invalidates it, so nothing shown is ever stale. Plots are also made without pyqtgraph's
-right-click menus (every lab turned them off after building them, at ~10 ms a plot). Imported (and applied) by gui.labs.common,
-which every lab view imports before it makes a plot."""
+range or label change invalidates it, so nothing shown is ever stale. Qt also sends every item of a view's scene a
+WindowActivate or WindowDeactivate event each time the view is shown or hidden (a tab switch), and QGraphicsWidget
+answers with ``update()``, for an active/inactive palette that an axis does not have: the axis ignores those events,
+so switching back to a tab no longer redraws its axes (about 10 ms of text on the optimizer lab). Plots are also
+made without pyqtgraph's right-click menus (every lab turned them off after building them, at ~10 ms a plot).
+Imported (and applied) by gui.labs.common, which every lab view imports before it makes a plot."""
 from __future__ import annotations
 
 import pyqtgraph as pg
+from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QGraphicsItem
 
 __all__ = ["configure"]
+
+_ACTIVATION = (QEvent.Type.WindowActivate, QEvent.Type.WindowDeactivate)
 
 
 def _no_menus() -> None:
@@ -41,7 +47,15 @@ def configure() -> None:
         init(self, *args, **kwargs)
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
+    event = pg.AxisItem.event
+
+    def _event(self, ev) -> bool:
+        if ev.type() in _ACTIVATION:      # no active/inactive look: keep the cached pixmap
+            return True
+        return event(self, ev)
+
     pg.AxisItem.__init__ = __init__
+    pg.AxisItem.event = _event
     pg.AxisItem._studio_cached = True
 
 

@@ -348,12 +348,6 @@ class OptimizerLab(QWidget):
         for name in ("left", "bottom"):
             plot_item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
-    @staticmethod
-    def _cache_axes(plot_item: pg.PlotItem) -> None:
-        """Axes change only with the view range; caching them as pixmaps keeps their text out of every frame."""
-        for name in ("left", "bottom"):
-            plot_item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-
     def _build_layout(self) -> None:
         surf = QVBoxLayout()
         surf.addWidget(self.surface_combo)

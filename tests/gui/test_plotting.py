@@ -1,0 +1,42 @@
+"""gui.plotting: an axis is drawn once and kept as a pixmap, through tab switches, until its range changes."""
+import pyqtgraph as pg
+from PySide6.QtWidgets import QLabel, QTabWidget
+
+import gui.plotting  # noqa: F401  (configures pyqtgraph as every lab has it)
+
+
+def _counting_axis_paints(monkeypatch) -> dict[str, int]:
+    count = {"n": 0}
+    paint = pg.AxisItem.paint
+
+    def counted(self, *args):
+        count["n"] += 1
+        return paint(self, *args)
+    monkeypatch.setattr(pg.AxisItem, "paint", counted)
+    return count
+
+
+def test_switching_tabs_does_not_redraw_the_axes_but_a_new_range_does(qtbot, monkeypatch):
+    count = _counting_axis_paints(monkeypatch)
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    plot = pg.PlotWidget()
+    curve = plot.plot([0, 1, 2], [3, 1, 2])
+    tabs.addTab(QLabel("other"), "other")
+    tabs.addTab(plot, "plot")
+    tabs.resize(500, 400)
+    tabs.show()
+    tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: count["n"] >= 2)          # both axes drawn once shown
+    qtbot.wait(100)
+    drawn = count["n"]
+    for _ in range(3):  # each switch sends the scene WindowDeactivate / WindowActivate
+        tabs.setCurrentIndex(0)
+        qtbot.wait(30)
+        tabs.setCurrentIndex(1)
+        qtbot.wait(30)
+        plot.grab()
+    assert count["n"] == drawn
+    curve.setData([0, 10, 20], [300, 100, 200])      # a new range relabels both axes: drawn again, not stale
+    plot.grab()
+    qtbot.waitUntil(lambda: count["n"] >= drawn + 2)
