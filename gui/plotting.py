@@ -11,13 +11,36 @@ made without pyqtgraph's right-click menus (every lab turned them off after buil
 Imported (and applied) by gui.labs.common, which every lab view imports before it makes a plot."""
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable, Sequence
+
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QGraphicsItem
 
-__all__ = ["configure"]
+__all__ = ["brush", "brushes_by_class", "configure", "pen"]
 
 _ACTIVATION = (QEvent.Type.WindowActivate, QEvent.Type.WindowDeactivate)
+
+
+@functools.lru_cache(maxsize=1024)
+def brush(colour: str) -> "pg.QtGui.QBrush":
+    """One shared brush per colour. Give a scatter's points shared brushes and pens, never a fresh one each: pyqtgraph
+    draws one symbol per distinct brush object, so 300 points with 300 brushes of three colours cost ~30 ms to set
+    against ~4 ms with three brushes."""
+    return pg.mkBrush(colour)
+
+
+@functools.lru_cache(maxsize=1024)
+def pen(colour: str, width: float = 1.0) -> "pg.QtGui.QPen":
+    """One shared pen per colour and width (see brush)."""
+    return pg.mkPen(colour, width=width)
+
+
+def brushes_by_class(labels: Iterable, colours: Sequence[str]) -> list:
+    """The shared brush of each label's colour (colours[label % len(colours)]), one per point."""
+    table = [brush(c) for c in colours]
+    return [table[int(c) % len(table)] for c in labels]
 
 
 def _no_menus() -> None:

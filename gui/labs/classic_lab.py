@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QGridL
                                QLabel, QProgressBar, QPushButton, QSizePolicy, QSplitter, QStackedWidget, QTableWidget,
                                QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
-from gui import theme
+from gui import plotting, theme
 from gui.forms import ParamForm
 from gui.jobs import JobRunner
 from gui.labs.common import (CLASS_COLOURS, ERROR_STYLE, MUTED_STYLE, FlowSplitter, control_column, digit_pixmap,
@@ -377,7 +377,7 @@ class KnnPanel(QWidget):
             self._view = (lo[0] - pad, hi[0] + pad, lo[1] - pad, hi[1] + pad)
             self.plot.getPlotItem().setRange(xRange=self._view[:2], yRange=self._view[2:], padding=0)
         if not digits:
-            brushes = [pg.mkBrush(CLASS_COLOURS[c % len(CLASS_COLOURS)]) for c in m.y]
+            brushes = plotting.brushes_by_class(m.y, CLASS_COLOURS)
             self.points_item.setData(m.X[:, 0], m.X[:, 1], brush=brushes)
             if m.region is None:
                 self._schedule_regions()
@@ -892,8 +892,8 @@ class LinearPanel(QWidget):
             self.arrow_items[c].setStyle(angle=180.0 - float(np.degrees(np.arctan2(dirs[c][1], dirs[c][0]))))
             self.arrow_items[c].show()
         self.points_item.setData(m.X[:, 0], m.X[:, 1],
-                                 brush=[pg.mkBrush(CLASS_COLOURS[c]) for c in m.y],
-                                 pen=[pg.mkPen(theme.GRAD_HEX if p != t else "#1f2933", width=2 if p != t else 1)
+                                 brush=plotting.brushes_by_class(m.y, CLASS_COLOURS),
+                                 pen=[plotting.pen(theme.GRAD_HEX, 2) if p != t else plotting.pen("#1f2933", 1)
                                       for p, t in zip(bd.predictions, m.y)])
 
     def _draw_templates(self) -> None:

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QFrame, QGraphicsRectItem, QGridLayout, QHBoxLayo
                                QPushButton, QSizePolicy, QSlider, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
                                QWidget)
 
-from gui import theme
+from gui import plotting, theme
 from gui.forms import ParamForm
 from gui.jobs import JobRunner
 from gui.labs.common import ERROR_STYLE, control_column, group, muted
@@ -914,7 +914,7 @@ class InterpretLab(QWidget):
         g.set_image(0, base, f"true {v.label}, predicted {v.predicted} ({_pct(v.probs.max())})")
         g.set_image(1, theme.diverging_rgb(v.saliency), f"class {v.cls}: max {v.saliency.max():.3g}")
         g.set_image(2, overlay_rgb(base.astype(np.float64), v.saliency), "")
-        brushes = [pg.mkBrush(theme.GRAD_HEX if i == v.cls else "#9fb3cc") for i in range(len(v.probs))]
+        brushes = [plotting.brush(theme.GRAD_HEX if i == v.cls else "#9fb3cc") for i in range(len(v.probs))]
         self.saliency_bars.setOpts(x=np.arange(len(v.probs)), height=v.probs, brushes=brushes)
         self.saliency_ties.setText(v.tie_note)
         self.saliency_ties.setVisible(bool(v.tie_note))
@@ -1067,7 +1067,7 @@ class InterpretLab(QWidget):
         if not self._built[EMBEDDING] or m.embedding is None:
             return
         Y, y = m.embedding, m.images.labels
-        brushes = [pg.mkBrush(CLASS_COLOURS[int(c) % 10]) for c in y]
+        brushes = plotting.brushes_by_class(y, CLASS_COLOURS[:10])
         self.embed_scatter.setData(x=Y[:, 0], y=Y[:, 1], brush=brushes, data=np.arange(len(Y)))
         self.embed_plot.getPlotItem().autoRange()
         self.embed_plot.getPlotItem().setTitle(      # two short lines: the plot may be narrow (a laptop)

@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui import theme
+from gui import plotting, theme
 from gui.forms import ParamForm, param_widget, read_widget, write_widget
 from gui.jobs import JobRunner
 from gui.labs.curve_doctor import CurveDoctor
@@ -1050,7 +1050,7 @@ class PlaygroundLab(QWidget):
     def _draw_points(self) -> None:
         Xtr, ytr, Xv, yv = self.model.data.split_raw
         for key, X, y in (("train", Xtr, ytr), ("val", Xv, yv)):
-            brushes = [pg.mkBrush(CLASS_COLOURS[int(c) % len(CLASS_COLOURS)]) for c in y]
+            brushes = plotting.brushes_by_class(y, CLASS_COLOURS)
             self.point_items[key].setData(x=X[:, 0] if len(X) else [], y=X[:, 1] if len(X) else [], brush=brushes)
 
     def _on_data_clicked(self, ev) -> None:

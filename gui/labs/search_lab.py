@@ -10,6 +10,7 @@ information. Random search tries n distinct learning rates. The marginal plots a
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -34,7 +35,13 @@ GRID_SYMBOL, RANDOM_SYMBOL = "s", "o"
 
 
 def _brushes(acc: np.ndarray) -> list:
-    return [pg.mkBrush(ACC_CMAP.map(float(np.clip(a, 0, 1)), mode="qcolor")) for a in acc]
+    """A shared brush per accuracy, its colour on 256 levels (see gui.plotting.brush for why shared)."""
+    return [_level_brush(int(level)) for level in np.round(np.clip(acc, 0, 1) * 255)]
+
+
+@functools.lru_cache(maxsize=256)
+def _level_brush(level: int):
+    return pg.mkBrush(ACC_CMAP.map(level / 255, mode="qcolor"))
 
 
 class SearchLab(QWidget):

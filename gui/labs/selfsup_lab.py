@@ -48,7 +48,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui import theme
+from gui import plotting, theme
 from gui.forms import ParamForm, param_widget, read_widget, write_widget
 from gui.jobs import JobRunner
 from gui.labs.common import (
@@ -1114,7 +1114,7 @@ class SelfSupervisedLab(QWidget):
         if codes is None:
             return
         self.latent_shown = codes
-        brushes = [pg.mkBrush(CLASS_COLOURS[int(c) % 10]) for c in codes.labels]
+        brushes = plotting.brushes_by_class(codes.labels, CLASS_COLOURS[:10])
         self.latent_scatter.setData(x=codes.codes[:, 0], y=codes.codes[:, 1], brush=brushes)
         lt = self.latent_plot.getPlotItem()
         lt.setLabel("bottom", codes.axes[0])
@@ -1227,7 +1227,7 @@ class SelfSupervisedLab(QWidget):
         self.embed_title.setText(f"{name} of each encoder's features of {len(e.images)} held-out digits, coloured by "
                                  f"the true digit; the k-NN agreement is the share of each digit's {e.k} nearest "
                                  f"neighbours with its label. Click a point to choose the image.")
-        brushes = [pg.mkBrush(CLASS_COLOURS[int(c) % 10]) for c in e.labels]
+        brushes = plotting.brushes_by_class(e.labels, CLASS_COLOURS[:10])
         for space in SPACES:
             p = self.embed_plots[space].getPlotItem()
             sc = self.embed_scatters[space]

@@ -154,6 +154,34 @@ def test_schedule_redraws_and_applies_to_the_race(qtbot, lab):
     assert np.all(adam.lrs == adam.lrs[0])
 
 
+def test_a_new_race_reuses_the_plot_items_restyled_and_renamed(qtbot, lab):
+    sp, lp = lab.surface_plot.getPlotItem(), lab.loss_plot.getPlotItem()
+    before = {label: dict(run.items) for label, run in lab.runs.items()}
+    n_surface, n_loss = len(sp.items), len(lp.items)
+    play_to_end(qtbot, lab)                      # SGD's marker is an "o": it converges at lr 0.05
+    lab.optimizer_table.selectRow(0)
+    type_into(qtbot, lab.lr_box(0), "1e9")
+    wait_race(qtbot, lab)
+    assert len(sp.items) == n_surface and len(lp.items) == n_loss      # no item added, none left over
+    for label, run in lab.runs.items():
+        assert all(run.items[k] is before[label][k] for k in before[label])
+        assert run.items["path"].isVisible() and run.items["marker"].isVisible()
+    sgd = lab.runs["SGD"]
+    names = [label.text for _, label in lab.loss_legend.items]
+    assert names == [run.items["loss"].name() for run in lab.runs.values()]
+    assert names[0] == f"SGD: diverged at step {sgd.diverged_at}" and names[1] == "Momentum"
+    assert lab.step == N and sgd.items["marker"].opts["symbol"] == "x"   # the player stayed at the end
+    lab.set_step(0)
+    assert sgd.items["marker"].opts["symbol"] == "o"
+    assert len(sgd.items["path"].xData) == 1
+    # a racer switched off: its items are hidden, not drawn with the last race's data
+    lab.optimizer_table.item(1, 0).setCheckState(Qt.CheckState.Unchecked)
+    wait_race(qtbot, lab)
+    assert "Momentum" not in lab.runs
+    assert not before["Momentum"]["path"].isVisible() and not before["Momentum"]["loss"].isVisible()
+    assert len([i for i in lab.loss_legend.items]) == len(lab.runs)
+
+
 def test_a_huge_learning_rate_diverges_visibly_without_warnings(qtbot, lab):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
