@@ -55,6 +55,7 @@ from gui.labs.common import (
     CLASS_COLOURS,
     MUTED_STYLE,
     PALETTE,
+    LazyPage,
     control_column,
     digit_pixmap,
     group,
@@ -95,6 +96,10 @@ STEP_PEN = (120, 135, 155, 120)
 TRAIN_COLOUR = "#2f74d0"
 VAL_COLOUR = "#e8710a"
 FLOOR = 1e-12
+# what _build_judge_page makes: asking for any of them builds the page (SelfSupervisedLab.__getattr__)
+_JUDGE_WIDGETS = frozenset({"probe_plot", "probe_curves", "probe_label", "embed_title", "embed_plots",
+                            "embed_scatters", "embed_marks", "query_pic", "query_label", "neighbour_rows",
+                            "neighbours_box"})
 GAP = 225                     # the light grey between the images of a preview row
 MAX_CELL_TEXTS = 10           # matrices up to this size carry their numbers in the cells
 
@@ -340,8 +345,9 @@ class SelfSupervisedLab(QWidget):
     probe_form, probe_button, probe_plot, probe_curves, probe_label, probe_points (as they arrived), probe_result,
     embed_form, embed_button, embed_plots, embed_scatters, embed_marks (the rings and the star), embeddings, query,
     neighbour_rows, probe_radio, finetune_radio, send_button, judge_note; ``built_task`` (the picked task as built),
-    ``last_preview`` (the PretextPreview drawn last), ``previews_drawn`` (this run), ``result`` (the last
-    PretextResult).
+    ``last_preview`` (the PretextPreview drawn last), ``previews_received`` and ``previews_drawn`` (this run;
+    of the previews that arrive between two frames only the newest is drawn), ``result`` (the last PretextResult).
+    The "Judge the features" page (``judge_page``) is built when first shown or when one of its widgets is asked for.
     """
 
     encoder_sent = Signal(object, bool)
@@ -366,7 +372,7 @@ class SelfSupervisedLab(QWidget):
         self._matrix_texts: list[pg.TextItem] = []
         self._matrix_key: tuple | None = None
         self.probe_points: list[ProbePoint] = []
-        self.previews_drawn = 0
+        self.previews_received = self.previews_drawn = 0
         self._reset_series()
         self._rebuild_timer = QTimer(self)          # coalesces a burst of option edits into one build
         self._rebuild_timer.setSingleShot(True)
@@ -374,7 +380,10 @@ class SelfSupervisedLab(QWidget):
         self._rebuild_timer.timeout.connect(lambda: self._build_task(self.model.settings.task, defaults=False))
         self._build_controls()
         self._build_pretext_page()
-        self._build_judge_page()
+        # "Judge the features" is built when first shown or first used (_JUDGE_WIDGETS, __getattr__): about 0.2 s
+        # of this lab's first open that a learner who only trains does not wait for
+        self._judge_tab = LazyPage(self._build_judge_page, lambda _page: self._update_buttons())
+        self.judge_page = self._judge_tab
         self._build_layout()
         self.model.changed.connect(self._on_model_changed)
         self._show_settings()
@@ -600,7 +609,14 @@ class SelfSupervisedLab(QWidget):
         page.setSizes([300, 420])
         self.pretext_page = page
 
-    def _build_judge_page(self) -> None:
+    def __getattr__(self, name: str) -> Any:
+        # only for attributes not set yet: a widget of the judge page, before the page is built, builds it
+        if name in _JUDGE_WIDGETS and "_judge_tab" in self.__dict__ and not self._judge_tab.is_built:
+            self._judge_tab.page()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _build_judge_page(self) -> QWidget:
         self.probe_plot = _plot("Linear probe on held-out digits", "test accuracy",
                                 "labelled training digits (log scale)")
         pp = self.probe_plot.getPlotItem()
@@ -705,7 +721,7 @@ class SelfSupervisedLab(QWidget):
         page.addWidget(right)
         page.setChildrenCollapsible(False)
         page.setSizes([480, 520])
-        self.judge_page = page
+        return page
 
     def _build_layout(self) -> None:
         transport = QHBoxLayout()
@@ -763,7 +779,7 @@ class SelfSupervisedLab(QWidget):
         self._clear_pretext()
         self._clear_judgement()
         self.result = None
-        self.previews_drawn = 0
+        self.previews_received = self.previews_drawn = 0
         key = settings.task
         self._run_key = key
         self._run_epochs = settings.epochs
@@ -1028,6 +1044,7 @@ class SelfSupervisedLab(QWidget):
                                       + (f"/{self._run_total}" if self._run_total else "") + epoch
                                       + f" · batch loss {steps[-1][1]:.4g}")
         if previews:
+            self.previews_received += len(previews)
             self._draw_preview(previews[-1])
 
     def _draw_curves(self) -> None:
@@ -1277,12 +1294,14 @@ class SelfSupervisedLab(QWidget):
         """A new pretext run: the old encoder's probe and embeddings no longer describe the kept one."""
         self.jobs.cancel("probe", notify=False)
         self.jobs.cancel("embeddings", notify=False)
+        self.probe_result = None
+        self.embeddings = None
+        if not self._judge_tab.is_built:        # nothing drawn yet: it is built from this state
+            return
         for c in self.probe_curves.values():
             c.setData([], [])
-        self.probe_result = None
         self.probe_label.setText("Train a pretext task on the digits, then press <b>Run the linear probe</b>: "
                                  "points appear as each probe is measured.")
-        self.embeddings = None
         for space in SPACES:
             self.embed_scatters[space].setData([], [])
             for mark in self.embed_marks[space]:
@@ -1336,7 +1355,7 @@ class SelfSupervisedLab(QWidget):
             button.setEnabled(why is None and not busy)
             button.setToolTip(why[:1].upper() + why[1:] if why else tip)
             reason = reason or why
-        if self.probe_result is None and not self.jobs.running("probe"):
+        if self.probe_result is None and not self.jobs.running("probe") and self._judge_tab.is_built:
             self.probe_label.setText(reason[:1].upper() + reason[1:] + "." if reason and self.model.trained else
                                      "Train a pretext task on the digits, then press <b>Run the linear probe</b>: "
                                      "points appear as each probe is measured.")
