@@ -884,6 +884,9 @@ class MainWindow(QMainWindow):
 
         def job():                                  # on the worker: imports the kernel modules, then compiles
             import pyqtgraph  # noqa: F401  (every lab's plots: loaded here, the first lab opens without the wait)
+
+            from simulator.labs import import_all
+            import_all()                            # the labs' models, likewise (Qt-free: safe on this thread)
             plan = default_plan()
             plan.prefer(TAB_KERNELS.get(self.current_tab, ()))   # a plain str the UI thread keeps up to date
             self.warmup_plan = plan

@@ -121,3 +121,18 @@ def test_the_window_module_loads_without_numba_or_scipy():
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_import_all_loads_every_lab_model_without_qt():
+    """The app's warm-up job imports the lab models on its worker thread (simulator.labs.import_all): every module of
+    the folder, and nothing of Qt (importing Qt-bound code off the UI thread would not be safe)."""
+    expected = sorted(f"simulator.labs.{p.stem}" for p in (ROOT / "simulator" / "labs").glob("*.py")
+                      if p.stem != "__init__")
+    code = ("import sys\nfrom simulator.labs import import_all\nnames = import_all()\n"
+            "print(','.join(sorted(names)))\n"
+            "assert all(n in sys.modules for n in names)\n"
+            f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {QT!r})\n"
+            "assert not bad, bad\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().split(",") == expected and len(expected) >= 20

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QGridL
 from gui import plotting, theme
 from gui.forms import ParamForm
 from gui.jobs import JobRunner
-from gui.labs.common import (CLASS_COLOURS, ERROR_STYLE, MUTED_STYLE, FlowSplitter, control_column, digit_pixmap,
-                             group, muted, size_to_current_page)
+from gui.labs.common import (CLASS_COLOURS, ERROR_STYLE, MUTED_STYLE, FlowSplitter, LazyPage, control_column,
+                             digit_pixmap, group, muted, size_to_current_page)
 from simulator.core.errors import StudioError
 from simulator.labs.classic_lab import (DIGITS, ClassicLabModel, CvSettings, KnnDataSettings, KnnLabModel,
                                         KnnSettings, LinearLabModel, LinearSettings)
@@ -978,8 +978,10 @@ class DimensionPanel(QWidget):
 
 
 class ClassicLab(QWidget):
-    """Classic classifiers: "Nearest neighbours" and "Linear classifier" sub-tabs (knn, linear) over one
-    ClassicLabModel (``model``) and one JobRunner (``runner``). ``ready`` fires once the prepare job is done."""
+    """Classic classifiers: "Nearest neighbours", "Linear classifier" and "Curse of dimensionality" sub-tabs (knn,
+    linear, dimensions) over one ClassicLabModel (``model``) and one JobRunner (``runner``). ``ready`` fires once the
+    prepare job is done. The last two are built when first shown or first asked for (``linear_page`` and
+    ``dimensions_page`` are their tabs): about 0.15 s of the lab's first open."""
 
     ready = Signal()
 
@@ -987,16 +989,17 @@ class ClassicLab(QWidget):
         super().__init__(parent)
         self.model = model or ClassicLabModel()
         self.runner = JobRunner(self)
+        self._prepared: bool | str | None = None       # the prepare job: True done, a message if it failed
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.knn = KnnPanel(self.model.knn, self.runner)
-        self.linear = LinearPanel(self.model.linear)
-        self.dimensions = DimensionPanel(self.runner)
+        self.linear_page = LazyPage(self._make_linear)
+        self.dimensions_page = LazyPage(lambda: DimensionPanel(self.runner))
         self.tabs.addTab(self.knn, "Nearest neighbours")
-        self.tabs.addTab(self.linear, "Linear classifier")
-        self.tabs.addTab(self.dimensions, "Curse of dimensionality")
+        self.tabs.addTab(self.linear_page, "Linear classifier")
+        self.tabs.addTab(self.dimensions_page, "Curse of dimensionality")
         self.tabs.currentChanged.connect(
-            lambda i: self.dimensions.measure() if self.tabs.widget(i) is self.dimensions and
+            lambda i: self.dimensions.measure() if self.tabs.widget(i) is self.dimensions_page and
             self.dimensions.curve is None and not self.runner.running("dimensions") else None)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -1005,23 +1008,47 @@ class ClassicLab(QWidget):
         QTimer.singleShot(0, self, lambda: self.runner.start("prepare", self.model.prepare, on_done=self._on_prepared,
                                                              on_error=self._on_prepare_failed))
 
+    @property
+    def linear(self) -> LinearPanel:
+        return self.linear_page.page()
+
+    @property
+    def dimensions(self) -> DimensionPanel:
+        return self.dimensions_page.page()
+
     def is_ready(self) -> bool:
         return self.model.ready
 
+    def _make_linear(self) -> LinearPanel:
+        panel = LinearPanel(self.model.linear)
+        self._show_prepared(panel)
+        return panel
+
+    def _show_prepared(self, panel: LinearPanel) -> None:
+        if self._prepared is True:
+            panel.set_kernels_ready()
+        elif isinstance(self._prepared, str):
+            panel.status_label.setText(f"Could not prepare the digits and kernels: {self._prepared}")
+            panel.status_label.setStyleSheet(ERROR_STYLE)
+
     def _on_prepared(self, digits) -> None:
         self.model.set_prepared(digits)
-        self.linear.set_kernels_ready()
+        self._prepared = True
+        if self.linear_page.is_built:
+            self._show_prepared(self.linear)
         self.ready.emit()
 
     def _on_prepare_failed(self, _exc: BaseException, text: str) -> None:
-        self.linear.status_label.setText(f"Could not prepare the digits and kernels: {text}")
-        self.linear.status_label.setStyleSheet(ERROR_STYLE)
+        self._prepared = text
+        if self.linear_page.is_built:
+            self._show_prepared(self.linear)
         self.knn.query_label.setText(f"Could not load the digits: {text}")
 
     def close_lab(self) -> None:
         """Stop the training timer and the background jobs."""
         self.knn.close_panel()
-        self.linear.close_panel()
+        if self.linear_page.is_built:
+            self.linear.close_panel()
         self.runner.close()
 
     def closeEvent(self, event) -> None:  # noqa: N802

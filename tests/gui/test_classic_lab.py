@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from gui.labs.classic_lab import DIGITS, ClassicLab
-from simulator.labs.classic_lab import KnnLabModel
+from simulator.labs.classic_lab import ClassicLabModel, KnnLabModel
 from simulator.labs.classifiers import KNearestNeighbor, decision_grid
 
 
@@ -178,7 +178,7 @@ def test_job_errors_show_a_studio_errors_own_message(qtbot, lab, monkeypatch):
 def test_linear_step_run_and_controls(qtbot, lab):
     wait_ready(qtbot, lab)
     lin = lab.linear
-    lab.tabs.setCurrentWidget(lin)
+    lab.tabs.setCurrentWidget(lab.linear_page)
     qtbot.waitExposed(lin)
     W0 = lin.clf.W.copy()
     img0 = region_image(lin)
@@ -213,7 +213,7 @@ def test_linear_step_run_and_controls(qtbot, lab):
 def test_linear_on_other_data_and_digits_templates(qtbot, lab):
     wait_ready(qtbot, lab)
     lin = lab.linear
-    lab.tabs.setCurrentWidget(lin)
+    lab.tabs.setCurrentWidget(lab.linear_page)
     lin.data_combo.setCurrentText("spiral (3 classes)")
     assert lin.table.rowCount() == 30 and "first 30 of 90" in lin.table_caption.text()
     lin.data_combo.setCurrentText(DIGITS)
@@ -244,7 +244,7 @@ def test_main_path_preparing_then_linear_steps_by_clicks(qtbot):
     if not w.is_ready():                 # the prepare job (digits, loss kernels) runs off the UI thread
         assert not lin.step_button.isEnabled() and "Preparing" in lin.status_label.text()
     wait_ready(qtbot, w)
-    w.tabs.setCurrentWidget(lin)
+    w.tabs.setCurrentWidget(w.linear_page)
     assert lin.step_button.isEnabled() and lin.status_label.text() == ""
     loss0 = w.model.linear.breakdown().loss
     for _ in range(3):
@@ -272,7 +272,7 @@ def test_changing_the_points_cancels_a_running_cross_validation(qtbot, lab):
 
 def test_margin_temperature_bias_trick_and_the_curse_of_dimensionality(qtbot, lab):
     lin = lab.linear
-    lab.tabs.setCurrentWidget(lin)
+    lab.tabs.setCurrentWidget(lab.linear_page)
     # the temperature and margin are declared settings: the form shows them and the classifier follows
     lin.form.widgets["loss"].setCurrentIndex(1)                 # softmax
     lin.form.widgets["temperature"].setValue(0.5)
@@ -285,8 +285,37 @@ def test_margin_temperature_bias_trick_and_the_curse_of_dimensionality(qtbot, la
     assert "W₂ = 2 × W₁" in text and "identical" in text and "Bias trick" in text and "identical" in text
     # the curse of dimensionality: measured in a job when its tab is first shown
     with qtbot.waitSignal(lab.dimensions.measured, timeout=60_000):
-        lab.tabs.setCurrentWidget(lab.dimensions)
+        lab.tabs.setCurrentWidget(lab.dimensions_page)
     c = lab.dimensions.curve
     xs, ys = lab.dimensions.acc_curve.getData()
     assert len(xs) == len(c.dims) and ys[0] > 0.9 and ys[-1] < 0.7
     assert np.all(np.diff(c.contrast) < 0)
+
+
+def test_the_linear_and_dimension_tabs_are_built_when_first_shown_in_the_labs_state(qtbot, lab):
+    wait_ready(qtbot, lab)
+    assert not lab.linear_page.is_built and not lab.dimensions_page.is_built     # the lab opened without them
+    lab.tabs.setCurrentWidget(lab.linear_page)
+    qtbot.waitUntil(lambda: lab.linear_page.is_built)
+    lin = lab.linear
+    assert lin.isVisible() and lin.kernels_ready and lin.step_button.isEnabled()   # prepared before it existed
+    qtbot.mouseClick(lin.step_button, Qt.MouseButton.LeftButton)
+    assert lab.model.linear.clf.steps == 1 and "step 1" in lin.accuracy_label.text()
+    assert not lab.dimensions_page.is_built
+
+
+def test_a_failed_prepare_shows_on_the_linear_tab_built_after_it(qtbot, monkeypatch):
+    def prepare(self):
+        raise OSError("the digits are unreadable")
+        yield
+    monkeypatch.setattr(ClassicLabModel, "prepare", prepare)
+    w = ClassicLab()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: "unreadable" in w.knn.query_label.text())
+    assert not w.linear_page.is_built
+    w.tabs.setCurrentWidget(w.linear_page)
+    assert "Could not prepare the digits and kernels: OSError: the digits are unreadable" in \
+        w.linear.status_label.text()
+    assert not w.linear.step_button.isEnabled()
+    w.close_lab()
