@@ -40,3 +40,16 @@ def test_switching_tabs_does_not_redraw_the_axes_but_a_new_range_does(qtbot, mon
     curve.setData([0, 10, 20], [300, 100, 200])      # a new range relabels both axes: drawn again, not stale
     plot.grab()
     qtbot.waitUntil(lambda: count["n"] >= drawn + 2)
+
+
+def test_an_axis_label_follows_its_text_and_its_si_prefix(qtbot):
+    plot = pg.PlotWidget()
+    qtbot.addWidget(plot)
+    axis = plot.getPlotItem().getAxis("left")
+    plot.setLabel("left", "voltage", units="V")
+    plot.setYRange(0, 2e-6, padding=0)
+    assert axis.label.toPlainText() == "voltage (\u00b5V)"           # micro sign
+    plot.setYRange(0, 2.0, padding=0)                   # the range alone changes the prefix
+    assert axis.label.toPlainText() == "voltage (V)"
+    plot.setLabel("left", "current", units="A")
+    assert axis.label.toPlainText() == "current (A)"
