@@ -308,7 +308,6 @@ class OptimizerLab(QWidget):
         self.grad_shafts.setZValue(40)
         sp.addItem(self.grad_shafts)
         self.surface_plot.scene().sigMouseClicked.connect(self._on_surface_clicked)
-        self._cache_axes(sp)
         self.precond_items: dict[str, tuple[pg.PlotDataItem, pg.ArrowItem]] = {}
         for key, colour, _ in PRECONDITIONERS:
             shaft = pg.PlotDataItem(pen=pg.mkPen(colour, width=3.2), skipFiniteCheck=True)
@@ -346,13 +345,6 @@ class OptimizerLab(QWidget):
         self.divergence_item.setZValue(60)
         lp.addItem(self.divergence_item)
         self._loss_axis.enableAutoSIPrefix(False)   # a "x1e+24" prefix would relabel the decades wrongly
-        self._cache_axes(lp)
-
-    @staticmethod
-    def _cache_axes(plot_item: pg.PlotItem) -> None:
-        """Axes change only with the view range; caching them as pixmaps keeps their text out of every frame."""
-        for name in ("left", "bottom"):
-            plot_item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def _build_layout(self) -> None:
         surf = QVBoxLayout()

@@ -22,7 +22,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QGraphicsItem,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -472,12 +471,11 @@ class PlaygroundLab(QWidget):
         self.floor_legend = pg.PlotDataItem(pen=floor_pen)        # a legend entry only: it holds no data
         self.loss_floor = 0.0
         # Ranges are set by the view, never autoranged: they change only when the data leave them (x grows to the
-        # next 1-2-5 number, log y by whole decades), so the axes (cached as pixmaps) are not redrawn every frame.
+        # next 1-2-5 number, log y by whole decades), so the axes (cached as pixmaps, see gui.plotting) are not
+        # redrawn every frame.
         for p in (self.loss_plot, self.acc_plot, self.lr_plot, self.grad_plot):
             pi = p.getPlotItem()
             pi.getViewBox().setMouseEnabled(False, False)
-            for name in ("left", "bottom"):
-                pi.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             if p is not self.loss_plot:
                 pi.setXLink(self.loss_plot.getPlotItem())
             pi.disableAutoRange()

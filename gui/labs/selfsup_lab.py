@@ -33,7 +33,6 @@ from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFrame,
-    QGraphicsItem,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -96,10 +95,6 @@ STEP_PEN = (120, 135, 155, 120)
 TRAIN_COLOUR = "#2f74d0"
 VAL_COLOUR = "#e8710a"
 FLOOR = 1e-12
-# what _build_judge_page makes: asking for any of them builds the page (SelfSupervisedLab.__getattr__)
-_JUDGE_WIDGETS = frozenset({"probe_plot", "probe_curves", "probe_label", "embed_title", "embed_plots",
-                            "embed_scatters", "embed_marks", "query_pic", "query_label", "neighbour_rows",
-                            "neighbours_box"})
 GAP = 225                     # the light grey between the images of a preview row
 MAX_CELL_TEXTS = 10           # matrices up to this size carry their numbers in the cells
 
@@ -194,8 +189,6 @@ def _plot(title: str, left: str, bottom: str = "iteration", log_y: bool = False)
     if log_y:
         pi.setLogMode(y=True)
         pi.getAxis("left").setStyle(maxTextLevel=0)
-    for name in ("left", "bottom"):
-        pi.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     p.setMinimumSize(160, 120)
     return p
 
@@ -380,10 +373,9 @@ class SelfSupervisedLab(QWidget):
         self._rebuild_timer.timeout.connect(lambda: self._build_task(self.model.settings.task, defaults=False))
         self._build_controls()
         self._build_pretext_page()
-        # "Judge the features" is built when first shown or first used (_JUDGE_WIDGETS, __getattr__): about 0.2 s
-        # of this lab's first open that a learner who only trains does not wait for
-        self._judge_tab = LazyPage(self._build_judge_page, lambda _page: self._update_buttons())
-        self.judge_page = self._judge_tab
+        # "Judge the features" is built when first shown or one of its widgets is first asked for (_judge_widget, at
+        # the end of the module): about 0.2 s of this lab's first open that a learner who only trains does not wait for
+        self.judge_page = LazyPage(self._build_judge_page, lambda _page: self._update_buttons())
         self._build_layout()
         self.model.changed.connect(self._on_model_changed)
         self._show_settings()
@@ -608,13 +600,6 @@ class SelfSupervisedLab(QWidget):
         page.setChildrenCollapsible(False)
         page.setSizes([300, 420])
         self.pretext_page = page
-
-    def __getattr__(self, name: str) -> Any:
-        # only for attributes not set yet: a widget of the judge page, before the page is built, builds it
-        if name in _JUDGE_WIDGETS and "_judge_tab" in self.__dict__ and not self._judge_tab.is_built:
-            self._judge_tab.page()
-            return getattr(self, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _build_judge_page(self) -> QWidget:
         self.probe_plot = _plot("Linear probe on held-out digits", "test accuracy",
@@ -1296,7 +1281,7 @@ class SelfSupervisedLab(QWidget):
         self.jobs.cancel("embeddings", notify=False)
         self.probe_result = None
         self.embeddings = None
-        if not self._judge_tab.is_built:        # nothing drawn yet: it is built from this state
+        if not self.judge_page.is_built:        # nothing drawn yet: it is built from this state
             return
         for c in self.probe_curves.values():
             c.setData([], [])
@@ -1355,7 +1340,7 @@ class SelfSupervisedLab(QWidget):
             button.setEnabled(why is None and not busy)
             button.setToolTip(why[:1].upper() + why[1:] if why else tip)
             reason = reason or why
-        if self.probe_result is None and not self.jobs.running("probe") and self._judge_tab.is_built:
+        if self.probe_result is None and not self.jobs.running("probe") and self.judge_page.is_built:
             self.probe_label.setText(reason[:1].upper() + reason[1:] + "." if reason and self.model.trained else
                                      "Train a pretext task on the digits, then press <b>Run the linear probe</b>: "
                                      "points appear as each probe is measured.")
@@ -1378,3 +1363,23 @@ def _nice_ceiling(v: float) -> float:
     """The smallest of 1, 2, 5 x 10^k that is >= v (v > 0)."""
     e = 10.0 ** math.floor(math.log10(v))
     return next(m * e for m in (1, 2, 5, 10) if m * e >= v)
+
+
+def _judge_widget(name: str) -> property:
+    """A widget of the "Judge the features" page: reading it builds the page first if it is not built yet (the
+    builder sets it; it reads only widgets it has set)."""
+    def get(self: SelfSupervisedLab) -> Any:
+        widgets = self.__dict__.setdefault("_judge_widgets", {})
+        if name not in widgets:
+            self.judge_page.page()
+        return widgets[name]
+
+    def set_(self: SelfSupervisedLab, value: Any) -> None:
+        self.__dict__.setdefault("_judge_widgets", {})[name] = value
+    return property(get, set_, doc=f"{name} of the Judge the features page (built when first asked for)")
+
+
+for _name in ("probe_plot", "probe_curves", "probe_label", "embed_title", "embed_plots", "embed_scatters",
+              "embed_marks", "query_pic", "query_label", "neighbour_rows", "neighbours_box"):
+    setattr(SelfSupervisedLab, _name, _judge_widget(_name))
+del _name

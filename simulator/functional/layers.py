@@ -74,9 +74,10 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def _floats(fn: str, **arrays: Any) -> list[np.ndarray]:
     """The arrays as C-contiguous float arrays of one dtype: float32 if every input is float32, else float64."""
-    if len(arrays) == 1:  # the common case, already right (a network's own activations): no copy, no checks
+    if len(arrays) == 1:  # the common case, already right (a network's own activations): no copy, no checks (a 0-d
+        # array goes the long way: np.ascontiguousarray makes it shape (1,), as for a Python float)
         (a,) = arrays.values()
-        if type(a) is np.ndarray and a.dtype in _FLOAT_DTYPES and a.flags.c_contiguous:
+        if type(a) is np.ndarray and a.ndim and a.dtype in _FLOAT_DTYPES and a.flags.c_contiguous:
             return [a]
     arrs = [_array(fn, name, a) for name, a in arrays.items()]
     dtype = np.float32 if all(a.dtype == np.float32 for a in arrs) else np.float64

@@ -312,3 +312,11 @@ def test_absurd_strides_pads_and_windows_are_refused_before_any_allocation(call,
     x, w, b = np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), np.zeros(1)
     with pytest.raises(ShapeError, match=message):
         call(x, w, b)
+
+
+@pytest.mark.parametrize("fwd", [L.relu_forward, L.sigmoid_forward, L.tanh_forward])
+def test_a_0d_array_is_treated_as_a_python_number(fwd):
+    """The one-array fast path of the input check leaves 0-d arrays to the long way: shape (1,), as for a float."""
+    for x in (np.array(0.5), np.array(0.5, np.float32), 0.5, np.float64(0.5)):
+        out, _ = fwd(x)
+        assert out.shape == (1,)
