@@ -53,8 +53,9 @@ def can_switch_threads() -> bool:
 
 
 @contextlib.contextmanager
-def threads(n: int) -> Iterator[None]:
-    """Run the block with n BLAS threads (numpy's and scipy's OpenBLAS) and n torch intra-op threads."""
+def threads(n: int, torch_threads: int | None = None) -> Iterator[None]:
+    """Run the block with n BLAS threads (numpy's and scipy's OpenBLAS) and n torch intra-op threads (or
+    `torch_threads`: 1 when only ours runs in the block, so that torch's idle workers cannot take a core from it)."""
     if not can_switch_threads():
         if n != int(os.environ["OPENBLAS_NUM_THREADS"]):
             raise RuntimeError("threadpoolctl is not installed: set OPENBLAS_NUM_THREADS instead")
@@ -62,7 +63,7 @@ def threads(n: int) -> Iterator[None]:
         return
     old = torch.get_num_threads() if torch is not None else None
     if torch is not None:
-        torch.set_num_threads(n)
+        torch.set_num_threads(n if torch_threads is None else torch_threads)
     try:
         with _controller.limit(limits=n, user_api="blas"):
             yield

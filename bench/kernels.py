@@ -66,7 +66,7 @@ def compare_threads(fns, counts, rounds, settle=0.15):
 
     reps = {}
     for name, fn in fns.items():
-        with threads(counts[0]):
+        with threads(counts[0], torch_threads=1):
             fn()
             t0 = time.perf_counter()
             fn()
@@ -74,7 +74,7 @@ def compare_threads(fns, counts, rounds, settle=0.15):
     samples = {(name, n): [] for name in fns for n in counts}
     for r in range(rounds):
         for n in (counts if r % 2 == 0 else counts[::-1]):
-            with threads(n):
+            with threads(n, torch_threads=1):      # only ours runs here: torch's workers stay asleep
                 time.sleep(settle)
                 for name, fn in fns.items():
                     fn()
