@@ -26,7 +26,8 @@ class _KernelModule:
     imports them on its worker thread right after start; import_module is thread-safe.
 
     A function looked up once is kept on this object, so the next lookup is a plain attribute (a training step
-    makes a dozen; through __getattr__ each cost ~1.5 us). Constants are looked up each time: tests patch them."""
+    makes a dozen; through __getattr__ each cost ~1.5 us). Constants are looked up each time: tests patch them. (A
+    test that patches a kernel function must patch it here too once it has been used.)"""
 
     def __init__(self, name: str):
         self._name = name

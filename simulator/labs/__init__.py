@@ -11,7 +11,7 @@ TAB_TITLES = ("Backprop", "Playground", "Init / norm", "Optimizers", "Classifier
 def import_all() -> list[str]:
     """Import every lab model module; returns their names. Their dataclasses and declared settings take about
     0.3 s to build, which would otherwise land in each lab's first open: the app's warm-up job calls this on its
-    worker thread at start (the modules are Qt-free, so importing them off the UI thread is safe)."""
+    worker thread once the kernels are ready (the modules are Qt-free, so importing them off the UI thread is safe)."""
     names = [f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__)]
     for name in names:
         importlib.import_module(name)
