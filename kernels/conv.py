@@ -2,9 +2,9 @@
 
 Two methods, both per chunk of samples:
 - Direct (square 3x3 and 5x5 filters at stride 1 or 2): Numba loops over the padded input planes laid out so that
-  every tap is one long vectorised loop, see _planes and _direct3; no im2col copies, no GEMM. Backward is direct too
-  (conv_forward_keep keeps no columns): dw is _direct_dw3/5; dx at stride 1 is the forward kernel on dout, at stride
-  2 _direct_dx2 (four phase planes). At stride 1 with pad > HH - 1 backward runs on the im2col GEMMs below, and the
+  every tap reads consecutive outputs' inputs, see _planes and _direct; no im2col copies, no GEMM. Backward is direct
+  too (conv_forward_keep keeps no columns): dw is _direct_dw3/5; dx at stride 1 is the forward kernel on dout, at
+  stride 2 _direct_dx2 (four phase planes). At stride 1 with pad > HH - 1 backward runs on the im2col GEMMs below, and the
   forward pass that feeds it (conv_forward_keep) as well, keeping its columns.
 - im2col + GEMM (everything else): im2col for a chunk of samples in Numba, then one numpy GEMM per chunk (a chunk's
   columns stay within COLS_CHUNK_BYTES, so they are still in cache for the GEMM).
@@ -37,7 +37,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
 
 import numpy as np
-from numba import njit, uint64
+from llvmlite import ir
+from numba import njit, types, uint64
+from numba.core import cgutils, config
+from numba.extending import intrinsic
 
 # A chunk's column matrix stays under this size (unless one sample alone is larger): the GEMM then reads columns
 # that the im2col has just written to cache, and big batches need no column matrix of the whole batch.
@@ -68,6 +71,16 @@ BLAS_SMALL_MACS = 262_144
 # The direct kernels' passes cover about this many outputs (several samples per pass when the planes are small): long
 # enough for the loop's setup, short enough for the accumulator rows (4 x 4.6 KB in float32) to stay in the L1 cache.
 DIRECT_L = 1152
+
+# The direct forward's register block (_tap_block): TAP_G filters x TAP_R vectors of 32 bytes (8 float32 or 4
+# float64 outputs), TAP_G * TAP_R = 12 accumulators + TAP_R inputs + 1 weight = the 16 vector registers of AVX2.
+TAP_G, TAP_R = 4, 3
+# Elements past a direct kernel's planes (zeros, never written): a block of the last sample reads up to one block
+# past its rows, and past the planes for small planes (see _direct_buffers).
+TAP_SLACK = 64
+# The direct forward writes the outputs of this many filters at a time to its accumulator rows before moving them
+# out (64 rows of about DIRECT_L floats: 300 KB in float32, inside the L2 cache).
+TAP_ROWS = 64
 
 # The direct backward splits a batch into groups of samples of about this many multiply-adds (dx and dw), one task
 # each (at most MAX_PARTS): 1-2 ms of work, so that the Python calls per group cost little.
@@ -155,22 +168,22 @@ def _col2im_add(dcols, HH, WW, stride, pad, Hout, Wout, n0, dx):
 # Direct convolution for 3x3 and 5x5 filters at stride 1 or 2, without im2col's copies. The padded input planes of m
 # samples (M at most per call, see _direct_geometry) are laid out flat so that every output is
 #   out[n, f, oh, ow] = sum_ci sum_j w[f, c, i, j] * xp[taps[c, i, j] + q],   q = (s*Hs + oh)*Ws + ow  (sample n0 + s),
-# one long loop over q that LLVM vectorises; the rows and columns of q past each sample's Hout x Wout are computed and
-# dropped. Stride 1: one plane per channel, rows of stride Ws = max(W + pad, Wout) (a row of input after `pad` zeros,
-# which are also the right padding of the row before) and Hs = max(H + pad, Hout) rows per sample (the same sharing
-# between samples), taps[c, i, j] = c*PS + i*Ws + j. Stride 2: 2k planes per channel, one per column tap j and row
-# phase a, plane (c, j, a)[r, ow] = xpad[2r + a, 2*ow + j], exactly Wout wide (Ws = Wout) and Hs = Hout + (k-1)//2
-# rows per sample; the tap (i, j) reads plane (c, j, i % 2) i // 2 rows down: taps[c, i, j] = ((c*k + j)*2 + i%2)*PS
-# + (i//2)*Ws. Only the (k-1)//2 extra rows per sample are dropped work (11% on 8x8 outputs; 2x2 phase planes of
-# ceil(Hp/2) x ceil(Wp/2) dropped 21%), and a sample's outputs are one run of q. The planes cost 1.5x (3x3) the
-# copying of the input, done once per 4 filters.
-# One pass reads the k taps of one filter row (c, i) for G filters at once: the G*k weights stay in registers, each
-# input vector is loaded once for the G filters, and the G accumulator rows ext[g] (G*L floats, L about DIRECT_L)
-# stay in the L1 cache. G = 4 for 3x3 (12 weights), 2 for 5x5 (10 weights; 3 or 4 would spill: 16 vector registers
-# on AVX2, and measured 10-20% slower per multiply-add). Past the last filter a pass computes with zero weights and
-# its rows are not written out (dw: they are not added). The first pass starts from the bias; after the last one,
-# the rows go out to `out` (writing them from the last pass instead was at most 4% faster, and slower for short rows
-# or 4 rows at a time). One loop per pass keeps the compile time down (about 1.5 s per kernel and dtype).
+# the rows and columns of q past each sample's Hout x Wout computed and dropped. Stride 1: one plane per channel, rows
+# of stride Ws = max(W + pad, Wout) (a row of input after `pad` zeros, which are also the right padding of the row
+# before) and Hs = max(H + pad, Hout) rows per sample (the same sharing between samples), taps[c, i, j] = c*PS + i*Ws
+# + j. Stride 2: 2k planes per channel, one per column tap j and row phase a, plane (c, j, a)[r, ow] = xpad[2r + a,
+# 2*ow + j], exactly Wout wide (Ws = Wout) and Hs = Hout + (k-1)//2 rows per sample; the tap (i, j) reads plane
+# (c, j, i % 2) i // 2 rows down: taps[c, i, j] = ((c*k + j)*2 + i%2)*PS + (i//2)*Ws. A sample's rows past Hout are
+# not computed, and at stride 2 its outputs are one run of q. The planes cost 1.5x (3x3) the copying of the input.
+# Forward (_direct): a register block (_tap_block) holds TAP_R vectors of consecutive q for TAP_G = 4 filters, 12
+# accumulators that stay in registers over all C*k*k taps; per tap it loads TAP_R input vectors and broadcasts 4
+# weights, for 12 fused multiply-adds. The blocks of a sample's rows run for every group of 4 filters, then the
+# accumulator rows go out to `out` (TAP_ROWS filters at a time). Past the last filter a block computes with zero
+# weights and its rows are not written out. Measured on (64,3,32,32) with 32 5x5 filters: 1.2x the kernel it
+# replaced (one pass per filter row (c, i) for 2 filters, accumulator rows loaded and stored at every pass: 10
+# multiply-adds per 7 loads and 2 stores), the same speed for 3x3; one kernel for both sizes and strides (the conv
+# group's cold compile: 28.0 s, was 30.3 s). In a plain Numba loop LLVM keeps no vector in a register from one tap
+# to the next: hence the intrinsic.
 # Backward: dw[f, c, i, j] = sum_q dout[f, q] * xp[taps[c, i, j] + q] is _direct_dw3/5 (both strides), k*G dot
 # products per pass over dout's rows laid out like q (zeros in the dropped rows and columns), the sums kept in
 # registers. dx at stride 1 is the same kernel as the forward on dout with w flipped and transposed (C, F, HH, WW) at
@@ -186,7 +199,7 @@ def _planes(x, n, m, M, stride, pad, Hs, Ws, xp):
     if stride != 1:
         return
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    PS = xp.shape[0] // C  # floats per plane
+    PS = (xp.shape[0] - TAP_SLACK) // C  # floats per plane
     if m < M:
         zero = xp.dtype.type(0)
         for c in range(C):
@@ -223,7 +236,7 @@ def _planes2(x, n, m, k, stride, pad, Hs, Ws, xp):
     written with one plain loop per tap instead it made the forward about 25% slower."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     P2 = 2 * k
-    PS = xp.shape[0] // (C * P2)
+    PS = (xp.shape[0] - TAP_SLACK) // (C * P2)
     two = uint64(2 * PS)
     ja = k - 2
     lo_a, hi_a = _valid_range(ja, stride, pad, W, Ws)
@@ -318,80 +331,135 @@ def _rows_in(dout, n, m, Hs, Ws, ds, db):
         db[f] += t
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"})  # contract: a*b + c as one FMA (rounding only)
-def _direct3(x, w, b, stride, pad, n0, n1, out, xp, ext, taps, M, Hs, Ws):
-    """out[n0:n1] = conv(x[n0:n1], w) + b for 3x3 filters, 4 filters per pass (see _planes)."""
-    C, F, Hout = x.shape[1], out.shape[1], out.shape[2]
-    zero, one = w.dtype.type(0), w.dtype.type(1)
-    for n in range(n0, n1, M):
-        m = min(M, n1 - n)
-        L = uint64(((m - 1) * Hs + Hout) * Ws)  # the last sample's rows past Hout are not needed
-        _planes(x, n, m, M, stride, pad, Hs, Ws, xp)
-        for f0 in range(0, F, 4):  # filters past F: weights 0, rows not written out
-            e0, e1, e2, e3 = ext[0], ext[1], ext[2], ext[3]
-            f1, f2, f3 = min(f0 + 1, F - 1), min(f0 + 2, F - 1), min(f0 + 3, F - 1)
-            k1, k2, k3 = one if f0 + 1 < F else zero, one if f0 + 2 < F else zero, one if f0 + 3 < F else zero
-            b0, b1, b2, b3 = b[f0], b[f1] * k1, b[f2] * k2, b[f3] * k3
-            for c in range(C):
-                for i in range(3):
-                    t = taps[c, i]  # tap j reads xp[t[j] + q]
-                    p0, p1, p2 = t[0], t[1], t[2]
-                    r0, r1, r2, r3 = w[f0, c, i], w[f1, c, i], w[f2, c, i], w[f3, c, i]
-                    u00, u01, u02 = r0[0], r0[1], r0[2]
-                    u10, u11, u12 = r1[0] * k1, r1[1] * k1, r1[2] * k1
-                    u20, u21, u22 = r2[0] * k2, r2[1] * k2, r2[2] * k2
-                    u30, u31, u32 = r3[0] * k3, r3[1] * k3, r3[2] * k3
-                    if c == 0 and i == 0:  # the first pass starts from the bias
-                        for q in range(L):
-                            a0, a1, a2 = xp[p0 + q], xp[p1 + q], xp[p2 + q]
-                            e0[q] = b0 + u00 * a0 + u01 * a1 + u02 * a2
-                            e1[q] = b1 + u10 * a0 + u11 * a1 + u12 * a2
-                            e2[q] = b2 + u20 * a0 + u21 * a1 + u22 * a2
-                            e3[q] = b3 + u30 * a0 + u31 * a1 + u32 * a2
-                    else:
-                        for q in range(L):
-                            a0, a1, a2 = xp[p0 + q], xp[p1 + q], xp[p2 + q]
-                            e0[q] = e0[q] + u00 * a0 + u01 * a1 + u02 * a2
-                            e1[q] = e1[q] + u10 * a0 + u11 * a1 + u12 * a2
-                            e2[q] = e2[q] + u20 * a0 + u21 * a1 + u22 * a2
-                            e3[q] = e3[q] + u30 * a0 + u31 * a1 + u32 * a2
-            for g in range(min(4, F - f0)):
-                _rows_out(ext[g], out, n, m, f0 + g, Hs, Ws)
+@intrinsic
+def _tap_block(typingctx, xp, wg, taps, bg, e, grp, erow, q0):
+    """e[erow + g, q0 + v] = bg[grp*TAP_G + g] + sum_t wg[grp, t, g] * xp[taps[t] + q0 + v] for g < TAP_G and
+    v < TAP_R * (32-byte vector width): one register block of the direct forward (see _planes), its TAP_G * TAP_R
+    accumulator vectors kept in registers over all the taps t, each weight broadcast from memory (one load for TAP_R
+    multiply-adds), each input vector loaded once for the TAP_G filters. Written in LLVM IR because Numba's loops
+    cannot keep vectors in registers across a loop; LLVM fuses each multiply-add (llvm.fma) and keeps the accumulators
+    in registers. No bounds checks here: _direct checks its buffers' sizes once per call. xp, wg, bg, e: C-contiguous
+    arrays of one float dtype; taps: 64-bit integers (offsets into xp, read as signed)."""
+    floats = (xp, wg, bg, e)
+    if not all(isinstance(a, types.Array) and a.layout == "C" and a.dtype == xp.dtype for a in floats) \
+            or xp.dtype not in (types.float32, types.float64) \
+            or not (isinstance(taps, types.Array) and taps.layout == "C" and taps.dtype.bitwidth == 64
+                    and isinstance(taps.dtype, types.Integer)) \
+            or (wg.ndim, e.ndim, xp.ndim, taps.ndim, bg.ndim) != (3, 2, 1, 1, 1):
+        return None
+    sig = types.void(xp, wg, taps, bg, e, grp, erow, q0)
+
+    def codegen(context, builder, signature, args):
+        xa, wa, ta, ba, ea = (context.make_array(ty)(context, builder, v)
+                              for ty, v in zip(signature.args[:5], args[:5]))
+        grp_, erow_, q0_ = (context.cast(builder, v, ty, types.int64) for ty, v in zip(signature.args[5:], args[5:]))
+        i64 = ir.IntType(64)
+        V = 32 // (4 if signature.args[0].dtype == types.float32 else 8)  # elements per 32-byte vector
+        ftype = context.get_value_type(signature.args[0].dtype)
+        vtype = ir.VectorType(ftype, V)
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vtype, [vtype] * 3),
+                                             "llvm.fma.v%d%s" % (V, "f32" if V == 8 else "f64"))
+        undef = ir.Constant(vtype, ir.Undefined)
+        lanes0 = ir.Constant(ir.VectorType(ir.IntType(32), V), [0] * V)
+
+        def splat(value):
+            return builder.shuffle_vector(builder.insert_element(undef, value, ir.Constant(ir.IntType(32), 0)),
+                                          undef, lanes0)
+
+        def const(v):
+            return ir.Constant(i64, v)
+
+        ntaps = cgutils.unpack_tuple(builder, ta.shape)[0]
+        erow_len = cgutils.unpack_tuple(builder, ea.shape)[1]
+        g0 = builder.mul(grp_, const(TAP_G))
+        acc = []
+        for g in range(TAP_G):
+            bias = splat(builder.load(builder.gep(ba.data, [builder.add(g0, const(g))])))
+            row = [cgutils.alloca_once(builder, vtype) for _ in range(TAP_R)]
+            for slot in row:
+                builder.store(bias, slot)
+            acc.append(row)
+        wbase = builder.mul(grp_, ntaps)
+        with cgutils.for_range(builder, ntaps) as loop:
+            t = loop.index
+            at = builder.add(builder.load(builder.gep(ta.data, [t])), q0_)
+            inputs = [builder.load(builder.bitcast(builder.gep(xa.data, [builder.add(at, const(r * V))]),
+                                                   vtype.as_pointer()), align=4) for r in range(TAP_R)]
+            wt = builder.mul(builder.add(wbase, t), const(TAP_G))
+            for g in range(TAP_G):
+                weight = splat(builder.load(builder.gep(wa.data, [builder.add(wt, const(g))])))
+                for r in range(TAP_R):
+                    builder.store(builder.call(fma, [weight, inputs[r], builder.load(acc[g][r])]), acc[g][r])
+        for g in range(TAP_G):
+            at = builder.add(builder.mul(builder.add(erow_, const(g)), erow_len), q0_)
+            for r in range(TAP_R):
+                dst = builder.bitcast(builder.gep(ea.data, [builder.add(at, const(r * V))]), vtype.as_pointer())
+                builder.store(builder.load(acc[g][r]), dst, align=4)
+        return context.get_dummy_value()
+    return sig, codegen
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"})  # contract: a*b + c as one FMA (rounding only)
-def _direct5(x, w, b, stride, pad, n0, n1, out, xp, ext, taps, M, Hs, Ws):
-    """out[n0:n1] = conv(x[n0:n1], w) + b for 5x5 filters, 2 filters per pass (see _planes)."""
-    C, F, Hout = x.shape[1], out.shape[1], out.shape[2]
-    zero, one = w.dtype.type(0), w.dtype.type(1)
+@njit(cache=True, nogil=True)
+def _tap_weights(w, b, flip):
+    """w (F, C, k, k) and b (F,) in _direct's layout: (wg, bg), wg (Fp/TAP_G, C*k*k, TAP_G) with wg[f // TAP_G, t,
+    f % TAP_G] = w[f].flat[t], bg (Fp,), zeros for the filters past F (Fp = F rounded up to TAP_G). flip: the filters
+    of backward's dx at stride 1 instead, w flipped in space and transposed to (C, F, k, k), b of length C."""
+    F, C, k = w.shape[0], w.shape[1], w.shape[2]
+    if flip:
+        F, C = C, F
+    Fp = -(-F // TAP_G) * TAP_G
+    wg = np.zeros((Fp // TAP_G, C * k * k, TAP_G), w.dtype)
+    bg = np.zeros(Fp, w.dtype)
+    for f in range(F):
+        bg[f] = b[f]
+        for c in range(C):
+            for i in range(k):
+                for j in range(k):
+                    v = w[c, f, k - 1 - i, k - 1 - j] if flip else w[f, c, i, j]
+                    wg[f // TAP_G, (c * k + i) * k + j, f % TAP_G] = v
+    return wg, bg
+
+
+def _tap_block_numpy(xp, wg, taps, bg, e, grp, erow, q0):
+    """_tap_block's numbers in numpy (a sum of products per tap, not fused), for NUMBA_DISABLE_JIT=1: an intrinsic
+    has no Python body."""
+    B = TAP_R * 32 // xp.itemsize
+    block = xp[taps.astype(np.int64)[:, None] + q0 + np.arange(B)]  # (taps, B)
+    acc = (wg[grp][:, :, None] * block[:, None, :]).sum(axis=0)  # (TAP_G, B)
+    e[erow:erow + TAP_G, q0:q0 + B] = bg[grp * TAP_G:(grp + 1) * TAP_G, None] + acc
+
+
+if config.DISABLE_JIT:
+    _tap_block = _tap_block_numpy  # noqa: F811
+
+
+@njit(cache=True, nogil=True)
+def _direct(x, w, b, flip, stride, pad, n0, n1, out, xp, e, taps, M, Hs, Ws):
+    """out[n0:n1] = conv(x[n0:n1], w) + b for k x k filters (see _planes; flip: w flipped and transposed, see
+    _tap_weights); taps (C, k, k), e (TAP_ROWS or fewer rows, >= M*Hs*Ws + one block) the accumulator rows. Each
+    block of one sample's rows (TAP_R vectors) runs _tap_block for every group of TAP_G filters, TAP_ROWS filters at
+    a time, then their rows go out to `out` (filters past F: zero weights, rows not written out)."""
+    F, Hout = out.shape[1], out.shape[2]
+    wg, bg = _tap_weights(w, b, flip)
+    Fp, ntaps = wg.shape[0] * TAP_G, wg.shape[1]
+    taps = taps.reshape(-1)
+    B = TAP_R * (32 // xp.itemsize)
+    rows = e.shape[0] - e.shape[0] % TAP_G
+    end = (M - 1) * Hs * Ws + (Hout * Ws + B - 1) // B * B  # past the last block of a full group of samples
+    if ntaps != taps.shape[0] or Fp < F or rows < TAP_G or e.shape[1] < end \
+            or taps.max() + end > xp.shape[0]:  # no block reads or writes past its buffer
+        raise ValueError("direct convolution: buffers too small for the geometry")
     for n in range(n0, n1, M):
         m = min(M, n1 - n)
-        L = uint64(((m - 1) * Hs + Hout) * Ws)  # the last sample's rows past Hout are not needed
         _planes(x, n, m, M, stride, pad, Hs, Ws, xp)
-        for f0 in range(0, F, 2):  # filters past F: weights 0, rows not written out
-            e0, e1 = ext[0], ext[1]
-            f1 = min(f0 + 1, F - 1)
-            k1 = one if f0 + 1 < F else zero
-            b0, b1 = b[f0], b[f1] * k1
-            for c in range(C):
-                for i in range(5):
-                    t = taps[c, i]  # tap j reads xp[t[j] + q]
-                    p0, p1, p2, p3, p4 = t[0], t[1], t[2], t[3], t[4]
-                    r0, r1 = w[f0, c, i], w[f1, c, i]
-                    u00, u01, u02, u03, u04 = r0[0], r0[1], r0[2], r0[3], r0[4]
-                    u10, u11, u12, u13, u14 = r1[0] * k1, r1[1] * k1, r1[2] * k1, r1[3] * k1, r1[4] * k1
-                    if c == 0 and i == 0:  # the first pass starts from the bias
-                        for q in range(L):
-                            a0, a1, a2, a3, a4 = xp[p0 + q], xp[p1 + q], xp[p2 + q], xp[p3 + q], xp[p4 + q]
-                            e0[q] = b0 + u00 * a0 + u01 * a1 + u02 * a2 + u03 * a3 + u04 * a4
-                            e1[q] = b1 + u10 * a0 + u11 * a1 + u12 * a2 + u13 * a3 + u14 * a4
-                    else:
-                        for q in range(L):
-                            a0, a1, a2, a3, a4 = xp[p0 + q], xp[p1 + q], xp[p2 + q], xp[p3 + q], xp[p4 + q]
-                            e0[q] = e0[q] + u00 * a0 + u01 * a1 + u02 * a2 + u03 * a3 + u04 * a4
-                            e1[q] = e1[q] + u10 * a0 + u11 * a1 + u12 * a2 + u13 * a3 + u14 * a4
-            for g in range(min(2, F - f0)):
-                _rows_out(ext[g], out, n, m, f0 + g, Hs, Ws)
+        for f0 in range(0, Fp, rows):
+            f1 = min(Fp, f0 + rows)
+            for s in range(m):
+                for q0 in range(s * Hs * Ws, (s * Hs + Hout) * Ws, B):  # a sample's rows past Hout: not computed
+                    for f in range(f0, f1, TAP_G):
+                        _tap_block(xp, wg, taps, bg, e, f // TAP_G, f - f0, q0)
+            for f in range(f0, min(f1, F)):
+                _rows_out(e[f - f0], out, n, m, f, Hs, Ws)
 
 
 @njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})  # reassoc: vector partial sums
@@ -494,8 +562,8 @@ def _direct_dw5(x, dout, stride, pad, n0, n1, dw, db, xp, ds, taps, M, Hs, Ws):
 # filter a plane of Hd x Wd per sample (Hd = Hout + P0, Wd = Wout + P0, P0 = (k - 1) // 2 zero rows on top and zero
 # columns on the left: the shifts read them, and past the last sample), and phase (a, b) at position
 # q = (s*Hd + r)*Wd + t is sum over its taps of w[f, c, i, j] * D[f*PSD + (P0 - i//2)*Wd + P0 - j//2 + q]. A
-# phase's taps over all filters, in rows of 3 (zero weights filling the last), run like _direct3's filter rows: 4
-# channels per pass, the 12 weights in registers. Every dx element is in exactly one phase plane, inside Hd x Wd.
+# phase's taps over all filters, in rows of 3 (zero weights filling the last), run in passes of 4 channels over
+# accumulator rows in the L1 cache, the 12 weights in registers. Every dx element is in exactly one phase plane, inside Hd x Wd.
 
 @njit(cache=True, nogil=True, fastmath={"contract"})  # contract: a*b + c as one FMA (rounding only)
 def _direct_dx2(dout, w, taps, index, nrows, pad, n0, n1, dx, dp, ext, M, Hd, Wd):
@@ -777,7 +845,7 @@ _threads = _Threads()
 
 # ------------------------------------------------------------------------------------------------ forward, backward
 
-_DIRECT = {3: (_direct3, _direct_dw3, 4), 5: (_direct5, _direct_dw5, 2)}  # filter size: forward, dw kernel, G
+_DIRECT = {3: _direct_dw3, 5: _direct_dw5}  # filter size: dw kernel (the forward, _direct, takes any size)
 DIRECT_STRIDES = (1, 2)  # _planes' and _planes2's layouts
 # float64 runs the direct kernels at stride 1 only: at stride 2 its im2col GEMMs are as fast (forward + backward
 # 1.5-1.8x torch on (32,16,16,16) 32x3x3 s2 over two runs, 1.6x direct), and its stride-2 kernels (_planes2,
@@ -821,13 +889,15 @@ def _direct_geometry(N: int, C: int, H: int, W: int, k: int, stride: int, pad: i
     return M, Hs, Ws, M * Hs * Ws
 
 
-def _direct_buffers(name: str, x: np.ndarray, k: int, stride: int, pad: int, N: int, rows: int, dtype) -> tuple:
+def _direct_buffers(name: str, x: np.ndarray, k: int, stride: int, pad: int, N: int, rows: int, dtype,
+                    extra: int = 0) -> tuple:
     """(M, Hs, Ws, taps, xp, acc) for a direct kernel on x's planes (N samples in the whole batch), reused from call
     to call per thread (at most 8 geometries, of at most 4 * COLS_CHUNK_BYTES each): taps (C, k, k) the offsets of
-    _planes' layout, xp its scratch, and acc (rows, >= M*Hs*Ws) from _aligned_rows."""
+    _planes' layout, xp its scratch (TAP_SLACK zeros past the planes), and acc (rows, >= M*Hs*Ws + extra) from
+    _aligned_rows."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     bufs = _local.__dict__.setdefault("direct", {})
-    key = (name, np.dtype(dtype).char, C, H, W, k, stride, pad, N, rows)
+    key = (name, np.dtype(dtype).char, C, H, W, k, stride, pad, N, rows, extra)
     found = bufs.get(key)
     if found is None:
         M, Hs, Ws, PS = _direct_geometry(N, C, H, W, k, stride, pad)
@@ -836,8 +906,8 @@ def _direct_buffers(name: str, x: np.ndarray, k: int, stride: int, pad: int, N: 
             taps, planes = c * PS + i * Ws + j, 1
         else:  # plane (c, j, i % 2), rows i // 2 on
             taps, planes = ((c * k + j) * 2 + i % 2) * PS + i // 2 * Ws, 2 * k
-        acc = _aligned_rows(rows, M * Hs * Ws, dtype)  # zeroed: _rows_in's dropped positions stay zero
-        xp = np.zeros(C * planes * PS, dtype)
+        acc = _aligned_rows(rows, M * Hs * Ws + extra, dtype)  # zeroed: _rows_in's dropped positions stay zero
+        xp = np.zeros(C * planes * PS + TAP_SLACK, dtype)
         found = (M, Hs, Ws, np.ascontiguousarray(taps, np.uint64), xp, acc)
         if xp.nbytes + acc.nbytes <= 4 * COLS_CHUNK_BYTES:
             if len(bufs) >= 8:
@@ -894,24 +964,26 @@ def _direct_dx2_run(dout, w, pad, dx, n0, n1):
     _direct_dx2(dout, w, taps, index, nrows, pad, n0, n1, dx, dp, ext, M, Hd, Wd)
 
 
-def _direct_run(x, w, b, stride, pad, out, n0, n1):
-    """out[n0:n1] = the direct convolution of x[n0:n1] (a geometry that _direct_ok accepts)."""
+def _direct_run(x, w, b, flip, stride, pad, out, n0, n1):
+    """out[n0:n1] = the direct convolution of x[n0:n1] with w, b (flip: see _tap_weights; a geometry that _direct_ok
+    accepts)."""
     k = w.shape[2]
-    kernel, _, G = _DIRECT[k]
-    M, Hs, Ws, taps, xp, ext = _direct_buffers("fwd", x, k, stride, pad, x.shape[0], G, x.dtype)
+    rows = min(-(-out.shape[1] // TAP_G) * TAP_G, TAP_ROWS)
+    M, Hs, Ws, taps, xp, ext = _direct_buffers("fwd", x, k, stride, pad, x.shape[0], rows, x.dtype,
+                                               TAP_R * 32 // x.itemsize)
     if stride == 1:
-        kernel(x, w, b, stride, pad, n0, n1, out, xp, ext, taps, M, Hs, Ws)
+        _direct(x, w, b, flip, stride, pad, n0, n1, out, xp, ext, taps, M, Hs, Ws)
         return
     for n in range(n0, n1, M):  # stride 2: _planes2 first, then the kernel on that group of samples
         m = min(M, n1 - n)
         _planes2(x, n, m, k, stride, pad, Hs, Ws, xp)
-        kernel(x, w, b, stride, pad, n, n + m, out, xp, ext, taps, M, Hs, Ws)
+        _direct(x, w, b, flip, stride, pad, n, n + m, out, xp, ext, taps, M, Hs, Ws)
 
 
 def _direct_dw_run(x, dout, stride, pad, n0, n1, dw, db):
     """dw += the weight gradient of samples n0:n1 (a geometry that _direct_ok accepts), db += their dout sums."""
     k = dw.shape[2]
-    _, kernel, _ = _DIRECT[k]
+    kernel = _DIRECT[k]
     M, Hs, Ws, taps, xp, ds = _direct_buffers("dw", x, k, stride, pad, x.shape[0], dout.shape[1], x.dtype)
     if stride == 1:
         kernel(x, dout, stride, pad, n0, n1, dw, db, xp, ds, taps, M, Hs, Ws)
@@ -932,13 +1004,13 @@ def _forward(x, w, b, stride, pad, keep):
         out4 = np.empty((N, F, Hout, Wout), dt)
         threads = min(N, _threads.count(macs))
         if threads == 1:  # one call, none of the chunking's Python overhead
-            _direct_run(x, w, b, stride, pad, out4, 0, N)
+            _direct_run(x, w, b, False, stride, pad, out4, 0, N)
             return out4, None
         # a direct chunk's output does not depend on the chunking: four chunks per thread, handed out one at a time
         m = -(-N // (4 * threads))
 
         def direct(i: int) -> None:
-            _direct_run(x, w, b, stride, pad, out4, i * m, min(N, (i + 1) * m))
+            _direct_run(x, w, b, False, stride, pad, out4, i * m, min(N, (i + 1) * m))
         _threads.run(-(-N // m), direct, threads)
         return out4, None
     w2 = w.reshape(F, K)
@@ -1024,7 +1096,6 @@ def _direct_backward(dout, x, w, stride, pad):
     nparts = max(1, min(N, MAX_PARTS, macs // DIRECT_PART_MACS))
     dx = np.empty_like(x)
     if stride == 1:
-        w_t = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         zeros = np.zeros(C, x.dtype)
     dw_parts = np.zeros((nparts, F, C, k, k), x.dtype)
     db_parts = np.zeros((nparts, F), np.float64)
@@ -1033,7 +1104,7 @@ def _direct_backward(dout, x, w, stride, pad):
         n0, n1 = part * N // nparts, (part + 1) * N // nparts
         _direct_dw_run(x, dout, stride, pad, n0, n1, dw_parts[part], db_parts[part])
         if stride == 1:
-            _direct_run(dout, w_t, zeros, 1, k - 1 - pad, dx, n0, n1)
+            _direct_run(dout, w, zeros, True, 1, k - 1 - pad, dx, n0, n1)  # w flipped, transposed
         else:
             _direct_dx2_run(dout, w, pad, dx, n0, n1)
 
@@ -1108,7 +1179,7 @@ def warmup_tasks(dtypes=(np.float64, np.float32)) -> list[tuple[str, Callable[[]
                 wk = np.ones((3, 2, k, k), dt)
                 for stride in _direct_strides(np.dtype(dt)):
                     out = np.empty((2, 3, 4 // stride + 1, 4 // stride + 1), dt)
-                    _direct_run(x, wk, b, stride, k // 2, out, 0, 2)
+                    _direct_run(x, wk, b, False, stride, k // 2, out, 0, 2)
                 _direct_dw_run(x, np.ones((2, 3, 5, 5), dt), 1, k // 2, 0, 2, np.zeros_like(wk), np.zeros(3))
             conv_backward(np.ones((2, 3, 3, 3), dt), x, np.ones((3, 2, 3, 3), dt), 2, 1)  # float32: _direct_dx2
         return run

@@ -201,16 +201,53 @@ def test_stride2_dx_writes_every_element_of_dx(k, pad):
         np.testing.assert_allclose(dx, ref_backward(dout, x, w, 2, pad)[0], rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("k,G", [(3, 4), (5, 2)])
+@pytest.mark.parametrize("k", [3, 5])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_direct_kernels_every_filter_count(k, G, dtype):
-    # G filters per pass: F = 1 .. 2G + 1 covers a first block, whole blocks, and every count of filters past the last
-    # whole block (their weights are zeroed in the kernel and their rows never written); dx has F' = C
-    assert K._DIRECT[k][2] == G
+def test_direct_kernels_every_filter_count(k, dtype):
+    # TAP_G filters per register block: F = 1 .. 2G + 1 covers a first block, whole blocks, and every count of filters
+    # past the last whole block (zero weights, their rows never written); dx has F' = C
+    G = K.TAP_G
     for F in range(1, 2 * G + 2):
         for C in (1, 3):
             for stride, pad in ((1, k // 2), (1, 0), (2, 1)):
                 _check(2, C, 7, 6, F, k, k, stride, pad, dtype, 100 * F + C)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_direct_forward_in_chunks_of_filters(monkeypatch, dtype):
+    # the forward computes TAP_ROWS filters at a time into its accumulator rows: 11 filters in chunks of 4 (the last
+    # chunk short) give the same numbers, bit for bit, as all at once, and the reference's
+    rng = np.random.default_rng(15)
+    for k, stride, pad in ((3, 1, 1), (5, 1, 2), (3, 2, 1), (5, 2, 2)):
+        x = rng.standard_normal((3, 2, 9, 10)).astype(dtype)
+        w = rng.standard_normal((11, 2, k, k)).astype(dtype)
+        b = rng.standard_normal(11).astype(dtype)
+        whole = K.conv_forward(x, w, b, stride, pad)
+        monkeypatch.setattr(K, "TAP_ROWS", 4)
+        chunked = K.conv_forward(x, w, b, stride, pad)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(chunked, whole)
+        tol = 1e-12 if dtype == np.float64 else 1e-4
+        np.testing.assert_allclose(whole, ref_forward(*(a.astype(np.float64) for a in (x, w, b)), stride, pad),
+                                   rtol=tol, atol=tol * 10)
+
+
+def test_direct_forward_refuses_buffers_too_small_for_its_blocks():
+    # _tap_block reads and writes without bounds checks: _direct checks the sizes once per call and raises
+    x = np.ones((2, 3, 8, 8))
+    w = np.ones((5, 3, 3, 3))
+    b = np.zeros(5)
+    M, Hs, Ws, taps, xp, e = K._direct_buffers("test", x, 3, 1, 1, 2, 8, x.dtype, K.TAP_R * 4)
+    out = np.empty((2, 5, 8, 8))
+    K._direct(x, w, b, False, 1, 1, 0, 2, out, xp, e, taps, M, Hs, Ws)
+    np.testing.assert_allclose(out, ref_forward(x, w, b, 1, 1))
+    B = K.TAP_R * 4
+    end = (M - 1) * Hs * Ws + -(-8 * Ws // B) * B
+    for bad in (dict(xp=xp[:int(taps.max()) + end - 1]), dict(e=np.ascontiguousarray(e[:, :end - 1])),
+                dict(e=e[:3]), dict(taps=taps[:2])):
+        args = dict(xp=xp, e=e, taps=taps) | bad
+        with pytest.raises(ValueError, match="too small"):
+            K._direct(x, w, b, False, 1, 1, 0, 2, out, args["xp"], args["e"], args["taps"], M, Hs, Ws)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
