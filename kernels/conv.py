@@ -182,7 +182,7 @@ def _col2im_add(dcols, HH, WW, stride, pad, Hout, Wout, n0, dx):
 # weights and its rows are not written out. Measured on (64,3,32,32) with 32 5x5 filters: 1.2x the kernel it
 # replaced (one pass per filter row (c, i) for 2 filters, accumulator rows loaded and stored at every pass: 10
 # multiply-adds per 7 loads and 2 stores), the same speed for 3x3; one kernel for both sizes and strides (the conv
-# group's cold compile: 28.0 s, was 30.3 s). In a plain Numba loop LLVM keeps no vector in a register from one tap
+# group's cold compile: 24.4 s, was 30.3 s). In a plain Numba loop LLVM keeps no vector in a register from one tap
 # to the next: hence the intrinsic.
 # Backward: dw[f, c, i, j] = sum_q dout[f, q] * xp[taps[c, i, j] + q] is _direct_dw3/5 (both strides), k*G dot
 # products per pass over dout's rows laid out like q (zeros in the dropped rows and columns), the sums kept in
@@ -332,31 +332,30 @@ def _rows_in(dout, n, m, Hs, Ws, ds, db):
 
 
 @intrinsic
-def _tap_block(typingctx, xp, wg, taps, bg, e, grp, erow, q0):
-    """e[erow + g, q0 + v] = bg[grp*TAP_G + g] + sum_t wg[grp, t, g] * xp[taps[t] + q0 + v] for g < TAP_G and
+def _tap_block(typingctx, xp, w, taps, b, e, f0, erow, q0):
+    """e[erow + g, q0 + v] = b[f] + sum_t w[f, t] * xp[taps[t] + q0 + v], f = min(f0 + g, F - 1), for g < TAP_G and
     v < TAP_R * (32-byte vector width): one register block of the direct forward (see _planes), its TAP_G * TAP_R
     accumulator vectors kept in registers over all the taps t, each weight broadcast from memory (one load for TAP_R
-    multiply-adds), each input vector loaded once for the TAP_G filters. Written in LLVM IR because Numba's loops
-    cannot keep vectors in registers across a loop; LLVM fuses each multiply-add (llvm.fma) and keeps the accumulators
-    in registers. No bounds checks here: _direct checks its buffers' sizes once per call. xp, wg, bg, e: C-contiguous
-    arrays of one float dtype; taps: 64-bit integers (offsets into xp, read as signed)."""
-    floats = (xp, wg, bg, e)
+    multiply-adds), each input vector loaded once for the TAP_G filters. Past the last filter a row repeats filter
+    F - 1 (the caller drops it). Written in LLVM IR because Numba's loops cannot keep vectors in registers across a
+    loop; LLVM fuses each multiply-add (llvm.fma). No bounds checks here: _direct checks its buffers' sizes once per
+    call. xp, w (F, taps), b, e: C-contiguous arrays of one float dtype; taps: 64-bit integers (offsets into xp)."""
+    floats = (xp, w, b, e)
     if not all(isinstance(a, types.Array) and a.layout == "C" and a.dtype == xp.dtype for a in floats) \
             or xp.dtype not in (types.float32, types.float64) \
             or not (isinstance(taps, types.Array) and taps.layout == "C" and taps.dtype.bitwidth == 64
                     and isinstance(taps.dtype, types.Integer)) \
-            or (wg.ndim, e.ndim, xp.ndim, taps.ndim, bg.ndim) != (3, 2, 1, 1, 1):
+            or (w.ndim, e.ndim, xp.ndim, taps.ndim, b.ndim) != (2, 2, 1, 1, 1):
         return None
-    sig = types.void(xp, wg, taps, bg, e, grp, erow, q0)
+    sig = types.void(xp, w, taps, b, e, f0, erow, q0)
 
     def codegen(context, builder, signature, args):
         xa, wa, ta, ba, ea = (context.make_array(ty)(context, builder, v)
                               for ty, v in zip(signature.args[:5], args[:5]))
-        grp_, erow_, q0_ = (context.cast(builder, v, ty, types.int64) for ty, v in zip(signature.args[5:], args[5:]))
+        f0_, erow_, q0_ = (context.cast(builder, v, ty, types.int64) for ty, v in zip(signature.args[5:], args[5:]))
         i64 = ir.IntType(64)
         V = 32 // (4 if signature.args[0].dtype == types.float32 else 8)  # elements per 32-byte vector
-        ftype = context.get_value_type(signature.args[0].dtype)
-        vtype = ir.VectorType(ftype, V)
+        vtype = ir.VectorType(context.get_value_type(signature.args[0].dtype), V)
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vtype, [vtype] * 3),
                                              "llvm.fma.v%d%s" % (V, "f32" if V == 8 else "f64"))
         undef = ir.Constant(vtype, ir.Undefined)
@@ -370,24 +369,25 @@ def _tap_block(typingctx, xp, wg, taps, bg, e, grp, erow, q0):
             return ir.Constant(i64, v)
 
         ntaps = cgutils.unpack_tuple(builder, ta.shape)[0]
+        last = builder.sub(cgutils.unpack_tuple(builder, wa.shape)[0], const(1))
         erow_len = cgutils.unpack_tuple(builder, ea.shape)[1]
-        g0 = builder.mul(grp_, const(TAP_G))
-        acc = []
+        acc, wrows = [], []
         for g in range(TAP_G):
-            bias = splat(builder.load(builder.gep(ba.data, [builder.add(g0, const(g))])))
+            f = builder.add(f0_, const(g))
+            f = builder.select(builder.icmp_signed("<", f, last), f, last)
+            wrows.append(builder.gep(wa.data, [builder.mul(f, ntaps)]))
+            bias = splat(builder.load(builder.gep(ba.data, [f])))
             row = [cgutils.alloca_once(builder, vtype) for _ in range(TAP_R)]
             for slot in row:
                 builder.store(bias, slot)
             acc.append(row)
-        wbase = builder.mul(grp_, ntaps)
         with cgutils.for_range(builder, ntaps) as loop:
             t = loop.index
             at = builder.add(builder.load(builder.gep(ta.data, [t])), q0_)
             inputs = [builder.load(builder.bitcast(builder.gep(xa.data, [builder.add(at, const(r * V))]),
                                                    vtype.as_pointer()), align=4) for r in range(TAP_R)]
-            wt = builder.mul(builder.add(wbase, t), const(TAP_G))
             for g in range(TAP_G):
-                weight = splat(builder.load(builder.gep(wa.data, [builder.add(wt, const(g))])))
+                weight = splat(builder.load(builder.gep(wrows[g], [t])))
                 for r in range(TAP_R):
                     builder.store(builder.call(fma, [weight, inputs[r], builder.load(acc[g][r])]), acc[g][r])
         for g in range(TAP_G):
@@ -399,34 +399,13 @@ def _tap_block(typingctx, xp, wg, taps, bg, e, grp, erow, q0):
     return sig, codegen
 
 
-@njit(cache=True, nogil=True)
-def _tap_weights(w, b, flip):
-    """w (F, C, k, k) and b (F,) in _direct's layout: (wg, bg), wg (Fp/TAP_G, C*k*k, TAP_G) with wg[f // TAP_G, t,
-    f % TAP_G] = w[f].flat[t], bg (Fp,), zeros for the filters past F (Fp = F rounded up to TAP_G). flip: the filters
-    of backward's dx at stride 1 instead, w flipped in space and transposed to (C, F, k, k), b of length C."""
-    F, C, k = w.shape[0], w.shape[1], w.shape[2]
-    if flip:
-        F, C = C, F
-    Fp = -(-F // TAP_G) * TAP_G
-    wg = np.zeros((Fp // TAP_G, C * k * k, TAP_G), w.dtype)
-    bg = np.zeros(Fp, w.dtype)
-    for f in range(F):
-        bg[f] = b[f]
-        for c in range(C):
-            for i in range(k):
-                for j in range(k):
-                    v = w[c, f, k - 1 - i, k - 1 - j] if flip else w[f, c, i, j]
-                    wg[f // TAP_G, (c * k + i) * k + j, f % TAP_G] = v
-    return wg, bg
-
-
-def _tap_block_numpy(xp, wg, taps, bg, e, grp, erow, q0):
+def _tap_block_numpy(xp, w, taps, b, e, f0, erow, q0):
     """_tap_block's numbers in numpy (a sum of products per tap, not fused), for NUMBA_DISABLE_JIT=1: an intrinsic
     has no Python body."""
     B = TAP_R * 32 // xp.itemsize
+    rows = np.minimum(np.arange(f0, f0 + TAP_G), w.shape[0] - 1)
     block = xp[taps.astype(np.int64)[:, None] + q0 + np.arange(B)]  # (taps, B)
-    acc = (wg[grp][:, :, None] * block[:, None, :]).sum(axis=0)  # (TAP_G, B)
-    e[erow:erow + TAP_G, q0:q0 + B] = bg[grp * TAP_G:(grp + 1) * TAP_G, None] + acc
+    e[erow:erow + TAP_G, q0:q0 + B] = b[rows, None] + (w[rows][:, :, None] * block[None]).sum(axis=1)
 
 
 if config.DISABLE_JIT:
@@ -434,31 +413,29 @@ if config.DISABLE_JIT:
 
 
 @njit(cache=True, nogil=True)
-def _direct(x, w, b, flip, stride, pad, n0, n1, out, xp, e, taps, M, Hs, Ws):
-    """out[n0:n1] = conv(x[n0:n1], w) + b for k x k filters (see _planes; flip: w flipped and transposed, see
-    _tap_weights); taps (C, k, k), e (TAP_ROWS or fewer rows, >= M*Hs*Ws + one block) the accumulator rows. Each
-    block of one sample's rows (TAP_R vectors) runs _tap_block for every group of TAP_G filters, TAP_ROWS filters at
-    a time, then their rows go out to `out` (filters past F: zero weights, rows not written out)."""
+def _direct(x, w, b, stride, pad, n0, n1, out, xp, e, taps, M, Hs, Ws):
+    """out[n0:n1] = conv(x[n0:n1], w) + b for k x k filters (see _planes), w (F, C*k*k) C-contiguous; taps (C, k, k),
+    e (TAP_ROWS or fewer rows, >= M*Hs*Ws + one block) the accumulator rows. Each block of one sample's rows (TAP_R
+    vectors) runs _tap_block for every group of TAP_G filters, TAP_ROWS filters at a time, then their rows go out to
+    `out` (a last group's rows past F are not written out)."""
     F, Hout = out.shape[1], out.shape[2]
-    wg, bg = _tap_weights(w, b, flip)
-    Fp, ntaps = wg.shape[0] * TAP_G, wg.shape[1]
     taps = taps.reshape(-1)
     B = TAP_R * (32 // xp.itemsize)
     rows = e.shape[0] - e.shape[0] % TAP_G
     end = (M - 1) * Hs * Ws + (Hout * Ws + B - 1) // B * B  # past the last block of a full group of samples
-    if ntaps != taps.shape[0] or Fp < F or rows < TAP_G or e.shape[1] < end \
+    if w.shape[0] != F or w.shape[1] != taps.shape[0] or b.shape[0] != F or rows < TAP_G or e.shape[1] < end \
             or taps.max() + end > xp.shape[0]:  # no block reads or writes past its buffer
         raise ValueError("direct convolution: buffers too small for the geometry")
     for n in range(n0, n1, M):
         m = min(M, n1 - n)
         _planes(x, n, m, M, stride, pad, Hs, Ws, xp)
-        for f0 in range(0, Fp, rows):
-            f1 = min(Fp, f0 + rows)
+        for f0 in range(0, F, rows):
+            f1 = min(F, f0 + rows)
             for s in range(m):
                 for q0 in range(s * Hs * Ws, (s * Hs + Hout) * Ws, B):  # a sample's rows past Hout: not computed
                     for f in range(f0, f1, TAP_G):
-                        _tap_block(xp, wg, taps, bg, e, f // TAP_G, f - f0, q0)
-            for f in range(f0, min(f1, F)):
+                        _tap_block(xp, w, taps, b, e, f, f - f0, q0)
+            for f in range(f0, f1):
                 _rows_out(e[f - f0], out, n, m, f, Hs, Ws)
 
 
@@ -964,20 +941,21 @@ def _direct_dx2_run(dout, w, pad, dx, n0, n1):
     _direct_dx2(dout, w, taps, index, nrows, pad, n0, n1, dx, dp, ext, M, Hd, Wd)
 
 
-def _direct_run(x, w, b, flip, stride, pad, out, n0, n1):
-    """out[n0:n1] = the direct convolution of x[n0:n1] with w, b (flip: see _tap_weights; a geometry that _direct_ok
+def _direct_run(x, w, b, stride, pad, out, n0, n1):
+    """out[n0:n1] = the direct convolution of x[n0:n1] with w (F, C, k, k) C-contiguous (a geometry that _direct_ok
     accepts)."""
-    k = w.shape[2]
-    rows = min(-(-out.shape[1] // TAP_G) * TAP_G, TAP_ROWS)
+    F, k = w.shape[0], w.shape[2]
+    rows = min(-(-F // TAP_G) * TAP_G, TAP_ROWS)
     M, Hs, Ws, taps, xp, ext = _direct_buffers("fwd", x, k, stride, pad, x.shape[0], rows, x.dtype,
                                                TAP_R * 32 // x.itemsize)
+    w2 = np.ascontiguousarray(w.reshape(F, -1))  # a view of a C-contiguous w
     if stride == 1:
-        _direct(x, w, b, flip, stride, pad, n0, n1, out, xp, ext, taps, M, Hs, Ws)
+        _direct(x, w2, b, stride, pad, n0, n1, out, xp, ext, taps, M, Hs, Ws)
         return
     for n in range(n0, n1, M):  # stride 2: _planes2 first, then the kernel on that group of samples
         m = min(M, n1 - n)
         _planes2(x, n, m, k, stride, pad, Hs, Ws, xp)
-        _direct(x, w, b, flip, stride, pad, n, n + m, out, xp, ext, taps, M, Hs, Ws)
+        _direct(x, w2, b, stride, pad, n, n + m, out, xp, ext, taps, M, Hs, Ws)
 
 
 def _direct_dw_run(x, dout, stride, pad, n0, n1, dw, db):
@@ -1004,13 +982,13 @@ def _forward(x, w, b, stride, pad, keep):
         out4 = np.empty((N, F, Hout, Wout), dt)
         threads = min(N, _threads.count(macs))
         if threads == 1:  # one call, none of the chunking's Python overhead
-            _direct_run(x, w, b, False, stride, pad, out4, 0, N)
+            _direct_run(x, w, b, stride, pad, out4, 0, N)
             return out4, None
         # a direct chunk's output does not depend on the chunking: four chunks per thread, handed out one at a time
         m = -(-N // (4 * threads))
 
         def direct(i: int) -> None:
-            _direct_run(x, w, b, False, stride, pad, out4, i * m, min(N, (i + 1) * m))
+            _direct_run(x, w, b, stride, pad, out4, i * m, min(N, (i + 1) * m))
         _threads.run(-(-N // m), direct, threads)
         return out4, None
     w2 = w.reshape(F, K)
@@ -1096,6 +1074,7 @@ def _direct_backward(dout, x, w, stride, pad):
     nparts = max(1, min(N, MAX_PARTS, macs // DIRECT_PART_MACS))
     dx = np.empty_like(x)
     if stride == 1:
+        w_t = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         zeros = np.zeros(C, x.dtype)
     dw_parts = np.zeros((nparts, F, C, k, k), x.dtype)
     db_parts = np.zeros((nparts, F), np.float64)
@@ -1104,7 +1083,7 @@ def _direct_backward(dout, x, w, stride, pad):
         n0, n1 = part * N // nparts, (part + 1) * N // nparts
         _direct_dw_run(x, dout, stride, pad, n0, n1, dw_parts[part], db_parts[part])
         if stride == 1:
-            _direct_run(dout, w, zeros, True, 1, k - 1 - pad, dx, n0, n1)  # w flipped, transposed
+            _direct_run(dout, w_t, zeros, 1, k - 1 - pad, dx, n0, n1)
         else:
             _direct_dx2_run(dout, w, pad, dx, n0, n1)
 
@@ -1179,7 +1158,7 @@ def warmup_tasks(dtypes=(np.float64, np.float32)) -> list[tuple[str, Callable[[]
                 wk = np.ones((3, 2, k, k), dt)
                 for stride in _direct_strides(np.dtype(dt)):
                     out = np.empty((2, 3, 4 // stride + 1, 4 // stride + 1), dt)
-                    _direct_run(x, wk, b, False, stride, k // 2, out, 0, 2)
+                    _direct_run(x, wk, b, stride, k // 2, out, 0, 2)
                 _direct_dw_run(x, np.ones((2, 3, 5, 5), dt), 1, k // 2, 0, 2, np.zeros_like(wk), np.zeros(3))
             conv_backward(np.ones((2, 3, 3, 3), dt), x, np.ones((3, 2, 3, 3), dt), 2, 1)  # float32: _direct_dx2
         return run

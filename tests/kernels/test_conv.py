@@ -239,15 +239,15 @@ def test_direct_forward_refuses_buffers_too_small_for_its_blocks():
     b = np.zeros(5)
     M, Hs, Ws, taps, xp, e = K._direct_buffers("test", x, 3, 1, 1, 2, 8, x.dtype, K.TAP_R * 4)
     out = np.empty((2, 5, 8, 8))
-    K._direct(x, w, b, False, 1, 1, 0, 2, out, xp, e, taps, M, Hs, Ws)
+    K._direct(x, w.reshape(5, -1), b, 1, 1, 0, 2, out, xp, e, taps, M, Hs, Ws)
     np.testing.assert_allclose(out, ref_forward(x, w, b, 1, 1))
     B = K.TAP_R * 4
     end = (M - 1) * Hs * Ws + -(-8 * Ws // B) * B
     for bad in (dict(xp=xp[:int(taps.max()) + end - 1]), dict(e=np.ascontiguousarray(e[:, :end - 1])),
-                dict(e=e[:3]), dict(taps=taps[:2])):
-        args = dict(xp=xp, e=e, taps=taps) | bad
+                dict(e=e[:3]), dict(taps=taps[:2]), dict(w=w[:4].reshape(4, -1)), dict(b=b[:4])):
+        args = dict(xp=xp, e=e, taps=taps, w=w.reshape(5, -1), b=b) | bad
         with pytest.raises(ValueError, match="too small"):
-            K._direct(x, w, b, False, 1, 1, 0, 2, out, args["xp"], args["e"], args["taps"], M, Hs, Ws)
+            K._direct(x, args["w"], args["b"], 1, 1, 0, 2, out, args["xp"], args["e"], args["taps"], M, Hs, Ws)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
