@@ -2,13 +2,11 @@
 convolution's output size, the untrained network's loss)."""
 import math
 
-import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
 from simulator.labs.conv_mechanics import output_size
 from tests.gui.test_optimizer_lab import lab as optimizer_lab  # noqa: F401  (fixture)
-from tests.gui.test_optimizer_lab import wait_race
 from tests.gui.test_playground import lab as playground  # noqa: F401  (fixture)
 from tests.gui.test_conv_lab import lab as conv_lab  # noqa: F401  (fixture)
 

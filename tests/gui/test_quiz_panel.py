@@ -1,12 +1,10 @@
 """The stepper's quiz driven with clicks and keys: it stops at each backward step, checks typed gradients, explains
 a wrong one, reveals on request, keeps a score, and asks tensor steps cell by cell."""
-import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, QStandardPaths, Qt
 from PySide6.QtWidgets import QLineEdit, QTableWidget
 
 from gui.main_window import MainWindow
-from simulator import load_example
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Predict-then-reveal: the quiz's questions, checks within tolerance, explanations with the chain rule's numbers,
 tensors cell by cell, the barrier and the score."""
-import numpy as np
 import pytest
 
 from simulator import Trace, load_example
