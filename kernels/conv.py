@@ -4,8 +4,8 @@ Two methods, both per chunk of samples:
 - Direct (square 3x3 and 5x5 filters at stride 1 or 2): Numba loops over the padded input planes laid out so that
   every tap reads consecutive outputs' inputs, see _planes and _direct; no im2col copies, no GEMM. Backward is direct
   too (conv_forward_keep keeps no columns): dw is _direct_dw3/5; dx at stride 1 is the forward kernel on dout, at
-  stride 2 _direct_dx2 (four phase planes). At stride 1 with pad > HH - 1 backward runs on the im2col GEMMs below, and the
-  forward pass that feeds it (conv_forward_keep) as well, keeping its columns.
+  stride 2 _direct_dx2 (four phase planes). At stride 1 with pad > HH - 1 backward runs on the im2col GEMMs below,
+  and the forward pass that feeds it (conv_forward_keep) as well, keeping its columns.
 - im2col + GEMM (everything else): im2col for a chunk of samples in Numba, then one numpy GEMM per chunk (a chunk's
   columns stay within COLS_CHUNK_BYTES, so they are still in cache for the GEMM).
   1. cols[(c*HH + i)*WW + j, n*P + oh*Wout + ow] = xpad[n, c, oh*stride + i, ow*stride + j], P = Hout*Wout; the zero
@@ -69,7 +69,7 @@ PARALLEL_MIN_MACS = 32_000_000
 BLAS_SMALL_MACS = 262_144
 
 # The direct kernels' passes cover about this many outputs (several samples per pass when the planes are small): long
-# enough for the loop's setup, short enough for the accumulator rows (4 x 4.6 KB in float32) to stay in the L1 cache.
+# enough for the loop's setup, short enough for dw's dout rows and dx2's accumulator rows to stay in the L1 cache.
 DIRECT_L = 1152
 
 # The direct forward's register block (_tap_block): TAP_G filters x TAP_R vectors of 32 bytes (8 float32 or 4
@@ -78,9 +78,6 @@ TAP_G, TAP_R = 4, 3
 # Elements past a direct kernel's planes (zeros, never written): a block of the last sample reads up to one block
 # past its rows, and past the planes for small planes (see _direct_buffers).
 TAP_SLACK = 64
-# The direct forward writes the outputs of this many filters at a time to its accumulator rows before moving them
-# out (64 rows of about DIRECT_L floats: 300 KB in float32, inside the L2 cache).
-TAP_ROWS = 64
 
 # The direct backward splits a batch into groups of samples of about this many multiply-adds (dx and dw), one task
 # each (at most MAX_PARTS): 1-2 ms of work, so that the Python calls per group cost little.
@@ -177,13 +174,16 @@ def _col2im_add(dcols, HH, WW, stride, pad, Hout, Wout, n0, dx):
 # not computed, and at stride 2 its outputs are one run of q. The planes cost 1.5x (3x3) the copying of the input.
 # Forward (_direct): a register block (_tap_block) holds TAP_R vectors of consecutive q for TAP_G = 4 filters, 12
 # accumulators that stay in registers over all C*k*k taps; per tap it loads TAP_R input vectors and broadcasts 4
-# weights, for 12 fused multiply-adds. The blocks of a sample's rows run for every group of 4 filters, then the
-# accumulator rows go out to `out` (TAP_ROWS filters at a time). Past the last filter a block computes with zero
-# weights and its rows are not written out. Measured on (64,3,32,32) with 32 5x5 filters: 1.2x the kernel it
-# replaced (one pass per filter row (c, i) for 2 filters, accumulator rows loaded and stored at every pass: 10
-# multiply-adds per 7 loads and 2 stores), the same speed for 3x3; one kernel for both sizes and strides (the conv
-# group's cold compile: 24.4 s, was 30.3 s). In a plain Numba loop LLVM keeps no vector in a register from one tap
-# to the next: hence the intrinsic.
+# weights, for 12 fused multiply-adds. It then writes its lanes straight into `out`: a vector whose lanes are
+# consecutive outputs whole, else lane by lane (a row's end, a sample's last rows). One group of 4 filters runs over
+# all blocks of a sample before the next group, so the output is written as 4 sequential streams. Past the last
+# filter a group repeats filter F - 1. Measured on (64,3,32,32) with 32 5x5 filters: 1.2-1.3x the kernel it replaced
+# (one pass per filter row (c, i) for 2 filters, accumulator rows loaded and stored at every pass: 10 multiply-adds
+# per 7 loads and 2 stores, then a copy of the rows into `out`: 20% of its time), the stride-2 3x3 1.2x, the other
+# 3x3 shapes the same; one kernel for both sizes and strides (the conv group's cold compile: 24 s, was 30 s). The
+# blocks in q order with all filter groups per block, or an accumulator buffer copied out afterwards, were 5-20%
+# slower (32 output streams at once; the copy costs what writing the output costs). In a plain Numba loop LLVM keeps
+# no vector in a register from one tap to the next: hence the intrinsic.
 # Backward: dw[f, c, i, j] = sum_q dout[f, q] * xp[taps[c, i, j] + q] is _direct_dw3/5 (both strides), k*G dot
 # products per pass over dout's rows laid out like q (zeros in the dropped rows and columns), the sums kept in
 # registers. dx at stride 1 is the same kernel as the forward on dout with w flipped and transposed (C, F, HH, WW) at
@@ -286,26 +286,6 @@ def _planes2(x, n, m, k, stride, pad, Hs, Ws, xp):
                         xp[dst + uint64((s * Hs + r) * Ws)] = x[n + s, c, y, x0] if inside and 0 <= y < H else zero
 
 
-@njit(cache=True, nogil=True)
-def _rows_out(e, out, n, m, f, Hs, Ws):
-    """out[n .. n + m - 1, f] <- the outputs in an accumulator row e laid out like q (see above)."""
-    Hout, Wout = out.shape[2], out.shape[3]
-    if Ws == Wout:  # a sample's outputs are one run (stride 2)
-        for s in range(m):
-            of = out[n + s, f].reshape(-1)
-            src = uint64(s * Hs * Ws)
-            for p in range(uint64(Hout * Wout)):
-                of[p] = e[src + p]
-        return
-    for s in range(m):
-        of = out[n + s, f].reshape(-1)
-        for oh in range(Hout):
-            src = uint64((s * Hs + oh) * Ws)
-            dst = uint64(oh * Wout)
-            for ow in range(uint64(Wout)):
-                of[dst + ow] = e[src + ow]
-
-
 @njit(cache=True, nogil=True, fastmath={"reassoc"})  # reassoc: the db sums vectorise (summation order only)
 def _rows_in(dout, n, m, Hs, Ws, ds, db):
     """ds[f] <- dout[n .. n + m - 1, f] laid out like q (see above; the other entries are zeros that stay zero, as
@@ -332,27 +312,32 @@ def _rows_in(dout, n, m, Hs, Ws, ds, db):
 
 
 @intrinsic
-def _tap_block(typingctx, xp, w, taps, b, e, f0, erow, q0):
-    """e[erow + g, q0 + v] = b[f] + sum_t w[f, t] * xp[taps[t] + q0 + v], f = min(f0 + g, F - 1), for g < TAP_G and
-    v < TAP_R * (32-byte vector width): one register block of the direct forward (see _planes), its TAP_G * TAP_R
-    accumulator vectors kept in registers over all the taps t, each weight broadcast from memory (one load for TAP_R
-    multiply-adds), each input vector loaded once for the TAP_G filters. Past the last filter a row repeats filter
-    F - 1 (the caller drops it). Written in LLVM IR because Numba's loops cannot keep vectors in registers across a
-    loop; LLVM fuses each multiply-add (llvm.fma). No bounds checks here: _direct checks its buffers' sizes once per
-    call. xp, w (F, taps), b, e: C-contiguous arrays of one float dtype; taps: 64-bit integers (offsets into xp)."""
-    floats = (xp, w, b, e)
+def _tap_block(typingctx, xp, w, taps, b, out, p0, f0, q0, lanes, full, junk):
+    """One register block of the direct forward (see _planes): for g < TAP_G and lane v < B = TAP_R * (32-byte vector
+    width), the output b[f] + sum_t w[f, t] * xp[taps[t] + q0 + v] of filter f = min(f0 + g, F - 1) goes to
+    out[p0 + f, lanes[v]] (lanes[v] < 0: a dropped position, written to junk instead). Its TAP_G * TAP_R accumulator
+    vectors stay in registers over all the taps t; each weight is broadcast from memory (one load for TAP_R
+    multiply-adds) and each input vector loaded once for the TAP_G filters. A vector whose lanes are consecutive
+    outputs (full[r] != 0) is stored whole, any other lane by lane. Past the last filter a row repeats filter F - 1,
+    which writes the same numbers to the same place again. Written in LLVM IR because Numba's loops cannot keep
+    vectors in registers across a loop; LLVM fuses each multiply-add (llvm.fma). No bounds checks here: _direct
+    checks its buffers' sizes once per call. xp, w (F, taps), b, out (planes, positions), junk: C-contiguous arrays of
+    one float dtype; taps (offsets into xp), lanes (B,) and full (TAP_R,): 64-bit integers."""
+    floats = (xp, w, b, out, junk)
+    ints = (taps, lanes, full)
     if not all(isinstance(a, types.Array) and a.layout == "C" and a.dtype == xp.dtype for a in floats) \
             or xp.dtype not in (types.float32, types.float64) \
-            or not (isinstance(taps, types.Array) and taps.layout == "C" and taps.dtype.bitwidth == 64
-                    and isinstance(taps.dtype, types.Integer)) \
-            or (w.ndim, e.ndim, xp.ndim, taps.ndim, b.ndim) != (2, 2, 1, 1, 1):
+            or not all(isinstance(a, types.Array) and a.layout == "C" and isinstance(a.dtype, types.Integer)
+                       and a.dtype.bitwidth == 64 and a.ndim == 1 for a in ints) \
+            or (w.ndim, out.ndim, xp.ndim, b.ndim, junk.ndim) != (2, 2, 1, 1, 1):
         return None
-    sig = types.void(xp, w, taps, b, e, f0, erow, q0)
+    sig = types.void(xp, w, taps, b, out, p0, f0, q0, lanes, full, junk)
 
     def codegen(context, builder, signature, args):
-        xa, wa, ta, ba, ea = (context.make_array(ty)(context, builder, v)
+        xa, wa, ta, ba, oa = (context.make_array(ty)(context, builder, v)
                               for ty, v in zip(signature.args[:5], args[:5]))
-        f0_, erow_, q0_ = (context.cast(builder, v, ty, types.int64) for ty, v in zip(signature.args[5:], args[5:]))
+        la, fa, ja = (context.make_array(ty)(context, builder, v) for ty, v in zip(signature.args[8:], args[8:]))
+        p0_, f0_, q0_ = (context.cast(builder, v, ty, types.int64) for ty, v in zip(signature.args[5:8], args[5:8]))
         i64 = ir.IntType(64)
         V = 32 // (4 if signature.args[0].dtype == types.float32 else 8)  # elements per 32-byte vector
         vtype = ir.VectorType(context.get_value_type(signature.args[0].dtype), V)
@@ -368,44 +353,60 @@ def _tap_block(typingctx, xp, w, taps, b, e, f0, erow, q0):
         def const(v):
             return ir.Constant(i64, v)
 
+        def at(ptr, i):
+            return builder.gep(ptr, [i])
+
         ntaps = cgutils.unpack_tuple(builder, ta.shape)[0]
         last = builder.sub(cgutils.unpack_tuple(builder, wa.shape)[0], const(1))
-        erow_len = cgutils.unpack_tuple(builder, ea.shape)[1]
-        acc, wrows = [], []
+        plane = cgutils.unpack_tuple(builder, oa.shape)[1]
+        acc, wrows, planes = [], [], []
         for g in range(TAP_G):
             f = builder.add(f0_, const(g))
             f = builder.select(builder.icmp_signed("<", f, last), f, last)
-            wrows.append(builder.gep(wa.data, [builder.mul(f, ntaps)]))
-            bias = splat(builder.load(builder.gep(ba.data, [f])))
+            wrows.append(at(wa.data, builder.mul(f, ntaps)))
+            planes.append(at(oa.data, builder.mul(builder.add(p0_, f), plane)))
+            bias = splat(builder.load(at(ba.data, f)))
             row = [cgutils.alloca_once(builder, vtype) for _ in range(TAP_R)]
             for slot in row:
                 builder.store(bias, slot)
             acc.append(row)
         with cgutils.for_range(builder, ntaps) as loop:
             t = loop.index
-            at = builder.add(builder.load(builder.gep(ta.data, [t])), q0_)
-            inputs = [builder.load(builder.bitcast(builder.gep(xa.data, [builder.add(at, const(r * V))]),
-                                                   vtype.as_pointer()), align=4) for r in range(TAP_R)]
+            base = builder.add(builder.load(at(ta.data, t)), q0_)
+            inputs = [builder.load(builder.bitcast(at(xa.data, builder.add(base, const(r * V))), vtype.as_pointer()),
+                                   align=4) for r in range(TAP_R)]
             for g in range(TAP_G):
-                weight = splat(builder.load(builder.gep(wrows[g], [t])))
+                weight = splat(builder.load(at(wrows[g], t)))
                 for r in range(TAP_R):
                     builder.store(builder.call(fma, [weight, inputs[r], builder.load(acc[g][r])]), acc[g][r])
-        for g in range(TAP_G):
-            at = builder.add(builder.mul(builder.add(erow_, const(g)), erow_len), q0_)
-            for r in range(TAP_R):
-                dst = builder.bitcast(builder.gep(ea.data, [builder.add(at, const(r * V))]), vtype.as_pointer())
-                builder.store(builder.load(acc[g][r]), dst, align=4)
+        for r in range(TAP_R):
+            whole = builder.icmp_signed("!=", builder.load(at(fa.data, const(r))), const(0))
+            with builder.if_else(whole, likely=True) as (then, otherwise):
+                with then:
+                    start = builder.load(at(la.data, const(r * V)))
+                    for g in range(TAP_G):
+                        dst = builder.bitcast(at(planes[g], start), vtype.as_pointer())
+                        builder.store(builder.load(acc[g][r]), dst, align=4)
+                with otherwise:
+                    for v in range(V):
+                        pos = builder.load(at(la.data, const(r * V + v)))
+                        dropped = builder.icmp_signed("<", pos, const(0))
+                        for g in range(TAP_G):
+                            value = builder.extract_element(builder.load(acc[g][r]), ir.Constant(ir.IntType(32), v))
+                            builder.store(value, builder.select(dropped, at(ja.data, const(v)), at(planes[g], pos)))
         return context.get_dummy_value()
     return sig, codegen
 
 
-def _tap_block_numpy(xp, w, taps, b, e, f0, erow, q0):
+def _tap_block_numpy(xp, w, taps, b, out, p0, f0, q0, lanes, full, junk):
     """_tap_block's numbers in numpy (a sum of products per tap, not fused), for NUMBA_DISABLE_JIT=1: an intrinsic
     has no Python body."""
-    B = TAP_R * 32 // xp.itemsize
+    B = lanes.shape[0]
     rows = np.minimum(np.arange(f0, f0 + TAP_G), w.shape[0] - 1)
     block = xp[taps.astype(np.int64)[:, None] + q0 + np.arange(B)]  # (taps, B)
-    e[erow:erow + TAP_G, q0:q0 + B] = b[rows, None] + (w[rows][:, :, None] * block[None]).sum(axis=1)
+    values = b[rows, None] + (w[rows][:, :, None] * block[None]).sum(axis=1)
+    kept = lanes >= 0
+    out[(p0 + rows)[:, None], lanes[kept][None, :]] = values[:, kept]
 
 
 if config.DISABLE_JIT:
@@ -413,30 +414,41 @@ if config.DISABLE_JIT:
 
 
 @njit(cache=True, nogil=True)
-def _direct(x, w, b, stride, pad, n0, n1, out, xp, e, taps, M, Hs, Ws):
-    """out[n0:n1] = conv(x[n0:n1], w) + b for k x k filters (see _planes), w (F, C*k*k) C-contiguous; taps (C, k, k),
-    e (TAP_ROWS or fewer rows, >= M*Hs*Ws + one block) the accumulator rows. Each block of one sample's rows (TAP_R
-    vectors) runs _tap_block for every group of TAP_G filters, TAP_ROWS filters at a time, then their rows go out to
-    `out` (a last group's rows past F are not written out)."""
-    F, Hout = out.shape[1], out.shape[2]
+def _direct(x, w, b, stride, pad, n0, n1, out, xp, taps, M, Hs, Ws):
+    """out[n0:n1] = conv(x[n0:n1], w) + b for k x k filters (see _planes), w (F, C*k*k) and out C-contiguous, taps
+    (C, k, k). Each block of B positions of a sample's rows (TAP_R vectors) runs _tap_block for every group of TAP_G
+    filters, which write the outputs straight to `out`: lanes[v] is the position of the block's lane v in an output
+    plane (-1 past a row's Wout or the sample's Hout), tracked from block to block without a division."""
+    N, F, Hout, Wout = out.shape
+    planes = out.reshape(N * F, Hout * Wout)
     taps = taps.reshape(-1)
-    B = TAP_R * (32 // xp.itemsize)
-    rows = e.shape[0] - e.shape[0] % TAP_G
-    end = (M - 1) * Hs * Ws + (Hout * Ws + B - 1) // B * B  # past the last block of a full group of samples
-    if w.shape[0] != F or w.shape[1] != taps.shape[0] or b.shape[0] != F or rows < TAP_G or e.shape[1] < end \
+    V = 32 // xp.itemsize
+    B = TAP_R * V
+    span = (Hout * Ws + B - 1) // B * B  # a sample's blocks
+    lanes = np.empty(span, np.int64)  # the position in an output plane of each q of a sample, -1 if dropped
+    full = np.empty(span // V, np.int64)
+    junk = np.empty(V, xp.dtype)
+    oh, ow = 0, 0
+    for q in range(span):
+        lanes[q] = oh * Wout + ow if ow < Wout and oh < Hout else -1
+        ow += 1
+        if ow == Ws:
+            ow = 0
+            oh += 1
+    for r in range(span // V):
+        full[r] = lanes[r * V] >= 0 and lanes[r * V + V - 1] - lanes[r * V] == V - 1
+    end = (M - 1) * Hs * Ws + span  # past the last block of a full group of samples
+    if w.shape[0] != F or w.shape[1] != taps.shape[0] or b.shape[0] != F or n1 > min(N, x.shape[0]) \
             or taps.max() + end > xp.shape[0]:  # no block reads or writes past its buffer
         raise ValueError("direct convolution: buffers too small for the geometry")
     for n in range(n0, n1, M):
         m = min(M, n1 - n)
         _planes(x, n, m, M, stride, pad, Hs, Ws, xp)
-        for f0 in range(0, F, rows):
-            f1 = min(F, f0 + rows)
-            for s in range(m):
-                for q0 in range(s * Hs * Ws, (s * Hs + Hout) * Ws, B):  # a sample's rows past Hout: not computed
-                    for f in range(f0, f1, TAP_G):
-                        _tap_block(xp, w, taps, b, e, f, f - f0, q0)
-            for f in range(f0, f1):
-                _rows_out(e[f - f0], out, n, m, f, Hs, Ws)
+        for s in range(m):
+            for f in range(0, F, TAP_G):
+                for q in range(0, span, B):
+                    _tap_block(xp, w, taps, b, planes, (n + s) * F, f, s * Hs * Ws + q, lanes[q:q + B],
+                               full[q // V:q // V + TAP_R], junk)
 
 
 @njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})  # reassoc: vector partial sums
@@ -540,7 +552,8 @@ def _direct_dw5(x, dout, stride, pad, n0, n1, dw, db, xp, ds, taps, M, Hs, Ws):
 # columns on the left: the shifts read them, and past the last sample), and phase (a, b) at position
 # q = (s*Hd + r)*Wd + t is sum over its taps of w[f, c, i, j] * D[f*PSD + (P0 - i//2)*Wd + P0 - j//2 + q]. A
 # phase's taps over all filters, in rows of 3 (zero weights filling the last), run in passes of 4 channels over
-# accumulator rows in the L1 cache, the 12 weights in registers. Every dx element is in exactly one phase plane, inside Hd x Wd.
+# accumulator rows in the L1 cache, the 12 weights in registers. Every dx element is in exactly one phase plane,
+# inside Hd x Wd.
 
 @njit(cache=True, nogil=True, fastmath={"contract"})  # contract: a*b + c as one FMA (rounding only)
 def _direct_dx2(dout, w, taps, index, nrows, pad, n0, n1, dx, dp, ext, M, Hd, Wd):
@@ -866,15 +879,14 @@ def _direct_geometry(N: int, C: int, H: int, W: int, k: int, stride: int, pad: i
     return M, Hs, Ws, M * Hs * Ws
 
 
-def _direct_buffers(name: str, x: np.ndarray, k: int, stride: int, pad: int, N: int, rows: int, dtype,
-                    extra: int = 0) -> tuple:
+def _direct_buffers(name: str, x: np.ndarray, k: int, stride: int, pad: int, N: int, rows: int, dtype) -> tuple:
     """(M, Hs, Ws, taps, xp, acc) for a direct kernel on x's planes (N samples in the whole batch), reused from call
     to call per thread (at most 8 geometries, of at most 4 * COLS_CHUNK_BYTES each): taps (C, k, k) the offsets of
-    _planes' layout, xp its scratch (TAP_SLACK zeros past the planes), and acc (rows, >= M*Hs*Ws + extra) from
+    _planes' layout, xp its scratch (TAP_SLACK zeros past the planes), and acc (rows, >= M*Hs*Ws) from
     _aligned_rows."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     bufs = _local.__dict__.setdefault("direct", {})
-    key = (name, np.dtype(dtype).char, C, H, W, k, stride, pad, N, rows, extra)
+    key = (name, np.dtype(dtype).char, C, H, W, k, stride, pad, N, rows)
     found = bufs.get(key)
     if found is None:
         M, Hs, Ws, PS = _direct_geometry(N, C, H, W, k, stride, pad)
@@ -883,7 +895,7 @@ def _direct_buffers(name: str, x: np.ndarray, k: int, stride: int, pad: int, N: 
             taps, planes = c * PS + i * Ws + j, 1
         else:  # plane (c, j, i % 2), rows i // 2 on
             taps, planes = ((c * k + j) * 2 + i % 2) * PS + i // 2 * Ws, 2 * k
-        acc = _aligned_rows(rows, M * Hs * Ws + extra, dtype)  # zeroed: _rows_in's dropped positions stay zero
+        acc = _aligned_rows(rows, M * Hs * Ws, dtype)  # zeroed: _rows_in's dropped positions stay zero
         xp = np.zeros(C * planes * PS + TAP_SLACK, dtype)
         found = (M, Hs, Ws, np.ascontiguousarray(taps, np.uint64), xp, acc)
         if xp.nbytes + acc.nbytes <= 4 * COLS_CHUNK_BYTES:
@@ -942,20 +954,18 @@ def _direct_dx2_run(dout, w, pad, dx, n0, n1):
 
 
 def _direct_run(x, w, b, stride, pad, out, n0, n1):
-    """out[n0:n1] = the direct convolution of x[n0:n1] with w (F, C, k, k) C-contiguous (a geometry that _direct_ok
-    accepts)."""
+    """out[n0:n1] = the direct convolution of x[n0:n1] with w (F, C, k, k) (a geometry that _direct_ok accepts; out
+    C-contiguous)."""
     F, k = w.shape[0], w.shape[2]
-    rows = min(-(-F // TAP_G) * TAP_G, TAP_ROWS)
-    M, Hs, Ws, taps, xp, ext = _direct_buffers("fwd", x, k, stride, pad, x.shape[0], rows, x.dtype,
-                                               TAP_R * 32 // x.itemsize)
+    M, Hs, Ws, taps, xp, _ = _direct_buffers("fwd", x, k, stride, pad, x.shape[0], 0, x.dtype)
     w2 = np.ascontiguousarray(w.reshape(F, -1))  # a view of a C-contiguous w
     if stride == 1:
-        _direct(x, w2, b, stride, pad, n0, n1, out, xp, ext, taps, M, Hs, Ws)
+        _direct(x, w2, b, stride, pad, n0, n1, out, xp, taps, M, Hs, Ws)
         return
     for n in range(n0, n1, M):  # stride 2: _planes2 first, then the kernel on that group of samples
         m = min(M, n1 - n)
         _planes2(x, n, m, k, stride, pad, Hs, Ws, xp)
-        _direct(x, w2, b, stride, pad, n, n + m, out, xp, ext, taps, M, Hs, Ws)
+        _direct(x, w2, b, stride, pad, n, n + m, out, xp, taps, M, Hs, Ws)
 
 
 def _direct_dw_run(x, dout, stride, pad, n0, n1, dw, db):

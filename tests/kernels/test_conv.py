@@ -214,22 +214,23 @@ def test_direct_kernels_every_filter_count(k, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_direct_forward_in_chunks_of_filters(monkeypatch, dtype):
-    # the forward computes TAP_ROWS filters at a time into its accumulator rows: 11 filters in chunks of 4 (the last
-    # chunk short) give the same numbers, bit for bit, as all at once, and the reference's
+def test_direct_forward_writes_every_output_once_whatever_the_row_width(dtype):
+    # the register blocks write their lanes straight to out: a whole vector where its lanes are consecutive outputs,
+    # else lane by lane, the positions past a row's Wout or a sample's Hout to a scratch slot. Rows narrower than a
+    # vector (a vector spans several rows), as wide as one, and wider; every output of a nan-filled out is written
     rng = np.random.default_rng(15)
-    for k, stride, pad in ((3, 1, 1), (5, 1, 2), (3, 2, 1), (5, 2, 2)):
-        x = rng.standard_normal((3, 2, 9, 10)).astype(dtype)
-        w = rng.standard_normal((11, 2, k, k)).astype(dtype)
-        b = rng.standard_normal(11).astype(dtype)
-        whole = K.conv_forward(x, w, b, stride, pad)
-        monkeypatch.setattr(K, "TAP_ROWS", 4)
-        chunked = K.conv_forward(x, w, b, stride, pad)
-        monkeypatch.undo()
-        np.testing.assert_array_equal(chunked, whole)
-        tol = 1e-12 if dtype == np.float64 else 1e-4
-        np.testing.assert_allclose(whole, ref_forward(*(a.astype(np.float64) for a in (x, w, b)), stride, pad),
-                                   rtol=tol, atol=tol * 10)
+    for k, stride, pad in ((3, 1, 1), (5, 1, 2), (3, 1, 0), (5, 1, 4), (3, 2, 1), (5, 2, 2)):
+        for W in (1, 2, 3, 5, 8, 9, 13, 26, 33):
+            x = rng.standard_normal((3, 2, 7, W)).astype(dtype)
+            w = rng.standard_normal((6, 2, k, k)).astype(dtype)
+            b = rng.standard_normal(6).astype(dtype)
+            if (W + 2 * pad - k) < 0 or not K._direct_ok(w, stride):
+                continue
+            exp = ref_forward(*(a.astype(np.float64) for a in (x, w, b)), stride, pad)
+            out = np.full(exp.shape, np.nan, dtype)
+            K._direct_run(x, w, b, stride, pad, out, 0, 3)
+            tol = 1e-12 if dtype == np.float64 else 1e-4
+            np.testing.assert_allclose(out, exp, rtol=tol, atol=tol * 10, err_msg=f"k={k} s={stride} p={pad} W={W}")
 
 
 def test_direct_forward_refuses_buffers_too_small_for_its_blocks():
@@ -237,17 +238,17 @@ def test_direct_forward_refuses_buffers_too_small_for_its_blocks():
     x = np.ones((2, 3, 8, 8))
     w = np.ones((5, 3, 3, 3))
     b = np.zeros(5)
-    M, Hs, Ws, taps, xp, e = K._direct_buffers("test", x, 3, 1, 1, 2, 8, x.dtype, K.TAP_R * 4)
+    M, Hs, Ws, taps, xp, _ = K._direct_buffers("test", x, 3, 1, 1, 2, 0, x.dtype)
     out = np.empty((2, 5, 8, 8))
-    K._direct(x, w.reshape(5, -1), b, 1, 1, 0, 2, out, xp, e, taps, M, Hs, Ws)
+    K._direct(x, w.reshape(5, -1), b, 1, 1, 0, 2, out, xp, taps, M, Hs, Ws)
     np.testing.assert_allclose(out, ref_forward(x, w, b, 1, 1))
     B = K.TAP_R * 4
     end = (M - 1) * Hs * Ws + -(-8 * Ws // B) * B
-    for bad in (dict(xp=xp[:int(taps.max()) + end - 1]), dict(e=np.ascontiguousarray(e[:, :end - 1])),
-                dict(e=e[:3]), dict(taps=taps[:2]), dict(w=w[:4].reshape(4, -1)), dict(b=b[:4])):
-        args = dict(xp=xp, e=e, taps=taps, w=w.reshape(5, -1), b=b) | bad
+    for bad in (dict(xp=xp[:int(taps.max()) + end - 1]), dict(taps=taps[:2]), dict(w=w[:4].reshape(4, -1)),
+                dict(b=b[:4]), dict(out=np.empty((1, 5, 8, 8)))):
+        args = dict(xp=xp, taps=taps, w=w.reshape(5, -1), b=b, out=out) | bad
         with pytest.raises(ValueError, match="too small"):
-            K._direct(x, args["w"], args["b"], 1, 1, 0, 2, out, args["xp"], args["e"], args["taps"], M, Hs, Ws)
+            K._direct(x, args["w"], args["b"], 1, 1, 0, 2, args["out"], args["xp"], args["taps"], M, Hs, Ws)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
