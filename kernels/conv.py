@@ -416,9 +416,9 @@ if config.DISABLE_JIT:
 @njit(cache=True, nogil=True)
 def _direct(x, w, b, stride, pad, n0, n1, out, xp, taps, M, Hs, Ws):
     """out[n0:n1] = conv(x[n0:n1], w) + b for k x k filters (see _planes), w (F, C*k*k) and out C-contiguous, taps
-    (C, k, k). Each block of B positions of a sample's rows (TAP_R vectors) runs _tap_block for every group of TAP_G
-    filters, which write the outputs straight to `out`: lanes[v] is the position of the block's lane v in an output
-    plane (-1 past a row's Wout or the sample's Hout), tracked from block to block without a division."""
+    (C, k, k). For each sample and each group of TAP_G filters, _tap_block runs over the sample's blocks of B positions
+    (TAP_R vectors of q) and writes the outputs straight to `out`: lanes[q] is the position of a sample's q in an
+    output plane (-1 past a row's Wout or the sample's Hout), the same for every sample, computed once per call."""
     N, F, Hout, Wout = out.shape
     planes = out.reshape(N * F, Hout * Wout)
     taps = taps.reshape(-1)

@@ -39,9 +39,10 @@ TAB_KERNELS: dict[str, tuple[str, ...]] = {
 
 
 # Seconds each kernel group takes to compile from a cold cache, both dtypes, one process (`python -m kernels.warmup`
-# with an empty NUMBA_CACHE_DIR on the 2-core machine): the second process takes the costliest group left, so the
-# largest (conv) compiles beside the tab's first groups instead of after them. Unknown groups count 0.
-GROUP_COMPILE_SECONDS: dict[str, float] = {"conv": 28.0, "norm": 11.0, "pool": 10.5, "activations": 8.5,
+# with an empty NUMBA_CACHE_DIR on the 2-core machine; conv measured 24.4-26.6 s on 2026-12-01): the second process
+# takes the costliest group left, so the largest (conv) compiles beside the tab's first groups instead of after them.
+# Unknown groups count 0.
+GROUP_COMPILE_SECONDS: dict[str, float] = {"conv": 25.5, "norm": 11.0, "pool": 10.5, "activations": 8.5,
                                            "optim": 6.5, "losses": 4.0, "dropout": 1.0}
 
 # A warm-up task slower than this compiled its kernels: the cache is cold (see the module's docstring).
