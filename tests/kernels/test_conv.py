@@ -251,6 +251,24 @@ def test_direct_forward_refuses_buffers_too_small_for_its_blocks():
             K._direct(x, args["w"], args["b"], 1, 1, 0, 2, args["out"], args["xp"], args["taps"], M, Hs, Ws)
 
 
+def test_direct_weight_gradient_refuses_buffers_too_small_for_its_blocks():
+    # _dw_block reads without bounds checks: _direct_dw checks the sizes once per call and raises
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((2, 3, 8, 8))
+    dout = rng.standard_normal((2, 5, 8, 8))
+    M, Hs, Ws, taps, xp, ds = K._direct_buffers("test-dw", x, 3, 1, 1, 2, 5, x.dtype)
+    dw, db = np.zeros((5, 27)), np.zeros(5)
+    K._direct_dw(x, dout, 1, 1, 0, 2, dw, db, xp, ds, taps, M, Hs, Ws)
+    np.testing.assert_allclose(dw.reshape(5, 3, 3, 3), ref_backward(dout, x, np.zeros((5, 3, 3, 3)), 1, 1)[1],
+                               rtol=1e-12, atol=1e-12)
+    end = -(-((M - 1) * Hs + 8) * Ws // 4) * 4
+    for bad in (dict(xp=xp[:int(taps.max()) + end - 1]), dict(ds=np.ascontiguousarray(ds[:, :end - 1])),
+                dict(ds=ds[:4]), dict(dw=np.zeros((5, 26))), dict(dw=np.zeros((4, 27)))):
+        args = dict(xp=xp, ds=ds, dw=dw) | bad
+        with pytest.raises(ValueError, match="too small"):
+            K._direct_dw(x, dout, 1, 1, 0, 2, args["dw"], db, args["xp"], args["ds"], taps, M, Hs, Ws)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_direct_kernels_stack_small_planes(monkeypatch, dtype):
     # small planes: several samples per pass (M = DIRECT_L // (Hs*Ws)), the last group of a batch shorter; the
