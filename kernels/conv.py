@@ -75,8 +75,10 @@ DIRECT_L = 1152
 # The direct forward's register block (_tap_block): TAP_G filters x TAP_R vectors of 32 bytes (8 float32 or 4
 # float64 outputs), TAP_G * TAP_R = 12 accumulators + TAP_R inputs + 1 weight = the 16 vector registers of AVX2.
 TAP_G, TAP_R = 4, 3
-# Elements past a direct kernel's planes (zeros, never written): a block of the last sample reads up to one block
-# past its rows, and past the planes for small planes (see _direct_buffers).
+# Elements past a direct kernel's planes (zeros, never written): a forward block of the last sample reads up to one
+# block past its rows, a weight-gradient block up to one vector; at stride 2 (where a sample's rows end its planes)
+# and for small planes that is past the planes (at most 23 of these elements in float32, measured over 4,344
+# geometries).
 TAP_SLACK = 64
 
 # The direct backward splits a batch into groups of samples of about this many multiply-adds (dx and dw), one task
@@ -197,7 +199,8 @@ def _planes(x, n, m, M, stride, pad, Hs, Ws, xp):
     room for M; at stride 2 the caller has run _planes2 already. The other entries of xp are zeros that stay zero (xp
     is allocated zeroed, and used for one geometry only); when m < M, the places of the missing samples are zeroed
     (the taps past the last sample read into them, for outputs that are dropped, and dw multiplies those by zeros:
-    stale inf or nan must not be there). No integer division in the loops (about 40 cycles each)."""
+    stale inf or nan must not be there; _planes2 does the same at stride 2). No integer division in the loops (about
+    40 cycles each)."""
     if stride != 1:
         return
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
@@ -232,8 +235,10 @@ def _planes2(x, n, m, k, stride, pad, Hs, Ws, xp):
     (c, j, a) holds xpad[2r + a, 2*ow + j] at row r, column ow. The last two column taps are gathered from x's rows in
     one loop (both where both are inside the input, the odd column at each end alone); each other tap's plane is the
     plane two taps to its right moved one column on (one long copy), its column 0 read afresh. The rows of one phase
-    are written one after the other (about 2x faster than in the input's order). No tap reads past sample m - 1, and
-    the entries in the padding are zeros that stay zero (xp zeroed, one geometry). Called from Python before the
+    are written one after the other (about 2x faster than in the input's order). The entries in the padding are
+    zeros that stay zero (xp zeroed, one geometry); in a short group (m < M) the places of the missing samples are
+    zeroed (dw's last whole vector reads up to V - 1 positions past sample m - 1, times zeros: stale inf or nan must
+    not be there). Called from Python before the
     kernel on each group of samples: inside the kernels it would be compiled into each of them (seconds apiece), and
     written with one plain loop per tap instead it made the forward about 25% slower."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
@@ -286,6 +291,10 @@ def _planes2(x, n, m, k, stride, pad, Hs, Ws, xp):
                     for r in range(Hs):
                         y = 2 * r + a - pad
                         xp[dst + uint64((s * Hs + r) * Ws)] = x[n + s, c, y, x0] if inside and 0 <= y < H else zero
+    if m * Hs * Ws < PS:  # a short group: the places of the missing samples zeroed, as in _planes
+        for p in range(C * P2):
+            for t in range(uint64(p * PS) + span, uint64((p + 1) * PS)):
+                xp[t] = zero
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})  # reassoc: the db sums vectorise (summation order only)
@@ -322,9 +331,10 @@ def _tap_block(typingctx, xp, w, taps, b, out, p0, f0, q0, lanes, full, junk):
     multiply-adds) and each input vector loaded once for the TAP_G filters. A vector whose lanes are consecutive
     outputs (full[r] != 0) is stored whole, any other lane by lane. Past the last filter a row repeats filter F - 1,
     which writes the same numbers to the same place again. Written in LLVM IR because Numba's loops cannot keep
-    vectors in registers across a loop; LLVM fuses each multiply-add (llvm.fma). No bounds checks here: _direct
-    checks its buffers' sizes once per call. xp, w (F, taps), b, out (planes, positions), junk: C-contiguous arrays of
-    one float dtype; taps (offsets into xp), lanes (B,) and full (TAP_R,): 64-bit integers."""
+    vectors in registers across a loop; each multiply-add is llvm.fmuladd (one FMA instruction where the CPU has
+    them, a multiply and an add where it has not: llvm.fma would call libm's fmaf per lane). No bounds checks here:
+    _direct checks its buffers' sizes once per call. xp, w (F, taps), b, out (planes, positions), junk: C-contiguous
+    arrays of one float dtype; taps (offsets into xp), lanes (B,) and full (TAP_R,): 64-bit integers."""
     floats = (xp, w, b, out, junk)
     ints = (taps, lanes, full)
     if not all(isinstance(a, types.Array) and a.layout == "C" and a.dtype == xp.dtype for a in floats) \
@@ -344,7 +354,7 @@ def _tap_block(typingctx, xp, w, taps, b, out, p0, f0, q0, lanes, full, junk):
         V = 32 // (4 if signature.args[0].dtype == types.float32 else 8)  # elements per 32-byte vector
         vtype = ir.VectorType(context.get_value_type(signature.args[0].dtype), V)
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vtype, [vtype] * 3),
-                                             "llvm.fma.v%d%s" % (V, "f32" if V == 8 else "f64"))
+                                             "llvm.fmuladd.v%d%s" % (V, "f32" if V == 8 else "f64"))
         undef = ir.Constant(vtype, ir.Undefined)
         lanes0 = ir.Constant(ir.VectorType(ir.IntType(32), V), [0] * V)
 
@@ -479,7 +489,7 @@ def _dw_block(typingctx, xp, ds, taps, dw, f0, t0, L):
         ftype = context.get_value_type(signature.args[0].dtype)
         vtype = ir.VectorType(ftype, V)
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vtype, [vtype] * 3),
-                                             "llvm.fma.v%d%s" % (V, "f32" if V == 8 else "f64"))
+                                             "llvm.fmuladd.v%d%s" % (V, "f32" if V == 8 else "f64"))
 
         def const(v):
             return ir.Constant(i64, v)
@@ -546,8 +556,8 @@ def _direct_dw(x, dout, stride, pad, n0, n1, dw, db, xp, ds, taps, M, Hs, Ws):
     V = 32 // xp.itemsize
     end = ((M - 1) * Hs + Hout) * Ws
     end = (end + V - 1) // V * V  # a pass's q range, whole vectors
-    if dw.shape[0] != F or dw.shape[1] != ntaps or ds.shape[0] < F or ds.shape[1] < end \
-            or taps.max() + end > xp.shape[0]:  # no block reads past its buffer
+    if dw.shape[0] != F or dw.shape[1] != ntaps or ds.shape[0] < F or ds.shape[1] < end or db.shape[0] < F \
+            or n1 > min(x.shape[0], dout.shape[0]) or taps.max() + end > xp.shape[0]:  # no read past a buffer
         raise ValueError("direct convolution: buffers too small for the geometry")
     for n in range(n0, n1, M):
         m = min(M, n1 - n)
@@ -897,10 +907,10 @@ def _direct_geometry(N: int, C: int, H: int, W: int, k: int, stride: int, pad: i
 
 
 def _direct_buffers(name: str, x: np.ndarray, k: int, stride: int, pad: int, N: int, rows: int, dtype) -> tuple:
-    """(M, Hs, Ws, taps, xp, acc) for a direct kernel on x's planes (N samples in the whole batch), reused from call
+    """(M, Hs, Ws, taps, xp, ds) for a direct kernel on x's planes (N samples in the whole batch), reused from call
     to call per thread (at most 8 geometries, of at most 4 * COLS_CHUNK_BYTES each): taps (C, k, k) the offsets of
-    _planes' layout, xp its scratch (TAP_SLACK zeros past the planes), and acc (rows, >= M*Hs*Ws) from
-    _aligned_rows."""
+    _planes' layout, xp its scratch (TAP_SLACK zeros past the planes), and ds (rows, >= M*Hs*Ws + TAP_SLACK) from
+    _aligned_rows, dw's dout rows (the forward asks for 0 rows)."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     bufs = _local.__dict__.setdefault("direct", {})
     key = (name, np.dtype(dtype).char, C, H, W, k, stride, pad, N, rows)
@@ -912,10 +922,10 @@ def _direct_buffers(name: str, x: np.ndarray, k: int, stride: int, pad: int, N: 
             taps, planes = c * PS + i * Ws + j, 1
         else:  # plane (c, j, i % 2), rows i // 2 on
             taps, planes = ((c * k + j) * 2 + i % 2) * PS + i // 2 * Ws, 2 * k
-        acc = _aligned_rows(rows, M * Hs * Ws + TAP_SLACK, dtype)  # zeroed: _rows_in's dropped positions stay zero
+        ds = _aligned_rows(rows, M * Hs * Ws + TAP_SLACK, dtype)  # zeroed: _rows_in's dropped positions stay zero
         xp = np.zeros(C * planes * PS + TAP_SLACK, dtype)
-        found = (M, Hs, Ws, np.ascontiguousarray(taps, np.uint64), xp, acc)
-        if xp.nbytes + acc.nbytes <= 4 * COLS_CHUNK_BYTES:
+        found = (M, Hs, Ws, np.ascontiguousarray(taps, np.uint64), xp, ds)
+        if xp.nbytes + ds.nbytes <= 4 * COLS_CHUNK_BYTES:
             if len(bufs) >= 8:
                 bufs.pop(next(iter(bufs)))
             bufs[key] = found

@@ -205,7 +205,7 @@ def test_stride2_dx_writes_every_element_of_dx(k, pad):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_direct_kernels_every_filter_count(k, dtype):
     # TAP_G filters per register block: F = 1 .. 2G + 1 covers a first block, whole blocks, and every count of filters
-    # past the last whole block (zero weights, their rows never written); dx has F' = C
+    # past the last whole block (the clamped rows repeat filter F - 1 and write the same numbers again); dx has F' = C
     G = K.TAP_G
     for F in range(1, 2 * G + 2):
         for C in (1, 3):
@@ -271,17 +271,17 @@ def test_direct_weight_gradient_refuses_buffers_too_small_for_its_blocks():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_direct_kernels_stack_small_planes(monkeypatch, dtype):
-    # small planes: several samples per pass (M = DIRECT_L // (Hs*Ws)), the last group of a batch shorter; the
-    # numbers do not depend on the grouping (forward bit for bit; dw sums vector partial sums over a pass, so only
-    # close), and the places of a short group's missing samples are zeroed (a nan from an earlier call must not reach
-    # dw through the dropped positions)
+    # small planes: several samples per pass (M = DIRECT_L // (Hs*Ws)), the last group of a batch shorter where
+    # the planes allow it; the numbers do not depend on the grouping (forward bit for bit; dw sums vector partial sums
+    # over a pass, so only close) and stay finite after a nan batch (a short group that comes first, at both strides,
+    # is test_a_short_first_group_after_a_nan_batch_gives_finite_weight_gradients)
     rng = np.random.default_rng(8)
     for k, stride, pad in ((3, 1, 1), (5, 1, 2), (3, 2, 1), (5, 2, 0)):
         x = rng.standard_normal((11, 3, 6, 5)).astype(dtype)
         w = rng.standard_normal((5, 3, k, k)).astype(dtype)
         b = rng.standard_normal(5).astype(dtype)
         results = []
-        for direct_l in (1, 150, 10**6):  # one sample per pass; a few (11 = 4 groups, the last short); all at once
+        for direct_l in (1, 150, 10**6):  # one sample per pass; a few (3x3 s1: 11 = 4 groups); all at once
             monkeypatch.setattr(K, "DIRECT_L", direct_l)
             K._local.__dict__.pop("direct", None)
             poisoned = np.full_like(x, np.nan)
@@ -299,6 +299,31 @@ def test_direct_kernels_stack_small_planes(monkeypatch, dtype):
             for g, e in zip(got, grads):
                 assert np.isfinite(g).all()
                 np.testing.assert_allclose(g, e, rtol=tol, atol=tol * 10 * max(1.0, np.abs(e).max()))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_short_first_group_after_a_nan_batch_gives_finite_weight_gradients(monkeypatch, dtype):
+    # a group of fewer samples than the buffers hold (m < M) comes first: the places of the missing samples must be
+    # zeroed at both strides, since dw's last whole vector reads a few positions into them (times zero dout) and an
+    # earlier batch of nan inputs left nan there
+    monkeypatch.setattr(K, "DIRECT_L", 10**6)  # all samples in one group: M = N
+    rng = np.random.default_rng(17)
+    for k, stride, pad in ((3, 1, 1), (5, 1, 2), (3, 2, 0), (3, 2, 1), (5, 2, 2)):
+        for H in (5, 9, 12):
+            x = rng.standard_normal((3, 2, H, H)).astype(dtype)
+            w = rng.standard_normal((6, 2, k, k)).astype(dtype)
+            if not K._direct_dx_ok(w, stride, pad):
+                continue
+            out = K.conv_forward(x, w, np.zeros(6, dtype), stride, pad)
+            dout = rng.standard_normal(out.shape).astype(dtype)
+            K.conv_backward(dout, np.full_like(x, np.nan), w, stride, pad)  # the geometry's buffers hold nan now
+            dw, db = np.zeros_like(w), np.zeros(6)
+            K._direct_dw_run(x, dout, stride, pad, 0, 1, dw, db)  # one sample of three: a short group
+            exp = ref_backward(dout[:1].astype(np.float64), x[:1].astype(np.float64), w.astype(np.float64), stride,
+                               pad)[1]
+            assert np.isfinite(dw).all(), (k, stride, pad, H)
+            tol = 1e-12 if dtype == np.float64 else 1e-4
+            np.testing.assert_allclose(dw, exp, rtol=tol, atol=tol * 10 * max(1.0, np.abs(exp).max()))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
