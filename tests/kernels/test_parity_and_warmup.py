@@ -35,6 +35,11 @@ def run():
             r[f"conv_direct{kk}_{stride}_{k}"] = out
             for i, g in enumerate(conv.conv_backward(np.cos(out), x, wk, stride, kk // 2)):
                 r[f"conv_direct{kk}_{stride}_grad{i}_{k}"] = g
+        w5 = np.random.default_rng(43).standard_normal((5, 3, 5, 5)).astype(dt)  # 5x5 at stride 2 (own stream: the
+        out = conv.conv_forward(x, w5, b[:1].repeat(5), 2, 2)                    # draws above stay as they were)
+        r["conv_direct5_2_" + k] = out
+        for i, g in enumerate(conv.conv_backward(np.cos(out), x, w5, 2, 2)):
+            r[f"conv_direct5_2_grad{i}_{k}"] = g
         out, arg = pool.max_pool_forward(x, 2, 2, 2, 2)
         r["maxpool_" + k] = out
         r["maxpool_dx_" + k] = pool.max_pool_backward(out, arg, 7, 6)
