@@ -322,6 +322,17 @@ def _rows_in(dout, n, m, Hs, Ws, ds, db):
         db[f] += t
 
 
+def _vector_ir(context, builder, dtype) -> tuple:
+    """(V, vector type, llvm.fmuladd on it) for the register blocks: V elements of the Numba float `dtype` per 32-byte
+    vector. llvm.fmuladd is one FMA instruction where the CPU has them, a multiply and an add where it has not
+    (llvm.fma would call libm's fmaf per lane there)."""
+    V = 32 // (4 if dtype == types.float32 else 8)
+    vtype = ir.VectorType(context.get_value_type(dtype), V)
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vtype, [vtype] * 3),
+                                         "llvm.fmuladd.v%d%s" % (V, "f32" if V == 8 else "f64"))
+    return V, vtype, fma
+
+
 @intrinsic
 def _tap_block(typingctx, xp, w, taps, b, out, p0, f0, q0, lanes, full, junk):
     """One register block of the direct forward (see _planes): for g < TAP_G and lane v < B = TAP_R * (32-byte vector
@@ -331,8 +342,7 @@ def _tap_block(typingctx, xp, w, taps, b, out, p0, f0, q0, lanes, full, junk):
     multiply-adds) and each input vector loaded once for the TAP_G filters. A vector whose lanes are consecutive
     outputs (full[r] != 0) is stored whole, any other lane by lane. Past the last filter a row repeats filter F - 1,
     which writes the same numbers to the same place again. Written in LLVM IR because Numba's loops cannot keep
-    vectors in registers across a loop; each multiply-add is llvm.fmuladd (one FMA instruction where the CPU has
-    them, a multiply and an add where it has not: llvm.fma would call libm's fmaf per lane). No bounds checks here:
+    vectors in registers across a loop; each multiply-add is llvm.fmuladd (see _vector_ir). No bounds checks here:
     _direct checks its buffers' sizes once per call. xp, w (F, taps), b, out (planes, positions), junk: C-contiguous
     arrays of one float dtype; taps (offsets into xp), lanes (B,) and full (TAP_R,): 64-bit integers."""
     floats = (xp, w, b, out, junk)
@@ -351,10 +361,7 @@ def _tap_block(typingctx, xp, w, taps, b, out, p0, f0, q0, lanes, full, junk):
         la, fa, ja = (context.make_array(ty)(context, builder, v) for ty, v in zip(signature.args[8:], args[8:]))
         p0_, f0_, q0_ = (context.cast(builder, v, ty, types.int64) for ty, v in zip(signature.args[5:8], args[5:8]))
         i64 = ir.IntType(64)
-        V = 32 // (4 if signature.args[0].dtype == types.float32 else 8)  # elements per 32-byte vector
-        vtype = ir.VectorType(context.get_value_type(signature.args[0].dtype), V)
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vtype, [vtype] * 3),
-                                             "llvm.fmuladd.v%d%s" % (V, "f32" if V == 8 else "f64"))
+        V, vtype, fma = _vector_ir(context, builder, signature.args[0].dtype)
         undef = ir.Constant(vtype, ir.Undefined)
         lanes0 = ir.Constant(ir.VectorType(ir.IntType(32), V), [0] * V)
 
@@ -485,11 +492,7 @@ def _dw_block(typingctx, xp, ds, taps, dw, f0, t0, L):
         xa, da, ta, wa = (context.make_array(ty)(context, builder, v) for ty, v in zip(signature.args[:4], args[:4]))
         f0_, t0_, L_ = (context.cast(builder, v, ty, types.int64) for ty, v in zip(signature.args[4:], args[4:]))
         i64 = ir.IntType(64)
-        V = 32 // (4 if signature.args[0].dtype == types.float32 else 8)  # elements per 32-byte vector
-        ftype = context.get_value_type(signature.args[0].dtype)
-        vtype = ir.VectorType(ftype, V)
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vtype, [vtype] * 3),
-                                             "llvm.fmuladd.v%d%s" % (V, "f32" if V == 8 else "f64"))
+        V, vtype, fma = _vector_ir(context, builder, signature.args[0].dtype)
 
         def const(v):
             return ir.Constant(i64, v)
