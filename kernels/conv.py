@@ -182,9 +182,10 @@ def _col2im_add(dcols, HH, WW, stride, pad, Hout, Wout, n0, dx):
 # filter a group repeats filter F - 1. Measured on (64,3,32,32) with 32 5x5 filters: 1.2-1.3x the kernel it replaced
 # (one pass per filter row (c, i) for 2 filters, accumulator rows loaded and stored at every pass: 10 multiply-adds
 # per 7 loads and 2 stores, then a copy of the rows into `out`: 20% of its time), the stride-2 3x3 1.2x, the other
-# 3x3 shapes the same; one kernel for both sizes and strides (the conv group's cold compile: 24 s, was 30 s). The
-# blocks in q order with all filter groups per block, or an accumulator buffer copied out afterwards, were 5-20%
-# slower (32 output streams at once; the copy costs what writing the output costs). In a plain Numba loop LLVM keeps
+# 3x3 shapes the same; one kernel for both sizes and strides (the conv group's cold compile: 24-27 s, was 30 s). The
+# blocks in q order with all filter groups per block and an accumulator buffer copied out afterwards were 5-20%
+# slower on the 5x5 and stride-2 shapes (the copy costs what writing the output costs) and 5% faster on 64 channels;
+# in q order with direct stores (32 output streams at once), 20% slower on the 5x5. In a plain Numba loop LLVM keeps
 # no vector in a register from one tap to the next: hence the intrinsic.
 # Backward: dw[f, c, i, j] = sum_q dout[f, q] * xp[taps[c, i, j] + q] is _direct_dw (both strides): register blocks
 # (_dw_block) of 4 filters x 3 taps, 12 vectors of partial sums kept in registers over the whole q loop of dout's rows
