@@ -55,10 +55,12 @@ def line(name, ours, ref=None):
     print(f"{name:<58} {ms(ours)} {ms(ref)} {ratio(ref, ours)}", flush=True)
 
 
-def compare_threads(fns, counts, rounds, settle=0.15):
+def compare_threads(fns, counts, rounds, settle=0.15, min_sample=0.02):
     """{(name, n): median seconds per call} of each function at each thread count in `counts`, the counts alternating
     round by round. The count is switched outside the timed calls, then a pause of `settle` seconds (BLAS's idle
-    workers spin for about 0.1 s) and one untimed call precede the timed ones."""
+    workers spin for about 0.1 s) and one untimed call precede the timed ones. A function faster than `min_sample`
+    is called several times per sample: with samples of 2 ms, the smallest shape (the same one-thread code at both
+    counts) put its 2t/1t time anywhere in 0.92-1.11 over seven runs."""
     import statistics
     import time
 
@@ -70,7 +72,7 @@ def compare_threads(fns, counts, rounds, settle=0.15):
             fn()
             t0 = time.perf_counter()
             fn()
-            reps[name] = max(1, min(1000, int(2e-3 / max(time.perf_counter() - t0, 1e-9))))
+            reps[name] = max(1, min(1000, int(min_sample / max(time.perf_counter() - t0, 1e-9))))
     samples = {(name, n): [] for name in fns for n in counts}
     for r in range(rounds):
         for n in (counts if r % 2 == 0 else counts[::-1]):
