@@ -40,6 +40,14 @@ def run():
         r["conv_direct5_2_" + k] = out
         for i, g in enumerate(conv.conv_backward(np.cos(out), x, w5, 2, 2)):
             r[f"conv_direct5_2_grad{i}_{k}"] = g
+        if dt == np.float32:  # Winograd: >= 32 channels and filters (own stream; small values keep the sums of 288
+            rw = np.random.default_rng(44)  # products within the float32 tolerance below)
+            xw = (0.1 * rw.standard_normal((2, 32, 5, 7))).astype(dt)
+            ww = (0.1 * rw.standard_normal((32, 32, 3, 3))).astype(dt)
+            out = conv.conv_forward(xw, ww, rw.standard_normal(32).astype(dt), 1, 1)
+            r["conv_winograd_" + k] = out
+            for i, g in enumerate(conv.conv_backward(np.cos(out), xw, ww, 1, 1)):
+                r[f"conv_winograd_grad{i}_{k}"] = g
         out, arg = pool.max_pool_forward(x, 2, 2, 2, 2)
         r["maxpool_" + k] = out
         r["maxpool_dx_" + k] = pool.max_pool_backward(out, arg, 7, 6)
