@@ -214,9 +214,6 @@ def forward(x, U, b, pad, n0, n1, out, R, eo, V, M2):
     for xi in range(16):
         for c in range(C):
             taps[xi, c] = xi * VS + c * Tp
-    lanes = np.arange(Tp, dtype=np.int64)  # M's columns: a block's 24 tiles are 3 whole vectors
-    full = np.ones(TAP_R, np.int64)
-    junk = np.empty(LANES, np.float32)
     zero_bias = np.zeros(F, np.float32)  # the bias is added by out_block
     xf = x.reshape(-1)
     of = out.reshape(-1)
@@ -255,7 +252,7 @@ def forward(x, U, b, pad, n0, n1, out, R, eo, V, M2):
                 tx = taps[xi]
                 for f in range(0, F, TAP_G):
                     for q in range(0, T, BLOCK):
-                        _tap_block(V, Ux, tx, zero_bias, M2, xi * (F + 1), f, q, lanes[q:q + BLOCK], full, junk)
+                        _tap_block(V, Ux, tx, zero_bias, M2, xi * (F + 1), f, q, None, None, None)  # whole vectors
             for f in range(F):
                 bias = b[f]
                 for lt in range(nti):
