@@ -1,11 +1,13 @@
 """2-D convolution kernels (NCHW input, (F, C, HH, WW) filters, any stride, zero padding): forward and backward.
 
-Two methods, both per chunk of samples:
+Three methods, all per chunk of samples:
 - Direct (square 3x3 and 5x5 filters at stride 1 or 2): Numba loops over the padded input planes laid out so that
   every tap reads consecutive outputs' inputs, see _planes and _direct; no im2col copies, no GEMM. Backward is direct
   too (conv_forward_keep keeps no columns): dw is _direct_dw; dx at stride 1 is the forward kernel on dout, at
   stride 2 _direct_dx2 (four phase planes). At stride 1 with pad > HH - 1 backward runs on the im2col GEMMs below,
   and the forward pass that feeds it (conv_forward_keep) as well, keeping its columns.
+- Winograd F(2x2, 3x3) (kernels/winograd.py) in place of the direct forward, and of backward's dx at stride 1, for
+  float32 3x3 filters at stride 1 with at least WINOGRAD_MIN_CHANNELS input channels and filters (_winograd_ok).
 - im2col + GEMM (everything else): im2col for a chunk of samples in Numba, then one numpy GEMM per chunk (a chunk's
   columns stay within COLS_CHUNK_BYTES, so they are still in cache for the GEMM).
   1. cols[(c*HH + i)*WW + j, n*P + oh*Wout + ow] = xpad[n, c, oh*stride + i, ow*stride + j], P = Hout*Wout; the zero
