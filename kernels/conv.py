@@ -935,7 +935,8 @@ def _winograd_rows(C: int, Hout: int, Wout: int) -> int:
 
 def _winograd_buffers(C: int, F: int, H: int, W: int, pad: int) -> tuple:
     """(R, eo, V, M2) for kernels.winograd.forward on (C, H, W) inputs and F filters, per thread and reused (at most
-    8 geometries): eo zeroed (its padding places stay zero), V and M2 of undefined contents."""
+    8 geometries of at most 4 * COLS_CHUNK_BYTES each): eo zeroed (its padding places stay zero), V and M2 of
+    undefined contents."""
     bufs = _local.__dict__.setdefault("winograd", {})
     key = (C, F, H, W, pad)
     found = bufs.get(key)
@@ -945,9 +946,10 @@ def _winograd_buffers(C: int, F: int, H: int, W: int, pad: int) -> tuple:
         Wh, Tp = _wino.layout(_wino.tiles(Hout, Wout)[1], R)
         found = (R, np.zeros(2 * (2 * R + 2) * Wh, np.float32), np.empty(16 * (C * Tp + 16), np.float32),
                  np.empty((16 * (F + 1), Tp), np.float32))
-        if len(bufs) >= 8:
-            bufs.pop(next(iter(bufs)))
-        bufs[key] = found
+        if sum(a.nbytes for a in found[1:]) <= 4 * COLS_CHUNK_BYTES:  # wide planes with many channels: not kept
+            if len(bufs) >= 8:
+                bufs.pop(next(iter(bufs)))
+            bufs[key] = found
     return found
 
 
