@@ -55,24 +55,28 @@ def line(name, ours, ref=None):
     print(f"{name:<58} {ms(ours)} {ms(ref)} {ratio(ref, ours)}", flush=True)
 
 
-def compare_threads(fns, counts, rounds, settle=0.15, min_sample=0.02):
+def compare_threads(fns, counts, rounds, settle=0.15, min_sample=0.02, budget=20.0, max_rounds=61):
     """{(name, n): median seconds per call} of each function at each thread count in `counts`, the counts alternating
     round by round. The count is switched outside the timed calls, then a pause of `settle` seconds (BLAS's idle
     workers spin for about 0.1 s) and one untimed call precede the timed ones. A function faster than `min_sample`
-    is called several times per sample: with samples of 2 ms, the smallest shape (the same one-thread code at both
-    counts) put its 2t/1t time anywhere in 0.92-1.11 over seven runs."""
+    is called several times per sample. At least `rounds` rounds, more (up to `max_rounds`) while they fit in
+    `budget` seconds: on this shared VM one round's 2t/1t ratio of the same one-thread code ranged 0.6-1.5 (30
+    rounds of the smallest shape), so 15 rounds put the median anywhere in 0.92-1.11 over twelve runs."""
     import statistics
     import time
 
     from _common import threads
 
-    reps = {}
+    reps, once = {}, {}
     for name, fn in fns.items():
         with threads(counts[0], torch_threads=1):
             fn()
             t0 = time.perf_counter()
             fn()
-            reps[name] = max(1, min(1000, int(min_sample / max(time.perf_counter() - t0, 1e-9))))
+            once[name] = max(time.perf_counter() - t0, 1e-9)
+            reps[name] = max(1, min(1000, int(min_sample / once[name])))
+    per_round = len(counts) * (settle + sum((reps[k] + 1) * once[k] for k in fns))  # the untimed call included
+    rounds = max(rounds, min(max_rounds, int(budget / per_round)))
     samples = {(name, n): [] for name in fns for n in counts}
     for r in range(rounds):
         for n in (counts if r % 2 == 0 else counts[::-1]):
