@@ -201,7 +201,7 @@ def forward(x, U, b, pad, n0, n1, out, R, eo, V, M2):
     N, C, H, W = x.shape
     F, Hout, Wout = out.shape[1], out.shape[2], out.shape[3]
     TH, TW = (Hout + 1) // 2, (Wout + 1) // 2
-    Wh = (TW + LANES - 1) // LANES * LANES + LANES
+    Wh = (TW + LANES - 1) // LANES * LANES + LANES  # as layout() (a Python function: not callable here)
     Tp = (R * TW + LANES + BLOCK - 1) // BLOCK * BLOCK
     VS = C * Tp + 16  # V's planes 16 floats further apart than their size: at a multiple of 4 KB the 16 streams
     MS = (F + 1) * Tp  # of a transform would share one L1 cache set; M's likewise, by a row of padding per plane
