@@ -189,3 +189,35 @@ def test_to_networkx_mirrors_the_wires():
     nxg = g.to_networkx()
     assert set(nxg.nodes) == {n.id for n in g}
     assert {(e.src, e.dst, e.port) for e in g.edges} == {(u, v, d["port"]) for u, v, d in nxg.edges(data=True)}
+
+
+def _heap_order(g):
+    """Kahn's algorithm, the ready node of the lowest insertion rank first (the definition of topological_order)."""
+    rank = {nid: i for i, nid in enumerate(n.id for n in g.nodes)}
+    preds = {nid: {e.src for e in g.edges if e.dst == nid} for nid in rank}
+    done, order = set(), []
+    while len(order) < len(rank):
+        nid = min((n for n in rank if n not in done and preds[n] <= done), key=rank.get)
+        done.add(nid)
+        order.append(nid)
+    return order
+
+
+def test_topological_order_puts_producers_first_and_breaks_ties_by_insertion_order():
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        g = Graph()
+        names = [g.add_input(f"x{i}", 1.0) for i in range(3)]
+        ops = [g.add_op("add") for _ in range(8)]
+        # each op takes two earlier-or-later nodes, without cycles: op k reads inputs or ops of lower index k' < k,
+        # wired in a random order so that half the trials insert a consumer before its producer
+        perm = rng.permutation(len(ops)) if trial % 2 else np.arange(len(ops))
+        for k in range(len(ops)):
+            pool = names + [ops[j] for j in range(len(ops)) if perm[j] < perm[k]]
+            a, b = rng.choice(pool, 2)
+            g.connect(str(a), ops[k], "x", check_shapes=False)
+            g.connect(str(b), ops[k], "y", check_shapes=False)
+        order = g.topological_order()
+        assert order == _heap_order(g)
+        pos = {nid: i for i, nid in enumerate(order)}
+        assert all(pos[e.src] < pos[e.dst] for e in g.edges)
