@@ -930,6 +930,8 @@ def _winograd_rows(C: int, Hout: int, Wout: int) -> int:
     on a tie), among those whose V fits in WINOGRAD_BLOCK_BYTES (at least 1). Shapes only."""
     TH, TW = _wino.tiles(Hout, Wout)
     best, best_waste = 1, 2.0
+    if TW == 0:  # no output columns: nothing to compute, any block height does
+        return best
     for R in range(1, TH + 1):
         Tp = _wino.layout(TW, R)[1]
         if R > 1 and 16 * C * Tp * 4 > WINOGRAD_BLOCK_BYTES:

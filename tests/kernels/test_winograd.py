@@ -42,6 +42,16 @@ def test_winograd_matches_the_reference(N, C, H, W, F, pad):
     _close(out, ref_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, pad))
 
 
+def test_an_output_without_columns_or_rows_is_an_empty_array():
+    rng = np.random.default_rng(8)
+    for H, W in ((9, 2), (2, 9), (2, 2)):  # pad 0: Wout, Hout or both 0 (the direct kernels return empty arrays too)
+        x, w, b = _case(rng, 2, 32, H, W, 32)
+        out = K.conv_forward(x, w, b, 1, 0)
+        assert out.shape == (2, 32, H - 2, W - 2)
+        dx, dw, db = K.conv_backward(out, x, w, 1, 0)
+        assert dx.shape == x.shape and np.all(dw == 0) and np.all(db == 0)
+
+
 def test_the_weight_transform_is_g_w_gt():
     w = np.random.default_rng(0).standard_normal((3, 2, 3, 3))
     G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
