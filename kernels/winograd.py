@@ -49,12 +49,13 @@ def tiles(Hout: int, Wout: int) -> tuple[int, int]:
     return -(-Hout // 2), -(-Wout // 2)
 
 
-def layout(TW: int, R: int) -> tuple[int, int]:
+@njit(cache=True, nogil=True)
+def layout(TW, R):
     """(Wh, Tp) for blocks of R rows of TW tiles: Wh the length of eo's rows (the tiles' column slots, a vector's
     reach past the last one, zeros), Tp the tiles per channel in V and M (R*TW and a vector's overhang, rounded up to
-    whole GEMM blocks)."""
-    Wh = -(-TW // LANES) * LANES + LANES
-    Tp = -(-(R * TW + LANES) // BLOCK) * BLOCK
+    whole GEMM blocks). Jitted: forward() and the callers that size its buffers share it."""
+    Wh = (TW + LANES - 1) // LANES * LANES + LANES
+    Tp = (R * TW + LANES + BLOCK - 1) // BLOCK * BLOCK
     return Wh, Tp
 
 
@@ -201,8 +202,7 @@ def forward(x, U, b, pad, n0, n1, out, R, eo, V, M2):
     N, C, H, W = x.shape
     F, Hout, Wout = out.shape[1], out.shape[2], out.shape[3]
     TH, TW = (Hout + 1) // 2, (Wout + 1) // 2
-    Wh = (TW + LANES - 1) // LANES * LANES + LANES  # as layout() (a Python function: not callable here)
-    Tp = (R * TW + LANES + BLOCK - 1) // BLOCK * BLOCK
+    Wh, Tp = layout(TW, R)
     VS = C * Tp + 16  # V's planes 16 floats further apart than their size: at a multiple of 4 KB the 16 streams
     MS = (F + 1) * Tp  # of a transform would share one L1 cache set; M's likewise, by a row of padding per plane
     half = (2 * R + 2) * Wh  # eo's odd columns
