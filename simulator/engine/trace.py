@@ -14,7 +14,7 @@ import re
 import weakref
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterator, Literal, Mapping
+from typing import Any, Callable, Iterator, Literal, Mapping
 
 import numpy as np
 
@@ -34,21 +34,75 @@ UPDATE_LR = Param("lr", float, 0.1, low=0.0, low_open=True, high=1e12, log=True,
                       "(make a leaf a Parameter in the inspector)")
 
 
-@dataclass(frozen=True)
+_NO_ATTRS: Mapping[str, Any] = MappingProxyType({})   # shared by the many steps whose op has no attributes
+_Frozen = MappingProxyType   # an event's read-only view of a dict made for it (nothing else holds the dict)
+
+
 class StepEvent:
     """One visible step. Forward op: inputs {port: value}, outputs {"out": value}. Backward seed: outputs
     {"grad": ones}. Backward op: inputs {"upstream": dL/dnode}, outputs {port: dL/d(input via that wire)}.
-    Accumulate: node is the receiving value, inputs {"previous", "incoming"}, outputs {"grad": their sum}."""
+    Accumulate: node is the receiving value, inputs {"previous", "incoming"}, outputs {"grad": their sum}.
+    `sources` (backward op): port -> the node the wire comes from; `local` (backward op on scalars): port ->
+    d node / d port.
 
-    index: int
-    phase: Phase
-    kind: EventKind
-    node: str
-    inputs: Mapping[str, np.ndarray]
-    outputs: Mapping[str, np.ndarray]
-    note: str
-    sources: Mapping[str, str] = field(default_factory=dict)  # backward op: port -> the node the wire comes from
-    local: Mapping[str, np.ndarray] = field(default_factory=dict)  # backward op on scalars: port -> d node / d port
+    `note` is the chain-rule sentence the step panel shows. A trace records thousands of events and the learner
+    reads a few of them, so a recorder may pass instead a function of the event that writes it, called the first
+    time it is read; it may read the compiled op (`program_step`) and the graph's output (`output`) the event
+    was recorded with. Events are read-only; two events are equal when all their fields (the note's text
+    included) are."""
+
+    __slots__ = ("index", "phase", "kind", "node", "inputs", "outputs", "_note", "sources", "local", "_step",
+                 "_output")
+    _FIELDS = ("index", "phase", "kind", "node", "inputs", "outputs", "note", "sources", "local")
+
+    def __init__(self, index: int, phase: Phase, kind: EventKind, node: str, inputs: Mapping[str, np.ndarray],
+                 outputs: Mapping[str, np.ndarray], note: str | Callable[["StepEvent"], str],
+                 sources: Mapping[str, str] = _NO_ATTRS, local: Mapping[str, np.ndarray] = _NO_ATTRS,
+                 program_step: "_OpStep | None" = None, output: str | None = None):
+        put = object.__setattr__   # (no tuple of fields to build per event: a trace makes thousands)
+        put(self, "index", index)
+        put(self, "phase", phase)
+        put(self, "kind", kind)
+        put(self, "node", node)
+        put(self, "inputs", inputs)
+        put(self, "outputs", outputs)
+        put(self, "_note", note)
+        put(self, "sources", sources)
+        put(self, "local", local)
+        put(self, "_step", program_step)
+        put(self, "_output", output)
+
+    @property
+    def note(self) -> str:
+        note = self._note
+        if not isinstance(note, str):
+            note = note(self)
+            object.__setattr__(self, "_note", note)
+        return note
+
+    @property
+    def program_step(self) -> "_OpStep | None":
+        return self._step
+
+    @property
+    def output(self) -> str | None:
+        return self._output
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a StepEvent is read-only (cannot set '{name}')")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a StepEvent is read-only (cannot delete '{name}')")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not StepEvent:
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self._FIELDS)
+
+    __hash__ = None   # type: ignore[assignment]  # its mappings are not hashable
+
+    def __repr__(self) -> str:
+        return "StepEvent(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS) + ")"
 
 
 class _OpStep:
@@ -63,8 +117,6 @@ class _OpStep:
         self.grad_ports = grad_ports     # whether a gradient flows back through each port
         self.index = index               # its place in the forward pass (forward step index + 1)
 
-
-_NO_ATTRS: Mapping[str, Any] = MappingProxyType({})   # shared by the many steps whose op has no attributes
 
 MEMORY_BUDGET = 1 << 30  # bytes: values, gradients and the recorded trace of one run, estimated before allocating
 
@@ -462,29 +514,21 @@ class Trace:
         self._values = _History()
         self._grads = _History()
         self._edge_grads = _History()
-        self._touched: list[tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = []  # per event: nodes, wires
         for nid, v in self.initial.items():
             self._values.set(nid, 0, v)
         for i, ev in enumerate(self.events, start=1):
             if ev.phase == "forward":
                 self._values.set(ev.node, i, ev.outputs["out"])
-                self._touched.append(((ev.node,), ()))
             elif ev.phase == "update":
                 self._values.set(ev.node, i, ev.outputs["value"])
-                self._touched.append(((ev.node,), ()))
             elif ev.kind == "seed" or ev.kind == "accumulate":
                 self._grads.set(ev.node, i, ev.outputs["grad"])
-                self._touched.append(((ev.node,), ()))
             else:
-                wires, nodes = [], [ev.node]
                 for port, g in ev.outputs.items():
                     self._edge_grads.set((ev.node, port), i, g)
-                    wires.append((ev.node, port))
                     src = ev.sources[port]
                     if src not in self._grads:   # the first arrival; later ones are accumulate events
                         self._grads.set(src, i, g)
-                    nodes.append(src)
-                self._touched.append((tuple(nodes), tuple(wires)))
 
     def __len__(self) -> int:
         return len(self.events)
@@ -501,9 +545,12 @@ class Trace:
         lo, hi = min(a, b), max(a, b)
         nodes: set[str] = set()
         wires: set[tuple[str, str]] = set()
-        for touched_nodes, touched_wires in self._touched[lo:hi]:
-            nodes.update(touched_nodes)
-            wires.update(touched_wires)
+        for ev in self.events[lo:hi]:   # an event sets its node's value or gradient; a backward op also its wires'
+            nodes.add(ev.node)
+            if ev.phase == "backward" and ev.kind == "op":
+                for port, src in ev.sources.items():
+                    wires.add((ev.node, port))
+                    nodes.add(src)
         return nodes, wires
 
     def label(self, k: int) -> str:
@@ -523,34 +570,43 @@ class Trace:
 
 
 class _History:
-    """For each key, the steps at which it was set and what it was set to (steps ascending)."""
+    """For each key, the steps at which it was set and what it was set to (steps ascending). Most keys are set
+    once: their step and value are kept as they are, and only keys set again get lists (a trace records
+    thousands of keys, and every list would be one more object for memory and for the garbage collector)."""
 
-    __slots__ = ("steps", "items", "first")
+    __slots__ = ("first", "value", "later")
 
     def __init__(self) -> None:
-        self.steps: dict[Any, list[int]] = {}
-        self.items: dict[Any, list[Any]] = {}
-        self.first: dict[Any, int] = {}      # key -> the step it first appears at (also the iteration order)
+        self.first: dict[Any, int] = {}     # key -> the step it first appears at (also the iteration order)
+        self.value: dict[Any, Any] = {}     # key -> what it was set to then
+        self.later: dict[Any, tuple[list[int], list[Any]]] = {}   # keys set again: the later steps and values
 
     def __contains__(self, key: Any) -> bool:
-        return key in self.steps
+        return key in self.first
 
     def set(self, key: Any, step: int, value: Any) -> None:
-        if key in self.steps:
-            self.steps[key].append(step)
-            self.items[key].append(value)
-        else:
-            self.steps[key] = [step]
-            self.items[key] = [value]
+        if key not in self.first:
             self.first[key] = step
+            self.value[key] = value
+            return
+        more = self.later.get(key)
+        if more is None:
+            self.later[key] = ([step], [value])
+        else:
+            more[0].append(step)
+            more[1].append(value)
 
     def at(self, key: Any, k: int, default: Any = None) -> Any:
-        steps = self.steps.get(key)
-        if steps is None or steps[0] > k:
+        first = self.first.get(key)
+        if first is None or first > k:
             return default
+        more = self.later.get(key)
+        if more is None or more[0][0] > k:
+            return self.value[key]
+        steps, items = more
         if steps[-1] <= k:
-            return self.items[key][-1]
-        return self.items[key][bisect.bisect_right(steps, k) - 1]
+            return items[-1]
+        return items[bisect.bisect_right(steps, k) - 1]
 
 
 _MISSING = object()
@@ -613,9 +669,9 @@ def forward_events(program: Program, values: dict[str, np.ndarray], caches: dict
     np.errstate(all="ignore"), as _record does: a NaN or an infinity raises our NumericError instead)."""
     for i, step in enumerate(program.steps):
         out = _forward_node(step, values, caches)
-        ins = {p: values[s] for p, s in zip(step.spec.inputs, step.srcs)}
-        yield StepEvent(start + i, "forward", "op", step.node, _frozen(ins), _frozen({"out": out}),
-                        _forward_note(step, ins, out))
+        ins = _Frozen({p: values[s] for p, s in zip(step.spec.inputs, step.srcs)})
+        yield StepEvent(start + i, "forward", "op", step.node, ins, _Frozen({"out": out}), _forward_note_of,
+                        program_step=step)
 
 
 def backward_events(program: Program, values: dict[str, np.ndarray], caches: dict[str, Any],
@@ -626,7 +682,7 @@ def backward_events(program: Program, values: dict[str, np.ndarray], caches: dic
     index = start
     seed = np.ones_like(values[out_id])
     grads: dict[str, np.ndarray] = {out_id: seed}
-    yield StepEvent(index, "backward", "seed", out_id, _frozen({}), _frozen({"grad": seed}),
+    yield StepEvent(index, "backward", "seed", out_id, _Frozen({}), _Frozen({"grad": seed}),
                     _seed_note(out_id, seed))
     index += 1
     for step in reversed(program.steps):
@@ -634,14 +690,14 @@ def backward_events(program: Program, values: dict[str, np.ndarray], caches: dic
         if up is None:
             continue
         downs = _backward_node(step, up, caches[step.node])
-        outs = {p: g for p, g in zip(step.spec.inputs, downs) if g is not None}
-        sources = {p: s for p, s, g in zip(step.spec.inputs, step.srcs, downs) if g is not None}
+        outs = _Frozen({p: g for p, g in zip(step.spec.inputs, downs) if g is not None})
+        sources = _Frozen({p: s for p, s, g in zip(step.spec.inputs, step.srcs, downs) if g is not None})
         for port, g in outs.items():
             if not _finite(g):
                 raise numeric_error(step, values, g, backward_step=index - start + 1, port=port, output=out_id)
-        local = _scalar_locals(step, up, outs, caches[step.node])
-        yield StepEvent(index, "backward", "op", step.node, _frozen({"upstream": up}), _frozen(outs),
-                        _backward_note(step, program.output, up, outs, local), _frozen(sources), _frozen(local))
+        local = _Frozen(_scalar_locals(step, up, outs, caches[step.node]))
+        yield StepEvent(index, "backward", "op", step.node, _Frozen({"upstream": up}), outs, _backward_note_of,
+                        sources, local, program_step=step, output=out_id)
         index += 1
         for port, g in outs.items():
             src = sources[port]
@@ -653,9 +709,8 @@ def backward_events(program: Program, values: dict[str, np.ndarray], caches: dic
             if not _finite(total):
                 raise numeric_error(step, values, total, backward_step=index - start + 1, port=port, output=out_id)
             grads[src] = total
-            yield StepEvent(index, "backward", "accumulate", src, _frozen({"previous": previous, "incoming": g}),
-                            _frozen({"grad": total}),
-                            _accumulate_note(src, program.output, previous, g, total, step.node))
+            yield StepEvent(index, "backward", "accumulate", src, _Frozen({"previous": previous, "incoming": g}),
+                            _Frozen({"grad": total}), _accumulate_note_of, program_step=step, output=out_id)
             index += 1
 
 
@@ -696,15 +751,24 @@ def update_events(program: Program, values: Mapping[str, np.ndarray], events: li
             note = (f"{nid} ← {nid} − lr · d{out}/d{nid} = {_fmt(old)} − {lr:g} × {_fmt(g)} = {_fmt(new)}")
         else:
             note = f"{nid} ← {nid} − lr · d{out}/d{nid}  (lr = {lr:g}, shape {tuple(np.shape(new))})"
-        yield StepEvent(index, "update", "op", nid, _frozen({"value": old, "grad": g}), _frozen({"value": new}), note)
+        yield StepEvent(index, "update", "op", nid, _Frozen({"value": old, "grad": g}), _Frozen({"value": new}), note)
         index += 1
 
 
-def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(d))
-
-
 # ---- notes for the chain-rule view -------------------------------------------------------------------------
+
+def _forward_note_of(ev: StepEvent) -> str:
+    return _forward_note(ev.program_step, ev.inputs, ev.outputs["out"])
+
+
+def _backward_note_of(ev: StepEvent) -> str:
+    return _backward_note(ev.program_step, ev.output, ev.inputs["upstream"], ev.outputs, ev.local)
+
+
+def _accumulate_note_of(ev: StepEvent) -> str:
+    return _accumulate_note(ev.node, ev.output, ev.inputs["previous"], ev.inputs["incoming"], ev.outputs["grad"],
+                            ev.program_step.node)
+
 
 def _forward_note(step: _OpStep, ins: Mapping[str, np.ndarray], out: np.ndarray) -> str:
     formula = step.spec.formula

@@ -288,9 +288,11 @@ def test_seeking_a_trace_matches_replaying_it_at_every_step():
         g = load_example(name)
         t = Trace(g, learning_rate=0.1 if name == "two_layer_net" else None)
         values, grads, edge = dict(t.initial), {}, {}
+        touched = []   # per event: the nodes and wires whose value or gradient it sets
         for k in range(len(t) + 1):
             if k:
                 ev = t.events[k - 1]
+                nodes, wires = {ev.node}, set()
                 if ev.phase == "forward":
                     values[ev.node] = ev.outputs["out"]
                 elif ev.phase == "update":
@@ -301,6 +303,9 @@ def test_seeking_a_trace_matches_replaying_it_at_every_step():
                     for port, gr in ev.outputs.items():
                         edge[(ev.node, port)] = gr
                         grads.setdefault(ev.sources[port], gr)
+                        nodes.add(ev.sources[port])
+                        wires.add((ev.node, port))
+                touched.append((nodes, wires))
             state = t.state_at(k)
             assert set(state.values) == set(values) and set(state.grads) == set(grads)
             assert set(state.edge_grads) == set(edge) and len(state.grads) == len(grads)
@@ -308,9 +313,12 @@ def test_seeking_a_trace_matches_replaying_it_at_every_step():
                 for key, v in ref.items():
                     assert mine[key] is v
             if k:
-                nodes, wires = t.changed_between(k - 1, k)
-                assert t.events[k - 1].node in nodes
-                assert state.changed_since(t.state_at(k - 1)) == (nodes, wires)
+                assert t.changed_between(k - 1, k) == touched[k - 1]
+                assert state.changed_since(t.state_at(k - 1)) == touched[k - 1]
+        for a, b in ((0, len(t)), (len(t), 1), (2, len(t) - 1)):   # a jump: everything set in between
+            lo, hi = min(a, b), max(a, b)
+            want = (set().union(*(n for n, _ in touched[lo:hi])), set().union(*(w for _, w in touched[lo:hi])))
+            assert t.changed_between(a, b) == want and t.state_at(b).changed_since(t.state_at(a)) == want
 
 
 def test_evaluate_on_a_graph_does_not_change_it():

@@ -39,6 +39,33 @@ def test_fan_out_has_a_visible_accumulate_event():
     assert t.events[i - 1].kind == "op" and "x" in t.events[i - 1].sources.values()
 
 
+def test_every_kind_of_note_reads_as_the_lecture_writes_it_and_events_are_read_only():
+    t = Trace(load_example("fan_out"))   # f = x*y + x**2 at x = 3, y = -4
+    assert [e.note for e in t.events] == [
+        "q1 = x · y  (x ← x = 3, y ← y = -4)  →  q1 = -12",
+        "q2 = x^p  (x ← x = 3; p = 2.0)  →  q2 = 9",
+        "f = x + y  (x ← q1 = -12, y ← q2 = 9)  →  f = -3",
+        "df/df = 1: the backward pass starts at the output",
+        "df/dq1 = df/df · df/dq1 = 1 × 1 = 1    (local ∂f/∂x = 1)\n"
+        "df/dq2 = df/df · df/dq2 = 1 × 1 = 1    (local ∂f/∂y = 1)",
+        "df/dx = df/dq2 · dq2/dx = 1 × 6 = 6    (local ∂q2/∂x = p · x^(p−1))",
+        "df/dx = df/dq1 · dq1/dx = 1 × -4 = -4    (local ∂q1/∂x = y)\n"
+        "df/dy = df/dq1 · dq1/dy = 1 × 3 = 3    (local ∂q1/∂y = x)",
+        "df/dx += -4 (from q1):  6 + -4 = 2    — x feeds several nodes, so its gradients add"]
+    assert all(e.note is e.note for e in t.events)   # written once, on first reading
+    again = Trace(load_example("fan_out"))
+    assert again.events[-1] == t.events[-1] and again.events[0] != t.events[1]
+    assert list(again.events) == list(t.events)      # equal field by field, the notes' text included
+    ev = t.events[-1]
+    with pytest.raises(AttributeError):
+        ev.note = "changed"
+    with pytest.raises(AttributeError):
+        del ev.node
+    with pytest.raises(TypeError):
+        ev.outputs["grad"] = 0.0
+    assert ev.note.startswith("df/dx +=") and ev.node == "x"
+
+
 def test_same_input_twice_in_one_node_accumulates():
     g = Graph.from_expression("x * x")
     g.set_value("x", 3.0)
