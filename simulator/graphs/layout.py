@@ -49,8 +49,22 @@ def layered_positions(graph: Graph) -> dict[str, tuple[float, float]]:
     for members in layers.values():
         for k, i in enumerate(members):
             row[i] = float(k)
+    _order_rows(layers, row, out_slots, in_slots)
+    return {nid: (float(layer[i] - shift) * LAYER_GAP, row[i] * ROW_GAP) for i, nid in enumerate(order)}
 
-    def sweep(depths, neighbours, sign):
+
+def _order_rows(layers: dict[int, list[int]], row: list[float], out_slots: list[list[tuple[int, float]]],
+                in_slots: list[list[tuple[int, float]]], stop_when_settled: bool = True) -> int:
+    """The barycentric sweeps: `_SWEEPS` pairs (left to right by inputs, right to left by consumers), then one
+    more left to right. Reorders each layer's members in place and sets every node's row (centred on 0).
+
+    The first pair centres every layer. After it, a pair that moves no node in any layer leaves the rows exactly
+    as they were, so every later sweep would compute the same keys and change nothing: the sweeps stop there
+    (`stop_when_settled`), with the very rows the full schedule gives. Most graphs settle within two pairs.
+    Returns the number of pairs run."""
+
+    def sweep(depths, neighbours, sign) -> bool:
+        moved = False
         for depth in depths:
             members = layers[depth]
             keys = []
@@ -60,17 +74,23 @@ def layered_positions(graph: Graph) -> dict[str, tuple[float, float]]:
             # Ordered by (key, row). Rows grow along `members` (every sweep numbers them in order), so a stable sort
             # on the key alone gives that order, and sorting plain floats is the list sort's fast path.
             ranked = sorted(range(len(members)), key=keys.__getitem__)
-            members[:] = [members[k] for k in ranked]
+            reordered = [members[k] for k in ranked]
+            if reordered != members:
+                moved = True
+                members[:] = reordered
             half = (len(members) - 1) / 2.0
             for k, i in enumerate(members):
                 row[i] = float(k) - half
+        return moved
 
     depths = sorted(layers)
-    for _ in range(_SWEEPS):
-        sweep(depths[1:], out_slots, 0.0)
-        sweep(depths[-2::-1], in_slots, 1.0)
+    for pair in range(_SWEEPS):
+        moved = sweep(depths[1:], out_slots, 0.0)
+        moved = sweep(depths[-2::-1], in_slots, 1.0) or moved
+        if stop_when_settled and pair > 0 and not moved:
+            return pair + 1
     sweep(depths[1:], out_slots, 0.0)
-    return {nid: (float(layer[i] - shift) * LAYER_GAP, row[i] * ROW_GAP) for i, nid in enumerate(order)}
+    return _SWEEPS
 
 
 def apply_layout(graph: Graph) -> None:
