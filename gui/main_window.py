@@ -10,7 +10,7 @@ from PySide6.QtCore import QBuffer, QIODevice, QPointF, QRectF, QSettings, QSize
 from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPainter, QUndoStack
 from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QMainWindow, QMessageBox, QProgressBar, QPushButton,
-                               QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from gui import commands, theme
 from gui.recovery import WindowRecovery
@@ -26,6 +26,7 @@ from gui.lessons import LessonBrowser, LessonPanel
 from gui.user_op_dialog import USER_OPS_KEY, UserOpDialog
 from gui.stepping.transport import TransportBar
 from gui.jobs import JobRunner
+from gui.tab_widget import TabWidget
 from simulator import EXAMPLES, ExpressionError, FileFormatError, Graph, StudioError, load_example
 from simulator.core.files import atomic_write
 from simulator.graphs import fileformat
@@ -237,7 +238,7 @@ class MainWindow(QMainWindow):
         self.editor_window.setWindowFlags(Qt.WindowType.Widget)
         self.editor_window.setDockNestingEnabled(False)
         self.editor_window.setCentralWidget(page)
-        self.tabs = QTabWidget(self)
+        self.tabs = TabWidget(self)
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.editor_window, "Backprop")
         # Labs are built the first time their tab is opened, so start-up stays quick.

@@ -17,13 +17,14 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QHeaderView,
                                QLabel, QProgressBar, QPushButton, QSizePolicy, QSplitter, QStackedWidget, QTableWidget,
-                               QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from gui import plotting, theme
 from gui.forms import ParamForm
 from gui.jobs import JobRunner
 from gui.labs.common import (CLASS_COLOURS, ERROR_STYLE, MUTED_STYLE, FlowSplitter, LazyPage, control_column,
                              digit_pixmap, group, muted, size_to_current_page)
+from gui.tab_widget import TabWidget
 from simulator.core.errors import StudioError
 from simulator.labs.classic_lab import (DIGITS, ClassicLabModel, CvSettings, KnnDataSettings, KnnLabModel,
                                         KnnSettings, LinearLabModel, LinearSettings)
@@ -990,7 +991,7 @@ class ClassicLab(QWidget):
         self.model = model or ClassicLabModel()
         self.runner = JobRunner(self)
         self._prepared: bool | str | None = None       # the prepare job: True done, a message if it failed
-        self.tabs = QTabWidget()
+        self.tabs = TabWidget()
         self.tabs.setDocumentMode(True)
         self.knn = KnnPanel(self.model.knn, self.runner)
         self.linear_page = LazyPage(self._make_linear)

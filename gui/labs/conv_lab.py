@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QStackedWidget,
-                               QTabWidget, QVBoxLayout, QWidget)
+                               QVBoxLayout, QWidget)
 
 from gui import theme
 from gui.forms import ParamForm
@@ -27,6 +27,7 @@ from gui.labs.prediction import PredictionBox
 from gui.labs.common import control_column, group, muted
 from gui.labs.conv_grid import ACCENT, ERROR_STYLE, OK_STYLE, GridView, sum_box
 from gui.labs.conv_multichannel import MultiChannelView
+from gui.tab_widget import TabWidget
 from simulator.core.errors import StudioError
 from simulator.labs.conv_lab import ConvLabModel, FilterSettings, LayerSettings, PoolSettings
 from simulator.labs.conv_mechanics import FILTER_NOTES, FILTERS, format_number, output_size
@@ -151,7 +152,7 @@ class ConvLab(QWidget):
                                  group("Output size  (N − F + 2P)/S + 1", size_box), group("Animation", anim)],
                                 width=290)
 
-        self.tabs = QTabWidget()
+        self.tabs = TabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self._build_forward(), "Forward")
         self.tabs.addTab(self._build_backward(), "Backward")

@@ -18,13 +18,14 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QSizePolicy, QSplitter,
-                               QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from gui import theme
 from gui.forms import ParamForm
 from gui.jobs import JobRunner
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE, LazyPage, control_column, group
 from gui.labs.dying_relu_view import DyingReluView
+from gui.tab_widget import TabWidget
 from simulator.core.errors import StudioError
 from simulator.labs.activation_explorer import curves as activation_curves
 from simulator.labs.activation_explorer import symmetry, zigzag
@@ -599,7 +600,7 @@ class InitLab(QWidget):
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([300, 1200])
         # the other sub-tabs are built the first time they are shown: opening the lab costs the first one's widgets
-        self.tabs = QTabWidget()
+        self.tabs = TabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(splitter, "Initialisation")
         self._norms_page = LazyPage(self._make_norms_view, lambda _view: self._on_norms_built())

@@ -17,13 +17,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QFrame, QGraphicsRectItem, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
-                               QPushButton, QSizePolicy, QSlider, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
+                               QPushButton, QSizePolicy, QSlider, QSpinBox, QSplitter, QVBoxLayout,
                                QWidget)
 
 from gui import plotting, theme
 from gui.forms import ParamForm
 from gui.jobs import JobRunner
 from gui.labs.common import ERROR_STYLE, control_column, group, muted
+from gui.tab_widget import TabWidget
 from simulator.core.errors import StudioError
 from simulator.core.params import params_of
 from simulator.labs import interpret_lab as M
@@ -271,7 +272,7 @@ class InterpretLab(QWidget):
 
         # ---- views: the first now, the others a moment after the lab is on screen (or when their tab is chosen
         # first), so opening the lab costs one view's widgets
-        self.tabs = QTabWidget()
+        self.tabs = TabWidget()
         self._view_builders = (self._build_saliency_view, self._build_occlusion_view, self._build_shapley_view,
                                self._build_patches_view, self._build_classvis_view, self._build_adversarial_view,
                                self._build_embedding_view)

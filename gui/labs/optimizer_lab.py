@@ -32,7 +32,7 @@ from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QFormLayout, QGraphicsItem,
                                QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QSplitter, QTableWidget,
-                               QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from gui import plotting, theme
 from gui.forms import ParamForm, param_widget, read_widget, write_widget
@@ -41,6 +41,7 @@ from gui.jobs import JobRunner
 from gui.labs.prediction import PredictionBox
 from gui.labs.common import ERROR_STYLE, MUTED_STYLE, PALETTE, FlowSplitter, control_column, group
 from gui.labs.schedule_designer import ScheduleDesigner
+from gui.tab_widget import TabWidget
 from simulator.core.errors import StudioError
 from simulator.core.params import params_of
 from simulator.functional.schedules import Schedule
@@ -424,7 +425,7 @@ class OptimizerLab(QWidget):
         # the loss plot and the schedule designer: a column beside the surface when there is room for three
         # columns, tabs under the surface when there is not (a laptop with the lesson dock open)
         self._right = right
-        self.side_tabs = QTabWidget()
+        self.side_tabs = TabWidget()
         self._side_tab = 0
         self.side_tabs.setDocumentMode(True)
         self.side_tabs.hide()

@@ -42,7 +42,6 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSplitter,
     QStackedWidget,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -62,6 +61,7 @@ from gui.labs.common import (
 )
 from gui.labs.interpret_lab import ImageGrid
 from gui.labs.playground import Decimated
+from gui.tab_widget import TabWidget
 from simulator.core.errors import StudioError
 from simulator.core.jobs import Progress
 from simulator.core.params import params_of
@@ -715,7 +715,7 @@ class SelfSupervisedLab(QWidget):
             transport.addWidget(b)
         transport.addWidget(self.progress)
         transport.addWidget(self.status_label, 1)
-        self.tabs = QTabWidget()
+        self.tabs = TabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.pretext_page, "Pretext training")
         self.tabs.addTab(self.judge_page, "Judge the features")
