@@ -47,6 +47,7 @@ class NodeItem(LazyToolTip, QGraphicsItem):
         self.setAcceptHoverEvents(True)
         self.setZValue(1)
         self.w = self.h = 0.0
+        self._bounds: QRectF | None = None   # boundingRect, kept until what it is measured from changes
         self.sync()
 
     # ---- reading the model ----------------------------------------------------------------------------------
@@ -81,6 +82,7 @@ class NodeItem(LazyToolTip, QGraphicsItem):
 
     def _layout(self) -> None:
         self.prepareGeometryChange()
+        self._bounds = None
         old_w, old_ports = self.w, len(self.input_ports)
         node = self.node
         if node.kind == "op":
@@ -137,8 +139,6 @@ class NodeItem(LazyToolTip, QGraphicsItem):
         relayout = (theme.format_value(new_value) != theme.format_value(self.value)
                     or theme.is_tensor(new_value) != theme.is_tensor(self.value) or is_output != self.is_output)
         self.value = new_value
-        if self.grad is not grad or relayout:
-            self.prepareGeometryChange()
         self.grad = grad
         self._grad_image = theme.heatmap_image(grad, THUMB_W, THUMB_H) if theme.is_tensor(grad) else None
         self.output_value = output_value
@@ -150,6 +150,10 @@ class NodeItem(LazyToolTip, QGraphicsItem):
         if relayout:
             self._layout()
         else:
+            bounds = self._measure_bounds()   # the numbers under and beside the box may be wider or narrower
+            if bounds != self._bounds:
+                self.prepareGeometryChange()  # (Qt reads the old bounds here, to repaint what they covered)
+                self._bounds = bounds
             self._update_tooltip()
             self.update()
 
@@ -182,6 +186,13 @@ class NodeItem(LazyToolTip, QGraphicsItem):
         return self.h / 2 if kind in ("input", "const") else (6.0 if kind == "param" else OP_RADIUS)
 
     def boundingRect(self) -> QRectF:
+        # Qt asks for it far more often than it changes: for every item, on every paint of a scene without an
+        # index (3,000 times a scrub at 2,000 nodes), and measuring it means measuring its texts.
+        if self._bounds is None:
+            self._bounds = self._measure_bounds()
+        return QRectF(self._bounds)
+
+    def _measure_bounds(self) -> QRectF:
         right = self.w / 2 + 12
         if self.is_output:
             right += STUB + max(_width(theme.canvas_fonts().number, self.output_text()) + (THUMB_W + 4 if self._out_image else 0), 0)

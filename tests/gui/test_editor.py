@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, QSizeF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QMouseEvent, QUndoStack, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialog
@@ -431,6 +431,27 @@ def test_wires_follow_a_node_whose_value_text_changes_its_width(qtbot):
                     port = node.port_scene_pos(None)
                     assert abs(start.x() - port.x()) < 1e-6 and abs(start.y() - port.y()) < 1e-6
     assert all(len(w) == 2 for w in widths.values())    # each box did change width (52 px, then 83-87 px)
+
+
+def test_node_bounds_follow_their_numbers_at_every_step_and_cover_what_is_painted(qtbot):
+    """A node's bounds are kept between steps; at every step they equal a fresh measure of its numbers (the
+    output's value beside it, the gradient under it), and the scene finds the node wherever it paints them."""
+    graph, stack, scene, view = _circuit_editor(qtbot, "sigmoid_neuron")
+    for name in ("w0", "w1", "w2"):
+        graph.set_kind(name, "param")
+    trace = Trace(graph, 1e6)
+    seen: dict[str, set] = {}
+    for k in list(range(len(trace) + 1)) + [0, len(trace), 3]:     # step forward, then jump
+        scene.show_state(trace.state_at(k), None, None)
+        for node in scene.node_items():
+            bounds = node.boundingRect()
+            assert bounds == node._measure_bounds() and bounds.contains(node.box_rect())
+            seen.setdefault(node.node_id, set()).add(round(bounds.width(), 1))
+            corner = node.mapToScene(bounds.bottomLeft() + QPointF(1, -1))   # under the box: the gradient
+            near = QRectF(corner, QSizeF(0.5, 0.5))
+            assert node in scene.items(near, Qt.ItemSelectionMode.IntersectsItemBoundingRect)
+    out = graph.output
+    assert len(seen[out]) >= 2 and len(seen["w0"]) >= 2    # the output's and a parameter's bounds did change
 
 
 def test_graph_edits_clear_a_stale_state(qtbot):
