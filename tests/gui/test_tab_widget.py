@@ -1,7 +1,7 @@
 """TabWidget: a label's new text on a page repaints the label, not the whole tab widget; tabs, corners, sizes
 and a page's minimum size are still laid out as QTabWidget lays them out."""
 from PySide6.QtCore import QEvent, QObject
-from PySide6.QtWidgets import QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QPushButton, QStackedWidget, QTabWidget, QVBoxLayout, QWidget
 
 from gui.tab_widget import TabWidget
 
@@ -105,3 +105,47 @@ def test_a_page_that_needs_more_room_still_gets_it(qtbot):
     content.setMinimumHeight(small + 300)      # the page's content, not the tab widget's tabs, changed
     qtbot.waitUntil(lambda: outer.height() >= small + 300 and content.height() >= small + 300)   # the window grew
     assert tabs.full_layouts == layouts
+
+
+def drive(tabs_class, qtbot, steps):
+    """A tab widget with a changing label on its first page, driven through `steps` (each a function of the tab
+    widget, its tab bar, its corner widget and the label), then where its tab bar, stack and corner ended up."""
+    tabs = tabs_class()
+    page = QWidget()
+    label = QLabel("step 1")
+    QVBoxLayout(page).addWidget(label)
+    tabs.addTab(page, "Backprop")
+    tabs.addTab(QWidget(), "Playground")
+    corner = QPushButton("corner")
+    tabs.setCornerWidget(corner)
+    qtbot.addWidget(tabs)
+    tabs.resize(700, 400)
+    tabs.show()
+    corner.show()
+    qtbot.waitExposed(tabs)
+    qtbot.wait(10)
+    for k, step in enumerate(steps):
+        step(tabs, tabs.tabBar(), corner)
+        qtbot.wait(5)
+        label.setText(f"step {k + 2}")              # a LayoutRequest from the page after each change
+        qtbot.wait(5)
+    stack = tabs.findChild(QStackedWidget)
+    return tabs.tabBar().geometry(), stack.geometry(), corner.geometry()
+
+
+def test_children_placed_outside_a_layout_request_are_placed_again_as_qt_places_them(qtbot):
+    """QTabWidget also places its children on a resize or a new title, without a LayoutRequest; a skipped request
+    must not leave them where such a placement put them for another state (found by review)."""
+    longer = "Backprop — a much longer title"
+    scenarios = [
+        [lambda t, b, c: c.setText("a wider corner"),                      # the tab bar placed for a long title
+         lambda t, b, c: b.setTabText(0, longer),                          # by a resize, then the title back
+         lambda t, b, c: (t.resize(701, 400), t.resize(700, 400)),
+         lambda t, b, c: b.setTabText(0, "Backprop")],
+        [lambda t, b, c: c.setText("a wider corner"),                      # a corner widget wider, then back
+         lambda t, b, c: t.setTabText(1, "Playground!"),
+         lambda t, b, c: c.setText("corner")],
+        [lambda t, b, c: c.resize(150, 40)],                                # a corner resized from outside
+    ]
+    for steps in scenarios:
+        assert drive(TabWidget, qtbot, steps) == drive(QTabWidget, qtbot, steps)
