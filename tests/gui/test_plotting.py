@@ -42,6 +42,46 @@ def test_switching_tabs_does_not_redraw_the_axes_but_a_new_range_does(qtbot, mon
     qtbot.waitUntil(lambda: count["n"] >= drawn + 2)
 
 
+def test_switching_back_to_a_plot_paints_it_once_and_a_legend_or_title_change_still_shows(qtbot):
+    """Qt sends a shown view's items WindowActivate, and QGraphicsWidget repaints on it: pyqtgraph's widgets (plot,
+    view box, legend, label) ignore it, so a tab switch paints a plot once instead of twice."""
+    from PySide6.QtCore import QEvent, QObject
+
+    class Paints(QObject):
+        n = 0
+
+        def eventFilter(self, obj, ev):
+            if ev.type() == QEvent.Type.Paint:
+                Paints.n += 1
+            return False
+
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    plot = pg.PlotWidget(title="loss")
+    plot.addLegend()
+    plot.plot([0, 1, 2], [3, 1, 2], name="train")
+    tabs.addTab(QLabel("other"), "other")
+    tabs.addTab(plot, "plot")
+    tabs.resize(500, 400)
+    tabs.show()
+    tabs.setCurrentIndex(1)
+    qtbot.waitExposed(plot)
+    qtbot.wait(100)
+    watcher = Paints()
+    plot.viewport().installEventFilter(watcher)
+    for _ in range(3):
+        tabs.setCurrentIndex(0)
+        qtbot.wait(30)
+        Paints.n = 0
+        tabs.setCurrentIndex(1)
+        qtbot.wait(60)
+        assert Paints.n == 1
+    Paints.n = 0
+    plot.setTitle("validation loss")                  # a real change is still painted
+    qtbot.waitUntil(lambda: Paints.n >= 1)
+    assert plot.getPlotItem().titleLabel.text == "validation loss"
+
+
 def test_an_axis_label_follows_its_text_and_its_si_prefix(qtbot):
     plot = pg.PlotWidget()
     qtbot.addWidget(plot)
