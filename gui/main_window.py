@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QBuffer, QIODevice, QPointF, QRectF, QSettings, QSize, Qt, QTimer
+from PySide6.QtCore import QBuffer, QCoreApplication, QEvent, QIODevice, QPointF, QRectF, QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPainter, QUndoStack
 from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QMainWindow, QMessageBox, QProgressBar, QPushButton,
@@ -402,6 +402,10 @@ class MainWindow(QMainWindow):
         lab.show()
         if title == "Interpretability" and self.pending_model is not None:
             lab.set_network(*self.pending_model)
+        # The tab's repaint was asked for when it was clicked, before the lab existed; the lab's layouts, asked for
+        # while it was built, would be settled after that first paint and paint it all again (the Playground's first
+        # open painted its five plots and its controls twice). Settle them now, so the first paint is the last.
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
 
     def open_network_graph(self, graph: Graph) -> None:
         """The playground's network on a few examples, as a graph to step through (an undoable replacement)."""

@@ -422,3 +422,37 @@ def test_stepping_can_end_with_a_gradient_descent_update(qtbot, window):
     qtbot.mouseClick(w.transport.update_check, Qt.LeftButton)
     w.player.flush()
     assert w.player.length == plain
+
+
+def test_a_lab_opened_by_its_tab_is_painted_once_when_shown(qtbot, window):
+    """The click asks for the tab's repaint before the lab exists; the lab's layouts, asked for while it is built,
+    are settled before that paint, so the events that show the lab paint its plots once, not once more after its
+    layouts settle (what its own jobs draw later is painted when they finish)."""
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QApplication
+    import pyqtgraph as pg
+
+    class Paints(QObject):
+        def __init__(self):
+            super().__init__()
+            self.count = {}
+
+        def eventFilter(self, obj, ev):
+            if ev.type() == QEvent.Type.Paint:
+                self.count[obj] = self.count.get(obj, 0) + 1
+            return False
+
+    w = window
+    bar = w.tabs.tabBar()
+    index = [w.tabs.tabText(i) for i in range(w.tabs.count())].index("Playground")
+    paints = Paints()
+    app = QApplication.instance()
+    app.installEventFilter(paints)
+    try:
+        qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(index).center())
+        app.processEvents()                      # what showing the tab takes, and nothing later
+    finally:
+        app.removeEventFilter(paints)
+    plots = [p.viewport() for p in w.labs["Playground"].findChildren(pg.PlotWidget) if p.isVisible()]
+    assert len(plots) == 5
+    assert [paints.count.get(v, 0) for v in plots] == [1] * 5
