@@ -219,9 +219,9 @@ def cpu_timed(fn) -> float:
     A full garbage collection runs first (untimed), so every call starts with the collector's young generations
     empty. Otherwise the call pays for collecting what was made before it: preparing a round makes fresh copies
     of every graph, hundreds of thousands of objects the collector has not yet looked at, and the first call
-    after that scanned them all in its first young collection (measured: 1k -> 4k nodes then cost 5.2-5.7x for evaluate cold and Trace
-    construction, 4.2-4.3x with the collection done first). The call still pays every collection its own objects
-    cause, the full ones its size triggers included."""
+    after that scanned them all in its first young collection (measured: 1k -> 4k nodes then cost 5.2-5.7x for
+    evaluate cold and Trace construction, 4.2-4.3x with the collection done first). The call still pays every
+    collection its own objects cause, the full ones its size triggers included."""
     gc.collect()
     t0 = time.process_time()
     fn()

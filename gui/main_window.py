@@ -403,8 +403,8 @@ class MainWindow(QMainWindow):
         if title == "Interpretability" and self.pending_model is not None:
             lab.set_network(*self.pending_model)
         # The tab's repaint was asked for when it was clicked, before the lab existed; the lab's layouts, asked for
-        # while it was built, would be settled after that first paint and paint it all again (the Playground's first
-        # open painted its five plots and its controls twice). Settle them now, so the first paint is the last.
+        # while it was built, would be settled after that first paint and paint it all again (the Playground's five
+        # plots were painted three times while it was shown). Settle them now, so the first paint is the last.
         QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
 
     def open_network_graph(self, graph: Graph) -> None:
