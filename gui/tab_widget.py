@@ -23,6 +23,8 @@ class TabWidget(QTabWidget):
         super().__init__(parent)
         self._placed_for: tuple | None = None    # what the tab bar, stack and corners were last placed from, and where
         self.full_layouts = 0                    # how many LayoutRequests placed them (a count for tests)
+        self._stack = self.findChild(QStackedWidget, "qt_tabwidget_stackedwidget",
+                                     Qt.FindChildOption.FindDirectChildrenOnly)   # QTabWidget's own, made with it
 
     def _corners(self) -> tuple[QWidget | None, QWidget | None]:
         return self.cornerWidget(Qt.Corner.TopLeftCorner), self.cornerWidget(Qt.Corner.TopRightCorner)
@@ -33,11 +35,10 @@ class TabWidget(QTabWidget):
         widget, ...), and a corner widget may be moved from outside: where they are tells whether the last
         placement still holds."""
         bar = self.tabBar()
-        stack = self.findChild(QStackedWidget, "qt_tabwidget_stackedwidget", Qt.FindChildOption.FindDirectChildrenOnly)
         corners = tuple(None if w is None else (w.isVisible(), w.sizeHint(), w.minimumSizeHint(), w.geometry())
                         for w in self._corners())
         return (self.size(), self.isVisible(), bar.isVisible(), bar.sizeHint(), bar.minimumSizeHint(),
-                bar.geometry(), None if stack is None else stack.geometry(), corners)
+                bar.geometry(), self._stack.geometry(), corners)
 
     def event(self, e: QEvent) -> bool:
         if e.type() != QEvent.Type.LayoutRequest:

@@ -34,7 +34,7 @@ UPDATE_LR = Param("lr", float, 0.1, low=0.0, low_open=True, high=1e12, log=True,
                       "(make a leaf a Parameter in the inspector)")
 
 
-_NO_ATTRS: Mapping[str, Any] = MappingProxyType({})   # shared by the many steps whose op has no attributes
+_NO_ATTRS: Mapping[str, Any] = MappingProxyType({})   # one empty read-only mapping: ops without attributes, events
 _Frozen = MappingProxyType   # an event's read-only view of a dict made for it (nothing else holds the dict)
 
 
