@@ -25,6 +25,7 @@ from gui.help import TOUR_DONE_KEY, ShortcutsDialog, Tour, TourStep, tab_note_ht
 from gui.lessons import LessonBrowser, LessonPanel
 from gui.user_op_dialog import USER_OPS_KEY, UserOpDialog
 from gui.stepping.transport import TransportBar
+from gui.idle import IdleQueue
 from gui.jobs import JobRunner
 from gui.tab_widget import TabWidget
 from simulator import EXAMPLES, ExpressionError, FileFormatError, Graph, StudioError, load_example
@@ -39,6 +40,7 @@ APP_NAME = "Backprop Studio"
 # The Backprop tab's dock layout; a new key (and version) so layouts saved with collapsed docks are not restored.
 EDITOR_STATE_KEY = "editor_state"
 LAYOUT_VERSION = 2
+PREPARE_LABS_KEY = "prepare_labs"
 PALETTE_MIN_WIDTH = 170
 INSPECTOR_MIN_WIDTH = 260
 DEFAULT_SIZE = QSize(1440, 880)
@@ -243,6 +245,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.editor_window, "Backprop")
         # Labs are built the first time their tab is opened, so start-up stays quick.
         self.labs: dict[str, QWidget] = {}
+        self._laid_out: set[str] = set()          # labs shown or painted once (prepare_labs)
+        self.idle_tasks = IdleQueue(self)
         self.pending_model = None  # the last image model trained in the playground, for the interpretability lab
         self._lab_factories = {"Playground": _playground_lab, "Init / norm": _init_lab,
                                "Optimizers": _optimizer_lab, "Classifiers": _classic_lab, "Convolution": _conv_lab,
@@ -331,6 +335,13 @@ class MainWindow(QMainWindow):
         self._action(m, "&Fit graph to window", self.view.fit_to_view, "Ctrl+0")
         m.addAction(self.palette_dock.toggleViewAction())
         m.addAction(self.inspector_dock.toggleViewAction())
+        m.addSeparator()
+        self.prepare_labs_action = self._action(
+            m, "Prepare labs in idle moments", self._set_prepare_labs,
+            tip="Build every lab and lay it out while the window is idle, so that a lab opens at once the first time "
+                "(the labs take their memory from the start: about 250 MB for all eight)")
+        self.prepare_labs_action.setCheckable(True)
+        self.prepare_labs_action.setChecked(self.settings.value(PREPARE_LABS_KEY, True, type=bool))
 
         m = self.examples_menu = mb.addMenu("E&xamples")
         for name, ex in EXAMPLES.items():
@@ -393,19 +404,61 @@ class MainWindow(QMainWindow):
         if self.warmup_plan is not None:          # the lab in front of the learner gets its kernels first
             from simulator.functional.warmup import TAB_KERNELS
             self.warmup_plan.prefer(TAB_KERNELS.get(title, ()))
-        factory = self._lab_factories.get(title)
-        if factory is None or title in self.labs:
+        if title not in self._lab_factories:
             return
-        lab = factory(self)
-        self.labs[title] = lab
-        self.tabs.widget(index).layout().addWidget(lab)
-        lab.show()
-        if title == "Interpretability" and self.pending_model is not None:
-            lab.set_network(*self.pending_model)
+        self._laid_out.add(title)
+        if title in self.labs:
+            return
+        self._build_lab(title)
         # The tab's repaint was asked for when it was clicked, before the lab existed; the lab's layouts, asked for
         # while it was built, would be settled after that first paint and paint it all again (the Playground's five
         # plots were painted three times while it was shown). Settle them now, so the first paint is the last.
         QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+
+    def _build_lab(self, title: str) -> QWidget:
+        lab = self._lab_factories[title](self)
+        self.labs[title] = lab
+        self._lab_holder(title).layout().addWidget(lab)
+        lab.show()                                # with its tab: shown now if the tab is, else when it is
+        if title == "Interpretability" and self.pending_model is not None:
+            lab.set_network(*self.pending_model)
+        return lab
+
+    def _lab_holder(self, title: str) -> QWidget:
+        return self.tabs.widget(next(i for i in range(self.tabs.count()) if self.tabs.tabText(i) == title))
+
+    # ---- labs prepared in idle moments ------------------------------------------------------------------------
+
+    def prepare_labs(self) -> None:
+        """Build the labs not opened yet, then lay each out and paint it once while hidden, one slice per quiet moment
+        (gui.idle): a lab's first click then costs about what coming back to it does (bench/tabs.py). Started when the
+        kernel warm-up has finished, unless View → Prepare labs in idle moments is unchecked."""
+        for title in self._lab_factories:
+            if title not in self.labs:
+                self.idle_tasks.add(f"build {title}", lambda t=title: self._prepare_build(t))
+            if title not in self._laid_out:
+                self.idle_tasks.add(f"lay out {title}", lambda t=title: self._prepare_layout(t))
+
+    def _prepare_build(self, title: str) -> None:
+        if title not in self.labs:
+            self._build_lab(title)
+
+    def _prepare_layout(self, title: str) -> None:
+        """Polish, lay out and paint the hidden lab once, at the size its tab will have: styles, layouts, text and
+        the plots' cached pictures are ready before its first click."""
+        holder = self._lab_holder(title)
+        if title in self._laid_out or title not in self.labs or holder.isVisible():
+            return
+        holder.resize(self.tabs.currentWidget().size())
+        holder.grab()
+        self._laid_out.add(title)
+
+    def _set_prepare_labs(self, on: bool) -> None:
+        self.settings.setValue(PREPARE_LABS_KEY, on)
+        if not on:
+            self.idle_tasks.clear()
+        elif not self.jobs.running("warmup"):
+            self.prepare_labs()
 
     def open_network_graph(self, graph: Graph) -> None:
         """The playground's network on a few examples, as a graph to step through (an undoable replacement)."""
@@ -903,8 +956,13 @@ class MainWindow(QMainWindow):
 
         self.progress.setFormat("Preparing kernels %p%")
         self.progress.show()
-        self.jobs.start("warmup", job, on_yield=self._on_warmup_progress, on_done=lambda _n: self.progress.hide(),
+        self.jobs.start("warmup", job, on_yield=self._on_warmup_progress, on_done=self._on_warmup_done,
                         on_error=self._on_warmup_failed)
+
+    def _on_warmup_done(self, _n) -> None:
+        self.progress.hide()
+        if self.prepare_labs_action.isChecked():
+            self.prepare_labs()
 
     def _on_warmup_progress(self, p) -> None:
         self.progress.setRange(0, p.total)
@@ -994,6 +1052,7 @@ class MainWindow(QMainWindow):
         self.player.close()
         self.scene.close()
         self.inspector.close_panel()
+        self.idle_tasks.clear()
         for lab in self.labs.values():
             lab.close_lab()
         self.jobs.close()          # the warm-up stops between two kernels

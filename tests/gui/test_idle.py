@@ -1,0 +1,194 @@
+"""Work in idle moments (gui.idle.IdleQueue) and the main window's labs prepared in them: a task waits while the
+learner uses the window, while it animates and while a dialog or a held button is in the way; the labs come out
+built and laid out at their tab's size, and their first click then only shows them."""
+import time
+
+import pytest
+from PySide6.QtCore import QEvent, QObject, QPoint, QSettings, Qt, QTimer
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QVBoxLayout, QWidget
+
+from gui.idle import ANIMATING_UPDATES, IdleQueue
+from gui.main_window import PREPARE_LABS_KEY
+
+QUIET = 300
+
+
+@pytest.fixture
+def shown(qtbot):
+    w = QWidget()
+    QVBoxLayout(w).addWidget(QLabel("a label", w))
+    w.resize(300, 200)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+
+
+def _keep_busy(qtbot, seconds: float, action) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        action()
+        qtbot.wait(50)
+
+
+def test_a_task_waits_for_a_quiet_moment_and_input_postpones_it(qtbot, shown):
+    q = IdleQueue(shown, quiet_ms=QUIET)
+    ran = []
+    q.add("one", lambda: ran.append(time.monotonic()))
+    start = time.monotonic()
+    handle = shown.windowHandle()
+    moves = iter(range(10_000))
+    _keep_busy(qtbot, 1.0, lambda: QTest.mouseMove(handle, QPoint(20 + next(moves) % 50, 30)))
+    assert ran == []                              # the mouse moved every 50 ms: never quiet for 300 ms
+    last_input = time.monotonic()
+    with qtbot.waitSignal(q.finished, timeout=3000):
+        pass
+    assert len(ran) == 1 and ran[0] - last_input >= QUIET / 1000 - 0.06
+    assert ran[0] - start >= 1.0
+    assert len(q) == 0 and not q._timer.isActive()
+
+
+def test_keys_postpone_a_task_too(qtbot, shown):
+    q = IdleQueue(shown, quiet_ms=QUIET)
+    ran = []
+    q.add("one", lambda: ran.append(1))
+    _keep_busy(qtbot, 0.8, lambda: QTest.keyClick(shown.windowHandle(), Qt.Key.Key_A))
+    assert ran == []
+    qtbot.waitUntil(lambda: ran == [1], timeout=3000)
+
+
+def test_an_animating_window_is_not_idle_but_a_blinking_cursor_is(qtbot, shown):
+    label = shown.findChild(QLabel)
+    q = IdleQueue(shown, quiet_ms=QUIET)
+    ran = []
+    q.add("one", lambda: ran.append(1))
+    frames = iter(range(10_000))
+    animation = QTimer()
+    animation.setInterval(100)                    # 10 repaints a second: a slow animation
+    animation.timeout.connect(lambda: label.setText(f"frame {next(frames)}"))
+    animation.start()
+    qtbot.wait(1200)
+    assert ran == [] and not q.is_quiet()
+    animation.setInterval(500)                    # a text cursor's blink: 2 repaints a second
+    assert 2 <= ANIMATING_UPDATES
+    qtbot.waitUntil(lambda: ran == [1], timeout=4000)
+    animation.stop()
+
+
+def test_a_modal_dialog_or_a_held_button_postpones_a_task(qtbot, shown):
+    q = IdleQueue(shown, quiet_ms=QUIET)
+    ran = []
+    q.add("one", lambda: ran.append(1))
+    box = QMessageBox(QMessageBox.Icon.Information, "A dialog", "open", QMessageBox.StandardButton.Close, shown)
+    box.setWindowModality(Qt.WindowModality.ApplicationModal)
+    box.show()
+    qtbot.waitUntil(lambda: QApplication.activeModalWidget() is box, timeout=2000)
+    qtbot.wait(900)
+    assert ran == []
+    box.close()
+    handle = shown.windowHandle()
+    QTest.mousePress(handle, Qt.MouseButton.LeftButton, pos=QPoint(40, 40))
+    try:
+        qtbot.wait(900)                           # a drag held still is not idle
+        assert ran == []
+    finally:
+        QTest.mouseRelease(handle, Qt.MouseButton.LeftButton, pos=QPoint(40, 40))
+    qtbot.waitUntil(lambda: ran == [1], timeout=3000)
+
+
+def test_tasks_run_one_per_quiet_moment_in_order_and_a_failing_one_is_dropped(qtbot, shown):
+    q = IdleQueue(shown, quiet_ms=QUIET)
+    ran, done = [], []
+    q.task_done.connect(done.append)
+
+    def boom():
+        ran.append("boom")
+        raise RuntimeError("a lab that cannot be built now")
+
+    q.add("a", lambda: ran.append("a"))
+    q.add("boom", boom)
+    q.add("b", lambda: ran.append("b"))
+    assert q.pending() == ["a", "boom", "b"]
+    with qtbot.waitSignal(q.finished, timeout=5000):
+        pass
+    assert ran == ["a", "boom", "b"] and done == ["a", "b"]
+
+
+def test_clear_drops_the_tasks_and_stops_watching(qtbot, shown):
+    seen = []
+
+    class Watched(IdleQueue):
+        def eventFilter(self, obj, event):  # noqa: N802
+            seen.append(event.type())
+            return super().eventFilter(obj, event)
+
+    q = Watched(shown, quiet_ms=QUIET)
+    ran = []
+    q.add("one", lambda: ran.append(1))
+    QTest.mouseMove(shown.windowHandle(), QPoint(5, 5))
+    assert QEvent.Type.MouseMove in seen          # watched while it has a task
+    q.clear()
+    seen.clear()
+    QTest.mouseMove(shown.windowHandle(), QPoint(9, 9))
+    shown.findChild(QLabel).setText("changed")
+    qtbot.wait(QUIET + 400)
+    assert ran == [] and len(q) == 0 and not q._timer.isActive()
+    assert seen == []
+
+
+def test_the_window_prepares_every_lab_and_their_first_click_only_shows_them(qtbot, make_window, tmp_path):
+    import pyqtgraph as pg
+
+    w = make_window(tmp_path / "s.ini")
+    assert w.prepare_labs_action.isChecked()      # on by default
+    w.idle_tasks.quiet_ms = 200
+    w.prepare_labs()
+    titles = [w.tabs.tabText(i) for i in range(1, w.tabs.count())]
+    assert w.idle_tasks.pending()[:4] == ["build Playground", "lay out Playground", "build Init / norm",
+                                          "lay out Init / norm"]
+    with qtbot.waitSignal(w.idle_tasks.finished, timeout=60_000):
+        pass
+    assert sorted(w.labs) == sorted(titles)
+    assert w.tabs.currentIndex() == 0 and not any(lab.isVisible() for lab in w.labs.values())
+    page = w.tabs.currentWidget().size()
+    for i in range(1, w.tabs.count()):
+        assert w.tabs.widget(i).size() == page, w.tabs.tabText(i)
+    playground = w.labs["Playground"]
+    sizes = [p.size() for p in playground.findChildren(pg.PlotWidget) if p.isVisibleTo(playground)]
+    assert len(sizes) == 5 and all(s.width() > 150 and s.height() > 100 for s in sizes)
+    bar = w.tabs.tabBar()
+    index = titles.index("Playground") + 1
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(index).center())
+    QApplication.processEvents()
+    assert w.labs["Playground"] is playground and playground.isVisible()
+    assert [p.size() for p in playground.findChildren(pg.PlotWidget) if p.isVisible()] == sizes
+    w.open_lab("Interpretability")
+    assert w.labs["Interpretability"].isVisible()
+
+
+def test_a_lab_opened_before_its_turn_is_not_built_again_and_the_setting_is_kept(qtbot, make_window, tmp_path):
+    w = make_window(tmp_path / "s.ini")
+    w.idle_tasks.quiet_ms = 200
+    optimizers = w.open_lab("Optimizers")
+    w.prepare_labs()
+    assert "build Optimizers" not in w.idle_tasks.pending() and "lay out Optimizers" not in w.idle_tasks.pending()
+    w.prepare_labs_action.trigger()               # View → Prepare labs in idle moments: off
+    assert len(w.idle_tasks) == 0 and not w.prepare_labs_action.isChecked()
+    assert QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat).value(PREPARE_LABS_KEY, type=bool) is False
+    w._on_warmup_done(0)                          # the warm-up's end starts nothing while it is off
+    assert len(w.idle_tasks) == 0
+    qtbot.wait(500)
+    assert list(w.labs) == ["Optimizers"] and w.labs["Optimizers"] is optimizers
+    w.prepare_labs_action.trigger()               # on again: the preparation starts (no warm-up is running)
+    assert w.prepare_labs_action.isChecked() and w.idle_tasks.pending()[0] == "build Playground"
+    again = make_window(tmp_path / "s2.ini")
+    assert again.prepare_labs_action.isChecked()
+    again.prepare_labs_action.trigger()
+    third = make_window(tmp_path / "s2.ini")
+    assert not third.prepare_labs_action.isChecked()
+    third._on_warmup_done(0)
+    assert len(third.idle_tasks) == 0
+    w.idle_tasks.clear()
+    w._on_warmup_done(0)                          # the setting is on here: the warm-up's end starts it
+    assert w.idle_tasks.pending()[0] == "build Playground"
