@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 QUIET_MS = 1000
 POLL_MS = 250
 ANIMATING_UPDATES = 3      # repaints in the last second above which the window counts as animating
+FRAME_S = 0.010            # repaint requests this close together are one repaint
 
 _T = QEvent.Type
 _INPUT = frozenset({
@@ -85,7 +86,9 @@ class IdleQueue(QObject):
     def eventFilter(self, _obj, event) -> bool:  # noqa: N802  (Qt's name)
         kind = event.type()
         if kind == _T.UpdateRequest:
-            self._updates.append(time.monotonic())
+            now = time.monotonic()
+            if not self._updates or now - self._updates[-1] > FRAME_S:   # one frame may reach window and widget
+                self._updates.append(now)
         elif kind in _INPUT:
             self._last_input = time.monotonic()
         return False

@@ -41,6 +41,7 @@ APP_NAME = "Backprop Studio"
 EDITOR_STATE_KEY = "editor_state"
 LAYOUT_VERSION = 2
 PREPARE_LABS_KEY = "prepare_labs"
+PREPARE_WAITS = 20          # quiet moments a lab's layout step waits for the jobs its build started
 PALETTE_MIN_WIDTH = 170
 INSPECTOR_MIN_WIDTH = 260
 DEFAULT_SIZE = QSize(1440, 880)
@@ -443,11 +444,19 @@ class MainWindow(QMainWindow):
         if title not in self.labs:
             self._build_lab(title)
 
-    def _prepare_layout(self, title: str) -> None:
+    def _prepare_layout(self, title: str, waited: int = 0) -> None:
         """Polish, lay out and paint the hidden lab once, at the size its tab will have: styles, layouts, text and
-        the plots' cached pictures are ready before its first click."""
+        the plots' cached pictures are ready before its first click. A lab whose jobs are still running (the data,
+        the first experiment its build started) is painted once they have delivered, or their plots' new ranges
+        would lay its axes out again at the click: this step goes to the back of the queue meanwhile (at most
+        PREPARE_WAITS times)."""
         holder = self._lab_holder(title)
         if title in self._laid_out or title not in self.labs or holder.isVisible():
+            return
+        lab = self.labs[title]
+        if waited < PREPARE_WAITS and any(runner.state(name) == "running" for runner in lab.findChildren(JobRunner)
+                                          for name in list(runner.handles)):
+            self.idle_tasks.add(f"lay out {title}", lambda: self._prepare_layout(title, waited + 1))
             return
         holder.resize(self.tabs.currentWidget().size())
         holder.grab()

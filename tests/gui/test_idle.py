@@ -192,3 +192,32 @@ def test_a_lab_opened_before_its_turn_is_not_built_again_and_the_setting_is_kept
     w.idle_tasks.clear()
     w._on_warmup_done(0)                          # the setting is on here: the warm-up's end starts it
     assert w.idle_tasks.pending()[0] == "build Playground"
+
+
+def test_a_lab_is_laid_out_once_the_jobs_its_build_started_have_delivered(qtbot, make_window, tmp_path):
+    import threading
+
+    from gui.jobs import JobRunner
+
+    w = make_window(tmp_path / "s.ini")
+    w.idle_tasks.quiet_ms = 200
+    w._prepare_build("Optimizers")
+    lab = w.labs["Optimizers"]
+    runner = lab.findChildren(JobRunner)[0]
+    release = threading.Event()
+
+    def slow():
+        release.wait(10)
+        yield 1
+
+    delivered = []
+    runner.start("held", slow, on_done=lambda _r: delivered.append(1))
+    w._prepare_layout("Optimizers")
+    assert "Optimizers" not in w._laid_out and w.idle_tasks.pending() == ["lay out Optimizers"]
+    assert w._lab_holder("Optimizers").size() != w.tabs.currentWidget().size()
+    qtbot.wait(800)                               # quiet moments pass: it goes back in the queue each time
+    assert "Optimizers" not in w._laid_out and w.idle_tasks.pending() == ["lay out Optimizers"]
+    release.set()
+    qtbot.waitUntil(lambda: "Optimizers" in w._laid_out, timeout=5000)
+    assert delivered == [1] and len(w.idle_tasks) == 0
+    assert w._lab_holder("Optimizers").size() == w.tabs.currentWidget().size()
