@@ -244,7 +244,8 @@ class MainWindow(QMainWindow):
         self.tabs = TabWidget(self)
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.editor_window, "Backprop")
-        # Labs are built the first time their tab is opened, so start-up stays quick.
+        # Labs are built the first time their tab is opened, or in idle moments once the kernels are ready
+        # (prepare_labs), so start-up stays quick.
         self.labs: dict[str, QWidget] = {}
         self._laid_out: set[str] = set()          # labs shown or painted once (prepare_labs)
         self.idle_tasks = IdleQueue(self)
@@ -425,8 +426,11 @@ class MainWindow(QMainWindow):
             lab.set_network(*self.pending_model)
         return lab
 
+    def _tab_index(self, title: str) -> int:
+        return next(i for i in range(self.tabs.count()) if self.tabs.tabText(i) == title)
+
     def _lab_holder(self, title: str) -> QWidget:
-        return self.tabs.widget(next(i for i in range(self.tabs.count()) if self.tabs.tabText(i) == title))
+        return self.tabs.widget(self._tab_index(title))
 
     # ---- labs prepared in idle moments ------------------------------------------------------------------------
 
@@ -579,7 +583,7 @@ class MainWindow(QMainWindow):
 
     def open_lab(self, title: str) -> QWidget:
         """Show a lab's tab (building the lab if needed) and return the lab."""
-        index = next(i for i in range(self.tabs.count()) if self.tabs.tabText(i) == title)
+        index = self._tab_index(title)
         self.tabs.setCurrentIndex(index)
         self._on_tab_changed(index)
         return self.labs[title]
