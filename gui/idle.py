@@ -1,12 +1,14 @@
-"""Work done while the learner is not using the window: a queue of short tasks, one run per quiet moment.
+"""Work done while the learner is not using the app: a queue of short tasks, one run per quiet moment.
 
-The window is quiet when, for ``quiet_ms``, it has had no input (mouse, keys, wheel, touch), no button is held, no
-menu, popup or modal dialog is open, and it is not animating: at most ``ANIMATING_UPDATES`` repaints in the last
-second (a text cursor's blinking is two; playing, training or racing is eight or more). Tasks run on the UI thread,
-so each is one slice of work (the main window's: build one lab, or lay one out and paint it once while hidden): a
-click that comes meanwhile waits for one slice at most, and the next slice waits for the next quiet moment.
+The app is quiet when, for ``quiet_ms``, none of its windows has had input (mouse, keys, wheel, touch: the main
+window, a dialog, a floating dock), no button is held, no menu, popup or modal dialog is open, the main window is not
+animating (at most ``ANIMATING_UPDATES`` repaints in the last second: a text cursor's blinking is two; playing,
+training or racing is eight or more) and the owner's ``busy()`` says no (the main window's: no lab has a job running,
+so no job is timed or slowed by a task). Tasks run on the UI thread, so each is one slice of work (the main window's:
+build one lab, or lay one out and paint it once while hidden): a click that comes meanwhile waits for one slice at
+most, and the next slice waits for the next quiet moment.
 
-The queue watches the window only while it has tasks: its event filters are removed when the last task has run.
+The queue watches the app only while it has tasks: its event filters are removed when the last task has run.
 """
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ import time
 from collections import deque
 from typing import Callable
 
+import shiboken6
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QWidget
 
 QUIET_MS = 1000
@@ -39,14 +43,15 @@ class IdleQueue(QObject):
     task_done = Signal(str)
     finished = Signal()
 
-    def __init__(self, window: QWidget, quiet_ms: int = QUIET_MS):
+    def __init__(self, window: QWidget, quiet_ms: int = QUIET_MS, busy: Callable[[], bool] | None = None):
         super().__init__(window)
         self._window = window
         self.quiet_ms = quiet_ms
+        self.busy = busy
         self._tasks: deque[tuple[str, Callable[[], object]]] = deque()
         self._last_input = time.monotonic()
         self._updates: deque[float] = deque()          # when the window was last repainted (within a second)
-        self._handle = None                             # the window's QWindow, once it has one
+        self._handles: list = []                        # the app's QWindows being watched for input
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
@@ -58,30 +63,35 @@ class IdleQueue(QObject):
         return [name for name, _task in self._tasks]
 
     def add(self, name: str, task: Callable[[], object]) -> None:
-        if not self._tasks:
+        if not self._timer.isActive():
             self._last_input = time.monotonic()         # quiet is counted from now
             self._window.installEventFilter(self)       # repaints are asked of the top-level widget
-            self._watch_handle()
+            self._watch_windows()
             self._timer.start()
         self._tasks.append((name, task))
 
     def clear(self) -> None:
-        """Drop every task not run yet and stop watching the window."""
+        """Drop every task not run yet and stop watching the app."""
         self._tasks.clear()
         self._stop()
 
-    def _watch_handle(self) -> None:
-        handle = self._window.windowHandle()            # input arrives at the QWindow before any widget sees it
-        if handle is not None and handle is not self._handle:
-            handle.installEventFilter(self)
-            self._handle = handle
+    def _watch_windows(self) -> None:
+        """Input arrives at a QWindow before any widget sees it: watch every top-level window of the app (the main
+        window, dialogs, floating docks), the ones opened since the last look too."""
+        self._handles = [h for h in self._handles if shiboken6.isValid(h)]
+        for handle in QGuiApplication.topLevelWindows():
+            if handle not in self._handles:
+                handle.installEventFilter(self)
+                self._handles.append(handle)
 
     def _stop(self) -> None:
         self._timer.stop()
-        self._window.removeEventFilter(self)
-        if self._handle is not None:
-            self._handle.removeEventFilter(self)
-            self._handle = None
+        if shiboken6.isValid(self._window):
+            self._window.removeEventFilter(self)
+        for handle in self._handles:
+            if shiboken6.isValid(handle):
+                handle.removeEventFilter(self)
+        self._handles = []
 
     def eventFilter(self, _obj, event) -> bool:  # noqa: N802  (Qt's name)
         kind = event.type()
@@ -99,10 +109,11 @@ class IdleQueue(QObject):
             self._updates.popleft()
         return (now - self._last_input >= self.quiet_ms / 1000 and len(self._updates) <= ANIMATING_UPDATES
                 and QApplication.mouseButtons() == Qt.MouseButton.NoButton
-                and QApplication.activePopupWidget() is None and QApplication.activeModalWidget() is None)
+                and QApplication.activePopupWidget() is None and QApplication.activeModalWidget() is None
+                and not (self.busy is not None and self.busy()))
 
     def _poll(self) -> None:
-        self._watch_handle()                            # a window shown after the tasks were added
+        self._watch_windows()
         if not self._tasks or not self.is_quiet():
             return
         name, task = self._tasks.popleft()
@@ -112,6 +123,6 @@ class IdleQueue(QObject):
             pass
         else:
             self.task_done.emit(name)
-        if not self._tasks:
+        if not self._tasks and self._timer.isActive():  # (a task that cleared the queue has stopped it already)
             self._stop()
             self.finished.emit()

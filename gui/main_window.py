@@ -41,7 +41,6 @@ APP_NAME = "Backprop Studio"
 EDITOR_STATE_KEY = "editor_state"
 LAYOUT_VERSION = 2
 PREPARE_LABS_KEY = "prepare_labs"
-PREPARE_WAITS = 20          # quiet moments a lab's layout step waits for the jobs its build started
 PALETTE_MIN_WIDTH = 170
 INSPECTOR_MIN_WIDTH = 260
 DEFAULT_SIZE = QSize(1440, 880)
@@ -248,7 +247,7 @@ class MainWindow(QMainWindow):
         # (prepare_labs), so start-up stays quick.
         self.labs: dict[str, QWidget] = {}
         self._laid_out: set[str] = set()          # labs shown or painted once (prepare_labs)
-        self.idle_tasks = IdleQueue(self)
+        self.idle_tasks = IdleQueue(self, busy=self._labs_working)
         self.pending_model = None  # the last image model trained in the playground, for the interpretability lab
         self._lab_factories = {"Playground": _playground_lab, "Init / norm": _init_lab,
                                "Optimizers": _optimizer_lab, "Classifiers": _classic_lab, "Convolution": _conv_lab,
@@ -448,23 +447,23 @@ class MainWindow(QMainWindow):
         if title not in self.labs:
             self._build_lab(title)
 
-    def _prepare_layout(self, title: str, waited: int = 0) -> None:
+    def _prepare_layout(self, title: str) -> None:
         """Polish, lay out and paint the hidden lab once, at the size its tab will have: styles, layouts, text and
-        the plots' cached pictures are ready before its first click. A lab whose jobs are still running (the data,
-        the first experiment its build started) is painted once they have delivered, or their plots' new ranges
-        would lay its axes out again at the click: this step goes to the back of the queue meanwhile (at most
-        PREPARE_WAITS times)."""
+        the plots' cached pictures are ready before its first click. It runs once the jobs the lab's build started
+        (its data, a first experiment) have delivered (see _labs_working), or their plots' new ranges would lay its
+        axes out again at the click."""
         holder = self._lab_holder(title)
         if title in self._laid_out or title not in self.labs or holder.isVisible():
-            return
-        lab = self.labs[title]
-        if waited < PREPARE_WAITS and any(runner.state(name) == "running" for runner in lab.findChildren(JobRunner)
-                                          for name in list(runner.handles)):
-            self.idle_tasks.add(f"lay out {title}", lambda: self._prepare_layout(title, waited + 1))
             return
         holder.resize(self.tabs.currentWidget().size())
         holder.grab()
         self._laid_out.add(title)
+
+    def _labs_working(self) -> bool:
+        """A job of a built lab is running (not paused): the preparation waits, so that no job is slowed, nor the
+        time a lab shows for one inflated, by a lab built meanwhile."""
+        return any(runner.state(name) == "running" for lab in self.labs.values()
+                   for runner in lab.findChildren(JobRunner) for name in list(runner.handles))
 
     def _set_prepare_labs(self, on: bool) -> None:
         self.settings.setValue(PREPARE_LABS_KEY, on)

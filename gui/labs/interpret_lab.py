@@ -285,7 +285,10 @@ class InterpretLab(QWidget):
         self._ensure_view(SALIENCY)
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self._on_tab_changed(0)
-        QTimer.singleShot(150, self._build_next_view)
+        # the other views, one at a time while the lab is on screen (from its first showing: it may be built hidden)
+        self._next_view = QTimer(self)
+        self._next_view.setSingleShot(True)
+        self._next_view.timeout.connect(self._build_next_view)
 
         # until there is a model the views are empty: say what to do, over them
         self.empty_note = QLabel("<p style='font-size:13pt'><b>No model to look inside yet</b></p>"
@@ -338,16 +341,21 @@ class InterpretLab(QWidget):
         elif i == EMBEDDING and self.model.embedding is not None:
             self._show_embedding()
 
+    def showEvent(self, event) -> None:  # noqa: N802  (Qt's name)
+        super().showEvent(event)
+        if not all(self._built) and not self._next_view.isActive():
+            self._next_view.start(150)
+
     def _build_next_view(self) -> None:
         # only while the lab is on screen: another tab opened meanwhile must not pay for views nobody sees (the rest
-        # are built when their tab is chosen, by _ensure_view)
+        # are built when their tab is chosen, by _ensure_view, or when the lab is shown again)
         if self.runner.closed or not self.isVisible():
             return
         rest = [i for i, b in enumerate(self._built) if not b]
         if rest:
             self._ensure_view(rest[0])
             if len(rest) > 1:
-                QTimer.singleShot(60, self._build_next_view)
+                self._next_view.start(60)
 
     @staticmethod
     def _page(form: QWidget, *more: QWidget, note: str = "") -> QWidget:

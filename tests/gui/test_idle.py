@@ -6,7 +6,8 @@ import time
 import pytest
 from PySide6.QtCore import QEvent, QPoint, QSettings, Qt, QTimer
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QVBoxLayout, QWidget
+from PySide6.QtCore import QCoreApplication
+from PySide6.QtWidgets import QApplication, QDialog, QLabel, QLineEdit, QMessageBox, QVBoxLayout, QWidget
 
 from gui.idle import ANIMATING_UPDATES, IdleQueue
 from gui.main_window import PREPARE_LABS_KEY
@@ -17,10 +18,14 @@ QUIET = 300
 @pytest.fixture
 def shown(qtbot):
     w = QWidget()
-    QVBoxLayout(w).addWidget(QLabel("a label", w))
+    lay = QVBoxLayout(w)
+    lay.addWidget(QLabel("a label", w))
+    edit = QLineEdit(w)
+    lay.addWidget(edit)
     w.resize(300, 200)
     w.show()
     qtbot.waitExposed(w)
+    edit.setFocus()
     yield w
     w.close()
 
@@ -53,9 +58,48 @@ def test_keys_postpone_a_task_too(qtbot, shown):
     q = IdleQueue(shown, quiet_ms=QUIET)
     ran = []
     q.add("one", lambda: ran.append(1))
+    edit = shown.findChild(QLineEdit)
     _keep_busy(qtbot, 0.8, lambda: QTest.keyClick(shown.windowHandle(), Qt.Key.Key_A))
-    assert ran == []
+    assert ran == [] and edit.text().startswith("aaaa")   # the keys reached the line edit, not the window
     qtbot.waitUntil(lambda: ran == [1], timeout=3000)
+
+
+def test_input_to_another_window_of_the_app_postpones_a_task(qtbot, shown):
+    """A non-modal dialog (Write your own op, a floating dock) is a window of its own: typing there is not idle."""
+    dialog = QDialog(shown)
+    QVBoxLayout(dialog).addWidget(QLineEdit(dialog))
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    q = IdleQueue(shown, quiet_ms=QUIET)
+    ran = []
+    q.add("one", lambda: ran.append(1))
+    _keep_busy(qtbot, 0.8, lambda: QTest.keyClick(dialog.windowHandle(), Qt.Key.Key_B))
+    assert ran == [] and dialog.findChild(QLineEdit).text().startswith("bbbb")
+    qtbot.waitUntil(lambda: ran == [1], timeout=3000)
+    dialog.close()
+
+
+def test_the_owner_can_hold_the_tasks_while_it_is_busy(qtbot, shown):
+    working = [True]
+    q = IdleQueue(shown, quiet_ms=QUIET, busy=lambda: working[0])
+    ran = []
+    q.add("one", lambda: ran.append(1))
+    qtbot.wait(QUIET + 700)
+    assert ran == []
+    working[0] = False
+    qtbot.waitUntil(lambda: ran == [1], timeout=3000)
+
+
+def test_repaint_requests_of_one_frame_count_once(qtbot, shown):
+    q = IdleQueue(shown, quiet_ms=QUIET)
+    q.add("one", lambda: None)
+    for _ in range(3):                            # one frame reaching the widget and its window
+        QCoreApplication.sendEvent(shown, QEvent(QEvent.Type.UpdateRequest))
+    assert len(q._updates) == 1
+    qtbot.wait(20)
+    QCoreApplication.sendEvent(shown, QEvent(QEvent.Type.UpdateRequest))
+    assert len(q._updates) == 2
+    q.clear()
 
 
 def test_an_animating_window_is_not_idle_but_a_blinking_cursor_is(qtbot, shown):
@@ -110,6 +154,10 @@ def test_tasks_run_one_per_quiet_moment_in_order_and_a_failing_one_is_dropped(qt
     q.add("boom", boom)
     q.add("b", lambda: ran.append("b"))
     assert q.pending() == ["a", "boom", "b"]
+    qtbot.waitUntil(lambda: ran == ["a"], timeout=3000)
+    moves = iter(range(10_000))                   # one task per quiet moment: input after the first holds the rest
+    _keep_busy(qtbot, 0.8, lambda: QTest.mouseMove(shown.windowHandle(), QPoint(20 + next(moves) % 50, 30)))
+    assert ran == ["a"] and q.pending() == ["boom", "b"]
     with qtbot.waitSignal(q.finished, timeout=5000):
         pass
     assert ran == ["a", "boom", "b"] and done == ["a", "b"]
@@ -194,7 +242,9 @@ def test_a_lab_opened_before_its_turn_is_not_built_again_and_the_setting_is_kept
     assert w.idle_tasks.pending()[0] == "build Playground"
 
 
-def test_a_lab_is_laid_out_once_the_jobs_its_build_started_have_delivered(qtbot, make_window, tmp_path):
+def test_the_preparation_waits_while_a_lab_has_a_job_running(qtbot, make_window, tmp_path):
+    """No step runs while a built lab's job runs (its data, a first experiment, a training): the job is not slowed,
+    the time a lab shows for it is not inflated, and a lab is painted hidden only once its data has arrived."""
     import threading
 
     from gui.jobs import JobRunner
@@ -202,8 +252,7 @@ def test_a_lab_is_laid_out_once_the_jobs_its_build_started_have_delivered(qtbot,
     w = make_window(tmp_path / "s.ini")
     w.idle_tasks.quiet_ms = 200
     w._prepare_build("Optimizers")
-    lab = w.labs["Optimizers"]
-    runner = lab.findChildren(JobRunner)[0]
+    runner = w.labs["Optimizers"].findChildren(JobRunner)[0]
     release = threading.Event()
 
     def slow():
@@ -212,12 +261,42 @@ def test_a_lab_is_laid_out_once_the_jobs_its_build_started_have_delivered(qtbot,
 
     delivered = []
     runner.start("held", slow, on_done=lambda _r: delivered.append(1))
-    w._prepare_layout("Optimizers")
-    assert "Optimizers" not in w._laid_out and w.idle_tasks.pending() == ["lay out Optimizers"]
-    assert w._lab_holder("Optimizers").size() != w.tabs.currentWidget().size()
-    qtbot.wait(800)                               # quiet moments pass: it goes back in the queue each time
-    assert "Optimizers" not in w._laid_out and w.idle_tasks.pending() == ["lay out Optimizers"]
+    w.prepare_labs()
+    pending = w.idle_tasks.pending()
+    assert pending[:2] == ["build Playground", "lay out Playground"] and "build Optimizers" not in pending
+    qtbot.wait(900)                               # quiet moments pass, and nothing runs
+    assert w.idle_tasks.pending() == pending and list(w.labs) == ["Optimizers"]
     release.set()
-    qtbot.waitUntil(lambda: "Optimizers" in w._laid_out, timeout=5000)
-    assert delivered == [1] and len(w.idle_tasks) == 0
+    qtbot.waitUntil(lambda: "Optimizers" in w._laid_out, timeout=30_000)
+    assert delivered == [1]
     assert w._lab_holder("Optimizers").size() == w.tabs.currentWidget().size()
+
+
+def test_a_lab_opened_while_queued_is_not_built_again_and_closing_drops_the_queue(qtbot, make_window, tmp_path):
+    w = make_window(tmp_path / "s.ini")
+    w.idle_tasks.quiet_ms = 200
+    w.prepare_labs()
+    assert "build Search" in w.idle_tasks.pending()
+    search = w.open_lab("Search")                 # before its turn
+    with qtbot.waitSignal(w.idle_tasks.finished, timeout=60_000):
+        pass
+    assert w.labs["Search"] is search and w._lab_holder("Search").findChildren(type(search)) == [search]
+    again = make_window(tmp_path / "s2.ini")
+    again.idle_tasks.quiet_ms = 200
+    again.prepare_labs()
+    again.undo_stack.setClean()
+    again.close()
+    assert len(again.idle_tasks) == 0
+    qtbot.wait(600)
+    assert again.labs == {}
+
+
+def test_a_prepared_interpretability_lab_builds_its_other_views_once_shown(qtbot, make_window, tmp_path):
+    w = make_window(tmp_path / "s.ini")
+    w._prepare_build("Interpretability")
+    w._prepare_layout("Interpretability")
+    lab = w.labs["Interpretability"]
+    qtbot.wait(500)
+    assert not all(lab._built)                    # hidden: nobody sees the views yet
+    w.open_lab("Interpretability")
+    qtbot.waitUntil(lambda: all(lab._built), timeout=10_000)
