@@ -455,18 +455,8 @@ class MainWindow(QMainWindow):
         holder = self._lab_holder(title)
         if title in self._laid_out or title not in self.labs or holder.isVisible():
             return
-        from gui.labs.common import FlowSplitter   # (imported with the labs, not with the window)
-
         holder.resize(self.tabs.currentWidget().size())
         holder.grab()
-        # A FlowSplitter arranges its panes only while shown (a lab being built has no real size): arranged now at
-        # the size the grab gave it and painted again, the panes and their plots have their final sizes before the
-        # click (the Playground's first click 0.09-0.11 -> 0.07 s on X11, and its plots' ranges as when built there).
-        splitters = holder.findChildren(FlowSplitter)
-        for splitter in splitters:
-            splitter.arrange()
-        if splitters:
-            holder.grab()
         self._laid_out.add(title)
 
     def _labs_working(self) -> bool:
