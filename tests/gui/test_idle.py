@@ -13,6 +13,7 @@ from gui.idle import ANIMATING_UPDATES, IdleQueue
 from gui.main_window import PREPARE_LABS_KEY
 
 QUIET = 300
+POLL_WAIT = 600          # more than a poll of the queue (250 ms) and a quiet moment
 
 
 @pytest.fixture
@@ -183,6 +184,33 @@ def test_clear_drops_the_tasks_and_stops_watching(qtbot, shown):
     qtbot.wait(QUIET + 400)
     assert ran == [] and len(q) == 0 and not q._timer.isActive()
     assert seen == []
+
+
+def test_a_task_that_clears_the_queue_ends_it_without_finished(qtbot, shown):
+    q = IdleQueue(shown, quiet_ms=QUIET)
+    ended = []
+    q.finished.connect(lambda: ended.append(1))
+    q.add("clears", q.clear)
+    q.add("never", lambda: ended.append("ran"))
+    qtbot.waitUntil(lambda: len(q) == 0, timeout=3000)
+    qtbot.wait(POLL_WAIT)
+    assert ended == [] and not q._timer.isActive()
+
+
+def test_a_window_that_stops_being_top_level_is_let_go(qtbot):
+    """Its QWindow is destroyed when it is put inside another widget: stopping must not touch the dead window."""
+    lone = QWidget()
+    lone.resize(200, 100)
+    lone.show()
+    qtbot.waitExposed(lone)
+    q = IdleQueue(lone, quiet_ms=QUIET)
+    q.add("one", lambda: None)
+    container = QWidget()
+    lone.setParent(container)
+    assert lone.windowHandle() is None
+    q.clear()                                     # raised "Internal C++ object already deleted" before
+    assert len(q) == 0 and not q._timer.isActive()
+    container.close()
 
 
 def test_the_window_prepares_every_lab_and_their_first_click_only_shows_them(qtbot, make_window, tmp_path):
