@@ -8,7 +8,9 @@ so no job is timed or slowed by a task). Tasks run on the UI thread, so each is 
 build one lab, or lay one out and paint it once while hidden): a click that comes meanwhile waits for one slice at
 most, and the next slice waits for the next quiet moment.
 
-The queue watches the app only while it has tasks: its event filters are removed when the last task has run.
+The queue watches the app (an event filter on the application: every window's input and repaint requests) only
+while it has tasks: the filter is removed when the last task has run. (Watching each QWindow instead crashed: the
+list of top-level windows can hold one whose widget was just reparented or deleted, and wrapping it segfaults.)
 """
 from __future__ import annotations
 
@@ -16,9 +18,7 @@ import time
 from collections import deque
 from typing import Callable
 
-import shiboken6
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QWidget
 
 QUIET_MS = 1000
@@ -35,7 +35,7 @@ _INPUT = frozenset({
 
 
 class IdleQueue(QObject):
-    """Tasks (name, callable) for the window's quiet moments, run in the order added, one per moment.
+    """Tasks (name, callable) for the app's quiet moments, run in the order added, one per moment.
 
     ``task_done(str)`` is emitted with a task's name after it ran, ``finished()`` when the queue has run dry. A task
     that raises is dropped (its work is left to be done when it is needed) and the queue goes on."""
@@ -44,14 +44,12 @@ class IdleQueue(QObject):
     finished = Signal()
 
     def __init__(self, window: QWidget, quiet_ms: int = QUIET_MS, busy: Callable[[], bool] | None = None):
-        super().__init__(window)
-        self._window = window
+        super().__init__(window)                      # the queue lives and dies with its window
         self.quiet_ms = quiet_ms
         self.busy = busy
         self._tasks: deque[tuple[str, Callable[[], object]]] = deque()
         self._last_input = time.monotonic()
-        self._updates: deque[float] = deque()          # when the window was last repainted (within a second)
-        self._handles: list = []                        # the app's QWindows being watched for input
+        self._updates: deque[float] = deque()          # when a window was last repainted (within a second)
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
@@ -65,8 +63,7 @@ class IdleQueue(QObject):
     def add(self, name: str, task: Callable[[], object]) -> None:
         if not self._timer.isActive():
             self._last_input = time.monotonic()         # quiet is counted from now
-            self._window.installEventFilter(self)       # repaints are asked of the top-level widget
-            self._watch_windows()
+            QApplication.instance().installEventFilter(self)
             self._timer.start()
         self._tasks.append((name, task))
 
@@ -75,29 +72,17 @@ class IdleQueue(QObject):
         self._tasks.clear()
         self._stop()
 
-    def _watch_windows(self) -> None:
-        """Input arrives at a QWindow before any widget sees it: watch every top-level window of the app (the main
-        window, dialogs, floating docks), the ones opened since the last look too."""
-        self._handles = [h for h in self._handles if shiboken6.isValid(h)]
-        for handle in QGuiApplication.topLevelWindows():
-            if handle not in self._handles:
-                handle.installEventFilter(self)
-                self._handles.append(handle)
-
     def _stop(self) -> None:
         self._timer.stop()
-        if shiboken6.isValid(self._window):
-            self._window.removeEventFilter(self)
-        for handle in self._handles:
-            if shiboken6.isValid(handle):
-                handle.removeEventFilter(self)
-        self._handles = []
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self)
 
     def eventFilter(self, _obj, event) -> bool:  # noqa: N802  (Qt's name)
         kind = event.type()
         if kind == _T.UpdateRequest:
             now = time.monotonic()
-            if not self._updates or now - self._updates[-1] > FRAME_S:   # one frame may reach window and widget
+            if not self._updates or now - self._updates[-1] > FRAME_S:   # one frame may reach a window and a widget
                 self._updates.append(now)
         elif kind in _INPUT:
             self._last_input = time.monotonic()
@@ -113,7 +98,6 @@ class IdleQueue(QObject):
                 and not (self.busy is not None and self.busy()))
 
     def _poll(self) -> None:
-        self._watch_windows()
         if not self._tasks or not self.is_quiet():
             return
         name, task = self._tasks.popleft()
