@@ -9,11 +9,13 @@ answers with ``update()``, for an active/inactive palette that pyqtgraph's items
 pens and brushes): every pyqtgraph GraphicsWidget (plot, view box, axis, legend, label) ignores those events, so
 switching back to a tab no longer redraws its axes' text (about 10 ms on the optimizer lab) nor paints its plots a
 second time (the optimizer lab's three plots: 52 -> 26-35 ms from the tab switch to the end of painting). Plots are also
-made without pyqtgraph's right-click menus (every lab turned them off after building them, at ~10 ms a plot).
+made without pyqtgraph's right-click menus (every lab turned them off after building them, at ~10 ms a plot), and
+a vertical axis spaces its labelled ticks at least MIN_LABEL_GAP_PX apart (short plots no longer pile labels up).
 Imported (and applied) by gui.labs.common, which every lab view imports before it makes a plot."""
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable, Sequence
 
 import pyqtgraph as pg
@@ -23,6 +25,30 @@ from PySide6.QtWidgets import QGraphicsItem
 __all__ = ["brush", "brushes_by_class", "configure", "pen"]
 
 _ACTIVATION = (QEvent.Type.WindowActivate, QEvent.Type.WindowDeactivate)
+
+# A vertical axis's labelled ticks are at least this far apart (a label is about 13 px tall): pyqtgraph asks for at
+# least 2.25 intervals whatever the axis's length, which piles 0.2, 0.4, 0.6 and 0.8 on each other on a plot 45 px
+# tall (the Playground's learning-rate plot at 1280x800).
+MIN_LABEL_GAP_PX = 16
+
+
+def next_nice_step(step: float) -> float:
+    """The next step of the 1-2-5 sequence above ``step`` (0.2 -> 0.5 -> 1 -> 2)."""
+    exp = math.floor(math.log10(step) + 1e-9)
+    unit = 10.0 ** exp
+    m = round(step / unit, 6)
+    return (2 if m < 2 else 5 if m < 5 else 10) * unit
+
+
+def spaced_levels(levels: list, span: float, size: float) -> list:
+    """pyqtgraph's tick levels [(spacing, offset), ...] for a vertical axis `size` px long showing `span` units, with
+    the major spacing raised along 1-2-5 until its ticks are MIN_LABEL_GAP_PX apart; finer levels stay if finer."""
+    if not levels or size <= 0 or span <= 0:
+        return levels
+    major, offset = levels[0]
+    while major * size / span < MIN_LABEL_GAP_PX:
+        major = next_nice_step(major)
+    return [(major, offset)] + [level for level in levels[1:] if level[0] < major]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -90,7 +116,16 @@ def configure() -> None:
         self.picture = None
         self.update()
 
+    spacing = pg.AxisItem.tickSpacing
+
+    def _tick_spacing(self, min_val, max_val, size):
+        levels = spacing(self, min_val, max_val, size)
+        if self.orientation in ("left", "right") and self._tickSpacing is None:
+            return spaced_levels(levels, abs(max_val - min_val), size)
+        return levels
+
     pg.AxisItem.__init__ = __init__
+    pg.AxisItem.tickSpacing = _tick_spacing
     pg.GraphicsWidget.event = _event
     pg.AxisItem._updateLabel = _update_label
     pg.AxisItem._studio_cached = True

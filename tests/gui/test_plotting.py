@@ -1,5 +1,6 @@
 """gui.plotting: an axis is drawn once and kept as a pixmap, through tab switches, until its range changes."""
 import pyqtgraph as pg
+import pytest
 from PySide6.QtWidgets import QLabel, QTabWidget
 
 import gui.plotting  # noqa: F401  (configures pyqtgraph as every lab has it)
@@ -93,3 +94,30 @@ def test_an_axis_label_follows_its_text_and_its_si_prefix(qtbot):
     assert axis.label.toPlainText() == "voltage (V)"
     plot.setLabel("left", "current", units="A")
     assert axis.label.toPlainText() == "current (A)"
+
+
+def test_next_nice_step_walks_the_1_2_5_sequence():
+    from gui.plotting import next_nice_step
+
+    seq = [0.01]
+    for _ in range(6):
+        seq.append(next_nice_step(seq[-1]))
+    assert seq == pytest.approx([0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0])
+    assert next_nice_step(25.0) == pytest.approx(50.0) and next_nice_step(3.0) == pytest.approx(5.0)
+
+
+def test_a_short_vertical_axis_spaces_its_labels_and_a_tall_one_keeps_pyqtgraphs_ticks(qtbot):
+    """0..1 on a 45 px axis: pyqtgraph asks for ticks every 0.2 (9 px apart, the labels piled on each other); they
+    are 0.5 apart (22.5 px). On a 400 px axis and on a bottom axis the spacing is pyqtgraph's own."""
+    from gui.plotting import MIN_LABEL_GAP_PX
+
+    w = pg.PlotWidget()
+    qtbot.addWidget(w)
+    left, bottom = w.getPlotItem().getAxis("left"), w.getPlotItem().getAxis("bottom")
+    short = left.tickSpacing(0.0, 1.0, 45)
+    assert short[0][0] == pytest.approx(0.5) and short[0][0] * 45 >= MIN_LABEL_GAP_PX
+    assert all(level[0] < short[0][0] for level in short[1:])
+    values = left.tickValues(0.0, 1.0, 45)
+    assert list(values[0][1]) == pytest.approx([0.0, 0.5, 1.0])
+    assert left.tickSpacing(0.0, 1.0, 400)[0][0] == pytest.approx(0.2)      # 80 px apart already
+    assert bottom.tickSpacing(0.0, 1.0, 45)[0][0] == pytest.approx(0.2)     # widths are pyqtgraph's business
