@@ -172,8 +172,10 @@ def layernorm_backward(dout2, xhat2, gamma, inv_std):
 
 
 # Group norm's sums may be reassociated (and multiply-adds fused): LLVM then vectorises the reductions over a group's
-# contiguous block (about 4x faster in float32); the float64 accumulators keep the result within rounding of the
-# sequential sum. Nothing else is relaxed (no assumptions about NaN or infinity).
+# contiguous block. Each channel's row of L values is summed in the array's dtype (eight float32 lanes at a time, where
+# float64 accumulators would halve the width and convert every element) and the rows' sums are added in float64; the
+# per-element arithmetic of the last pass runs in the array's dtype too, with the group's constants rounded to it
+# once. Nothing else is relaxed (no assumptions about NaN or infinity).
 _REASSOC = {"reassoc", "contract"}
 
 # The outputs are allocated by the Python wrappers (numpy) and filled by the kernels.
@@ -185,26 +187,33 @@ def _groupnorm_forward_into(x3, gamma, beta, groups, eps, out, xhat, inv):
     G = groups
     cg = C // G
     m = cg * L
+    cast = x3.dtype.type
+    zero = cast(0)
     for n in range(N):
         for g in range(G):
             c0 = g * cg
             acc = 0.0
             for c in range(c0, c0 + cg):
+                row = zero
                 for l in range(L):
-                    acc += x3[n, c, l]
-            mu = acc / m
+                    row += x3[n, c, l]
+                acc += row
+            mu = cast(acc / m)
             acc = 0.0
             for c in range(c0, c0 + cg):
+                row = zero
                 for l in range(L):
                     d = x3[n, c, l] - mu
-                    acc += d * d
+                    row += d * d
+                acc += row
             s = 1.0 / np.sqrt(acc / m + eps)
             inv[n, g] = s
+            sc = cast(s)
             for c in range(c0, c0 + cg):
                 ga = gamma[c]
                 be = beta[c]
                 for l in range(L):
-                    h = (x3[n, c, l] - mu) * s
+                    h = (x3[n, c, l] - mu) * sc
                     xhat[n, c, l] = h
                     out[n, c, l] = h * ga + be
 
@@ -215,6 +224,8 @@ def _groupnorm_backward_into(dout3, xhat3, gamma, inv_std, groups, dx, dgamma, d
     G = groups
     cg = C // G
     m = cg * L
+    cast = xhat3.dtype.type
+    zero = cast(0)
     for n in range(N):
         for g in range(G):
             c0 = g * cg
@@ -222,8 +233,8 @@ def _groupnorm_backward_into(dout3, xhat3, gamma, inv_std, groups, dx, dgamma, d
             s2 = 0.0
             for c in range(c0, c0 + cg):
                 ga = gamma[c]
-                sg = 0.0
-                sb = 0.0
+                sg = zero
+                sb = zero
                 for l in range(L):
                     d = dout3[n, c, l]
                     sb += d
@@ -232,13 +243,13 @@ def _groupnorm_backward_into(dout3, xhat3, gamma, inv_std, groups, dx, dgamma, d
                 dbeta[c] += sb
                 s1 += ga * sb
                 s2 += ga * sg
-            s1 /= m
-            s2 /= m
             k = inv_std[n, g]
+            b0 = cast(k * s1 / m)
+            b1 = cast(k * s2 / m)
             for c in range(c0, c0 + cg):
-                ga = gamma[c]
+                a = cast(k * gamma[c])
                 for l in range(L):
-                    dx[n, c, l] = k * (dout3[n, c, l] * ga - s1 - xhat3[n, c, l] * s2)
+                    dx[n, c, l] = a * dout3[n, c, l] - b0 - b1 * xhat3[n, c, l]
 
 
 def groupnorm_forward(x3: np.ndarray, gamma: np.ndarray, beta: np.ndarray, groups: int, eps: float

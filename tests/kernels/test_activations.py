@@ -85,6 +85,21 @@ def test_relu_gradient_at_the_kink_is_zero():
     assert np.all(K.leaky_relu_backward(np.ones(3), x, 0.01) == 0.01)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_relu_backward_passes_dout_bit_for_bit_and_zeroes_the_rest(dtype):
+    """dx is dout itself where x > 0 (every bit: -0.0, inf, NaN, the smallest subnormal) and +0.0 elsewhere,
+    whatever dout holds there (an inf upstream gradient behind a dead unit gives 0, not NaN, as in torch)."""
+    tiny = np.finfo(dtype).smallest_subnormal
+    dout = np.array([-0.0, np.inf, np.nan, tiny, -3.5, np.inf, np.nan, -2.0, 7.0], dtype)
+    x = np.array([1.0, 2.0, 0.5, 3.0, 4.0, -1.0, 0.0, np.nan, -0.0], dtype).reshape(3, 3)
+    dx = K.relu_backward(dout.reshape(3, 3), x)
+    assert dx.dtype == dtype and dx.shape == (3, 3)
+    expected = np.array([-0.0, np.inf, np.nan, tiny, -3.5, 0.0, 0.0, 0.0, 0.0], dtype)
+    assert dx.reshape(-1).tobytes() == expected.tobytes()
+    # a float64 upstream gradient is taken in x's dtype
+    assert K.relu_backward(np.full((3, 3), 0.1), x).dtype == dtype
+
+
 @SETTINGS
 @given(shape=st.lists(st.integers(1, 5), min_size=2, max_size=4).map(tuple), per_channel=st.booleans(),
        dtype=st.sampled_from([np.float64, np.float32]), seed=st.integers(0, 2**32 - 1))
