@@ -9,7 +9,8 @@ Shapes are reduced to 3-D views by the caller (simulator/layers.py):
   group norm      (N, C, H, W) -> (N, C, H*W)   statistics per (n, group of C/G channels) over those channels' H, W,
                                                 affine per C (G = C is instance norm, G = 1 layer norm with a
                                                 per-channel affine)
-Sums accumulate in float64 whatever the dtype. Variances are biased (divide by m) for normalising, as PyTorch; the
+Sums accumulate in float64 whatever the dtype (group and instance norm: each channel's row summed in the array's
+dtype first, the rows' sums in float64; see _REASSOC). Variances are biased (divide by m) for normalising, as PyTorch; the
 unbiased running-variance update is the caller's (it needs m > 1).
 
 Backward of xhat = (x - mean) * inv_std over a group of m elements, with dxhat = dout * gamma:
@@ -174,8 +175,9 @@ def layernorm_backward(dout2, xhat2, gamma, inv_std):
 # Group norm's sums may be reassociated (and multiply-adds fused): LLVM then vectorises the reductions over a group's
 # contiguous block. Each channel's row of L values is summed in the array's dtype (eight float32 lanes at a time, where
 # float64 accumulators would halve the width and convert every element) and the rows' sums are added in float64; the
-# per-element arithmetic of the last pass runs in the array's dtype too, with the group's constants rounded to it
-# once. Nothing else is relaxed (no assumptions about NaN or infinity).
+# last pass (_normalize_rows, no fast-math) runs in the array's dtype too, the mean carried as two numbers of it. In
+# float32 the outputs stay within a few ulps of a float64 computation from the same inputs (tests/kernels/test_norm.py,
+# data far from zero mean included). Nothing else is relaxed (no assumptions about NaN or infinity).
 _REASSOC = {"reassoc", "contract"}
 
 # The outputs are allocated by the Python wrappers (numpy) and filled by the kernels.
@@ -192,30 +194,43 @@ def _groupnorm_forward_into(x3, gamma, beta, groups, eps, out, xhat, inv):
     for n in range(N):
         for g in range(G):
             c0 = g * cg
+            # Summed as deviations from the group's first value, so the rounding of float32 sums scales with the
+            # data's spread, not with its distance from zero (an image in 0-255).
+            pivot = x3[n, c0, 0]
             acc = 0.0
             for c in range(c0, c0 + cg):
                 row = zero
                 for l in range(L):
-                    row += x3[n, c, l]
+                    row += x3[n, c, l] - pivot
                 acc += row
-            mu = cast(acc / m)
+            mu = pivot + acc / m
+            mu_hi = cast(mu)               # the mean as a pair of the dtype's numbers, hi + lo: x - mu_hi is exact
+            mu_lo = cast(mu - mu_hi)       # for x near the mean, and lo carries the rest of it
             acc = 0.0
             for c in range(c0, c0 + cg):
                 row = zero
                 for l in range(L):
-                    d = x3[n, c, l] - mu
+                    d = x3[n, c, l] - mu_hi
                     row += d * d
                 acc += row
-            s = 1.0 / np.sqrt(acc / m + eps)
+            # mean of (x - mu_hi)^2 = variance + (mu - mu_hi)^2: taken off (it matters when the spread is a few ulps
+            # of the mean, e.g. 1e4 +- 0.01 in float32)
+            s = 1.0 / np.sqrt(max(acc / m - (mu - mu_hi) ** 2, 0.0) + eps)
             inv[n, g] = s
-            sc = cast(s)
-            for c in range(c0, c0 + cg):
-                ga = gamma[c]
-                be = beta[c]
-                for l in range(L):
-                    h = (x3[n, c, l] - mu) * sc
-                    xhat[n, c, l] = h
-                    out[n, c, l] = h * ga + be
+            _normalize_rows(x3, n, c0, c0 + cg, mu_hi, mu_lo, cast(s), gamma, beta, xhat, out)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _normalize_rows(x3, n, c_from, c_to, mu_hi, mu_lo, s, gamma, beta, xhat, out):
+    """xhat = ((x - mu_hi) - mu_lo) * s and out = xhat * gamma + beta over rows c_from..c_to of sample n, in the
+    array's dtype and evaluated as written: no fast-math here, which would fold mu_lo into mu_hi and lose it."""
+    for c in range(c_from, c_to):
+        ga = gamma[c]
+        be = beta[c]
+        for l in range(x3.shape[2]):
+            h = ((x3[n, c, l] - mu_hi) - mu_lo) * s
+            xhat[n, c, l] = h
+            out[n, c, l] = h * ga + be
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=_REASSOC)

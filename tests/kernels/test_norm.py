@@ -1,5 +1,6 @@
 """kernels.norm against plain numpy: batch norm (train and eval), layer norm, instance norm, forward and backward."""
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from kernels import norm as K
@@ -132,6 +133,31 @@ def test_groupnorm(N, G, cg, L, dtype, seed):
     np.testing.assert_allclose(dx, ref, rtol=rtol * 10, atol=atol * 10)
     np.testing.assert_allclose(dg, (d64 * xh).sum((0, 2)), rtol=rtol * 10, atol=atol * 10)
     np.testing.assert_allclose(db, d64.sum((0, 2)), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("offset, scale", [(0.0, 1.0), (100.0, 1.0), (0.0, 1e-3), (255.0, 60.0), (1e4, 1e-2)])
+def test_groupnorm_float32_long_rows_stay_within_float32_rounding(offset, scale):
+    """Rows of 1,024 values (a 32x32 feature map), which the float32 kernel sums in float32 lanes: against a float64
+    reference computed from the same float32 inputs, including data far from zero mean (an image in 0-255) and data
+    whose spread is a few ulps of its mean (1e4 +- 0.01). The outputs lie within about 1e-6: a few float32 ulps."""
+    rng = np.random.default_rng(7)
+    N, G, cg, L = 3, 2, 4, 1024
+    C = G * cg
+    x = (rng.standard_normal((N, C, L)) * scale + offset).astype(np.float32)
+    g, be = rng.standard_normal(C).astype(np.float32), rng.standard_normal(C).astype(np.float32)
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    x64, d64 = x.astype(np.float64), dout.astype(np.float64)
+    xg = x64.reshape(N, G, cg, L)
+    xh = ((xg - xg.mean((2, 3), keepdims=True)) / np.sqrt(xg.var((2, 3), keepdims=True) + EPS)).reshape(x.shape)
+    gb = g[None, :, None].astype(np.float64)
+    out, xhat, inv_std = K.groupnorm_forward(x, g, be, G, EPS)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, xh * gb + be[None, :, None], rtol=1e-6, atol=2e-6)
+    dx, dg, db = K.groupnorm_backward(dout, xhat, g, inv_std, G)
+    ref = ref_norm_backward(d64.reshape(N, G, cg, L), xg, gb.reshape(1, G, cg, 1), (2, 3), EPS).reshape(x.shape)
+    np.testing.assert_allclose(dx, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dg, (d64 * xh).sum((0, 2)), rtol=1e-5, atol=1e-4)   # sums of 3,072 products
+    np.testing.assert_allclose(db, d64.sum((0, 2)), rtol=1e-5, atol=1e-4)
 
 
 def test_groupnorm_with_one_group_per_channel_is_instance_norm():
