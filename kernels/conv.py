@@ -184,19 +184,23 @@ def _col2im_add(dcols, HH, WW, stride, pad, Hout, Wout, n0, dx):
 # 2*ow + j], exactly Wout wide (Ws = Wout) and Hs = Hout + (k-1)//2 rows per sample; the tap (i, j) reads plane
 # (c, j, i % 2) i // 2 rows down: taps[c, i, j] = ((c*k + j)*2 + i%2)*PS + (i//2)*Ws. A sample's rows past Hout are
 # not computed, and at stride 2 its outputs are one run of q. The planes cost 1.5x (3x3) the copying of the input.
-# Forward (_direct): a register block (_tap_block) holds TAP_R vectors of consecutive q for TAP_G = 4 filters, 12
+# Forward (_direct): a register block (_tap_block) holds TAP_R vectors of V lanes for TAP_G = 4 filters, 12
 # accumulators that stay in registers over all C*k*k taps; per tap it loads TAP_R input vectors and broadcasts 4
 # weights, for 12 fused multiply-adds. It then writes its lanes straight into `out`: a vector whose lanes are
-# consecutive outputs whole, else lane by lane (a row's end, a sample's last rows). One group of 4 filters runs over
-# all blocks of a sample before the next group, so the output is written as 4 sequential streams. Past the last
-# filter a group repeats filter F - 1. Measured on (64,3,32,32) with 32 5x5 filters: 1.2-1.3x the kernel it replaced
-# (one pass per filter row (c, i) for 2 filters, accumulator rows loaded and stored at every pass: 10 multiply-adds
-# per 7 loads and 2 stores, then a copy of the rows into `out`: 20% of its time), the stride-2 3x3 1.2x, the other
-# 3x3 shapes the same; one kernel for both sizes and strides (the conv group's cold compile: 24-27 s, was 30 s). The
-# blocks in q order with all filter groups per block and an accumulator buffer copied out afterwards were 5-20%
-# slower on the 5x5 and stride-2 shapes (the copy costs what writing the output costs) and 5% faster on 64 channels;
-# in q order with direct stores (32 output streams at once), 20% slower on the 5x5. In a plain Numba loop LLVM keeps
-# no vector in a register from one tap to the next: hence the intrinsic.
+# consecutive outputs whole, else lane by lane (a row's end, a sample's last rows). A block's vectors need not be
+# neighbours: each has its own offset, so the outputs are cut into vectors either row by row (no lane spent on the
+# columns past Wout: 5x5 filters on 32-wide rows, 12% faster than runs of q, where 2 of every 34 positions were
+# dropped) or along each sample's run of q, whichever makes fewer vectors, and the blocks run on across the samples of
+# a pass (stride 2's 8 rows of 8 outputs no longer fill 3 blocks with a wasted vector: 4-5% faster). One group of 4
+# filters runs over all blocks of a pass before the next group, so the output is written as 4 sequential streams per
+# sample. Past the last filter a group repeats filter F - 1. Measured on (64,3,32,32) with 32 5x5 filters: 1.2-1.3x
+# the kernel it replaced (one pass per filter row (c, i) for 2 filters, accumulator rows loaded and stored at every
+# pass: 10 multiply-adds per 7 loads and 2 stores, then a copy of the rows into `out`: 20% of its time), the stride-2
+# 3x3 1.2x, the other 3x3 shapes the same; one kernel for both sizes and strides (the conv group's cold compile: 24-27
+# s, was 30 s). The blocks in q order with all filter groups per block and an accumulator buffer copied out afterwards
+# were 5-20% slower on the 5x5 and stride-2 shapes (the copy costs what writing the output costs) and 5% faster on 64
+# channels; in q order with direct stores (32 output streams at once), 20% slower on the 5x5. In a plain Numba loop
+# LLVM keeps no vector in a register from one tap to the next: hence the intrinsic.
 # Backward: dw[f, c, i, j] = sum_q dout[f, q] * xp[taps[c, i, j] + q] is _direct_dw (both strides): register blocks
 # (_dw_block) of 4 filters x 3 taps, 12 vectors of partial sums kept in registers over the whole q loop of dout's rows
 # laid out like q (zeros in the dropped rows and columns), 7 loads per 12 multiply-adds; 1.06-1.18x the two kernels
@@ -336,39 +340,74 @@ def _rows_in(dout, n, m, Hs, Ws, ds, db):
 @njit(cache=True, nogil=True)
 def _direct(x, w, b, stride, pad, n0, n1, out, xp, taps, M, Hs, Ws):
     """out[n0:n1] = conv(x[n0:n1], w) + b for k x k filters (see _planes), w (F, C*k*k) and out C-contiguous, taps
-    (C, k, k). For each sample and each group of TAP_G filters, _tap_block runs over the sample's blocks of B positions
-    (TAP_R vectors of q) and writes the outputs straight to `out`: lanes[q] is the position of a sample's q in an
-    output plane (-1 past a row's Wout or the sample's Hout), the same for every sample, computed once per call."""
+    (C, k, k). The outputs of a group of m samples are cut into vectors of V lanes, and _tap_block runs on TAP_R of
+    them at a time, in order across the group's samples, for each group of TAP_G filters: vofs[i] is vector i's offset
+    in the planes (the q of its first lane), lanes[i * V + v] the place of its lane v in the output counted from the
+    group's first sample's plane 0 (-1 for a lane to drop), full[i] whether its lanes are V consecutive outputs. Two
+    ways to cut, whichever gives fewer vectors (rows first on a tie): each output row into vectors of its own (a
+    row's last vector may hang past its end: 5x5 filters on 32-wide rows, stride 2's 8-wide ones), or each sample's
+    run of q, rows Ws apart with the columns past Wout dropped (rows narrower than a few vectors, 28 wide, say)."""
     N, F, Hout, Wout = out.shape
-    planes = out.reshape(N * F, Hout * Wout)
+    P = Hout * Wout
+    planes = out.reshape(N * F, P)
     taps = taps.reshape(-1)
     V = 32 // xp.itemsize
     B = TAP_R * V
-    span = (Hout * Ws + B - 1) // B * B  # a sample's blocks
-    lanes = np.empty(span, np.int64)  # the position in an output plane of each q of a sample, -1 if dropped
-    full = np.empty(span // V, np.int64)
+    per_row = (Wout + V - 1) // V            # vectors per output row, cut by rows
+    per_run = (Hout * Ws + V - 1) // V       # vectors per sample, cut along q
+    by_rows = Hout * per_row <= per_run
+    per_sample = Hout * per_row if by_rows else per_run
+    blocks = (M * per_sample + TAP_R - 1) // TAP_R
+    vofs = np.zeros(blocks * TAP_R, np.int64)
+    lanes = np.empty(blocks * B, np.int64)
+    full = np.zeros(blocks * TAP_R, np.int64)
     junk = np.empty(V, xp.dtype)
-    oh, ow = 0, 0
-    for q in range(span):
-        lanes[q] = oh * Wout + ow if ow < Wout and oh < Hout else -1
-        ow += 1
-        if ow == Ws:
-            ow = 0
-            oh += 1
-    for r in range(span // V):
-        full[r] = lanes[r * V] >= 0 and lanes[r * V + V - 1] - lanes[r * V] == V - 1
-    end = (M - 1) * Hs * Ws + span  # past the last block of a full group of samples
+    # past the last lane any vector reads (the taps' offsets come on top)
+    last = ((M - 1) * Hs + Hout - 1) * Ws + per_row * V if by_rows else (M - 1) * Hs * Ws + per_run * V
     if w.shape[0] != F or w.shape[1] != taps.shape[0] or b.shape[0] != F or n1 > min(N, x.shape[0]) \
-            or taps.max() + end > xp.shape[0]:  # no block reads or writes past its buffer
+            or (P > 0 and taps.max() + last > xp.shape[0]):  # no block reads past its buffer
         raise ValueError("direct convolution: buffers too small for the geometry")
+    filled = -1  # the sample count the vectors are laid out for
+    nblocks = 0
     for n in range(n0, n1, M):
         m = min(M, n1 - n)
         _planes(x, n, m, M, stride, pad, Hs, Ws, xp)
-        for s in range(m):
-            for f in range(0, F, TAP_G):
-                for q in range(0, span, B):
-                    _tap_block(xp, w, taps, b, planes, (n + s) * F, f, s * Hs * Ws + q, lanes[q:q + B],
-                               full[q // V:q // V + TAP_R], junk)
+        if m != filled:
+            i = 0
+            for s in range(m):
+                if by_rows:
+                    for oh in range(Hout):
+                        for ow in range(0, Wout, V):
+                            vofs[i] = (s * Hs + oh) * Ws + ow
+                            place = s * F * P + oh * Wout + ow
+                            for v in range(V):
+                                lanes[i * V + v] = place + v if ow + v < Wout else -1
+                            full[i] = ow + V <= Wout
+                            i += 1
+                else:
+                    oh, ow = 0, 0   # the row and column of q (no division in the loops: about 40 cycles each)
+                    for r in range(i, i + per_run):
+                        vofs[r] = s * Hs * Ws + (r - i) * V
+                        for v in range(r * V, r * V + V):
+                            lanes[v] = s * F * P + oh * Wout + ow if ow < Wout and oh < Hout else -1
+                            ow += 1
+                            if ow == Ws:
+                                ow = 0
+                                oh += 1
+                        full[r] = lanes[r * V] >= 0 and lanes[r * V + V - 1] - lanes[r * V] == V - 1
+                    i += per_run
+            nblocks = (i + TAP_R - 1) // TAP_R
+            while i < nblocks * TAP_R:  # the last block's spare vectors: read what the first one reads, write junk
+                vofs[i] = 0
+                full[i] = 0
+                for v in range(V):
+                    lanes[i * V + v] = -1
+                i += 1
+            filled = m
+        for f in range(0, F, TAP_G):
+            for blk in range(nblocks):
+                _tap_block(xp, w, taps, b, planes, n * F, f, 0, lanes[blk * B:(blk + 1) * B],
+                           full[blk * TAP_R:(blk + 1) * TAP_R], junk, vofs[blk * TAP_R:(blk + 1) * TAP_R])
 
 
 @intrinsic

@@ -10,8 +10,8 @@ Shapes are reduced to 3-D views by the caller (simulator/layers.py):
                                                 affine per C (G = C is instance norm, G = 1 layer norm with a
                                                 per-channel affine)
 Sums accumulate in float64 whatever the dtype (group and instance norm: each channel's row summed in the array's
-dtype first, the rows' sums in float64; see _REASSOC). Variances are biased (divide by m) for normalising, as PyTorch; the
-unbiased running-variance update is the caller's (it needs m > 1).
+dtype first, the rows' sums in float64; see _REASSOC). Variances are biased (divide by m) for normalising, as
+PyTorch; the unbiased running-variance update is the caller's (it needs m > 1).
 
 Backward of xhat = (x - mean) * inv_std over a group of m elements, with dxhat = dout * gamma:
   dx = inv_std / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))

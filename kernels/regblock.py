@@ -30,35 +30,37 @@ def _vector_ir(context, builder, dtype) -> tuple:
 
 
 @intrinsic
-def _tap_block(typingctx, xp, w, taps, b, out, p0, f0, q0, lanes, full, junk):
-    """One register block of the direct forward (kernels.conv._direct) and of Winograd's GEMMs (kernels.winograd):
-    for g < TAP_G and lane v < B = TAP_R * (32-byte vector width), the output b[f] + sum_t w[f, t] * xp[taps[t] + q0 +
-    v] of filter f = min(f0 + g, F - 1) goes to out[p0 + f, lanes[v]] (lanes[v] < 0: a dropped position, written to
-    junk instead). Its TAP_G * TAP_R accumulator vectors stay in registers over all the taps t; each weight is
-    broadcast from memory (one load for TAP_R multiply-adds) and each input vector loaded once for the TAP_G filters.
-    A vector whose lanes are consecutive outputs (full[r] != 0) is stored whole, any other lane by lane. With lanes,
-    full and junk all None, lane v goes to out[p0 + f, q0 + v], every vector whole (the GEMMs' case: a smaller
-    function, quicker to compile). Past the last filter a row repeats filter F - 1, which writes the same numbers to
-    the same place again. Written in LLVM IR because Numba's loops cannot keep vectors in registers across a loop;
-    each multiply-add is llvm.fmuladd (see _vector_ir). No bounds checks here: its callers check their buffers' sizes
-    once per call. xp, w (F, taps), b, out (planes, positions), junk: C-contiguous arrays of one float dtype; taps
-    (offsets into xp), lanes (B,) and full (TAP_R,): 64-bit integers."""
-    whole = all(isinstance(a, types.NoneType) for a in (lanes, full, junk))
+def _tap_block(typingctx, xp, w, taps, b, out, p0, f0, q0, lanes, full, junk, vofs):
+    """One register block of the direct forward (kernels.conv._direct) and of Winograd's GEMMs (kernels.winograd): for
+    g < TAP_G and lane v < V (the 32-byte vector width) of vector r < TAP_R, the output b[f] + sum_t w[f, t] *
+    xp[taps[t] + q0 + vofs[r] + v] of filter f = min(f0 + g, F - 1) goes to out[p0 + f, lanes[r * V + v]] (lanes <
+    0: a dropped position, written to junk instead; a position may run past its plane into the planes after it). Its
+    TAP_G * TAP_R accumulator vectors stay in registers over all the taps t; each weight is broadcast from memory
+    (one load for TAP_R multiply-adds) and each input vector loaded once for the TAP_G filters. A vector whose lanes
+    are consecutive outputs (full[r] != 0) is stored whole, any other lane by lane. With lanes, full, junk and vofs
+    all None, vector r reads xp[taps[t] + q0 + r * V + v] and goes whole to out[p0 + f, q0 + r * V + v] (the GEMMs'
+    case: a smaller function, quicker to compile). Past the last filter a row repeats filter F - 1, which writes the
+    same numbers to the same place again. Written in LLVM IR because Numba's loops cannot keep vectors in registers
+    across a loop; each multiply-add is llvm.fmuladd (see _vector_ir). No bounds checks here: its callers check
+    their buffers' sizes once per call. xp, w (F, taps), b, out (planes, positions), junk: C-contiguous arrays of
+    one float dtype; taps (offsets into xp), lanes (TAP_R * V,), full and vofs (TAP_R,): 64-bit integers."""
+    whole = all(isinstance(a, types.NoneType) for a in (lanes, full, junk, vofs))
     floats = (xp, w, b, out) if whole else (xp, w, b, out, junk)
-    ints = (taps,) if whole else (taps, lanes, full)
+    ints = (taps,) if whole else (taps, lanes, full, vofs)
     if not all(isinstance(a, types.Array) and a.layout == "C" and a.dtype == xp.dtype for a in floats) \
             or xp.dtype not in (types.float32, types.float64) \
             or not all(isinstance(a, types.Array) and a.layout == "C" and isinstance(a.dtype, types.Integer)
                        and a.dtype.bitwidth == 64 and a.ndim == 1 for a in ints) \
             or (w.ndim, out.ndim, xp.ndim, b.ndim) != (2, 2, 1, 1) or not (whole or junk.ndim == 1):
         return None
-    sig = types.void(xp, w, taps, b, out, p0, f0, q0, lanes, full, junk)
+    sig = types.void(xp, w, taps, b, out, p0, f0, q0, lanes, full, junk, vofs)
 
     def codegen(context, builder, signature, args):
         xa, wa, ta, ba, oa = (context.make_array(ty)(context, builder, v)
                               for ty, v in zip(signature.args[:5], args[:5]))
         if not whole:
-            la, fa, ja = (context.make_array(ty)(context, builder, v) for ty, v in zip(signature.args[8:], args[8:]))
+            la, fa, ja, va = (context.make_array(ty)(context, builder, v)
+                              for ty, v in zip(signature.args[8:], args[8:]))
         p0_, f0_, q0_ = (context.cast(builder, v, ty, types.int64) for ty, v in zip(signature.args[5:8], args[5:8]))
         i64 = ir.IntType(64)
         V, vtype, fma = _vector_ir(context, builder, signature.args[0].dtype)
@@ -76,6 +78,8 @@ def _tap_block(typingctx, xp, w, taps, b, out, p0, f0, q0, lanes, full, junk):
             return builder.gep(ptr, [i])
 
         ntaps = cgutils.unpack_tuple(builder, ta.shape)[0]
+        offsets = ([const(r * V) for r in range(TAP_R)] if whole
+                   else [builder.load(at(va.data, const(r))) for r in range(TAP_R)])
         last = builder.sub(cgutils.unpack_tuple(builder, wa.shape)[0], const(1))
         plane = cgutils.unpack_tuple(builder, oa.shape)[1]
         acc, wrows, planes = [], [], []
@@ -92,7 +96,7 @@ def _tap_block(typingctx, xp, w, taps, b, out, p0, f0, q0, lanes, full, junk):
         with cgutils.for_range(builder, ntaps) as loop:
             t = loop.index
             base = builder.add(builder.load(at(ta.data, t)), q0_)
-            inputs = [builder.load(builder.bitcast(at(xa.data, builder.add(base, const(r * V))), vtype.as_pointer()),
+            inputs = [builder.load(builder.bitcast(at(xa.data, builder.add(base, offsets[r])), vtype.as_pointer()),
                                    align=4) for r in range(TAP_R)]
             for g in range(TAP_G):
                 weight = splat(builder.load(at(wrows[g], t)))
@@ -123,17 +127,20 @@ def _tap_block(typingctx, xp, w, taps, b, out, p0, f0, q0, lanes, full, junk):
     return sig, codegen
 
 
-def _tap_block_numpy(xp, w, taps, b, out, p0, f0, q0, lanes, full, junk):
+def _tap_block_numpy(xp, w, taps, b, out, p0, f0, q0, lanes, full, junk, vofs):
     """_tap_block's numbers in numpy (a sum of products per tap, not fused), for NUMBA_DISABLE_JIT=1: an intrinsic
     has no Python body."""
-    B = TAP_R * (32 // xp.itemsize)
+    V = 32 // xp.itemsize
     if lanes is None:  # the GEMMs' case: consecutive positions from q0
-        lanes = q0 + np.arange(B)
+        lanes = q0 + np.arange(TAP_R * V)
+        vofs = np.arange(TAP_R) * V
     rows = np.minimum(np.arange(f0, f0 + TAP_G), w.shape[0] - 1)
-    block = xp[taps.astype(np.int64)[:, None] + q0 + np.arange(B)]  # (taps, B)
+    where = (q0 + np.asarray(vofs, np.int64)[:, None] + np.arange(V)).reshape(-1)   # (B,) input offsets of the lanes
+    block = xp[taps.astype(np.int64)[:, None] + where]  # (taps, B)
     values = b[rows, None] + (w[rows][:, :, None] * block[None]).sum(axis=1)
     kept = lanes >= 0
-    out[(p0 + rows)[:, None], lanes[kept][None, :]] = values[:, kept]
+    flat = out.reshape(-1)   # a position may run past its plane into the next ones
+    flat[((p0 + rows) * out.shape[1])[:, None] + lanes[kept][None, :]] = values[:, kept]
 
 
 if config.DISABLE_JIT:

@@ -252,7 +252,8 @@ def forward(x, U, b, pad, n0, n1, out, R, eo, V, M2):
                 tx = taps[xi]
                 for f in range(0, F, TAP_G):
                     for q in range(0, T, BLOCK):
-                        _tap_block(V, Ux, tx, zero_bias, M2, xi * (F + 1), f, q, None, None, None)  # whole vectors
+                        _tap_block(V, Ux, tx, zero_bias, M2, xi * (F + 1), f, q,  # whole vectors
+                                   None, None, None, None)
             for f in range(F):
                 bias = b[f]
                 for lt in range(nti):

@@ -242,8 +242,8 @@ def test_direct_forward_refuses_buffers_too_small_for_its_blocks():
     out = np.empty((2, 5, 8, 8))
     K._direct(x, w.reshape(5, -1), b, 1, 1, 0, 2, out, xp, taps, M, Hs, Ws)
     np.testing.assert_allclose(out, ref_forward(x, w, b, 1, 1))
-    B = K.TAP_R * 4
-    end = (M - 1) * Hs * Ws + -(-8 * Ws // B) * B
+    V = 4   # float64 lanes per vector: an 8-wide output row is 2 vectors
+    end = ((M - 1) * Hs + 8 - 1) * Ws + (2 - 1) * V + V   # past the last lane the last vector reads
     for bad in (dict(xp=xp[:int(taps.max()) + end - 1]), dict(taps=taps[:2]), dict(w=w[:4].reshape(4, -1)),
                 dict(b=b[:4]), dict(out=np.empty((1, 5, 8, 8)))):
         args = dict(xp=xp, taps=taps, w=w.reshape(5, -1), b=b, out=out) | bad
