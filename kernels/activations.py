@@ -50,7 +50,7 @@ def _relu_fwd(x, zero):
 def _relu_bwd(dout_bits, x, zero, ones):
     # dout's bits kept where x > 0 and cleared (+0.0) elsewhere: an AND with a mask of ones, which the loop
     # vectorises as cheaply as it loads (a float select compiled to blends ran 1.5x torch's time on this machine)
-    dx = np.empty_like(dout_bits)
+    dx = np.empty(x.size, dout_bits.dtype)
     for i in range(x.size):
         dx[i] = dout_bits[i] & (ones if x[i] > zero else ones ^ ones)
     return dx
@@ -65,11 +65,11 @@ _BITS = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
 
 
 def relu_backward(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """dx = dout where x > 0, else 0 (dout in x's dtype)."""
+    """dx = dout where x > 0, else 0 (dout in x's dtype, broadcast to x's shape)."""
     bits = _BITS.get(x.dtype)
     if bits is None:   # not a kernel dtype: plain numpy
         return np.where(x > 0, dout, 0).astype(x.dtype)
-    d = _flat(np.asarray(dout, dtype=x.dtype)).view(bits)
+    d = _flat(np.broadcast_to(np.asarray(dout, dtype=x.dtype), x.shape)).view(bits)
     return _relu_bwd(d, _flat(x), _c(x, 0), bits(-1)).view(x.dtype).reshape(x.shape)
 
 

@@ -173,12 +173,16 @@ def layernorm_backward(dout2, xhat2, gamma, inv_std):
 
 
 # Group norm's sums may be reassociated (and multiply-adds fused): LLVM then vectorises the reductions over a group's
-# contiguous block. Each channel's row of L values is summed in the array's dtype (eight float32 lanes at a time, where
-# float64 accumulators would halve the width and convert every element) and the rows' sums are added in float64; the
-# last pass (_normalize_rows, no fast-math) runs in the array's dtype too, the mean carried as two numbers of it. In
-# float32 the outputs stay within a few ulps of a float64 computation from the same inputs (tests/kernels/test_norm.py,
-# data far from zero mean included). Nothing else is relaxed (no assumptions about NaN or infinity).
-_REASSOC = {"reassoc", "contract"}
+# contiguous block. Each channel's row is summed in the array's dtype (eight float32 lanes at a time, where float64
+# accumulators would halve the width and convert every element), and the rows' sums in float64; the last pass
+# (_normalize_rows, no fast-math) runs in the array's dtype too, the mean carried as two numbers of it. In float32 the
+# outputs stay within a few ulps of a float64 computation from the same inputs, dgamma and dbeta within float32
+# summation's rounding, a tenth of torch's on 65,536-value rows (tests/kernels/test_norm.py, data far from zero mean
+# included). (Summing a row in blocks of float32 sums added in float64 stopped LLVM vectorising the loops: 2-3x
+# slower.) As in torch, float32 deviations whose squares sum past float32's range (|x - mean| ~ 1e17 over 1,024
+# values) give inf. Nothing else is relaxed (no assumptions about NaN or infinity).
+_REASSOC = {"reassoc", "contract"}   # never "nsz" (or True): LLVM could then regroup (x - pivot) + (y - pivot) and
+                                     # (x - mu_hi) - mu_lo, and lose what the pivot and mu_lo keep
 
 # The outputs are allocated by the Python wrappers (numpy) and filled by the kernels.
 
@@ -196,7 +200,7 @@ def _groupnorm_forward_into(x3, gamma, beta, groups, eps, out, xhat, inv):
             c0 = g * cg
             # Summed as deviations from the group's first value, so the rounding of float32 sums scales with the
             # data's spread, not with its distance from zero (an image in 0-255).
-            pivot = x3[n, c0, 0]
+            pivot = x3[n, c0, 0] if L > 0 else zero
             acc = 0.0
             for c in range(c0, c0 + cg):
                 row = zero
@@ -220,7 +224,7 @@ def _groupnorm_forward_into(x3, gamma, beta, groups, eps, out, xhat, inv):
             _normalize_rows(x3, n, c0, c0 + cg, mu_hi, mu_lo, cast(s), gamma, beta, xhat, out)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=False)  # explicit: a callee inherits its caller's
 def _normalize_rows(x3, n, c_from, c_to, mu_hi, mu_lo, s, gamma, beta, xhat, out):
     """xhat = ((x - mu_hi) - mu_lo) * s and out = xhat * gamma + beta over rows c_from..c_to of sample n, in the
     array's dtype and evaluated as written: no fast-math here, which would fold mu_lo into mu_hi and lose it."""

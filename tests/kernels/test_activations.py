@@ -96,8 +96,12 @@ def test_relu_backward_passes_dout_bit_for_bit_and_zeroes_the_rest(dtype):
     assert dx.dtype == dtype and dx.shape == (3, 3)
     expected = np.array([-0.0, np.inf, np.nan, tiny, -3.5, 0.0, 0.0, 0.0, 0.0], dtype)
     assert dx.reshape(-1).tobytes() == expected.tobytes()
-    # a float64 upstream gradient is taken in x's dtype
+    # a float64 upstream gradient is taken in x's dtype, and a scalar or a row broadcasts to x's shape
     assert K.relu_backward(np.full((3, 3), 0.1), x).dtype == dtype
+    kept = (x > 0).reshape(-1)
+    for g in (np.float64(2.0), np.full(3, 2.0)):
+        dx = K.relu_backward(g, x).reshape(-1)
+        assert dx.dtype == dtype and np.array_equal(dx, np.where(kept, 2.0, 0.0).astype(dtype))
 
 
 @SETTINGS
