@@ -29,9 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, Floors
+
 IMPORT_FLOOR = 1.0
 WINDOW_FLOOR = 1.5
 
@@ -156,14 +156,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{med['bare Qt window']:.3f} s ({med['window'] / med['bare Qt window']:.2f}x)")
     if heavy:
         print(f"  import simulator loaded {', '.join(sorted(heavy))}")
-    checks = [(f"import simulator < {IMPORT_FLOOR:.1f} s   {med['import simulator']:.3f} s",
-               med["import simulator"] < IMPORT_FLOOR),
-              (f"window shown < {WINDOW_FLOOR:.1f} s   {med['window']:.3f} s", med["window"] < WINDOW_FLOOR)]
-    ok = True
-    for text, passed in checks:
-        ok &= passed
-        print(f"  {'PASS' if passed else 'FAIL'}  {text}")
-    return 0 if ok else 1
+    floors = Floors()
+    floors.check(f"import simulator < {IMPORT_FLOOR:.1f} s", med["import simulator"] < IMPORT_FLOOR,
+                 f"{med['import simulator']:.3f} s")
+    floors.check(f"window shown < {WINDOW_FLOOR:.1f} s", med["window"] < WINDOW_FLOOR, f"{med['window']:.3f} s")
+    return floors.report()
 
 
 if __name__ == "__main__":
