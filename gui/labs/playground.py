@@ -176,6 +176,7 @@ def _plot(title: str, left: str, log_y: bool = False) -> pg.PlotWidget:
     pi.getAxis("left").enableAutoSIPrefix(False)
     pi.getAxis("bottom").enableAutoSIPrefix(False)
     pi.setLabel("bottom", "iteration")
+    pi.setContentsMargins(0, 0, 12, 0)   # room for the last tick label of the iteration axis at the window's edge
     if log_y:
         pi.setLogMode(y=True)
         pi.getAxis("left").setStyle(maxTextLevel=0)   # decade labels only: minor labels pile up
